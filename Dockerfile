@@ -1,0 +1,58 @@
+# syntax=docker/dockerfile:1
+#
+# credwatch container image.
+#
+#   docker build -t credwatch .
+#   docker run --rm -p 9863:9863 credwatch demo         # simulated upstreams
+#   docker run --rm -p 9863:9863 \
+#     -v "$PWD/config.yaml:/etc/credwatch/config.yaml:ro" \
+#     -v "$PWD/secrets:/var/run/secrets/credwatch:ro" credwatch
+#
+# Build args: RUST_VERSION (toolchain image tag), CREDWATCH_REVISION (git
+# revision reported in credwatch_build_info; e.g. --build-arg
+# CREDWATCH_REVISION=$(git rev-parse --short HEAD)).
+
+ARG RUST_VERSION=1.95
+
+# ---------------------------------------------------------------------------
+FROM rust:${RUST_VERSION}-bookworm AS build
+WORKDIR /src
+
+# Dependencies first: with only the manifests and stub targets, this layer
+# is rebuilt when Cargo.toml/Cargo.lock change, not on every source edit.
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir src \
+ && echo 'fn main() {}' > src/main.rs \
+ && touch src/lib.rs \
+ && cargo fetch --locked \
+ && cargo build --release --locked \
+ && rm -rf src target/release/credwatch target/release/deps/credwatch-* \
+           target/release/deps/libcredwatch-* target/release/.fingerprint/credwatch-*
+
+COPY src ./src
+ARG CREDWATCH_REVISION=unknown
+ENV CREDWATCH_REVISION=${CREDWATCH_REVISION}
+RUN cargo build --release --locked \
+ && install -D -m 0755 target/release/credwatch /out/credwatch
+
+# ---------------------------------------------------------------------------
+# glibc-linked binary: distroless "cc" carries glibc, libgcc and CA
+# certificates, and nothing else (no shell, no package manager).
+FROM gcr.io/distroless/cc-debian12:nonroot
+
+LABEL org.opencontainers.image.title="credwatch" \
+      org.opencontainers.image.description="Watches ElevenLabs and Twilio credentials and exports their health to Prometheus" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+COPY --from=build /out/credwatch /usr/local/bin/credwatch
+
+USER 65532:65532
+EXPOSE 9863
+
+# `credwatch healthcheck` GETs http://127.0.0.1:9863/livez (exec form: the
+# image has no shell). Liveness only; credential health is in /health.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+  CMD ["/usr/local/bin/credwatch", "healthcheck"]
+
+ENTRYPOINT ["/usr/local/bin/credwatch"]
+CMD ["serve", "--config", "/etc/credwatch/config.yaml"]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Static checks of the operator artifacts:
+#  - promtool check rules + promtool test rules for the alerting rules
+#  - the test copy with shortened `for:` still loads
+#  - deploy/kubernetes/prometheus-operator/prometheusrule.yaml is in sync
+#  - the Grafana dashboard parses and lists its queries
+# Installs prometheus/promtool first if needed (scripts/install-prometheus.sh).
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+if ! command -v promtool >/dev/null 2>&1; then
+  scripts/install-prometheus.sh
+fi
+
+promtool check rules deploy/prometheus/credwatch-rules.yml
+promtool test rules deploy/prometheus/credwatch-rules.test.yml
+
+tmp="$(scripts/rules-for-test.sh)"
+trap 'rm -f "$tmp"' EXIT
+promtool check rules "$tmp"
+
+python3 scripts/sync-prometheusrule.py --check
+
+# Every dashboard query must at least parse: wrap them as recording rules.
+queries="$(mktemp "${TMPDIR:-/tmp}/credwatch-dashboard-queries.XXXXXX.yml")"
+trap 'rm -f "$tmp" "$queries"' EXIT
+python3 scripts/dashboard-queries.py | python3 -c '
+import json, sys
+rules = [{"record": "dashboard:query_%d" % i, "expr": line.strip()}
+         for i, line in enumerate(sys.stdin) if line.strip()]
+print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
+' >"$queries"
+promtool check rules "$queries"
+
+echo "check-rules.sh: all checks passed" >&2

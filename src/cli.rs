@@ -1,0 +1,311 @@
+//! The command line: `serve`, `validate`, `demo`, `healthcheck`.
+//!
+//! Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ProcessEnv};
+use crate::providers::http::Upstream;
+use crate::scheduler::{self, SchedulerHandle};
+use crate::server::{self, App, Limits, Reloader};
+use crate::state::State;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:9863";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "credwatch",
+    version,
+    about = "Watches ElevenLabs and Twilio credentials and exports their health to Prometheus"
+)]
+pub struct Cli {
+    /// Log format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CREDWATCH_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info`, `debug`, `credwatch=trace`.
+    #[arg(long, global = true, default_value = "info", env = "CREDWATCH_LOG")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the daemon: background checks, /metrics, /health.
+    Serve {
+        /// Config file.
+        #[arg(long, env = "CREDWATCH_CONFIG")]
+        config: PathBuf,
+        /// Listen address (overrides `listen:` in the config).
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+    },
+    /// Load and validate a config (secrets resolved, nothing sent upstream).
+    Validate {
+        #[arg(long, env = "CREDWATCH_CONFIG")]
+        config: PathBuf,
+    },
+    /// Run the daemon against a built-in simulator of both APIs: no account needed.
+    Demo {
+        /// Listen address.
+        #[arg(long, default_value = "127.0.0.1:9863")]
+        listen: SocketAddr,
+    },
+    /// GET a local /livez and exit 0 if it answers 200 (for Docker HEALTHCHECK).
+    Healthcheck {
+        #[arg(long, default_value = "http://127.0.0.1:9863/livez")]
+        url: String,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    init_tracing(cli.log_format, &cli.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("credwatch: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Serve { config, listen } => serve(&config, listen).await,
+            Command::Validate { config } => validate(&config),
+            Command::Demo { listen } => crate::demo::run(listen).await,
+            Command::Healthcheck { url } => healthcheck(&url).await,
+        }
+    })
+}
+
+fn init_tracing(format: LogFormat, level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+fn load(path: &Path) -> Result<Config, ExitCode> {
+    match Config::load(path, &ProcessEnv) {
+        Ok(config) => {
+            for w in &config.warnings {
+                tracing::warn!("{}: {}", path.display(), w);
+            }
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("credwatch: invalid configuration\n{e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+fn validate(path: &Path) -> ExitCode {
+    match Config::load(path, &ProcessEnv) {
+        Ok(config) => {
+            for w in &config.warnings {
+                eprintln!("warning: {}: {}", path.display(), w);
+            }
+            println!(
+                "{}: valid ({} credential{})",
+                path.display(),
+                config.credentials.len(),
+                if config.credentials.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(path: &Path, listen: Option<SocketAddr>) -> ExitCode {
+    let config = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let addr = listen
+        .or(config.listen)
+        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("credwatch: cannot listen on {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        listen = %addr,
+        credentials = config.credentials.len(),
+        config = %path.display(),
+        version = crate::VERSION,
+        "credwatch started"
+    );
+    let path = path.to_path_buf();
+    let reload_path = path.clone();
+    run_daemon(listener, config, move || {
+        Config::load(&reload_path, &ProcessEnv)
+    })
+    .await
+}
+
+/// Runs the scheduler and the server until SIGTERM/SIGINT; SIGHUP and
+/// `POST /-/reload` call `reload_config`.
+pub async fn run_daemon<F>(listener: TcpListener, config: Config, reload_config: F) -> ExitCode
+where
+    F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
+{
+    let state = State::new(&config);
+    let upstream = match Upstream::new(
+        config.max_concurrent_requests_per_host,
+        Some(state.self_metrics.upstream_requests.clone()),
+    ) {
+        Ok(u) => Arc::new(u),
+        Err(e) => {
+            eprintln!("credwatch: cannot build the HTTP client: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let listen = config.listen;
+    let scheduler: Arc<SchedulerHandle> =
+        Arc::new(scheduler::spawn(Arc::new(config), state.clone(), upstream));
+    let reloader: Reloader = {
+        let state = state.clone();
+        let scheduler = scheduler.clone();
+        Arc::new(move || match reload_config() {
+            Ok(config) => {
+                for w in &config.warnings {
+                    tracing::warn!("{}: {}", config.source.display(), w);
+                }
+                if config.listen != listen {
+                    tracing::warn!("`listen` changed; it takes effect at the next restart");
+                }
+                tracing::info!(
+                    credentials = config.credentials.len(),
+                    "configuration reloaded"
+                );
+                scheduler.reload(Arc::new(config));
+                state.set_reload_result(true);
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!("configuration reload failed, keeping the running one: {e}");
+                state.set_reload_result(false);
+                Err(e.to_string())
+            }
+        })
+    };
+    spawn_sighup(reloader.clone());
+    let app = Arc::new(App {
+        state,
+        reloader: Some(reloader),
+    });
+    server::run(listener, app, Limits::default(), shutdown_signal()).await;
+    tracing::info!("shutting down");
+    match Arc::try_unwrap(scheduler) {
+        Ok(s) => s.shutdown().await,
+        Err(s) => drop(s),
+    }
+    ExitCode::SUCCESS
+}
+
+#[cfg(unix)]
+fn spawn_sighup(reload: Reloader) {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::hangup()) {
+        Ok(mut hup) => {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = reload();
+                }
+            });
+        }
+        Err(e) => tracing::warn!("cannot listen for SIGHUP: {e}"),
+    }
+}
+
+#[cfg(not(unix))]
+fn spawn_sighup(_: Reloader) {}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = match signal(SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+async fn healthcheck(url: &str) -> ExitCode {
+    let client = match reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(3))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return ExitCode::from(1),
+    };
+    match client.get(url).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("credwatch healthcheck: {url} answered {}", r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("credwatch healthcheck: {url}: {}", e.without_url());
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,843 @@
+//! From [`RawConfig`] to [`Config`]: every check of the file, collected so the
+//! user sees all problems at once.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawElevenLabs, RawPermissionProbe, RawTwilio};
+use super::{
+    Config, ConfigError, Credential, Diagnostic, ElevenLabs, Env, PermissionProbe, SecretSource,
+    SecretValue, Spec, StatusMatch, Twilio, TwilioAuth,
+};
+use crate::providers;
+use crate::secret::Secret;
+
+pub const DEFAULT_ELEVENLABS_URL: &str = "https://api.elevenlabs.io";
+pub const DEFAULT_TWILIO_URL: &str = "https://api.twilio.com";
+const DEFAULT_INTERVAL: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_DETAIL_INTERVAL: Duration = Duration::from_secs(600);
+const DEFAULT_MAX_PER_HOST: usize = 16;
+const DEFAULT_SECRET_POLL: Duration = Duration::from_secs(10);
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(super) fn parse(text: &str) -> Result<RawConfig, Diagnostic> {
+    if text.trim().is_empty() {
+        return Err(Diagnostic {
+            path: String::new(),
+            message: "the file is empty; add `elevenlabs:` and/or `twilio:` credentials (see config.example.yaml)".into(),
+        });
+    }
+    let de = serde_yaml::Deserializer::from_str(text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let mut inner = e.into_inner().to_string();
+        // serde_yaml prefixes the parent's path itself; ours is complete.
+        if let Some((prefix, rest)) = inner.split_once(": ")
+            && !prefix.contains(' ')
+            && path.starts_with(prefix)
+        {
+            inner = rest.to_string();
+        }
+        Diagnostic {
+            path: if path == "." { String::new() } else { path },
+            message: explain_serde(&inner),
+        }
+    })
+}
+
+/// serde's messages are accurate but terse; add the fix where we know it.
+fn explain_serde(msg: &str) -> String {
+    if msg.starts_with("unknown field") {
+        format!("{msg} (check the spelling; see config.example.yaml for every key)")
+    } else if msg.contains("invalid type: integer") && msg.contains("duration") {
+        format!("{msg} (durations need a unit, e.g. `60s`, `5m`)")
+    } else {
+        msg.to_string()
+    }
+}
+
+struct Validator<'a> {
+    file: &'a Path,
+    env: &'a dyn Env,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    strict: bool,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Diagnostic {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
+    let mut v = Validator {
+        file,
+        env,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        strict: raw.strict.unwrap_or(false),
+    };
+
+    let listen = raw
+        .listen
+        .as_deref()
+        .and_then(|l| match l.parse::<SocketAddr>() {
+            Ok(addr) => Some(addr),
+            Err(_) => {
+                v.error(
+                    "listen",
+                    format!("`{l}` is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`"),
+                );
+                None
+            }
+        });
+
+    let max_per_host = match raw.max_concurrent_requests_per_host {
+        Some(0) => {
+            v.error("max_concurrent_requests_per_host", "must be at least 1");
+            DEFAULT_MAX_PER_HOST
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_PER_HOST,
+    };
+    let secret_poll_interval = match raw.secret_poll_interval {
+        Some(d) if d < MIN_INTERVAL => {
+            v.error("secret_poll_interval", "must be at least 1s");
+            DEFAULT_SECRET_POLL
+        }
+        Some(d) => d,
+        None => DEFAULT_SECRET_POLL,
+    };
+
+    let defaults = Timing {
+        interval: raw.defaults.interval.unwrap_or(DEFAULT_INTERVAL),
+        timeout: raw.defaults.timeout.unwrap_or(DEFAULT_TIMEOUT),
+        detail_interval: raw.defaults.detail_interval,
+    };
+    check_timing(&mut v, "defaults", &defaults);
+
+    let permission_probes = permission_probes(&mut v, raw.permission_probes);
+    let known_permissions: Vec<String> = permission_probes
+        .iter()
+        .map(|p| p.permission.clone())
+        .collect();
+
+    if raw.elevenlabs.is_empty() && raw.twilio.is_empty() {
+        v.error(
+            "",
+            "no credentials configured: add entries under `elevenlabs:` and/or `twilio:`",
+        );
+    }
+
+    let mut credentials = Vec::new();
+    let mut names: BTreeMap<String, String> = BTreeMap::new();
+    for (i, el) in raw.elevenlabs.into_iter().enumerate() {
+        let path = format!("elevenlabs[{i}]");
+        if let Some(c) = elevenlabs(&mut v, &path, el, &defaults, &known_permissions) {
+            unique_name(&mut v, &mut names, &path, &c.name);
+            credentials.push(c);
+        }
+    }
+    for (i, tw) in raw.twilio.into_iter().enumerate() {
+        let path = format!("twilio[{i}]");
+        if let Some(c) = twilio(&mut v, &path, tw, &defaults) {
+            unique_name(&mut v, &mut names, &path, &c.name);
+            credentials.push(c);
+        }
+    }
+
+    // Links from ElevenLabs credentials to the Twilio account owning their numbers.
+    let twilio_names: HashSet<&str> = credentials
+        .iter()
+        .filter(|c| matches!(c.spec, Spec::Twilio(_)))
+        .map(|c| c.name.as_str())
+        .collect();
+    let mut link_errors = Vec::new();
+    for (i, c) in credentials
+        .iter()
+        .filter(|c| matches!(c.spec, Spec::ElevenLabs(_)))
+        .enumerate()
+    {
+        if let Spec::ElevenLabs(el) = &c.spec
+            && let Some(link) = &el.twilio
+            && !twilio_names.contains(link.as_str())
+        {
+            let known: Vec<&str> = twilio_names.iter().copied().collect();
+            link_errors.push((
+                format!("elevenlabs[{i}].twilio"),
+                format!(
+                    "`{link}` is not the name of a configured Twilio credential (configured: {})",
+                    if known.is_empty() {
+                        "none".to_string()
+                    } else {
+                        known.join(", ")
+                    }
+                ),
+            ));
+        }
+    }
+    for (p, m) in link_errors {
+        v.error(p, m);
+    }
+
+    if !v.errors.is_empty() {
+        return Err(ConfigError {
+            file: file.to_path_buf(),
+            errors: v.errors,
+        });
+    }
+    Ok(Config {
+        source: file.to_path_buf(),
+        listen,
+        max_concurrent_requests_per_host: max_per_host,
+        secret_poll_interval,
+        credentials,
+        permission_probes,
+        warnings: v.warnings,
+    })
+}
+
+#[derive(Clone, Copy)]
+struct Timing {
+    interval: Duration,
+    timeout: Duration,
+    detail_interval: Option<Duration>,
+}
+
+fn check_timing(v: &mut Validator<'_>, path: &str, t: &Timing) -> bool {
+    let mut ok = true;
+    if t.interval < MIN_INTERVAL {
+        v.error(
+            format!("{path}.interval"),
+            "must be at least 1s (upstream rate limits are shared with production traffic)",
+        );
+        ok = false;
+    }
+    if t.timeout.is_zero() || t.timeout >= t.interval {
+        v.error(
+            format!("{path}.timeout"),
+            format!(
+                "must be above 0 and below the interval ({}); a check must end before the next one is due",
+                humantime::format_duration(t.interval)
+            ),
+        );
+        ok = false;
+    }
+    if let Some(d) = t.detail_interval
+        && d < t.interval
+    {
+        v.error(
+            format!("{path}.detail_interval"),
+            format!(
+                "must not be shorter than the interval ({})",
+                humantime::format_duration(t.interval)
+            ),
+        );
+        ok = false;
+    }
+    ok
+}
+
+fn timing(
+    v: &mut Validator<'_>,
+    path: &str,
+    defaults: &Timing,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    detail_interval: Option<Duration>,
+) -> (Duration, Duration, Duration) {
+    let t = Timing {
+        interval: interval.unwrap_or(defaults.interval),
+        timeout: timeout.unwrap_or(defaults.timeout),
+        detail_interval: detail_interval.or(defaults.detail_interval),
+    };
+    if interval.is_some() || timeout.is_some() || detail_interval.is_some() {
+        check_timing(v, path, &t);
+    }
+    let detail = t
+        .detail_interval
+        .unwrap_or_else(|| DEFAULT_DETAIL_INTERVAL.max(t.interval));
+    (t.interval, t.timeout, detail)
+}
+
+fn unique_name(
+    v: &mut Validator<'_>,
+    names: &mut BTreeMap<String, String>,
+    path: &str,
+    name: &str,
+) {
+    if let Some(first) = names.get(name) {
+        v.error(
+            format!("{path}.name"),
+            format!("`{name}` is already used by {first}; names must be unique across the file (they are the `credential` label)"),
+        );
+    } else {
+        names.insert(name.to_string(), path.to_string());
+    }
+}
+
+fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<String> {
+    match name {
+        None => {
+            v.error(
+                format!("{path}.name"),
+                "missing; every credential needs a unique name ([A-Za-z0-9_.-]+)",
+            );
+            None
+        }
+        Some(n)
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
+        {
+            v.error(
+                format!("{path}.name"),
+                format!("`{n}` may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)"),
+            );
+            None
+        }
+        Some(n) if n.len() > 128 => {
+            v.error(format!("{path}.name"), "longer than 128 characters");
+            None
+        }
+        Some(n) => Some(n),
+    }
+}
+
+fn base_url(v: &mut Validator<'_>, path: &str, raw: Option<String>, default: &str) -> String {
+    let Some(text) = raw else {
+        return default.to_string();
+    };
+    let key = format!("{path}.base_url");
+    match reqwest::Url::parse(&text) {
+        Ok(url) => {
+            if !matches!(url.scheme(), "http" | "https") {
+                v.error(key, format!("`{}` must be an http(s) URL", url.scheme()));
+            } else if !url.username().is_empty() || url.password().is_some() {
+                v.error(
+                    key,
+                    "must not contain credentials; use the credential's secret keys",
+                );
+            } else if url.query().is_some() || url.fragment().is_some() {
+                v.error(key, "must not have a query or fragment");
+            } else if url.host_str().is_none() {
+                v.error(key, "has no host");
+            } else {
+                if url.scheme() == "http" && !is_loopback(&url) {
+                    v.warn(
+                        key,
+                        "plain http to a non-loopback host sends the secret unencrypted; use https",
+                    );
+                }
+                return text.trim_end_matches('/').to_string();
+            }
+        }
+        Err(e) => v.error(key, format!("`{text}` is not a URL: {e}")),
+    }
+    default.to_string()
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+/// Resolves exactly one of `<key>`, `<key>_env`, `<key>_file`.
+fn secret(
+    v: &mut Validator<'_>,
+    path: &str,
+    key: &str,
+    literal: Option<String>,
+    env_name: Option<String>,
+    file: Option<String>,
+) -> Option<SecretValue> {
+    let given: Vec<String> = [
+        literal.as_ref().map(|_| key.to_string()),
+        env_name.as_ref().map(|_| format!("{key}_env")),
+        file.as_ref().map(|_| format!("{key}_file")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if given.len() > 1 {
+        v.error(
+            format!("{path}.{key}"),
+            format!(
+                "set in several ways ({}); keep exactly one of `{key}`, `{key}_env`, `{key}_file`",
+                given.join(", ")
+            ),
+        );
+        return None;
+    }
+    let (source, value, at) = if let Some(value) = literal {
+        (SecretSource::Literal, value, format!("{path}.{key}"))
+    } else if let Some(var) = env_name {
+        let at = format!("{path}.{key}_env");
+        match v.env.var(&var) {
+            None => {
+                v.error(
+                    at,
+                    format!(
+                        "environment variable `{var}` is not set; export it, or use `{key}_file`"
+                    ),
+                );
+                return None;
+            }
+            Some(value) if value.trim().is_empty() => {
+                v.error(at, format!("environment variable `{var}` is empty"));
+                return None;
+            }
+            Some(value) => (SecretSource::Env(var), value, at),
+        }
+    } else if let Some(file) = file {
+        let at = format!("{path}.{key}_file");
+        let resolved = resolve_file(v.file, &file);
+        match read_secret_file(&resolved) {
+            Ok(value) => {
+                check_file_mode(v, &at, &resolved);
+                (SecretSource::File(resolved), value, at)
+            }
+            Err(e) => {
+                v.error(at, format!("cannot read `{}`: {e}", resolved.display()));
+                return None;
+            }
+        }
+    } else {
+        v.error(
+            format!("{path}.{key}"),
+            format!("missing; set one of `{key}`, `{key}_env` (an environment variable) or `{key}_file` (e.g. a mounted Kubernetes Secret)"),
+        );
+        return None;
+    };
+    let trimmed = value.trim();
+    if trimmed.is_empty() {
+        v.error(at, format!("the value from {source} is empty"));
+        return None;
+    }
+    if trimmed.len() != value.len() {
+        v.warn(
+            at,
+            format!("the value from {source} has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source"),
+        );
+    }
+    let secret = Secret::new(trimmed);
+    drop(zeroize::Zeroizing::new(value));
+    Some(SecretValue {
+        source,
+        value: secret,
+    })
+}
+
+/// Secret file paths are relative to the config file's directory.
+fn resolve_file(config: &Path, file: &str) -> PathBuf {
+    let p = Path::new(file);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > 64 * 1024 {
+        return Err(std::io::Error::other(
+            "larger than 64 KiB; is this really a secret?",
+        ));
+    }
+    std::fs::read_to_string(path)
+}
+
+#[cfg(unix)]
+fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.permissions().mode();
+    if mode & 0o077 != 0 {
+        let msg = format!(
+            "`{}` is readable by {} (mode {:o}); restrict it with `chmod 600` (Kubernetes: `defaultMode: 0400` on the secret volume)",
+            path.display(),
+            if mode & 0o007 != 0 {
+                "every user"
+            } else {
+                "its group"
+            },
+            mode & 0o777
+        );
+        if v.strict {
+            v.error(at, format!("{msg}; refused because `strict: true`"));
+        } else {
+            v.warn(at, msg);
+        }
+    }
+}
+
+#[cfg(not(unix))]
+fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path) {}
+
+fn elevenlabs(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: RawElevenLabs,
+    defaults: &Timing,
+    known_permissions: &[String],
+) -> Option<Credential> {
+    let name = name(v, path, raw.name);
+    let (interval, timeout, detail_interval) = timing(
+        v,
+        path,
+        defaults,
+        raw.interval,
+        raw.timeout,
+        raw.detail_interval,
+    );
+    let base_url = base_url(v, path, raw.base_url, DEFAULT_ELEVENLABS_URL);
+    let api_key = secret(
+        v,
+        path,
+        "api_key",
+        raw.api_key,
+        raw.api_key_env,
+        raw.api_key_file,
+    );
+    if let Some(key) = &api_key {
+        check_elevenlabs_key(v, path, key);
+    }
+    let required_permissions = raw
+        .required_permissions
+        .unwrap_or_else(|| vec!["convai_write".to_string()]);
+    let mut seen = HashSet::new();
+    for (i, p) in required_permissions.iter().enumerate() {
+        if !seen.insert(p) {
+            v.error(
+                format!("{path}.required_permissions[{i}]"),
+                format!("`{p}` is listed twice"),
+            );
+        } else if !known_permissions.iter().any(|k| k == p) {
+            v.error(
+                format!("{path}.required_permissions[{i}]"),
+                format!(
+                    "credwatch has no side-effect-free probe for `{p}`; it can check: {} (or add one under `permission_probes:`)",
+                    known_permissions.join(", ")
+                ),
+            );
+        }
+    }
+    let phone_numbers = raw.phone_numbers.unwrap_or(false);
+    if raw.twilio.is_some() && !phone_numbers {
+        v.warn(
+            format!("{path}.twilio"),
+            "has no effect without `phone_numbers: true`",
+        );
+    }
+    Some(Credential {
+        name: name?,
+        critical: raw.critical.unwrap_or(true),
+        interval,
+        timeout,
+        detail_interval,
+        spec: Spec::ElevenLabs(ElevenLabs {
+            base_url,
+            api_key: api_key?,
+            required_permissions,
+            phone_numbers,
+            twilio: raw.twilio,
+            expose_numbers: raw.expose_numbers.unwrap_or(false),
+        }),
+    })
+}
+
+/// Keys start with `sk_`. A key ID (shown next to the key in the dashboard
+/// and returned by the API-key listings) gets 400 `api_key_id_used_as_api_key`.
+fn check_elevenlabs_key(v: &mut Validator<'_>, path: &str, key: &SecretValue) {
+    let value = key.value.expose();
+    if value.starts_with("sk_") {
+        return;
+    }
+    let at = format!("{path}.api_key{}", source_suffix(&key.source));
+    if looks_like_account_sid(value) || looks_like_key_sid(value) {
+        v.error(at, format!("the value from {} looks like a Twilio SID, not an ElevenLabs API key (keys start with `sk_`)", key.source));
+    } else if value.len() <= 40 && value.chars().all(|c| c.is_ascii_alphanumeric()) {
+        v.error(
+            at,
+            format!(
+                "the value from {} looks like an API key ID, not the key itself: ElevenLabs rejects key IDs with 400 `api_key_id_used_as_api_key`. Use the secret shown once when the key was created (it starts with `sk_`), or create a new key under Settings → API Keys",
+                key.source
+            ),
+        );
+    } else {
+        v.warn(at, format!("the value from {} does not start with `sk_` like ElevenLabs API keys do; check it is the key", key.source));
+    }
+}
+
+fn source_suffix(source: &SecretSource) -> &'static str {
+    match source {
+        SecretSource::Literal => "",
+        SecretSource::Env(_) => "_env",
+        SecretSource::File(_) => "_file",
+    }
+}
+
+fn is_hex(s: &str) -> bool {
+    s.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+pub(crate) fn looks_like_account_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("AC") && is_hex(&s[2..])
+}
+
+pub(crate) fn looks_like_key_sid(s: &str) -> bool {
+    s.len() == 34 && s.starts_with("SK") && is_hex(&s[2..])
+}
+
+fn looks_like_auth_token(s: &str) -> bool {
+    s.len() == 32 && is_hex(s)
+}
+
+fn twilio(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: RawTwilio,
+    defaults: &Timing,
+) -> Option<Credential> {
+    let name = name(v, path, raw.name);
+    let (interval, timeout, detail_interval) = timing(
+        v,
+        path,
+        defaults,
+        raw.interval,
+        raw.timeout,
+        raw.detail_interval,
+    );
+    let base_url = base_url(v, path, raw.base_url, DEFAULT_TWILIO_URL);
+    let sid = secret(
+        v,
+        path,
+        "account_sid",
+        raw.account_sid,
+        raw.account_sid_env,
+        raw.account_sid_file,
+    );
+
+    let has_token =
+        raw.auth_token.is_some() || raw.auth_token_env.is_some() || raw.auth_token_file.is_some();
+    let has_key = raw.api_key_sid.is_some()
+        || raw.api_key_sid_env.is_some()
+        || raw.api_key_sid_file.is_some()
+        || raw.api_key_secret.is_some()
+        || raw.api_key_secret_env.is_some()
+        || raw.api_key_secret_file.is_some();
+    let auth = if has_token && has_key {
+        v.error(
+            path.to_string(),
+            "has both an auth token and an API key; keep one: `auth_token*` (Account SID + Auth Token) or `api_key_sid*` + `api_key_secret*`",
+        );
+        None
+    } else if has_key {
+        let key_sid = secret(
+            v,
+            path,
+            "api_key_sid",
+            raw.api_key_sid,
+            raw.api_key_sid_env,
+            raw.api_key_sid_file,
+        );
+        let key_secret = secret(
+            v,
+            path,
+            "api_key_secret",
+            raw.api_key_secret,
+            raw.api_key_secret_env,
+            raw.api_key_secret_file,
+        );
+        match (key_sid, key_secret) {
+            (Some(ks), Some(sec)) => {
+                let sid_text = ks.value.expose().to_string();
+                let secret_text = sec.value.expose();
+                let at = format!("{path}.api_key_sid{}", source_suffix(&ks.source));
+                if !looks_like_key_sid(&sid_text) {
+                    if looks_like_key_sid(secret_text) {
+                        v.error(at, "these look swapped: the API key SID (`SK` + 32 hex) is in `api_key_secret`, and the secret in `api_key_sid`");
+                    } else if looks_like_account_sid(&sid_text) {
+                        v.error(at, "is an Account SID (`AC…`); the API key SID starts with `SK` (Console → Account → API keys). The Account SID goes in `account_sid`");
+                    } else {
+                        v.error(at, format!("the value from {} is not an API key SID (`SK` followed by 32 hex digits)", ks.source));
+                    }
+                    None
+                } else {
+                    Some(TwilioAuth::ApiKey {
+                        sid: sid_text,
+                        sid_source: ks.source,
+                        secret: sec,
+                    })
+                }
+            }
+            _ => None,
+        }
+    } else {
+        let token = secret(
+            v,
+            path,
+            "auth_token",
+            raw.auth_token,
+            raw.auth_token_env,
+            raw.auth_token_file,
+        );
+        if let Some(t) = &token {
+            let text = t.value.expose();
+            let at = format!("{path}.auth_token{}", source_suffix(&t.source));
+            if looks_like_account_sid(text) {
+                if sid
+                    .as_ref()
+                    .is_some_and(|s| looks_like_auth_token(s.value.expose()))
+                {
+                    // Reported once, on account_sid, below.
+                } else {
+                    v.error(at, "is an Account SID (`AC…`), not an Auth Token; the Auth Token is 32 hex digits (Console → Account → Auth tokens)");
+                }
+            } else if looks_like_key_sid(text) {
+                v.error(at, "is an API key SID (`SK…`); put it in `api_key_sid` with its secret in `api_key_secret`, or use the Auth Token here");
+            } else if !looks_like_auth_token(text) {
+                v.warn(at, format!("the value from {} is not 32 hex digits like Twilio Auth Tokens are; check it", t.source));
+            }
+        }
+        token.map(TwilioAuth::AuthToken)
+    };
+
+    let account_sid = sid.and_then(|s| {
+        let text = s.value.expose().to_string();
+        let at = format!("{path}.account_sid{}", source_suffix(&s.source));
+        if looks_like_account_sid(&text) {
+            return Some((text, s.source));
+        }
+        let token_is_sid = matches!(&auth, Some(TwilioAuth::AuthToken(t)) if looks_like_account_sid(t.value.expose()));
+        if token_is_sid || (looks_like_auth_token(&text) && auth.is_none()) {
+            v.error(at, "these look swapped: `account_sid` holds an Auth Token and `auth_token` the Account SID. The Account SID starts with `AC`; the Auth Token is 32 hex digits");
+        } else if looks_like_key_sid(&text) {
+            v.error(at, "is an API key SID (`SK…`); the URL needs the Account SID (`AC` + 32 hex, Console → Account info). Put the SK SID in `api_key_sid`");
+        } else if looks_like_auth_token(&text) {
+            v.error(at, "looks like an Auth Token (32 hex digits); the Account SID starts with `AC` (Console → Account info)");
+        } else {
+            v.error(at, format!("the value from {} is not an Account SID (`AC` followed by 32 hex digits)", s.source));
+        }
+        None
+    });
+
+    let (account_sid, account_sid_source) = account_sid?;
+    Some(Credential {
+        name: name?,
+        critical: raw.critical.unwrap_or(true),
+        interval,
+        timeout,
+        detail_interval,
+        spec: Spec::Twilio(Twilio {
+            base_url,
+            account_sid,
+            account_sid_source,
+            auth: auth?,
+        }),
+    })
+}
+
+fn permission_probes(
+    v: &mut Validator<'_>,
+    overrides: BTreeMap<String, RawPermissionProbe>,
+) -> Vec<PermissionProbe> {
+    let mut table = providers::elevenlabs::default_permission_probes();
+    for (permission, raw) in overrides {
+        let at = format!("permission_probes.{permission}");
+        if permission.is_empty()
+            || !permission
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        {
+            v.error(
+                at,
+                "permission names are lowercase snake_case, e.g. `convai_write`",
+            );
+            continue;
+        }
+        let Some(path) = raw.path else {
+            v.error(
+                format!("{at}.path"),
+                "missing; the GET path and query to probe, e.g. `/v1/convai/agents?page_size=1`",
+            );
+            continue;
+        };
+        if let Err(why) =
+            providers::http::check_read_path(crate::config::Provider::ElevenLabs, &path)
+        {
+            v.error(format!("{at}.path"), why);
+            continue;
+        }
+        let mut matches = |key: &str, list: Vec<super::raw::RawStatusMatch>| -> Vec<StatusMatch> {
+            let mut out = Vec::new();
+            for (i, m) in list.into_iter().enumerate() {
+                match m.status {
+                    Some(status) if (100..600).contains(&status) => out.push(StatusMatch {
+                        status,
+                        code: m.code,
+                    }),
+                    _ => v.error(
+                        format!("{at}.{key}[{i}].status"),
+                        "needs an HTTP status between 100 and 599",
+                    ),
+                }
+            }
+            if out.is_empty() {
+                v.error(
+                    format!("{at}.{key}"),
+                    "needs at least one `{status, code}` entry",
+                );
+            }
+            out
+        };
+        let granted = matches("granted", raw.granted);
+        let not_granted = matches("not_granted", raw.not_granted);
+        if granted.iter().any(|g| not_granted.contains(g)) {
+            v.error(
+                at.clone(),
+                "the same status and code cannot mean both granted and not granted",
+            );
+        }
+        let probe = PermissionProbe {
+            permission: permission.clone(),
+            path,
+            granted,
+            not_granted,
+            overridden: true,
+        };
+        match table.iter_mut().find(|p| p.permission == permission) {
+            Some(existing) => *existing = probe,
+            None => table.push(probe),
+        }
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests;

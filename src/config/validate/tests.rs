@@ -1,0 +1,321 @@
+use std::collections::HashMap;
+use std::path::Path;
+
+use crate::config::{Config, ConfigError, Spec, TwilioAuth};
+
+const AC: &str = "AC0123456789abcdef0123456789abcdef";
+const SK: &str = "SK0123456789abcdef0123456789abcdef";
+const TOKEN: &str = "0123456789abcdef0123456789abcdef";
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(yaml: &str, env: &HashMap<String, String>) -> Result<Config, ConfigError> {
+    Config::from_yaml(yaml, Path::new("/etc/credwatch/config.yaml"), env)
+}
+
+fn errors(yaml: &str) -> Vec<String> {
+    match load(yaml, &env(&[])) {
+        Ok(_) => panic!("expected errors for:\n{yaml}"),
+        Err(e) => {
+            assert_eq!(e.file, Path::new("/etc/credwatch/config.yaml"));
+            e.errors.iter().map(|d| d.to_string()).collect()
+        }
+    }
+}
+
+fn has(errors: &[String], path: &str, needle: &str) {
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with(&format!("{path}: ")) && e.contains(needle)),
+        "no error at `{path}` containing `{needle}` in {errors:#?}"
+    );
+}
+
+#[test]
+fn a_full_config_loads_with_defaults() {
+    let yaml = format!(
+        "listen: 127.0.0.1:9999\ndefaults:\n  interval: 30s\n  timeout: 5s\nelevenlabs:\n  - name: agent-prod\n    api_key_env: EL_KEY\ntwilio:\n  - name: tel\n    account_sid: {AC}\n    auth_token_env: TW_TOKEN\n"
+    );
+    let c = load(&yaml, &env(&[("EL_KEY", "sk_abc123"), ("TW_TOKEN", TOKEN)])).expect("valid");
+    assert_eq!(c.listen, Some("127.0.0.1:9999".parse().expect("addr")));
+    assert_eq!(c.credentials.len(), 2);
+    let el = &c.credentials[0];
+    assert_eq!(el.interval.as_secs(), 30);
+    assert_eq!(el.timeout.as_secs(), 5);
+    assert!(el.critical);
+    match &el.spec {
+        Spec::ElevenLabs(e) => {
+            assert_eq!(e.required_permissions, vec!["convai_write"]);
+            assert_eq!(e.base_url, "https://api.elevenlabs.io");
+            assert_eq!(e.api_key.value.expose(), "sk_abc123");
+        }
+        _ => panic!("not elevenlabs"),
+    }
+    match &c.credentials[1].spec {
+        Spec::Twilio(t) => {
+            assert_eq!(t.account_sid, AC);
+            assert!(matches!(t.auth, TwilioAuth::AuthToken(_)));
+            assert_eq!(t.base_url, "https://api.twilio.com");
+        }
+        _ => panic!("not twilio"),
+    }
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+}
+
+#[test]
+fn unknown_keys_are_named_with_their_path() {
+    let e = errors("twilio:\n  - name: a\n    auth_tokn: x\n");
+    assert!(
+        e.iter()
+            .any(|e| e.starts_with("twilio[0].auth_tokn: unknown field `auth_tokn`")),
+        "{e:?}"
+    );
+    let e = errors("defaults:\n  intervall: 5s\n");
+    assert!(
+        e.iter()
+            .any(|e| e.contains("defaults.intervall") && e.contains("unknown field")),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn the_file_is_named_in_the_message() {
+    let err = load("twilio: []\nelevenlabs: []\n", &env(&[])).expect_err("no credentials");
+    let text = err.to_string();
+    assert!(text.contains("/etc/credwatch/config.yaml"), "{text}");
+    assert!(text.contains("no credentials configured"), "{text}");
+}
+
+#[test]
+fn durations_need_units_and_sane_values() {
+    let e = errors("defaults:\n  interval: 60\nelevenlabs:\n  - name: a\n    api_key: sk_x\n");
+    assert!(
+        e.iter().any(|e| e.starts_with("defaults.interval")),
+        "{e:?}"
+    );
+    let e = errors(
+        "defaults:\n  interval: 500ms\n  timeout: 100ms\nelevenlabs:\n  - name: a\n    api_key: sk_x\n",
+    );
+    has(&e, "defaults.interval", "at least 1s");
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    interval: 10s\n    timeout: 10s\n",
+    );
+    has(&e, "elevenlabs[0].timeout", "below the interval");
+}
+
+#[test]
+fn names_are_unique_and_well_formed() {
+    let e = errors(
+        "elevenlabs:\n  - name: same\n    api_key: sk_x\ntwilio:\n  - name: same\n    account_sid: AC0123456789abcdef0123456789abcdef\n    auth_token: 0123456789abcdef0123456789abcdef\n",
+    );
+    has(&e, "twilio[0].name", "already used by elevenlabs[0]");
+    let e = errors("elevenlabs:\n  - name: \"has space\"\n    api_key: sk_x\n");
+    has(&e, "elevenlabs[0].name", "may only contain");
+    let e = errors("elevenlabs:\n  - api_key: sk_x\n");
+    has(&e, "elevenlabs[0].name", "missing");
+}
+
+#[test]
+fn exactly_one_source_per_secret() {
+    let e = errors("elevenlabs:\n  - name: a\n");
+    has(&e, "elevenlabs[0].api_key", "missing; set one of");
+    let e = errors("elevenlabs:\n  - name: a\n    api_key: sk_x\n    api_key_env: X\n");
+    has(
+        &e,
+        "elevenlabs[0].api_key",
+        "set in several ways (api_key, api_key_env)",
+    );
+}
+
+#[test]
+fn env_vars_must_be_set_and_non_empty() {
+    let e = errors("elevenlabs:\n  - name: a\n    api_key_env: NOPE_NOT_SET\n");
+    has(&e, "elevenlabs[0].api_key_env", "`NOPE_NOT_SET` is not set");
+    let err = load(
+        "elevenlabs:\n  - name: a\n    api_key_env: EMPTY\n",
+        &env(&[("EMPTY", "  ")]),
+    )
+    .expect_err("empty");
+    assert!(
+        err.errors
+            .iter()
+            .any(|d| d.path == "elevenlabs[0].api_key_env" && d.message.contains("empty")),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_secret_files_are_errors_relative_to_the_config() {
+    let e = errors("elevenlabs:\n  - name: a\n    api_key_file: secrets/missing\n");
+    has(
+        &e,
+        "elevenlabs[0].api_key_file",
+        "cannot read `/etc/credwatch/secrets/missing`",
+    );
+}
+
+#[test]
+fn surrounding_whitespace_is_trimmed_with_a_warning_and_never_echoed() {
+    let c = load(
+        "elevenlabs:\n  - name: a\n    api_key_env: K\n",
+        &env(&[("K", " sk_secretvalue\n")]),
+    )
+    .expect("valid");
+    match &c.credentials[0].spec {
+        Spec::ElevenLabs(e) => assert_eq!(e.api_key.value.expose(), "sk_secretvalue"),
+        _ => panic!(),
+    }
+    assert_eq!(c.warnings.len(), 1);
+    assert_eq!(c.warnings[0].path, "elevenlabs[0].api_key_env");
+    assert!(c.warnings[0].message.contains("surrounding whitespace"));
+    assert!(!c.warnings[0].message.contains("sk_secretvalue"));
+}
+
+#[test]
+fn twilio_sids_are_checked() {
+    let e = errors(
+        "twilio:\n  - name: t\n    account_sid: AC123\n    auth_token: 0123456789abcdef0123456789abcdef\n",
+    );
+    has(
+        &e,
+        "twilio[0].account_sid",
+        "`AC` followed by 32 hex digits",
+    );
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {AC}\n    api_key_sid: SK12\n    api_key_secret: abcdefghijklmnopqrstuvwxyzABCDEF\n"
+    ));
+    has(
+        &e,
+        "twilio[0].api_key_sid",
+        "`SK` followed by 32 hex digits",
+    );
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {SK}\n    api_key_sid: {SK}\n    api_key_secret: abcdefghijklmnopqrstuvwxyzABCDEF\n"
+    ));
+    has(&e, "twilio[0].account_sid", "API key SID");
+}
+
+#[test]
+fn swapped_sid_and_token_are_called_swapped() {
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {TOKEN}\n    auth_token: {AC}\n"
+    ));
+    has(&e, "twilio[0].account_sid", "these look swapped");
+    assert_eq!(e.len(), 1, "one message for one mistake: {e:?}");
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {AC}\n    api_key_sid: abcdefghijklmnopqrstuvwxyzABCDEF\n    api_key_secret: {SK}\n"
+    ));
+    has(&e, "twilio[0].api_key_sid", "these look swapped");
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {AC}\n    auth_token: {SK}\n"
+    ));
+    has(&e, "twilio[0].auth_token", "API key SID");
+}
+
+#[test]
+fn token_and_key_together_are_refused() {
+    let e = errors(&format!(
+        "twilio:\n  - name: t\n    account_sid: {AC}\n    auth_token: {TOKEN}\n    api_key_sid: {SK}\n    api_key_secret: x\n"
+    ));
+    has(&e, "twilio[0]", "has both an auth token and an API key");
+}
+
+#[test]
+fn an_elevenlabs_key_id_is_not_a_key() {
+    let e = errors("elevenlabs:\n  - name: a\n    api_key: J3Pbu5gP6NNKBscdCdwB\n");
+    has(&e, "elevenlabs[0].api_key", "looks like an API key ID");
+    let e = errors(&format!("elevenlabs:\n  - name: a\n    api_key: {AC}\n"));
+    has(&e, "elevenlabs[0].api_key", "Twilio SID");
+}
+
+#[test]
+fn permissions_without_a_probe_are_refused_with_the_list() {
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    required_permissions: [convai_write, voices_read]\n",
+    );
+    has(
+        &e,
+        "elevenlabs[0].required_permissions[1]",
+        "no side-effect-free probe for `voices_read`",
+    );
+    has(
+        &e,
+        "elevenlabs[0].required_permissions[1]",
+        "convai_write, convai_read, user_read, models_read",
+    );
+}
+
+#[test]
+fn permission_probe_overrides_are_validated_and_extend_the_table() {
+    let ok = "permission_probes:\n  voices_read:\n    path: /v1/convai/agents?page_size=1\n    granted: [{status: 200}]\n    not_granted: [{status: 401, code: missing_permissions}]\nelevenlabs:\n  - name: a\n    api_key: sk_x\n    required_permissions: [voices_read]\n";
+    let c = load(ok, &env(&[])).expect("valid");
+    assert!(
+        c.permission_probes
+            .iter()
+            .any(|p| p.permission == "voices_read" && p.overridden)
+    );
+    let bad = "permission_probes:\n  convai_write:\n    path: /v1/convai/twilio/outbound-call\n    granted: [{status: 200}]\n    not_granted: [{status: 401}]\nelevenlabs:\n  - name: a\n    api_key: sk_x\n";
+    has(
+        &errors(bad),
+        "permission_probes.convai_write.path",
+        "read-only allow-list",
+    );
+}
+
+#[test]
+fn links_to_twilio_credentials_must_exist() {
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    phone_numbers: true\n    twilio: nope\n",
+    );
+    has(
+        &e,
+        "elevenlabs[0].twilio",
+        "`nope` is not the name of a configured Twilio credential",
+    );
+}
+
+#[test]
+fn base_urls_must_be_plain_http_urls() {
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: https://user:pw@api.elevenlabs.io\n",
+    );
+    has(&e, "elevenlabs[0].base_url", "must not contain credentials");
+    let e = errors("elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: ftp://x\n");
+    has(&e, "elevenlabs[0].base_url", "http(s)");
+    let c = load(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: http://example.com/\n",
+        &env(&[]),
+    )
+    .expect("valid");
+    assert!(c.warnings.iter().any(|w| w.message.contains("unencrypted")));
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let e = errors(
+        "elevenlabs:\n  - name: a\n  - name: b\n    api_key: sk_x\n    interval: 10s\n    timeout: 20s\n",
+    );
+    assert!(e.len() >= 2, "{e:?}");
+}
+
+#[test]
+fn debug_output_of_a_config_never_shows_secrets() {
+    let c = load(
+        &format!("elevenlabs:\n  - name: a\n    api_key: sk_topsecret\ntwilio:\n  - name: t\n    account_sid: {AC}\n    auth_token: fedcba9876543210fedcba9876543210\n"),
+        &env(&[]),
+    )
+    .expect("valid");
+    let debug = format!("{c:?}");
+    assert!(!debug.contains("sk_topsecret"), "{debug}");
+    assert!(
+        !debug.contains("fedcba9876543210fedcba9876543210"),
+        "{debug}"
+    );
+    assert!(debug.contains("<redacted>"));
+}

@@ -1,0 +1,48 @@
+//! credwatch watches ElevenLabs and Twilio credentials in the background and
+//! exports what it finds to Prometheus, Kubernetes probes and people.
+//!
+//! # Layout
+//!
+//! - [`config`]: the YAML file as written ([`config::raw`]) and validated into
+//!   the typed [`config::Config`] every other module works with.
+//! - [`secret`]: the one type that holds a secret; it redacts itself and
+//!   zeroes its memory on drop.
+//! - [`providers`]: one module per upstream (ElevenLabs, Twilio). Each sends
+//!   GET requests through [`providers::http::Upstream`] (which cannot send
+//!   anything else) and classifies every answer once into [`outcome`] facts.
+//! - [`scheduler`]: runs each credential's checks on its interval, with
+//!   jitter, backoff and a per-host concurrency cap.
+//! - [`state`]: the verdicts. Written by the scheduler, read by the HTTP
+//!   server through pre-rendered snapshots.
+//! - [`metrics`]: Prometheus text rendering of the state.
+//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
+//! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
+//! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod metrics;
+pub mod outcome;
+pub mod providers;
+pub mod scheduler;
+pub mod secret;
+pub mod server;
+pub mod simulator;
+pub mod state;
+
+/// The crate version, as exported in `credwatch_build_info`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The git revision the binary was built from, when the build knew it.
+pub const REVISION: &str = match option_env!("CREDWATCH_REVISION") {
+    Some(r) => r,
+    None => "unknown",
+};
+
+/// The User-Agent sent upstream, so providers can tell our probes apart.
+pub const USER_AGENT: &str = concat!(
+    "credwatch/",
+    env!("CARGO_PKG_VERSION"),
+    " (+https://github.com/credwatch/credwatch)"
+);

@@ -1,0 +1,277 @@
+//! The vocabulary every provider answers in, and the only thing the rest of
+//! credwatch knows about upstream answers.
+//!
+//! A provider classifies each HTTP answer exactly once into an [`Attempt`]:
+//! either a definitive answer (a list of [`Fact`]s, which may change the
+//! verdict) or a [`Failure`] with a [`Reason`] (which never does). Nothing
+//! downstream re-parses HTTP.
+
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+/// Why a check did not end well: the stable, documented label values of
+/// `credwatch_check_errors_total{reason}` and of `/health`.
+///
+/// The first four are verdicts (a definitive upstream answer); the other five
+/// are failures to get an answer, which never change a verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Upstream rejected the credential (ElevenLabs `invalid_api_key`, Twilio 20003, …).
+    InvalidCredentials,
+    /// The credential authenticates but lacks a required permission.
+    MissingPermission,
+    /// The account's character/credit quota is used up.
+    QuotaExhausted,
+    /// The account is blocked, suspended, closed or has a payment problem.
+    AccountBlocked,
+    /// 429 from upstream.
+    RateLimited,
+    /// 5xx from upstream.
+    UpstreamError,
+    /// No complete answer within the timeout.
+    Timeout,
+    /// Connection, DNS or TLS failure.
+    Network,
+    /// An answer we cannot classify: HTML instead of JSON, a body over the size
+    /// cap, malformed JSON, an unknown error code, a redirect.
+    UnexpectedResponse,
+}
+
+impl Reason {
+    pub const ALL: [Reason; 9] = [
+        Reason::InvalidCredentials,
+        Reason::MissingPermission,
+        Reason::QuotaExhausted,
+        Reason::AccountBlocked,
+        Reason::RateLimited,
+        Reason::UpstreamError,
+        Reason::Timeout,
+        Reason::Network,
+        Reason::UnexpectedResponse,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidCredentials => "invalid_credentials",
+            Reason::MissingPermission => "missing_permission",
+            Reason::QuotaExhausted => "quota_exhausted",
+            Reason::AccountBlocked => "account_blocked",
+            Reason::RateLimited => "rate_limited",
+            Reason::UpstreamError => "upstream_error",
+            Reason::Timeout => "timeout",
+            Reason::Network => "network",
+            Reason::UnexpectedResponse => "unexpected_response",
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Reason::InvalidCredentials => "upstream rejected the credential",
+            Reason::MissingPermission => "a required permission is missing",
+            Reason::QuotaExhausted => "the quota is used up",
+            Reason::AccountBlocked => "the account is blocked, suspended or has a billing problem",
+            Reason::RateLimited => "upstream rate-limited the check (429)",
+            Reason::UpstreamError => "upstream answered with a server error (5xx)",
+            Reason::Timeout => "no answer within the timeout",
+            Reason::Network => "connection, DNS or TLS failure",
+            Reason::UnexpectedResponse => "an answer credwatch cannot classify",
+        }
+    }
+}
+
+/// A precise, provider-specific diagnosis behind a verdict. `credwatch check`
+/// turns each into an explanation and a fix; metrics only see its [`Reason`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// ElevenLabs 401 `invalid_api_key`.
+    InvalidApiKey,
+    /// ElevenLabs 401 `needs_authorization`: the key header did not arrive.
+    KeyNotReceived,
+    /// ElevenLabs 400 `api_key_id_used_as_api_key`.
+    KeyIdUsedAsKey,
+    /// A required permission is missing.
+    PermissionMissing { permission: String },
+    /// The character/credit quota is used up.
+    QuotaExhausted { reset_at: Option<i64> },
+    /// ElevenLabs `detected_unusual_activity`.
+    UnusualActivity,
+    /// ElevenLabs `payment_issue`.
+    PaymentIssue,
+    /// ElevenLabs `payment_required`.
+    PaymentRequired,
+    /// ElevenLabs subscription status that disables the account (`free_disabled`).
+    SubscriptionDisabled { status: String },
+    /// Twilio 401 20003: bad, deleted or rotated token/key, or wrong region.
+    TwilioAuthenticate,
+    /// Twilio 403 20008: test credentials.
+    TestCredentials,
+    /// Twilio 404 20404 on the account: the Account SID does not exist for these credentials.
+    AccountNotFound,
+    /// Twilio 403 20403 or account status suspended/closed.
+    AccountSuspended { status: Option<String> },
+    /// Twilio 403 70051: a restricted key lacks a permission.
+    RestrictedKey,
+    /// Twilio 400 21470/90002: an API key SID where the Account SID belongs.
+    KeySidInPath,
+}
+
+impl Problem {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Problem::InvalidApiKey
+            | Problem::KeyNotReceived
+            | Problem::KeyIdUsedAsKey
+            | Problem::TwilioAuthenticate
+            | Problem::TestCredentials
+            | Problem::AccountNotFound
+            | Problem::KeySidInPath => Reason::InvalidCredentials,
+            Problem::PermissionMissing { .. } | Problem::RestrictedKey => Reason::MissingPermission,
+            Problem::QuotaExhausted { .. } => Reason::QuotaExhausted,
+            Problem::UnusualActivity
+            | Problem::PaymentIssue
+            | Problem::PaymentRequired
+            | Problem::SubscriptionDisabled { .. }
+            | Problem::AccountSuspended { .. } => Reason::AccountBlocked,
+        }
+    }
+
+    /// A short code for JSON output and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::InvalidApiKey => "invalid_api_key",
+            Problem::KeyNotReceived => "key_not_received",
+            Problem::KeyIdUsedAsKey => "key_id_used_as_key",
+            Problem::PermissionMissing { .. } => "permission_missing",
+            Problem::QuotaExhausted { .. } => "quota_exhausted",
+            Problem::UnusualActivity => "unusual_activity",
+            Problem::PaymentIssue => "payment_issue",
+            Problem::PaymentRequired => "payment_required",
+            Problem::SubscriptionDisabled { .. } => "subscription_disabled",
+            Problem::TwilioAuthenticate => "twilio_authenticate",
+            Problem::TestCredentials => "test_credentials",
+            Problem::AccountNotFound => "account_not_found",
+            Problem::AccountSuspended { .. } => "account_suspended",
+            Problem::RestrictedKey => "restricted_key",
+            Problem::KeySidInPath => "key_sid_in_path",
+        }
+    }
+}
+
+/// ElevenLabs quota, from `/v1/user/subscription`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Quota {
+    pub used: u64,
+    pub limit: u64,
+    pub reset_at: Option<i64>,
+    pub tier: String,
+    pub status: String,
+    /// Used up, and usage-based billing cannot extend it.
+    pub exhausted: bool,
+}
+
+/// What a definitive upstream answer established.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Fact {
+    /// The credential authenticates.
+    Valid,
+    /// Upstream rejected the credential.
+    Invalid { problem: Problem },
+    /// A permission is or is not granted.
+    Permission { name: String, granted: bool },
+    /// A definitive problem other than invalidity: the account is blocked,
+    /// suspended or out of quota, or the key may not do what the check needs.
+    /// Each check owns its problems: its next definitive answer clears them.
+    Blocked { problem: Problem },
+    /// ElevenLabs subscription counters.
+    Quota { quota: Quota },
+    /// The subscription cannot be read with this key (no `user_read`): quota unknown.
+    QuotaUnreadable,
+    /// Twilio: the numbers on the account.
+    TwilioNumbers { count: u64 },
+    /// Twilio: `Accounts/{Sid}.json`.
+    TwilioAccount {
+        status: String,
+        kind: String,
+        subaccount: bool,
+    },
+    /// Twilio: the balance; `None` amount when upstream sent `null`.
+    TwilioBalance {
+        amount: Option<f64>,
+        currency: String,
+    },
+    /// Twilio: the balance does not apply (subaccount, Connect app).
+    TwilioBalanceNotApplicable,
+    /// Twilio: this key type may not read the account or balance (standard key).
+    NotPermittedForKey { resource: &'static str },
+}
+
+/// Why an attempt got no definitive answer.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Failure {
+    pub reason: Reason,
+    /// Upstream's `Retry-After`, when it sent one.
+    #[serde(skip)]
+    pub retry_after: Option<Duration>,
+}
+
+impl Failure {
+    pub fn new(reason: Reason) -> Self {
+        Failure {
+            reason,
+            retry_after: None,
+        }
+    }
+}
+
+/// What upstream said, for people: never a secret, never a raw body.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Evidence {
+    /// `GET` plus the path (query included) that was asked.
+    pub request: String,
+    pub http_status: Option<u16>,
+    /// ElevenLabs `code`/`status`, or the Twilio error code.
+    pub upstream_code: Option<String>,
+    /// The permission an ElevenLabs message named.
+    pub permission: Option<String>,
+    /// `request-id`, `x-trace-id` or `Twilio-Request-Id`, for support tickets.
+    pub request_id: Option<String>,
+    /// One line in our words: what the answer was.
+    pub detail: String,
+}
+
+/// One check attempt, classified.
+#[derive(Clone, Debug, Serialize)]
+pub struct Attempt {
+    /// The `check` label value (`subscription`, `permission_convai_write`, `phone_numbers`, …).
+    pub check: String,
+    #[serde(skip)]
+    pub started_at: SystemTime,
+    #[serde(skip)]
+    pub duration: Duration,
+    pub evidence: Evidence,
+    pub result: Result<Vec<Fact>, Failure>,
+}
+
+impl Attempt {
+    /// The reason this attempt counts under in `credwatch_check_errors_total`:
+    /// a failure's reason, or the reason of a negative definitive answer.
+    pub fn error_reason(&self) -> Option<Reason> {
+        match &self.result {
+            Err(failure) => Some(failure.reason),
+            Ok(facts) => facts.iter().find_map(|fact| match fact {
+                Fact::Invalid { problem } | Fact::Blocked { problem } => Some(problem.reason()),
+                Fact::Permission { granted: false, .. } => Some(Reason::MissingPermission),
+                Fact::Quota { quota } if quota.exhausted => Some(Reason::QuotaExhausted),
+                _ => None,
+            }),
+        }
+    }
+
+    pub fn is_definitive(&self) -> bool {
+        self.result.is_ok()
+    }
+}

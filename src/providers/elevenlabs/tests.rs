@@ -1,0 +1,377 @@
+//! Every envelope of `shared/reference/elevenlabs-api.md` §2–§4, verbatim,
+//! through the classifier.
+
+use bytes::Bytes;
+
+use super::*;
+
+fn answer(status: u16, content_type: &str, body: &str) -> Answer {
+    Answer {
+        status,
+        content_type: Some(content_type.into()),
+        body: Bytes::from(body.to_string()),
+        request_id: None,
+        retry_after: None,
+    }
+}
+
+fn meaning(status: u16, body: &str) -> Meaning {
+    let a = answer(status, "application/json", body);
+    classify(&a, &parse_body(&a))
+}
+
+#[test]
+fn legacy_invalid_key_is_invalid() {
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#
+        ),
+        Meaning::Invalid(Problem::InvalidApiKey)
+    );
+    // The proxy variant with a trailing space in the message.
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key "}}"#
+        ),
+        Meaning::Invalid(Problem::InvalidApiKey)
+    );
+}
+
+#[test]
+fn missing_key_header_is_invalid() {
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail": {"status": "needs_authorization", "message": "Neither authorization header nor xi-api-key received, please provide one."}}"#
+        ),
+        Meaning::Invalid(Problem::KeyNotReceived)
+    );
+}
+
+#[test]
+fn key_id_used_as_key_top_level_and_wrapped() {
+    assert_eq!(
+        meaning(
+            400,
+            r#"{"type":"authentication_error","code":"invalid_api_key","status":"api_key_id_used_as_api_key","message":"API key ID used as API key - only valid API keys can be used. API keys start with 'sk_'"}"#
+        ),
+        Meaning::Invalid(Problem::KeyIdUsedAsKey)
+    );
+    assert_eq!(
+        meaning(
+            400,
+            r#"{"detail":{"code":"invalid_api_key","status":"api_key_id_used_as_api_key"}}"#
+        ),
+        Meaning::Invalid(Problem::KeyIdUsedAsKey)
+    );
+}
+
+#[test]
+fn missing_permission_names_the_permission_in_both_forms() {
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_write to execute this operation."}}"#
+        ),
+        Meaning::MissingPermission(Some("convai_write".into()))
+    );
+    assert_eq!(
+        meaning(
+            403,
+            r#"{"detail":{"type":"authorization_error","code":"insufficient_permissions","status":"missing_permissions","message":"The API key you used is missing the permission voices_write to execute this operation."}}"#
+        ),
+        Meaning::MissingPermission(Some("voices_write".into()))
+    );
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"missing_permissions","message":"Something else entirely"}}"#
+        ),
+        Meaning::MissingPermission(None)
+    );
+}
+
+#[test]
+fn quota_and_account_blocks() {
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail": {"status": "quota_exceeded", "message": "This request exceeds your quota of 10000. You have 0 credits remaining, while 91 credits are required for this request."}}"#
+        ),
+        Meaning::QuotaExceeded
+    );
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"quota_exceeded","message":"This request exceeds your quota. You have 11 characters remaining, while 70 characters are required for this request.","character_used":10059,"character_limit":10000}}"#
+        ),
+        Meaning::QuotaExceeded
+    );
+    assert_eq!(
+        meaning(
+            401,
+            "{\"detail\": {\"status\": \"detected_unusual_activity\", \"message\": \"Unusual activity detected. Free Tier usage disabled. \\nPlease play fair and purchase any Paid Subscription to continue.\"}}"
+        ),
+        Meaning::Blocked(Problem::UnusualActivity)
+    );
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"status":"payment_issue","message":"Your subscription has a failed or incomplete payment."}}"#
+        ),
+        Meaning::Blocked(Problem::PaymentIssue)
+    );
+    assert_eq!(
+        meaning(
+            402,
+            r#"{"detail":{"status":"payment_required","message":"x"}}"#
+        ),
+        Meaning::Blocked(Problem::PaymentRequired)
+    );
+}
+
+#[test]
+fn rate_limits_and_server_errors_are_not_verdicts() {
+    for body in [
+        r#"{"detail":{"status":"too_many_concurrent_requests","message":"Too many concurrent requests."}}"#,
+        r#"{"detail":{"status":"system_busy","message":"We are sorry, the system is experiencing heavy traffic, please try again. Higher subscriptions have higher priority."}}"#,
+        r#"{"detail":{"type":"rate_limit_error","code":"rate_limit_exceeded","message":"x","status":"rate_limit_exceeded","request_id":"3c807fc4c3a1705f9638ecc764a91c01"}}"#,
+        r#"{"detail":{"code":"concurrent_limit_exceeded"}}"#,
+        "",
+    ] {
+        assert!(
+            matches!(meaning(429, body), Meaning::Failure(Reason::RateLimited, _)),
+            "{body}"
+        );
+    }
+    assert!(matches!(
+        meaning(
+            500,
+            r#"{"detail": {"status": "something_went_wrong", "message": "We are sorry, something went wrong. You are not charged for this request."}}"#
+        ),
+        Meaning::Failure(Reason::UpstreamError, _)
+    ));
+    assert!(matches!(
+        meaning(
+            500,
+            r#"{"status": "internal_server_error", "message": "Internal Server error. All such crashes are reported to us automatically."}"#
+        ),
+        Meaning::Failure(Reason::UpstreamError, _)
+    ));
+}
+
+#[test]
+fn html_pages_are_not_key_problems() {
+    let a = answer(
+        403,
+        "text/html; charset=UTF-8",
+        "<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>",
+    );
+    match classify(&a, &parse_body(&a)) {
+        Meaning::Failure(Reason::UnexpectedResponse, detail) => {
+            assert!(detail.contains("not a key problem"), "{detail}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let a = answer(502, "text/html", "<html>Bad gateway</html>");
+    assert!(matches!(
+        classify(&a, &parse_body(&a)),
+        Meaning::Failure(Reason::UpstreamError, _)
+    ));
+}
+
+#[test]
+fn fastapi_shapes_and_unknown_codes() {
+    assert!(matches!(
+        meaning(
+            422,
+            r#"{ "detail": [{ "type": "missing", "loc": ["body", "agent_phone_number_id"], "msg": "Field required", "input": null }] }"#
+        ),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+    assert!(matches!(
+        meaning(404, r#"{"detail":"Not Found"}"#),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+    assert!(matches!(
+        meaning(405, r#"{"detail":"Method Not Allowed"}"#),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+    assert!(matches!(
+        meaning(400, r#"{"detail":{"status":"brand_new_code"}}"#),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+    assert!(matches!(
+        meaning(503, r#"{"detail":{"status":"brand_new_code"}}"#),
+        Meaning::Failure(Reason::UpstreamError, _)
+    ));
+    assert!(matches!(
+        meaning(401, "not json at all {"),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+    assert!(matches!(
+        meaning(401, "[1,2,3]"),
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
+}
+
+#[test]
+fn code_wins_over_status_and_http_status() {
+    // New format: `code` is the key, `status` legacy.
+    assert_eq!(
+        meaning(
+            401,
+            r#"{"detail":{"type":"authentication_error","code":"invalid_api_key","status":"whatever","message":"m"}}"#
+        ),
+        Meaning::Invalid(Problem::InvalidApiKey)
+    );
+    // HTTP 200 never classifies as an error.
+    assert_eq!(
+        meaning(200, r#"{"detail":{"status":"invalid_api_key"}}"#),
+        Meaning::Ok
+    );
+}
+
+fn probe(permission: &str) -> PermissionProbe {
+    default_permission_probes()
+        .into_iter()
+        .find(|p| p.permission == permission)
+        .expect("row exists")
+}
+
+fn permission(status: u16, body: &str, p: &str) -> (Result<Vec<Fact>, Failure>, String) {
+    let a = answer(status, "application/json", body);
+    let b = parse_body(&a);
+    permission_meaning(&probe(p), &a, &b)
+}
+
+#[test]
+fn convai_write_probe_reads_404_as_granted_and_401_as_missing() {
+    let (r, _) = permission(
+        404,
+        r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#,
+        "convai_write",
+    );
+    assert_eq!(
+        r,
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: "convai_write".into(),
+                granted: true
+            }
+        ])
+    );
+    let (r, _) = permission(
+        401,
+        r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_write to execute this operation."}}"#,
+        "convai_write",
+    );
+    assert_eq!(
+        r,
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: "convai_write".into(),
+                granted: false
+            }
+        ])
+    );
+    let (r, _) = permission(
+        403,
+        r#"{"detail":{"type":"authorization_error","code":"insufficient_permissions","status":"missing_permissions","message":"The API key you used is missing the permission convai_write to execute this operation."}}"#,
+        "convai_write",
+    );
+    assert_eq!(
+        r,
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: "convai_write".into(),
+                granted: false
+            }
+        ])
+    );
+}
+
+#[test]
+fn a_probe_refused_for_another_permission_leaves_this_one_unknown() {
+    let (r, detail) = permission(
+        401,
+        r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#,
+        "convai_write",
+    );
+    assert_eq!(
+        r,
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: "convai_read".into(),
+                granted: false
+            }
+        ])
+    );
+    assert!(detail.contains("stays unknown"), "{detail}");
+}
+
+#[test]
+fn anything_else_leaves_the_permission_unknown() {
+    for (status, body) in [
+        (200, r#"{"signed_url":"wss://x"}"#),
+        (
+            422,
+            r#"{"detail":[{"type":"string_pattern_mismatch","loc":["query","agent_id"],"msg":"bad","input":"x"}]}"#,
+        ),
+        (
+            500,
+            r#"{"detail":{"status":"something_went_wrong","message":"x"}}"#,
+        ),
+        (
+            401,
+            r#"{"detail":{"status":"missing_permissions","message":"no name here"}}"#,
+        ),
+    ] {
+        let (r, _) = permission(status, body, "convai_write");
+        assert!(r.is_err(), "{status} {body}: {r:?}");
+    }
+    let (r, _) = permission(
+        401,
+        r#"{"detail":{"status":"invalid_api_key","message":"Invalid API key"}}"#,
+        "convai_write",
+    );
+    assert_eq!(
+        r,
+        Ok(vec![Fact::Invalid {
+            problem: Problem::InvalidApiKey
+        }])
+    );
+}
+
+#[test]
+fn the_probe_agent_id_is_well_formed() {
+    let id = NONEXISTENT_AGENT_ID
+        .strip_prefix("agent_")
+        .expect("agent_ prefix");
+    assert_eq!(id.len(), 28);
+    assert!(
+        id.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    );
+}
+
+#[test]
+fn subscription_exhaustion_respects_usage_based_billing() {
+    let sub = |count, limit, extend, ext: &str| -> Subscription {
+        serde_json::from_str(&format!(
+            r#"{{"character_count":{count},"character_limit":{limit},"tier":"starter","status":"active","can_extend_character_limit":{extend},"max_credit_limit_extension":{ext},"next_character_count_reset_unix":null}}"#
+        ))
+        .expect("valid subscription json")
+    };
+    assert!(sub(10000, 10000, false, "0").exhausted());
+    assert!(sub(10001, 10000, true, "0").exhausted());
+    assert!(!sub(10000, 10000, true, "\"unlimited\"").exhausted());
+    assert!(!sub(10000, 10000, true, "5000").exhausted());
+    assert!(!sub(9999, 10000, false, "0").exhausted());
+}

@@ -1,0 +1,392 @@
+//! The one way credwatch talks to upstream: [`Upstream::get`].
+//!
+//! There is no other method. A request names a path that must be on the
+//! read-only allow-list ([`check_read_path`]), redirects are never followed
+//! (so credentials never reach another host), every body is read with a size
+//! cap, every request has a timeout, and requests to one host are capped by a
+//! semaphore shared by all credentials. Errors never carry the URL or a header.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::Semaphore;
+
+use crate::config::Provider;
+use crate::secret::Secret;
+
+/// Bodies above this are not read to the end (the answers we need are a few KiB;
+/// a full page of 1,000 Twilio numbers is about 1.5 MiB).
+pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+
+/// How a request authenticates.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// ElevenLabs: `xi-api-key: <key>`.
+    XiApiKey(&'a Secret),
+    /// Twilio: pre-emptive HTTP Basic.
+    Basic { user: &'a str, password: &'a Secret },
+}
+
+/// A complete upstream answer (status, the headers we use, the capped body).
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: Option<String>,
+    pub body: Bytes,
+    pub request_id: Option<String>,
+    pub retry_after: Option<Duration>,
+}
+
+impl Answer {
+    pub fn is_json(&self) -> bool {
+        self.content_type
+            .as_deref()
+            .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"))
+    }
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("no complete answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Network(String),
+    #[error("the answer is larger than {} bytes", BODY_LIMIT)]
+    TooLarge,
+    #[error("refused to send: {0}")]
+    NotAllowed(String),
+}
+
+/// The shared HTTP client: pooled keep-alive connections per host.
+pub struct Upstream {
+    client: reqwest::Client,
+    per_host: usize,
+    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    body_limit: usize,
+    requests: Option<prometheus::IntCounterVec>,
+}
+
+impl Upstream {
+    /// `requests` counts every request sent, by provider.
+    pub fn new(
+        per_host: usize,
+        requests: Option<prometheus::IntCounterVec>,
+    ) -> anyhow::Result<Self> {
+        install_crypto_provider();
+        let client = reqwest::Client::builder()
+            .user_agent(crate::USER_AGENT)
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(10))
+            .pool_idle_timeout(Duration::from_secs(300))
+            .pool_max_idle_per_host(per_host.max(1))
+            .tcp_keepalive(Duration::from_secs(60))
+            .build()?;
+        Ok(Upstream {
+            client,
+            per_host: per_host.max(1),
+            hosts: Mutex::new(HashMap::new()),
+            body_limit: BODY_LIMIT,
+            requests,
+        })
+    }
+
+    fn semaphore(&self, base_url: &str) -> Arc<Semaphore> {
+        let host = base_url
+            .split("://")
+            .nth(1)
+            .and_then(|rest| rest.split('/').next())
+            .unwrap_or(base_url)
+            .to_string();
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts
+            .entry(host)
+            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+            .clone()
+    }
+
+    /// GETs `base_url` + `path`. `path` must pass [`check_read_path`].
+    pub async fn get(
+        &self,
+        provider: Provider,
+        base_url: &str,
+        path: &str,
+        auth: Auth<'_>,
+        timeout: Duration,
+    ) -> Result<Answer, TransportError> {
+        check_read_path(provider, path).map_err(TransportError::NotAllowed)?;
+        let url = format!("{base_url}{path}");
+        if let Some(counter) = &self.requests {
+            counter.with_label_values(&[provider.as_str()]).inc();
+        }
+        let permits = self.semaphore(base_url);
+        let _permit = permits
+            .acquire_owned()
+            .await
+            .map_err(|_| TransportError::Network("client shutting down".into()))?;
+        let mut request = self
+            .client
+            .get(&url)
+            .timeout(timeout)
+            .header("accept", "application/json");
+        request = match auth {
+            Auth::XiApiKey(key) => {
+                let mut value = http::HeaderValue::from_str(key.expose()).map_err(|_| {
+                    TransportError::NotAllowed(
+                        "the API key contains characters not allowed in a header".into(),
+                    )
+                })?;
+                value.set_sensitive(true);
+                request.header("xi-api-key", value)
+            }
+            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
+        };
+        let work = async {
+            let mut response = request
+                .send()
+                .await
+                .map_err(|e| transport_error(&e, timeout))?;
+            let status = response.status().as_u16();
+            let headers = response.headers();
+            let content_type = header(headers, "content-type");
+            let request_id = header(headers, "request-id")
+                .or_else(|| header(headers, "x-trace-id"))
+                .or_else(|| header(headers, "twilio-request-id"));
+            let retry_after = header(headers, "retry-after")
+                .and_then(|v| parse_retry_after(&v, SystemTime::now()));
+            if response
+                .content_length()
+                .is_some_and(|n| n > self.body_limit as u64)
+            {
+                return Err(TransportError::TooLarge);
+            }
+            let mut body = BytesMut::new();
+            while let Some(chunk) = response
+                .chunk()
+                .await
+                .map_err(|e| transport_error(&e, timeout))?
+            {
+                if body.len() + chunk.len() > self.body_limit {
+                    return Err(TransportError::TooLarge);
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Answer {
+                status,
+                content_type,
+                body: body.freeze(),
+                request_id,
+                retry_after,
+            })
+        };
+        // reqwest's timeout covers connect to end of body; this one is a backstop.
+        match tokio::time::timeout(timeout + Duration::from_millis(50), work).await {
+            Ok(result) => result,
+            Err(_) => Err(TransportError::Timeout(timeout)),
+        }
+    }
+}
+
+fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(128).collect())
+}
+
+/// Describes a reqwest error without its URL (which is ours, but errors are
+/// logged and shown) and without anything of the request.
+fn transport_error(e: &reqwest::Error, timeout: Duration) -> TransportError {
+    if e.is_timeout() {
+        return TransportError::Timeout(timeout);
+    }
+    let mut parts = Vec::new();
+    let mut source: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !parts.contains(&text) {
+            parts.push(text);
+        }
+        source = s.source();
+    }
+    let kind = if e.is_connect() {
+        "cannot connect"
+    } else if e.is_body() || e.is_decode() {
+        "connection broke while reading the answer"
+    } else if e.is_request() {
+        "request failed"
+    } else {
+        "transport error"
+    };
+    if parts.iter().any(|p| p.contains("timed out")) {
+        return TransportError::Timeout(timeout);
+    }
+    let detail = parts.join(": ");
+    TransportError::Network(if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {detail}")
+    })
+}
+
+/// `Retry-After` as seconds or an HTTP date, capped at one hour.
+pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let d = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(d.min(Duration::from_secs(3600)))
+}
+
+/// rustls needs one process-wide crypto provider; ring it is.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The read-only allow-list. Everything credwatch may ever ask for is here;
+/// the never-call endpoints of `shared/reference/*.md` are not, by construction.
+pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), String> {
+    let (path, query) = match path_and_query.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path_and_query, None),
+    };
+    if !path.starts_with('/')
+        || path.contains("..")
+        || path.contains("//")
+        || path_and_query.contains('#')
+    {
+        return Err(format!("`{path_and_query}` is not a plain absolute path"));
+    }
+    let segments: Vec<&str> = path[1..].split('/').collect();
+    let id_ok = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let allowed = match provider {
+        Provider::ElevenLabs => match segments.as_slice() {
+            ["v1", "user"] | ["v1", "user", "subscription"] | ["v1", "models"] => true,
+            ["v1", "convai", "agents"] | ["v1", "convai", "phone-numbers"] => true,
+            ["v1", "convai", "agents", id] | ["v1", "convai", "phone-numbers", id] => id_ok(id),
+            ["v1", "convai", "conversation", "get-signed-url"] => {
+                let q = query.unwrap_or("");
+                if q.split('&')
+                    .any(|kv| kv.starts_with("include_conversation_id=") && !kv.ends_with("=false"))
+                {
+                    return Err(
+                        "get-signed-url must never be asked with include_conversation_id".into(),
+                    );
+                }
+                q.split('&').any(|kv| kv.starts_with("agent_id="))
+            }
+            _ => false,
+        },
+        Provider::Twilio => match segments.as_slice() {
+            ["2010-04-01", "Accounts", account] => account
+                .strip_suffix(".json")
+                .is_some_and(crate::config::looks_like_account_sid_pub),
+            ["2010-04-01", "Accounts", account, resource] => {
+                crate::config::looks_like_account_sid_pub(account)
+                    && matches!(
+                        *resource,
+                        "IncomingPhoneNumbers.json" | "OutgoingCallerIds.json" | "Balance.json"
+                    )
+            }
+            _ => false,
+        },
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{path}` is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: &str = "AC0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn allow_list_admits_the_probes() {
+        for p in [
+            "/v1/user/subscription",
+            "/v1/user",
+            "/v1/models",
+            "/v1/convai/agents?page_size=1",
+            "/v1/convai/agents/agent_123",
+            "/v1/convai/phone-numbers?provider=twilio",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_x",
+        ] {
+            assert_eq!(check_read_path(Provider::ElevenLabs, p), Ok(()), "{p}");
+        }
+        for p in [
+            format!("/2010-04-01/Accounts/{AC}.json"),
+            format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json?PageSize=1000"),
+            format!("/2010-04-01/Accounts/{AC}/OutgoingCallerIds.json?PageSize=1000"),
+            format!("/2010-04-01/Accounts/{AC}/Balance.json"),
+        ] {
+            assert_eq!(check_read_path(Provider::Twilio, &p), Ok(()), "{p}");
+        }
+    }
+
+    #[test]
+    fn allow_list_refuses_never_call_endpoints() {
+        for p in [
+            "/v1/convai/twilio/outbound-call",
+            "/v1/convai/sip-trunk/outbound-call",
+            "/v1/convai/conversation/token?agent_id=x",
+            "/v1/workspaces/api-keys/disable?api_key_name=self",
+            "/v1/text-to-speech/abc",
+            "/v1/convai/conversation/get-signed-url?agent_id=a&include_conversation_id=true",
+            "/v1/convai/conversation/get-signed-url",
+            "/v1/convai/agents/../../v1/text-to-speech",
+        ] {
+            assert!(check_read_path(Provider::ElevenLabs, p).is_err(), "{p}");
+        }
+        for p in [
+            "/2010-04-01/Accounts.json".to_string(),
+            format!("/2010-04-01/Accounts/{AC}/Keys.json"),
+            format!("/2010-04-01/Accounts/{AC}/Calls.json"),
+            format!("/2010-04-01/Accounts/{AC}/Messages.json"),
+            format!("/2010-04-01/Accounts/{AC}/Tokens.json"),
+            "/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json".to_string(),
+        ] {
+            assert!(check_read_path(Provider::Twilio, &p).is_err(), "{p}");
+        }
+        // A Twilio path is not an ElevenLabs path and vice versa.
+        assert!(
+            check_read_path(
+                Provider::ElevenLabs,
+                &format!("/2010-04-01/Accounts/{AC}.json")
+            )
+            .is_err()
+        );
+        assert!(check_read_path(Provider::Twilio, "/v1/user").is_err());
+    }
+
+    #[test]
+    fn retry_after_seconds_and_dates_are_capped() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
+        assert_eq!(
+            parse_retry_after("999999", now),
+            Some(Duration::from_secs(3600))
+        );
+        let later = httpdate::fmt_http_date(now + Duration::from_secs(30));
+        assert_eq!(
+            parse_retry_after(&later, now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,96 @@
+//! The upstream providers, behind one entry point: [`run`] takes a credential
+//! and returns its classified [`Attempt`]s for one cycle.
+//!
+//! Each provider module owns its requests and the classification of their
+//! answers. Adding a provider is one new module and one arm in [`run`].
+
+pub mod elevenlabs;
+pub mod http;
+pub mod twilio;
+
+use std::time::{Instant, SystemTime};
+
+use crate::config::{Credential, PermissionProbe, Spec};
+use crate::outcome::{Attempt, Evidence, Fact, Failure, Reason};
+use http::{TransportError, Upstream};
+
+/// What a cycle needs besides the credential.
+pub struct Context<'a> {
+    pub upstream: &'a Upstream,
+    pub permission_probes: &'a [PermissionProbe],
+}
+
+/// What a cycle covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    /// Run the slow-changing checks too (permissions, account, balance, full number lists).
+    pub details: bool,
+}
+
+/// Runs one cycle of checks for `cred`. Requests for one credential are
+/// sequential; the first attempt is always the auth check.
+pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: Plan) -> Vec<Attempt> {
+    match &cred.spec {
+        Spec::ElevenLabs(el) => elevenlabs::run(cred, el, ctx, plan).await,
+        Spec::Twilio(tw) => twilio::run(cred, tw, ctx, plan).await,
+    }
+}
+
+/// The name of the check that decides validity.
+pub fn auth_check(spec: &Spec) -> &'static str {
+    match spec {
+        Spec::ElevenLabs(_) => "subscription",
+        Spec::Twilio(_) => "phone_numbers",
+    }
+}
+
+pub(crate) fn failure_from_transport(e: &TransportError) -> Reason {
+    match e {
+        TransportError::Timeout(_) => Reason::Timeout,
+        TransportError::Network(_) => Reason::Network,
+        TransportError::TooLarge | TransportError::NotAllowed(_) => Reason::UnexpectedResponse,
+    }
+}
+
+/// Times an attempt and builds it.
+pub(crate) struct Clock {
+    started_at: SystemTime,
+    started: Instant,
+}
+
+impl Clock {
+    pub fn start() -> Self {
+        Clock {
+            started_at: SystemTime::now(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn finish(
+        &self,
+        check: &str,
+        evidence: Evidence,
+        result: Result<Vec<Fact>, Failure>,
+    ) -> Attempt {
+        Attempt {
+            check: check.to_string(),
+            started_at: self.started_at,
+            duration: self.started.elapsed(),
+            evidence,
+            result,
+        }
+    }
+
+    /// An attempt that got no answer at all.
+    pub fn failed(&self, check: &str, path: &str, e: TransportError) -> Attempt {
+        self.finish(
+            check,
+            Evidence {
+                request: format!("GET {path}"),
+                detail: e.to_string(),
+                ..Evidence::default()
+            },
+            Err(Failure::new(failure_from_transport(&e))),
+        )
+    }
+}

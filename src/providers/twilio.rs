@@ -1,0 +1,450 @@
+//! Twilio: authentication by listing the account's incoming numbers (works
+//! for Auth Tokens and every API key type), then account status and balance.
+//!
+//! Classification is on (HTTP status, Twilio `code`), never on the message,
+//! whose text varies. The account body contains the account's `auth_token`:
+//! it is deserialized into a struct without that field and dropped at once.
+
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http::{Answer, Auth, TransportError};
+use super::{Clock, Context, Plan};
+use crate::config::{Credential, Provider, Twilio, TwilioAuth};
+use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason};
+
+/// Safety net on paging: 100 pages of 1,000 numbers.
+pub const MAX_PAGES: usize = 100;
+
+/// What a Twilio answer means.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Meaning {
+    Ok,
+    /// 401 20003.
+    Authenticate,
+    /// 403 20008.
+    TestCredentials,
+    /// 403 20403.
+    Suspended,
+    /// 403 70051.
+    Restricted,
+    /// 404 20404.
+    NotFound,
+    /// 400 21470 / 90002.
+    KeySidInPath,
+    Failure(Reason, String),
+}
+
+/// The error code of a Twilio error body, if it is one.
+pub fn error_code(answer: &Answer) -> Option<u64> {
+    if !answer.is_json() {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(&answer.body).ok()?;
+    match value.get("code")? {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+pub fn classify(answer: &Answer) -> Meaning {
+    let status = answer.status;
+    if (200..300).contains(&status) {
+        return Meaning::Ok;
+    }
+    let code = error_code(answer);
+    match (status, code) {
+        (401, Some(20003)) => Meaning::Authenticate,
+        (403, Some(20008)) => Meaning::TestCredentials,
+        (403, Some(20403)) => Meaning::Suspended,
+        (403, Some(70051)) => Meaning::Restricted,
+        (404, Some(20404)) => Meaning::NotFound,
+        (400, Some(21470 | 90002)) => Meaning::KeySidInPath,
+        (429, _) => Meaning::Failure(Reason::RateLimited, "429: too many concurrent requests on this Twilio account".into()),
+        (500..=599, _) => Meaning::Failure(Reason::UpstreamError, format!("HTTP {status} from Twilio")),
+        (403, None) if !answer.is_json() => Meaning::Failure(
+            Reason::UnexpectedResponse,
+            "HTTP 403 with a non-JSON page: a proxy or firewall blocked the request; this is not a credential problem".into(),
+        ),
+        (_, Some(c)) => Meaning::Failure(Reason::UnexpectedResponse, format!("HTTP {status} with unexpected code {c}")),
+        (_, None) => Meaning::Failure(Reason::UnexpectedResponse, format!("HTTP {status} without a Twilio error code")),
+    }
+}
+
+#[derive(Deserialize)]
+struct NumbersPage {
+    incoming_phone_numbers: Vec<NumberItem>,
+    next_page_uri: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct NumberItem {
+    #[allow(dead_code)]
+    phone_number: Option<String>,
+}
+
+/// `Accounts/{Sid}.json`, without `auth_token` — on purpose.
+#[derive(Deserialize)]
+struct AccountBody {
+    sid: Option<String>,
+    owner_account_sid: Option<String>,
+    status: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct BalanceBody {
+    balance: Option<String>,
+    currency: Option<String>,
+}
+
+fn user(tw: &Twilio) -> &str {
+    match &tw.auth {
+        TwilioAuth::AuthToken(_) => &tw.account_sid,
+        TwilioAuth::ApiKey { sid, .. } => sid,
+    }
+}
+
+async fn get(
+    ctx: &Context<'_>,
+    tw: &Twilio,
+    cred: &Credential,
+    path: &str,
+) -> Result<Answer, TransportError> {
+    let auth = Auth::Basic {
+        user: user(tw),
+        password: &tw.auth.secret().value,
+    };
+    ctx.upstream
+        .get(Provider::Twilio, &tw.base_url, path, auth, cred.timeout)
+        .await
+}
+
+fn evidence(path: &str, answer: &Answer, detail: String) -> Evidence {
+    Evidence {
+        request: format!("GET {path}"),
+        http_status: Some(answer.status),
+        upstream_code: error_code(answer).map(|c| c.to_string()),
+        permission: None,
+        request_id: answer.request_id.clone(),
+        detail,
+    }
+}
+
+fn failure(reason: Reason, answer: &Answer) -> Failure {
+    Failure {
+        reason,
+        retry_after: answer.retry_after,
+    }
+}
+
+/// One cycle: the numbers every time (one page unless details are due), then
+/// account and balance when details are due.
+pub async fn run(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, plan: Plan) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let auth = numbers(cred, tw, ctx, plan.details).await;
+    let go_on = matches!(&auth.result, Ok(facts) if !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })));
+    attempts.push(auth);
+    if !go_on || !plan.details {
+        return attempts;
+    }
+    let account = account(cred, tw, ctx).await;
+    let stop = account.result.is_err();
+    attempts.push(account);
+    if !stop {
+        attempts.push(balance(cred, tw, ctx).await);
+    }
+    attempts
+}
+
+/// The auth check. With `full`, pages through every number to count them.
+pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bool) -> Attempt {
+    const CHECK: &str = "phone_numbers";
+    let base = format!(
+        "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
+        tw.account_sid
+    );
+    let first = format!("{base}?PageSize={}", if full { 1000 } else { 1 });
+    let clock = Clock::start();
+    let mut path = first.clone();
+    let mut count: u64 = 0;
+    let mut pages = 0;
+    loop {
+        let answer = match get(ctx, tw, cred, &path).await {
+            Ok(a) => a,
+            Err(e) if pages == 0 => return clock.failed(CHECK, &path, e),
+            Err(e) => {
+                return clock.finish(
+                    CHECK,
+                    Evidence {
+                        request: format!("GET {first}"),
+                        http_status: Some(200),
+                        detail: format!(
+                            "credentials accepted; listing stopped at page {}: {e}",
+                            pages + 1
+                        ),
+                        ..Evidence::default()
+                    },
+                    Ok(vec![Fact::Valid]),
+                );
+            }
+        };
+        let facts = match classify(&answer) {
+            Meaning::Ok => None,
+            Meaning::Authenticate => Some((
+                vec![Fact::Invalid {
+                    problem: Problem::TwilioAuthenticate,
+                }],
+                "credentials rejected (20003 Authenticate)",
+            )),
+            Meaning::TestCredentials => Some((
+                vec![Fact::Invalid {
+                    problem: Problem::TestCredentials,
+                }],
+                "test credentials (20008) cannot read anything",
+            )),
+            Meaning::Suspended => Some((
+                vec![
+                    Fact::Valid,
+                    Fact::Blocked {
+                        problem: Problem::AccountSuspended { status: None },
+                    },
+                ],
+                "the account lacks API access (20403): suspended or closed",
+            )),
+            Meaning::Restricted => Some((
+                vec![
+                    Fact::Valid,
+                    Fact::Blocked {
+                        problem: Problem::RestrictedKey,
+                    },
+                ],
+                "this restricted key may not list phone numbers (70051)",
+            )),
+            Meaning::NotFound => Some((
+                vec![Fact::Invalid {
+                    problem: Problem::AccountNotFound,
+                }],
+                "no such account for these credentials (20404)",
+            )),
+            Meaning::KeySidInPath => Some((
+                vec![Fact::Invalid {
+                    problem: Problem::KeySidInPath,
+                }],
+                "an API key SID was used as the Account SID",
+            )),
+            Meaning::Failure(reason, detail) => {
+                return clock.finish(
+                    CHECK,
+                    evidence(&path, &answer, detail),
+                    Err(failure(reason, &answer)),
+                );
+            }
+        };
+        if let Some((facts, detail)) = facts {
+            if pages == 0 {
+                return clock.finish(CHECK, evidence(&path, &answer, detail.into()), Ok(facts));
+            }
+            // A later page refused: the first one already proved authentication.
+            return clock.finish(
+                CHECK,
+                evidence(&path, &answer, format!("listing stopped: {detail}")),
+                Ok(vec![Fact::Valid]),
+            );
+        }
+        let page: NumbersPage = match serde_json::from_slice(&answer.body) {
+            Ok(p) => p,
+            Err(e) => {
+                let detail = format!(
+                    "HTTP 200 but the number list could not be read: {}",
+                    e.to_string().chars().take(160).collect::<String>()
+                );
+                return clock.finish(
+                    CHECK,
+                    evidence(&path, &answer, detail),
+                    Err(failure(Reason::UnexpectedResponse, &answer)),
+                );
+            }
+        };
+        pages += 1;
+        count += page.incoming_phone_numbers.len() as u64;
+        let next = page.next_page_uri.filter(|n| !n.is_empty());
+        match next {
+            Some(next) if full => {
+                if pages >= MAX_PAGES {
+                    let detail = format!(
+                        "credentials accepted; more than {MAX_PAGES} pages of numbers, count not exported"
+                    );
+                    return clock.finish(
+                        CHECK,
+                        evidence(&first, &answer, detail),
+                        Ok(vec![Fact::Valid]),
+                    );
+                }
+                if !next.starts_with(&base)
+                    || super::http::check_read_path(Provider::Twilio, &next).is_err()
+                {
+                    let detail = "credentials accepted; next_page_uri points outside this account's number list, not followed".to_string();
+                    return clock.finish(
+                        CHECK,
+                        evidence(&first, &answer, detail),
+                        Ok(vec![Fact::Valid]),
+                    );
+                }
+                path = next;
+            }
+            _ => {
+                let mut facts = vec![Fact::Valid];
+                let detail = if full {
+                    facts.push(Fact::TwilioNumbers { count });
+                    format!("credentials accepted; {count} incoming number(s) over {pages} page(s)")
+                } else {
+                    "credentials accepted".to_string()
+                };
+                return clock.finish(CHECK, evidence(&first, &answer, detail), Ok(facts));
+            }
+        }
+    }
+}
+
+/// `Accounts/{Sid}.json`: status and type. Standard keys may not read it.
+pub async fn account(cred: &Credential, tw: &Twilio, ctx: &Context<'_>) -> Attempt {
+    const CHECK: &str = "account";
+    let path = format!("/2010-04-01/Accounts/{}.json", tw.account_sid);
+    let clock = Clock::start();
+    let answer = match get(ctx, tw, cred, &path).await {
+        Ok(a) => a,
+        Err(e) => return clock.failed(CHECK, &path, e),
+    };
+    let is_key = matches!(tw.auth, TwilioAuth::ApiKey { .. });
+    let (result, detail) = match classify(&answer) {
+        Meaning::Ok => match serde_json::from_slice::<AccountBody>(&answer.body) {
+            Ok(acct) => {
+                let status = acct.status.unwrap_or_else(|| "unknown".into());
+                let kind = acct.kind.unwrap_or_else(|| "unknown".into());
+                let subaccount =
+                    matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
+                let mut facts = vec![Fact::TwilioAccount {
+                    status: status.clone(),
+                    kind: kind.clone(),
+                    subaccount,
+                }];
+                if status == "suspended" || status == "closed" {
+                    facts.push(Fact::Blocked {
+                        problem: Problem::AccountSuspended {
+                            status: Some(status.clone()),
+                        },
+                    });
+                }
+                (
+                    Ok(facts),
+                    format!(
+                        "account {status}, {kind}{}",
+                        if subaccount { ", subaccount" } else { "" }
+                    ),
+                )
+            }
+            Err(_) => (
+                Err(failure(Reason::UnexpectedResponse, &answer)),
+                "HTTP 200 but the account could not be read".into(),
+            ),
+        },
+        Meaning::Authenticate if is_key => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "account",
+            }]),
+            "this API key may not read the account (only Main keys and the Auth Token can)".into(),
+        ),
+        Meaning::Suspended => (
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountSuspended { status: None },
+            }]),
+            "the account lacks API access (20403)".into(),
+        ),
+        Meaning::Restricted => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "account",
+            }]),
+            "this restricted key may not read the account".into(),
+        ),
+        Meaning::Failure(reason, detail) => (Err(failure(reason, &answer)), detail),
+        other => (
+            Err(failure(Reason::UnexpectedResponse, &answer)),
+            format!("unexpected answer for the account: {other:?}"),
+        ),
+    };
+    clock.finish(CHECK, evidence(&path, &answer, detail), result)
+}
+
+/// `Balance.json`. Subaccounts have none (404 20404).
+pub async fn balance(cred: &Credential, tw: &Twilio, ctx: &Context<'_>) -> Attempt {
+    const CHECK: &str = "balance";
+    let path = format!("/2010-04-01/Accounts/{}/Balance.json", tw.account_sid);
+    let clock = Clock::start();
+    let answer = match get(ctx, tw, cred, &path).await {
+        Ok(a) => a,
+        Err(e) => return clock.failed(CHECK, &path, e),
+    };
+    let is_key = matches!(tw.auth, TwilioAuth::ApiKey { .. });
+    let (result, detail) = match classify(&answer) {
+        Meaning::Ok => match serde_json::from_slice::<BalanceBody>(&answer.body) {
+            Ok(b) => {
+                let currency = b.currency.unwrap_or_else(|| "unknown".into());
+                match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
+                    None => (
+                        Ok(vec![Fact::TwilioBalance {
+                            amount: None,
+                            currency: currency.clone(),
+                        }]),
+                        "balance not reported".into(),
+                    ),
+                    Some(Ok(amount)) if amount.is_finite() => (
+                        Ok(vec![Fact::TwilioBalance {
+                            amount: Some(amount),
+                            currency: currency.clone(),
+                        }]),
+                        format!("balance {amount} {currency}"),
+                    ),
+                    Some(_) => (
+                        Err(failure(Reason::UnexpectedResponse, &answer)),
+                        "the balance is not a decimal number".into(),
+                    ),
+                }
+            }
+            Err(_) => (
+                Err(failure(Reason::UnexpectedResponse, &answer)),
+                "HTTP 200 but the balance could not be read".into(),
+            ),
+        },
+        Meaning::NotFound => (
+            Ok(vec![Fact::TwilioBalanceNotApplicable]),
+            "no balance: subaccounts and Connect apps have none".into(),
+        ),
+        Meaning::Authenticate if is_key => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "balance",
+            }]),
+            "this API key may not read the balance".into(),
+        ),
+        Meaning::Restricted => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "balance",
+            }]),
+            "this restricted key may not read the balance".into(),
+        ),
+        Meaning::Suspended => (
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountSuspended { status: None },
+            }]),
+            "the account lacks API access (20403)".into(),
+        ),
+        Meaning::Failure(reason, detail) => (Err(failure(reason, &answer)), detail),
+        other => (
+            Err(failure(Reason::UnexpectedResponse, &answer)),
+            format!("unexpected answer for the balance: {other:?}"),
+        ),
+    };
+    clock.finish(CHECK, evidence(&path, &answer, detail), result)
+}

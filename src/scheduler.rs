@@ -1,0 +1,515 @@
+//! The scheduler: runs every credential's checks on its own interval.
+//!
+//! One loop owns a timer queue; a probe task exists only while a probe is in
+//! flight, so 10,000 idle credentials cost a heap entry each, not a task.
+//! Probes of one credential never overlap. The first round starts within a
+//! few seconds; after it, each credential settles on a random phase of its
+//! interval so checks spread evenly instead of arriving in bursts. A check
+//! that gets no definitive answer backs off (never probing faster than the
+//! interval, honouring `Retry-After`). Secret files are polled and a changed
+//! secret is re-probed at once.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, Credential, PermissionProbe};
+use crate::outcome::Attempt;
+use crate::providers::{self, Context, Plan, http::Upstream};
+use crate::state::{Slot, State};
+
+/// The first round is spread over at most this long.
+pub const STARTUP_SPREAD: Duration = Duration::from_secs(5);
+/// Backoff never waits longer than this (or the interval, if longer).
+pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+
+/// When to check next: the timing policy, free of I/O so it is tested on paused time.
+#[derive(Debug, Clone)]
+pub struct Pacer {
+    interval: Duration,
+    /// Where in the interval this credential settles after the first round.
+    phase: Duration,
+    cycles: u64,
+    failures: u32,
+}
+
+/// How the auth check of a cycle ended, as far as timing is concerned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paced {
+    Definitive,
+    Failed { retry_after: Option<Duration> },
+}
+
+impl Pacer {
+    pub fn new(interval: Duration, rng: &mut fastrand::Rng) -> Self {
+        Pacer {
+            interval,
+            phase: interval.mul_f64(rng.f64()),
+            cycles: 0,
+            failures: 0,
+        }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
+    pub fn set_interval(&mut self, interval: Duration, rng: &mut fastrand::Rng) {
+        if interval != self.interval {
+            self.interval = interval;
+            self.phase = interval.mul_f64(rng.f64());
+        }
+    }
+
+    /// Delay of the very first check: random, within [`STARTUP_SPREAD`].
+    pub fn first_delay(&self, rng: &mut fastrand::Rng) -> Duration {
+        self.interval.min(STARTUP_SPREAD).mul_f64(rng.f64())
+    }
+
+    /// Consecutive cycles without a definitive answer.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// When the next cycle is due, given when this one started and how it ended.
+    pub fn next(
+        &mut self,
+        epoch: Instant,
+        started: Instant,
+        outcome: Paced,
+        rng: &mut fastrand::Rng,
+    ) -> Instant {
+        self.cycles += 1;
+        match outcome {
+            Paced::Definitive => {
+                self.failures = 0;
+                let regular = started + self.interval;
+                if self.cycles == 1 {
+                    // Leave the startup burst for this credential's own phase.
+                    regular.max(epoch + self.interval + self.phase)
+                } else {
+                    regular
+                }
+            }
+            Paced::Failed { retry_after } => {
+                self.failures = self.failures.saturating_add(1);
+                let cap = MAX_BACKOFF.max(self.interval);
+                let exp = self.failures.saturating_sub(1).min(16);
+                let backoff = self.interval.saturating_mul(1u32 << exp).min(cap);
+                // Up to 20 % jitter so credentials failing together do not retry together.
+                let jittered = backoff.mul_f64(1.0 + 0.2 * rng.f64()).min(cap.mul_f64(1.2));
+                let wait = jittered
+                    .max(retry_after.unwrap_or(Duration::ZERO))
+                    .max(self.interval);
+                started + wait
+            }
+        }
+    }
+}
+
+/// Requests to the running scheduler.
+#[derive(Debug)]
+pub enum Command {
+    /// Switch to a new, already validated config.
+    Reload(Arc<Config>),
+}
+
+/// Owns the scheduler task: dropping it stops the scheduler and cancels
+/// every probe in flight.
+pub struct SchedulerHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    cancel: CancellationToken,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl SchedulerHandle {
+    pub fn reload(&self, config: Arc<Config>) {
+        let _ = self.commands.send(Command::Reload(config));
+    }
+
+    /// Stops the loop and waits for it (in-flight probes are cancelled).
+    pub async fn shutdown(mut self) {
+        self.cancel.cancel();
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for SchedulerHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+/// Starts the scheduler for `config`, writing into `state`.
+pub fn spawn(config: Arc<Config>, state: Arc<State>, upstream: Arc<Upstream>) -> SchedulerHandle {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let cancel = CancellationToken::new();
+    let scheduler = Scheduler::new(config, state, upstream, rx, cancel.clone());
+    let task = tokio::spawn(scheduler.run());
+    SchedulerHandle {
+        commands: tx,
+        cancel,
+        task: Some(task),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileStamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    #[cfg(unix)]
+    ino: u64,
+}
+
+fn stamp(path: &PathBuf) -> Option<FileStamp> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some(FileStamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        #[cfg(unix)]
+        ino: std::os::unix::fs::MetadataExt::ino(&meta),
+    })
+}
+
+struct Entry {
+    cred: Arc<Credential>,
+    slot: Arc<Slot>,
+    pacer: Pacer,
+    /// Bumped when the credential changes; results of older probes are dropped.
+    generation: u64,
+    /// Bumped whenever the entry is (re)queued; stale queue items are skipped.
+    ticket: u64,
+    running: bool,
+    /// Re-probe as soon as the running probe ends.
+    rerun: bool,
+    last_details: Option<Instant>,
+    force_details: bool,
+    files: Vec<(PathBuf, Option<FileStamp>)>,
+}
+
+struct Done {
+    name: String,
+    generation: u64,
+    started: Instant,
+    plan: Plan,
+    attempts: Vec<Attempt>,
+}
+
+struct Scheduler {
+    config: Arc<Config>,
+    probes: Arc<Vec<PermissionProbe>>,
+    state: Arc<State>,
+    upstream: Arc<Upstream>,
+    commands: mpsc::UnboundedReceiver<Command>,
+    cancel: CancellationToken,
+    entries: HashMap<String, Entry>,
+    queue: BinaryHeap<Reverse<(Instant, u64, String)>>,
+    epoch: Instant,
+    rng: fastrand::Rng,
+    max_in_flight: usize,
+}
+
+impl Scheduler {
+    fn new(
+        config: Arc<Config>,
+        state: Arc<State>,
+        upstream: Arc<Upstream>,
+        commands: mpsc::UnboundedReceiver<Command>,
+        cancel: CancellationToken,
+    ) -> Self {
+        let mut s = Scheduler {
+            probes: Arc::new(config.permission_probes.clone()),
+            config: config.clone(),
+            state,
+            upstream,
+            commands,
+            cancel,
+            entries: HashMap::new(),
+            queue: BinaryHeap::new(),
+            epoch: Instant::now(),
+            rng: fastrand::Rng::new(),
+            max_in_flight: 1,
+        };
+        s.max_in_flight = max_in_flight(&config);
+        let slots = s.state.slots();
+        for cred in &config.credentials {
+            if let Some(slot) = slots.iter().find(|sl| sl.name == cred.name) {
+                s.add(cred.clone(), slot.clone());
+            }
+        }
+        s
+    }
+
+    fn add(&mut self, cred: Credential, slot: Arc<Slot>) {
+        let pacer = Pacer::new(cred.interval, &mut self.rng);
+        let due = Instant::now() + pacer.first_delay(&mut self.rng);
+        let files = cred
+            .secret_files()
+            .into_iter()
+            .map(|p| (p.to_path_buf(), stamp(&p.to_path_buf())))
+            .collect();
+        let name = cred.name.clone();
+        self.entries.insert(
+            name.clone(),
+            Entry {
+                cred: Arc::new(cred),
+                slot,
+                pacer,
+                generation: 0,
+                ticket: 0,
+                running: false,
+                rerun: false,
+                last_details: None,
+                force_details: true,
+                files,
+            },
+        );
+        self.schedule(&name, due);
+    }
+
+    fn schedule(&mut self, name: &str, at: Instant) {
+        if let Some(e) = self.entries.get_mut(name) {
+            e.ticket += 1;
+            self.queue.push(Reverse((at, e.ticket, name.to_string())));
+        }
+    }
+
+    /// Re-probe now, or right after the probe in flight.
+    fn probe_now(&mut self, name: &str) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        e.force_details = true;
+        if e.running {
+            e.rerun = true;
+        } else {
+            self.schedule(name, Instant::now());
+        }
+    }
+
+    async fn run(mut self) {
+        let mut running: JoinSet<Done> = JoinSet::new();
+        let mut poll = tokio::time::interval(self.config.secret_poll_interval);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let next_due = self.queue.peek().map(|Reverse((at, _, _))| *at);
+            let room = running.len() < self.max_in_flight;
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => break,
+                Some(cmd) = self.commands.recv() => match cmd {
+                    Command::Reload(config) => self.reload(config),
+                },
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    if let Ok(done) = done {
+                        self.finished(done);
+                    }
+                }
+                _ = sleep_until(next_due), if next_due.is_some() && room => self.start_due(&mut running),
+                _ = poll.tick() => self.poll_secrets(),
+            }
+        }
+        // Dropping the JoinSet aborts every probe in flight.
+        running.abort_all();
+        while running.join_next().await.is_some() {}
+    }
+
+    fn start_due(&mut self, running: &mut JoinSet<Done>) {
+        let now = Instant::now();
+        while running.len() < self.max_in_flight {
+            let Some(Reverse((at, ticket, name))) = self.queue.peek().cloned() else {
+                break;
+            };
+            if at > now {
+                break;
+            }
+            self.queue.pop();
+            let Some(e) = self.entries.get_mut(&name) else {
+                continue;
+            };
+            if e.ticket != ticket || e.running {
+                continue;
+            }
+            let details = e.force_details
+                || e.last_details
+                    .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval);
+            e.force_details = false;
+            e.running = true;
+            let plan = Plan { details };
+            let cred = e.cred.clone();
+            let generation = e.generation;
+            let upstream = self.upstream.clone();
+            let probes = self.probes.clone();
+            running.spawn(async move {
+                let started = Instant::now();
+                let ctx = Context {
+                    upstream: &upstream,
+                    permission_probes: &probes,
+                };
+                let attempts = providers::run(&cred, &ctx, plan).await;
+                Done {
+                    name: cred.name.clone(),
+                    generation,
+                    started,
+                    plan,
+                    attempts,
+                }
+            });
+        }
+    }
+
+    fn finished(&mut self, done: Done) {
+        let epoch = self.epoch;
+        let Some(e) = self.entries.get_mut(&done.name) else {
+            return;
+        };
+        e.running = false;
+        if e.generation != done.generation {
+            // The credential changed while this probe ran: its answers are about the old secret.
+            self.probe_now(&done.name);
+            return;
+        }
+        self.state.record(&e.slot, &done.attempts);
+        for a in &done.attempts {
+            log_attempt(&e.cred, a);
+        }
+        let auth = done.attempts.first();
+        let paced = match auth.map(|a| &a.result) {
+            Some(Err(f)) => Paced::Failed {
+                retry_after: f.retry_after,
+            },
+            _ => Paced::Definitive,
+        };
+        if done.plan.details && paced == Paced::Definitive {
+            e.last_details = Some(done.started);
+        }
+        let next = e.pacer.next(epoch, done.started, paced, &mut self.rng);
+        if e.rerun {
+            e.rerun = false;
+            self.schedule(&done.name, Instant::now());
+        } else {
+            self.schedule(&done.name, next);
+        }
+    }
+
+    fn poll_secrets(&mut self) {
+        let mut changed = Vec::new();
+        for (name, e) in &mut self.entries {
+            let mut any = false;
+            for (path, last) in &mut e.files {
+                let now = stamp(path);
+                if now != *last {
+                    *last = now;
+                    any = true;
+                }
+            }
+            if !any {
+                continue;
+            }
+            match e.cred.reread_files() {
+                Ok(Some(new)) => changed.push((name.clone(), new)),
+                Ok(None) => {}
+                Err(why) => {
+                    tracing::warn!(credential = %name, "secret file changed but cannot be used, keeping the previous value: {why}")
+                }
+            }
+        }
+        for (name, cred) in changed {
+            let fingerprint = cred.fingerprint();
+            if let Some(e) = self.entries.get_mut(&name) {
+                tracing::info!(credential = %name, fingerprint = %fingerprint, "secret changed; re-checking now");
+                e.cred = Arc::new(cred);
+                e.generation += 1;
+                self.state.record_fingerprint(&e.slot, fingerprint);
+            }
+            self.probe_now(&name);
+        }
+    }
+
+    fn reload(&mut self, config: Arc<Config>) {
+        self.state.reconcile(&config);
+        let slots = self.state.slots();
+        self.entries
+            .retain(|name, _| config.credential(name).is_some());
+        self.probes = Arc::new(config.permission_probes.clone());
+        self.max_in_flight = max_in_flight(&config);
+        for cred in &config.credentials {
+            let Some(slot) = slots.iter().find(|s| s.name == cred.name) else {
+                continue;
+            };
+            match self.entries.get_mut(&cred.name) {
+                Some(e) if e.cred.provider() == cred.provider() => {
+                    e.slot = slot.clone();
+                    if *e.cred != *cred {
+                        e.pacer.set_interval(cred.interval, &mut self.rng);
+                        e.cred = Arc::new(cred.clone());
+                        e.generation += 1;
+                        e.files = cred
+                            .secret_files()
+                            .into_iter()
+                            .map(|p| (p.to_path_buf(), stamp(&p.to_path_buf())))
+                            .collect();
+                        let name = cred.name.clone();
+                        self.probe_now(&name);
+                    }
+                }
+                _ => {
+                    self.entries.remove(&cred.name);
+                    self.add(cred.clone(), slot.clone());
+                }
+            }
+        }
+        self.config = config;
+    }
+}
+
+fn max_in_flight(config: &Config) -> usize {
+    let hosts: std::collections::HashSet<&str> = config
+        .credentials
+        .iter()
+        .map(|c| match &c.spec {
+            crate::config::Spec::ElevenLabs(el) => el.base_url.as_str(),
+            crate::config::Spec::Twilio(tw) => tw.base_url.as_str(),
+        })
+        .collect();
+    (hosts.len().max(1) * config.max_concurrent_requests_per_host).max(1)
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn log_attempt(cred: &Credential, a: &Attempt) {
+    let ev = &a.evidence;
+    match (&a.result, a.error_reason()) {
+        (Ok(_), None) => tracing::debug!(
+            credential = %cred.name, provider = %cred.provider(), check = %a.check,
+            status = ev.http_status, duration_ms = a.duration.as_millis() as u64, "{}", ev.detail
+        ),
+        (Ok(_), Some(reason)) => tracing::warn!(
+            credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.as_str(),
+            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            "{}", ev.detail
+        ),
+        (Err(f), _) => tracing::warn!(
+            credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = f.reason.as_str(),
+            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            "no definitive answer, keeping the last verdict: {}", ev.detail
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,314 @@
+//! credwatch's own HTTP server: `/metrics`, `/health`, `/livez`, `/readyz`,
+//! `/`, and `POST /-/reload`.
+//!
+//! Handlers only read pre-rendered state; none of them calls upstream or
+//! waits on a probe. Connections are capped, headers must arrive within a
+//! timeout and within a size limit, so a slow or flooding client cannot take
+//! the process (and with it the readiness of the pods that depend on it) down.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+
+use crate::state::{Health, State};
+
+/// Reloads the config; `Err` carries the message for the client.
+pub type Reloader = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+
+/// Limits that protect the server from its clients.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    /// How long shutdown waits for requests in flight.
+    pub drain_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 512,
+            header_read_timeout: Duration::from_secs(10),
+            max_header_bytes: 16 * 1024,
+            drain_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What the handlers need.
+pub struct App {
+    pub state: Arc<State>,
+    pub reloader: Option<Reloader>,
+}
+
+/// A response body made of ready chunks (no copy of the cached `/metrics` text).
+pub struct Chunks(VecDeque<Bytes>);
+
+impl Chunks {
+    pub fn one(b: impl Into<Bytes>) -> Self {
+        Chunks(VecDeque::from([b.into()]))
+    }
+}
+
+impl Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown` resolves, then drains.
+pub async fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_buf_size(limits.max_header_bytes.max(8192))
+        .keep_alive(true);
+    tokio::pin!(shutdown);
+    loop {
+        let permit = tokio::select! {
+            _ = &mut shutdown => break,
+            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
+        };
+        let (stream, _) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let app = app.clone();
+        let service = service_fn(move |req| {
+            let app = app.clone();
+            async move { Ok::<_, Infallible>(handle(&app, req)) }
+        });
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            let _ = conn.await;
+            drop(permit);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(limits.drain_timeout, graceful.shutdown()).await;
+}
+
+fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Chunks> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(Chunks::one(body))
+        .unwrap_or_else(|_| Response::new(Chunks::one("")))
+}
+
+fn json(status: StatusCode, body: impl Into<Bytes>) -> Response<Chunks> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Chunks::one(body))
+        .unwrap_or_else(|_| Response::new(Chunks::one("")))
+}
+
+fn not_allowed(allow: &'static str) -> Response<Chunks> {
+    let mut r = text(
+        StatusCode::METHOD_NOT_ALLOWED,
+        format!("method not allowed; use {allow}\n"),
+    );
+    r.headers_mut()
+        .insert(header::ALLOW, http::HeaderValue::from_static(allow));
+    r
+}
+
+/// Routes one request. Never panics, never awaits upstream.
+pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
+    let readable = matches!(*req.method(), Method::GET | Method::HEAD);
+    let path = req.uri().path();
+    let query = req.uri().query().unwrap_or("");
+    match path {
+        "/metrics" if readable => {
+            let chunks = app.state.metrics_body();
+            Response::builder()
+                .header(
+                    header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4; charset=utf-8",
+                )
+                .body(Chunks(chunks.into()))
+                .unwrap_or_else(|_| Response::new(Chunks::one("")))
+        }
+        "/health" if readable => health(app, query),
+        "/livez" | "/healthz" if readable => text(StatusCode::OK, "ok\n"),
+        "/readyz" if readable => {
+            if app.state.ready() {
+                text(StatusCode::OK, "ready\n")
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "waiting for the first round of checks\n",
+                )
+            }
+        }
+        "/" if readable => Response::builder()
+            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+            .body(Chunks::one(landing_page(&app.state)))
+            .unwrap_or_else(|_| Response::new(Chunks::one(""))),
+        "/-/reload" if *req.method() == Method::POST => match &app.reloader {
+            Some(reload) => match reload() {
+                Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
+                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+            },
+            None => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "reload is not available in this mode\n",
+            ),
+        },
+        "/-/reload" => not_allowed("POST"),
+        "/metrics" | "/health" | "/livez" | "/healthz" | "/readyz" | "/" => {
+            not_allowed("GET, HEAD")
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /metrics, /health, /livez, /readyz or /\n",
+        ),
+    }
+}
+
+fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
+    query.split('&').find_map(|kv| {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        (k == key).then_some(v)
+    })
+}
+
+fn health(app: &App, query: &str) -> Response<Chunks> {
+    if let Some(name) = query_param(query, "credential") {
+        return match app.state.slot(name) {
+            Some(slot) => {
+                let r = slot.rendered();
+                let ok = r.health == Some(Health::Healthy);
+                let body = format!(
+                    "{{\"status\":\"{}\",\"credentials\":[{}]}}\n",
+                    if ok { "ok" } else { "fail" },
+                    r.health_json
+                );
+                json(
+                    if ok {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    },
+                    body,
+                )
+            }
+            None => json(
+                StatusCode::NOT_FOUND,
+                format!(
+                    "{{\"status\":\"unknown\",\"error\":\"no credential named {}\"}}\n",
+                    serde_json::to_string(name)
+                        .unwrap_or_default()
+                        .trim_matches('"')
+                ),
+            ),
+        };
+    }
+    let (ok, body) = app.state.health_body();
+    json(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        body,
+    )
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn landing_page(state: &State) -> String {
+    let mut rows = String::new();
+    let slots = state.slots();
+    for slot in slots.iter().take(1000) {
+        let s = slot.snapshot();
+        let (class, status) = match s.health() {
+            Health::Healthy => ("ok", "healthy".to_string()),
+            Health::Pending => ("pending", "pending".to_string()),
+            Health::Unhealthy(r) => ("bad", r.as_str().to_string()),
+        };
+        let last = s
+            .last_success
+            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .unwrap_or_else(|| "never".into());
+        rows.push_str(&format!(
+            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            html_escape(&s.name),
+            s.provider.as_str(),
+            if s.settings.critical { "yes" } else { "no" },
+            html_escape(&status),
+            match s.verdict.valid { Some(true) => "yes", Some(false) => "no", None => "unknown" },
+            html_escape(&last),
+        ));
+    }
+    if slots.len() > 1000 {
+        rows.push_str(&format!(
+            "<tr><td colspan=6>… and {} more (see /health)</td></tr>\n",
+            slots.len() - 1000
+        ));
+    }
+    format!(
+        r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>credwatch</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}.ok td:nth-child(4){{color:#1a7f37}}.bad td:nth-child(4){{color:#cf222e;font-weight:bold}}.pending td:nth-child(4){{color:#9a6700}}</style>
+</head><body>
+<h1>credwatch {version}</h1>
+<p>Background checks of ElevenLabs and Twilio credentials. Links: <a href="/metrics">/metrics</a> · <a href="/health">/health</a> · <a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
+<table><thead><tr><th>credential</th><th>provider</th><th>critical</th><th>status</th><th>valid</th><th>last definitive answer</th></tr></thead>
+<tbody>
+{rows}</tbody></table>
+</body></html>
+"#,
+        version = crate::VERSION
+    )
+}

@@ -264,7 +264,11 @@ impl Attempt {
             Err(failure) => Some(failure.reason),
             Ok(facts) => facts.iter().find_map(|fact| match fact {
                 Fact::Invalid { problem } | Fact::Blocked { problem } => Some(problem.reason()),
-                Fact::Permission { granted: false, .. } => Some(Reason::MissingPermission),
+                // Only the permission's own probe counts it: a subscription read
+                // refused for `user_read` is a finding, not a failed check.
+                Fact::Permission { name, granted: false } if self.check.strip_prefix("permission_") == Some(name) => {
+                    Some(Reason::MissingPermission)
+                }
                 Fact::Quota { quota } if quota.exhausted => Some(Reason::QuotaExhausted),
                 _ => None,
             }),

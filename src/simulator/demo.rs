@@ -1,0 +1,261 @@
+//! The world behind `credwatch demo`: one credential per interesting state,
+//! with the secrets as constants so the demo config can reference them.
+//!
+//! Every secret here is fake and only valid against the simulator. They look
+//! like the real formats (`sk_…` keys, `AC`/`SK` + 32 hex SIDs, 32-hex auth
+//! tokens) so the daemon's format checks pass, and every ElevenLabs key
+//! starts with `sk_demo` so nobody mistakes one for a real key.
+//!
+//! | name | constants | state |
+//! |---|---|---|
+//! | el-agent-prod | [`EL_AGENT_PROD_KEY`] | healthy, unrestricted, 12% quota used, 2 agents, 3 Twilio numbers |
+//! | el-no-convai-write | [`EL_NO_CONVAI_WRITE_KEY`] | `user_read` + `convai_read` only |
+//! | el-revoked | [`EL_REVOKED_KEY`] | unknown to the server (`invalid_api_key`) |
+//! | el-quota-exhausted | [`EL_QUOTA_EXHAUSTED_KEY`] | `character_count == character_limit`, no usage-based billing |
+//! | el-quota-high | [`EL_QUOTA_HIGH_KEY`] | 95% used |
+//! | el-restricted | [`EL_RESTRICTED_KEY`] | `convai_write` + `convai_read` only (no `user_read`) |
+//! | el-blocked | [`EL_BLOCKED_KEY`] | account blocked (`detected_unusual_activity`) |
+//! | twilio-prod | [`TWILIO_PROD_SID`], [`TWILIO_PROD_TOKEN`] | active Full, 3 numbers, balance 42.17 USD, 1 caller ID |
+//! | twilio-rotated-token | [`TWILIO_ROTATED_SID`], [`TWILIO_ROTATED_TOKEN`] | the token is an old one |
+//! | twilio-standard-key | [`TWILIO_STANDARD_ACCOUNT_SID`], [`TWILIO_STANDARD_KEY_SID`], [`TWILIO_STANDARD_KEY_SECRET`] | Standard key, active account, 2 numbers |
+//! | twilio-trial-low-balance | [`TWILIO_TRIAL_SID`], [`TWILIO_TRIAL_TOKEN`] | active Trial, balance 0.85 USD |
+//! | twilio-suspended | [`TWILIO_SUSPENDED_SID`], [`TWILIO_SUSPENDED_TOKEN`] | suspended (403/20403 on lists) |
+
+use super::World;
+use super::elevenlabs::{
+    AccountBlock, Agent, CreditLimitExtension, ElAccount, ElKey, ElPhoneNumber, ElevenLabsWorld,
+    Subscription, SubscriptionStatus, unix_in_days,
+};
+use super::twilio::{AccountStatus, AccountType, ApiKey, KeyKind, TwilioAccount, TwilioWorld};
+
+// --- ElevenLabs keys -------------------------------------------------------
+
+/// el-agent-prod: healthy, unrestricted key on the production workspace.
+pub const EL_AGENT_PROD_KEY: &str = "sk_demoacbd7995ca12eced700a9a7010745699cb0391350";
+/// The key ID of [`EL_AGENT_PROD_KEY`] (sending it as the key gives 400).
+pub const EL_AGENT_PROD_KEY_ID: &str = "keyDemoAgentProd0001";
+/// el-no-convai-write: production workspace, `user_read` + `convai_read` only.
+pub const EL_NO_CONVAI_WRITE_KEY: &str = "sk_demod1ad6e0a37a12a9427f30708c0ed63d79605f7077";
+pub const EL_NO_CONVAI_WRITE_KEY_ID: &str = "keyDemoNoConvaiWr002";
+/// el-revoked: the server does not know this key.
+pub const EL_REVOKED_KEY: &str = "sk_demo24285fdca32e0d5e52b22e9b0bd5e7220cd39f736";
+/// el-quota-exhausted: every credit of the period used, no usage-based billing.
+pub const EL_QUOTA_EXHAUSTED_KEY: &str = "sk_demo6055021b062a9bbe1ad3fb09760445029ff4fa95c";
+pub const EL_QUOTA_EXHAUSTED_KEY_ID: &str = "keyDemoQuotaExhaus03";
+/// el-quota-high: 95% of the period's credits used.
+pub const EL_QUOTA_HIGH_KEY: &str = "sk_demo6e860291676901697828cc64a21251b41bbcc7ec4";
+pub const EL_QUOTA_HIGH_KEY_ID: &str = "keyDemoQuotaHigh0004";
+/// el-restricted: `convai_write` + `convai_read` only (no `user_read`).
+pub const EL_RESTRICTED_KEY: &str = "sk_demodbc24ac9da1e03b7803114e7eca948db6b603fdfc";
+pub const EL_RESTRICTED_KEY_ID: &str = "keyDemoRestricted005";
+/// el-blocked: the account is blocked for unusual activity.
+pub const EL_BLOCKED_KEY: &str = "sk_demo59b4199cebb742b98ff3018fe344419b7837ff614";
+pub const EL_BLOCKED_KEY_ID: &str = "keyDemoBlocked000006";
+
+// --- ElevenLabs agents and numbers (production workspace) ------------------
+
+/// Agent using `ulaw_8000` for TTS output and ASR input.
+pub const EL_AGENT_ULAW_ID: &str = "agent_7c4a8e51664205f2128dc0ecef3b";
+/// Agent using `pcm_16000` both ways.
+pub const EL_AGENT_PCM_ID: &str = "agent_2bf65aae7e3c3f1a5c52e49c8acf";
+/// A well-formed agent ID that exists nowhere (for the `convai_write` probe).
+pub const EL_UNKNOWN_AGENT_ID: &str = "agent_c024b968cc1c8a9986247a9d7d33";
+/// Outbound-capable Twilio number assigned to the ulaw agent; it is on
+/// twilio-prod.
+pub const EL_PHONE_SUPPORT_ID: &str = "phnum_demo_support_line";
+pub const EL_PHONE_SUPPORT_NUMBER: &str = "+14155550101";
+/// Twilio number with no agent; it is on twilio-prod.
+pub const EL_PHONE_SPARE_ID: &str = "phnum_demo_spare_line";
+pub const EL_PHONE_SPARE_NUMBER: &str = "+14155550102";
+/// Twilio number (pcm agent) that is NOT on twilio-prod.
+pub const EL_PHONE_LEGACY_ID: &str = "phnum_demo_legacy_line";
+pub const EL_PHONE_LEGACY_NUMBER: &str = "+14155550199";
+
+// --- Twilio -----------------------------------------------------------------
+
+/// twilio-prod: active Full account.
+pub const TWILIO_PROD_SID: &str = "AC1825deb2f57b738d54b3c7459cce5f63";
+pub const TWILIO_PROD_TOKEN: &str = "88aaaf5cb3d072372ddcc8b9c8c6e286";
+/// The third incoming number of twilio-prod (not imported into ElevenLabs).
+pub const TWILIO_PROD_EXTRA_NUMBER: &str = "+14155550103";
+/// The verified caller ID of twilio-prod.
+pub const TWILIO_PROD_CALLER_ID: &str = "+14155550100";
+
+/// twilio-rotated-token: a real account…
+pub const TWILIO_ROTATED_SID: &str = "AC31d837421b2d7ae6a8e761ce29691fa1";
+/// …configured with this OLD token (401/20003).
+pub const TWILIO_ROTATED_TOKEN: &str = "ab1eaa344358692905c92303f820c338";
+/// The token the server currently knows for [`TWILIO_ROTATED_SID`].
+pub const TWILIO_ROTATED_CURRENT_TOKEN: &str = "e0c9035898dd52fc65c41454cec9c4d2";
+
+/// twilio-standard-key: the account (path SID) …
+pub const TWILIO_STANDARD_ACCOUNT_SID: &str = "ACd4b8883b9f18d417c3cdf0e0e8d0f32b";
+/// … its own auth token (not used by the demo config) …
+pub const TWILIO_STANDARD_ACCOUNT_TOKEN: &str = "d617381391cc1f0bb00d5ea5be57f0b0";
+/// … and the Standard API key used as Basic-auth username/password.
+pub const TWILIO_STANDARD_KEY_SID: &str = "SK09b912b28afbaf4477cdc3b6e967045a";
+pub const TWILIO_STANDARD_KEY_SECRET: &str = "Xq7Lm2Vd9Rk4Tz8Wc1Hn6Bp3Js5Fg0Ya";
+
+/// twilio-trial-low-balance: active Trial account, balance 0.85 USD.
+pub const TWILIO_TRIAL_SID: &str = "AC7e3ad9d0d09ad6b5bd8278ab96669ced";
+pub const TWILIO_TRIAL_TOKEN: &str = "bf7fee2345a935763299a9e9b2c8a3ca";
+
+/// twilio-suspended: suspended account.
+pub const TWILIO_SUSPENDED_SID: &str = "AC35fb35bfbd34f96790387427af2d8cbc";
+pub const TWILIO_SUSPENDED_TOKEN: &str = "adc4a634c16c4d6f7bc35f7b00de88a9";
+
+impl World {
+    /// The demo world (see the module docs for what each credential shows).
+    pub fn demo() -> World {
+        World {
+            elevenlabs: demo_elevenlabs(),
+            twilio: demo_twilio(),
+        }
+    }
+}
+
+fn demo_elevenlabs() -> ElevenLabsWorld {
+    let mut world = ElevenLabsWorld::default();
+    let reset = Some(unix_in_days(18));
+
+    let ulaw = Agent::new(EL_AGENT_ULAW_ID, "Support (phone)", "ulaw_8000");
+    let pcm = Agent::new(EL_AGENT_PCM_ID, "Sales (web)", "pcm_16000");
+    let prod = ElAccount::new("workspace-prod")
+        .with_subscription(Subscription {
+            tier: "creator".to_owned(),
+            character_count: 12_000,
+            character_limit: 100_000,
+            next_character_count_reset_unix: reset,
+            max_credit_limit_extension: CreditLimitExtension::Unlimited,
+            ..Subscription::default()
+        })
+        .with_phone_number(
+            ElPhoneNumber::twilio(EL_PHONE_SUPPORT_ID, EL_PHONE_SUPPORT_NUMBER, "Support line")
+                .assigned_to(&ulaw)
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
+        )
+        .with_phone_number(ElPhoneNumber {
+            supports_inbound: None,
+            supports_outbound: None,
+            ..ElPhoneNumber::twilio(EL_PHONE_SPARE_ID, EL_PHONE_SPARE_NUMBER, "Spare line")
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
+        })
+        .with_phone_number(
+            ElPhoneNumber::twilio(EL_PHONE_LEGACY_ID, EL_PHONE_LEGACY_NUMBER, "Legacy line")
+                .assigned_to(&pcm)
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
+        )
+        .with_agent(ulaw)
+        .with_agent(pcm);
+    world.add_account(prod);
+
+    world.add_account(
+        ElAccount::new("workspace-exhausted").with_subscription(Subscription {
+            tier: "starter".to_owned(),
+            character_count: 30_000,
+            character_limit: 30_000,
+            next_character_count_reset_unix: reset,
+            can_extend_character_limit: false,
+            allowed_to_extend_character_limit: false,
+            max_credit_limit_extension: CreditLimitExtension::Limit(0),
+            max_character_limit_extension: Some(0),
+            ..Subscription::default()
+        }),
+    );
+    world.add_account(
+        ElAccount::new("workspace-high").with_subscription(Subscription {
+            tier: "pro".to_owned(),
+            character_count: 475_000,
+            character_limit: 500_000,
+            next_character_count_reset_unix: reset,
+            ..Subscription::default()
+        }),
+    );
+    world.add_account(
+        ElAccount::new("workspace-blocked")
+            .with_subscription(Subscription {
+                tier: "free".to_owned(),
+                status: SubscriptionStatus::Free,
+                character_count: 200,
+                character_limit: 10_000,
+                can_extend_character_limit: false,
+                allowed_to_extend_character_limit: false,
+                max_credit_limit_extension: CreditLimitExtension::Limit(0),
+                max_character_limit_extension: None,
+                currency: None,
+                billing_period: None,
+                ..Subscription::default()
+            })
+            .with_block(AccountBlock::DetectedUnusualActivity),
+    );
+
+    world.add_key(
+        EL_AGENT_PROD_KEY,
+        ElKey::new(EL_AGENT_PROD_KEY_ID, "workspace-prod"),
+    );
+    world.add_key(
+        EL_NO_CONVAI_WRITE_KEY,
+        ElKey::new(EL_NO_CONVAI_WRITE_KEY_ID, "workspace-prod")
+            .with_permissions(&["user_read", "convai_read"]),
+    );
+    world.add_key(
+        EL_QUOTA_EXHAUSTED_KEY,
+        ElKey::new(EL_QUOTA_EXHAUSTED_KEY_ID, "workspace-exhausted"),
+    );
+    world.add_key(
+        EL_QUOTA_HIGH_KEY,
+        ElKey::new(EL_QUOTA_HIGH_KEY_ID, "workspace-high"),
+    );
+    world.add_key(
+        EL_RESTRICTED_KEY,
+        ElKey::new(EL_RESTRICTED_KEY_ID, "workspace-prod")
+            .with_permissions(&["convai_write", "convai_read"]),
+    );
+    world.add_key(
+        EL_BLOCKED_KEY,
+        ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
+    );
+    world
+}
+
+fn demo_twilio() -> TwilioWorld {
+    let mut world = TwilioWorld::default();
+    world.add_account(
+        TwilioAccount::new(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
+            .with_balance(Some("42.17"), "USD")
+            .with_numbers(&[
+                EL_PHONE_SUPPORT_NUMBER,
+                EL_PHONE_SPARE_NUMBER,
+                TWILIO_PROD_EXTRA_NUMBER,
+            ])
+            .with_caller_id(TWILIO_PROD_CALLER_ID),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)
+            .with_balance(Some("12.50"), "USD")
+            .with_numbers(&["+13105550110"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_STANDARD_ACCOUNT_SID, TWILIO_STANDARD_ACCOUNT_TOKEN)
+            .with_balance(Some("18.03"), "USD")
+            .with_numbers(&["+12025550111", "+12025550112"])
+            .with_key(ApiKey::new(
+                TWILIO_STANDARD_KEY_SID,
+                TWILIO_STANDARD_KEY_SECRET,
+                KeyKind::Standard,
+            )),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_TRIAL_SID, TWILIO_TRIAL_TOKEN)
+            .with_type(AccountType::Trial)
+            .with_balance(Some("0.85"), "USD")
+            .with_numbers(&["+13125550120"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN)
+            .with_status(AccountStatus::Suspended)
+            .with_balance(Some("-3.20"), "USD")
+            .with_numbers(&["+16175550130"]),
+    );
+    world
+}

@@ -1,0 +1,222 @@
+//! Injected failures: the ways an upstream (or whatever sits in front of it)
+//! misbehaves. A fault can be set world-wide per upstream, or on one
+//! ElevenLabs key / one Twilio account, and changed at runtime through
+//! [`Simulator::update`](super::Simulator::update).
+//!
+//! Faults only change what is *answered*; they never make the simulator
+//! accept a request it would otherwise refuse, and the request is still
+//! recorded (and flagged as forbidden if it is).
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::http::{Delivery, Reply};
+
+/// One way for an upstream to fail. Bodies are upstream-specific where the
+/// upstream has a known error shape (see each variant).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// HTTP 500. ElevenLabs: legacy-wrapped `something_went_wrong`.
+    /// Twilio: `{"code": 20500, "message": "Internal Server Error", …}`.
+    ServerError,
+    /// HTTP 500. ElevenLabs: the unwrapped `internal_server_error` body (§2.6).
+    /// Twilio: same as [`Fault::ServerError`].
+    ServerErrorUnwrapped,
+    /// 502 with an HTML page from a load balancer.
+    BadGatewayHtml,
+    /// HTTP 429. ElevenLabs: `too_many_concurrent_requests` (in the world's error
+    /// format). Twilio: 20429, in the casing chosen by
+    /// [`TwilioWorld::rate_limit_casing`](super::TwilioWorld::rate_limit_casing).
+    /// `Retry-After` is sent only when given.
+    RateLimited { retry_after_secs: Option<u64> },
+    /// ElevenLabs: 429 `system_busy`. Twilio: 503 20503 "Service Unavailable".
+    SystemBusy,
+    /// ElevenLabs: 429 with the new-format code `rate_limit_exceeded`
+    /// (wrapped in `detail` unless the world uses the top-level format).
+    /// Twilio: same as [`Fault::RateLimited`] without `Retry-After`.
+    RateLimitExceededNew,
+    /// 403 Cloudflare "Just a moment..." challenge page (`text/html`).
+    CloudflareHtml,
+    /// The normal answer, cut in the middle (invalid JSON), same status.
+    MalformedJson,
+    /// The normal answer with every scalar of the wrong JSON type
+    /// (numbers and booleans become strings, strings become numbers).
+    WrongTypes,
+    /// The normal answer with invalid UTF-8 bytes spliced into it.
+    InvalidUtf8,
+    /// 200 with a `bytes`-long body, generated while streaming.
+    Oversized { bytes: usize },
+    /// Read the request and never answer.
+    Hang,
+    /// The normal answer, one body byte per second.
+    Trickle,
+    /// The normal status and headers and half of the body, then the
+    /// connection is dropped.
+    ResetMidBody,
+    /// 302 to `location` (meant to be another host).
+    Redirect { location: String },
+    /// ElevenLabs: 404 `{"detail":"Not Found"}`. Twilio: 404 20404.
+    StringDetail404,
+    /// ElevenLabs: 422 FastAPI validation array. Twilio: 400 21481
+    /// "Invalid PageToken" (Twilio's nearest validation error).
+    FastApi422,
+    /// 500 with an empty body.
+    EmptyBody500,
+    /// Anything else: a fixed status, content type and body.
+    Custom {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+}
+
+/// An error body the upstream module must render in its own envelope.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum UpstreamError {
+    ServerError,
+    ServerErrorUnwrapped,
+    RateLimited(Option<u64>),
+    SystemBusy,
+    RateLimitExceededNew,
+    NotFound,
+    Validation,
+}
+
+/// What a fault does to a request.
+pub(crate) enum FaultAction {
+    /// Answer with the upstream's own error envelope.
+    Upstream(UpstreamError),
+    /// Answer with this reply instead of the normal one (not upstream-styled).
+    Replace(Reply),
+    /// Compute the normal reply, then transform or deliver it specially.
+    Transform(Transform),
+}
+
+pub(crate) enum Transform {
+    Deliver(Delivery),
+    Truncate,
+    WrongTypes,
+    InvalidUtf8,
+}
+
+const CLOUDFLARE_PAGE: &str = "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>\
+<meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\"><meta name=\"robots\" content=\"noindex,nofollow\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"></head><body><div class=\"main-wrapper\" role=\"main\">\
+<div class=\"main-content\"><noscript><div class=\"h2\"><span id=\"challenge-error-text\">Enable JavaScript and cookies to continue</span>\
+</div></noscript></div></div></body></html>";
+
+const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 502 (Server Error)!!1</title>\n  \
+<p><b>502.</b> <ins>That's an error.</ins>\n  <p>The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.  <ins>That's all we know.</ins>\n";
+
+impl Fault {
+    pub(crate) fn action(&self) -> FaultAction {
+        use FaultAction::{Replace, Transform as T, Upstream as U};
+        match self {
+            Fault::ServerError => U(UpstreamError::ServerError),
+            Fault::ServerErrorUnwrapped => U(UpstreamError::ServerErrorUnwrapped),
+            Fault::RateLimited { retry_after_secs } => {
+                U(UpstreamError::RateLimited(*retry_after_secs))
+            }
+            Fault::SystemBusy => U(UpstreamError::SystemBusy),
+            Fault::RateLimitExceededNew => U(UpstreamError::RateLimitExceededNew),
+            Fault::StringDetail404 => U(UpstreamError::NotFound),
+            Fault::FastApi422 => U(UpstreamError::Validation),
+            Fault::BadGatewayHtml => Replace(
+                Reply::new(502, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
+                    .header("via", "1.1 google"),
+            ),
+            Fault::CloudflareHtml => Replace(
+                Reply::new(403, "text/html; charset=UTF-8", CLOUDFLARE_PAGE)
+                    .header("server", "cloudflare")
+                    .header("cf-mitigated", "challenge")
+                    .header("cf-ray", format!("{:016x}-SJC", fastrand::u64(..)))
+                    .header(
+                        "cache-control",
+                        "private, max-age=0, no-store, no-cache, must-revalidate",
+                    ),
+            ),
+            Fault::Redirect { location } => Replace(
+                Reply::new(302, "text/html; charset=utf-8", Bytes::new())
+                    .header("location", location.clone()),
+            ),
+            Fault::EmptyBody500 => Replace(Reply {
+                status: 500,
+                headers: Vec::new(),
+                body: Bytes::new(),
+            }),
+            Fault::Custom {
+                status,
+                content_type,
+                body,
+            } => Replace(Reply::new(*status, content_type, body.clone())),
+            Fault::MalformedJson => T(Transform::Truncate),
+            Fault::WrongTypes => T(Transform::WrongTypes),
+            Fault::InvalidUtf8 => T(Transform::InvalidUtf8),
+            Fault::Oversized { bytes } => T(Transform::Deliver(Delivery::Oversized(*bytes))),
+            Fault::Hang => T(Transform::Deliver(Delivery::Hang)),
+            Fault::Trickle => T(Transform::Deliver(Delivery::Trickle)),
+            Fault::ResetMidBody => T(Transform::Deliver(Delivery::ResetMidBody)),
+        }
+    }
+}
+
+impl Transform {
+    /// Applies the transform to the normal reply.
+    pub(crate) fn apply(self, mut reply: Reply) -> (Reply, Delivery) {
+        match self {
+            Transform::Deliver(Delivery::Oversized(bytes)) => {
+                reply.status = 200;
+                reply.body = Bytes::new();
+                (reply, Delivery::Oversized(bytes))
+            }
+            Transform::Deliver(d) => (reply, d),
+            Transform::Truncate => {
+                let cut = (reply.body.len() / 2).max(1).min(reply.body.len());
+                reply.body = reply.body.slice(..cut);
+                if reply.body.is_empty() {
+                    reply.body = Bytes::from_static(b"{\"");
+                }
+                (reply, Delivery::Normal)
+            }
+            Transform::WrongTypes => {
+                if let Ok(value) = serde_json::from_slice::<Value>(&reply.body)
+                    && let Ok(body) = serde_json::to_vec(&wrong_types(value))
+                {
+                    reply.body = body.into();
+                }
+                (reply, Delivery::Normal)
+            }
+            Transform::InvalidUtf8 => {
+                let mut body = Vec::with_capacity(reply.body.len() + 4);
+                // Right after the first quote, so the JSON structure stays intact.
+                match reply.body.iter().position(|&b| b == b'"') {
+                    Some(i) => {
+                        body.extend_from_slice(&reply.body[..=i]);
+                        body.extend_from_slice(&[0xff, 0xfe, 0xc3, 0x28]);
+                        body.extend_from_slice(&reply.body[i + 1..]);
+                    }
+                    None => {
+                        body.extend_from_slice(&reply.body);
+                        body.extend_from_slice(&[0xff, 0xfe]);
+                    }
+                }
+                reply.body = body.into();
+                (reply, Delivery::Normal)
+            }
+        }
+    }
+}
+
+/// Same shape, wrong scalar types.
+fn wrong_types(value: Value) -> Value {
+    match value {
+        Value::Null => Value::Null,
+        Value::Bool(b) => Value::String(b.to_string()),
+        Value::Number(n) => Value::String(n.to_string()),
+        Value::String(s) => Value::from(s.len()),
+        Value::Array(items) => Value::Array(items.into_iter().map(wrong_types).collect()),
+        Value::Object(map) => {
+            Value::Object(map.into_iter().map(|(k, v)| (k, wrong_types(v))).collect())
+        }
+    }
+}

@@ -84,6 +84,7 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.log_format, &cli.log_level);
+    crate::providers::http::install_crypto_provider();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -181,15 +182,23 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> ExitCode {
     );
     let path = path.to_path_buf();
     let reload_path = path.clone();
-    run_daemon(listener, config, move || {
-        Config::load(&reload_path, &ProcessEnv)
-    })
+    run_daemon(
+        listener,
+        config,
+        move || Config::load(&reload_path, &ProcessEnv),
+        shutdown_signal(),
+    )
     .await
 }
 
-/// Runs the scheduler and the server until SIGTERM/SIGINT; SIGHUP and
-/// `POST /-/reload` call `reload_config`.
-pub async fn run_daemon<F>(listener: TcpListener, config: Config, reload_config: F) -> ExitCode
+/// Runs the scheduler and the server until `shutdown` resolves (SIGTERM or
+/// SIGINT for the binary); SIGHUP and `POST /-/reload` call `reload_config`.
+pub async fn run_daemon<F>(
+    listener: TcpListener,
+    config: Config,
+    reload_config: F,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> ExitCode
 where
     F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
 {
@@ -238,7 +247,7 @@ where
         state,
         reloader: Some(reloader),
     });
-    server::run(listener, app, Limits::default(), shutdown_signal()).await;
+    server::run(listener, app, Limits::default(), shutdown).await;
     tracing::info!("shutting down");
     match Arc::try_unwrap(scheduler) {
         Ok(s) => s.shutdown().await,

@@ -38,8 +38,16 @@ pub fn config_yaml(elevenlabs_url: &str, twilio_url: &str) -> String {
     y += &el("el-restricted", d::EL_RESTRICTED_KEY, "");
     y += &el("el-blocked", d::EL_BLOCKED_KEY, "");
     y += "twilio:\n";
-    y += &tw("twilio-prod", d::TWILIO_PROD_SID, &token(d::TWILIO_PROD_TOKEN));
-    y += &tw("twilio-rotated-token", d::TWILIO_ROTATED_SID, &token(d::TWILIO_ROTATED_TOKEN));
+    y += &tw(
+        "twilio-prod",
+        d::TWILIO_PROD_SID,
+        &token(d::TWILIO_PROD_TOKEN),
+    );
+    y += &tw(
+        "twilio-rotated-token",
+        d::TWILIO_ROTATED_SID,
+        &token(d::TWILIO_ROTATED_TOKEN),
+    );
     y += &tw(
         "twilio-standard-key",
         d::TWILIO_STANDARD_ACCOUNT_SID,
@@ -49,14 +57,25 @@ pub fn config_yaml(elevenlabs_url: &str, twilio_url: &str) -> String {
             d::TWILIO_STANDARD_KEY_SECRET
         ),
     );
-    y += &tw("twilio-trial-low-balance", d::TWILIO_TRIAL_SID, &token(d::TWILIO_TRIAL_TOKEN));
-    y += &tw("twilio-suspended", d::TWILIO_SUSPENDED_SID, &token(d::TWILIO_SUSPENDED_TOKEN));
+    y += &tw(
+        "twilio-trial-low-balance",
+        d::TWILIO_TRIAL_SID,
+        &token(d::TWILIO_TRIAL_TOKEN),
+    );
+    y += &tw(
+        "twilio-suspended",
+        d::TWILIO_SUSPENDED_SID,
+        &token(d::TWILIO_SUSPENDED_TOKEN),
+    );
     y
 }
 
 /// Parses the demo config (it is generated, so it is valid by construction;
 /// an error here is a bug worth a clear message).
-pub fn config(elevenlabs_url: &str, twilio_url: &str) -> Result<Config, crate::config::ConfigError> {
+pub fn config(
+    elevenlabs_url: &str,
+    twilio_url: &str,
+) -> Result<Config, crate::config::ConfigError> {
     Config::from_yaml(
         &config_yaml(elevenlabs_url, twilio_url),
         Path::new("<demo>"),
@@ -99,7 +118,13 @@ pub async fn run(listen: SocketAddr) -> ExitCode {
          Press Ctrl-C to stop.",
         n = config.credentials.len()
     );
-    let code = crate::cli::run_daemon(listener, config, move || self::config(&el_url, &tw_url)).await;
+    let code = crate::cli::run_daemon(
+        listener,
+        config,
+        move || self::config(&el_url, &tw_url),
+        crate::cli::shutdown_signal(),
+    )
+    .await;
     sim.shutdown().await;
     code
 }

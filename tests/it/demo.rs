@@ -1,0 +1,114 @@
+//! `credwatch demo`'s world: every kind of credential ends in the documented verdict.
+
+use std::time::Duration;
+
+use credwatch::simulator::{Simulator, World};
+
+use crate::harness::{Daemon, sample};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers() {
+    let sim = Simulator::start(World::demo()).await.expect("simulator");
+    let yaml = credwatch::demo::config_yaml(&sim.elevenlabs_url(), &sim.twilio_url());
+    let d = Daemon::start(&yaml).await;
+    d.wait_ready(Duration::from_secs(15)).await;
+
+    let (status, health) = d.health().await;
+    assert_eq!(status, 503, "{health}");
+    assert_eq!(health["status"], "fail");
+    let expect = [
+        ("el-agent-prod", "healthy", None),
+        (
+            "el-no-convai-write",
+            "unhealthy",
+            Some("missing_permission"),
+        ),
+        ("el-revoked", "unhealthy", Some("invalid_credentials")),
+        ("el-quota-exhausted", "unhealthy", Some("quota_exhausted")),
+        ("el-quota-high", "healthy", None),
+        ("el-restricted", "healthy", None),
+        ("el-blocked", "unhealthy", Some("account_blocked")),
+        ("twilio-prod", "healthy", None),
+        (
+            "twilio-rotated-token",
+            "unhealthy",
+            Some("invalid_credentials"),
+        ),
+        ("twilio-standard-key", "healthy", None),
+        ("twilio-trial-low-balance", "healthy", None),
+        ("twilio-suspended", "unhealthy", Some("account_blocked")),
+    ];
+    for (name, status, reason) in expect {
+        let c = d.credential(name).await;
+        assert_eq!(c["status"], status, "{name}: {c}");
+        assert_eq!(c["reason"].as_str(), reason, "{name}: {c}");
+    }
+
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_credential_valid", &["el-revoked"]),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_credential_valid", &["\"el-restricted\""]),
+        Some(1.0)
+    );
+    // A restricted key without user_read: valid, but the quota is absent, not 0.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_characters_used",
+            &["\"el-restricted\""]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &["el-no-convai-write", "convai_write"]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_twilio_balance",
+            &["twilio-prod", "currency=\"USD\""]
+        ),
+        Some(42.17)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &["twilio-prod"]),
+        Some(3.0)
+    );
+    // A standard key may not read the account: its status is absent, and the credential stays healthy.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_twilio_account_info",
+            &["twilio-standard-key"]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(&m, "credwatch_credential_healthy", &["twilio-standard-key"]),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_twilio_account_info",
+            &["twilio-suspended", "status=\"suspended\""]
+        )
+        .is_some()
+    );
+    assert!(sample(&m, "credwatch_build_info", &[]).is_some());
+
+    assert!(
+        sim.forbidden_requests().is_empty(),
+        "forbidden requests: {:?}",
+        sim.forbidden_requests()
+    );
+    d.stop().await;
+}

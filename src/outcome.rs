@@ -266,7 +266,10 @@ impl Attempt {
                 Fact::Invalid { problem } | Fact::Blocked { problem } => Some(problem.reason()),
                 // Only the permission's own probe counts it: a subscription read
                 // refused for `user_read` is a finding, not a failed check.
-                Fact::Permission { name, granted: false } if self.check.strip_prefix("permission_") == Some(name) => {
+                Fact::Permission {
+                    name,
+                    granted: false,
+                } if self.check.strip_prefix("permission_") == Some(name) => {
                     Some(Reason::MissingPermission)
                 }
                 Fact::Quota { quota } if quota.exhausted => Some(Reason::QuotaExhausted),

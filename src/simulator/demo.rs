@@ -31,25 +31,25 @@ use super::twilio::{AccountStatus, AccountType, ApiKey, KeyKind, TwilioAccount, 
 // --- ElevenLabs keys -------------------------------------------------------
 
 /// el-agent-prod: healthy, unrestricted key on the production workspace.
-pub const EL_AGENT_PROD_KEY: &str = "sk_demoacbd7995ca12eced700a9a7010745699cb0391350";
+pub const EL_AGENT_PROD_KEY: &str = "sk_demoacbd7995ca12eced700a9a7010745699cb0391350736";
 /// The key ID of [`EL_AGENT_PROD_KEY`] (sending it as the key gives 400).
 pub const EL_AGENT_PROD_KEY_ID: &str = "keyDemoAgentProd0001";
 /// el-no-convai-write: production workspace, `user_read` + `convai_read` only.
-pub const EL_NO_CONVAI_WRITE_KEY: &str = "sk_demod1ad6e0a37a12a9427f30708c0ed63d79605f7077";
+pub const EL_NO_CONVAI_WRITE_KEY: &str = "sk_demod1ad6e0a37a12a9427f30708c0ed63d79605f707765f";
 pub const EL_NO_CONVAI_WRITE_KEY_ID: &str = "keyDemoNoConvaiWr002";
 /// el-revoked: the server does not know this key.
-pub const EL_REVOKED_KEY: &str = "sk_demo24285fdca32e0d5e52b22e9b0bd5e7220cd39f736";
+pub const EL_REVOKED_KEY: &str = "sk_demo24285fdca32e0d5e52b22e9b0bd5e7220cd39f7369eb";
 /// el-quota-exhausted: every credit of the period used, no usage-based billing.
-pub const EL_QUOTA_EXHAUSTED_KEY: &str = "sk_demo6055021b062a9bbe1ad3fb09760445029ff4fa95c";
+pub const EL_QUOTA_EXHAUSTED_KEY: &str = "sk_demo6055021b062a9bbe1ad3fb09760445029ff4fa95c727";
 pub const EL_QUOTA_EXHAUSTED_KEY_ID: &str = "keyDemoQuotaExhaus03";
 /// el-quota-high: 95% of the period's credits used.
-pub const EL_QUOTA_HIGH_KEY: &str = "sk_demo6e860291676901697828cc64a21251b41bbcc7ec4";
+pub const EL_QUOTA_HIGH_KEY: &str = "sk_demo6e860291676901697828cc64a21251b41bbcc7ec4437";
 pub const EL_QUOTA_HIGH_KEY_ID: &str = "keyDemoQuotaHigh0004";
 /// el-restricted: `convai_write` + `convai_read` only (no `user_read`).
-pub const EL_RESTRICTED_KEY: &str = "sk_demodbc24ac9da1e03b7803114e7eca948db6b603fdfc";
+pub const EL_RESTRICTED_KEY: &str = "sk_demodbc24ac9da1e03b7803114e7eca948db6b603fdfc6bf";
 pub const EL_RESTRICTED_KEY_ID: &str = "keyDemoRestricted005";
 /// el-blocked: the account is blocked for unusual activity.
-pub const EL_BLOCKED_KEY: &str = "sk_demo59b4199cebb742b98ff3018fe344419b7837ff614";
+pub const EL_BLOCKED_KEY: &str = "sk_demo59b4199cebb742b98ff3018fe344419b7837ff614f18";
 pub const EL_BLOCKED_KEY_ID: &str = "keyDemoBlocked000006";
 
 // --- ElevenLabs agents and numbers (production workspace) ------------------

@@ -1198,3 +1198,53 @@ async fn malformed_requests_never_panic() {
         200
     );
 }
+
+#[tokio::test]
+async fn concurrency_headers_are_optional() {
+    let sim = demo().await;
+    let a = el(&sim, "/v1/models", Some(EL_AGENT_PROD_KEY)).await;
+    assert!(a.headers.get("maximum-concurrent-requests").is_none());
+    sim.update(|w| w.elevenlabs.concurrency_headers = true);
+    let a = el(&sim, "/v1/models", Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(a.header("maximum-concurrent-requests"), "5");
+    assert_eq!(a.header("current-concurrent-requests"), "1");
+}
+
+#[test]
+fn demo_secrets_have_real_shapes() {
+    for sid in [
+        TWILIO_PROD_SID,
+        TWILIO_ROTATED_SID,
+        TWILIO_STANDARD_ACCOUNT_SID,
+        TWILIO_TRIAL_SID,
+        TWILIO_SUSPENDED_SID,
+    ] {
+        assert!(sid.starts_with("AC") && is_hex(&sid[2..], 32), "{sid}");
+    }
+    assert!(TWILIO_STANDARD_KEY_SID.starts_with("SK") && is_hex(&TWILIO_STANDARD_KEY_SID[2..], 32));
+    for token in [
+        TWILIO_PROD_TOKEN,
+        TWILIO_ROTATED_TOKEN,
+        TWILIO_ROTATED_CURRENT_TOKEN,
+        TWILIO_TRIAL_TOKEN,
+        TWILIO_SUSPENDED_TOKEN,
+    ] {
+        assert!(is_hex(token, 32), "{token}");
+    }
+    assert_ne!(TWILIO_ROTATED_TOKEN, TWILIO_ROTATED_CURRENT_TOKEN);
+    for key in [
+        EL_AGENT_PROD_KEY,
+        EL_NO_CONVAI_WRITE_KEY,
+        EL_REVOKED_KEY,
+        EL_QUOTA_EXHAUSTED_KEY,
+        EL_QUOTA_HIGH_KEY,
+        EL_RESTRICTED_KEY,
+        EL_BLOCKED_KEY,
+    ] {
+        assert!(key.starts_with("sk_demo") && key.len() == 51, "{key}");
+    }
+    let world = World::demo();
+    assert!(!world.elevenlabs.keys.contains_key(EL_REVOKED_KEY));
+    assert_eq!(world.elevenlabs.keys.len(), 6);
+    assert_eq!(world.twilio.accounts.len(), 5);
+}

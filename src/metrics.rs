@@ -227,6 +227,18 @@ pub fn render_credential(s: &CredentialState) -> Vec<String> {
             1.0,
         );
     }
+    for n in v.phone_numbers.iter().flatten() {
+        let mut labels: Vec<(&str, &str)> = vec![("phone_number_id", &n.phone_number_id)];
+        if s.settings.expose_numbers {
+            labels.push(("number", &n.number));
+        }
+        out.sample(F::PhoneReady, &labels, if n.ready() { 1.0 } else { 0.0 });
+        for p in &n.problems {
+            let mut l = labels.clone();
+            l.push(("problem", p.as_str()));
+            out.sample(F::PhoneProblem, &l, 1.0);
+        }
+    }
     out.sample(F::Fingerprint, &[("fingerprint", &s.fingerprint)], 1.0);
     if let Some(t) = s.changed_at {
         out.sample(F::Changed, &[], seconds(t));

@@ -207,6 +207,83 @@ pub enum Fact {
     TwilioBalanceNotApplicable,
     /// Twilio: this key type may not read the account or balance (standard key).
     NotPermittedForKey { resource: &'static str },
+    /// ElevenLabs: the Twilio numbers imported into Conversational AI, checked.
+    PhoneNumbers { numbers: Vec<PhoneNumber> },
+}
+
+/// A problem with a Twilio number imported into ElevenLabs: the stable label
+/// values of `credwatch_elevenlabs_phone_number_problem{problem}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneProblem {
+    /// `supports_outbound: false`: the number cannot place calls.
+    NotOutboundCapable,
+    /// `supports_outbound` absent: unknown (advice, not blocking).
+    OutboundUnknown,
+    /// No agent is assigned to the number.
+    NoAgent,
+    /// The assigned agent does not exist (404 `agent_not_found`).
+    AgentMissing,
+    /// The agent's audio formats are not `ulaw_8000` (advice: needed with a custom Twilio server).
+    AgentNotUlaw,
+    /// The number is on neither the linked Twilio account's incoming numbers nor its verified caller IDs.
+    NotOnTwilioAccount,
+    /// The linked Twilio credential changed since the numbers were imported.
+    ReimportNeeded,
+}
+
+impl PhoneProblem {
+    pub const ALL: [PhoneProblem; 7] = [
+        PhoneProblem::NotOutboundCapable,
+        PhoneProblem::OutboundUnknown,
+        PhoneProblem::NoAgent,
+        PhoneProblem::AgentMissing,
+        PhoneProblem::AgentNotUlaw,
+        PhoneProblem::NotOnTwilioAccount,
+        PhoneProblem::ReimportNeeded,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneProblem::NotOutboundCapable => "not_outbound_capable",
+            PhoneProblem::OutboundUnknown => "outbound_unknown",
+            PhoneProblem::NoAgent => "no_agent",
+            PhoneProblem::AgentMissing => "agent_missing",
+            PhoneProblem::AgentNotUlaw => "agent_not_ulaw",
+            PhoneProblem::NotOnTwilioAccount => "not_on_twilio_account",
+            PhoneProblem::ReimportNeeded => "reimport_needed",
+        }
+    }
+
+    /// Advice does not make a number "not ready".
+    pub fn blocking(self) -> bool {
+        !matches!(
+            self,
+            PhoneProblem::OutboundUnknown | PhoneProblem::AgentNotUlaw
+        )
+    }
+}
+
+/// One imported Twilio number and what the cross-check found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhoneNumber {
+    pub phone_number_id: String,
+    /// E.164; only exported as a label with `expose_numbers: true`.
+    pub number: String,
+    pub label: String,
+    pub agent_id: Option<String>,
+    /// `tts.agent_output_audio_format` / `asr.user_input_audio_format` of the agent.
+    pub agent_formats: Option<(String, String)>,
+    pub problems: Vec<PhoneProblem>,
+    /// When the linked Twilio credential changed (for `ReimportNeeded`).
+    #[serde(skip)]
+    pub twilio_changed_at: Option<std::time::SystemTime>,
+}
+
+impl PhoneNumber {
+    pub fn ready(&self) -> bool {
+        !self.problems.iter().any(|p| p.blocking())
+    }
 }
 
 /// Why an attempt got no definitive answer.

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credential, PermissionProbe};
 use crate::outcome::Attempt;
+use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::{Slot, State};
 
@@ -347,6 +348,17 @@ impl Scheduler {
             let plan = Plan { details };
             let cred = e.cred.clone();
             let generation = e.generation;
+            let linked = match &cred.spec {
+                crate::config::Spec::ElevenLabs(el) if el.phone_numbers => el
+                    .twilio
+                    .as_ref()
+                    .and_then(|link| self.entries.get(link))
+                    .map(|t| LinkedTwilio {
+                        cred: t.cred.clone(),
+                        changed_at: t.slot.snapshot().changed_at,
+                    }),
+                _ => None,
+            };
             let upstream = self.upstream.clone();
             let probes = self.probes.clone();
             running.spawn(async move {
@@ -354,6 +366,7 @@ impl Scheduler {
                 let ctx = Context {
                     upstream: &upstream,
                     permission_probes: &probes,
+                    linked_twilio: linked.as_ref(),
                 };
                 let attempts = providers::run(&cred, &ctx, plan).await;
                 Done {

@@ -37,6 +37,8 @@ pub struct Verdict {
     pub not_permitted: BTreeSet<&'static str>,
     /// The balance does not apply (subaccount).
     pub balance_not_applicable: bool,
+    /// The imported Twilio numbers, when `phone_numbers: true`.
+    pub phone_numbers: Option<Vec<crate::outcome::PhoneNumber>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -98,6 +100,7 @@ impl Verdict {
                     self.balance_not_applicable = true;
                     self.twilio_balance = None;
                 }
+                Fact::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
                 Fact::NotPermittedForKey { resource } => {
                     self.not_permitted.insert(resource);
                     match *resource {
@@ -133,6 +136,8 @@ pub struct Settings {
     pub interval: Duration,
     pub required_permissions: Vec<String>,
     pub auth_check: &'static str,
+    /// Put E.164 numbers in phone-number labels.
+    pub expose_numbers: bool,
 }
 
 impl Settings {
@@ -145,6 +150,7 @@ impl Settings {
                 Spec::Twilio(_) => Vec::new(),
             },
             auth_check: crate::providers::auth_check(&cred.spec),
+            expose_numbers: matches!(&cred.spec, Spec::ElevenLabs(el) if el.expose_numbers),
         }
     }
 }

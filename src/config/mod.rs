@@ -129,6 +129,9 @@ pub struct ElevenLabs {
     /// Name of the linked Twilio credential, for the phone-number cross-check.
     pub twilio: Option<String>,
     pub expose_numbers: bool,
+    /// The linked Twilio credential's fingerprint when the numbers were last
+    /// imported into ElevenLabs; a different current fingerprint means re-import.
+    pub twilio_imported_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -62,6 +62,8 @@ pub struct RawElevenLabs {
     pub twilio: Option<String>,
     /// Put E.164 numbers in metric labels (off: the phone_number_id alone).
     pub expose_numbers: Option<bool>,
+    /// Fingerprint of the linked Twilio secret the numbers were imported with.
+    pub twilio_imported_fingerprint: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

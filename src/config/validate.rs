@@ -548,6 +548,20 @@ fn elevenlabs(
         }
     }
     let phone_numbers = raw.phone_numbers.unwrap_or(false);
+    if let Some(fp) = &raw.twilio_imported_fingerprint
+        && (fp.len() != 12 || !is_hex(fp))
+    {
+        v.error(
+            format!("{path}.twilio_imported_fingerprint"),
+            "must be the 12 hex digits credwatch shows as the Twilio credential's fingerprint (`credwatch check` prints it)",
+        );
+    }
+    if raw.twilio_imported_fingerprint.is_some() && raw.twilio.is_none() {
+        v.warn(
+            format!("{path}.twilio_imported_fingerprint"),
+            "has no effect without `twilio:`",
+        );
+    }
     if raw.twilio.is_some() && !phone_numbers {
         v.warn(
             format!("{path}.twilio"),
@@ -567,6 +581,9 @@ fn elevenlabs(
             phone_numbers,
             twilio: raw.twilio,
             expose_numbers: raw.expose_numbers.unwrap_or(false),
+            twilio_imported_fingerprint: raw
+                .twilio_imported_fingerprint
+                .map(|f| f.to_ascii_lowercase()),
         }),
     })
 }

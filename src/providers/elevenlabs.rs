@@ -6,6 +6,8 @@
 //! HTTP status — never the human message, except to extract the permission
 //! name from `missing the permission <name>`.
 
+pub mod phone_numbers;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -326,8 +328,11 @@ pub async fn run(
         let stop = attempt.result.is_err();
         attempts.push(attempt);
         if stop {
-            break; // upstream trouble: don't pile on.
+            return attempts; // upstream trouble: don't pile on.
         }
+    }
+    if el.phone_numbers {
+        attempts.push(phone_numbers::check(cred, el, ctx).await);
     }
     attempts
 }

@@ -18,6 +18,8 @@ use http::{TransportError, Upstream};
 pub struct Context<'a> {
     pub upstream: &'a Upstream,
     pub permission_probes: &'a [PermissionProbe],
+    /// For ElevenLabs credentials with `twilio:`, the linked Twilio credential.
+    pub linked_twilio: Option<&'a elevenlabs::phone_numbers::LinkedTwilio>,
 }
 
 /// What a cycle covers.

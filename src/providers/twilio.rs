@@ -80,7 +80,6 @@ struct NumbersPage {
 
 #[derive(Deserialize)]
 struct NumberItem {
-    #[allow(dead_code)]
     phone_number: Option<String>,
 }
 
@@ -447,4 +446,70 @@ pub async fn balance(cred: &Credential, tw: &Twilio, ctx: &Context<'_>) -> Attem
         ),
     };
     clock.finish(CHECK, evidence(&path, &answer, detail), result)
+}
+
+/// A list of numbers on the account, for the ElevenLabs cross-check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumberList {
+    /// Purchased or ported numbers (`IncomingPhoneNumbers.json`).
+    Incoming,
+    /// Verified caller IDs (`OutgoingCallerIds.json`), outbound only.
+    CallerIds,
+}
+
+#[derive(Deserialize)]
+struct GenericPage {
+    #[serde(default)]
+    incoming_phone_numbers: Vec<NumberItem>,
+    #[serde(default)]
+    outgoing_caller_ids: Vec<NumberItem>,
+    next_page_uri: Option<String>,
+}
+
+/// Every E.164 number of one list, paging to the end (capped). The error is
+/// one line for people; it never contains a secret.
+pub async fn list_numbers(
+    cred: &Credential,
+    tw: &Twilio,
+    ctx: &Context<'_>,
+    list: NumberList,
+) -> Result<Vec<String>, String> {
+    let resource = match list {
+        NumberList::Incoming => "IncomingPhoneNumbers.json",
+        NumberList::CallerIds => "OutgoingCallerIds.json",
+    };
+    let base = format!("/2010-04-01/Accounts/{}/{resource}", tw.account_sid);
+    let mut path = format!("{base}?PageSize=1000");
+    let mut out = Vec::new();
+    for _ in 0..MAX_PAGES {
+        let answer = get(ctx, tw, cred, &path).await.map_err(|e| e.to_string())?;
+        if classify(&answer) != Meaning::Ok {
+            return Err(format!(
+                "Twilio answered HTTP {}{}",
+                answer.status,
+                error_code(&answer)
+                    .map(|c| format!(" (code {c})"))
+                    .unwrap_or_default()
+            ));
+        }
+        let page: GenericPage = serde_json::from_slice(&answer.body)
+            .map_err(|_| "the number list could not be read".to_string())?;
+        out.extend(
+            page.incoming_phone_numbers
+                .into_iter()
+                .chain(page.outgoing_caller_ids)
+                .filter_map(|n| n.phone_number),
+        );
+        match page.next_page_uri.filter(|n| !n.is_empty()) {
+            Some(next)
+                if next.starts_with(&base)
+                    && super::http::check_read_path(Provider::Twilio, &next).is_ok() =>
+            {
+                path = next
+            }
+            Some(_) => return Err("next_page_uri points outside this list; not followed".into()),
+            None => return Ok(out),
+        }
+    }
+    Err(format!("more than {MAX_PAGES} pages of numbers"))
 }

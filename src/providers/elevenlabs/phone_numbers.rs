@@ -1,0 +1,271 @@
+//! Can this ElevenLabs account place outbound calls through Twilio?
+//!
+//! Lists the Twilio numbers imported into Conversational AI, checks each
+//! one's outbound capability and agent, and — with the linked Twilio
+//! credential — whether the number is on that Twilio account. ElevenLabs
+//! never reveals which Twilio credentials it stores, so a rotation of the
+//! linked credential is reported as "re-import needed" until the operator
+//! confirms the re-import (`twilio_imported_fingerprint`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use super::{Body, Meaning, classify, parse_body};
+use crate::config::{Credential, ElevenLabs, Provider, Spec};
+use crate::outcome::{Attempt, Evidence, Fact, Failure, PhoneNumber, PhoneProblem, Reason};
+use crate::providers::http::Auth;
+use crate::providers::twilio::{self, NumberList};
+use crate::providers::{Clock, Context};
+
+pub const CHECK: &str = "phone_numbers";
+const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
+
+/// The Twilio credential that owns the imported numbers.
+#[derive(Debug, Clone)]
+pub struct LinkedTwilio {
+    pub cred: std::sync::Arc<Credential>,
+    /// When credwatch saw its secret change while running.
+    pub changed_at: Option<SystemTime>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    path.iter()
+        .try_fold(v, |v, k| v.get(*k))
+        .and_then(Value::as_str)
+}
+
+pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Attempt {
+    let clock = Clock::start();
+    let auth = Auth::XiApiKey(&el.api_key.value);
+    let answer = match ctx
+        .upstream
+        .get(Provider::ElevenLabs, &el.base_url, PATH, auth, cred.timeout)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return clock.failed(CHECK, PATH, e),
+    };
+    let body = if answer.status == 200 {
+        Body::OtherJson
+    } else {
+        parse_body(&answer)
+    };
+    let mut evidence = Evidence {
+        request: format!("GET {PATH}"),
+        http_status: Some(answer.status),
+        request_id: answer.request_id.clone(),
+        ..Evidence::default()
+    };
+    if let Body::Error(f) = &body {
+        evidence.upstream_code = f.key().map(str::to_string);
+        evidence.permission = f.permission();
+    }
+    let items: Vec<Value> = match classify(&answer, &body) {
+        Meaning::Ok => match serde_json::from_slice(&answer.body) {
+            Ok(items) => items,
+            Err(_) => {
+                evidence.detail = "HTTP 200 but the phone-number list could not be read".into();
+                return clock.finish(
+                    CHECK,
+                    evidence,
+                    Err(Failure::new(Reason::UnexpectedResponse)),
+                );
+            }
+        },
+        Meaning::MissingPermission(p) => {
+            let p = p.unwrap_or_else(|| "convai_read".into());
+            evidence.detail = format!(
+                "the key may not list phone numbers (missing `{p}`); `phone_numbers: true` needs convai_read"
+            );
+            return clock.finish(
+                CHECK,
+                evidence,
+                Ok(vec![
+                    Fact::Valid,
+                    Fact::Permission {
+                        name: p,
+                        granted: false,
+                    },
+                ]),
+            );
+        }
+        Meaning::Invalid(problem) => {
+            evidence.detail = "the key was rejected".into();
+            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid { problem }]));
+        }
+        Meaning::Failure(reason, detail) => {
+            evidence.detail = detail;
+            return clock.finish(
+                CHECK,
+                evidence,
+                Err(Failure {
+                    reason,
+                    retry_after: answer.retry_after,
+                }),
+            );
+        }
+        other => {
+            evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");
+            return clock.finish(
+                CHECK,
+                evidence,
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        }
+    };
+
+    let mut numbers: Vec<PhoneNumber> = items
+        .iter()
+        .filter(|i| str_at(i, &["provider"]).is_none_or(|p| p == "twilio"))
+        .filter_map(|i| {
+            let mut problems = Vec::new();
+            match i.get("supports_outbound").and_then(Value::as_bool) {
+                Some(true) => {}
+                Some(false) => problems.push(PhoneProblem::NotOutboundCapable),
+                None => problems.push(PhoneProblem::OutboundUnknown),
+            }
+            let agent_id = str_at(i, &["assigned_agent", "agent_id"]).map(str::to_string);
+            if agent_id.is_none() {
+                problems.push(PhoneProblem::NoAgent);
+            }
+            Some(PhoneNumber {
+                phone_number_id: str_at(i, &["phone_number_id"])?.chars().take(64).collect(),
+                number: str_at(i, &["phone_number"])
+                    .unwrap_or("")
+                    .chars()
+                    .take(32)
+                    .collect(),
+                label: str_at(i, &["label"])
+                    .unwrap_or("")
+                    .chars()
+                    .take(128)
+                    .collect(),
+                agent_id,
+                agent_formats: None,
+                problems,
+                twilio_changed_at: None,
+            })
+        })
+        .collect();
+
+    // Each distinct agent once.
+    let agents: HashSet<String> = numbers.iter().filter_map(|n| n.agent_id.clone()).collect();
+    let mut formats: BTreeMap<String, Option<(String, String)>> = BTreeMap::new();
+    let mut unknown_agents = 0;
+    for agent in agents {
+        let path = format!("/v1/convai/agents/{agent}");
+        if crate::providers::http::check_read_path(Provider::ElevenLabs, &path).is_err() {
+            unknown_agents += 1;
+            continue;
+        }
+        match ctx
+            .upstream
+            .get(
+                Provider::ElevenLabs,
+                &el.base_url,
+                &path,
+                auth,
+                cred.timeout,
+            )
+            .await
+        {
+            Ok(a) if a.status == 200 => {
+                let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
+                let tts = str_at(
+                    &v,
+                    &["conversation_config", "tts", "agent_output_audio_format"],
+                )
+                .unwrap_or("pcm_16000");
+                let asr = str_at(
+                    &v,
+                    &["conversation_config", "asr", "user_input_audio_format"],
+                )
+                .unwrap_or("pcm_16000");
+                formats.insert(agent, Some((tts.to_string(), asr.to_string())));
+            }
+            Ok(a) if classify(&a, &parse_body(&a)) == Meaning::AgentNotFound => {
+                formats.insert(agent, None);
+            }
+            _ => unknown_agents += 1,
+        }
+    }
+    for n in &mut numbers {
+        let Some(agent) = &n.agent_id else { continue };
+        match formats.get(agent) {
+            Some(Some(f)) => {
+                if f.0 != "ulaw_8000" || f.1 != "ulaw_8000" {
+                    n.problems.push(PhoneProblem::AgentNotUlaw);
+                }
+                n.agent_formats = Some(f.clone());
+            }
+            Some(None) => n.problems.push(PhoneProblem::AgentMissing),
+            None => {}
+        }
+    }
+
+    // The linked Twilio account: does it own the numbers, and is the credential the imported one?
+    let mut twilio_note = String::new();
+    if let Some(linked) = ctx.linked_twilio
+        && let Spec::Twilio(tw) = &linked.cred.spec
+    {
+        let incoming = twilio::list_numbers(&linked.cred, tw, ctx, NumberList::Incoming).await;
+        let caller_ids = twilio::list_numbers(&linked.cred, tw, ctx, NumberList::CallerIds).await;
+        match (&incoming, &caller_ids) {
+            (Ok(inc), Ok(ids)) => {
+                for n in &mut numbers {
+                    if !inc.contains(&n.number) && !ids.contains(&n.number) {
+                        n.problems.push(PhoneProblem::NotOnTwilioAccount);
+                    }
+                }
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                twilio_note = format!(
+                    "; ownership not checked: the linked Twilio credential `{}` could not list numbers ({e})",
+                    linked.cred.name
+                );
+            }
+        }
+        let current = linked.cred.fingerprint();
+        let stale = match &el.twilio_imported_fingerprint {
+            Some(imported) => (imported != &current).then_some(None),
+            None => linked.changed_at.map(Some),
+        };
+        if let Some(changed_at) = stale {
+            for n in numbers
+                .iter_mut()
+                .filter(|n| !n.problems.contains(&PhoneProblem::NotOnTwilioAccount))
+            {
+                n.problems.push(PhoneProblem::ReimportNeeded);
+                n.twilio_changed_at = changed_at;
+            }
+        }
+    }
+    for n in &mut numbers {
+        n.problems.sort();
+        n.problems.dedup();
+    }
+    let ready = numbers.iter().filter(|n| n.ready()).count();
+    evidence.detail = format!(
+        "{} Twilio number(s) imported, {ready} ready{}{twilio_note}",
+        numbers.len(),
+        if unknown_agents > 0 {
+            format!("; {unknown_agents} agent(s) could not be read")
+        } else {
+            String::new()
+        }
+    );
+    clock.finish(
+        CHECK,
+        evidence,
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: "convai_read".into(),
+                granted: true,
+            },
+            Fact::PhoneNumbers { numbers },
+        ]),
+    )
+}

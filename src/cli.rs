@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use std::io::Write as _;
+
 use clap::{Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
@@ -33,6 +35,12 @@ pub struct Cli {
     pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Text,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -62,6 +70,36 @@ pub enum Command {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:9863")]
         listen: SocketAddr,
+    },
+    /// Run every check once and explain each problem with its evidence and fix.
+    /// Exit 0 when every credential is healthy, 1 when any is not, 2 on config errors.
+    Check {
+        #[arg(long, env = "CREDWATCH_CONFIG")]
+        config: PathBuf,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
+        /// Check only this credential.
+        #[arg(long)]
+        credential: Option<String>,
+    },
+    /// Test whether a permission probe tells a key with the permission from one without.
+    Calibrate {
+        #[arg(long, env = "CREDWATCH_CONFIG")]
+        config: PathBuf,
+        /// The permission whose probe to test, e.g. `convai_write`.
+        #[arg(long)]
+        permission: String,
+        /// Environment variable holding a key that HAS the permission.
+        #[arg(long)]
+        with_key_env: String,
+        /// Environment variable holding a key that LACKS the permission.
+        #[arg(long)]
+        without_key_env: String,
+        /// ElevenLabs base URL (default: the first ElevenLabs credential's, else the public API).
+        #[arg(long)]
+        base_url: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Text)]
+        output: Output,
     },
     /// GET a local /livez and exit 0 if it answers 200 (for Docker HEALTHCHECK).
     Healthcheck {
@@ -102,6 +140,29 @@ pub fn main() -> ExitCode {
             Command::Validate { config } => validate(&config),
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
+            Command::Check {
+                config,
+                output,
+                credential,
+            } => check(&config, output, credential.as_deref()).await,
+            Command::Calibrate {
+                config,
+                permission,
+                with_key_env,
+                without_key_env,
+                base_url,
+                output,
+            } => {
+                calibrate(
+                    &config,
+                    &permission,
+                    &with_key_env,
+                    &without_key_env,
+                    base_url,
+                    output,
+                )
+                .await
+            }
         }
     })
 }
@@ -314,6 +375,132 @@ async fn healthcheck(url: &str) -> ExitCode {
         }
         Err(e) => {
             eprintln!("credwatch healthcheck: {url}: {}", e.without_url());
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn check(path: &Path, output: Output, only: Option<&str>) -> ExitCode {
+    let config = match Config::load(path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(name) = only
+        && config.credential(name).is_none()
+    {
+        let names: Vec<&str> = config.credentials.iter().map(|c| c.name.as_str()).collect();
+        eprintln!(
+            "credwatch check: no credential named `{name}` in {} (configured: {})",
+            path.display(),
+            names.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    let report = match crate::check::run(&config, only).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("credwatch check: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let written = match output {
+        Output::Json => serde_json::to_writer_pretty(&mut stdout, &report)
+            .map_err(std::io::Error::other)
+            .and_then(|_| writeln!(stdout)),
+        Output::Text => {
+            crate::check::render_text(&report, &crate::check::Style::detect(), &mut stdout)
+        }
+    };
+    if let Err(e) = written {
+        eprintln!("credwatch check: cannot write the report: {e}");
+        return ExitCode::from(1);
+    }
+    if report.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn calibrate(
+    path: &Path,
+    permission: &str,
+    with_env: &str,
+    without_env: &str,
+    base_url: Option<String>,
+    output: Output,
+) -> ExitCode {
+    let config = match Config::load(path, &ProcessEnv) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(probe) = config
+        .permission_probes
+        .iter()
+        .find(|p| p.permission == permission)
+    else {
+        let known: Vec<&str> = config
+            .permission_probes
+            .iter()
+            .map(|p| p.permission.as_str())
+            .collect();
+        eprintln!(
+            "credwatch calibrate: no probe for `{permission}`; known: {}",
+            known.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    let key = |var: &str| -> Option<crate::secret::Secret> {
+        match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => Some(crate::secret::Secret::new(v.trim())),
+            _ => {
+                eprintln!("credwatch calibrate: environment variable `{var}` is not set or empty");
+                None
+            }
+        }
+    };
+    let (Some(with), Some(without)) = (key(with_env), key(without_env)) else {
+        return ExitCode::from(2);
+    };
+    let base_url = base_url
+        .or_else(|| {
+            config.credentials.iter().find_map(|c| match &c.spec {
+                crate::config::Spec::ElevenLabs(el) => Some(el.base_url.clone()),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| crate::config::DEFAULT_ELEVENLABS_URL.to_string());
+    match crate::check::calibrate::run(
+        &config,
+        probe,
+        base_url.trim_end_matches('/'),
+        with,
+        without,
+    )
+    .await
+    {
+        Ok(c) => {
+            match output {
+                Output::Json => {
+                    println!("{}", serde_json::to_string_pretty(&c).unwrap_or_default())
+                }
+                Output::Text => print!("{}", crate::check::calibrate::render_text(&c)),
+            }
+            if c.discriminates {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("credwatch calibrate: {e}");
             ExitCode::from(1)
         }
     }

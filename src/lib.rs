@@ -17,8 +17,10 @@
 //! - [`metrics`]: Prometheus text rendering of the state.
 //! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
+//! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
 //! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
 
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -220,7 +220,7 @@ pub enum PhoneProblem {
     NotOutboundCapable,
     /// `supports_outbound` absent: unknown (advice, not blocking).
     OutboundUnknown,
-    /// No agent is assigned to the number.
+    /// No agent is assigned to the number (advice: inbound calls need one).
     NoAgent,
     /// The assigned agent does not exist (404 `agent_not_found`).
     AgentMissing,

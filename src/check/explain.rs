@@ -1,0 +1,251 @@
+//! What each finding means for the person reading `credwatch check`, and how
+//! to fix it, in the user's terms. Facts only; the evidence travels beside.
+
+use crate::config::{Credential, SecretSource, Spec, TwilioAuth};
+use crate::outcome::{PhoneProblem, Problem, Reason};
+
+/// Where the operator has to put the new secret.
+fn source(cred: &Credential) -> String {
+    let s = match &cred.spec {
+        Spec::ElevenLabs(el) => &el.api_key.source,
+        Spec::Twilio(tw) => &tw.auth.secret().source,
+    };
+    match s {
+        SecretSource::Literal => "the config file".into(),
+        SecretSource::Env(v) => {
+            format!("the environment variable `{v}` (restart credwatch after changing it)")
+        }
+        SecretSource::File(p) => format!(
+            "the file `{}` (credwatch re-reads it on change)",
+            p.display()
+        ),
+    }
+}
+
+fn date(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// How ElevenLabs' key settings name a permission.
+fn ui_name(permission: &str) -> String {
+    match permission {
+        "convai_write" => "Conversational AI → Write (\"ElevenLabs Agents: Write\")".into(),
+        "convai_read" => "Conversational AI → Read".into(),
+        "user_read" => "User → Read".into(),
+        "models_read" => "Models → Read".into(),
+        other => format!("the `{other}` permission"),
+    }
+}
+
+/// (summary, fix) for a definitive problem.
+pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
+    let src = source(cred);
+    match p {
+        Problem::InvalidApiKey => (
+            "ElevenLabs does not accept this API key (401 invalid_api_key).".into(),
+            format!(
+                "The key was deleted, regenerated or mistyped. Create a key in ElevenLabs → Settings → API Keys \
+                 (enable Conversational AI write access if it places calls) and put it in {src}. Applications must \
+                 send it in the `xi-api-key` header — `Authorization: Bearer` with an API key gets 401 too."
+            ),
+        ),
+        Problem::KeyNotReceived => (
+            "The request reached ElevenLabs without an API key (401 needs_authorization).".into(),
+            "Something between credwatch and ElevenLabs drops the `xi-api-key` header: check the proxy or \
+             gateway that `base_url` points at."
+                .into(),
+        ),
+        Problem::KeyIdUsedAsKey => (
+            "This is an API key ID, not the key (400 api_key_id_used_as_api_key).".into(),
+            format!(
+                "The ID shown next to a key in the dashboard cannot authenticate. Use the secret value shown once when \
+                 the key was created (it starts with `sk_`); if it is lost, create a new key in ElevenLabs → Settings → \
+                 API Keys. Put it in {src}."
+            ),
+        ),
+        Problem::PermissionMissing { permission } => (
+            format!("This key lacks `{permission}`."),
+            format!(
+                "Create a key with {} in ElevenLabs → Settings → API Keys, or edit this key's permissions there, then \
+                 put it in {src}.{}",
+                ui_name(permission),
+                if permission == "convai_write" {
+                    " Without it, outbound calls fail with 401 and signed URLs cannot be issued."
+                } else {
+                    ""
+                }
+            ),
+        ),
+        Problem::QuotaExhausted { reset_at } => (
+            "The account's character/credit quota is used up.".into(),
+            format!(
+                "Requests that spend credits (calls, speech) fail until {}. Upgrade the plan or enable usage-based \
+                 billing in ElevenLabs → Subscription, or wait for the reset.",
+                reset_at.map(date).unwrap_or_else(|| "the next reset".into())
+            ),
+        ),
+        Problem::UnusualActivity => (
+            "ElevenLabs disabled this account's free tier (detected_unusual_activity).".into(),
+            "Free-tier use from VPNs, proxies or cloud IPs trips ElevenLabs' abuse detection. Subscribe to any paid plan \
+             to lift it; moving to another IP does not fix a flagged account."
+                .into(),
+        ),
+        Problem::PaymentIssue => (
+            "The subscription has a failed or incomplete payment (payment_issue).".into(),
+            "Update the payment method or pay the open invoice in ElevenLabs → Subscription → Billing.".into(),
+        ),
+        Problem::PaymentRequired => (
+            "This feature needs a paid plan (payment_required).".into(),
+            "Upgrade the subscription in ElevenLabs → Subscription.".into(),
+        ),
+        Problem::SubscriptionDisabled { status } => (
+            format!("The subscription is `{status}`: the account cannot use the API."),
+            "Reactivate or upgrade the subscription in ElevenLabs → Subscription.".into(),
+        ),
+        Problem::TwilioAuthenticate => {
+            let (sid, what) = match &cred.spec {
+                Spec::Twilio(tw) => (
+                    tw.account_sid.as_str(),
+                    match &tw.auth {
+                        TwilioAuth::AuthToken(_) => "Auth Token",
+                        TwilioAuth::ApiKey { .. } => "API key secret",
+                    },
+                ),
+                _ => ("", "secret"),
+            };
+            (
+                "Twilio rejected the credentials (401, code 20003 Authenticate).".into(),
+                format!(
+                    "The usual causes, most likely first: the {what} was rotated or deleted (Console → Account → API keys & \
+                     tokens; a promoted secondary token invalidates the old primary); the SID and the {what} belong to \
+                     different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the \
+                     parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region; or \
+                     the account is suspended. Compare fingerprint {fp} with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` \
+                     of the value in the Console, then put the current value in {src}. If ElevenLabs holds the same token \
+                     for imported numbers, re-import them too.",
+                    fp = cred.fingerprint()
+                ),
+            )
+        }
+        Problem::TestCredentials => (
+            "These are Twilio test credentials (403, code 20008).".into(),
+            format!(
+                "Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live \
+                 Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in {src}."
+            ),
+        ),
+        Problem::AccountNotFound => (
+            "No such Twilio account for these credentials (404, code 20404).".into(),
+            "The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy \
+             the Account SID from Console → Account info."
+                .into(),
+        ),
+        Problem::AccountSuspended { status } => (
+            format!("The Twilio account is {}: it cannot use the API.", status.as_deref().unwrap_or("suspended or closed (20403)")),
+            "A negative balance, an unpaid invoice or a policy action suspends accounts. Check Console → Billing and \
+             contact Twilio support; calls from ElevenLabs through this account fail until it is active."
+                .into(),
+        ),
+        Problem::RestrictedKey => (
+            "This restricted API key may not list phone numbers (403, code 70051).".into(),
+            "Add read access to Phone Numbers to the key in Console → Account → API keys, or use a Standard or Main key."
+                .into(),
+        ),
+        Problem::KeySidInPath => (
+            "An API key SID (SK…) was used where the Account SID (AC…) belongs.".into(),
+            "Put the Account SID (Console → Account info) in `account_sid` and the SK… in `api_key_sid`.".into(),
+        ),
+    }
+}
+
+/// (summary, fix) for a check that got no definitive answer.
+pub fn failure(reason: Reason, detail: &str) -> (String, String) {
+    let fix = match reason {
+        Reason::RateLimited => {
+            "Upstream is rate-limiting (the limits are shared with production traffic). credwatch backs off; nothing to fix unless it persists."
+        }
+        Reason::UpstreamError => {
+            "Upstream had a server error. Nothing to fix on your side; retry later or check the provider's status page."
+        }
+        Reason::Timeout => {
+            "No answer within the timeout. Check egress from this host (firewall, proxy, DNS) or raise `timeout`."
+        }
+        Reason::Network => {
+            "credwatch could not connect. Check DNS, egress firewall rules and proxies (HTTPS_PROXY) from this host, and `base_url`."
+        }
+        Reason::UnexpectedResponse if detail.contains("HTML") || detail.contains("non-JSON") => {
+            "A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN \
+             IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to \
+             allow this IP."
+        }
+        Reason::UnexpectedResponse if detail.contains("ip_not_allowed") => {
+            "The key has an IP allowlist: add this host's egress IP to the key's allowed IPs in ElevenLabs → Settings → API Keys."
+        }
+        Reason::UnexpectedResponse => {
+            "An answer credwatch cannot classify. If it persists, run `credwatch check --output json` and report the evidence \
+             (status, code, request id)."
+        }
+        _ => "See the evidence.",
+    };
+    (format!("No verdict: {detail}."), fix.to_string())
+}
+
+/// (summary, fix) for a problem with an imported number.
+pub fn phone(
+    p: PhoneProblem,
+    number: &str,
+    twilio: Option<&str>,
+    changed_at: Option<&str>,
+) -> (String, String) {
+    let tw = twilio.unwrap_or("the linked Twilio credential");
+    match p {
+        PhoneProblem::NotOutboundCapable => (
+            format!("{number} cannot place outbound calls (supports_outbound: false)."),
+            "Import a number that supports outbound calling (a purchased Twilio number or a verified caller ID), or \
+             re-import this one so ElevenLabs re-detects its capabilities."
+                .into(),
+        ),
+        PhoneProblem::OutboundUnknown => (
+            format!("ElevenLabs does not say whether {number} supports outbound calls."),
+            "Check the number in ElevenLabs → Phone Numbers; re-importing it re-detects its capabilities.".into(),
+        ),
+        PhoneProblem::NoAgent => (
+            format!("{number} has no agent assigned."),
+            "Outbound calls name their agent and still work; inbound calls to this number need one. Assign an agent in \
+             ElevenLabs → Phone Numbers if the number should answer."
+                .into(),
+        ),
+        PhoneProblem::AgentMissing => (
+            format!("The agent assigned to {number} does not exist (404 agent_not_found)."),
+            "The agent was deleted or the ID is wrong: assign an existing agent in ElevenLabs → Phone Numbers, and check \
+             the agent_id your application sends."
+                .into(),
+        ),
+        PhoneProblem::AgentNotUlaw => (
+            format!("The agent on {number} does not use μ-law 8000 Hz audio."),
+            "Advice: with Twilio connected through your own server, set both the agent's TTS output and user input format \
+             to μ-law 8000 Hz (ulaw_8000) in the agent's voice settings. The native integration does not need it."
+                .into(),
+        ),
+        PhoneProblem::NotOnTwilioAccount => (
+            format!("{number} is not on the Twilio account of `{tw}` (neither its numbers nor its verified caller IDs)."),
+            "ElevenLabs holds Twilio credentials for an account that does not own this number, or stale ones: this is the \
+             situation behind \"HTTP 401: Unable to create record: Authenticate\" on outbound calls. Re-import the number \
+             in ElevenLabs → Phone Numbers with the Account SID and Auth Token of the account that owns it, or link the \
+             right Twilio credential with `twilio:`."
+                .into(),
+        ),
+        PhoneProblem::ReimportNeeded => (
+            format!(
+                "The Twilio credential `{tw}` changed{}; ElevenLabs may still hold the old token for {number}.",
+                changed_at.map(|t| format!(" at {t}")).unwrap_or_default()
+            ),
+            format!(
+                "ElevenLabs never shows which Twilio token it stores, so credwatch cannot see the re-import. Re-import the \
+                 number in ElevenLabs → Phone Numbers with the current Auth Token, then set `twilio_imported_fingerprint` \
+                 on this credential to the fingerprint of `{tw}` shown by `credwatch check` to confirm it."
+            ),
+        ),
+    }
+}

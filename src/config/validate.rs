@@ -472,20 +472,20 @@ pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
 
 #[cfg(unix)]
 fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let Ok(meta) = std::fs::metadata(path) else {
         return;
     };
     let mode = meta.permissions().mode();
-    if mode & 0o077 != 0 {
+    let world = mode & 0o007 != 0;
+    // Group access is fine when the group is credwatch's own: that is how a
+    // Kubernetes secret volume with `fsGroup` lets a non-root container read it.
+    let foreign_group = mode & 0o070 != 0 && !own_groups().contains(&meta.gid());
+    if world || foreign_group {
         let msg = format!(
-            "`{}` is readable by {} (mode {:o}); restrict it with `chmod 600` (Kubernetes: `defaultMode: 0400` on the secret volume)",
+            "`{}` is readable by {} (mode {:o}); restrict it with `chmod 600` (Kubernetes: `defaultMode: 0440` on the secret volume with `fsGroup` set to credwatch's group)",
             path.display(),
-            if mode & 0o007 != 0 {
-                "every user"
-            } else {
-                "its group"
-            },
+            if world { "every user" } else { "another group" },
             mode & 0o777
         );
         if v.strict {
@@ -494,6 +494,30 @@ fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path) {
             v.warn(at, msg);
         }
     }
+}
+
+/// The effective and supplementary group IDs of this process (Linux `/proc`).
+#[cfg(unix)]
+fn own_groups() -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let mut groups = Vec::new();
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("Gid:") {
+            groups.extend(
+                rest.split_whitespace()
+                    .nth(1)
+                    .and_then(|g| g.parse::<u32>().ok()),
+            );
+        } else if let Some(rest) = line.strip_prefix("Groups:") {
+            groups.extend(
+                rest.split_whitespace()
+                    .filter_map(|g| g.parse::<u32>().ok()),
+            );
+        }
+    }
+    groups
 }
 
 #[cfg(not(unix))]

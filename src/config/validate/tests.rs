@@ -319,3 +319,40 @@ fn debug_output_of_a_config_never_shows_secrets() {
     );
     assert!(debug.contains("<redacted>"));
 }
+
+#[cfg(unix)]
+#[test]
+fn world_readable_secret_files_warn_and_strict_refuses() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("credwatch-mode-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let file = dir.join("key");
+    std::fs::write(&file, "sk_filekey\n").expect("write");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let yaml = format!(
+        "elevenlabs:\n  - name: a\n    api_key_file: {}\n",
+        file.display()
+    );
+    let c = load(&yaml, &env(&[])).expect("a warning, not an error");
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.path == "elevenlabs[0].api_key_file" && w.message.contains("every user")),
+        "{:?}",
+        c.warnings
+    );
+    let strict = format!("strict: true\n{yaml}");
+    let e = load(&strict, &env(&[])).expect_err("strict refuses");
+    assert!(
+        e.errors.iter().any(|d| d.message.contains("strict: true")),
+        "{e}"
+    );
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    let c = load(&strict, &env(&[])).expect("0600 is fine");
+    assert!(
+        !c.warnings.iter().any(|w| w.message.contains("readable by")),
+        "{:?}",
+        c.warnings
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

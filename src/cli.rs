@@ -59,6 +59,13 @@ pub enum Command {
         /// Listen address (overrides `listen:` in the config).
         #[arg(long)]
         listen: Option<SocketAddr>,
+        /// exporter-toolkit web config: TLS, client certificates, basic auth, headers.
+        #[arg(long = "web.config.file")]
+        web_config_file: Option<PathBuf>,
+        /// Extra plain-HTTP listener serving only /livez, /readyz and /health
+        /// (for kubelet probes when the main port needs TLS or auth).
+        #[arg(long = "probe.listen-address")]
+        probe_listen_address: Option<SocketAddr>,
     },
     /// Load and validate a config (secrets resolved, nothing sent upstream).
     Validate {
@@ -136,7 +143,20 @@ pub fn main() -> ExitCode {
     };
     runtime.block_on(async move {
         match cli.command {
-            Command::Serve { config, listen } => serve(&config, listen).await,
+            Command::Serve {
+                config,
+                listen,
+                web_config_file,
+                probe_listen_address,
+            } => {
+                serve(
+                    &config,
+                    listen,
+                    web_config_file.as_deref(),
+                    probe_listen_address,
+                )
+                .await
+            }
             Command::Validate { config } => validate(&config),
             Command::Demo { listen } => crate::demo::run(listen).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
@@ -219,32 +239,59 @@ fn validate(path: &Path) -> ExitCode {
     }
 }
 
-async fn serve(path: &Path, listen: Option<SocketAddr>) -> ExitCode {
+async fn serve(
+    path: &Path,
+    listen: Option<SocketAddr>,
+    web_config: Option<&Path>,
+    probe: Option<SocketAddr>,
+) -> ExitCode {
     let config = match load(path) {
         Ok(c) => c,
         Err(code) => return code,
     };
+    let web = match web_config.map(crate::web::WebConfig::new).transpose() {
+        Ok(w) => w.map(Arc::new),
+        Err(e) => {
+            eprintln!("credwatch: invalid web config: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let addr = listen
         .or(config.listen)
         .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
-    let listener = match TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) => {
+    let bind = |addr: SocketAddr| async move {
+        TcpListener::bind(addr).await.map_err(|e| {
             eprintln!("credwatch: cannot listen on {addr}: {e}");
-            return ExitCode::from(1);
-        }
+            ExitCode::from(1)
+        })
+    };
+    let listener = match bind(addr).await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
+    let probe_listener = match probe {
+        Some(p) => match bind(p).await {
+            Ok(l) => Some(l),
+            Err(code) => return code,
+        },
+        None => None,
     };
     tracing::info!(
         listen = %addr,
+        probe_listen = ?probe,
+        tls = web.as_ref().is_some_and(|w| w.current().tls.is_some()),
         credentials = config.credentials.len(),
         config = %path.display(),
         version = crate::VERSION,
         "credwatch started"
     );
-    let path = path.to_path_buf();
-    let reload_path = path.clone();
-    run_daemon(
-        listener,
+    let reload_path = path.to_path_buf();
+    run_daemon_with(
+        Listeners {
+            main: listener,
+            probe: probe_listener,
+            web,
+        },
         config,
         move || Config::load(&reload_path, &ProcessEnv),
         shutdown_signal(),
@@ -252,10 +299,41 @@ async fn serve(path: &Path, listen: Option<SocketAddr>) -> ExitCode {
     .await
 }
 
-/// Runs the scheduler and the server until `shutdown` resolves (SIGTERM or
-/// SIGINT for the binary); SIGHUP and `POST /-/reload` call `reload_config`.
+/// Where the daemon serves.
+pub struct Listeners {
+    pub main: TcpListener,
+    /// Plain HTTP, probes only.
+    pub probe: Option<TcpListener>,
+    pub web: Option<Arc<crate::web::WebConfig>>,
+}
+
+/// [`run_daemon_with`] on one plain-HTTP listener.
 pub async fn run_daemon<F>(
     listener: TcpListener,
+    config: Config,
+    reload_config: F,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> ExitCode
+where
+    F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
+{
+    run_daemon_with(
+        Listeners {
+            main: listener,
+            probe: None,
+            web: None,
+        },
+        config,
+        reload_config,
+        shutdown,
+    )
+    .await
+}
+
+/// Runs the scheduler and the server until `shutdown` resolves (SIGTERM or
+/// SIGINT for the binary); SIGHUP and `POST /-/reload` call `reload_config`.
+pub async fn run_daemon_with<F>(
+    listeners: Listeners,
     config: Config,
     reload_config: F,
     shutdown: impl std::future::Future<Output = ()>,
@@ -305,10 +383,38 @@ where
     };
     spawn_sighup(reloader.clone());
     let app = Arc::new(App {
-        state,
+        state: state.clone(),
         reloader: Some(reloader),
+        web: listeners.web,
+        probe_only: false,
     });
-    server::run(listener, app, Limits::default(), shutdown).await;
+    let stop = tokio_util::sync::CancellationToken::new();
+    let probe_server = listeners.probe.map(|probe| {
+        let app = Arc::new(App {
+            state,
+            reloader: None,
+            web: None,
+            probe_only: true,
+        });
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            server::run(probe, app, Limits::default(), stop.cancelled_owned()).await
+        })
+    });
+    let main = server::run(
+        listeners.main,
+        app,
+        Limits::default(),
+        stop.clone().cancelled_owned(),
+    );
+    let trigger = async {
+        shutdown.await;
+        stop.cancel();
+    };
+    tokio::join!(main, trigger);
+    if let Some(p) = probe_server {
+        let _ = p.await;
+    }
     tracing::info!("shutting down");
     match Arc::try_unwrap(scheduler) {
         Ok(s) => s.shutdown().await,

@@ -16,6 +16,7 @@
 //!   server through pre-rendered snapshots.
 //! - [`metrics`]: Prometheus text rendering of the state.
 //! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
+//! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
 //! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
@@ -32,6 +33,7 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod web;
 
 /// The crate version, as exported in `credwatch_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -52,6 +52,11 @@ impl Default for Limits {
 pub struct App {
     pub state: Arc<State>,
     pub reloader: Option<Reloader>,
+    /// TLS, basic auth and headers (`--web.config.file`); `None` for plain HTTP.
+    pub web: Option<Arc<crate::web::WebConfig>>,
+    /// Serve only `/livez`, `/healthz`, `/readyz` and `/health` (the
+    /// `--probe.listen-address` listener, for kubelet probes).
+    pub probe_only: bool,
 }
 
 /// A response body made of ready chunks (no copy of the cached `/metrics` text).
@@ -116,14 +121,37 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
+        let loaded = app.web.as_ref().map(|w| w.current());
+        let tls = loaded.as_ref().and_then(|l| l.tls.clone());
         let app = app.clone();
         let service = service_fn(move |req| {
             let app = app.clone();
-            async move { Ok::<_, Infallible>(handle(&app, req)) }
+            let loaded = loaded.clone();
+            async move { Ok::<_, Infallible>(respond(&app, loaded.as_deref(), req)) }
         });
-        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
+        let watcher = graceful.watcher();
+        let builder = builder.clone();
+        let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            let _ = conn.await;
+            match tls {
+                None => {
+                    let _ = watcher
+                        .watch(builder.serve_connection(TokioIo::new(stream), service))
+                        .await;
+                }
+                Some(tls) => {
+                    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+                    match tokio::time::timeout(handshake_timeout, acceptor.accept(stream)).await {
+                        Ok(Ok(stream)) => {
+                            let _ = watcher
+                                .watch(builder.serve_connection(TokioIo::new(stream), service))
+                                .await;
+                        }
+                        Ok(Err(e)) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(_) => tracing::debug!("TLS handshake timed out"),
+                    }
+                }
+            }
             drop(permit);
         });
     }
@@ -158,8 +186,46 @@ fn not_allowed(allow: &'static str) -> Response<Chunks> {
     r
 }
 
+/// Applies the web config (basic auth, extra headers), then routes.
+fn respond(
+    app: &App,
+    web: Option<&crate::web::Loaded>,
+    req: Request<Incoming>,
+) -> Response<Chunks> {
+    let mut response = match (web, &app.web) {
+        (Some(loaded), Some(config))
+            if !config.authorized(loaded, req.headers().get(header::AUTHORIZATION)) =>
+        {
+            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+            r.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                http::HeaderValue::from_static("Basic realm=\"credwatch\""),
+            );
+            r
+        }
+        _ => handle(app, req),
+    };
+    if let Some(loaded) = web {
+        for (name, value) in &loaded.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    response
+}
+
 /// Routes one request. Never panics, never awaits upstream.
 pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
+    if app.probe_only
+        && !matches!(
+            req.uri().path(),
+            "/livez" | "/healthz" | "/readyz" | "/health"
+        )
+    {
+        return text(
+            StatusCode::NOT_FOUND,
+            "this listener serves only /livez, /readyz and /health\n",
+        );
+    }
     let readable = matches!(*req.method(), Method::GET | Method::HEAD);
     let path = req.uri().path();
     let query = req.uri().query().unwrap_or("");

@@ -1,0 +1,490 @@
+//! `--web.config.file`: TLS, mutual TLS, basic auth and extra response
+//! headers for credwatch's own server, in the YAML format of Prometheus'
+//! exporter-toolkit (`docs/web-configuration.md`), so existing tooling and
+//! habits carry over.
+//!
+//! The file and the files it names are re-read when they change (checked at
+//! most once a second, on new connections), so rotated certificates are
+//! picked up without a restart. A broken new version is logged and the last
+//! good one keeps serving. Settings credwatch cannot honour are refused at
+//! load, never silently ignored.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebConfig {
+    tls_server_config: Option<RawTls>,
+    #[serde(default)]
+    http_server_config: RawHttp,
+    #[serde(default)]
+    basic_auth_users: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    cert_file: Option<String>,
+    key_file: Option<String>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<String>,
+    min_version: Option<String>,
+    max_version: Option<String>,
+    // Accepted keys credwatch cannot honour: refused with a clear message.
+    cipher_suites: Option<serde_yaml::Value>,
+    curve_preferences: Option<serde_yaml::Value>,
+    prefer_server_cipher_suites: Option<serde_yaml::Value>,
+    client_allowed_sans: Option<serde_yaml::Value>,
+    cert: Option<serde_yaml::Value>,
+    key: Option<serde_yaml::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    /// HTTP/2 preference; credwatch serves HTTP/1.1, so it has no effect.
+    http2: Option<bool>,
+}
+
+/// The headers exporter-toolkit allows to be set.
+const ALLOWED_HEADERS: &[&str] = &[
+    "Strict-Transport-Security",
+    "X-Content-Type-Options",
+    "X-Frame-Options",
+    "X-XSS-Protection",
+    "Content-Security-Policy",
+];
+
+/// One loaded, validated version of the file.
+pub struct Loaded {
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// user → bcrypt hash.
+    pub users: HashMap<String, String>,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    files: Vec<(PathBuf, Option<SystemTime>)>,
+}
+
+/// The web config, re-read on change.
+pub struct WebConfig {
+    path: PathBuf,
+    current: Mutex<(Arc<Loaded>, Instant)>,
+    /// Successful (user, password digest) checks, so bcrypt runs once per password.
+    verified: Mutex<HashMap<(String, [u8; 32]), bool>>,
+}
+
+fn modified(p: &Path) -> Option<SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
+}
+
+fn relative(base: &Path, file: &str) -> PathBuf {
+    let p = Path::new(file);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+/// Reads and validates the file and everything it names.
+pub fn load(path: &Path) -> Result<Loaded, String> {
+    let at = |m: String| format!("{}: {m}", path.display());
+    let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let raw: RawWebConfig = if text.trim().is_empty() {
+        RawWebConfig::default()
+    } else {
+        serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(&text)).map_err(
+            |e| {
+                let path = e.path().to_string();
+                at(format!("{path}: {}", e.into_inner()))
+            },
+        )?
+    };
+    let mut files = vec![(path.to_path_buf(), modified(path))];
+
+    let tls = match raw.tls_server_config {
+        None => None,
+        Some(t) => {
+            for (key, given) in [
+                ("cipher_suites", t.cipher_suites.is_some()),
+                ("curve_preferences", t.curve_preferences.is_some()),
+                (
+                    "prefer_server_cipher_suites",
+                    t.prefer_server_cipher_suites.is_some(),
+                ),
+                ("client_allowed_sans", t.client_allowed_sans.is_some()),
+                ("cert", t.cert.is_some()),
+                ("key", t.key.is_some()),
+            ] {
+                if given {
+                    return Err(at(format!(
+                        "tls_server_config.{key}: not supported by credwatch (it uses rustls' safe defaults; give certificates as cert_file/key_file)"
+                    )));
+                }
+            }
+            let cert_file = relative(
+                path,
+                t.cert_file
+                    .as_deref()
+                    .ok_or_else(|| at("tls_server_config.cert_file: missing".into()))?,
+            );
+            let key_file = relative(
+                path,
+                t.key_file
+                    .as_deref()
+                    .ok_or_else(|| at("tls_server_config.key_file: missing".into()))?,
+            );
+            use rustls::pki_types::pem::PemObject;
+            use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| {
+                    at(format!(
+                        "tls_server_config.cert_file: cannot read certificates from `{}`: {e}",
+                        cert_file.display()
+                    ))
+                })?;
+            if certs.is_empty() {
+                return Err(at(format!(
+                    "tls_server_config.cert_file: no certificate in `{}`",
+                    cert_file.display()
+                )));
+            }
+            let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+                at(format!(
+                    "tls_server_config.key_file: cannot read a private key from `{}`: {e}",
+                    key_file.display()
+                ))
+            })?;
+            files.push((cert_file.clone(), modified(&cert_file)));
+            files.push((key_file.clone(), modified(&key_file)));
+
+            let version = |v: &Option<String>, key: &str| -> Result<Option<u8>, String> {
+                match v.as_deref() {
+                    None => Ok(None),
+                    Some("TLS12") => Ok(Some(12)),
+                    Some("TLS13") => Ok(Some(13)),
+                    Some(other) => Err(at(format!(
+                        "tls_server_config.{key}: `{other}` is not supported; use TLS12 or TLS13"
+                    ))),
+                }
+            };
+            let min = version(&t.min_version, "min_version")?.unwrap_or(12);
+            let max = version(&t.max_version, "max_version")?.unwrap_or(13);
+            if min > max {
+                return Err(at(
+                    "tls_server_config: min_version is above max_version".into()
+                ));
+            }
+            let versions: Vec<&'static rustls::SupportedProtocolVersion> =
+                [(12, &rustls::version::TLS12), (13, &rustls::version::TLS13)]
+                    .into_iter()
+                    .filter(|(v, _)| (min..=max).contains(v))
+                    .map(|(_, p)| p)
+                    .collect();
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+                .with_protocol_versions(&versions)
+                .map_err(|e| at(format!("tls_server_config: {e}")))?;
+            let auth_type = t.client_auth_type.as_deref().unwrap_or("NoClientCert");
+            let client_roots = || -> Result<Arc<rustls::RootCertStore>, String> {
+                let ca = relative(path, t.client_ca_file.as_deref().ok_or_else(|| at(format!("tls_server_config.client_ca_file: needed with client_auth_type {auth_type}")))?);
+                let mut roots = rustls::RootCertStore::empty();
+                for c in CertificateDer::pem_file_iter(&ca).map_err(|e| {
+                    at(format!(
+                        "tls_server_config.client_ca_file: cannot read `{}`: {e}",
+                        ca.display()
+                    ))
+                })? {
+                    let c = c.map_err(|e| at(format!("tls_server_config.client_ca_file: {e}")))?;
+                    roots
+                        .add(c)
+                        .map_err(|e| at(format!("tls_server_config.client_ca_file: {e}")))?;
+                }
+                Ok(Arc::new(roots))
+            };
+            let builder = match auth_type {
+                "NoClientCert" | "" => builder.with_no_client_auth(),
+                "RequireAndVerifyClientCert" | "VerifyClientCertIfGiven" => {
+                    let roots = client_roots()?;
+                    if let Some(ca) = &t.client_ca_file {
+                        let ca = relative(path, ca);
+                        files.push((ca.clone(), modified(&ca)));
+                    }
+                    let mut verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                        roots, provider,
+                    );
+                    if auth_type == "VerifyClientCertIfGiven" {
+                        verifier = verifier.allow_unauthenticated();
+                    }
+                    let verifier = verifier
+                        .build()
+                        .map_err(|e| at(format!("tls_server_config.client_ca_file: {e}")))?;
+                    builder.with_client_cert_verifier(verifier)
+                }
+                "RequestClientCert" | "RequireAnyClientCert" => {
+                    return Err(at(format!(
+                        "tls_server_config.client_auth_type: `{auth_type}` accepts unverified client certificates; credwatch only supports NoClientCert, VerifyClientCertIfGiven and RequireAndVerifyClientCert"
+                    )));
+                }
+                other => {
+                    return Err(at(format!(
+                        "tls_server_config.client_auth_type: unknown value `{other}`"
+                    )));
+                }
+            };
+            let mut config = builder.with_single_cert(certs, key).map_err(|e| {
+                at(format!(
+                    "tls_server_config: the key does not fit the certificate: {e}"
+                ))
+            })?;
+            config.alpn_protocols = vec![b"http/1.1".to_vec()];
+            Some(Arc::new(config))
+        }
+    };
+
+    let mut headers = Vec::new();
+    for (name, value) in &raw.http_server_config.headers {
+        let Some(canonical) = ALLOWED_HEADERS
+            .iter()
+            .find(|h| h.eq_ignore_ascii_case(name))
+        else {
+            return Err(at(format!(
+                "http_server_config.headers.{name}: not allowed; allowed: {}",
+                ALLOWED_HEADERS.join(", ")
+            )));
+        };
+        let value = http::HeaderValue::from_str(value)
+            .map_err(|_| at(format!("http_server_config.headers.{name}: invalid value")))?;
+        headers.push((
+            http::HeaderName::from_bytes(canonical.as_bytes()).map_err(|e| at(e.to_string()))?,
+            value,
+        ));
+    }
+    let _ = raw.http_server_config.http2;
+
+    let mut users = HashMap::new();
+    for (user, hash) in raw.basic_auth_users {
+        if user.contains(':') || user.is_empty() {
+            return Err(at(format!(
+                "basic_auth_users.{user}: user names cannot be empty or contain `:`"
+            )));
+        }
+        if !(hash.starts_with("$2a$") || hash.starts_with("$2b$") || hash.starts_with("$2y$"))
+            || hash.len() != 60
+        {
+            return Err(at(format!(
+                "basic_auth_users.{user}: not a bcrypt hash (generate one with `htpasswd -nBC 10 \"\" | tr -d ':\\n'`)"
+            )));
+        }
+        users.insert(user, hash);
+    }
+    Ok(Loaded {
+        tls,
+        users,
+        headers,
+        files,
+    })
+}
+
+impl WebConfig {
+    /// Loads the file; an error here is a startup error.
+    pub fn new(path: &Path) -> Result<WebConfig, String> {
+        let loaded = load(path)?;
+        Ok(WebConfig {
+            path: path.to_path_buf(),
+            current: Mutex::new((Arc::new(loaded), Instant::now())),
+            verified: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The current version, re-read if any of its files changed.
+    pub fn current(&self) -> Arc<Loaded> {
+        let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.1.elapsed() >= std::time::Duration::from_secs(1) {
+            guard.1 = Instant::now();
+            let changed = guard.0.files.iter().any(|(p, m)| modified(p) != *m);
+            if changed {
+                match load(&self.path) {
+                    Ok(new) => {
+                        tracing::info!(file = %self.path.display(), "web config reloaded");
+                        guard.0 = Arc::new(new);
+                        self.verified
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .clear();
+                    }
+                    Err(e) => {
+                        tracing::error!(
+                            "web config changed but is invalid, keeping the previous one: {e}"
+                        );
+                        // Don't retry until the files change again.
+                        let files = guard
+                            .0
+                            .files
+                            .iter()
+                            .map(|(p, _)| (p.clone(), modified(p)))
+                            .collect();
+                        let old = guard.0.clone();
+                        guard.0 = Arc::new(Loaded {
+                            tls: old.tls.clone(),
+                            users: old.users.clone(),
+                            headers: old.headers.clone(),
+                            files,
+                        });
+                    }
+                }
+            }
+        }
+        guard.0.clone()
+    }
+
+    /// Checks an `Authorization` header against `basic_auth_users`.
+    pub fn authorized(&self, loaded: &Loaded, authorization: Option<&http::HeaderValue>) -> bool {
+        if loaded.users.is_empty() {
+            return true;
+        }
+        let Some((user, password)) = authorization.and_then(parse_basic) else {
+            return false;
+        };
+        let Some(hash) = loaded.users.get(&user) else {
+            // Spend the same time as a real check, so names cannot be probed by timing.
+            let _ = bcrypt::verify(
+                password.as_bytes(),
+                "$2b$10$CwTycUXWue0Thq9StjUM0uJ8.Y6Z0DfV0jK0mS8P9q5u8d9hPpW1a",
+            );
+            return false;
+        };
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        hasher.update(hash.as_bytes());
+        hasher.update([0]);
+        hasher.update(password.as_bytes());
+        let digest: [u8; 32] = hasher.finalize().into();
+        let key = (user, digest);
+        if let Some(ok) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+        {
+            return *ok;
+        }
+        let ok = bcrypt::verify(password.as_bytes(), hash).unwrap_or(false);
+        let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if cache.len() > 1024 {
+            cache.clear();
+        }
+        cache.insert(key, ok);
+        ok
+    }
+}
+
+fn parse_basic(value: &http::HeaderValue) -> Option<(String, zeroize::Zeroizing<String>)> {
+    let text = value.to_str().ok()?;
+    let encoded = text
+        .strip_prefix("Basic ")
+        .or_else(|| text.strip_prefix("basic "))?;
+    let decoded = zeroize::Zeroizing::new(decode_base64(encoded.trim())?);
+    let text = std::str::from_utf8(&decoded).ok()?;
+    let (user, password) = text.split_once(':')?;
+    Some((
+        user.to_string(),
+        zeroize::Zeroizing::new(password.to_string()),
+    ))
+}
+
+/// Standard base64 with padding (RFC 4648), as Basic auth uses.
+fn decode_base64(s: &str) -> Option<Vec<u8>> {
+    fn val(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let bytes = s.as_bytes();
+    if bytes.len() % 4 != 0 || bytes.len() > 4096 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
+    for chunk in bytes.chunks(4) {
+        let pad = chunk.iter().rev().take_while(|c| **c == b'=').count();
+        if pad > 2 {
+            return None;
+        }
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = if i >= 4 - pad { 0 } else { val(*c)? };
+            n = (n << 6) | v;
+        }
+        let b = n.to_be_bytes();
+        out.extend_from_slice(&b[1..4 - pad]);
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_basic_credentials() {
+        assert_eq!(
+            decode_base64("dXNlcjpwYXNz").as_deref(),
+            Some(&b"user:pass"[..])
+        );
+        assert_eq!(decode_base64("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(decode_base64("YWI=").as_deref(), Some(&b"ab"[..]));
+        assert_eq!(decode_base64("not base64!"), None);
+        assert_eq!(decode_base64("YQ="), None);
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn unsupported_and_unknown_settings_are_refused_not_ignored() {
+        let dir = std::env::temp_dir().join(format!("credwatch-web-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = write(
+            &dir,
+            "a.yml",
+            "tls_server_config:\n  cert_file: c\n  key_file: k\n  client_allowed_sans: [x]\n",
+        );
+        assert!(
+            load(&p)
+                .err()
+                .is_some_and(|e| e.contains("client_allowed_sans: not supported"))
+        );
+        let p = write(&dir, "b.yml", "basic_auth_users:\n  alice: plaintext\n");
+        assert!(
+            load(&p)
+                .err()
+                .is_some_and(|e| e.contains("not a bcrypt hash"))
+        );
+        let p = write(
+            &dir,
+            "c.yml",
+            "http_server_config:\n  headers:\n    Set-Cookie: x\n",
+        );
+        assert!(load(&p).err().is_some_and(|e| e.contains("not allowed")));
+        let p = write(&dir, "d.yml", "tls_server_confg: {}\n");
+        assert!(load(&p).err().is_some_and(|e| e.contains("unknown field")));
+        let p = write(&dir, "e.yml", "");
+        assert!(load(&p).is_ok(), "an empty file means no TLS and no auth");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

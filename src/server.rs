@@ -31,6 +31,10 @@ pub type Reloader = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
 #[derive(Debug, Clone)]
 pub struct Limits {
     pub max_connections: usize,
+    /// Connections accepted beyond `max_connections`: served one request each,
+    /// probes only (`/livez`, `/readyz`, `/health`), so a flood of scrapes
+    /// cannot starve the kubelet. Past this too, connections are closed at once.
+    pub overflow_connections: usize,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     /// How long shutdown waits for requests in flight.
@@ -41,6 +45,7 @@ impl Default for Limits {
     fn default() -> Self {
         Limits {
             max_connections: 512,
+            overflow_connections: 64,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
             drain_timeout: Duration::from_secs(5),
@@ -96,6 +101,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let overflow = Arc::new(Semaphore::new(limits.overflow_connections));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -103,12 +109,10 @@ pub async fn run(
         .header_read_timeout(limits.header_read_timeout)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
+    let mut overflow_builder = builder.clone();
+    overflow_builder.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
-        let permit = tokio::select! {
-            _ = &mut shutdown => break,
-            p = connections.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
-        };
         let (stream, _) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -120,17 +124,47 @@ pub async fn run(
                 }
             },
         };
+        let (permit, overflowing) = match connections.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => match overflow.clone().try_acquire_owned() {
+                Ok(p) => (p, true),
+                Err(_) => {
+                    tracing::debug!("connection limit reached; closing a new connection");
+                    continue;
+                }
+            },
+        };
         let _ = stream.set_nodelay(true);
         let loaded = app.web.as_ref().map(|w| w.current());
         let tls = loaded.as_ref().and_then(|l| l.tls.clone());
         let app = app.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
             let loaded = loaded.clone();
-            async move { Ok::<_, Infallible>(respond(&app, loaded.as_deref(), req)) }
+            async move {
+                if overflowing
+                    && !matches!(
+                        req.uri().path(),
+                        "/livez" | "/healthz" | "/readyz" | "/health"
+                    )
+                {
+                    let mut r = text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "too many connections; retry later\n",
+                    );
+                    r.headers_mut()
+                        .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
+                    return Ok::<_, Infallible>(r);
+                }
+                Ok::<_, Infallible>(respond(&app, loaded.as_deref(), req))
+            }
         });
         let watcher = graceful.watcher();
-        let builder = builder.clone();
+        let builder = if overflowing {
+            overflow_builder.clone()
+        } else {
+            builder.clone()
+        };
         let handshake_timeout = limits.header_read_timeout;
         tokio::spawn(async move {
             match tls {

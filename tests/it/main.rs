@@ -4,3 +4,4 @@
 mod demo;
 mod harness;
 mod web;
+mod server_limits;

@@ -2,6 +2,9 @@
 //! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
 
 mod demo;
+mod elevenlabs;
+mod faults;
 mod harness;
-mod web;
 mod server_limits;
+mod support;
+mod web;

@@ -1,0 +1,471 @@
+//! ElevenLabs scenarios: every kind of key ends in its documented verdict,
+//! in `/health` and in `/metrics`, through every error envelope ElevenLabs
+//! is known to send.
+
+use std::time::{Duration, Instant};
+
+use credwatch::simulator::{
+    AccountBlock, CreditLimitExtension, ElAccount, ElKey, ErrorFormat, PermissionErrorForm,
+    Simulator, Subscription, World,
+};
+
+use crate::harness::{Daemon, sample};
+use crate::support::{FAST_DETAILS, assert_verdict, config, cred, el, el_key, wait_verdict};
+
+/// A key ID that starts with `sk_`, so credwatch's config check (which refuses
+/// plain key IDs) lets it through and ElevenLabs itself must say what it is.
+const KEY_ID_LIKE_A_KEY: &str = "sk_itkeyid_0123456789abcdef0123456789abcdef0123";
+
+fn exhausted() -> Subscription {
+    Subscription {
+        tier: "starter".into(),
+        character_count: 30_000,
+        character_limit: 30_000,
+        can_extend_character_limit: false,
+        allowed_to_extend_character_limit: false,
+        max_credit_limit_extension: CreditLimitExtension::Limit(0),
+        max_character_limit_extension: Some(0),
+        ..Subscription::default()
+    }
+}
+
+/// One workspace per state, one key per kind.
+fn world() -> World {
+    let mut w = World::default();
+    let el = &mut w.elevenlabs;
+    el.add_account(ElAccount::new("ws-main"));
+    el.add_account(ElAccount::new("ws-exhausted").with_subscription(exhausted()));
+    el.add_account(ElAccount::new("ws-unusual").with_block(AccountBlock::DetectedUnusualActivity));
+    el.add_account(ElAccount::new("ws-payment-issue").with_block(AccountBlock::PaymentIssue));
+    el.add_account(ElAccount::new("ws-payment-required").with_block(AccountBlock::PaymentRequired));
+    el.add_key(el_key("full"), ElKey::new("keyItFull", "ws-main"));
+    el.add_key(
+        el_key("no-convai-write"),
+        ElKey::new("keyItNoWrite", "ws-main").with_permissions(&["user_read", "convai_read"]),
+    );
+    el.add_key(
+        el_key("restricted"),
+        ElKey::new("keyItRestricted", "ws-main").with_permissions(&["convai_write", "convai_read"]),
+    );
+    el.add_key(
+        el_key("exhausted"),
+        ElKey::new("keyItExhausted", "ws-exhausted"),
+    );
+    el.add_key(el_key("unusual"), ElKey::new("keyItUnusual", "ws-unusual"));
+    el.add_key(
+        el_key("payment-issue"),
+        ElKey::new("keyItPaymentIssue", "ws-payment-issue"),
+    );
+    el.add_key(
+        el_key("payment-required"),
+        ElKey::new("keyItPaymentRequired", "ws-payment-required"),
+    );
+    el.add_key(
+        el_key("owner-of-id"),
+        ElKey::new(KEY_ID_LIKE_A_KEY, "ws-main"),
+    );
+    w
+}
+
+/// Starts the simulator on `world` and a daemon watching `creds` (name, key, extra YAML).
+async fn watch(world: World, creds: &[(&str, String, &str)]) -> (Simulator, Daemon) {
+    let sim = Simulator::start(world).await.expect("simulator");
+    let url = sim.elevenlabs_url();
+    let items: Vec<String> = creds
+        .iter()
+        .map(|(name, key, extra)| el(name, key, &url, extra))
+        .collect();
+    let d = Daemon::start(&config(FAST_DETAILS, &items, &[])).await;
+    for (name, _, _) in creds {
+        wait_verdict(&d, name).await;
+    }
+    (sim, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_convai_write_is_healthy_and_exports_its_quota() {
+    let (_sim, d) = watch(world(), &[("el-full", el_key("full"), "")]).await;
+    assert_verdict(&d, "el-full", "healthy", None, Some(true)).await;
+    let (code, health) = d.health().await;
+    assert_eq!(code, 200, "{health}");
+    assert_eq!(health["status"], "ok");
+
+    let m = d.metrics().await;
+    let me = cred("el-full");
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &[&me, "permission=\"convai_write\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
+        Some(1000.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_limit", &[&me]),
+        Some(10000.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_subscription_info",
+            &[&me, "tier=\"starter\"", "status=\"active\""]
+        )
+        .is_some()
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"subscription\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"permission_convai_write\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_check_errors_total", &[&me]),
+        None,
+        "a healthy key has no error series"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_without_convai_write_is_valid_but_misses_the_permission() {
+    let (_sim, d) = watch(world(), &[("el-no-write", el_key("no-convai-write"), "")]).await;
+    // The permission probe runs after the subscription: wait for it to answer.
+    let c = d
+        .wait_for("el-no-write", Duration::from_secs(20), |c| {
+            c["status"] == "unhealthy"
+        })
+        .await;
+    assert_eq!(
+        c["missing_permissions"],
+        serde_json::json!(["convai_write"])
+    );
+    assert_verdict(
+        &d,
+        "el-no-write",
+        "unhealthy",
+        Some("missing_permission"),
+        Some(true),
+    )
+    .await;
+    assert_eq!(d.health().await.0, 503);
+    let m = d.metrics().await;
+    let me = cred("el-no-write");
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &[&me, "permission=\"convai_write\""]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[
+                &me,
+                "check=\"permission_convai_write\"",
+                "reason=\"missing_permission\""
+            ]
+        )
+        .is_some_and(|v| v >= 1.0)
+    );
+    // The quota is still readable (user_read is granted).
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
+        Some(1000.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_key_is_invalid_credentials() {
+    let (_sim, d) = watch(world(), &[("el-invalid", el_key("never-issued"), "")]).await;
+    assert_verdict(
+        &d,
+        "el-invalid",
+        "unhealthy",
+        Some("invalid_credentials"),
+        Some(false),
+    )
+    .await;
+    assert_eq!(d.health().await.0, 503);
+    let m = d.metrics().await;
+    let me = cred("el-invalid");
+    // A definitive answer: the check succeeded in getting one, and it counts as an error.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"subscription\""]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[
+                &me,
+                "check=\"subscription\"",
+                "reason=\"invalid_credentials\""
+            ]
+        )
+        .is_some_and(|v| v >= 1.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
+        None
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restricted_key_without_user_read_is_valid_and_has_no_quota_series() {
+    let (_sim, d) = watch(world(), &[("el-restricted", el_key("restricted"), "")]).await;
+    let c = d
+        .wait_for("el-restricted", Duration::from_secs(20), |c| {
+            c["status"] == "healthy"
+        })
+        .await;
+    assert_eq!(c["check_error"], serde_json::Value::Null, "{c}");
+    assert_verdict(&d, "el-restricted", "healthy", None, Some(true)).await;
+    let m = d.metrics().await;
+    let me = cred("el-restricted");
+    for family in [
+        "credwatch_elevenlabs_characters_used",
+        "credwatch_elevenlabs_characters_limit",
+        "credwatch_elevenlabs_characters_reset_timestamp_seconds",
+        "credwatch_elevenlabs_subscription_info",
+    ] {
+        assert_eq!(
+            sample(&m, family, &[&me]),
+            None,
+            "{family} must be absent, not 0"
+        );
+    }
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &[&me, "permission=\"convai_write\""]
+        ),
+        Some(1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exhausted_quota_is_unhealthy_with_the_counters_exported() {
+    let (_sim, d) = watch(world(), &[("el-exhausted", el_key("exhausted"), "")]).await;
+    assert_verdict(
+        &d,
+        "el-exhausted",
+        "unhealthy",
+        Some("quota_exhausted"),
+        Some(true),
+    )
+    .await;
+    let m = d.metrics().await;
+    let me = cred("el-exhausted");
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
+        Some(30000.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_elevenlabs_characters_limit", &[&me]),
+        Some(30000.0)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[&me, "check=\"subscription\"", "reason=\"quota_exhausted\""]
+        )
+        .is_some_and(|v| v >= 1.0)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn blocked_accounts_are_account_blocked_whatever_the_block() {
+    let creds = [
+        ("el-unusual-activity", el_key("unusual"), ""),
+        ("el-payment-issue", el_key("payment-issue"), ""),
+        ("el-payment-required", el_key("payment-required"), ""),
+    ];
+    let (_sim, d) = watch(world(), &creds).await;
+    for (name, _, _) in &creds {
+        assert_verdict(&d, name, "unhealthy", Some("account_blocked"), Some(true)).await;
+        let m = d.metrics().await;
+        assert!(
+            sample(
+                &m,
+                "credwatch_check_errors_total",
+                &[&cred(name), "reason=\"account_blocked\""]
+            )
+            .is_some_and(|v| v >= 1.0),
+            "{name}"
+        );
+    }
+}
+
+/// Each error envelope of elevenlabs-api.md §2, end to end: the same keys
+/// reach the same verdicts whichever envelope the server uses.
+async fn envelope_scenario(format: ErrorFormat, permission_form: PermissionErrorForm) {
+    let mut w = world();
+    w.elevenlabs.error_format = format;
+    w.elevenlabs.permission_error = permission_form;
+    let creds = [
+        ("invalid", el_key("never-issued"), ""),
+        ("no-write", el_key("no-convai-write"), ""),
+        ("restricted", el_key("restricted"), ""),
+        ("payment-issue", el_key("payment-issue"), ""),
+        ("key-id", KEY_ID_LIKE_A_KEY.to_string(), ""),
+    ];
+    let (_sim, d) = watch(w, &creds).await;
+    let ctx = format!("{format:?}/{permission_form:?}");
+    for (name, status, reason, valid) in [
+        ("invalid", "unhealthy", Some("invalid_credentials"), false),
+        ("no-write", "unhealthy", Some("missing_permission"), true),
+        ("restricted", "healthy", None, true),
+        ("payment-issue", "unhealthy", Some("account_blocked"), true),
+        ("key-id", "unhealthy", Some("invalid_credentials"), false),
+    ] {
+        let c = d
+            .wait_for(name, Duration::from_secs(20), |c| c["status"] == status)
+            .await;
+        assert_eq!(c["reason"].as_str(), reason, "{ctx} {name}: {c}");
+        assert_verdict(&d, name, status, reason, Some(valid)).await;
+    }
+    let m = d.metrics().await;
+    // Nothing was left unclassified.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &["reason=\"unexpected_response\""]
+        ),
+        None,
+        "{ctx}: {m}"
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_characters_used",
+            &[&cred("restricted")]
+        ),
+        None,
+        "{ctx}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legacy_envelope_reaches_the_documented_verdicts() {
+    envelope_scenario(ErrorFormat::Legacy, PermissionErrorForm::Unauthorized401).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_wrapped_envelope_reaches_the_documented_verdicts() {
+    envelope_scenario(
+        ErrorFormat::NewWrapped,
+        PermissionErrorForm::Unauthorized401,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_top_level_envelope_reaches_the_documented_verdicts() {
+    envelope_scenario(
+        ErrorFormat::NewTopLevel,
+        PermissionErrorForm::Unauthorized401,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forbidden_403_insufficient_permissions_form_is_a_missing_permission() {
+    envelope_scenario(ErrorFormat::Legacy, PermissionErrorForm::Forbidden403).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_id_used_as_the_key_is_invalid_credentials_upstream_and_refused_at_load() {
+    // Upstream: 400 `api_key_id_used_as_api_key` (top-level body) → invalid.
+    let (sim, d) = watch(world(), &[("el-key-id", KEY_ID_LIKE_A_KEY.to_string(), "")]).await;
+    assert_verdict(
+        &d,
+        "el-key-id",
+        "unhealthy",
+        Some("invalid_credentials"),
+        Some(false),
+    )
+    .await;
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.header("xi-api-key") == Some(KEY_ID_LIKE_A_KEY)),
+        "the key ID was sent"
+    );
+    // A key ID in its usual form never leaves the machine: the config is refused.
+    let yaml = config(
+        FAST_DETAILS,
+        &[el("el-key-id", "keyItFull", "http://127.0.0.1:9", "")],
+        &[],
+    );
+    let err = credwatch::config::Config::from_yaml(
+        &yaml,
+        std::path::Path::new("/etc/credwatch/ids.yaml"),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect_err("a key ID is refused");
+    let text = err.to_string();
+    assert!(text.contains("elevenlabs[0].api_key"), "{text}");
+    assert!(text.contains("api_key_id_used_as_api_key"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_revoked_upstream_flips_health_to_503_within_one_interval() {
+    let key = el_key("to-be-revoked");
+    let mut w = world();
+    w.elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItToBeRevoked", "ws-main"));
+    let (sim, d) = watch(w, &[("el-revoked-live", key.clone(), "")]).await;
+    d.wait_for("el-revoked-live", Duration::from_secs(20), |c| {
+        c["status"] == "healthy"
+    })
+    .await;
+    assert_eq!(d.health().await.0, 200);
+
+    sim.update(|w| {
+        w.elevenlabs.revoke_key(&key);
+    });
+    let revoked = Instant::now();
+    // interval 1s + timeout 500ms + slack for a loaded machine.
+    let bound = Duration::from_millis(1000 + 500 + 2000);
+    let c = d
+        .wait_for("el-revoked-live", bound, |c| c["status"] == "unhealthy")
+        .await;
+    let took = revoked.elapsed();
+    assert!(took <= bound, "took {took:?}");
+    assert_eq!(c["reason"], "invalid_credentials", "{c}");
+    let (code, health) = d.health().await;
+    assert_eq!(code, 503, "{health}");
+    assert_eq!(health["status"], "fail");
+    assert_verdict(
+        &d,
+        "el-revoked-live",
+        "unhealthy",
+        Some("invalid_credentials"),
+        Some(false),
+    )
+    .await;
+}

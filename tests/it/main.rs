@@ -7,4 +7,5 @@ mod faults;
 mod harness;
 mod server_limits;
 mod support;
+mod twilio;
 mod web;

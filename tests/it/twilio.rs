@@ -1,0 +1,354 @@
+//! Twilio scenarios: paging through thousands of numbers, every kind of
+//! rejected credential, suspended accounts, subaccounts, API keys, and the
+//! mistakes caught before anything is sent.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use credwatch::config::Config;
+use credwatch::simulator::{AccountStatus, ApiKey, KeyKind, Simulator, TwilioAccount, World};
+
+use crate::harness::{Daemon, sample};
+use crate::support::{
+    FAST_DETAILS, ac_sid, assert_verdict, config, cred, sk_sid, tw, tw_api_key, tw_key_secret,
+    tw_token, wait_verdict,
+};
+
+/// Starts the simulator on `world` and a daemon watching the given `twilio:` items.
+async fn watch(world: World, items: impl Fn(&str) -> Vec<String>) -> (Simulator, Daemon) {
+    let sim = Simulator::start(world).await.expect("simulator");
+    let items = items(&sim.twilio_url());
+    let d = Daemon::start(&config(FAST_DETAILS, &[], &items)).await;
+    (sim, d)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_valid_token_with_2345_numbers_over_three_pages_exports_the_exact_count() {
+    let sid = ac_sid("many-numbers");
+    let token = tw_token("many-numbers");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, &token)
+            .with_balance(Some("1234.56"), "EUR")
+            .with_generated_numbers(2345),
+    );
+    let (sim, d) = watch(world, |url| {
+        // The full count is a detail; the first cycle always has the details.
+        vec![tw(
+            "tw-many",
+            &sid,
+            &token,
+            url,
+            "    detail_interval: 30s\n",
+        )]
+    })
+    .await;
+    let c = d
+        .wait_for("tw-many", Duration::from_secs(20), |c| {
+            c["status"] == "healthy"
+        })
+        .await;
+    assert_eq!(c["valid"], true, "{c}");
+    let me = cred("tw-many");
+    crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_twilio_balance",
+        &[&me],
+        |_| true,
+    )
+    .await;
+    assert_verdict(&d, "tw-many", "healthy", None, Some(true)).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&me]),
+        Some(2345.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_twilio_balance", &[&me, "currency=\"EUR\""]),
+        Some(1234.56)
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_twilio_account_info",
+            &[&me, "status=\"active\"", "type=\"Full\""]
+        )
+        .is_some()
+    );
+    // Three pages of at most 1,000, each following Twilio's next_page_uri.
+    let pages: Vec<String> = sim
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/IncomingPhoneNumbers.json"))
+        .filter_map(|r| r.query.clone())
+        .filter(|q| q.contains("PageSize=1000"))
+        .collect();
+    assert!(pages.len() >= 3, "{pages:?}");
+    assert!(!pages[0].contains("PageToken"), "{pages:?}");
+    assert!(
+        pages[1].contains("Page=1") && pages[1].contains("PageToken=PA"),
+        "{pages:?}"
+    );
+    assert!(
+        pages[2].contains("Page=2") && pages[2].contains("PageToken=PA"),
+        "{pages:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_is_invalid_credentials_20003() {
+    let sid = ac_sid("wrong-token");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, tw_token("wrong-token-current")).with_numbers(&["+15005550006"]),
+    );
+    let old = tw_token("wrong-token-old");
+    let (_sim, d) = watch(world, |url| vec![tw("tw-wrong", &sid, &old, url, "")]).await;
+    wait_verdict(&d, "tw-wrong").await;
+    assert_verdict(
+        &d,
+        "tw-wrong",
+        "unhealthy",
+        Some("invalid_credentials"),
+        Some(false),
+    )
+    .await;
+    assert_eq!(d.health().await.0, 503);
+    let m = d.metrics().await;
+    let me = cred("tw-wrong");
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[
+                &me,
+                "check=\"phone_numbers\"",
+                "reason=\"invalid_credentials\""
+            ]
+        )
+        .is_some_and(|v| v >= 1.0)
+    );
+    for family in [
+        "credwatch_twilio_phone_numbers",
+        "credwatch_twilio_balance",
+        "credwatch_twilio_account_info",
+    ] {
+        assert_eq!(sample(&m, family, &[&me]), None, "{family}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn test_credentials_are_invalid_credentials_20008() {
+    let sid = ac_sid("test-creds");
+    let test_token = tw_token("test-creds-test");
+    let mut account =
+        TwilioAccount::new(&sid, tw_token("test-creds-live")).with_numbers(&["+15005550006"]);
+    account.test_auth_token = Some(test_token.clone());
+    let mut world = World::default();
+    world.twilio.add_account(account);
+    let (sim, d) = watch(world, |url| {
+        vec![tw("tw-test-creds", &sid, &test_token, url, "")]
+    })
+    .await;
+    wait_verdict(&d, "tw-test-creds").await;
+    assert_verdict(
+        &d,
+        "tw-test-creds",
+        "unhealthy",
+        Some("invalid_credentials"),
+        Some(false),
+    )
+    .await;
+    // It really was 20008, not a plain 20003: nothing but the first list was asked.
+    assert!(
+        sim.requests()
+            .iter()
+            .all(|r| r.path.ends_with("/IncomingPhoneNumbers.json")),
+        "an invalid credential stops the cycle"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_suspended_account_is_account_blocked() {
+    let sid = ac_sid("suspended");
+    let token = tw_token("suspended");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, &token)
+            .with_status(AccountStatus::Suspended)
+            .with_numbers(&["+15005550006"]),
+    );
+    let (_sim, d) = watch(world, |url| vec![tw("tw-suspended", &sid, &token, url, "")]).await;
+    wait_verdict(&d, "tw-suspended").await;
+    assert_verdict(
+        &d,
+        "tw-suspended",
+        "unhealthy",
+        Some("account_blocked"),
+        Some(true),
+    )
+    .await;
+    let me = cred("tw-suspended");
+    crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_twilio_account_info",
+        &[&me, "status=\"suspended\""],
+        |v| v == 1.0,
+    )
+    .await;
+    assert_eq!(d.health().await.0, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_subaccount_has_no_balance_series_and_is_healthy() {
+    let parent = ac_sid("parent");
+    let sub = ac_sid("subaccount");
+    let sub_token = tw_token("subaccount");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&parent, tw_token("parent")).with_balance(Some("99.00"), "USD"),
+    );
+    world.twilio.add_account(
+        TwilioAccount::new(&sub, &sub_token)
+            .with_parent(&parent)
+            .with_numbers(&["+15005550007"]),
+    );
+    let (sim, d) = watch(world, |url| vec![tw("tw-sub", &sub, &sub_token, url, "")]).await;
+    let me = cred("tw-sub");
+    // The account check runs before the balance; wait for both to have answered.
+    crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_check_success",
+        &[&me, "check=\"balance\""],
+        |v| v == 1.0,
+    )
+    .await;
+    assert_verdict(&d, "tw-sub", "healthy", None, Some(true)).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_balance", &[&me]),
+        None,
+        "a subaccount's balance does not apply: absent, not 0"
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_twilio_account_info",
+            &[&me, "status=\"active\""]
+        )
+        .is_some()
+    );
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&me]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_check_errors_total", &[&me]),
+        None,
+        "404 on the balance is not an error"
+    );
+    assert!(
+        sim.requests()
+            .iter()
+            .any(|r| r.path == format!("/2010-04-01/Accounts/{sub}/Balance.json")),
+        "the balance was asked"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standard_api_key_is_healthy_without_account_info() {
+    let sid = ac_sid("standard-key");
+    let key_sid = sk_sid("standard-key");
+    let secret = tw_key_secret("standard-key");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, tw_token("standard-key-account"))
+            .with_balance(Some("18.03"), "USD")
+            .with_numbers(&["+15005550008", "+15005550009"])
+            .with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard)),
+    );
+    let (_sim, d) = watch(world, |url| {
+        vec![tw_api_key("tw-standard", &sid, &key_sid, &secret, url, "")]
+    })
+    .await;
+    let me = cred("tw-standard");
+    crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_check_success",
+        &[&me, "check=\"balance\""],
+        |v| v == 1.0,
+    )
+    .await;
+    assert_verdict(&d, "tw-standard", "healthy", None, Some(true)).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_account_info", &[&me]),
+        None,
+        "a Standard key may not read the account: absent"
+    );
+    assert_eq!(
+        sample(&m, "credwatch_check_success", &[&me, "check=\"account\""]),
+        Some(1.0),
+        "401 on the account is a definitive answer for a Standard key"
+    );
+    assert_eq!(
+        sample(&m, "credwatch_twilio_balance", &[&me, "currency=\"USD\""]),
+        Some(18.03)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&me]),
+        Some(2.0)
+    );
+    assert_eq!(d.health().await.0, 200);
+}
+
+#[test]
+fn swapped_sid_and_token_are_caught_at_config_load_without_showing_either() {
+    let sid = ac_sid("swapped");
+    let token = tw_token("swapped");
+    let file = Path::new("/etc/credwatch/swapped.yaml");
+    let env = HashMap::<String, String>::new();
+
+    let yaml = config(
+        "",
+        &[],
+        &[tw("tw-swapped", &token, &sid, "https://api.twilio.com", "")],
+    );
+    let err = Config::from_yaml(&yaml, file, &env).expect_err("swapped SID and token");
+    let text = err.to_string();
+    assert!(text.contains("swapped"), "{text}");
+    assert!(text.contains("twilio[0].account_sid"), "{text}");
+    assert!(text.contains("/etc/credwatch/swapped.yaml"), "{text}");
+    assert!(
+        !text.contains(&token),
+        "the token must not be shown: {text}"
+    );
+
+    let key_sid = sk_sid("swapped");
+    let secret = tw_key_secret("swapped");
+    let yaml = config(
+        "",
+        &[],
+        &[tw_api_key(
+            "tw-swapped-key",
+            &sid,
+            &secret,
+            &key_sid,
+            "https://api.twilio.com",
+            "",
+        )],
+    );
+    let err = Config::from_yaml(&yaml, file, &env).expect_err("swapped key SID and secret");
+    let text = err.to_string();
+    assert!(text.contains("swapped"), "{text}");
+    assert!(text.contains("twilio[0].api_key_sid"), "{text}");
+    assert!(
+        !text.contains(&secret),
+        "the secret must not be shown: {text}"
+    );
+}

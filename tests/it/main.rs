@@ -3,6 +3,7 @@
 
 mod demo;
 mod elevenlabs;
+mod example_config;
 mod faults;
 mod harness;
 mod server_limits;

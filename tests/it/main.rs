@@ -3,9 +3,11 @@
 
 mod demo;
 mod elevenlabs;
+mod endpoints;
 mod example_config;
 mod faults;
 mod harness;
+mod reload;
 mod rotation;
 mod secrets;
 mod server_limits;

@@ -87,7 +87,11 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
     // Reload: el-keep unchanged, el-remove gone, tw-add new.
     std::fs::write(
         d.config_path(),
-        config(FAST, &[keep.clone()], &[add.clone()]),
+        config(
+            FAST,
+            std::slice::from_ref(&keep),
+            std::slice::from_ref(&add),
+        ),
     )
     .expect("write config");
     let (code, body) = post_reload(&d).await;

@@ -7,6 +7,7 @@ mod endpoints;
 mod example_config;
 mod faults;
 mod harness;
+mod prometheus_e2e;
 mod reload;
 mod rotation;
 mod secrets;

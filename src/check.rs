@@ -265,6 +265,7 @@ fn report(
         a.check == providers::elevenlabs::phone_numbers::CHECK
             && cred.provider() == crate::config::Provider::ElevenLabs
     });
+    let linked_fingerprint = linked.map(|l| l.cred.fingerprint());
     let mut phone_numbers = Vec::new();
     for n in s.verdict.phone_numbers.iter().flatten() {
         let changed = n
@@ -280,6 +281,7 @@ fn report(
                 *p,
                 &shown,
                 linked.map(|l| l.cred.name.as_str()),
+                linked_fingerprint.as_deref(),
                 changed.as_deref(),
             );
             findings.push(Finding {

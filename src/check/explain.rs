@@ -196,6 +196,7 @@ pub fn phone(
     p: PhoneProblem,
     number: &str,
     twilio: Option<&str>,
+    twilio_fingerprint: Option<&str>,
     changed_at: Option<&str>,
 ) -> (String, String) {
     let tw = twilio.unwrap_or("the linked Twilio credential");
@@ -243,8 +244,14 @@ pub fn phone(
             ),
             format!(
                 "ElevenLabs never shows which Twilio token it stores, so credwatch cannot see the re-import. Re-import the \
-                 number in ElevenLabs → Phone Numbers with the current Auth Token, then set `twilio_imported_fingerprint` \
-                 on this credential to the fingerprint of `{tw}` shown by `credwatch check` to confirm it."
+                 number in ElevenLabs → Phone Numbers with the current Auth Token, then confirm it by setting {} on this \
+                 credential.",
+                match twilio_fingerprint {
+                    Some(fp) => format!("`twilio_imported_fingerprint: {fp}` (the current fingerprint of `{tw}`)"),
+                    None => format!(
+                        "`twilio_imported_fingerprint` to the fingerprint of `{tw}` shown by `credwatch check`"
+                    ),
+                }
             ),
         ),
     }

@@ -1,6 +1,8 @@
 //! One integration-test binary (matklad's advice): scenarios against the
 //! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
 
+mod calibrate;
+mod check;
 mod demo;
 mod elevenlabs;
 mod endpoints;

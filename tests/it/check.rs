@@ -1,0 +1,1806 @@
+//! `credwatch check`: the real binary against the simulator. Every cause a
+//! user can hit gets a scenario asserting the verdict, the evidence and the
+//! key facts of the fix, in text and in JSON, with an exit code a script can
+//! use — and that no secret ever appears in what `check` prints.
+//!
+//! The binary runs on a blocking thread (`spawn_blocking`) so the simulator,
+//! served by this test's runtime, keeps answering meanwhile.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use credwatch::simulator::twilio::AUTH_TOKEN_SENTINEL;
+use credwatch::simulator::{
+    AccountBlock, AccountStatus, Agent, ApiKey, AssignedAgent, CreditLimitExtension, ElAccount,
+    ElKey, ElPhoneNumber, Fault, KeyKind, Simulator, Subscription, TwilioAccount, World,
+};
+use serde::Deserialize;
+
+use crate::harness::{Daemon, sample, tempdir::TempDir};
+use crate::support::{
+    FAST_DETAILS, ac_sid, cred, el_key, lines_of, register, sk_sid, tw_key_secret, tw_token,
+    wait_sample,
+};
+
+// ---------------------------------------------------------------------------
+// The documented JSON schema (docs/check-output.md), as test-local types that
+// refuse any field the documentation does not name.
+// ---------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub version: u32,
+    pub ok: bool,
+    pub credentials: Vec<CredReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CredReport {
+    pub name: String,
+    pub provider: String,
+    pub critical: bool,
+    pub status: String,
+    pub reason: Option<String>,
+    pub valid: Option<bool>,
+    pub fingerprint: String,
+    pub permissions: BTreeMap<String, bool>,
+    pub quota: Option<Quota>,
+    pub twilio_account: Option<TwAccount>,
+    pub twilio_balance: Option<TwBalance>,
+    pub twilio_phone_numbers: Option<u64>,
+    pub phone_numbers: Vec<PhoneReport>,
+    pub findings: Vec<Finding>,
+    pub evidence: Vec<Evidence>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Quota {
+    pub used: u64,
+    pub limit: u64,
+    pub reset_at: Option<i64>,
+    pub tier: String,
+    pub status: String,
+    pub exhausted: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwAccount {
+    pub status: String,
+    pub kind: String,
+    pub subaccount: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwBalance {
+    pub amount: f64,
+    pub currency: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhoneReport {
+    pub phone_number_id: String,
+    pub number: String,
+    pub label: String,
+    pub ready: bool,
+    pub agent_id: Option<String>,
+    pub problems: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Finding {
+    pub severity: String,
+    pub code: String,
+    pub check: String,
+    pub summary: String,
+    pub fix: String,
+    pub evidence: Option<Evidence>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Evidence {
+    pub request: String,
+    pub http_status: Option<u16>,
+    pub upstream_code: Option<String>,
+    pub permission: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: String,
+}
+
+const STATUSES: [&str; 3] = ["healthy", "unhealthy", "pending"];
+const REASONS: [&str; 9] = [
+    "invalid_credentials",
+    "missing_permission",
+    "quota_exhausted",
+    "account_blocked",
+    "rate_limited",
+    "upstream_error",
+    "timeout",
+    "network",
+    "unexpected_response",
+];
+/// `Problem::code` of src/outcome.rs.
+const PROBLEM_CODES: [&str; 15] = [
+    "invalid_api_key",
+    "key_not_received",
+    "key_id_used_as_key",
+    "permission_missing",
+    "quota_exhausted",
+    "unusual_activity",
+    "payment_issue",
+    "payment_required",
+    "subscription_disabled",
+    "twilio_authenticate",
+    "test_credentials",
+    "account_not_found",
+    "account_suspended",
+    "restricted_key",
+    "key_sid_in_path",
+];
+const PHONE_PROBLEMS: [&str; 7] = [
+    "not_outbound_capable",
+    "outbound_unknown",
+    "no_agent",
+    "agent_missing",
+    "agent_not_ulaw",
+    "not_on_twilio_account",
+    "reimport_needed",
+];
+const OTHER_CODES: [&str; 3] = ["secret_whitespace", "config_warning", "standard_key"];
+const CHECKS: [&str; 9] = [
+    "subscription",
+    "permission_convai_write",
+    "permission_convai_read",
+    "permission_user_read",
+    "permission_models_read",
+    "phone_numbers",
+    "account",
+    "balance",
+    "config",
+];
+
+/// Every key of every object is present (never omitted, `null` when empty),
+/// in addition to `deny_unknown_fields` refusing any extra one.
+fn assert_all_keys(v: &serde_json::Value) {
+    fn keys(v: &serde_json::Value, want: &[&str], what: &str) {
+        let obj = v
+            .as_object()
+            .unwrap_or_else(|| panic!("{what} is not an object: {v}"));
+        for k in want {
+            assert!(obj.contains_key(*k), "{what} lacks `{k}`: {v}");
+        }
+    }
+    const EVIDENCE: [&str; 6] = [
+        "request",
+        "http_status",
+        "upstream_code",
+        "permission",
+        "request_id",
+        "detail",
+    ];
+    keys(v, &["version", "ok", "credentials"], "report");
+    for c in v["credentials"].as_array().expect("credentials array") {
+        keys(
+            c,
+            &[
+                "name",
+                "provider",
+                "critical",
+                "status",
+                "reason",
+                "valid",
+                "fingerprint",
+                "permissions",
+                "quota",
+                "twilio_account",
+                "twilio_balance",
+                "twilio_phone_numbers",
+                "phone_numbers",
+                "findings",
+                "evidence",
+            ],
+            "credential",
+        );
+        if !c["quota"].is_null() {
+            keys(
+                &c["quota"],
+                &["used", "limit", "reset_at", "tier", "status", "exhausted"],
+                "quota",
+            );
+        }
+        for p in c["phone_numbers"].as_array().expect("phone_numbers array") {
+            keys(
+                p,
+                &[
+                    "phone_number_id",
+                    "number",
+                    "label",
+                    "ready",
+                    "agent_id",
+                    "problems",
+                ],
+                "phone number",
+            );
+        }
+        for f in c["findings"].as_array().expect("findings array") {
+            keys(
+                f,
+                &["severity", "code", "check", "summary", "fix", "evidence"],
+                "finding",
+            );
+            if !f["evidence"].is_null() {
+                keys(&f["evidence"], &EVIDENCE, "finding evidence");
+            }
+        }
+        for e in c["evidence"].as_array().expect("evidence array") {
+            keys(e, &EVIDENCE, "evidence");
+        }
+    }
+}
+
+/// The enumerated values and formats the documentation promises.
+fn assert_values(r: &Report) {
+    assert_eq!(r.version, 1);
+    assert_eq!(
+        r.ok,
+        r.credentials
+            .iter()
+            .all(|c| c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready)),
+        "`ok` is every credential healthy with every number ready"
+    );
+    for c in &r.credentials {
+        assert!(
+            ["elevenlabs", "twilio"].contains(&c.provider.as_str()),
+            "{c:?}"
+        );
+        assert!(STATUSES.contains(&c.status.as_str()), "{c:?}");
+        match (&c.status[..], &c.reason) {
+            ("unhealthy", Some(r)) => assert!(REASONS[..4].contains(&r.as_str()), "{c:?}"),
+            ("unhealthy", None) => panic!("unhealthy without a reason: {c:?}"),
+            (_, Some(_)) => panic!("a reason without being unhealthy: {c:?}"),
+            _ => {}
+        }
+        assert!(
+            c.fingerprint.len() == 12 && c.fingerprint.chars().all(|h| h.is_ascii_hexdigit()),
+            "fingerprint is 12 hex digits: {}",
+            c.fingerprint
+        );
+        for p in &c.phone_numbers {
+            for problem in &p.problems {
+                assert!(PHONE_PROBLEMS.contains(&problem.as_str()), "{p:?}");
+            }
+        }
+        let mut last = 0;
+        for f in &c.findings {
+            let rank = ["error", "warning", "info"]
+                .iter()
+                .position(|s| *s == f.severity)
+                .unwrap_or_else(|| panic!("unknown severity: {f:?}"));
+            assert!(rank >= last, "findings are sorted by severity: {c:?}");
+            last = rank;
+            assert!(
+                REASONS[4..].contains(&f.code.as_str())
+                    || PROBLEM_CODES.contains(&f.code.as_str())
+                    || PHONE_PROBLEMS.contains(&f.code.as_str())
+                    || OTHER_CODES.contains(&f.code.as_str()),
+                "unknown finding code: {f:?}"
+            );
+            assert!(CHECKS.contains(&f.check.as_str()), "unknown check: {f:?}");
+            assert!(!f.summary.is_empty() && !f.fix.is_empty(), "{f:?}");
+            assert_eq!(
+                f.evidence.is_none(),
+                f.check == "config",
+                "evidence on every finding but config ones: {f:?}"
+            );
+        }
+        for e in c
+            .evidence
+            .iter()
+            .chain(c.findings.iter().filter_map(|f| f.evidence.as_ref()))
+        {
+            assert!(e.request.starts_with("GET /"), "{e:?}");
+            assert!(!e.detail.is_empty(), "{e:?}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Running the binary
+// ---------------------------------------------------------------------------
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `credwatch args…` with `env` on a blocking thread.
+pub async fn credwatch(args: Vec<String>, env: Vec<(String, String)>) -> Run {
+    tokio::task::spawn_blocking(move || {
+        let out = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(&args)
+            .envs(env)
+            .env_remove("CREDWATCH_CONFIG")
+            .env_remove("CREDWATCH_LOG")
+            .env_remove("CREDWATCH_LOG_FORMAT")
+            .output()
+            .expect("run credwatch");
+        Run {
+            code: out.status.code().expect("exit code, not a signal"),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    })
+    .await
+    .expect("join")
+}
+
+/// Fails if any secret (or the Twilio account body's token sentinel) shows up.
+pub fn assert_no_secret(run: &Run, secrets: &[String]) {
+    for s in secrets
+        .iter()
+        .map(String::as_str)
+        .chain([AUTH_TOKEN_SENTINEL])
+    {
+        assert!(
+            !run.stdout.contains(s) && !run.stderr.contains(s),
+            "a secret leaked into check's output: {s}\n{run:?}"
+        );
+    }
+}
+
+/// A simulator, a config file and the secrets it holds.
+struct Scenario {
+    sim: Simulator,
+    dir: TempDir,
+    secrets: Vec<String>,
+    env: Vec<(String, String)>,
+}
+
+impl Scenario {
+    async fn start(world: World) -> Scenario {
+        Scenario {
+            sim: Simulator::start(world).await.expect("simulator"),
+            dir: TempDir::new(),
+            secrets: Vec::new(),
+            env: Vec::new(),
+        }
+    }
+
+    fn el_url(&self) -> String {
+        self.sim.elevenlabs_url()
+    }
+
+    fn tw_url(&self) -> String {
+        self.sim.twilio_url()
+    }
+
+    /// Remembers a secret for the leak assertion.
+    fn secret(&mut self, s: &str) -> String {
+        register(s);
+        self.secrets.push(s.to_string());
+        s.to_string()
+    }
+
+    fn write(&self, yaml: &str) -> PathBuf {
+        let path = self.dir.path().join("config.yaml");
+        std::fs::write(&path, yaml).expect("write config");
+        path
+    }
+
+    /// `credwatch check --config … <args>`, with the leak and GET-only checks.
+    async fn run(&self, args: &[&str]) -> Run {
+        let mut all = vec![
+            "check".to_string(),
+            "--config".to_string(),
+            self.dir
+                .path()
+                .join("config.yaml")
+                .to_string_lossy()
+                .into_owned(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        let run = credwatch(all, self.env.clone()).await;
+        assert_no_secret(&run, &self.secrets);
+        assert!(
+            !run.stdout.contains('\x1b') && !run.stderr.contains('\x1b'),
+            "no ANSI escape codes when stdout is not a TTY\n{run:?}"
+        );
+        let forbidden = self.sim.forbidden_requests();
+        assert!(
+            forbidden.is_empty(),
+            "check sent requests a read-only prober must not: {forbidden:?}"
+        );
+        run
+    }
+
+    /// Text and JSON for the given arguments: same exit code, schema-checked JSON.
+    async fn both(&self, args: &[&str]) -> (Run, Run, Report) {
+        let text = self.run(args).await;
+        let mut json_args = args.to_vec();
+        json_args.extend(["--output", "json"]);
+        let json = self.run(&json_args).await;
+        assert_eq!(text.code, json.code, "text: {text:?}\njson: {json:?}");
+        let report = parse(&json);
+        (text, json, report)
+    }
+
+    /// One credential, text and JSON.
+    async fn one(&self, name: &str) -> (Run, CredReport) {
+        let (text, json, mut report) = self.both(&["--credential", name]).await;
+        assert_eq!(report.credentials.len(), 1, "{json:?}");
+        let c = report.credentials.remove(0);
+        assert_eq!(c.name, name);
+        assert_eq!(
+            text.code,
+            if report.ok { 0 } else { 1 },
+            "exit 0 exactly when ok\n{text:?}"
+        );
+        assert_text_explains(&text, &c);
+        (text, c)
+    }
+}
+
+fn parse(run: &Run) -> Report {
+    let value: serde_json::Value = serde_json::from_str(&run.stdout)
+        .unwrap_or_else(|e| panic!("--output json is one JSON document: {e}\n{run:?}"));
+    assert_all_keys(&value);
+    let report: Report = serde_json::from_value(value)
+        .unwrap_or_else(|e| panic!("the JSON matches the documented schema: {e}\n{run:?}"));
+    assert_values(&report);
+    report
+}
+
+/// The text report says what the JSON says: a healthy credential in one line;
+/// otherwise its reason and, for each finding, the summary, the evidence and the fix.
+fn assert_text_explains(text: &Run, c: &CredReport) {
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    let head = format!(" {} ({}): ", c.name, c.provider);
+    let at = lines
+        .iter()
+        .position(|l| l.contains(&head))
+        .unwrap_or_else(|| panic!("no line for {}\n{text:?}", c.name));
+    let ok = c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready);
+    if ok {
+        assert!(
+            lines[at].starts_with(&format!("✓{head}healthy — ")),
+            "{text:?}"
+        );
+        assert!(
+            lines
+                .get(at + 1)
+                .is_none_or(|l| l.starts_with('✓') || l.starts_with('✗')),
+            "a healthy credential takes exactly one line\n{text:?}"
+        );
+        for f in &c.findings {
+            assert!(
+                lines[at].contains(&f.summary),
+                "notes are on the line: {f:?}\n{text:?}"
+            );
+        }
+        return;
+    }
+    let why = match (&c.status[..], &c.reason) {
+        ("pending", _) => "no verdict".to_string(),
+        (_, Some(r)) => r.clone(),
+        _ => "imported numbers not ready".to_string(),
+    };
+    assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
+    for f in &c.findings {
+        assert!(text.stdout.contains(&f.summary), "{f:?}\n{text:?}");
+        assert!(
+            text.stdout.contains(&format!("fix: {}", f.fix)),
+            "{f:?}\n{text:?}"
+        );
+        if let Some(e) = &f.evidence {
+            // The text run is another run: same answers, other request ids.
+            let mut start = format!("evidence: {} → ", e.request);
+            if let Some(s) = e.http_status {
+                start += &format!("HTTP {s}");
+            }
+            let line = lines
+                .iter()
+                .find(|l| l.trim_start().starts_with(&start))
+                .unwrap_or_else(|| panic!("no `{start}`: {f:?}\n{text:?}"));
+            for part in [
+                e.upstream_code.as_ref().map(|c| format!("code {c}")),
+                e.permission.as_ref().map(|p| format!("permission {p}")),
+                e.request_id.as_ref().map(|_| "request id ".to_string()),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert!(line.contains(&part), "{part}: {f:?}\n{text:?}");
+            }
+        }
+    }
+    assert!(
+        text.stdout
+            .contains(&format!("fingerprint {}", c.fingerprint)),
+        "{text:?}"
+    );
+}
+
+fn finding<'a>(c: &'a CredReport, code: &str) -> &'a Finding {
+    c.findings
+        .iter()
+        .find(|f| f.code == code)
+        .unwrap_or_else(|| panic!("no `{code}` finding: {c:#?}"))
+}
+
+fn evidence_of(f: &Finding) -> &Evidence {
+    f.evidence
+        .as_ref()
+        .unwrap_or_else(|| panic!("no evidence: {f:?}"))
+}
+
+fn assert_contains(haystack: &str, needles: &[&str]) {
+    for n in needles {
+        assert!(haystack.contains(n), "`{n}` not in: {haystack}");
+    }
+}
+
+fn el_item(name: &str, key: &str, url: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    api_key: {key}\n    base_url: {url}\n{extra}")
+}
+
+fn tw_item(name: &str, sid: &str, token: &str, url: &str) -> String {
+    format!(
+        "  - name: {name}\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {url}\n"
+    )
+}
+
+fn tw_key_item(name: &str, sid: &str, key_sid: &str, secret: &str, url: &str) -> String {
+    format!(
+        "  - name: {name}\n    account_sid: {sid}\n    api_key_sid: {key_sid}\n    api_key_secret: {secret}\n    base_url: {url}\n"
+    )
+}
+
+fn rfc3339(unix: i64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(unix as u64))
+        .to_string()
+}
+
+fn fingerprint(secret: &str) -> String {
+    credwatch::secret::Secret::new(secret).fingerprint()
+}
+
+// ---------------------------------------------------------------------------
+// ElevenLabs
+// ---------------------------------------------------------------------------
+
+/// A key ID that starts with `sk_`: the config check lets it through, and
+/// ElevenLabs itself answers 400 `api_key_id_used_as_api_key`.
+const KEY_ID_LIKE_A_KEY: &str = "sk_chkkeyid_0123456789abcdef0123456789abcdef012";
+/// A key ID as the dashboard shows it: refused at config load.
+const PLAIN_KEY_ID: &str = "keyChkAgentProd00001";
+
+fn reset_in_days(days: i64) -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+        + days * 86_400
+}
+
+fn el_world(reset: i64) -> World {
+    let mut w = World::default();
+    let el = &mut w.elevenlabs;
+    el.add_account(ElAccount::new("ws-main"));
+    el.add_account(
+        ElAccount::new("ws-exhausted").with_subscription(Subscription {
+            tier: "starter".into(),
+            character_count: 30_000,
+            character_limit: 30_000,
+            next_character_count_reset_unix: Some(reset),
+            can_extend_character_limit: false,
+            allowed_to_extend_character_limit: false,
+            max_credit_limit_extension: CreditLimitExtension::Limit(0),
+            max_character_limit_extension: Some(0),
+            ..Subscription::default()
+        }),
+    );
+    el.add_account(ElAccount::new("ws-unusual").with_block(AccountBlock::DetectedUnusualActivity));
+    el.add_account(ElAccount::new("ws-payment-issue").with_block(AccountBlock::PaymentIssue));
+    el.add_account(ElAccount::new("ws-payment-required").with_block(AccountBlock::PaymentRequired));
+    el.add_key(el_key("chk-full"), ElKey::new(PLAIN_KEY_ID, "ws-main"));
+    el.add_key(
+        el_key("chk-no-write"),
+        ElKey::new("keyChkNoWrite", "ws-main").with_permissions(&["user_read", "convai_read"]),
+    );
+    el.add_key(
+        el_key("chk-restricted"),
+        ElKey::new("keyChkRestricted", "ws-main")
+            .with_permissions(&["convai_write", "convai_read"]),
+    );
+    el.add_key(
+        el_key("chk-exhausted"),
+        ElKey::new("keyChkExhausted", "ws-exhausted"),
+    );
+    el.add_key(
+        el_key("chk-unusual"),
+        ElKey::new("keyChkUnusual", "ws-unusual"),
+    );
+    el.add_key(
+        el_key("chk-payment-issue"),
+        ElKey::new("keyChkPaymentIssue", "ws-payment-issue"),
+    );
+    el.add_key(
+        el_key("chk-payment-required"),
+        ElKey::new("keyChkPaymentRequired", "ws-payment-required"),
+    );
+    el.add_key(
+        el_key("chk-owner-of-id"),
+        ElKey::new(KEY_ID_LIKE_A_KEY, "ws-main"),
+    );
+    w
+}
+
+/// A scenario whose config holds one ElevenLabs credential `el`.
+async fn el_scenario(world: World, key: &str, extra: &str) -> Scenario {
+    let mut s = Scenario::start(world).await;
+    let key = s.secret(key);
+    let yaml = format!("elevenlabs:\n{}", el_item("el", &key, &s.el_url(), extra));
+    s.write(&yaml);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_invalid_key() {
+    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-unknown"), "").await;
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "invalid_api_key");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "subscription")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.request, "GET /v1/user/subscription");
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("invalid_api_key"));
+    assert!(e.request_id.is_some(), "ElevenLabs sent x-trace-id: {e:?}");
+    assert_contains(&f.fix, &["Settings → API Keys", "xi-api-key"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_key_without_convai_write() {
+    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-no-write"), "").await;
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("missing_permission"), Some(true))
+    );
+    assert_eq!(c.permissions.get("convai_write"), Some(&false));
+    let f = finding(&c, "permission_missing");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "permission_convai_write")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("missing_permissions"));
+    assert_eq!(e.permission.as_deref(), Some("convai_write"));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert!(
+        e.request
+            .starts_with("GET /v1/convai/conversation/get-signed-url?agent_id=agent_"),
+        "{e:?}"
+    );
+    assert_contains(&f.summary, &["convai_write"]);
+    assert_contains(
+        &f.fix,
+        &["Conversational AI → Write", "Settings → API Keys", "401"],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_restricted_key_without_user_read_is_healthy_with_a_note() {
+    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-restricted"), "").await;
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("healthy", None, Some(true))
+    );
+    assert!(c.quota.is_none(), "quota unreadable without user_read");
+    assert_eq!(c.permissions.get("user_read"), Some(&false));
+    assert_eq!(c.permissions.get("convai_write"), Some(&true));
+    let f = finding(&c, "permission_missing");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("info", "subscription")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("missing_permissions"));
+    assert_eq!(e.permission.as_deref(), Some("user_read"));
+    assert_contains(&f.summary, &["user_read", "not required"]);
+    assert_contains(&f.fix, &["User → Read"]);
+    assert!(
+        text.stdout.contains("healthy — ") && text.stdout.contains("note: "),
+        "{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_key_id_is_refused_at_config_load() {
+    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
+    // Not a secret, but it must not be needed to understand the message either.
+    let yaml = format!(
+        "elevenlabs:\n{}",
+        el_item("el", PLAIN_KEY_ID, &s.el_url(), "")
+    );
+    s.write(&yaml);
+    s.secret(&el_key("chk-full"));
+    for args in [&[][..], &["--output", "json"][..]] {
+        let run = s.run(args).await;
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert_contains(
+            &run.stderr,
+            &[
+                "elevenlabs[0].api_key",
+                "API key ID",
+                "sk_",
+                "Settings → API Keys",
+            ],
+        );
+    }
+    assert_eq!(
+        s.sim.request_count(),
+        0,
+        "nothing is sent for an invalid config"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_key_id_is_caught_upstream() {
+    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
+    let yaml = format!(
+        "elevenlabs:\n{}",
+        el_item("el", KEY_ID_LIKE_A_KEY, &s.el_url(), "")
+    );
+    s.write(&yaml);
+    s.secret(&el_key("chk-owner-of-id"));
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "key_id_used_as_key");
+    assert_eq!(f.severity, "error");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(400));
+    assert!(e.upstream_code.is_some(), "{e:?}");
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.summary, &["api_key_id_used_as_api_key"]);
+    assert_contains(&f.fix, &["sk_", "Settings → API Keys", "the config file"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
+    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
+    let key = s.secret(&el_key("chk-full"));
+    let var = format!("CREDWATCH_IT_CHECK_KEY_{:x}", fastrand::u32(..));
+    s.env.push((var.clone(), format!("{key}\n")));
+    let yaml = format!(
+        "elevenlabs:\n  - name: el\n    api_key_env: {var}\n    base_url: {}\n",
+        s.el_url()
+    );
+    s.write(&yaml);
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(c.status, "healthy");
+    assert_eq!(c.fingerprint, fingerprint(&key), "the trimmed key is used");
+    let f = finding(&c, "secret_whitespace");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("warning", "config")
+    );
+    assert!(f.evidence.is_none());
+    assert_contains(&f.summary, &["elevenlabs[0].api_key_env", "whitespace"]);
+    assert_contains(&f.fix, &["trailing newline", "401"]);
+    assert!(text.stdout.contains("whitespace"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_quota_exhausted_names_the_reset_date() {
+    let reset = reset_in_days(9);
+    let s = el_scenario(el_world(reset), &el_key("chk-exhausted"), "").await;
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("quota_exhausted"), Some(true))
+    );
+    let q = c.quota.as_ref().expect("quota");
+    assert_eq!(
+        (q.used, q.limit, q.reset_at, q.exhausted),
+        (30_000, 30_000, Some(reset), true)
+    );
+    let f = finding(&c, "quota_exhausted");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "subscription")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(200));
+    assert!(e.request_id.is_some(), "ElevenLabs sent request-id: {e:?}");
+    assert_contains(&f.fix, &[&rfc3339(reset), "usage-based billing"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_blocked_accounts() {
+    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
+    let url = s.el_url();
+    let mut yaml = "elevenlabs:\n".to_string();
+    for (name, tag) in [
+        ("el-unusual", "chk-unusual"),
+        ("el-payment-issue", "chk-payment-issue"),
+        ("el-payment-required", "chk-payment-required"),
+    ] {
+        let key = s.secret(&el_key(tag));
+        yaml += &el_item(name, &key, &url, "");
+    }
+    s.write(&yaml);
+    for (name, code, upstream, status, fix) in [
+        (
+            "el-unusual",
+            "unusual_activity",
+            "detected_unusual_activity",
+            401,
+            &["paid plan", "VPN"][..],
+        ),
+        (
+            "el-payment-issue",
+            "payment_issue",
+            "payment_issue",
+            401,
+            &["payment method", "Billing"][..],
+        ),
+        (
+            "el-payment-required",
+            "payment_required",
+            "payment_required",
+            402,
+            &["Upgrade", "Subscription"][..],
+        ),
+    ] {
+        let (text, c) = s.one(name).await;
+        assert_eq!(text.code, 1);
+        assert_eq!(
+            (c.status.as_str(), c.reason.as_deref(), c.valid),
+            ("unhealthy", Some("account_blocked"), Some(true)),
+            "{name}"
+        );
+        let f = finding(&c, code);
+        assert_eq!(f.severity, "error");
+        let e = evidence_of(f);
+        assert_eq!(e.http_status, Some(status), "{name}");
+        assert_eq!(e.upstream_code.as_deref(), Some(upstream), "{name}");
+        assert!(e.request_id.is_some(), "{e:?}");
+        assert_contains(&f.fix, fix);
+    }
+    // All three at once: exit 1, each explained.
+    let (text, _, report) = s.both(&[]).await;
+    assert_eq!(text.code, 1);
+    assert!(!report.ok);
+    assert_eq!(report.credentials.len(), 3);
+    assert!(
+        text.stdout
+            .starts_with("credwatch check: 3 credential(s), 0 ok, 3 with problems"),
+        "{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_cloudflare_block_is_no_verdict_and_not_a_credential_problem() {
+    let mut world = el_world(reset_in_days(3));
+    world.elevenlabs.fault = Some(Fault::CloudflareHtml);
+    let s = el_scenario(world, &el_key("chk-full"), "").await;
+    let (text, c) = s.one("el").await;
+    assert_eq!(text.code, 1, "no verdict is not ok");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("pending", None, None)
+    );
+    let f = finding(&c, "unexpected_response");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "subscription")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(403));
+    assert_eq!(e.upstream_code, None);
+    assert_contains(&f.summary, &["No verdict", "HTML"]);
+    assert_contains(&f.fix, &["not a credential problem", "Cloudflare"]);
+    assert!(text.stdout.contains(": no verdict"), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn el_server_error_and_timeout_are_no_verdict() {
+    let mut world = el_world(reset_in_days(3));
+    let full = el_key("chk-full");
+    world.elevenlabs.key_mut(&full).expect("key").fault = Some(Fault::ServerError);
+    let hang = el_key("chk-no-write");
+    world.elevenlabs.key_mut(&hang).expect("key").fault = Some(Fault::Hang);
+    let mut s = Scenario::start(world).await;
+    let url = s.el_url();
+    let yaml = format!(
+        "elevenlabs:\n{}{}",
+        el_item("el-5xx", &s.secret(&full), &url, ""),
+        el_item("el-hang", &s.secret(&hang), &url, "    timeout: 300ms\n")
+    );
+    s.write(&yaml);
+
+    let (text, c) = s.one("el-5xx").await;
+    assert_eq!(text.code, 1);
+    assert_eq!((c.status.as_str(), c.valid), ("pending", None));
+    let f = finding(&c, "upstream_error");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(500));
+    assert_eq!(e.upstream_code.as_deref(), Some("something_went_wrong"));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.fix, &["Nothing to fix on your side"]);
+
+    let (text, c) = s.one("el-hang").await;
+    assert_eq!(text.code, 1);
+    assert_eq!((c.status.as_str(), c.valid), ("pending", None));
+    let f = finding(&c, "timeout");
+    let e = evidence_of(f);
+    assert_eq!((e.http_status, e.request_id.as_deref()), (None, None));
+    assert_contains(&f.fix, &["timeout"]);
+    assert!(text.stdout.contains(": no verdict"), "{text:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Twilio
+// ---------------------------------------------------------------------------
+
+async fn tw_scenario(world: World, items: impl FnOnce(&mut Scenario, &str) -> String) -> Scenario {
+    let mut s = Scenario::start(world).await;
+    let url = s.tw_url();
+    let yaml = format!("twilio:\n{}", items(&mut s, &url));
+    s.write(&yaml);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_wrong_token() {
+    let sid = ac_sid("chk-wrong-token");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, tw_token("chk-current")).with_numbers(&["+15005550001"]),
+    );
+    let old = tw_token("chk-old");
+    let s = tw_scenario(world, |s, url| tw_item("tw", &sid, &s.secret(&old), url)).await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "twilio_authenticate");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "phone_numbers")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
+    assert!(
+        e.request_id.as_deref().is_some_and(|r| r.starts_with("RQ")),
+        "Twilio-Request-Id: {e:?}"
+    );
+    assert_eq!(c.fingerprint, fingerprint(&old));
+    assert_contains(
+        &f.fix,
+        &[
+            "rotated",
+            "Auth Token",
+            &format!("fingerprint {}", fingerprint(&old)),
+            "sha256sum",
+            "re-import",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_sid_and_token_swapped_is_refused_at_config_load() {
+    let sid = ac_sid("chk-swapped");
+    let token = tw_token("chk-swapped");
+    let mut world = World::default();
+    world.twilio.add_account(TwilioAccount::new(&sid, &token));
+    let s = tw_scenario(world, |s, url| tw_item("tw", &s.secret(&token), &sid, url)).await;
+    for args in [&[][..], &["--output", "json"][..]] {
+        let run = s.run(args).await;
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert_contains(&run.stderr, &["twilio[0].account_sid", "swapped", "`AC`"]);
+    }
+    assert_eq!(s.sim.request_count(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_test_credentials() {
+    let sid = ac_sid("chk-test-creds");
+    let test_token = tw_token("chk-test-creds-test");
+    let mut account = TwilioAccount::new(&sid, tw_token("chk-test-creds-live"));
+    account.test_auth_token = Some(test_token.clone());
+    let mut world = World::default();
+    world.twilio.add_account(account);
+    let s = tw_scenario(world, |s, url| {
+        tw_item("tw", &sid, &s.secret(&test_token), url)
+    })
+    .await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "test_credentials");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(403));
+    assert_eq!(e.upstream_code.as_deref(), Some("20008"));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.fix, &["Live credentials", "live"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_standard_key_is_healthy_with_a_note() {
+    let sid = ac_sid("chk-standard");
+    let key_sid = sk_sid("chk-standard");
+    let secret = tw_key_secret("chk-standard");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, tw_token("chk-standard"))
+            .with_numbers(&["+15005550011", "+15005550012"])
+            .with_balance(Some("18.03"), "USD")
+            .with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard)),
+    );
+    let s = tw_scenario(world, |s, url| {
+        tw_key_item("tw", &sid, &key_sid, &s.secret(&secret), url)
+    })
+    .await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("healthy", None, Some(true))
+    );
+    assert_eq!(c.twilio_phone_numbers, Some(2));
+    assert!(
+        c.twilio_account.is_none(),
+        "a Standard key may not read the account"
+    );
+    let f = finding(&c, "standard_key");
+    assert_eq!((f.severity.as_str(), f.check.as_str()), ("info", "account"));
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
+    assert_contains(&f.fix, &["Main API key", "Auth Token"]);
+    assert!(text.stdout.contains("note: "), "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_parent_key_on_subaccount() {
+    let parent = ac_sid("chk-parent");
+    let sub = ac_sid("chk-sub");
+    let key_sid = sk_sid("chk-parent-main");
+    let secret = tw_key_secret("chk-parent-main");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&parent, tw_token("chk-parent")).with_key(ApiKey::new(
+            &key_sid,
+            &secret,
+            KeyKind::Main,
+        )),
+    );
+    world.twilio.add_account(
+        TwilioAccount::new(&sub, tw_token("chk-sub"))
+            .with_parent(&parent)
+            .with_numbers(&["+15005550021"]),
+    );
+    let s = tw_scenario(world, |s, url| {
+        tw_key_item("tw", &sub, &key_sid, &s.secret(&secret), url)
+    })
+    .await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "twilio_authenticate");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(401));
+    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
+    assert!(e.request.contains(&sub), "{e:?}");
+    assert_contains(
+        &f.fix,
+        &[
+            "API key secret",
+            "subaccount",
+            &sub,
+            "parent API keys cannot reach subaccounts",
+        ],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_account_suspended() {
+    let sid = ac_sid("chk-suspended");
+    let token = tw_token("chk-suspended");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, &token)
+            .with_status(AccountStatus::Suspended)
+            .with_numbers(&["+15005550031"]),
+    );
+    let s = tw_scenario(world, |s, url| tw_item("tw", &sid, &s.secret(&token), url)).await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("account_blocked"), Some(true))
+    );
+    let f = finding(&c, "account_suspended");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(403));
+    assert_eq!(e.upstream_code.as_deref(), Some("20403"));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.fix, &["Billing", "Twilio support"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tw_wrong_account_sid() {
+    let own = ac_sid("chk-own");
+    let other = ac_sid("chk-other");
+    let key_sid = sk_sid("chk-own");
+    let secret = tw_key_secret("chk-own");
+    let mut world = World::default();
+    world.twilio.add_account(
+        TwilioAccount::new(&own, tw_token("chk-own")).with_key(ApiKey::new(
+            &key_sid,
+            &secret,
+            KeyKind::Main,
+        )),
+    );
+    world
+        .twilio
+        .add_account(TwilioAccount::new(&other, tw_token("chk-other")));
+    let s = tw_scenario(world, |s, url| {
+        tw_key_item("tw", &other, &key_sid, &s.secret(&secret), url)
+    })
+    .await;
+    let (text, c) = s.one("tw").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("unhealthy", Some("invalid_credentials"), Some(false))
+    );
+    let f = finding(&c, "account_not_found");
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(404));
+    assert_eq!(e.upstream_code.as_deref(), Some("20404"));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.fix, &["Account SID", "Console → Account info"]);
+}
+
+// ---------------------------------------------------------------------------
+// Cross-check of the Twilio numbers imported into ElevenLabs
+// ---------------------------------------------------------------------------
+
+const N_ON: &str = "+15005550101";
+const N_CALLER_ID: &str = "+15005550102";
+const N_ABSENT: &str = "+15005550199";
+/// Well-formed (`agent_` + 28 lowercase alphanumerics), assigned, and nowhere.
+const MISSING_AGENT: &str = "agent_missing000000000000000000000";
+
+/// One ElevenLabs workspace per case, each with one imported number; one
+/// Twilio account owning `N_ON` (incoming) and `N_CALLER_ID` (caller ID).
+fn phone_world(tw_sid: &str, tw_tok: &str) -> World {
+    let mut w = World::default();
+    // Agent IDs are unique across the simulator: one pair per workspace.
+    let agent_id = |kind: &str, case: &str| format!("agent_{:0<28}", format!("{kind}{case}"));
+    let number = |id: &str, n: &str| {
+        ElPhoneNumber::twilio(id, n, format!("{id} line")).with_twilio_credentials(tw_sid, tw_tok)
+    };
+    for case in [
+        "ready",
+        "callerid",
+        "absent",
+        "noagent",
+        "agentmissing",
+        "pcm",
+    ] {
+        let ulaw = Agent::new(agent_id("ulaw", case), "Phone", "ulaw_8000");
+        let pcm = Agent::new(agent_id("pcm", case), "Web", "pcm_16000");
+        let id = format!("phnum_{case}");
+        let n = match case {
+            "ready" => number(&id, N_ON).assigned_to(&ulaw),
+            "callerid" => number(&id, N_CALLER_ID).assigned_to(&ulaw),
+            "absent" => number(&id, N_ABSENT).assigned_to(&ulaw),
+            "noagent" => number(&id, N_ON),
+            "agentmissing" => ElPhoneNumber {
+                assigned_agent: Some(AssignedAgent {
+                    agent_id: MISSING_AGENT.into(),
+                    agent_name: "Deleted".into(),
+                }),
+                ..number(&id, N_ON)
+            },
+            _ => number(&id, N_ON).assigned_to(&pcm),
+        };
+        w.elevenlabs.add_account(
+            ElAccount::new(format!("ws-{case}"))
+                .with_agent(ulaw)
+                .with_agent(pcm)
+                .with_phone_number(n),
+        );
+        w.elevenlabs.add_key(
+            el_key(&format!("chk-phone-{case}")),
+            ElKey::new(format!("keyChkPhone{case}"), format!("ws-{case}")),
+        );
+    }
+    w.twilio.add_account(
+        TwilioAccount::new(tw_sid, tw_tok)
+            .with_numbers(&[N_ON, "+15005550103"])
+            .with_caller_id(N_CALLER_ID),
+    );
+    w
+}
+
+struct PhoneScenario {
+    s: Scenario,
+    tw_fingerprint: String,
+}
+
+/// Every case as `el-<case>` linked to `tw`, plus `el-rotated` (the ready
+/// number, imported with an older token) and `el-confirmed` (re-import confirmed).
+async fn phone_scenario() -> PhoneScenario {
+    let sid = ac_sid("chk-phone");
+    let token = tw_token("chk-phone");
+    let mut s = Scenario::start(phone_world(&sid, &token)).await;
+    let tw_fingerprint = fingerprint(&token);
+    let url = s.el_url();
+    let link = "    phone_numbers: true\n    twilio: tw\n";
+    let mut yaml = "elevenlabs:\n".to_string();
+    for case in [
+        "ready",
+        "callerid",
+        "absent",
+        "noagent",
+        "agentmissing",
+        "pcm",
+    ] {
+        let key = s.secret(&el_key(&format!("chk-phone-{case}")));
+        yaml += &el_item(&format!("el-{case}"), &key, &url, link);
+    }
+    let ready_key = el_key("chk-phone-ready");
+    yaml += &el_item(
+        "el-rotated",
+        &ready_key,
+        &url,
+        &format!("{link}    twilio_imported_fingerprint: 0123456789ab\n"),
+    );
+    yaml += &el_item(
+        "el-confirmed",
+        &ready_key,
+        &url,
+        &format!("{link}    twilio_imported_fingerprint: {tw_fingerprint}\n"),
+    );
+    yaml += &format!(
+        "twilio:\n{}",
+        tw_item("tw", &sid, &s.secret(&token), &s.tw_url())
+    );
+    s.write(&yaml);
+    PhoneScenario { s, tw_fingerprint }
+}
+
+/// The one imported number of a case.
+fn the_number(c: &CredReport) -> &PhoneReport {
+    assert_eq!(c.phone_numbers.len(), 1, "{c:#?}");
+    &c.phone_numbers[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_on_the_twilio_account_is_ready() {
+    let p = phone_scenario().await;
+    for (case, id, number) in [
+        ("el-ready", "phnum_ready", N_ON),
+        ("el-callerid", "phnum_callerid", N_CALLER_ID),
+    ] {
+        let (text, c) = p.s.one(case).await;
+        assert_eq!(text.code, 0, "{text:?}");
+        assert_eq!(c.status, "healthy");
+        let n = the_number(&c);
+        assert_eq!(
+            (n.phone_number_id.as_str(), n.number.as_str(), n.ready),
+            (id, number, true),
+            "{case}"
+        );
+        assert!(n.problems.is_empty(), "{case}: {n:?}");
+        assert!(c.findings.is_empty(), "{case}: {:?}", c.findings);
+        assert!(
+            text.stdout.contains("1/1 imported numbers ready"),
+            "{text:?}"
+        );
+        assert!(
+            c.evidence.iter().any(
+                |e| e.request == "GET /v1/convai/phone-numbers?provider=twilio"
+                    && e.http_status == Some(200)
+            ),
+            "{c:#?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_not_on_the_twilio_account() {
+    let p = phone_scenario().await;
+    let (text, c) = p.s.one("el-absent").await;
+    assert_eq!(
+        text.code, 1,
+        "a credential with a number not ready is not ok"
+    );
+    assert_eq!(
+        c.status, "healthy",
+        "phone problems do not change the verdict"
+    );
+    let n = the_number(&c);
+    assert!(!n.ready);
+    assert_eq!(n.problems, ["not_on_twilio_account"]);
+    let f = finding(&c, "not_on_twilio_account");
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        ("error", "phone_numbers")
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.http_status, Some(200));
+    assert!(e.request_id.is_some(), "{e:?}");
+    assert_contains(&f.summary, &[N_ABSENT, "phnum_absent", "`tw`"]);
+    assert_contains(
+        &f.fix,
+        &[
+            "Unable to create record: Authenticate",
+            "Re-import",
+            "Account SID and Auth Token",
+        ],
+    );
+    assert!(
+        text.stdout.contains(": imported numbers not ready"),
+        "{text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_without_agent_is_advice_and_still_ready() {
+    let p = phone_scenario().await;
+    let (text, c) = p.s.one("el-noagent").await;
+    let n = the_number(&c);
+    assert_eq!(n.problems, ["no_agent"]);
+    assert_eq!(n.agent_id, None);
+    let f = finding(&c, "no_agent");
+    assert_eq!(f.severity, "info", "no agent is advice: {f:?}");
+    assert_contains(&f.fix, &["Outbound calls", "still work", "inbound"]);
+    assert!(n.ready, "outbound calls name their agent: {n:?}");
+    assert_eq!(text.code, 0, "{text:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_whose_agent_is_missing_is_not_ready() {
+    let p = phone_scenario().await;
+    let (text, c) = p.s.one("el-agentmissing").await;
+    assert_eq!(text.code, 1);
+    let n = the_number(&c);
+    assert!(!n.ready);
+    assert_eq!(n.agent_id.as_deref(), Some(MISSING_AGENT));
+    assert_eq!(n.problems, ["agent_missing"]);
+    let f = finding(&c, "agent_missing");
+    assert_eq!(f.severity, "error");
+    assert_contains(&f.summary, &["agent_not_found"]);
+    assert_contains(&f.fix, &["assign an existing agent", "Phone Numbers"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_with_a_non_ulaw_agent_is_advice() {
+    let p = phone_scenario().await;
+    let (text, c) = p.s.one("el-pcm").await;
+    assert_eq!(text.code, 0, "{text:?}");
+    let n = the_number(&c);
+    assert!(n.ready);
+    assert_eq!(n.problems, ["agent_not_ulaw"]);
+    let f = finding(&c, "agent_not_ulaw");
+    assert_eq!(f.severity, "info");
+    assert_contains(&f.fix, &["ulaw_8000", "Advice"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_numbers_need_reimport_after_the_twilio_credential_changed() {
+    let p = phone_scenario().await;
+    let (text, c) = p.s.one("el-rotated").await;
+    assert_eq!(text.code, 1);
+    let n = the_number(&c);
+    assert!(!n.ready);
+    assert_eq!(n.problems, ["reimport_needed"]);
+    let f = finding(&c, "reimport_needed");
+    assert_eq!(f.severity, "error");
+    assert_contains(&f.summary, &["`tw`", N_ON]);
+    assert_contains(
+        &f.fix,
+        &["Re-import", "Phone Numbers", "twilio_imported_fingerprint"],
+    );
+    // How to confirm, on the same screen even with `--credential` (which
+    // hides `tw` and its fingerprint): the exact setting.
+    assert_contains(
+        &f.fix,
+        &[&format!(
+            "`twilio_imported_fingerprint: {}`",
+            p.tw_fingerprint
+        )],
+    );
+    assert!(text.stdout.contains(&p.tw_fingerprint), "{text:?}");
+
+    // Confirmed: the same number, the current fingerprint → ready.
+    let (text, c) = p.s.one("el-confirmed").await;
+    assert_eq!(text.code, 0, "{text:?}");
+    assert!(the_number(&c).problems.is_empty(), "{c:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn phone_number_metrics_label_the_number_only_when_exposed() {
+    let sid = ac_sid("chk-phone-metrics");
+    let token = tw_token("chk-phone-metrics");
+    let mut world = phone_world(&sid, &token);
+    let second = el_key("chk-phone-absent-2");
+    world.elevenlabs.add_key(
+        second.clone(),
+        ElKey::new("keyChkPhoneAbsent2", "ws-absent"),
+    );
+    let sim = Simulator::start(world).await.expect("simulator");
+    let link = "    phone_numbers: true\n    twilio: tw\n";
+    let yaml = format!(
+        "{FAST_DETAILS}elevenlabs:\n{}{}twilio:\n{}",
+        el_item(
+            "el-hidden",
+            &el_key("chk-phone-absent"),
+            &sim.elevenlabs_url(),
+            link
+        ),
+        el_item(
+            "el-exposed",
+            &second,
+            &sim.elevenlabs_url(),
+            &format!("{link}    expose_numbers: true\n")
+        ),
+        tw_item("tw", &sid, &token, &sim.twilio_url()),
+    );
+    let d = Daemon::start(&yaml).await;
+    let within = Duration::from_secs(20);
+    for name in ["el-hidden", "el-exposed"] {
+        let me = cred(name);
+        wait_sample(
+            &d,
+            within,
+            "credwatch_elevenlabs_phone_number_ready",
+            &[&me, "phone_number_id=\"phnum_absent\""],
+            |v| v == 0.0,
+        )
+        .await;
+        wait_sample(
+            &d,
+            within,
+            "credwatch_elevenlabs_phone_number_problem",
+            &[
+                &me,
+                "phone_number_id=\"phnum_absent\"",
+                "problem=\"not_on_twilio_account\"",
+            ],
+            |v| v == 1.0,
+        )
+        .await;
+    }
+    let m = d.metrics().await;
+    let hidden = lines_of(&m, "el-hidden");
+    assert!(
+        !hidden.contains("number=\"") && !hidden.contains(N_ABSENT),
+        "no `number` label without expose_numbers:\n{hidden}"
+    );
+    let exposed = lines_of(&m, "el-exposed");
+    let number = format!("number=\"{N_ABSENT}\"");
+    for family in [
+        "credwatch_elevenlabs_phone_number_ready",
+        "credwatch_elevenlabs_phone_number_problem",
+    ] {
+        assert!(
+            sample(&m, family, &[&cred("el-exposed"), &number]).is_some(),
+            "{family} has the number with expose_numbers: true:\n{exposed}"
+        );
+    }
+    d.stop().await;
+}
+
+// ---------------------------------------------------------------------------
+// Output contract
+// ---------------------------------------------------------------------------
+
+/// A config with one healthy ElevenLabs key, one healthy Twilio account and
+/// one revoked ElevenLabs key.
+async fn mixed_scenario() -> Scenario {
+    let sid = ac_sid("chk-mixed");
+    let token = tw_token("chk-mixed");
+    let mut world = el_world(reset_in_days(3));
+    world.twilio.add_account(
+        TwilioAccount::new(&sid, &token)
+            .with_numbers(&["+15005550041"])
+            .with_balance(Some("42.17"), "USD"),
+    );
+    let mut s = Scenario::start(world).await;
+    let url = s.el_url();
+    let yaml = format!(
+        "elevenlabs:\n{}{}twilio:\n{}",
+        el_item("el-ok", &s.secret(&el_key("chk-full")), &url, ""),
+        el_item("el-revoked", &s.secret(&el_key("chk-revoked")), &url, ""),
+        tw_item("tw-ok", &sid, &s.secret(&token), &s.tw_url()),
+    );
+    s.write(&yaml);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exit_codes_and_credential_selection() {
+    let s = mixed_scenario().await;
+
+    // Everything: one unhealthy → 1; each credential is in the report.
+    let (text, _, report) = s.both(&[]).await;
+    assert_eq!(text.code, 1, "{text:?}");
+    assert!(!report.ok);
+    let names: Vec<&str> = report.credentials.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["el-ok", "el-revoked", "tw-ok"]);
+    for c in &report.credentials {
+        assert_text_explains(&text, c);
+    }
+    assert!(
+        text.stdout
+            .starts_with("credwatch check: 3 credential(s), 2 ok, 1 with problems\n"),
+        "{text:?}"
+    );
+
+    // Only the healthy ones, one at a time: 0, and only that one is printed.
+    for (name, other) in [("el-ok", "el-revoked"), ("tw-ok", "el-ok")] {
+        let (text, c) = s.one(name).await;
+        assert_eq!(text.code, 0, "{text:?}");
+        assert_eq!(c.status, "healthy");
+        assert!(!text.stdout.contains(other), "{text:?}");
+        let non_empty: Vec<&str> = text.stdout.lines().filter(|l| !l.is_empty()).collect();
+        assert_eq!(non_empty.len(), 2, "a header and one line\n{text:?}");
+    }
+
+    // Unknown credential: 2, naming the configured ones; nothing sent.
+    let before = s.sim.request_count();
+    for args in [
+        &["--credential", "nope"][..],
+        &["--credential", "nope", "--output", "json"][..],
+    ] {
+        let run = s.run(args).await;
+        assert_eq!(run.code, 2, "{run:?}");
+        assert!(run.stdout.is_empty(), "{run:?}");
+        assert_contains(&run.stderr, &["`nope`", "el-ok", "el-revoked", "tw-ok"]);
+    }
+    assert_eq!(s.sim.request_count(), before);
+
+    // Usage errors: 2.
+    let run = s.run(&["--output", "yaml"]).await;
+    assert_eq!(run.code, 2, "{run:?}");
+    let run = credwatch(
+        vec![
+            "check".into(),
+            "--config".into(),
+            s.dir
+                .path()
+                .join("missing.yaml")
+                .to_string_lossy()
+                .into_owned(),
+        ],
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("cannot read the config file"),
+        "{run:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthy_credentials_take_one_line() {
+    let s = mixed_scenario().await;
+    let text = s.run(&[]).await;
+    let lines: Vec<&str> = text.stdout.lines().collect();
+    for name in ["el-ok", "tw-ok"] {
+        let mine: Vec<&&str> = lines.iter().filter(|l| l.contains(name)).collect();
+        assert_eq!(mine.len(), 1, "{name}\n{text:?}");
+        assert!(mine[0].starts_with(&format!("✓ {name} (")), "{text:?}");
+    }
+    // The unhealthy one gets its block: header, finding, evidence, fix, summary.
+    let at = lines
+        .iter()
+        .position(|l| l.starts_with("✗ el-revoked (elevenlabs): invalid_credentials"))
+        .unwrap_or_else(|| panic!("{text:?}"));
+    assert!(lines[at + 1].starts_with("    ✗ "), "{text:?}");
+    assert!(lines[at + 2].starts_with("      evidence: "), "{text:?}");
+    assert!(lines[at + 3].starts_with("      fix: "), "{text:?}");
+}
+
+/// Runs the check under a pseudo-terminal (`script`), so stdout is a TTY.
+async fn on_a_tty(s: &Scenario, no_color: Option<&str>) -> String {
+    let cmd = format!(
+        "{} check --config {}",
+        env!("CARGO_BIN_EXE_credwatch"),
+        s.dir.path().join("config.yaml").display()
+    );
+    let no_color = no_color.map(str::to_string);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = Command::new("script");
+        c.args(["-qefc", &cmd, "/dev/null"]).env_remove("NO_COLOR");
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        c.output().expect("script(1) runs")
+    })
+    .await
+    .expect("join");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colour_only_on_a_tty_and_never_with_no_color() {
+    let s = mixed_scenario().await;
+    // Piped (what `run` does): never colour, with or without NO_COLOR.
+    let piped = s.run(&[]).await;
+    assert!(!piped.stdout.contains('\x1b'), "{piped:?}");
+
+    let tty = on_a_tty(&s, None).await;
+    assert!(
+        tty.contains("credwatch check:") && tty.contains("\x1b[31;1m✗"),
+        "colour on a TTY:\n{tty:?}"
+    );
+    let no_color = on_a_tty(&s, Some("1")).await;
+    assert!(no_color.contains("credwatch check:"), "{no_color:?}");
+    assert!(
+        !no_color.contains('\x1b'),
+        "NO_COLOR turns colour off on a TTY:\n{no_color:?}"
+    );
+    for out in [&tty, &no_color] {
+        for secret in &s.secrets {
+            assert!(!out.contains(secret.as_str()), "secret leaked: {secret}");
+        }
+    }
+}
+
+/// The full schema, over a config that fills every part of it: quota,
+/// permissions, Twilio account/balance/count, imported numbers, findings with
+/// and without evidence, and a credential without any verdict.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_output_matches_the_documented_schema() {
+    let sid = ac_sid("chk-phone");
+    let token = tw_token("chk-phone");
+    let mut world = phone_world(&sid, &token);
+    let restricted = el_key("chk-schema-restricted");
+    world.elevenlabs.add_key(
+        restricted.clone(),
+        ElKey::new("keyChkSchemaRestricted", "ws-absent")
+            .with_permissions(&["convai_write", "convai_read"]),
+    );
+    let hang = el_key("chk-schema-hang");
+    let mut hanging = ElKey::new("keyChkSchemaHang", "ws-ready");
+    hanging.fault = Some(Fault::Hang);
+    world.elevenlabs.add_key(hang.clone(), hanging);
+    world.twilio.account_mut(&sid).expect("account").balance = Some("42.17".into());
+
+    let mut s = Scenario::start(world).await;
+    let url = s.el_url();
+    let var = format!("CREDWATCH_IT_SCHEMA_KEY_{:x}", fastrand::u32(..));
+    let ready = s.secret(&el_key("chk-phone-ready"));
+    s.env.push((var.clone(), format!(" {ready}\n")));
+    let link = "    phone_numbers: true\n    twilio: tw\n";
+    let yaml = format!(
+        "elevenlabs:\n  - name: el-ready\n    api_key_env: {var}\n    base_url: {url}\n{link}    critical: false\n{}{}twilio:\n{}",
+        el_item("el-restricted", &s.secret(&restricted), &url, link),
+        el_item("el-hang", &s.secret(&hang), &url, "    timeout: 300ms\n"),
+        tw_item("tw", &sid, &s.secret(&token), &s.tw_url()),
+    );
+    s.write(&yaml);
+    let run = s.run(&["--output", "json"]).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let report = parse(&run);
+    assert!(!report.ok);
+    let by = |n: &str| {
+        report
+            .credentials
+            .iter()
+            .find(|c| c.name == n)
+            .unwrap_or_else(|| panic!("{n} in {report:#?}"))
+    };
+
+    let ready = by("el-ready");
+    assert_eq!(
+        (ready.provider.as_str(), ready.critical),
+        ("elevenlabs", false)
+    );
+    let q = ready.quota.as_ref().expect("quota");
+    assert_eq!((q.used, q.limit, q.exhausted), (1000, 10000, false));
+    assert_eq!((q.tier.as_str(), q.status.as_str()), ("starter", "active"));
+    assert!(q.reset_at.is_some());
+    assert_eq!(ready.permissions.get("convai_write"), Some(&true));
+    assert!(finding(ready, "secret_whitespace").evidence.is_none());
+    let n = the_number(ready);
+    assert_eq!(
+        (n.label.as_str(), n.agent_id.as_deref()),
+        (
+            "phnum_ready line",
+            Some("agent_ulawready0000000000000000000")
+        )
+    );
+    assert!(ready.evidence.len() >= 3, "{ready:#?}");
+
+    let restricted = by("el-restricted");
+    assert_eq!(restricted.status, "healthy");
+    assert!(!restricted.phone_numbers[0].ready);
+    assert_eq!(finding(restricted, "permission_missing").severity, "info");
+
+    let hang = by("el-hang");
+    assert_eq!((hang.status.as_str(), hang.valid), ("pending", None));
+    assert_eq!(finding(hang, "timeout").severity, "error");
+
+    let tw = by("tw");
+    assert_eq!(tw.provider, "twilio");
+    assert!(tw.critical, "critical by default");
+    let a = tw.twilio_account.as_ref().expect("account");
+    assert_eq!(
+        (a.status.as_str(), a.kind.as_str(), a.subaccount),
+        ("active", "Full", false)
+    );
+    let b = tw.twilio_balance.as_ref().expect("balance");
+    assert_eq!((b.amount, b.currency.as_str()), (42.17, "USD"));
+    assert_eq!(tw.twilio_phone_numbers, Some(2));
+    assert!(tw.permissions.is_empty() && tw.quota.is_none());
+    assert_eq!(
+        tw.evidence
+            .iter()
+            .map(|e| e.request.split('?').next().unwrap_or_default().to_string())
+            .collect::<Vec<_>>(),
+        [
+            format!("GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json"),
+            format!("GET /2010-04-01/Accounts/{sid}.json"),
+            format!("GET /2010-04-01/Accounts/{sid}/Balance.json"),
+        ]
+    );
+}

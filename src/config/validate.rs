@@ -839,6 +839,10 @@ fn permission_probes(
             let mut out = Vec::new();
             for (i, m) in list.into_iter().enumerate() {
                 match m.status {
+                    Some(status) if status == 429 || status >= 500 => v.error(
+                        format!("{at}.{key}[{i}].status"),
+                        format!("{status} is never a definitive answer (rate limits and server errors keep the last verdict)"),
+                    ),
                     Some(status) if (100..600).contains(&status) => out.push(StatusMatch {
                         status,
                         code: m.code,

@@ -178,8 +178,53 @@ pub enum Meaning {
 /// Classifies a non-200 answer: code, then status, then the HTTP status.
 pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     let status = answer.status;
-    if (200..300).contains(&status) {
+    // Only a JSON answer from the API itself is ever definitive: an HTML page
+    // (a CDN challenge, a captive portal, a proxy) says nothing about the key,
+    // whatever its status.
+    let json = answer.is_json() && !matches!(body, Body::NotJson);
+    if status == 200 && json {
         return Meaning::Ok;
+    }
+    if (200..300).contains(&status) {
+        return Meaning::Failure(
+            Reason::UnexpectedResponse,
+            if json {
+                format!("HTTP {status} where 200 was expected")
+            } else {
+                format!("HTTP {status} with a body that is not JSON (a proxy or captive portal?)")
+            },
+        );
+    }
+    if !json {
+        let detail = if status == 403 {
+            "HTTP 403 with an HTML page: a CDN or firewall (e.g. a Cloudflare challenge) blocked the request before ElevenLabs saw the key; this is not a key problem".to_string()
+        } else {
+            format!("HTTP {status} with a body that is not JSON")
+        };
+        let reason = match status {
+            429 => Reason::RateLimited,
+            500..=599 => Reason::UpstreamError,
+            _ => Reason::UnexpectedResponse,
+        };
+        return Meaning::Failure(reason, detail);
+    }
+    // Rate limits and server errors are never verdicts, whatever code they carry.
+    if status == 429 || status >= 500 {
+        let code = match body {
+            Body::Error(f) => f.key().map(|k| format!(" `{k}`")).unwrap_or_default(),
+            _ => String::new(),
+        };
+        return if status == 429 {
+            Meaning::Failure(
+                Reason::RateLimited,
+                format!("429{code}: upstream is busy or rate-limiting"),
+            )
+        } else {
+            Meaning::Failure(
+                Reason::UpstreamError,
+                format!("HTTP {status}{code}: server error"),
+            )
+        };
     }
     let fields = match body {
         Body::Error(f) => Some(f),
@@ -345,12 +390,18 @@ pub async fn subscription(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>)
         Ok(a) => a,
         Err(e) => return clock.failed("subscription", PATH, e),
     };
-    let body = if answer.status == 200 {
-        Body::OtherJson
-    } else {
-        parse_body(&answer)
-    };
-    let (result, detail) = match classify(&answer, &body) {
+    let body = parse_body(&answer);
+    let (result, detail) = subscription_outcome(&answer, &body);
+    clock.finish(
+        "subscription",
+        evidence(PATH, &answer, &body, detail),
+        result,
+    )
+}
+
+/// What a `/v1/user/subscription` answer means: pure, so it is fuzzed.
+pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, Failure>, String) {
+    let (result, detail) = match classify(answer, body) {
         Meaning::Ok => match serde_json::from_slice::<Subscription>(&answer.body) {
             Ok(sub) => {
                 let exhausted = sub.exhausted();
@@ -437,13 +488,9 @@ pub async fn subscription(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>)
             Err(Failure::new(Reason::UnexpectedResponse)),
             "unexpected `agent_not_found` from the subscription endpoint".into(),
         ),
-        Meaning::Failure(reason, detail) => (Err(failure(reason, &answer)), detail),
+        Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
     };
-    clock.finish(
-        "subscription",
-        evidence(PATH, &answer, &body, detail),
-        result,
-    )
+    (result, detail)
 }
 
 /// One row of the permission table.
@@ -459,11 +506,7 @@ pub async fn permission_check(
         Ok(a) => a,
         Err(e) => return clock.failed(&check, &probe.path, e),
     };
-    let body = if answer.status == 200 {
-        Body::OtherJson
-    } else {
-        parse_body(&answer)
-    };
+    let body = parse_body(&answer);
     let (result, detail) = permission_meaning(probe, &answer, &body);
     clock.finish(
         &check,
@@ -484,6 +527,14 @@ pub fn permission_meaning(
     };
     let code = fields.and_then(|f| f.key());
     let p = &probe.permission;
+    if let Meaning::Failure(reason, detail) = classify(answer, body)
+        && (matches!(body, Body::NotJson)
+            || !answer.is_json()
+            || reason != Reason::UnexpectedResponse)
+    {
+        // Not JSON, 429, 5xx: never a verdict, whatever the table says.
+        return (Err(failure(reason, answer)), detail);
+    }
     let matches = |list: &[StatusMatch]| {
         list.iter().any(|m| {
             m.matches(answer.status, code)

@@ -8,6 +8,9 @@ pub mod elevenlabs;
 pub mod http;
 pub mod twilio;
 
+#[cfg(test)]
+mod properties;
+
 use std::time::{Instant, SystemTime};
 
 use crate::config::{Credential, PermissionProbe, Spec};

@@ -50,8 +50,28 @@ pub fn error_code(answer: &Answer) -> Option<u64> {
 
 pub fn classify(answer: &Answer) -> Meaning {
     let status = answer.status;
-    if (200..300).contains(&status) {
+    // Only JSON from the API itself is ever definitive.
+    if !answer.is_json() {
+        let detail = if status == 403 {
+            "HTTP 403 with a non-JSON page: a proxy or firewall blocked the request; this is not a credential problem".to_string()
+        } else {
+            format!("HTTP {status} with a body that is not JSON (a proxy or captive portal?)")
+        };
+        let reason = match status {
+            429 => Reason::RateLimited,
+            500..=599 => Reason::UpstreamError,
+            _ => Reason::UnexpectedResponse,
+        };
+        return Meaning::Failure(reason, detail);
+    }
+    if status == 200 {
         return Meaning::Ok;
+    }
+    if (200..300).contains(&status) {
+        return Meaning::Failure(
+            Reason::UnexpectedResponse,
+            format!("HTTP {status} where 200 was expected"),
+        );
     }
     let code = error_code(answer);
     match (status, code) {
@@ -318,62 +338,7 @@ pub async fn account(cred: &Credential, tw: &Twilio, ctx: &Context<'_>) -> Attem
         Err(e) => return clock.failed(CHECK, &path, e),
     };
     let is_key = matches!(tw.auth, TwilioAuth::ApiKey { .. });
-    let (result, detail) = match classify(&answer) {
-        Meaning::Ok => match serde_json::from_slice::<AccountBody>(&answer.body) {
-            Ok(acct) => {
-                let status = acct.status.unwrap_or_else(|| "unknown".into());
-                let kind = acct.kind.unwrap_or_else(|| "unknown".into());
-                let subaccount =
-                    matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
-                let mut facts = vec![Fact::TwilioAccount {
-                    status: status.clone(),
-                    kind: kind.clone(),
-                    subaccount,
-                }];
-                if status == "suspended" || status == "closed" {
-                    facts.push(Fact::Blocked {
-                        problem: Problem::AccountSuspended {
-                            status: Some(status.clone()),
-                        },
-                    });
-                }
-                (
-                    Ok(facts),
-                    format!(
-                        "account {status}, {kind}{}",
-                        if subaccount { ", subaccount" } else { "" }
-                    ),
-                )
-            }
-            Err(_) => (
-                Err(failure(Reason::UnexpectedResponse, &answer)),
-                "HTTP 200 but the account could not be read".into(),
-            ),
-        },
-        Meaning::Authenticate if is_key => (
-            Ok(vec![Fact::NotPermittedForKey {
-                resource: "account",
-            }]),
-            "this API key may not read the account (only Main keys and the Auth Token can)".into(),
-        ),
-        Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
-                problem: Problem::AccountSuspended { status: None },
-            }]),
-            "the account lacks API access (20403)".into(),
-        ),
-        Meaning::Restricted => (
-            Ok(vec![Fact::NotPermittedForKey {
-                resource: "account",
-            }]),
-            "this restricted key may not read the account".into(),
-        ),
-        Meaning::Failure(reason, detail) => (Err(failure(reason, &answer)), detail),
-        other => (
-            Err(failure(Reason::UnexpectedResponse, &answer)),
-            format!("unexpected answer for the account: {other:?}"),
-        ),
-    };
+    let (result, detail) = account_outcome(&answer, is_key);
     clock.finish(CHECK, evidence(&path, &answer, detail), result)
 }
 
@@ -387,64 +352,7 @@ pub async fn balance(cred: &Credential, tw: &Twilio, ctx: &Context<'_>) -> Attem
         Err(e) => return clock.failed(CHECK, &path, e),
     };
     let is_key = matches!(tw.auth, TwilioAuth::ApiKey { .. });
-    let (result, detail) = match classify(&answer) {
-        Meaning::Ok => match serde_json::from_slice::<BalanceBody>(&answer.body) {
-            Ok(b) => {
-                let currency = b.currency.unwrap_or_else(|| "unknown".into());
-                match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
-                    None => (
-                        Ok(vec![Fact::TwilioBalance {
-                            amount: None,
-                            currency: currency.clone(),
-                        }]),
-                        "balance not reported".into(),
-                    ),
-                    Some(Ok(amount)) if amount.is_finite() => (
-                        Ok(vec![Fact::TwilioBalance {
-                            amount: Some(amount),
-                            currency: currency.clone(),
-                        }]),
-                        format!("balance {amount} {currency}"),
-                    ),
-                    Some(_) => (
-                        Err(failure(Reason::UnexpectedResponse, &answer)),
-                        "the balance is not a decimal number".into(),
-                    ),
-                }
-            }
-            Err(_) => (
-                Err(failure(Reason::UnexpectedResponse, &answer)),
-                "HTTP 200 but the balance could not be read".into(),
-            ),
-        },
-        Meaning::NotFound => (
-            Ok(vec![Fact::TwilioBalanceNotApplicable]),
-            "no balance: subaccounts and Connect apps have none".into(),
-        ),
-        Meaning::Authenticate if is_key => (
-            Ok(vec![Fact::NotPermittedForKey {
-                resource: "balance",
-            }]),
-            "this API key may not read the balance".into(),
-        ),
-        Meaning::Restricted => (
-            Ok(vec![Fact::NotPermittedForKey {
-                resource: "balance",
-            }]),
-            "this restricted key may not read the balance".into(),
-        ),
-        Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
-                problem: Problem::AccountSuspended { status: None },
-            }]),
-            "the account lacks API access (20403)".into(),
-        ),
-        Meaning::Failure(reason, detail) => (Err(failure(reason, &answer)), detail),
-        other => (
-            Err(failure(Reason::UnexpectedResponse, &answer)),
-            format!("unexpected answer for the balance: {other:?}"),
-        ),
-    };
+    let (result, detail) = balance_outcome(&answer, is_key);
     clock.finish(CHECK, evidence(&path, &answer, detail), result)
 }
 
@@ -512,4 +420,132 @@ pub async fn list_numbers(
         }
     }
     Err(format!("more than {MAX_PAGES} pages of numbers"))
+}
+
+/// What a account answer means: pure, so it is fuzzed.
+pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Failure>, String) {
+    let (result, detail) = match classify(answer) {
+        Meaning::Ok => match serde_json::from_slice::<AccountBody>(&answer.body) {
+            Ok(AccountBody { status: None, .. }) => (
+                Err(failure(Reason::UnexpectedResponse, answer)),
+                "HTTP 200 but the account has no status".into(),
+            ),
+            Ok(acct) => {
+                let status = acct.status.unwrap_or_else(|| "unknown".into());
+                let kind = acct.kind.unwrap_or_else(|| "unknown".into());
+                let subaccount =
+                    matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
+                let mut facts = vec![Fact::TwilioAccount {
+                    status: status.clone(),
+                    kind: kind.clone(),
+                    subaccount,
+                }];
+                if status == "suspended" || status == "closed" {
+                    facts.push(Fact::Blocked {
+                        problem: Problem::AccountSuspended {
+                            status: Some(status.clone()),
+                        },
+                    });
+                }
+                (
+                    Ok(facts),
+                    format!(
+                        "account {status}, {kind}{}",
+                        if subaccount { ", subaccount" } else { "" }
+                    ),
+                )
+            }
+            Err(_) => (
+                Err(failure(Reason::UnexpectedResponse, answer)),
+                "HTTP 200 but the account could not be read".into(),
+            ),
+        },
+        Meaning::Authenticate if is_key => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "account",
+            }]),
+            "this API key may not read the account (only Main keys and the Auth Token can)".into(),
+        ),
+        Meaning::Suspended => (
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountSuspended { status: None },
+            }]),
+            "the account lacks API access (20403)".into(),
+        ),
+        Meaning::Restricted => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "account",
+            }]),
+            "this restricted key may not read the account".into(),
+        ),
+        Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
+        other => (
+            Err(failure(Reason::UnexpectedResponse, answer)),
+            format!("unexpected answer for the account: {other:?}"),
+        ),
+    };
+    (result, detail)
+}
+
+/// What a balance answer means: pure, so it is fuzzed.
+pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Failure>, String) {
+    let (result, detail) = match classify(answer) {
+        Meaning::Ok => match serde_json::from_slice::<BalanceBody>(&answer.body) {
+            Ok(b) => {
+                let currency = b.currency.unwrap_or_else(|| "unknown".into());
+                match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
+                    None => (
+                        Ok(vec![Fact::TwilioBalance {
+                            amount: None,
+                            currency: currency.clone(),
+                        }]),
+                        "balance not reported".into(),
+                    ),
+                    Some(Ok(amount)) if amount.is_finite() => (
+                        Ok(vec![Fact::TwilioBalance {
+                            amount: Some(amount),
+                            currency: currency.clone(),
+                        }]),
+                        format!("balance {amount} {currency}"),
+                    ),
+                    Some(_) => (
+                        Err(failure(Reason::UnexpectedResponse, answer)),
+                        "the balance is not a decimal number".into(),
+                    ),
+                }
+            }
+            Err(_) => (
+                Err(failure(Reason::UnexpectedResponse, answer)),
+                "HTTP 200 but the balance could not be read".into(),
+            ),
+        },
+        Meaning::NotFound => (
+            Ok(vec![Fact::TwilioBalanceNotApplicable]),
+            "no balance: subaccounts and Connect apps have none".into(),
+        ),
+        Meaning::Authenticate if is_key => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "balance",
+            }]),
+            "this API key may not read the balance".into(),
+        ),
+        Meaning::Restricted => (
+            Ok(vec![Fact::NotPermittedForKey {
+                resource: "balance",
+            }]),
+            "this restricted key may not read the balance".into(),
+        ),
+        Meaning::Suspended => (
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountSuspended { status: None },
+            }]),
+            "the account lacks API access (20403)".into(),
+        ),
+        Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
+        other => (
+            Err(failure(Reason::UnexpectedResponse, answer)),
+            format!("unexpected answer for the balance: {other:?}"),
+        ),
+    };
+    (result, detail)
 }

@@ -356,3 +356,102 @@ fn world_readable_secret_files_warn_and_strict_refuses() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("sk_abc".to_string()),
+            Just(AC.to_string()),
+            Just(SK.to_string()),
+            Just(TOKEN.to_string()),
+            Just("60s".to_string()),
+            Just("0s".to_string()),
+            Just("-1".to_string()),
+            Just("[]".to_string()),
+            Just("{}".to_string()),
+            Just("~".to_string()),
+            Just("true".to_string()),
+            "[ -~]{0,20}".prop_map(|s| serde_json::to_string(&s).unwrap_or_default()),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("name"),
+            Just("api_key"),
+            Just("api_key_env"),
+            Just("api_key_file"),
+            Just("base_url"),
+            Just("required_permissions"),
+            Just("critical"),
+            Just("interval"),
+            Just("timeout"),
+            Just("detail_interval"),
+            Just("account_sid"),
+            Just("auth_token"),
+            Just("api_key_sid"),
+            Just("api_key_secret"),
+            Just("phone_numbers"),
+            Just("twilio"),
+            Just("expose_numbers"),
+            Just("twilio_imported_fingerprint"),
+            Just("bogus"),
+        ]
+        .prop_map(str::to_string)
+    }
+
+    fn document() -> impl Strategy<Value = String> {
+        (
+            prop::sample::select(vec![
+                "elevenlabs",
+                "twilio",
+                "defaults",
+                "listen",
+                "permission_probes",
+                "strict",
+            ]),
+            proptest::collection::vec((key(), value()), 0..8),
+        )
+            .prop_map(|(section, pairs)| {
+                let body: String = pairs
+                    .iter()
+                    .map(|(k, v)| format!("    {k}: {v}\n"))
+                    .collect();
+                match section {
+                    "elevenlabs" | "twilio" => format!("{section}:\n  - x: 1\n{body}").replacen(
+                        "  - x: 1\n    ",
+                        "  - ",
+                        1,
+                    ),
+                    other => format!("{other}:\n{body}"),
+                }
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(crate::providers::properties::cases()))]
+
+        #[test]
+        fn the_loader_never_panics_on_arbitrary_text(text in "\\PC{0,400}") {
+            let _ = Config::from_yaml(&text, Path::new("fuzz.yaml"), &env(&[]));
+        }
+
+        #[test]
+        fn every_rejection_names_what_is_wrong(doc in document()) {
+            match Config::from_yaml(&doc, Path::new("fuzz.yaml"), &env(&[])) {
+                Ok(c) => prop_assert!(!c.credentials.is_empty()),
+                Err(e) => {
+                    prop_assert!(!e.errors.is_empty());
+                    for d in &e.errors {
+                        prop_assert!(!d.message.is_empty());
+                    }
+                    prop_assert!(e.to_string().contains("fuzz.yaml"));
+                }
+            }
+        }
+    }
+}

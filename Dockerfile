@@ -3,7 +3,7 @@
 # credwatch container image.
 #
 #   docker build -t credwatch .
-#   docker run --rm -p 9863:9863 credwatch demo         # simulated upstreams
+#   docker run --rm -p 9863:9863 credwatch demo --listen 0.0.0.0:9863   # simulated upstreams
 #   docker run --rm -p 9863:9863 \
 #     -v "$PWD/config.yaml:/etc/credwatch/config.yaml:ro" \
 #     -v "$PWD/secrets:/var/run/secrets/credwatch:ro" credwatch

@@ -353,6 +353,18 @@ pub fn render_self(state: &State) -> String {
             value(seconds(at))
         );
     }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let _ = writeln!(
+            s,
+            "# HELP credwatch_runtime_alive_tasks Tasks alive in credwatch's async runtime (probes in flight, connections, background loops)."
+        );
+        let _ = writeln!(s, "# TYPE credwatch_runtime_alive_tasks gauge");
+        let _ = writeln!(
+            s,
+            "credwatch_runtime_alive_tasks {}",
+            handle.metrics().num_alive_tasks()
+        );
+    }
     let mut buf = Vec::new();
     if TextEncoder::new()
         .encode(&state.self_metrics.registry.gather(), &mut buf)

@@ -209,6 +209,8 @@ pub enum Fact {
     NotPermittedForKey { resource: &'static str },
     /// ElevenLabs: the Twilio numbers imported into Conversational AI, checked.
     PhoneNumbers { numbers: Vec<PhoneNumber> },
+    /// ElevenLabs: the imported numbers can no longer be read (no `convai_read`).
+    PhoneNumbersUnreadable,
 }
 
 /// A problem with a Twilio number imported into ElevenLabs: the stable label
@@ -256,10 +258,12 @@ impl PhoneProblem {
     }
 
     /// Advice does not make a number "not ready".
+    /// An unassigned number can still place outbound calls (the call names
+    /// its agent); it just cannot answer.
     pub fn blocking(self) -> bool {
         !matches!(
             self,
-            PhoneProblem::OutboundUnknown | PhoneProblem::AgentNotUlaw
+            PhoneProblem::OutboundUnknown | PhoneProblem::AgentNotUlaw | PhoneProblem::NoAgent
         )
     }
 }

@@ -101,6 +101,7 @@ impl Verdict {
                     self.twilio_balance = None;
                 }
                 Fact::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
+                Fact::PhoneNumbersUnreadable => self.phone_numbers = None,
                 Fact::NotPermittedForKey { resource } => {
                     self.not_permitted.insert(resource);
                     match *resource {

@@ -36,9 +36,14 @@ async fn serve(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
 /// One request on a fresh connection; the status code, or None if the server closed it.
 async fn request(addr: &str, path: &str) -> Option<u16> {
     let mut s = TcpStream::connect(addr).await.ok()?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await.ok()?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
     let mut buf = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await.ok()?.ok()?;
+    tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
     let head = String::from_utf8_lossy(&buf);
     head.split(' ').nth(1)?.parse().ok()
 }
@@ -59,17 +64,33 @@ async fn probes_still_answer_when_slow_clients_hold_every_connection() {
     let mut slow = Vec::new();
     for _ in 0..4 {
         let mut s = TcpStream::connect(&addr).await.expect("connect");
-        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n").await.expect("write");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+            .await
+            .expect("write");
         slow.push(s);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
-    assert_eq!(request(&addr, "/livez").await, Some(200), "liveness answered from the overflow pool");
-    assert!(matches!(request(&addr, "/health").await, Some(200 | 503)), "readiness answered from the overflow pool");
-    assert_eq!(request(&addr, "/metrics").await, Some(503), "scrapes are shed while the server is full");
+    assert_eq!(
+        request(&addr, "/livez").await,
+        Some(200),
+        "liveness answered from the overflow pool"
+    );
+    assert!(
+        matches!(request(&addr, "/health").await, Some(200 | 503)),
+        "readiness answered from the overflow pool"
+    );
+    assert_eq!(
+        request(&addr, "/metrics").await,
+        Some(503),
+        "scrapes are shed while the server is full"
+    );
     // The header timeout frees the slots.
     let deadline = Instant::now() + Duration::from_secs(6);
     while request(&addr, "/metrics").await != Some(200) {
-        assert!(Instant::now() < deadline, "slow connections were not timed out");
+        assert!(
+            Instant::now() < deadline,
+            "slow connections were not timed out"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     drop(slow);
@@ -80,7 +101,9 @@ async fn a_slowloris_connection_is_closed_by_the_header_timeout() {
     let (addr, _stop) = serve(small()).await;
     let mut s = TcpStream::connect(&addr).await.expect("connect");
     let started = Instant::now();
-    s.write_all(b"GET /livez HTTP/1.1\r\n").await.expect("write");
+    s.write_all(b"GET /livez HTTP/1.1\r\n")
+        .await
+        .expect("write");
     let mut closed = false;
     while started.elapsed() < Duration::from_secs(6) {
         // One header byte at a time, never finishing.
@@ -102,7 +125,11 @@ async fn a_slowloris_connection_is_closed_by_the_header_timeout() {
         }
     }
     assert!(closed, "the connection stayed open");
-    assert!(started.elapsed() < Duration::from_secs(5), "closed after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "closed after {:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -118,9 +145,16 @@ async fn oversized_headers_and_request_lines_are_refused() {
         let mut buf = Vec::new();
         let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
         let head = String::from_utf8_lossy(&buf);
-        assert!(!head.starts_with("HTTP/1.1 200"), "an oversized request was served: {head}");
+        assert!(
+            !head.starts_with("HTTP/1.1 200"),
+            "an oversized request was served: {head}"
+        );
     }
-    assert_eq!(request(&addr, "/livez").await, Some(200), "and the server still works");
+    assert_eq!(
+        request(&addr, "/livez").await,
+        Some(200),
+        "and the server still works"
+    );
 }
 
 #[tokio::test]
@@ -128,10 +162,15 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
     let (addr, _stop) = serve(Limits::default()).await;
     assert_eq!(request(&addr, "/nope").await, Some(404));
     let mut s = TcpStream::connect(&addr).await.expect("connect");
-    s.write_all(b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").await.expect("write");
+    s.write_all(b"DELETE /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("write");
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).await.expect("read");
     let head = String::from_utf8_lossy(&buf);
     assert!(head.starts_with("HTTP/1.1 405"), "{head}");
-    assert!(head.to_ascii_lowercase().contains("allow: get, head"), "{head}");
+    assert!(
+        head.to_ascii_lowercase().contains("allow: get, head"),
+        "{head}"
+    );
 }

@@ -88,6 +88,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                         name: p,
                         granted: false,
                     },
+                    Fact::PhoneNumbersUnreadable,
                 ]),
             );
         }

@@ -9,7 +9,7 @@ pub mod http;
 pub mod twilio;
 
 #[cfg(test)]
-mod properties;
+pub(crate) mod properties;
 
 use std::time::{Instant, SystemTime};
 

@@ -159,3 +159,71 @@ pub(crate) fn cases() -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(2_000)
 }
+
+/// The inputs proptest found before the classifiers were fixed: kept as
+/// plain tests so they run first and forever (our "corpus").
+mod regressions {
+    use super::*;
+
+    fn a(status: u16, ct: &str, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some(ct.into()),
+            body: Bytes::from(body.to_string()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn a_2xx_html_page_is_never_a_verdict() {
+        let html = a(
+            201,
+            "text/html; charset=UTF-8",
+            r#"{"detail":{"status":"invalid_api_key","message":"invalid_api_key"}}"#,
+        );
+        assert!(matches!(
+            elevenlabs::classify(&html, &parse_body(&html)),
+            Meaning::Failure(..)
+        ));
+        assert!(twilio::account_outcome(&html, false).0.is_err());
+        let proxy_200 = a(200, "text/html", "<html>Welcome to the hotel wifi</html>");
+        for probe in default_permission_probes() {
+            assert!(
+                permission_meaning(&probe, &proxy_200, &parse_body(&proxy_200))
+                    .0
+                    .is_err(),
+                "{}",
+                probe.permission
+            );
+        }
+    }
+
+    #[test]
+    fn a_5xx_carrying_an_auth_code_is_never_a_verdict() {
+        let e = a(
+            500,
+            "application/json",
+            r#"{"detail":{"type":"x","code":"invalid_api_key","status":"invalid_api_key","message":"m"}}"#,
+        );
+        assert!(matches!(
+            elevenlabs::classify(&e, &parse_body(&e)),
+            Meaning::Failure(crate::outcome::Reason::UpstreamError, _)
+        ));
+        let t = a(
+            503,
+            "application/json",
+            r#"{"code":20003,"message":"Authenticate","status":503}"#,
+        );
+        assert!(matches!(
+            twilio::classify(&t),
+            twilio::Meaning::Failure(crate::outcome::Reason::UpstreamError, _)
+        ));
+    }
+
+    #[test]
+    fn an_account_without_a_status_is_not_a_fact() {
+        let t = a(200, "application/json", r#"{"sid":"AC1","auth_token":"x"}"#);
+        assert!(twilio::account_outcome(&t, false).0.is_err());
+    }
+}

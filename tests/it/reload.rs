@@ -52,9 +52,27 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
         &sim.twilio_url(),
         "",
     );
-    let d = Daemon::start(&config(FAST, &[keep.clone(), remove], &[])).await;
+    // A fourth credential whose settings change: it keeps its history too.
+    let change = |extra: &str| {
+        el(
+            "el-change",
+            &el_key("reload-never-issued"),
+            &sim.elevenlabs_url(),
+            extra,
+        )
+    };
+    let d = Daemon::start(&config(FAST, &[keep.clone(), remove, change("")], &[])).await;
     wait_status(&d, "el-keep", "healthy").await;
     wait_status(&d, "el-remove", "healthy").await;
+    let change_me = cred("el-change");
+    let change_errors_before = wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_check_errors_total",
+        &[&change_me, "reason=\"invalid_credentials\""],
+        |v| v >= 2.0,
+    )
+    .await;
 
     // el-keep gets a history that only its own slot knows: a healthy verdict
     // it can no longer confirm, and a count of 5xx answers.
@@ -84,12 +102,13 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
         Some(1.0)
     );
 
-    // Reload: el-keep unchanged, el-remove gone, tw-add new.
+    // Reload: el-keep unchanged, el-remove gone, tw-add new, el-change slower.
+    let changed = change("    interval: 2s\n");
     std::fs::write(
         d.config_path(),
         config(
             FAST,
-            std::slice::from_ref(&keep),
+            &[keep.clone(), changed.clone()],
             std::slice::from_ref(&add),
         ),
     )
@@ -146,7 +165,27 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
     crate::support::assert_verdict(&d, "tw-add", "healthy", None, Some(true)).await;
 
     // A bad config: refused, the file named, the running config kept.
-    let bad = config(FAST, &[keep], &[add]) + "unknown_top_level_key: true\n";
+    // A changed credential keeps its history with the new settings.
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[&change_me, "reason=\"invalid_credentials\""]
+        )
+        .is_some_and(|v| v >= change_errors_before),
+        "the changed credential's counter was reset:\n{}",
+        lines_of(&m, "el-change")
+    );
+    wait_sample(
+        &d,
+        Duration::from_secs(5),
+        "credwatch_check_interval_seconds",
+        &[&change_me],
+        |v| v == 2.0,
+    )
+    .await;
+
+    let bad = config(FAST, &[keep, changed], &[add]) + "unknown_top_level_key: true\n";
     std::fs::write(d.config_path(), &bad).expect("write config");
     let tw_last_check = wait_sample(
         &d,

@@ -178,6 +178,35 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
     crate::support::wait_status(&d, "el-file", "healthy").await;
     crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;
 
+    // 2b. A half-written (empty) file is not a rotation: the last good key stays.
+    let warnings_before = crate::harness::logs()
+        .matches("secret file changed but cannot be used")
+        .count();
+    write_secret(&dir.path().join("el-key"), "");
+    eventually(
+        Duration::from_secs(20),
+        "the empty file noticed",
+        || async {
+            let n = crate::harness::logs()
+                .matches("secret file changed but cannot be used")
+                .count();
+            if n > warnings_before {
+                Ok(())
+            } else {
+                Err("no warning yet".to_string())
+            }
+        },
+    )
+    .await;
+    let m = d.metrics().await;
+    assert!(
+        m.contains(&format!("fingerprint=\"{}\"", fp(&key_b))),
+        "{}",
+        lines_of(&m, "el-file")
+    );
+    crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;
+    write_secret(&dir.path().join("el-key"), &key_b);
+
     // 3. The kubelet's symlink swap.
     kubelet_mount(&mount, "api-key", "2026_02_01_00_00_00.2", &key_k2);
     let m = wait_fingerprint(&d, "el-kubelet", &fp(&key_k2)).await;

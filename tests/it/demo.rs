@@ -112,3 +112,24 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
     );
     d.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_name_credwatch_and_never_accept_compression() {
+    let sim = Simulator::start(World::demo()).await.expect("simulator");
+    let yaml = credwatch::demo::config_yaml(&sim.elevenlabs_url(), &sim.twilio_url());
+    let d = Daemon::start(&yaml).await;
+    d.wait_ready(Duration::from_secs(15)).await;
+    let requests = sim.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        let ua = r.header("user-agent").unwrap_or("");
+        assert!(
+            ua.starts_with(&format!("credwatch/{}", env!("CARGO_PKG_VERSION"))),
+            "{ua}"
+        );
+        // No compression is negotiated, so a compression bomb cannot be sent our way.
+        assert_eq!(r.header("accept-encoding"), None, "{:?}", r.headers);
+        assert_eq!(r.method, "GET");
+    }
+    d.stop().await;
+}

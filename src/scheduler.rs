@@ -391,7 +391,13 @@ impl Scheduler {
             self.probe_now(&done.name);
             return;
         }
+        let auth = crate::providers::auth_check(&e.cred.spec);
+        let had_account_problem = e.slot.snapshot().verdict.problems.contains_key(auth);
         self.state.record(&e.slot, &done.attempts);
+        if had_account_problem && !done.plan.details && !e.slot.snapshot().verdict.problems.contains_key(auth) {
+            // The account recovered: refresh what the detail checks found at once.
+            e.force_details = true;
+        }
         for a in &done.attempts {
             log_attempt(&e.cred, a);
         }

@@ -602,9 +602,11 @@ pub fn permission_meaning(
             Ok(vec![Fact::Invalid { problem }]),
             "the key was rejected".into(),
         ),
+        // The subscription check owns the account's state; here it only
+        // means this permission cannot be read for now.
         Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked { problem }]),
-            "the account is blocked".into(),
+            Ok(vec![Fact::Valid]),
+            format!("the account is blocked (`{}`): `{p}` stays unknown", problem.code()),
         ),
         Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
         _ => (

@@ -535,11 +535,10 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             }]),
             "this restricted key may not read the balance".into(),
         ),
+        // The auth check and the account check own the account's state.
         Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
-                problem: Problem::AccountSuspended { status: None },
-            }]),
-            "the account lacks API access (20403)".into(),
+            Ok(vec![]),
+            "the balance is unreadable: the account lacks API access (20403)".into(),
         ),
         Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
         other => (

@@ -241,10 +241,9 @@ impl Scheduler {
             max_in_flight: 1,
         };
         s.max_in_flight = max_in_flight(&config);
-        let slots = s.state.slots();
         for cred in &config.credentials {
-            if let Some(slot) = slots.iter().find(|sl| sl.name == cred.name) {
-                s.add(cred.clone(), slot.clone());
+            if let Some(slot) = s.state.slot(&cred.name) {
+                s.add(cred.clone(), slot);
             }
         }
         s
@@ -394,7 +393,10 @@ impl Scheduler {
         let auth = crate::providers::auth_check(&e.cred.spec);
         let had_account_problem = e.slot.snapshot().verdict.problems.contains_key(auth);
         self.state.record(&e.slot, &done.attempts);
-        if had_account_problem && !done.plan.details && !e.slot.snapshot().verdict.problems.contains_key(auth) {
+        if had_account_problem
+            && !done.plan.details
+            && !e.slot.snapshot().verdict.problems.contains_key(auth)
+        {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
         }
@@ -456,18 +458,17 @@ impl Scheduler {
 
     fn reload(&mut self, config: Arc<Config>) {
         self.state.reconcile(&config);
-        let slots = self.state.slots();
         self.entries
             .retain(|name, _| config.credential(name).is_some());
         self.probes = Arc::new(config.permission_probes.clone());
         self.max_in_flight = max_in_flight(&config);
         for cred in &config.credentials {
-            let Some(slot) = slots.iter().find(|s| s.name == cred.name) else {
+            let Some(slot) = self.state.slot(&cred.name) else {
                 continue;
             };
             match self.entries.get_mut(&cred.name) {
                 Some(e) if e.cred.provider() == cred.provider() => {
-                    e.slot = slot.clone();
+                    e.slot = slot;
                     if *e.cred != *cred {
                         e.pacer.set_interval(cred.interval, &mut self.rng);
                         e.cred = Arc::new(cred.clone());
@@ -483,7 +484,7 @@ impl Scheduler {
                 }
                 _ => {
                     self.entries.remove(&cred.name);
-                    self.add(cred.clone(), slot.clone());
+                    self.add(cred.clone(), slot);
                 }
             }
         }

@@ -606,7 +606,10 @@ pub fn permission_meaning(
         // means this permission cannot be read for now.
         Meaning::Blocked(problem) => (
             Ok(vec![Fact::Valid]),
-            format!("the account is blocked (`{}`): `{p}` stays unknown", problem.code()),
+            format!(
+                "the account is blocked (`{}`): `{p}` stays unknown",
+                problem.code()
+            ),
         ),
         Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
         _ => (

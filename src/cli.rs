@@ -18,7 +18,9 @@ use crate::scheduler::{self, SchedulerHandle};
 use crate::server::{self, App, Limits, Reloader};
 use crate::state::State;
 
-pub const DEFAULT_LISTEN: &str = "0.0.0.0:9863";
+/// `0.0.0.0:9863`: every interface, credwatch's port.
+pub const DEFAULT_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 9863);
 
 #[derive(Parser, Debug)]
 #[command(
@@ -256,9 +258,7 @@ async fn serve(
             return ExitCode::from(2);
         }
     };
-    let addr = listen
-        .or(config.listen)
-        .unwrap_or_else(|| DEFAULT_LISTEN.parse().expect("valid default address"));
+    let addr = listen.or(config.listen).unwrap_or(DEFAULT_LISTEN);
     let bind = |addr: SocketAddr| async move {
         TcpListener::bind(addr).await.map_err(|e| {
             eprintln!("credwatch: cannot listen on {addr}: {e}");

@@ -45,8 +45,4 @@ pub const REVISION: &str = match option_env!("CREDWATCH_REVISION") {
 };
 
 /// The User-Agent sent upstream, so providers can tell our probes apart.
-pub const USER_AGENT: &str = concat!(
-    "credwatch/",
-    env!("CARGO_PKG_VERSION"),
-    " (+https://github.com/credwatch/credwatch)"
-);
+pub const USER_AGENT: &str = concat!("credwatch/", env!("CARGO_PKG_VERSION"));

@@ -240,8 +240,11 @@ pub(crate) fn deliver(reply: Reply, delivery: &Delivery) -> Outcome {
 
 /// Accepts connections until the task is aborted. Dropping the task drops
 /// the `JoinSet`, which aborts every connection (including hanging ones).
-pub(crate) async fn serve<F, Fut>(listener: TcpListener, handler: Arc<F>)
-where
+pub(crate) async fn serve<F, Fut>(
+    listener: TcpListener,
+    handler: Arc<F>,
+    accepted: Arc<std::sync::atomic::AtomicU64>,
+) where
     F: Fn(hyper::Request<hyper::body::Incoming>) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = Response<SimBody>> + Send + 'static,
 {
@@ -256,6 +259,7 @@ where
                 continue;
             }
         };
+        accepted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let _ = stream.set_nodelay(true);
         let handler = handler.clone();
         connections.spawn(async move {

@@ -158,6 +158,12 @@ struct Shared {
     log: Mutex<RequestLog>,
     count: AtomicU64,
     in_flight: [AtomicU32; 2],
+    /// Requests received, per upstream.
+    counts: [AtomicU64; 2],
+    /// The highest `in_flight` seen, per upstream.
+    in_flight_max: [AtomicU32; 2],
+    /// TCP connections accepted, per upstream.
+    connections: [Arc<AtomicU64>; 2],
 }
 
 impl Shared {
@@ -197,6 +203,8 @@ async fn handle(
     let counter = &shared.in_flight[upstream as usize];
     let in_flight = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
     let _guard = InFlight(counter);
+    shared.counts[upstream as usize].fetch_add(1, Ordering::Relaxed);
+    shared.in_flight_max[upstream as usize].fetch_max(in_flight, Ordering::Relaxed);
 
     let (parts, body) = req.into_parts();
     let body = if upstream == Upstream::ElevenLabs && parts.method == hyper::Method::POST {
@@ -286,6 +294,9 @@ impl Simulator {
             log: Mutex::new(RequestLog::default()),
             count: AtomicU64::new(0),
             in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+            counts: [AtomicU64::new(0), AtomicU64::new(0)],
+            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
+            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
         });
         let elevenlabs = TcpListener::bind(("127.0.0.1", 0)).await?;
         let twilio = TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -297,9 +308,10 @@ impl Simulator {
         ]
         .into_iter()
         .map(|(listener, upstream)| {
+            let accepted = shared.connections[upstream as usize].clone();
             let shared = shared.clone();
             let handler = Arc::new(move |req| handle(shared.clone(), upstream, req));
-            tokio::spawn(http::serve(listener, handler))
+            tokio::spawn(http::serve(listener, handler, accepted))
         })
         .collect();
         Ok(Simulator {
@@ -380,6 +392,24 @@ impl Simulator {
     /// Total requests received since start, including ones dropped from the log.
     pub fn request_count(&self) -> u64 {
         self.shared.count.load(Ordering::Relaxed)
+    }
+
+    /// Requests received by one upstream since start.
+    pub fn upstream_request_count(&self, upstream: Upstream) -> u64 {
+        self.shared.counts[upstream as usize].load(Ordering::Relaxed)
+    }
+
+    /// TCP connections one upstream accepted since start (for benchmarks:
+    /// a pooled client opens few, one connection per request opens many).
+    pub fn connection_count(&self, upstream: Upstream) -> u64 {
+        self.shared.connections[upstream as usize].load(Ordering::Relaxed)
+    }
+
+    /// The most requests one upstream was answering at once, since start or
+    /// the last call (which resets it).
+    pub fn take_max_in_flight(&self, upstream: Upstream) -> u32 {
+        let current = self.shared.in_flight[upstream as usize].load(Ordering::Relaxed);
+        self.shared.in_flight_max[upstream as usize].swap(current, Ordering::Relaxed)
     }
 
     /// Stops both servers and closes every connection.

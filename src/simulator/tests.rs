@@ -1103,6 +1103,9 @@ fn request_log_is_bounded() {
         log: Mutex::new(RequestLog::default()),
         count: AtomicU64::new(0),
         in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+        counts: [AtomicU64::new(0), AtomicU64::new(0)],
+        in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
+        connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
     };
     let request = |forbidden| RecordedRequest {
         upstream: Upstream::Twilio,

@@ -117,6 +117,9 @@ pub enum Command {
     },
 }
 
+/// Up to this many credentials, `serve` runs on a single-threaded runtime.
+pub const SINGLE_THREAD_CREDENTIALS: usize = 100;
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -132,11 +135,27 @@ pub fn main() -> ExitCode {
     };
     init_tracing(cli.log_format, &cli.log_level);
     crate::providers::http::install_crypto_provider();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    // `serve` loads its config before the runtime exists: a small config runs
+    // on one thread (no worker threads, no per-thread allocator arenas), a
+    // large one on two workers so scrapes and probes run side by side.
+    let mut preloaded = match &cli.command {
+        Command::Serve { config, .. } => match load(config) {
+            Ok(c) => Some(c),
+            Err(code) => return code,
+        },
+        _ => None,
+    };
+    let small = preloaded
+        .as_ref()
+        .is_some_and(|c| c.credentials.len() <= SINGLE_THREAD_CREDENTIALS);
+    let mut builder = if small {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("credwatch: cannot start the async runtime: {e}");
@@ -151,8 +170,12 @@ pub fn main() -> ExitCode {
                 web_config_file,
                 probe_listen_address,
             } => {
+                let Some(loaded) = preloaded.take() else {
+                    return ExitCode::from(2);
+                };
                 serve(
                     &config,
+                    loaded,
                     listen,
                     web_config_file.as_deref(),
                     probe_listen_address,
@@ -243,14 +266,11 @@ fn validate(path: &Path) -> ExitCode {
 
 async fn serve(
     path: &Path,
+    config: Config,
     listen: Option<SocketAddr>,
     web_config: Option<&Path>,
     probe: Option<SocketAddr>,
 ) -> ExitCode {
-    let config = match load(path) {
-        Ok(c) => c,
-        Err(code) => return code,
-    };
     let web = match web_config.map(crate::web::WebConfig::new).transpose() {
         Ok(w) => w.map(Arc::new),
         Err(e) => {

@@ -1,19 +1,30 @@
 //! Prometheus text exposition.
 //!
 //! Each credential's lines are rendered when its state changes
-//! ([`render_credential`], called by [`crate::state`]); a scrape only
-//! concatenates fragments family by family ([`assemble`]). Values come from
-//! background checks; every HELP text says so. Unknown values are absent,
-//! never a made-up 0 or -1.
+//! ([`render_credential`], called by [`crate::state`]) into one
+//! [`Fragments`] string, family after family. A scrape only concatenates:
+//! [`crate::state`] keeps the fragments of blocks of credentials joined per
+//! family (and, for scrapers that accept gzip, compressed per family), and
+//! rebuilds a block only when one of its credentials changed. Values come
+//! from background checks; every HELP text says so. Unknown values are
+//! absent, never a made-up 0 or -1.
+//!
+//! gzip: the body is one gzip member whose deflate stream is a concatenation
+//! of independently compressed, byte-aligned (sync-flushed, never final)
+//! segments, one per block and family, then credwatch's own metrics as
+//! stored blocks, then an empty final block. The CRC-32 of the whole is
+//! combined from the segments' CRCs ([`crc32_combine`]), so a scrape never
+//! reads or compresses text that did not change.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
 use crate::outcome::Reason;
-use crate::state::{CredentialState, Health, Rendered, State};
+use crate::state::{CredentialState, Health, State};
 
 /// A metric family: name, type and help.
 pub struct Family {
@@ -33,6 +44,9 @@ macro_rules! families {
         pub const FAMILIES: &[Family] = &[$(Family { name: $name, kind: $kind, help: $help }),*];
     };
 }
+
+/// How many metric families a credential can have.
+pub const FAMILY_COUNT: usize = FAMILIES.len();
 
 families! {
     Valid = "credwatch_credential_valid", "gauge",
@@ -136,8 +150,44 @@ impl Out {
     }
 }
 
-/// All lines of one credential, one string per family.
-pub fn render_credential(s: &CredentialState) -> Vec<String> {
+/// One credential's lines: every family's, one after another in
+/// [`FAMILIES`] order, in one allocation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fragments {
+    text: Box<str>,
+    /// Where each family's lines end in `text` (they start where the previous family's end).
+    ends: [u32; FAMILY_COUNT],
+}
+
+impl Fragments {
+    /// The lines of family `i` (empty when it has none).
+    pub fn family(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.text[start..self.ends[i] as usize]
+    }
+
+    /// Every line, family after family.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+}
+
+/// All lines of one credential.
+pub fn render_credential(s: &CredentialState) -> Fragments {
+    let families = render_families(s);
+    let mut text = String::with_capacity(families.iter().map(String::len).sum());
+    let mut ends = [0u32; FAMILY_COUNT];
+    for (i, f) in families.iter().enumerate() {
+        text.push_str(f);
+        ends[i] = u32::try_from(text.len()).unwrap_or(u32::MAX);
+    }
+    Fragments {
+        text: text.into_boxed_str(),
+        ends,
+    }
+}
+
+fn render_families(s: &CredentialState) -> Vec<String> {
     let mut out = Out {
         families: vec![String::new(); FAMILIES.len()],
         base: format!(
@@ -246,28 +296,21 @@ pub fn render_credential(s: &CredentialState) -> Vec<String> {
     out.families
 }
 
-/// Concatenates the credentials' fragments, family by family, each family once.
-pub fn assemble(rendered: &[Arc<Rendered>]) -> Vec<u8> {
-    let size: usize = rendered
-        .iter()
-        .map(|r| r.metrics.iter().map(String::len).sum::<usize>())
-        .sum();
-    let mut out = Vec::with_capacity(size + FAMILIES.len() * 200);
-    for (i, family) in FAMILIES.iter().enumerate() {
-        if rendered
+/// The `# HELP` and `# TYPE` lines of family `i`, rendered once.
+pub fn header(i: usize) -> &'static Segment {
+    static HEADERS: OnceLock<Vec<Segment>> = OnceLock::new();
+    let headers = HEADERS.get_or_init(|| {
+        let mut deflater = Deflater::new();
+        FAMILIES
             .iter()
-            .all(|r| r.metrics.get(i).is_none_or(String::is_empty))
-        {
-            continue;
-        }
-        let _ = write_header(&mut out, family);
-        for r in rendered {
-            if let Some(fragment) = r.metrics.get(i) {
-                out.extend_from_slice(fragment.as_bytes());
-            }
-        }
-    }
-    out
+            .map(|family| {
+                let mut text = Vec::new();
+                let _ = write_header(&mut text, family);
+                deflater.segment(Bytes::from(text))
+            })
+            .collect()
+    });
+    &headers[i]
 }
 
 fn write_header(out: &mut Vec<u8>, family: &Family) -> std::io::Result<()> {
@@ -276,11 +319,162 @@ fn write_header(out: &mut Vec<u8>, family: &Family) -> std::io::Result<()> {
     writeln!(out, "# TYPE {} {}", family.name, family.kind)
 }
 
+/// Some text, and the same text as a piece of a deflate stream.
+#[derive(Debug, Clone, Default)]
+pub struct Segment {
+    pub text: Bytes,
+    /// Raw deflate, byte-aligned, never final: segments concatenate.
+    pub deflated: Bytes,
+    /// CRC-32 of `text`.
+    pub crc: u32,
+}
+
+/// Compresses [`Segment`]s; keeps its (large) state between them.
+pub struct Deflater(flate2::Compress);
+
+impl Default for Deflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Deflater {
+    pub fn new() -> Self {
+        Deflater(flate2::Compress::new(flate2::Compression::fast(), false))
+    }
+
+    /// Compresses `text` on its own (no reference to earlier segments),
+    /// ending on a byte boundary with a sync flush.
+    pub fn segment(&mut self, text: Bytes) -> Segment {
+        let mut crc = flate2::Crc::new();
+        crc.update(&text);
+        if text.is_empty() {
+            return Segment {
+                text,
+                deflated: Bytes::new(),
+                crc: crc.sum(),
+            };
+        }
+        self.0.reset();
+        let mut out: Vec<u8> = Vec::with_capacity(text.len() / 4 + 64);
+        loop {
+            let consumed = self.0.total_in() as usize;
+            if out.capacity() - out.len() < 64 {
+                out.reserve(out.capacity().max(256));
+            }
+            let status =
+                self.0
+                    .compress_vec(&text[consumed..], &mut out, flate2::FlushCompress::Sync);
+            let done = self.0.total_in() as usize == text.len() && out.len() < out.capacity();
+            if status.is_err() || done {
+                break;
+            }
+        }
+        Segment {
+            text,
+            deflated: Bytes::from(out),
+            crc: crc.sum(),
+        }
+    }
+}
+
+/// `text` as stored (uncompressed) deflate blocks, never final: for small
+/// text that changes at every scrape, where compressing costs more than it saves.
+pub fn stored(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 5 * (text.len() / 65535 + 1));
+    for chunk in text.chunks(65535) {
+        let len = chunk.len() as u16;
+        out.push(0);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// The gzip header: deflate, no name, no time, unknown OS.
+pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+
+/// An empty final deflate block (fixed Huffman, end of block only), then
+/// the gzip trailer for `crc` and `len` uncompressed bytes.
+pub fn gzip_end(crc: u32, len: u64) -> [u8; 10] {
+    let mut end = [0u8; 10];
+    end[0] = 0x03;
+    end[2..6].copy_from_slice(&crc.to_le_bytes());
+    end[6..10].copy_from_slice(&(len as u32).to_le_bytes());
+    end
+}
+
+const CRC_POLY: u32 = 0xedb8_8320;
+
+/// a(x) * b(x) modulo the CRC-32 polynomial (reflected), as in zlib.
+const fn multmodp(a: u32, mut b: u32) -> u32 {
+    if a == 0 {
+        return 0;
+    }
+    let mut m: u32 = 1 << 31;
+    let mut p: u32 = 0;
+    loop {
+        if a & m != 0 {
+            p ^= b;
+            if a & (m - 1) == 0 {
+                break;
+            }
+        }
+        m >>= 1;
+        b = if b & 1 != 0 {
+            (b >> 1) ^ CRC_POLY
+        } else {
+            b >> 1
+        };
+    }
+    p
+}
+
+/// x^(2^k) modulo the CRC-32 polynomial, for k in 0..32.
+const X2N: [u32; 32] = {
+    let mut table = [0u32; 32];
+    let mut p: u32 = 1 << 30; // x^1
+    table[0] = p;
+    let mut n = 1;
+    while n < 32 {
+        p = multmodp(p, p);
+        table[n] = p;
+        n += 1;
+    }
+    table
+};
+
+/// The CRC-32 of A followed by B, from CRC(A), CRC(B) and B's length
+/// (zlib's `crc32_combine`, in O(log len)).
+pub fn crc32_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
+    // x^(8 * len_b): one byte is 8 bits, i.e. start at k = 3.
+    let mut p: u32 = 1 << 31;
+    let mut n = len_b;
+    let mut k = 3;
+    while n != 0 {
+        if n & 1 != 0 {
+            p = multmodp(X2N[k & 31], p);
+        }
+        n >>= 1;
+        k += 1;
+    }
+    multmodp(p, crc_a) ^ crc_b
+}
+
 /// credwatch's own metrics: build, reload, upstream requests, process.
 pub struct SelfMetrics {
     registry: Registry,
+    /// The process collector reads several `/proc` files; its text is
+    /// reused for up to [`PROCESS_METRICS_MAX_AGE`], so a flood of scrapes
+    /// does not turn into a flood of `/proc` reads.
+    process: Registry,
+    process_text: std::sync::Mutex<Option<(std::time::Instant, String)>>,
     pub upstream_requests: IntCounterVec,
 }
+
+/// How old the `process_*` samples in a scrape may be.
+pub const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl SelfMetrics {
     pub fn new() -> Self {
@@ -294,14 +488,17 @@ impl SelfMetrics {
         )
         .expect("static metric definition is valid");
         let _ = registry.register(Box::new(upstream_requests.clone()));
+        let process = Registry::new();
         #[cfg(target_os = "linux")]
         {
-            let _ = registry.register(Box::new(
+            let _ = process.register(Box::new(
                 prometheus::process_collector::ProcessCollector::for_self(),
             ));
         }
         SelfMetrics {
             registry,
+            process,
+            process_text: std::sync::Mutex::new(None),
             upstream_requests,
         }
     }
@@ -365,12 +562,29 @@ pub fn render_self(state: &State) -> String {
             handle.metrics().num_alive_tasks()
         );
     }
+    let own = &state.self_metrics;
     let mut buf = Vec::new();
     if TextEncoder::new()
-        .encode(&state.self_metrics.registry.gather(), &mut buf)
+        .encode(&own.registry.gather(), &mut buf)
         .is_ok()
     {
         s.push_str(&String::from_utf8_lossy(&buf));
+    }
+    // The process families sort after `credwatch_*`, as one registry would.
+    let mut cached = own.process_text.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = cached
+        .as_ref()
+        .is_some_and(|(at, _)| at.elapsed() < PROCESS_METRICS_MAX_AGE);
+    if !fresh {
+        let mut buf = Vec::new();
+        let text = match TextEncoder::new().encode(&own.process.gather(), &mut buf) {
+            Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+            Err(_) => String::new(),
+        };
+        *cached = Some((std::time::Instant::now(), text));
+    }
+    if let Some((_, text)) = cached.as_ref() {
+        s.push_str(text);
     }
     s
 }
@@ -378,4 +592,73 @@ pub fn render_self(state: &State) -> String {
 /// Every reason label value, for documentation and tests.
 pub fn reasons() -> impl Iterator<Item = &'static str> {
     Reason::ALL.iter().map(|r| r.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    fn crc(data: &[u8]) -> u32 {
+        let mut c = flate2::Crc::new();
+        c.update(data);
+        c.sum()
+    }
+
+    #[test]
+    fn crc32_combine_matches_the_crc_of_the_concatenation() {
+        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for split in [0, 1, 2, 3, 100, 2047, 4999, 5000] {
+            let (a, b) = data.split_at(split);
+            assert_eq!(
+                crc32_combine(crc(a), crc(b), b.len() as u64),
+                crc(&data),
+                "split {split}"
+            );
+        }
+    }
+
+    #[test]
+    fn segments_stored_blocks_and_end_make_one_gzip_member() {
+        let parts: [&[u8]; 4] = [b"# HELP a\n", b"", &[b'x'; 70_000], b"a{b=\"c\"} 1\n"];
+        let mut deflater = Deflater::new();
+        let mut gz = GZIP_HEADER.to_vec();
+        let (mut crc_all, mut len) = (0u32, 0u64);
+        let mut text = Vec::new();
+        for (i, part) in parts.iter().enumerate() {
+            let deflated = if i % 2 == 0 {
+                deflater
+                    .segment(Bytes::copy_from_slice(part))
+                    .deflated
+                    .to_vec()
+            } else {
+                stored(part)
+            };
+            gz.extend_from_slice(&deflated);
+            crc_all = crc32_combine(crc_all, crc(part), part.len() as u64);
+            len += part.len() as u64;
+            text.extend_from_slice(part);
+        }
+        gz.extend_from_slice(&gzip_end(crc_all, len));
+        let mut decoded = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_end(&mut decoded)
+            .unwrap();
+        assert_eq!(decoded, text);
+    }
+
+    #[test]
+    fn fragments_split_by_family() {
+        let text = "ab".to_string();
+        let mut ends = [2u32; FAMILY_COUNT];
+        ends[0] = 1;
+        let f = Fragments {
+            text: text.into_boxed_str(),
+            ends,
+        };
+        assert_eq!(f.family(0), "a");
+        assert_eq!(f.family(1), "b");
+        assert_eq!(f.family(2), "");
+    }
 }

@@ -206,7 +206,9 @@ struct Done {
 }
 
 struct Scheduler {
-    config: Arc<Config>,
+    /// Not the whole config: each entry holds its own credential, and the
+    /// rest is not needed after start, so 10,000 credentials are kept once.
+    secret_poll_interval: Duration,
     probes: Arc<Vec<PermissionProbe>>,
     state: Arc<State>,
     upstream: Arc<Upstream>,
@@ -229,7 +231,7 @@ impl Scheduler {
     ) -> Self {
         let mut s = Scheduler {
             probes: Arc::new(config.permission_probes.clone()),
-            config: config.clone(),
+            secret_poll_interval: config.secret_poll_interval,
             state,
             upstream,
             commands,
@@ -298,7 +300,7 @@ impl Scheduler {
 
     async fn run(mut self) {
         let mut running: JoinSet<Done> = JoinSet::new();
-        let mut poll = tokio::time::interval(self.config.secret_poll_interval);
+        let mut poll = tokio::time::interval(self.secret_poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let next_due = self.queue.peek().map(|Reverse((at, _, _))| *at);
@@ -354,7 +356,7 @@ impl Scheduler {
                     .and_then(|link| self.entries.get(link))
                     .map(|t| LinkedTwilio {
                         cred: t.cred.clone(),
-                        changed_at: t.slot.snapshot().changed_at,
+                        changed_at: t.slot.changed_at(),
                     }),
                 _ => None,
             };
@@ -391,12 +393,9 @@ impl Scheduler {
             return;
         }
         let auth = crate::providers::auth_check(&e.cred.spec);
-        let had_account_problem = e.slot.snapshot().verdict.problems.contains_key(auth);
+        let had_account_problem = e.slot.has_problem(auth);
         self.state.record(&e.slot, &done.attempts);
-        if had_account_problem
-            && !done.plan.details
-            && !e.slot.snapshot().verdict.problems.contains_key(auth)
-        {
+        if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
         }
@@ -458,8 +457,9 @@ impl Scheduler {
 
     fn reload(&mut self, config: Arc<Config>) {
         self.state.reconcile(&config);
-        self.entries
-            .retain(|name, _| config.credential(name).is_some());
+        let names: std::collections::HashSet<&str> =
+            config.credentials.iter().map(|c| c.name.as_str()).collect();
+        self.entries.retain(|name, _| names.contains(name.as_str()));
         self.probes = Arc::new(config.permission_probes.clone());
         self.max_in_flight = max_in_flight(&config);
         for cred in &config.credentials {
@@ -488,7 +488,7 @@ impl Scheduler {
                 }
             }
         }
-        self.config = config;
+        self.secret_poll_interval = config.secret_poll_interval;
     }
 }
 

@@ -265,12 +265,18 @@ pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
     let query = req.uri().query().unwrap_or("");
     match path {
         "/metrics" if readable => {
-            let chunks = app.state.metrics_body();
-            Response::builder()
+            let gzip = accepts_gzip(req.headers());
+            let chunks = app.state.metrics_body(gzip);
+            let mut builder = Response::builder()
                 .header(
                     header::CONTENT_TYPE,
                     "text/plain; version=0.0.4; charset=utf-8",
                 )
+                .header(header::VARY, "accept-encoding");
+            if gzip {
+                builder = builder.header(header::CONTENT_ENCODING, "gzip");
+            }
+            builder
                 .body(Chunks(chunks.into()))
                 .unwrap_or_else(|_| Response::new(Chunks::one("")))
         }
@@ -320,23 +326,27 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
 
 fn health(app: &App, query: &str) -> Response<Chunks> {
     if let Some(name) = query_param(query, "credential") {
-        return match app.state.slot(name) {
-            Some(slot) => {
-                let r = slot.rendered();
-                let ok = r.health == Some(Health::Healthy);
-                let body = format!(
-                    "{{\"status\":\"{}\",\"credentials\":[{}]}}\n",
-                    if ok { "ok" } else { "fail" },
-                    r.health_json
-                );
-                json(
+        return match app.state.health_entry(name) {
+            Some((health, entry)) => {
+                let ok = health == Some(Health::Healthy);
+                let mut response = json(
                     if ok {
                         StatusCode::OK
                     } else {
                         StatusCode::SERVICE_UNAVAILABLE
                     },
-                    body,
-                )
+                    Bytes::new(),
+                );
+                *response.body_mut() = Chunks(VecDeque::from([
+                    Bytes::from_static(if ok {
+                        b"{\"status\":\"ok\",\"credentials\":["
+                    } else {
+                        b"{\"status\":\"fail\",\"credentials\":["
+                    }),
+                    entry,
+                    Bytes::from_static(b"]}\n"),
+                ]));
+                response
             }
             None => json(
                 StatusCode::NOT_FOUND,
@@ -349,15 +359,37 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
             ),
         };
     }
-    let (ok, body) = app.state.health_body();
-    json(
+    let (ok, chunks) = app.state.health_body();
+    let mut response = json(
         if ok {
             StatusCode::OK
         } else {
             StatusCode::SERVICE_UNAVAILABLE
         },
-        body,
-    )
+        Bytes::new(),
+    );
+    *response.body_mut() = Chunks(chunks.into());
+    response
+}
+
+/// Whether the client takes a gzip body (Prometheus always does): `gzip`
+/// (or `*`) in `Accept-Encoding` with a non-zero q.
+pub fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';');
+            let coding = parts.next().unwrap_or("").trim();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .filter_map(|q| q.trim().parse::<f32>().ok())
+                .next()
+                .unwrap_or(1.0);
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
+        })
 }
 
 fn html_escape(s: &str) -> String {

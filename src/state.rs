@@ -5,9 +5,17 @@
 //! once, so readers only copy pre-rendered text: a scrape never re-does work
 //! per credential, never waits on a probe, and never calls upstream. No lock
 //! here is held across an `.await`.
+//!
+//! The text of `/metrics` and `/health` lives in one place, [`Store`]:
+//! joined per block of [`BLOCK`] credentials and per metric family, with
+//! each credential's offsets, so a probe result replaces that credential's
+//! lines in its block (once, when it is recorded) and a scrape hands out
+//! the blocks as shared buffers. For gzip, a block's family is compressed
+//! at the first scrape after it changed. With 10,000 credentials a scrape
+//! copies no credential text and compresses only what changed.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +24,7 @@ use serde::Serialize;
 
 use crate::config::{Config, Credential, Provider, Spec};
 use crate::metrics;
-use crate::outcome::{Attempt, Evidence, Fact, Problem, Quota, Reason};
+use crate::outcome::{Attempt, Fact, Problem, Quota, Reason};
 
 /// What is known about one credential. Only definitive answers change it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -125,7 +133,6 @@ pub struct CheckState {
     pub last_attempt: SystemTime,
     /// The reason of the last attempt, when it was not a clean success.
     pub last_reason: Option<Reason>,
-    pub evidence: Evidence,
     #[serde(skip)]
     pub errors: BTreeMap<Reason, u64>,
 }
@@ -163,7 +170,9 @@ pub struct CredentialState {
     pub provider: Provider,
     pub settings: Settings,
     pub verdict: Verdict,
-    pub checks: BTreeMap<String, CheckState>,
+    /// The last attempt of each check, by check name (sorted; a handful
+    /// per credential, so a vector: a B-tree node would be ~2.5 KiB each).
+    pub checks: Vec<(String, CheckState)>,
     pub fingerprint: String,
     /// When a new fingerprint was seen while running.
     pub changed_at: Option<SystemTime>,
@@ -238,13 +247,10 @@ impl CredentialState {
     }
 }
 
-/// Pre-rendered output for one credential.
+/// What readers need of one credential at once (its metric lines and
+/// `/health` entry live in [`Store`]).
 #[derive(Debug, Default)]
 pub struct Rendered {
-    /// One fragment per metric family, in [`metrics::FAMILIES`] order.
-    pub metrics: Vec<String>,
-    /// This credential's `/health` entry, a JSON object.
-    pub health_json: String,
     pub health: Option<Health>,
     pub critical: bool,
 }
@@ -253,17 +259,19 @@ pub struct Rendered {
 pub struct Slot {
     pub name: String,
     pub provider: Provider,
+    /// Where the slot is in the current list, and so in [`Store`].
+    position: AtomicUsize,
     inner: Mutex<(CredentialState, Arc<Rendered>)>,
 }
 
 impl Slot {
-    fn new(cred: &Credential) -> Self {
+    fn new(cred: &Credential, position: usize) -> Self {
         let state = CredentialState {
             name: cred.name.clone(),
             provider: cred.provider(),
             settings: Settings::of(cred),
             verdict: Verdict::default(),
-            checks: BTreeMap::new(),
+            checks: Vec::new(),
             fingerprint: cred.fingerprint(),
             changed_at: None,
             last_check: None,
@@ -271,10 +279,11 @@ impl Slot {
             check_error: None,
             cycles: 0,
         };
-        let rendered = Arc::new(render(&state));
+        let rendered = Arc::new(render(&state).0);
         Slot {
             name: cred.name.clone(),
             provider: cred.provider(),
+            position: AtomicUsize::new(position),
             inner: Mutex::new((state, rendered)),
         }
     }
@@ -288,24 +297,61 @@ impl Slot {
         self.lock().0.clone()
     }
 
+    /// Whether the verdict holds a problem found by `check` (without a copy).
+    pub fn has_problem(&self, check: &str) -> bool {
+        self.lock().0.verdict.problems.contains_key(check)
+    }
+
+    /// When a new secret was seen while running (without a copy).
+    pub fn changed_at(&self) -> Option<SystemTime> {
+        self.lock().0.changed_at
+    }
+
     pub fn rendered(&self) -> Arc<Rendered> {
         self.lock().1.clone()
     }
 
-    fn update(&self, f: impl FnOnce(&mut CredentialState)) {
+    /// Applies `f`, re-renders, and puts the new lines in `store` (under
+    /// this slot's lock, so the store never sees renderings out of order).
+    fn update<T>(&self, store: &Mutex<Store>, f: impl FnOnce(&mut CredentialState) -> T) -> T {
         let mut guard = self.lock();
-        f(&mut guard.0);
-        guard.1 = Arc::new(render(&guard.0));
+        let out = f(&mut guard.0);
+        let (rendered, fragments, json) = render(&guard.0);
+        let rendered = Arc::new(rendered);
+        guard.1 = rendered.clone();
+        lock(store).set(
+            self.position.load(Ordering::Relaxed),
+            fragments,
+            json,
+            &rendered,
+        );
+        out
+    }
+
+    /// The current rendering, metric lines and `/health` entry, without
+    /// changing anything.
+    fn render_now(&self) -> Rendering {
+        let guard = self.lock();
+        let (_, fragments, json) = render(&guard.0);
+        (guard.1.clone(), fragments, json)
     }
 }
 
-fn render(state: &CredentialState) -> Rendered {
-    Rendered {
-        metrics: metrics::render_credential(state),
-        health_json: serde_json::to_string(&HealthEntry::of(state)).unwrap_or_else(|_| "{}".into()),
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// A credential rendered: what readers need at once, its metric lines, its
+/// `/health` entry (a JSON object).
+type Rendering = (Arc<Rendered>, metrics::Fragments, String);
+
+fn render(state: &CredentialState) -> (Rendered, metrics::Fragments, String) {
+    let rendered = Rendered {
         health: Some(state.health()),
         critical: state.settings.critical,
-    }
+    };
+    let json = serde_json::to_string(&HealthEntry::of(state)).unwrap_or_else(|_| "{}".into());
+    (rendered, metrics::render_credential(state), json)
 }
 
 /// One credential in the `/health` body.
@@ -358,39 +404,69 @@ impl<'a> HealthEntry<'a> {
 
 /// The state of every credential, plus credwatch's own.
 pub struct State {
-    slots: RwLock<Arc<Vec<Arc<Slot>>>>,
+    slots: RwLock<Arc<Slots>>,
     generation: AtomicU64,
     ready: AtomicBool,
+    /// Slots that have not finished a cycle yet (an upper bound; confirmed
+    /// by a full scan when it reaches 0), so readiness is not an O(n) scan
+    /// per probe result.
+    unready: AtomicUsize,
     reload: Mutex<(bool, Option<SystemTime>)>,
-    metrics_cache: Mutex<Option<(u64, Bytes)>>,
-    health_cache: Mutex<Option<(u64, bool, Bytes)>>,
+    store: Mutex<Store>,
     pub self_metrics: metrics::SelfMetrics,
+}
+
+/// The slots in config order, and by name.
+struct Slots {
+    list: Arc<Vec<Arc<Slot>>>,
+    by_name: HashMap<String, Arc<Slot>>,
+}
+
+impl Slots {
+    fn new(list: Vec<Arc<Slot>>) -> Self {
+        let by_name = list.iter().map(|s| (s.name.clone(), s.clone())).collect();
+        Slots {
+            list: Arc::new(list),
+            by_name,
+        }
+    }
 }
 
 impl State {
     pub fn new(config: &Config) -> Arc<Self> {
-        let slots = config
+        let slots: Vec<Arc<Slot>> = config
             .credentials
             .iter()
-            .map(|c| Arc::new(Slot::new(c)))
+            .enumerate()
+            .map(|(i, c)| Arc::new(Slot::new(c, i)))
             .collect();
+        let store = Store::build(&slots);
         Arc::new(State {
-            slots: RwLock::new(Arc::new(slots)),
+            unready: AtomicUsize::new(slots.len()),
+            slots: RwLock::new(Arc::new(Slots::new(slots))),
             generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
-            metrics_cache: Mutex::new(None),
-            health_cache: Mutex::new(None),
+            store: Mutex::new(store),
             self_metrics: metrics::SelfMetrics::new(),
         })
     }
 
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
-        self.slots.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .list
+            .clone()
     }
 
     pub fn slot(&self, name: &str) -> Option<Arc<Slot>> {
-        self.slots().iter().find(|s| s.name == name).cloned()
+        self.slots
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .get(name)
+            .cloned()
     }
 
     pub fn generation(&self) -> u64 {
@@ -403,24 +479,31 @@ impl State {
 
     /// Records one cycle's attempts for `slot`.
     pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
-        slot.update(|s| {
+        let first = slot.update(&self.store, |s| {
             s.cycles += 1;
             for attempt in attempts {
-                let check = s
+                let at = match s
                     .checks
-                    .entry(attempt.check.clone())
-                    .or_insert_with(|| CheckState {
-                        success: false,
-                        duration: Duration::ZERO,
-                        last_attempt: attempt.started_at,
-                        last_reason: None,
-                        evidence: Evidence::default(),
-                        errors: BTreeMap::new(),
-                    });
+                    .binary_search_by(|(name, _)| name.as_str().cmp(&attempt.check))
+                {
+                    Ok(at) => at,
+                    Err(at) => {
+                        let fresh = CheckState {
+                            success: false,
+                            duration: Duration::ZERO,
+                            last_attempt: attempt.started_at,
+                            last_reason: None,
+                            errors: BTreeMap::new(),
+                        };
+                        s.checks.reserve_exact(1);
+                        s.checks.insert(at, (attempt.check.clone(), fresh));
+                        at
+                    }
+                };
+                let check = &mut s.checks[at].1;
                 check.success = attempt.is_definitive();
                 check.duration = attempt.duration;
                 check.last_attempt = attempt.started_at;
-                check.evidence = attempt.evidence.clone();
                 check.last_reason = attempt.error_reason();
                 if let Some(reason) = check.last_reason {
                     *check.errors.entry(reason).or_insert(0) += 1;
@@ -439,17 +522,26 @@ impl State {
                     s.verdict.apply(&attempt.check, facts);
                 }
             }
+            s.cycles == 1
         });
         self.bump();
-        if !self.ready.load(Ordering::Relaxed) && self.slots().iter().all(|s| s.lock().0.cycles > 0)
-        {
-            self.ready.store(true, Ordering::Release);
+        if first && !self.ready.load(Ordering::Relaxed) {
+            let left = self
+                .unready
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                    Some(n.saturating_sub(1))
+                })
+                .unwrap_or(0)
+                .saturating_sub(1);
+            if left == 0 && self.slots().iter().all(|s| s.lock().0.cycles > 0) {
+                self.ready.store(true, Ordering::Release);
+            }
         }
     }
 
     /// Records a new secret fingerprint seen while running (a rotation).
     pub fn record_fingerprint(&self, slot: &Slot, fingerprint: String) {
-        slot.update(|s| {
+        slot.update(&self.store, |s| {
             if s.fingerprint != fingerprint {
                 s.fingerprint = fingerprint;
                 s.changed_at = Some(SystemTime::now());
@@ -467,17 +559,18 @@ impl State {
     /// history), changed ones keep their history with new settings, removed
     /// ones disappear with their series, new ones start pending.
     pub fn reconcile(&self, config: &Config) {
-        let old = self.slots();
+        let old = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
         let mut next = Vec::with_capacity(config.credentials.len());
         for cred in &config.credentials {
             match old
-                .iter()
-                .find(|s| s.name == cred.name && s.provider == cred.provider())
+                .by_name
+                .get(&cred.name)
+                .filter(|s| s.provider == cred.provider())
             {
                 Some(slot) => {
                     let settings = Settings::of(cred);
                     let fingerprint = cred.fingerprint();
-                    slot.update(|s| {
+                    slot.update(&self.store, |s| {
                         s.settings = settings;
                         if s.fingerprint != fingerprint {
                             s.fingerprint = fingerprint;
@@ -486,10 +579,17 @@ impl State {
                     });
                     next.push(slot.clone());
                 }
-                None => next.push(Arc::new(Slot::new(cred))),
+                None => next.push(Arc::new(Slot::new(cred, next.len()))),
             }
         }
-        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(next);
+        for (i, slot) in next.iter().enumerate() {
+            slot.position.store(i, Ordering::Relaxed);
+        }
+        let store = Store::build(&next);
+        *lock(&self.store) = store;
+        let unready = next.iter().filter(|s| s.lock().0.cycles == 0).count();
+        *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
+        self.unready.store(unready, Ordering::Release);
         self.bump();
     }
 
@@ -507,63 +607,637 @@ impl State {
         *self.reload.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The `/metrics` body as chunks: the credentials' part, rebuilt only when
-    /// something changed since the last scrape, then credwatch's own metrics.
-    pub fn metrics_body(&self) -> Vec<Bytes> {
-        let generation = self.generation();
-        let mut cache = self.metrics_cache.lock().unwrap_or_else(|p| p.into_inner());
-        let credentials = match &*cache {
-            Some((g, body)) if *g == generation => body.clone(),
-            _ => {
-                let rendered: Vec<Arc<Rendered>> =
-                    self.slots().iter().map(|s| s.rendered()).collect();
-                let body = Bytes::from(metrics::assemble(&rendered));
-                *cache = Some((generation, body.clone()));
-                body
-            }
-        };
-        drop(cache);
-        vec![credentials, Bytes::from(metrics::render_self(self))]
+    /// The `/metrics` body as chunks: the credentials' part (shared
+    /// buffers, assembled only when something changed since the last
+    /// scrape), then credwatch's own metrics. With `gzip`, the same text as
+    /// one gzip member.
+    pub fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
+        let own = metrics::render_self(self);
+        let mut store = lock(&self.store);
+        if !gzip {
+            let mut chunks = store.metrics().to_vec();
+            drop(store);
+            chunks.push(Bytes::from(own));
+            return chunks;
+        }
+        let (compressed, crc, len) = store.metrics_gzip();
+        drop(store);
+        let mut own_crc = flate2::Crc::new();
+        own_crc.update(own.as_bytes());
+        let crc = metrics::crc32_combine(crc, own_crc.sum(), own.len() as u64);
+        let len = len + own.len() as u64;
+        vec![
+            compressed,
+            Bytes::from(metrics::stored(own.as_bytes())),
+            Bytes::copy_from_slice(&metrics::gzip_end(crc, len)),
+        ]
     }
 
-    /// The `/health` body and whether every critical credential is healthy,
-    /// rebuilt only when something changed.
-    pub fn health_body(&self) -> (bool, Bytes) {
-        let generation = self.generation();
-        let mut cache = self.health_cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((g, ok, body)) = &*cache
-            && *g == generation
+    /// One credential's health and `/health` entry (a JSON object).
+    pub fn health_entry(&self, name: &str) -> Option<(Option<Health>, Bytes)> {
+        let slot = self.slot(name)?;
+        let health = slot.rendered().health;
+        let entry = lock(&self.store).health_entry(slot.position.load(Ordering::Relaxed))?;
+        Some((health, entry))
+    }
+
+    /// The `/health` body as chunks, and whether every critical credential is
+    /// healthy.
+    pub fn health_body(&self) -> (bool, Vec<Bytes>) {
+        let (ok, chunks) = lock(&self.store).health();
+        (ok, chunks.to_vec())
+    }
+}
+
+/// Credentials per block of [`Store`]: small enough that replacing one
+/// credential's lines (a copy of its block's family) and re-compressing a
+/// block are cheap, large enough that 10,000 credentials are a few dozen
+/// chunks per family.
+pub const BLOCK: usize = 128;
+
+/// Text joined from the items of one block, with each item's end offset.
+#[derive(Default)]
+struct Part {
+    text: Bytes,
+    ends: Vec<u32>,
+}
+
+impl Part {
+    fn join<'a>(items: impl Iterator<Item = &'a [u8]>) -> Part {
+        let mut text = Vec::new();
+        let mut ends = Vec::new();
+        for item in items {
+            text.extend_from_slice(item);
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        Part {
+            text: Bytes::from(text),
+            ends,
+        }
+    }
+
+    fn item(&self, k: usize) -> &[u8] {
+        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
+        &self.text[start..self.ends[k] as usize]
+    }
+
+    /// Replaces the items given (`None`: keep); false if nothing changed.
+    fn update(&mut self, new: &[Option<&[u8]>]) -> bool {
+        let changed = new
+            .iter()
+            .enumerate()
+            .any(|(k, n)| n.is_some_and(|n| k < self.ends.len() && n != self.item(k)));
+        if !changed {
+            return false;
+        }
+        let mut text = Vec::with_capacity(self.text.len() + 64);
+        let mut ends = Vec::with_capacity(self.ends.len());
+        for k in 0..self.ends.len() {
+            let item = new
+                .get(k)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| self.item(k));
+            text.extend_from_slice(item);
+            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
+        }
+        self.text = Bytes::from(text);
+        self.ends = ends;
+        true
+    }
+}
+
+/// A credential's new rendering, waiting to be put in its block.
+struct Pending {
+    k: usize,
+    fragments: metrics::Fragments,
+    json: String,
+    status: (Option<Health>, bool),
+}
+
+/// Renderings a block collects before it is re-joined (or at the next
+/// scrape, whichever comes first): re-joining a block copies it, so doing it
+/// once for many results keeps both the copying and the allocator's
+/// fragmentation down (the first round changes every credential at once).
+const FLUSH_AT: usize = 16;
+
+/// One block of credentials in [`Store`].
+#[derive(Default)]
+struct Block {
+    /// Per family: the block's lines, and their deflate segment once asked for.
+    families: Vec<(Part, Option<metrics::Segment>)>,
+    /// `/health` entries; every one but the first starts with a comma.
+    health: Part,
+    /// Per credential: its health and whether it is critical.
+    status: Vec<(Option<Health>, bool)>,
+    /// Renderings recorded since the block was last joined.
+    queued: Vec<Pending>,
+    healthy: usize,
+    unhealthy: usize,
+    pending: usize,
+    ok: bool,
+}
+
+impl Block {
+    fn build(rendered: &[Rendering]) -> Block {
+        let families = (0..metrics::FAMILY_COUNT)
+            .map(|i| {
+                let part = Part::join(rendered.iter().map(|(_, f, _)| f.family(i).as_bytes()));
+                (part, None)
+            })
+            .collect();
+        let entries: Vec<String> = rendered
+            .iter()
+            .enumerate()
+            .map(|(k, (_, _, json))| health_item(k, json))
+            .collect();
+        let mut block = Block {
+            families,
+            health: Part::join(entries.iter().map(|e| e.as_bytes())),
+            status: rendered
+                .iter()
+                .map(|(r, _, _)| (r.health, r.critical))
+                .collect(),
+            ..Block::default()
+        };
+        block.count();
+        block
+    }
+
+    /// Puts the pending renderings in place; returns the families that changed
+    /// and whether anything did.
+    fn flush(&mut self) -> (Vec<usize>, bool) {
+        if self.queued.is_empty() {
+            return (Vec::new(), false);
+        }
+        let pending = std::mem::take(&mut self.queued);
+        let mut by_k: Vec<Option<&Pending>> = vec![None; self.status.len()];
+        for p in &pending {
+            if let Some(slot) = by_k.get_mut(p.k) {
+                *slot = Some(p); // the latest wins
+            }
+        }
+        let mut families = Vec::new();
+        for (i, (part, segment)) in self.families.iter_mut().enumerate() {
+            let new: Vec<Option<&[u8]>> = by_k
+                .iter()
+                .map(|p| p.map(|p| p.fragments.family(i).as_bytes()))
+                .collect();
+            if part.update(&new) {
+                *segment = None;
+                families.push(i);
+            }
+        }
+        let items: Vec<Option<String>> = by_k
+            .iter()
+            .enumerate()
+            .map(|(k, p)| p.map(|p| health_item(k, &p.json)))
+            .collect();
+        let items: Vec<Option<&[u8]>> = items
+            .iter()
+            .map(|i| i.as_deref().map(str::as_bytes))
+            .collect();
+        let mut changed = !families.is_empty() | self.health.update(&items);
+        for (status, p) in self.status.iter_mut().zip(&by_k) {
+            if let Some(p) = p
+                && *status != p.status
+            {
+                *status = p.status;
+                changed = true;
+            }
+        }
+        self.count();
+        (families, changed)
+    }
+
+    fn count(&mut self) {
+        (self.healthy, self.unhealthy, self.pending, self.ok) = (0, 0, 0, true);
+        for (health, critical) in &self.status {
+            match health {
+                Some(Health::Healthy) => self.healthy += 1,
+                Some(Health::Unhealthy(_)) => self.unhealthy += 1,
+                _ => self.pending += 1,
+            }
+            if *critical && *health != Some(Health::Healthy) {
+                self.ok = false;
+            }
+        }
+    }
+}
+
+/// A `/health` entry as stored in its block: with a leading comma unless first.
+fn health_item(k: usize, json: &str) -> String {
+    if k == 0 {
+        json.to_string()
+    } else {
+        format!(",{json}")
+    }
+}
+
+/// The only copy of every credential's `/metrics` lines and `/health` entry,
+/// by block, plus the bodies assembled from them for the current version.
+/// Written by [`Slot::update`]; read by scrapes. Never held while taking a
+/// slot's lock.
+#[derive(Default)]
+pub struct Store {
+    blocks: Vec<Block>,
+    /// Bumped by every change; the assembled bodies are for one value of it.
+    version: u64,
+    metrics: Option<(u64, Arc<[Bytes]>)>,
+    gzip: Option<(u64, Bytes, u32, u64)>,
+    /// Per family: CRC-32 and length of all its text, header included
+    /// (`None`: recombine at the next gzip scrape).
+    family_crc: Vec<Option<(u32, u64)>>,
+    health: Option<(u64, bool, Arc<[Bytes]>)>,
+}
+
+impl Store {
+    fn build(slots: &[Arc<Slot>]) -> Store {
+        let rendered: Vec<Rendering> = slots.iter().map(|s| s.render_now()).collect();
+        Store {
+            blocks: rendered.chunks(BLOCK).map(Block::build).collect(),
+            version: 1,
+            family_crc: vec![None; metrics::FAMILY_COUNT],
+            ..Store::default()
+        }
+    }
+
+    /// Records the credential at `position`'s new lines and entry; they are
+    /// put in place before the next read.
+    fn set(
+        &mut self,
+        position: usize,
+        fragments: metrics::Fragments,
+        json: String,
+        rendered: &Rendered,
+    ) {
+        let (b, k) = (position / BLOCK, position % BLOCK);
+        let Some(block) = self.blocks.get_mut(b) else {
+            return;
+        };
+        block.queued.push(Pending {
+            k,
+            fragments,
+            json,
+            status: (rendered.health, rendered.critical),
+        });
+        if block.queued.len() >= FLUSH_AT {
+            self.flush_block(b);
+        }
+    }
+
+    fn flush_block(&mut self, b: usize) {
+        let Some(block) = self.blocks.get_mut(b) else {
+            return;
+        };
+        let (families, changed) = block.flush();
+        for i in families {
+            self.family_crc[i] = None;
+        }
+        if changed {
+            self.version += 1;
+        }
+    }
+
+    /// Puts every pending rendering in place.
+    fn flush(&mut self) {
+        for b in 0..self.blocks.len() {
+            if !self.blocks[b].queued.is_empty() {
+                self.flush_block(b);
+            }
+        }
+    }
+
+    /// The `/health` entry of the credential at `position` (shared, no copy).
+    fn health_entry(&mut self, position: usize) -> Option<Bytes> {
+        let (b, k) = (position / BLOCK, position % BLOCK);
+        self.flush_block(b);
+        let part = &self.blocks.get(b)?.health;
+        let end = *part.ends.get(k)? as usize;
+        let start = if k == 0 {
+            0
+        } else {
+            part.ends[k - 1] as usize + 1
+        };
+        Some(part.text.slice(start..end))
+    }
+
+    fn family_present(&self, i: usize) -> bool {
+        self.blocks.iter().any(|b| !b.families[i].0.text.is_empty())
+    }
+
+    /// The credentials' part of `/metrics`, as shared chunks.
+    fn metrics(&mut self) -> Arc<[Bytes]> {
+        self.flush();
+        if let Some((v, chunks)) = &self.metrics
+            && *v == self.version
         {
-            return (*ok, body.clone());
+            return chunks.clone();
         }
-        let rendered: Vec<Arc<Rendered>> = self.slots().iter().map(|s| s.rendered()).collect();
-        let (mut healthy, mut unhealthy, mut pending) = (0usize, 0usize, 0usize);
-        let mut ok = true;
-        for r in &rendered {
-            match r.health {
-                Some(Health::Healthy) => healthy += 1,
-                Some(Health::Unhealthy(_)) => unhealthy += 1,
-                _ => pending += 1,
+        let mut chunks = Vec::new();
+        for i in 0..metrics::FAMILY_COUNT {
+            if !self.family_present(i) {
+                continue;
             }
-            if r.critical && r.health != Some(Health::Healthy) {
-                ok = false;
+            chunks.push(metrics::header(i).text.clone());
+            for b in &self.blocks {
+                let text = &b.families[i].0.text;
+                if !text.is_empty() {
+                    chunks.push(text.clone());
+                }
             }
         }
-        let size: usize = rendered.iter().map(|r| r.health_json.len() + 1).sum();
-        let mut body = String::with_capacity(size + 128);
-        body.push_str(&format!(
+        let chunks: Arc<[Bytes]> = chunks.into();
+        self.metrics = Some((self.version, chunks.clone()));
+        chunks
+    }
+
+    /// The credentials' part of `/metrics` as the start of a gzip member
+    /// (header and deflate segments), with its CRC-32 and length.
+    fn metrics_gzip(&mut self) -> (Bytes, u32, u64) {
+        self.flush();
+        if let Some((v, body, crc, len)) = &self.gzip
+            && *v == self.version
+        {
+            return (body.clone(), *crc, *len);
+        }
+        let mut body = Vec::with_capacity(
+            self.gzip
+                .as_ref()
+                .map_or(4096, |(_, b, _, _)| b.len() + 4096),
+        );
+        body.extend_from_slice(&metrics::GZIP_HEADER);
+        let (mut crc, mut len) = (0u32, 0u64);
+        // The compressor's state is a few hundred KiB: made when needed, not kept.
+        let mut deflater: Option<metrics::Deflater> = None;
+        for i in 0..metrics::FAMILY_COUNT {
+            if !self.family_present(i) {
+                continue;
+            }
+            let header = metrics::header(i);
+            body.extend_from_slice(&header.deflated);
+            let mut family = (header.crc, header.text.len() as u64);
+            let known = self.family_crc[i];
+            for b in &mut self.blocks {
+                let (part, segment) = &mut b.families[i];
+                if part.text.is_empty() {
+                    continue;
+                }
+                let segment = segment.get_or_insert_with(|| {
+                    deflater
+                        .get_or_insert_with(metrics::Deflater::new)
+                        .segment(part.text.clone())
+                });
+                body.extend_from_slice(&segment.deflated);
+                if known.is_none() {
+                    family.0 =
+                        metrics::crc32_combine(family.0, segment.crc, part.text.len() as u64);
+                    family.1 += part.text.len() as u64;
+                }
+            }
+            let family = known.unwrap_or(family);
+            self.family_crc[i] = Some(family);
+            crc = metrics::crc32_combine(crc, family.0, family.1);
+            len += family.1;
+        }
+        let body = Bytes::from(body);
+        self.gzip = Some((self.version, body.clone(), crc, len));
+        (body, crc, len)
+    }
+
+    fn health(&mut self) -> (bool, Arc<[Bytes]>) {
+        self.flush();
+        if let Some((v, ok, chunks)) = &self.health
+            && *v == self.version
+        {
+            return (*ok, chunks.clone());
+        }
+        let (mut healthy, mut unhealthy, mut pending, mut ok) = (0, 0, 0, true);
+        for b in &self.blocks {
+            healthy += b.healthy;
+            unhealthy += b.unhealthy;
+            pending += b.pending;
+            ok &= b.ok;
+        }
+        let mut chunks = Vec::with_capacity(self.blocks.len() * 2 + 2);
+        chunks.push(Bytes::from(format!(
             "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[",
             if ok { "ok" } else { "fail" }
-        ));
-        for (i, r) in rendered.iter().enumerate() {
+        )));
+        for (i, b) in self.blocks.iter().enumerate() {
             if i > 0 {
-                body.push(',');
+                chunks.push(Bytes::from_static(b","));
             }
-            body.push_str(&r.health_json);
+            chunks.push(b.health.text.clone());
         }
-        body.push_str("]}\n");
-        let body = Bytes::from(body);
-        *cache = Some((generation, ok, body.clone()));
-        (ok, body)
+        chunks.push(Bytes::from_static(b"]}\n"));
+        let chunks: Arc<[Bytes]> = chunks.into();
+        self.health = Some((self.version, ok, chunks.clone()));
+        (ok, chunks)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Read;
+    use std::path::Path;
+
+    use super::*;
+    use crate::outcome::{Evidence, Failure};
+
+    fn config(n_el: usize, n_tw: usize) -> Config {
+        let mut y = String::from("elevenlabs:\n");
+        for i in 0..n_el {
+            y += &format!(
+                "  - name: el-{i}\n    api_key: sk_{i:048x}\n    base_url: http://127.0.0.1:9\n    critical: {}\n",
+                i % 7 != 3
+            );
+        }
+        y += "twilio:\n";
+        for i in 0..n_tw {
+            y += &format!(
+                "  - name: tw-{i}\n    account_sid: AC{i:032x}\n    auth_token: {i:032x}\n    base_url: http://127.0.0.1:9\n"
+            );
+        }
+        Config::from_yaml(&y, Path::new("t.yaml"), &HashMap::<String, String>::new())
+            .expect("test config is valid")
+    }
+
+    fn attempt(check: &str, result: Result<Vec<Fact>, Failure>) -> Attempt {
+        Attempt {
+            check: check.into(),
+            started_at: SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            duration: Duration::from_millis(42),
+            evidence: Evidence::default(),
+            result,
+        }
+    }
+
+    fn quota(used: u64) -> Fact {
+        Fact::Quota {
+            quota: Quota {
+                used,
+                limit: 10_000,
+                reset_at: Some(1_800_000_000),
+                tier: "starter".into(),
+                status: "active".into(),
+                exhausted: false,
+            },
+        }
+    }
+
+    /// Records a mix of verdicts, some credentials several times, some never.
+    fn churn(state: &State, round: u64) {
+        for (i, slot) in state.slots().iter().enumerate() {
+            let i = i as u64;
+            if (i + round) % 3 == 0 {
+                continue;
+            }
+            let attempts = match (slot.provider, (i + round) % 4) {
+                (_, 0) => vec![attempt(
+                    crate::providers::auth_check(match slot.provider {
+                        Provider::ElevenLabs => &ELEVENLABS_SPEC,
+                        Provider::Twilio => &TWILIO_SPEC,
+                    }),
+                    Err(Failure::new(Reason::Timeout)),
+                )],
+                (Provider::ElevenLabs, 1) => vec![attempt(
+                    "subscription",
+                    Ok(vec![Fact::Invalid {
+                        problem: Problem::InvalidApiKey,
+                    }]),
+                )],
+                (Provider::ElevenLabs, _) => vec![
+                    attempt("subscription", Ok(vec![Fact::Valid, quota(i * 10 + round)])),
+                    attempt(
+                        "permission_convai_write",
+                        Ok(vec![Fact::Permission {
+                            name: "convai_write".into(),
+                            granted: round % 2 == 0,
+                        }]),
+                    ),
+                ],
+                (Provider::Twilio, _) => vec![attempt(
+                    "phone_numbers",
+                    Ok(vec![Fact::Valid, Fact::TwilioNumbers { count: i + round }]),
+                )],
+            };
+            state.record(slot, &attempts);
+        }
+    }
+
+    static ELEVENLABS_SPEC: std::sync::LazyLock<Spec> =
+        std::sync::LazyLock::new(|| config(1, 0).credentials[0].spec.clone());
+    static TWILIO_SPEC: std::sync::LazyLock<Spec> =
+        std::sync::LazyLock::new(|| config(0, 1).credentials[0].spec.clone());
+
+    /// What the bodies must be: every credential rendered from scratch.
+    fn expected(state: &State) -> (String, String, bool) {
+        let fragments: Vec<metrics::Fragments> = state
+            .slots()
+            .iter()
+            .map(|s| metrics::render_credential(&s.snapshot()))
+            .collect();
+        let mut text = String::new();
+        for i in 0..metrics::FAMILY_COUNT {
+            if fragments.iter().all(|f| f.family(i).is_empty()) {
+                continue;
+            }
+            text.push_str(std::str::from_utf8(&metrics::header(i).text).unwrap());
+            for f in &fragments {
+                text.push_str(f.family(i));
+            }
+        }
+        let snapshots: Vec<CredentialState> = state.slots().iter().map(|s| s.snapshot()).collect();
+        let (mut healthy, mut unhealthy, mut pending, mut ok) = (0, 0, 0, true);
+        for s in &snapshots {
+            match s.health() {
+                Health::Healthy => healthy += 1,
+                Health::Unhealthy(_) => unhealthy += 1,
+                Health::Pending => pending += 1,
+            }
+            ok &= !s.settings.critical || s.health() == Health::Healthy;
+        }
+        let entries: Vec<String> = snapshots
+            .iter()
+            .map(|s| serde_json::to_string(&HealthEntry::of(s)).unwrap())
+            .collect();
+        let health = format!(
+            "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[{}]}}\n",
+            if ok { "ok" } else { "fail" },
+            entries.join(",")
+        );
+        (text, health, ok)
+    }
+
+    fn join(chunks: &[Bytes]) -> String {
+        String::from_utf8(chunks.iter().flat_map(|c| c.iter().copied()).collect()).unwrap()
+    }
+
+    #[test]
+    fn bodies_match_a_fresh_rendering_through_changes() {
+        // Three blocks and a partial one; several rounds so blocks are
+        // re-joined from queued renderings and from the flush threshold.
+        let state = State::new(&config(BLOCK + 40, BLOCK + 7));
+        for round in 0..6 {
+            if round > 0 {
+                churn(&state, round);
+            }
+            let (text, health, ok) = expected(&state);
+            let body = state.metrics_body(false);
+            let credentials = join(&body[..body.len() - 1]);
+            assert_eq!(credentials, text, "round {round}");
+            let (got_ok, chunks) = state.health_body();
+            assert_eq!(join(&chunks), health, "round {round}");
+            assert_eq!(got_ok, ok);
+            serde_json::from_str::<serde_json::Value>(&join(&chunks)).unwrap();
+
+            // gzip: one member whose CRC and length check out, same text.
+            let gz: Vec<u8> = state
+                .metrics_body(true)
+                .iter()
+                .flat_map(|c| c.iter().copied())
+                .collect();
+            let mut decoded = String::new();
+            let mut decoder = flate2::read::GzDecoder::new(&gz[..]);
+            decoder.read_to_string(&mut decoded).unwrap();
+            let mut rest = Vec::new();
+            decoder.into_inner().read_to_end(&mut rest).unwrap();
+            assert!(rest.is_empty(), "one gzip member");
+            assert!(decoded.starts_with(&text), "round {round}");
+            assert!(decoded[text.len()..].starts_with("# HELP credwatch_build_info"));
+
+            for name in ["el-0", "el-129", "tw-3", "tw-134"] {
+                let slot = state.slot(name).unwrap();
+                let (_, entry) = state.health_entry(name).unwrap();
+                assert_eq!(
+                    std::str::from_utf8(&entry).unwrap(),
+                    serde_json::to_string(&HealthEntry::of(&slot.snapshot())).unwrap()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reload_keeps_bodies_consistent() {
+        let state = State::new(&config(20, 5));
+        churn(&state, 1);
+        state.reconcile(&config(3, 300));
+        churn(&state, 2);
+        let (text, health, _) = expected(&state);
+        let body = state.metrics_body(false);
+        assert_eq!(join(&body[..body.len() - 1]), text);
+        assert_eq!(join(&state.health_body().1), health);
+    }
+
+    #[test]
+    fn parts_replace_items() {
+        let mut part = Part::join(["a", "bb", "ccc"].iter().map(|s| s.as_bytes()));
+        assert!(!part.update(&[None, Some(b"bb"), None]));
+        assert!(part.update(&[Some(b"xyz"), None, Some(b"")]));
+        assert_eq!(&part.text[..], b"xyzbb");
+        assert_eq!(part.ends, vec![3, 5, 5]);
+        assert_eq!(part.item(2), b"");
     }
 }

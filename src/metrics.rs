@@ -37,7 +37,7 @@ const BG: &str = "(from the background check, not measured at scrape time)";
 
 macro_rules! families {
     ($($id:ident = $name:literal, $kind:literal, $help:literal;)*) => {
-        /// Index of each family in [`FAMILIES`] and in [`Rendered::metrics`].
+        /// Index of each family in [`FAMILIES`] and in [`Fragments`].
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
         #[derive(Clone, Copy)]
         pub enum F { $($id),* }

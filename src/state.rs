@@ -836,7 +836,7 @@ fn health_item(k: usize, json: &str) -> String {
 
 /// The only copy of every credential's `/metrics` lines and `/health` entry,
 /// by block, plus the bodies assembled from them for the current version.
-/// Written by [`Slot::update`]; read by scrapes. Never held while taking a
+/// Written by `Slot::update`; read by scrapes. Never held while taking a
 /// slot's lock.
 #[derive(Default)]
 pub struct Store {

@@ -114,7 +114,14 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
             permission_probes: &config.permission_probes,
             linked_twilio: linked.as_ref(),
         };
-        let attempts = providers::run(cred, &ctx, Plan { details: true }).await;
+        let attempts = providers::run(
+            cred,
+            &ctx,
+            &Plan {
+                details: true,
+                ..Plan::default()
+            },
+        ).await;
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };
@@ -233,6 +240,20 @@ fn report(
                                       or the Auth Token: only they may read /Accounts. ElevenLabs' Twilio import takes the \
                                       Account SID and Auth Token."
                                     .into(),
+                                evidence: Some(a.evidence.clone()),
+                            });
+                            continue;
+                        }
+                        Fact::Quota { quota }
+                            if quota.billing_at_risk() || quota.open_invoices == Some(true) =>
+                        {
+                            let (summary, fix) = explain::billing_at_risk(quota);
+                            findings.push(Finding {
+                                severity: Severity::Warning,
+                                code: "billing_at_risk".into(),
+                                check: a.check.clone(),
+                                summary,
+                                fix,
                                 evidence: Some(a.evidence.clone()),
                             });
                             continue;

@@ -59,6 +59,8 @@ families! {
         "Static facts about a configured credential; critical=\"true\" means it counts for /health";
     Permission = "credwatch_permission_granted", "gauge",
         "1 if the required permission is granted, 0 if upstream said it is missing; absent while unknown";
+    ProbeInconclusive = "credwatch_permission_probe_inconclusive", "gauge",
+        "1 while the last answer to this permission's probe was neither granted nor missing (the probe needs credwatch calibrate), 0 after a conclusive answer; absent before the first answer";
     CheckSuccess = "credwatch_check_success", "gauge",
         "1 if the last attempt of this check got a definitive answer from upstream, 0 if it failed (timeout, 5xx, 429, unexpected answer)";
     CheckDuration = "credwatch_check_duration_seconds", "gauge",
@@ -75,10 +77,14 @@ families! {
         "Characters (credits) used in the current billing period, account-wide";
     ElLimit = "credwatch_elevenlabs_characters_limit", "gauge",
         "Character (credit) limit of the current billing period";
+    ElCeiling = "credwatch_elevenlabs_characters_ceiling", "gauge",
+        "Characters (credits) at which the quota is used up: the limit plus what usage-based billing may add; absent when the extension is unlimited";
     ElReset = "credwatch_elevenlabs_characters_reset_timestamp_seconds", "gauge",
         "Unix time of the next character-count reset";
     ElSubscription = "credwatch_elevenlabs_subscription_info", "gauge",
-        "ElevenLabs subscription tier and status";
+        "ElevenLabs subscription tier and status (past_due and incomplete: billing at risk; free_disabled: disabled)";
+    ElOpenInvoices = "credwatch_elevenlabs_open_invoices", "gauge",
+        "1 if the ElevenLabs subscription has open invoices, 0 if not; absent when upstream does not say";
     TwNumbers = "credwatch_twilio_phone_numbers", "gauge",
         "Incoming phone numbers on the Twilio account (counted at the detail interval)";
     TwBalance = "credwatch_twilio_balance", "gauge",
@@ -226,6 +232,19 @@ fn render_families(s: &CredentialState) -> Vec<String> {
             );
         }
     }
+    for p in &s.settings.required_permissions {
+        let check = s
+            .checks
+            .iter()
+            .find(|(name, _)| name.strip_prefix("permission_") == Some(p.as_str()));
+        if let Some(inconclusive) = check.and_then(|(_, c)| c.inconclusive) {
+            out.sample(
+                F::ProbeInconclusive,
+                &[("permission", p)],
+                if inconclusive { 1.0 } else { 0.0 },
+            );
+        }
+    }
     for (name, check) in &s.checks {
         out.sample(
             F::CheckSuccess,
@@ -255,6 +274,9 @@ fn render_families(s: &CredentialState) -> Vec<String> {
     if let Some(q) = &v.quota {
         out.sample(F::ElUsed, &[], q.used as f64);
         out.sample(F::ElLimit, &[], q.limit as f64);
+        if let Some(ceiling) = q.ceiling {
+            out.sample(F::ElCeiling, &[], ceiling as f64);
+        }
         if let Some(reset) = q.reset_at {
             out.sample(F::ElReset, &[], reset as f64);
         }
@@ -263,6 +285,9 @@ fn render_families(s: &CredentialState) -> Vec<String> {
             &[("tier", &q.tier), ("status", &q.status)],
             1.0,
         );
+        if let Some(open) = q.open_invoices {
+            out.sample(F::ElOpenInvoices, &[], if open { 1.0 } else { 0.0 });
+        }
     }
     if let Some(n) = v.twilio_numbers {
         out.sample(F::TwNumbers, &[], n as f64);

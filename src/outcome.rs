@@ -88,8 +88,6 @@ impl Reason {
 pub enum Problem {
     /// ElevenLabs 401 `invalid_api_key`.
     InvalidApiKey,
-    /// ElevenLabs 401 `needs_authorization`: the key header did not arrive.
-    KeyNotReceived,
     /// ElevenLabs 400 `api_key_id_used_as_api_key`.
     KeyIdUsedAsKey,
     /// A required permission is missing.
@@ -100,12 +98,13 @@ pub enum Problem {
     UnusualActivity,
     /// ElevenLabs `payment_issue`.
     PaymentIssue,
-    /// ElevenLabs `payment_required`.
-    PaymentRequired,
     /// ElevenLabs subscription status that disables the account (`free_disabled`).
     SubscriptionDisabled { status: String },
-    /// Twilio 401 20003: bad, deleted or rotated token/key, or wrong region.
+    /// Twilio 401 20003: bad, deleted or rotated token/key, wrong region, or
+    /// (per Twilio's 20003 page) a suspended or closed account.
     TwilioAuthenticate,
+    /// Twilio 20005 "Account not active", whatever the HTTP status.
+    AccountNotActive,
     /// Twilio 403 20008: test credentials.
     TestCredentials,
     /// Twilio 404 20404 on the account: the Account SID does not exist for these credentials.
@@ -122,7 +121,6 @@ impl Problem {
     pub fn reason(&self) -> Reason {
         match self {
             Problem::InvalidApiKey
-            | Problem::KeyNotReceived
             | Problem::KeyIdUsedAsKey
             | Problem::TwilioAuthenticate
             | Problem::TestCredentials
@@ -132,8 +130,8 @@ impl Problem {
             Problem::QuotaExhausted { .. } => Reason::QuotaExhausted,
             Problem::UnusualActivity
             | Problem::PaymentIssue
-            | Problem::PaymentRequired
             | Problem::SubscriptionDisabled { .. }
+            | Problem::AccountNotActive
             | Problem::AccountSuspended { .. } => Reason::AccountBlocked,
         }
     }
@@ -142,18 +140,17 @@ impl Problem {
     pub fn code(&self) -> &'static str {
         match self {
             Problem::InvalidApiKey => "invalid_api_key",
-            Problem::KeyNotReceived => "key_not_received",
             Problem::KeyIdUsedAsKey => "key_id_used_as_key",
             Problem::PermissionMissing { .. } => "permission_missing",
             Problem::QuotaExhausted { .. } => "quota_exhausted",
             Problem::UnusualActivity => "unusual_activity",
             Problem::PaymentIssue => "payment_issue",
-            Problem::PaymentRequired => "payment_required",
             Problem::SubscriptionDisabled { .. } => "subscription_disabled",
             Problem::TwilioAuthenticate => "twilio_authenticate",
             Problem::TestCredentials => "test_credentials",
             Problem::AccountNotFound => "account_not_found",
             Problem::AccountSuspended { .. } => "account_suspended",
+            Problem::AccountNotActive => "account_not_active",
             Problem::RestrictedKey => "restricted_key",
             Problem::KeySidInPath => "key_sid_in_path",
         }
@@ -167,9 +164,53 @@ pub struct Quota {
     pub limit: u64,
     pub reset_at: Option<i64>,
     pub tier: String,
+    /// `trialing | active | incomplete | past_due | free | free_disabled` (open set).
     pub status: String,
-    /// Used up, and usage-based billing cannot extend it.
+    /// The count at which the quota is used up: the limit plus what
+    /// usage-based billing may add. `None` when the extension is unlimited.
+    pub ceiling: Option<u64>,
+    /// `has_open_invoices`, when upstream sent it.
+    pub open_invoices: Option<bool>,
+    /// `used >= ceiling`: used up, and usage-based billing cannot extend it.
     pub exhausted: bool,
+}
+
+impl Quota {
+    /// Billing at risk (`past_due`, `incomplete`): calls still work; worth a warning, not a verdict.
+    pub fn billing_at_risk(&self) -> bool {
+        matches!(self.status.as_str(), "past_due" | "incomplete")
+    }
+}
+
+/// The most characters of an upstream string that credwatch keeps.
+pub const UPSTREAM_STRING_MAX: usize = 64;
+
+/// An upstream string made fit for a label, a log field, `/health`, the
+/// overview page or a terminal: printable characters only (control and
+/// format characters such as `\r`, `\n`, ESC or bidi overrides become `?`),
+/// at most [`UPSTREAM_STRING_MAX`] characters. Applied where answers are
+/// parsed, so an oversized or hostile string never travels further.
+pub fn clean(s: &str) -> String {
+    clean_to(s, UPSTREAM_STRING_MAX)
+}
+
+/// [`clean`] with another cap (e.g. human messages kept for a log line).
+pub fn clean_to(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| {
+            if c.is_control() || is_format_char(c) {
+                '?'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+/// Unicode "format" characters that can reorder or hide text on a terminal.
+fn is_format_char(c: char) -> bool {
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// What a definitive upstream answer established.
@@ -297,6 +338,10 @@ pub struct Failure {
     /// Upstream's `Retry-After`, when it sent one.
     #[serde(skip)]
     pub retry_after: Option<Duration>,
+    /// The API answered, but not in a way this probe can read: the probe
+    /// itself needs attention (`credwatch calibrate`), not upstream.
+    #[serde(skip)]
+    pub inconclusive: bool,
 }
 
 impl Failure {
@@ -304,7 +349,26 @@ impl Failure {
         Failure {
             reason,
             retry_after: None,
+            inconclusive: false,
         }
+    }
+
+    /// A JSON answer from the API that this probe cannot interpret.
+    pub fn inconclusive() -> Self {
+        Failure {
+            inconclusive: true,
+            ..Failure::new(Reason::UnexpectedResponse)
+        }
+    }
+
+    /// Upstream is unreachable, slow or overloaded: the rest of the cycle
+    /// would only pile on. A deterministic answer that is merely
+    /// unreadable does not end the cycle.
+    pub fn ends_cycle(&self) -> bool {
+        matches!(
+            self.reason,
+            Reason::Timeout | Reason::Network | Reason::RateLimited | Reason::UpstreamError
+        )
     }
 }
 

@@ -10,7 +10,7 @@
 //! secret is re-probed at once.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credential, PermissionProbe};
-use crate::outcome::Attempt;
+use crate::outcome::{Attempt, Fact};
 use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::{Slot, State};
@@ -194,6 +194,9 @@ struct Entry {
     rerun: bool,
     last_details: Option<Instant>,
     force_details: bool,
+    /// Resources upstream said this secret may not read: not asked again
+    /// until the secret or the credential's config changes.
+    not_permitted: BTreeSet<&'static str>,
     files: Vec<(PathBuf, Option<FileStamp>)>,
 }
 
@@ -272,6 +275,7 @@ impl Scheduler {
                 rerun: false,
                 last_details: None,
                 force_details: true,
+                not_permitted: BTreeSet::new(),
                 files,
             },
         );
@@ -346,7 +350,10 @@ impl Scheduler {
                     .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval);
             e.force_details = false;
             e.running = true;
-            let plan = Plan { details };
+            let plan = Plan {
+                details,
+                not_permitted: e.not_permitted.clone(),
+            };
             let cred = e.cred.clone();
             let generation = e.generation;
             let linked = match &cred.spec {
@@ -369,7 +376,7 @@ impl Scheduler {
                     permission_probes: &probes,
                     linked_twilio: linked.as_ref(),
                 };
-                let attempts = providers::run(&cred, &ctx, plan).await;
+                let attempts = providers::run(&cred, &ctx, &plan).await;
                 Done {
                     name: cred.name.clone(),
                     generation,
@@ -401,6 +408,13 @@ impl Scheduler {
         }
         for a in &done.attempts {
             log_attempt(&e.cred, a);
+            if let Ok(facts) = &a.result {
+                for f in facts {
+                    if let Fact::NotPermittedForKey { resource } = f {
+                        e.not_permitted.insert(resource);
+                    }
+                }
+            }
         }
         let auth = done.attempts.first();
         let paced = match auth.map(|a| &a.result) {
@@ -449,6 +463,7 @@ impl Scheduler {
                 tracing::info!(credential = %name, fingerprint = %fingerprint, "secret changed; re-checking now");
                 e.cred = Arc::new(cred);
                 e.generation += 1;
+                e.not_permitted.clear();
                 self.state.record_fingerprint(&e.slot, fingerprint);
             }
             self.probe_now(&name);
@@ -473,6 +488,7 @@ impl Scheduler {
                         e.pacer.set_interval(cred.interval, &mut self.rng);
                         e.cred = Arc::new(cred.clone());
                         e.generation += 1;
+                        e.not_permitted.clear();
                         e.files = cred
                             .secret_files()
                             .into_iter()

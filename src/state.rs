@@ -133,6 +133,10 @@ pub struct CheckState {
     pub last_attempt: SystemTime,
     /// The reason of the last attempt, when it was not a clean success.
     pub last_reason: Option<Reason>,
+    /// For probes: whether the last answer upstream gave could not be read
+    /// by the probe (it needs calibration). `None` until the first answer;
+    /// a failure to reach upstream leaves it as it was.
+    pub inconclusive: Option<bool>,
     #[serde(skip)]
     pub errors: BTreeMap<Reason, u64>,
 }
@@ -493,6 +497,7 @@ impl State {
                             duration: Duration::ZERO,
                             last_attempt: attempt.started_at,
                             last_reason: None,
+                            inconclusive: None,
                             errors: BTreeMap::new(),
                         };
                         s.checks.reserve_exact(1);
@@ -505,6 +510,12 @@ impl State {
                 check.duration = attempt.duration;
                 check.last_attempt = attempt.started_at;
                 check.last_reason = attempt.error_reason();
+                match &attempt.result {
+                    Ok(_) => check.inconclusive = Some(false),
+                    Err(f) if f.inconclusive => check.inconclusive = Some(true),
+                    Err(f) if !f.ends_cycle() => check.inconclusive = Some(false),
+                    Err(_) => {}
+                }
                 if let Some(reason) = check.last_reason {
                     *check.errors.entry(reason).or_insert(0) += 1;
                 }
@@ -1082,6 +1093,8 @@ mod tests {
                 reset_at: Some(1_800_000_000),
                 tier: "starter".into(),
                 status: "active".into(),
+                ceiling: Some(10_000),
+                open_invoices: None,
                 exhausted: false,
             },
         }

@@ -38,6 +38,11 @@ fn ui_name(permission: &str) -> String {
     }
 }
 
+/// Where `docs/upstream-evidence.md` records the evidence for a stated cause.
+fn cite(anchor: &str) -> String {
+    format!(" (evidence: docs/upstream-evidence.md#{anchor})")
+}
+
 /// (summary, fix) for a definitive problem.
 pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
     let src = source(cred);
@@ -47,21 +52,17 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
             format!(
                 "The key was deleted, regenerated or mistyped. Create a key in ElevenLabs → Settings → API Keys \
                  (enable Conversational AI write access if it places calls) and put it in {src}. Applications must \
-                 send it in the `xi-api-key` header — `Authorization: Bearer` with an API key gets 401 too."
+                 send it in the `xi-api-key` header — `Authorization: Bearer` with an API key gets 401 too.{}",
+                cite("elevenlabs-invalid-api-key")
             ),
-        ),
-        Problem::KeyNotReceived => (
-            "The request reached ElevenLabs without an API key (401 needs_authorization).".into(),
-            "Something between credwatch and ElevenLabs drops the `xi-api-key` header: check the proxy or \
-             gateway that `base_url` points at."
-                .into(),
         ),
         Problem::KeyIdUsedAsKey => (
             "This is an API key ID, not the key (400 api_key_id_used_as_api_key).".into(),
             format!(
                 "The ID shown next to a key in the dashboard cannot authenticate. Use the secret value shown once when \
                  the key was created (it starts with `sk_`); if it is lost, create a new key in ElevenLabs → Settings → \
-                 API Keys. Put it in {src}."
+                 API Keys. Put it in {src}.{}",
+                cite("elevenlabs-key-id-used-as-key")
             ),
         ),
         Problem::PermissionMissing { permission } => (
@@ -71,9 +72,12 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
                  put it in {src}.{}",
                 ui_name(permission),
                 if permission == "convai_write" {
-                    " Without it, outbound calls fail with 401 and signed URLs cannot be issued."
+                    format!(
+                        " Without it, outbound calls fail with 401 and signed URLs cannot be issued.{}",
+                        cite("elevenlabs-missing-permissions")
+                    )
                 } else {
-                    ""
+                    cite("elevenlabs-missing-permissions")
                 }
             ),
         ),
@@ -81,27 +85,34 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
             "The account's character/credit quota is used up.".into(),
             format!(
                 "Requests that spend credits (calls, speech) fail until {}. Upgrade the plan or enable usage-based \
-                 billing in ElevenLabs → Subscription, or wait for the reset.",
-                reset_at.map(date).unwrap_or_else(|| "the next reset".into())
+                 billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a \
+                 key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can \
+                 list keys' limits).{}",
+                reset_at.map(date).unwrap_or_else(|| "the next reset".into()),
+                cite("elevenlabs-quota")
             ),
         ),
         Problem::UnusualActivity => (
             "ElevenLabs disabled this account's free tier (detected_unusual_activity).".into(),
-            "Free-tier use from VPNs, proxies or cloud IPs trips ElevenLabs' abuse detection. Subscribe to any paid plan \
-             to lift it; moving to another IP does not fix a flagged account."
-                .into(),
+            format!(
+                "ElevenLabs' own message says free-tier use was disabled by its abuse detection, that proxies or VPNs may \
+                 trigger it, and that a paid subscription lifts it. Subscribe to a paid plan, or contact ElevenLabs support.{}",
+                cite("elevenlabs-detected-unusual-activity")
+            ),
         ),
         Problem::PaymentIssue => (
             "The subscription has a failed or incomplete payment (payment_issue).".into(),
-            "Update the payment method or pay the open invoice in ElevenLabs → Subscription → Billing.".into(),
-        ),
-        Problem::PaymentRequired => (
-            "This feature needs a paid plan (payment_required).".into(),
-            "Upgrade the subscription in ElevenLabs → Subscription.".into(),
+            format!(
+                "Update the payment method or pay the open invoice in ElevenLabs → Subscription → Billing.{}",
+                cite("elevenlabs-payment-issue")
+            ),
         ),
         Problem::SubscriptionDisabled { status } => (
             format!("The subscription is `{status}`: the account cannot use the API."),
-            "Reactivate or upgrade the subscription in ElevenLabs → Subscription.".into(),
+            format!(
+                "Reactivate or upgrade the subscription in ElevenLabs → Subscription.{}",
+                cite("elevenlabs-subscription-status")
+            ),
         ),
         Problem::TwilioAuthenticate => {
             let (sid, what) = match &cred.spec {
@@ -115,16 +126,20 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
                 _ => ("", "secret"),
             };
             (
-                "Twilio rejected the credentials (401, code 20003 Authenticate).".into(),
+                "Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was \
+                 suspended or closed."
+                    .into(),
                 format!(
-                    "The usual causes, most likely first: the {what} was rotated or deleted (Console → Account → API keys & \
-                     tokens; a promoted secondary token invalidates the old primary); the SID and the {what} belong to \
-                     different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the \
-                     parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region; or \
-                     the account is suspended. Compare fingerprint {fp} with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` \
-                     of the value in the Console, then put the current value in {src}. If ElevenLabs holds the same token \
-                     for imported numbers, re-import them too.",
-                    fp = cred.fingerprint()
+                    "Twilio's 20003 page lists both kinds of cause. The credential: the {what} was rotated or deleted \
+                     (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the \
+                     SID and the {what} belong to different accounts (live vs test, parent vs subaccount {sid}: a \
+                     subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); \
+                     an API key from another region. The account: suspended or closed (check Console → Billing, or log in to \
+                     the Console). Compare fingerprint {fp} with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value \
+                     in the Console, then put the current value in {src}. If ElevenLabs holds the same Auth Token for \
+                     imported numbers, re-import them too.{cite}",
+                    fp = cred.fingerprint(),
+                    cite = cite("twilio-20003")
                 ),
             )
         }
@@ -132,31 +147,71 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
             "These are Twilio test credentials (403, code 20008).".into(),
             format!(
                 "Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live \
-                 Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in {src}."
+                 Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in {src}.{}",
+                cite("twilio-20008")
             ),
         ),
         Problem::AccountNotFound => (
             "No such Twilio account for these credentials (404, code 20404).".into(),
-            "The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy \
-             the Account SID from Console → Account info."
-                .into(),
+            format!(
+                "The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy \
+                 the Account SID from Console → Account info.{}",
+                cite("twilio-20404")
+            ),
         ),
         Problem::AccountSuspended { status } => (
             format!("The Twilio account is {}: it cannot use the API.", status.as_deref().unwrap_or("suspended or closed (20403)")),
-            "A negative balance, an unpaid invoice or a policy action suspends accounts. Check Console → Billing and \
-             contact Twilio support; calls from ElevenLabs through this account fail until it is active."
-                .into(),
+            format!(
+                "Check Console → Billing and the account's status, and contact Twilio support; calls through this account \
+                 fail until it is active.{}",
+                cite("twilio-account-status")
+            ),
+        ),
+        Problem::AccountNotActive => (
+            "The Twilio account is not active (code 20005).".into(),
+            format!(
+                "Twilio answers 20005 \"Account not active\" for suspended or closed accounts. Check the account's status \
+                 in the Console and contact Twilio support; calls through this account fail until it is active.{}",
+                cite("twilio-20005")
+            ),
         ),
         Problem::RestrictedKey => (
             "This restricted API key may not list phone numbers (403, code 70051).".into(),
-            "Add read access to Phone Numbers to the key in Console → Account → API keys, or use a Standard or Main key."
-                .into(),
+            format!(
+                "Add read access to Phone Numbers to the key in Console → Account → API keys, or use a Standard or Main key.{}",
+                cite("twilio-70051")
+            ),
         ),
         Problem::KeySidInPath => (
             "An API key SID (SK…) was used where the Account SID (AC…) belongs.".into(),
-            "Put the Account SID (Console → Account info) in `account_sid` and the SK… in `api_key_sid`.".into(),
+            format!(
+                "Put the Account SID (Console → Account info) in `account_sid` and the SK… in `api_key_sid`.{}",
+                cite("twilio-21470")
+            ),
         ),
     }
+}
+
+/// (summary, fix) for a subscription whose billing is at risk (`past_due`,
+/// `incomplete`, open invoices): calls still work, so it is no verdict.
+pub fn billing_at_risk(q: &crate::outcome::Quota) -> (String, String) {
+    (
+        format!(
+            "The ElevenLabs subscription is `{}`{}: billing is at risk, calls still work for now.",
+            q.status,
+            if q.open_invoices == Some(true) {
+                " with open invoices"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "Pay the open invoice or update the payment method in ElevenLabs → Subscription → Billing. What ElevenLabs \
+             does when a subscription stays unpaid is not documented; credwatch reports a blocked account only when \
+             ElevenLabs says so (`free_disabled`, `payment_issue`).{}",
+            cite("elevenlabs-subscription-status")
+        ),
+    )
 }
 
 /// (summary, fix) for a check that got no definitive answer.
@@ -178,6 +233,20 @@ pub fn failure(reason: Reason, detail: &str) -> (String, String) {
             "A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN \
              IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to \
              allow this IP."
+        }
+        Reason::UnexpectedResponse if detail.contains("needs_authorization") => {
+            "ElevenLabs received no key header at all: something between credwatch and ElevenLabs (a proxy or gateway that \
+             `base_url` or HTTPS_PROXY points at) drops `xi-api-key`. This says nothing about the key itself."
+        }
+        Reason::UnexpectedResponse if detail.contains("payment_required") => {
+            "ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use \
+             library voices via the API\"). This is not a verdict on the key or the account."
+        }
+        Reason::UnexpectedResponse if detail.contains("calibrate") => {
+            "The permission probe got an answer it cannot read, so the permission is unknown (neither granted nor missing): \
+             the probe itself needs attention. Prove what the probe tells apart on your account with two keys, one with \
+             the permission and one without: `credwatch calibrate --config FILE --permission NAME --with-key-env A \
+             --without-key-env B` (see README, \"Calibrating a permission probe\")."
         }
         Reason::UnexpectedResponse if detail.contains("ip_not_allowed") => {
             "The key has an IP allowlist: add this host's egress IP to the key's allowed IPs in ElevenLabs → Settings → API Keys."
@@ -225,17 +294,22 @@ pub fn phone(
         ),
         PhoneProblem::AgentNotUlaw => (
             format!("The agent on {number} does not use μ-law 8000 Hz audio."),
-            "Advice: with Twilio connected through your own server, set both the agent's TTS output and user input format \
-             to μ-law 8000 Hz (ulaw_8000) in the agent's voice settings. The native integration does not need it."
-                .into(),
+            format!(
+                "Advice: Twilio's media streams carry μ-law 8000 Hz audio, so with Twilio connected through your own server, \
+                 set both the agent's TTS output and user input format to μ-law 8000 Hz (ulaw_8000) in the agent's voice \
+                 settings. Whether the native integration needs it is not documented.{}",
+                cite("phone-number-cross-check")
+            ),
         ),
         PhoneProblem::NotOnTwilioAccount => (
             format!("{number} is not on the Twilio account of `{tw}` (neither its numbers nor its verified caller IDs)."),
-            "ElevenLabs holds Twilio credentials for an account that does not own this number, or stale ones: this is the \
-             situation behind \"HTTP 401: Unable to create record: Authenticate\" on outbound calls. Re-import the number \
-             in ElevenLabs → Phone Numbers with the Account SID and Auth Token of the account that owns it, or link the \
-             right Twilio credential with `twilio:`."
-                .into(),
+            format!(
+                "The number may have been released or moved to another Twilio account, ElevenLabs may hold credentials of an \
+                 account that does not own it, or `twilio:` links the wrong credential. Check who owns the number in the \
+                 Twilio Console; if ElevenLabs should use another account, re-import the number in ElevenLabs → Phone \
+                 Numbers with that account's Account SID and Auth Token.{}",
+                cite("phone-number-cross-check")
+            ),
         ),
         PhoneProblem::ReimportNeeded => (
             format!(
@@ -243,15 +317,17 @@ pub fn phone(
                 changed_at.map(|t| format!(" at {t}")).unwrap_or_default()
             ),
             format!(
-                "ElevenLabs never shows which Twilio token it stores, so credwatch cannot see the re-import. Re-import the \
-                 number in ElevenLabs → Phone Numbers with the current Auth Token, then confirm it by setting {} on this \
-                 credential.",
+                "ElevenLabs stores the Account SID and Auth Token given at import and never shows them, so credwatch cannot \
+                 see a re-import. If calls fail with \"Unable to create record: Authenticate\" (Twilio rejecting the stored \
+                 credentials), re-import the number in ElevenLabs → Phone Numbers with the current Auth Token, then confirm \
+                 it by setting {} on this credential.{}",
                 match twilio_fingerprint {
                     Some(fp) => format!("`twilio_imported_fingerprint: {fp}` (the current fingerprint of `{tw}`)"),
                     None => format!(
                         "`twilio_imported_fingerprint` to the fingerprint of `{tw}` shown by `credwatch check`"
                     ),
-                }
+                },
+                cite("phone-number-reimport")
             ),
         ),
     }

@@ -166,12 +166,32 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         .filter(|c| matches!(c.spec, Spec::Twilio(_)))
         .map(|c| c.name.as_str())
         .collect();
+    let api_key_links: HashSet<&str> = credentials
+        .iter()
+        .filter(|c| matches!(&c.spec, Spec::Twilio(tw) if matches!(tw.auth, TwilioAuth::ApiKey { .. })))
+        .map(|c| c.name.as_str())
+        .collect();
     let mut link_errors = Vec::new();
+    let mut link_warnings = Vec::new();
     for (i, c) in credentials
         .iter()
         .filter(|c| matches!(c.spec, Spec::ElevenLabs(_)))
         .enumerate()
     {
+        if let Spec::ElevenLabs(el) = &c.spec
+            && let Some(link) = &el.twilio
+            && api_key_links.contains(link.as_str())
+        {
+            link_warnings.push((
+                format!("elevenlabs[{i}].twilio"),
+                format!(
+                    "`{link}` authenticates with an API key, but ElevenLabs' Twilio import stores the Account SID and \
+                     Auth Token: a rotated Auth Token cannot be seen through an API key, so no re-import warning will \
+                     follow it. Link a Twilio credential of the same account that uses `auth_token` instead (ownership \
+                     is still checked through the key)"
+                ),
+            ));
+        }
         if let Spec::ElevenLabs(el) = &c.spec
             && let Some(link) = &el.twilio
             && !twilio_names.contains(link.as_str())
@@ -192,6 +212,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     }
     for (p, m) in link_errors {
         v.error(p, m);
+    }
+    for (p, m) in link_warnings {
+        v.warn(p, m);
     }
 
     if !v.errors.is_empty() {

@@ -14,12 +14,15 @@ use serde_json::Value;
 use super::http::{Answer, Auth, TransportError};
 use super::{Clock, Context, Plan};
 use crate::config::{Credential, ElevenLabs, PermissionProbe, Provider, StatusMatch};
-use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason};
+use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, clean};
 
-/// A well-formed agent ID (`agent_` + 28 lowercase alphanumerics) that no
-/// agent has: get-signed-url answers 404 `agent_not_found` when the key holds
-/// `convai_write`, and mints nothing.
-pub const NONEXISTENT_AGENT_ID: &str = "agent_credwatchprobe00000000000000";
+/// The agent id of the `convai_write` probe: well formed in the current
+/// format (`agent_` + two digits + a 26-character Crockford-base32 ULID,
+/// `shared/reference/evidence-addendum.md`) and certain not to exist (the
+/// all-zero ULID). get-signed-url answers 404 `agent_not_found` when the key
+/// holds `convai_write`, and mints nothing. The allow-list admits
+/// get-signed-url with this id only.
+pub const NONEXISTENT_AGENT_ID: &str = super::http::PROBE_AGENT_ID;
 
 /// The built-in permission probes. Adding a permission is one row.
 pub fn default_permission_probes() -> Vec<PermissionProbe> {
@@ -135,11 +138,11 @@ fn string_of(v: Option<&Value>) -> Option<String> {
 
 fn fields_of(obj: &serde_json::Map<String, Value>) -> ErrorFields {
     ErrorFields {
-        code: string_of(obj.get("code")),
-        status: string_of(obj.get("status")),
-        kind: string_of(obj.get("type")),
+        code: string_of(obj.get("code")).map(|s| clean(&s)),
+        status: string_of(obj.get("status")).map(|s| clean(&s)),
+        kind: string_of(obj.get("type")).map(|s| clean(&s)),
         message: string_of(obj.get("message")),
-        request_id: string_of(obj.get("request_id")),
+        request_id: string_of(obj.get("request_id")).map(|s| clean(&s)),
     }
 }
 
@@ -157,7 +160,7 @@ pub fn parse_body(answer: &Answer) -> Body {
     match top.get("detail") {
         Some(Value::Object(detail)) => Body::Error(fields_of(detail)),
         Some(Value::Array(_)) => Body::Validation,
-        Some(Value::String(s)) => Body::Text(s.chars().take(200).collect()),
+        Some(Value::String(s)) => Body::Text(clean(s)),
         _ if top.contains_key("code") || top.contains_key("status") => Body::Error(fields_of(&top)),
         _ => Body::OtherJson,
     }
@@ -172,6 +175,11 @@ pub enum Meaning {
     QuotaExceeded,
     Blocked(Problem),
     AgentNotFound,
+    /// A JSON 4xx from the API with no code credwatch knows (400
+    /// `invalid_uid`, a 422 validation error, `{"detail":"Not Found"}`, …).
+    Unrecognised(String),
+    /// No definitive answer: 429, 5xx, not JSON, or an answer that says
+    /// nothing about the key (`needs_authorization`, `payment_required`, …).
     Failure(Reason, String),
 }
 
@@ -241,14 +249,28 @@ pub fn classify(answer: &Answer, body: &Body) -> Meaning {
         {
             match key {
                 "invalid_api_key" => return Meaning::Invalid(Problem::InvalidApiKey),
-                "needs_authorization" => return Meaning::Invalid(Problem::KeyNotReceived),
+                // The header never arrived (a proxy stripping it, most
+                // often): says nothing about the key itself.
+                "needs_authorization" => {
+                    return Meaning::Failure(
+                        Reason::UnexpectedResponse,
+                        "`needs_authorization`: ElevenLabs received no key header at all; a proxy between credwatch and ElevenLabs probably strips `xi-api-key` (this is not a verdict on the key)".into(),
+                    );
+                }
                 "missing_permissions" | "insufficient_permissions" => {
                     return Meaning::MissingPermission(f.permission());
                 }
                 "quota_exceeded" => return Meaning::QuotaExceeded,
                 "detected_unusual_activity" => return Meaning::Blocked(Problem::UnusualActivity),
                 "payment_issue" => return Meaning::Blocked(Problem::PaymentIssue),
-                "payment_required" => return Meaning::Blocked(Problem::PaymentRequired),
+                // Its only real body restricts one feature ("Free users cannot
+                // use library voices via the API"): not a blocked account.
+                "payment_required" => {
+                    return Meaning::Failure(
+                        Reason::UnexpectedResponse,
+                        "`payment_required`: a feature restriction of the plan, not a verdict on the key or the account".into(),
+                    );
+                }
                 "agent_not_found" => return Meaning::AgentNotFound,
                 "too_many_concurrent_requests"
                 | "concurrent_limit_exceeded"
@@ -269,22 +291,14 @@ pub fn classify(answer: &Answer, body: &Body) -> Meaning {
             }
         }
     }
-    let described = match body {
+    // JSON from the API, 4xx, and no code we know: an answer, but not one we
+    // can read.
+    Meaning::Unrecognised(match body {
         Body::Error(f) => format!("HTTP {status} with unknown code `{}`", f.key().unwrap_or("none")),
         Body::Validation => format!("HTTP {status} with a validation error"),
         Body::Text(t) => format!("HTTP {status} `{t}`"),
-        Body::OtherJson => format!("HTTP {status} with an unrecognised JSON body"),
-        Body::NotJson if status == 403 => {
-            "HTTP 403 with an HTML page: a CDN or firewall (e.g. a Cloudflare challenge) blocked the request before ElevenLabs saw the key; this is not a key problem".to_string()
-        }
-        Body::NotJson => format!("HTTP {status} with a body that is not JSON"),
-    };
-    let reason = match status {
-        429 => Reason::RateLimited,
-        500..=599 => Reason::UpstreamError,
-        _ => Reason::UnexpectedResponse,
-    };
-    Meaning::Failure(reason, described)
+        Body::OtherJson | Body::NotJson => format!("HTTP {status} with an unrecognised JSON body"),
+    })
 }
 
 #[derive(Deserialize)]
@@ -298,18 +312,33 @@ struct Subscription {
     can_extend_character_limit: bool,
     #[serde(default)]
     max_credit_limit_extension: Option<Value>,
+    #[serde(default)]
+    has_open_invoices: Option<bool>,
 }
 
 impl Subscription {
+    /// The count at which the quota is used up (`evidence-addendum.md`,
+    /// "Quota with usage-based billing"): `"unlimited"` never; an extension
+    /// N > 0 that may be used, `limit + N`; otherwise the limit. `None`
+    /// means unlimited.
+    fn ceiling(&self) -> Option<u64> {
+        if !self.can_extend_character_limit {
+            return Some(self.character_limit);
+        }
+        match &self.max_credit_limit_extension {
+            Some(Value::String(s)) if s == "unlimited" => None,
+            Some(Value::Number(n)) => match n.as_u64() {
+                Some(extra) => Some(self.character_limit.saturating_add(extra)),
+                // Not a whole number: read no extension rather than guess one.
+                None => Some(self.character_limit),
+            },
+            _ => Some(self.character_limit),
+        }
+    }
+
     /// Used up, and usage-based billing cannot take over.
     fn exhausted(&self) -> bool {
-        let extensible = self.can_extend_character_limit
-            && match &self.max_credit_limit_extension {
-                Some(Value::String(s)) => s == "unlimited",
-                Some(Value::Number(n)) => n.as_f64().is_some_and(|n| n > 0.0),
-                _ => false,
-            };
-        self.character_count >= self.character_limit && !extensible
+        self.ceiling().is_some_and(|c| self.character_count >= c)
     }
 }
 
@@ -347,18 +376,26 @@ async fn get(
         .await
 }
 
-/// One cycle for one key: the subscription every time; permissions when details are due.
+/// One cycle for one key. Everything that decides `/health` runs every
+/// cycle: the subscription (validity, quota, account state) and each
+/// required permission. The phone-number cross-check, informational,
+/// waits for details. Only a failure to reach upstream (timeout, network,
+/// 429, 5xx) ends the cycle early; an answer one probe cannot read does not
+/// cancel the others.
 pub async fn run(
     cred: &Credential,
     el: &ElevenLabs,
     ctx: &Context<'_>,
-    plan: Plan,
+    plan: &Plan,
 ) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let auth = subscription(cred, el, ctx).await;
-    let go_on = matches!(&auth.result, Ok(facts) if !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })));
+    let go_on = match &auth.result {
+        Ok(facts) => !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
+        Err(f) => !f.ends_cycle(),
+    };
     attempts.push(auth);
-    if !go_on || !plan.details {
+    if !go_on {
         return attempts;
     }
     for permission in &el.required_permissions {
@@ -370,13 +407,16 @@ pub async fn run(
             continue;
         };
         let attempt = permission_check(cred, el, ctx, probe).await;
-        let stop = attempt.result.is_err();
+        let stop = match &attempt.result {
+            Ok(facts) => facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
+            Err(f) => f.ends_cycle(),
+        };
         attempts.push(attempt);
         if stop {
             return attempts; // upstream trouble: don't pile on.
         }
     }
-    if el.phone_numbers {
+    if el.phone_numbers && plan.details {
         attempts.push(phone_numbers::check(cred, el, ctx).await);
     }
     attempts
@@ -409,8 +449,10 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     used: sub.character_count,
                     limit: sub.character_limit,
                     reset_at: sub.next_character_count_reset_unix,
-                    tier: sub.tier.clone(),
-                    status: sub.status.clone(),
+                    tier: clean(&sub.tier),
+                    status: clean(&sub.status),
+                    ceiling: sub.ceiling(),
+                    open_invoices: sub.has_open_invoices,
                     exhausted,
                 };
                 let mut facts = vec![
@@ -430,16 +472,33 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                         },
                     });
                 }
+                // Only `free_disabled` is evidence of a disabled account;
+                // `past_due`/`incomplete` are exported as billing at risk.
                 if sub.status == "free_disabled" {
                     facts.push(Fact::Blocked {
                         problem: Problem::SubscriptionDisabled {
-                            status: sub.status.clone(),
+                            status: quota.status.clone(),
                         },
                     });
                 }
                 let detail = format!(
-                    "key accepted; {} of {} characters used ({} plan, {})",
-                    sub.character_count, sub.character_limit, sub.tier, sub.status
+                    "key accepted; {} of {} characters used{} ({} plan, {}{})",
+                    sub.character_count,
+                    sub.character_limit,
+                    match quota.ceiling {
+                        Some(c) if c != sub.character_limit => {
+                            format!(", usage-based billing up to {c}")
+                        }
+                        Some(_) => String::new(),
+                        None => ", usage-based billing without a cap".into(),
+                    },
+                    quota.tier,
+                    quota.status,
+                    if quota.billing_at_risk() {
+                        "; billing at risk"
+                    } else {
+                        ""
+                    }
                 );
                 (Ok(facts), detail)
             }
@@ -488,6 +547,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
             Err(Failure::new(Reason::UnexpectedResponse)),
             "unexpected `agent_not_found` from the subscription endpoint".into(),
         ),
+        Meaning::Unrecognised(detail) => (Err(failure(Reason::UnexpectedResponse, answer)), detail),
         Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
     };
     (result, detail)
@@ -527,12 +587,8 @@ pub fn permission_meaning(
     };
     let code = fields.and_then(|f| f.key());
     let p = &probe.permission;
-    if let Meaning::Failure(reason, detail) = classify(answer, body)
-        && (matches!(body, Body::NotJson)
-            || !answer.is_json()
-            || reason != Reason::UnexpectedResponse)
-    {
-        // Not JSON, 429, 5xx: never a verdict, whatever the table says.
+    if let Meaning::Failure(reason, detail) = classify(answer, body) {
+        // Not JSON, 429, 5xx, no key received: never a verdict, whatever the table says.
         return (Err(failure(reason, answer)), detail);
     }
     let matches = |list: &[StatusMatch]| {
@@ -567,15 +623,9 @@ pub fn permission_meaning(
                 format!("the key lacks `{p}`"),
             ),
             Some(q) => (
-                Ok(vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: q.clone(),
-                        granted: false,
-                    },
-                ]),
+                Err(Failure::inconclusive()),
                 format!(
-                    "the probe for `{p}` was refused for another permission, `{q}`: `{p}` stays unknown"
+                    "the probe for `{p}` was refused for another permission, `{q}`: `{p}` stays unknown (run `credwatch calibrate`)"
                 ),
             ),
             None if probe.overridden => (
@@ -592,8 +642,10 @@ pub fn permission_meaning(
                 ),
             ),
             None => (
-                Err(Failure::new(Reason::UnexpectedResponse)),
-                format!("a permission error that names no permission: `{p}` stays unknown"),
+                Err(Failure::inconclusive()),
+                format!(
+                    "a permission error that names no permission: `{p}` stays unknown (run `credwatch calibrate`)"
+                ),
             ),
         };
     }
@@ -611,11 +663,13 @@ pub fn permission_meaning(
                 problem.code()
             ),
         ),
-        Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
+        // A JSON answer from the API that the table does not name (400
+        // `invalid_uid`, 422, an unknown code, …): the probe itself needs
+        // attention. Never granted, never missing.
         _ => (
-            Err(Failure::new(Reason::UnexpectedResponse)),
+            Err(Failure::inconclusive()),
             format!(
-                "HTTP {}{} does not tell whether `{p}` is granted (run `credwatch calibrate`)",
+                "HTTP {}{} does not tell whether `{p}` is granted: the probe needs attention (run `credwatch calibrate`)",
                 answer.status,
                 code.map(|c| format!(" `{c}`")).unwrap_or_default()
             ),
@@ -625,13 +679,13 @@ pub fn permission_meaning(
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
     Failure {
-        reason,
         retry_after: answer.retry_after,
+        ..Failure::new(reason)
     }
 }
 
 fn short(s: &str) -> String {
-    s.chars().take(160).collect()
+    crate::outcome::clean_to(s, 160)
 }
 
 #[cfg(test)]

@@ -193,7 +193,7 @@ fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.chars().take(128).collect())
+        .map(|v| crate::outcome::clean_to(v, 128))
 }
 
 /// Describes a reqwest error without its URL (which is ours, but errors are
@@ -248,6 +248,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// The agent id of credwatch's `convai_write` probe (see
+/// `providers::elevenlabs::NONEXISTENT_AGENT_ID`): `agent_` + two digits +
+/// the all-zero ULID. get-signed-url is allowed with this id only, so no
+/// configured probe can point it at a real agent and mint signed URLs.
+pub const PROBE_AGENT_ID: &str = "agent_0000000000000000000000000000";
+
 /// The read-only allow-list. Everything credwatch may ever ask for is here;
 /// the never-call endpoints of `shared/reference/*.md` are not, by construction.
 pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), String> {
@@ -274,16 +280,15 @@ pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), S
             ["v1", "user"] | ["v1", "user", "subscription"] | ["v1", "models"] => true,
             ["v1", "convai", "agents"] | ["v1", "convai", "phone-numbers"] => true,
             ["v1", "convai", "agents", id] | ["v1", "convai", "phone-numbers", id] => id_ok(id),
+            // Exactly credwatch's own nonexistent agent, nothing else in the
+            // query (no `include_conversation_id` in any spelling or encoding).
             ["v1", "convai", "conversation", "get-signed-url"] => {
-                let q = query.unwrap_or("");
-                if q.split('&')
-                    .any(|kv| kv.starts_with("include_conversation_id=") && !kv.ends_with("=false"))
-                {
-                    return Err(
-                        "get-signed-url must never be asked with include_conversation_id".into(),
-                    );
+                if query != Some(&*format!("agent_id={PROBE_AGENT_ID}")) {
+                    return Err(format!(
+                        "get-signed-url is only ever asked as `?agent_id={PROBE_AGENT_ID}` (credwatch's nonexistent probe agent): with a real agent it mints a signed URL"
+                    ));
                 }
-                q.split('&').any(|kv| kv.starts_with("agent_id="))
+                true
             }
             _ => false,
         },
@@ -325,7 +330,7 @@ mod tests {
             "/v1/convai/agents?page_size=1",
             "/v1/convai/agents/agent_123",
             "/v1/convai/phone-numbers?provider=twilio",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_x",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000",
         ] {
             assert_eq!(check_read_path(Provider::ElevenLabs, p), Ok(()), "{p}");
         }
@@ -349,6 +354,13 @@ mod tests {
             "/v1/text-to-speech/abc",
             "/v1/convai/conversation/get-signed-url?agent_id=a&include_conversation_id=true",
             "/v1/convai/conversation/get-signed-url",
+            // A real agent, or the probe id with anything added.
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_2501k520e4p6eqs87ga1ke8a67fs",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=true",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=1",
+            "/v1/convai/conversation/get-signed-url?include_conversation_id=True&agent_id=agent_0000000000000000000000000000",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include%5Fconversation%5Fid=true",
+            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&agent_id=agent_2501k520e4p6eqs87ga1ke8a67fs",
             "/v1/convai/agents/../../v1/text-to-speech",
         ] {
             assert!(check_read_path(Provider::ElevenLabs, p).is_err(), "{p}");

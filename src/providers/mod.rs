@@ -26,15 +26,21 @@ pub struct Context<'a> {
 }
 
 /// What a cycle covers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Run the slow-changing checks too (permissions, account, balance, full number lists).
+    /// Run the informational checks too (balance, full number counts, the
+    /// phone-number cross-check). Checks that decide `/health` run every cycle.
     pub details: bool,
+    /// Resources this credential is known not to be allowed to read
+    /// ([`Fact::NotPermittedForKey`]): not asked again until the secret or
+    /// the config changes, since each refused request is an authentication
+    /// failure in the customer's console.
+    pub not_permitted: std::collections::BTreeSet<&'static str>,
 }
 
 /// Runs one cycle of checks for `cred`. Requests for one credential are
 /// sequential; the first attempt is always the auth check.
-pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: Plan) -> Vec<Attempt> {
+pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
     match &cred.spec {
         Spec::ElevenLabs(el) => elevenlabs::run(cred, el, ctx, plan).await,
         Spec::Twilio(tw) => twilio::run(cred, tw, ctx, plan).await,

@@ -11,7 +11,12 @@ use serde_json::Value;
 use super::http::{Answer, Auth, TransportError};
 use super::{Clock, Context, Plan};
 use crate::config::{Credential, Provider, Twilio, TwilioAuth};
-use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason};
+use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason, clean};
+
+/// What a 20003 means, in full: Twilio's own page lists a suspended or
+/// closed account among the causes, so a credential that used to work may
+/// have been rotated *or* its account suspended.
+const AUTHENTICATE: &str = "credentials rejected (20003 Authenticate): the Auth Token or API key was rotated, deleted or mistyped, or the account was suspended or closed";
 
 /// Safety net on paging: 100 pages of 1,000 numbers.
 pub const MAX_PAGES: usize = 100;
@@ -20,8 +25,10 @@ pub const MAX_PAGES: usize = 100;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Meaning {
     Ok,
-    /// 401 20003.
+    /// 20003 (401 Authenticate).
     Authenticate,
+    /// 20005 "Account not active".
+    NotActive,
     /// 403 20008.
     TestCredentials,
     /// 403 20403.
@@ -48,9 +55,11 @@ pub fn error_code(answer: &Answer) -> Option<u64> {
     }
 }
 
+/// Classifies an answer: only JSON from the API is ever definitive, 429 and
+/// 5xx never are; otherwise the Twilio error code decides, whatever the HTTP
+/// status (Twilio documents codes, not status pairs).
 pub fn classify(answer: &Answer) -> Meaning {
     let status = answer.status;
-    // Only JSON from the API itself is ever definitive.
     if !answer.is_json() {
         let detail = if status == 403 {
             "HTTP 403 with a non-JSON page: a proxy or firewall blocked the request; this is not a credential problem".to_string()
@@ -64,31 +73,41 @@ pub fn classify(answer: &Answer) -> Meaning {
         };
         return Meaning::Failure(reason, detail);
     }
-    if status == 200 {
-        return Meaning::Ok;
+    match status {
+        200 => return Meaning::Ok,
+        201..=299 => {
+            return Meaning::Failure(
+                Reason::UnexpectedResponse,
+                format!("HTTP {status} where 200 was expected"),
+            );
+        }
+        429 => {
+            return Meaning::Failure(
+                Reason::RateLimited,
+                "429: too many concurrent requests on this Twilio account".into(),
+            );
+        }
+        500..=599 => {
+            return Meaning::Failure(Reason::UpstreamError, format!("HTTP {status} from Twilio"));
+        }
+        _ => {}
     }
-    if (200..300).contains(&status) {
-        return Meaning::Failure(
+    match error_code(answer) {
+        Some(20003) => Meaning::Authenticate,
+        Some(20005) => Meaning::NotActive,
+        Some(20008) => Meaning::TestCredentials,
+        Some(20403) => Meaning::Suspended,
+        Some(70051) => Meaning::Restricted,
+        Some(20404) => Meaning::NotFound,
+        Some(21470 | 90002) => Meaning::KeySidInPath,
+        Some(c) => Meaning::Failure(
             Reason::UnexpectedResponse,
-            format!("HTTP {status} where 200 was expected"),
-        );
-    }
-    let code = error_code(answer);
-    match (status, code) {
-        (401, Some(20003)) => Meaning::Authenticate,
-        (403, Some(20008)) => Meaning::TestCredentials,
-        (403, Some(20403)) => Meaning::Suspended,
-        (403, Some(70051)) => Meaning::Restricted,
-        (404, Some(20404)) => Meaning::NotFound,
-        (400, Some(21470 | 90002)) => Meaning::KeySidInPath,
-        (429, _) => Meaning::Failure(Reason::RateLimited, "429: too many concurrent requests on this Twilio account".into()),
-        (500..=599, _) => Meaning::Failure(Reason::UpstreamError, format!("HTTP {status} from Twilio")),
-        (403, None) if !answer.is_json() => Meaning::Failure(
-            Reason::UnexpectedResponse,
-            "HTTP 403 with a non-JSON page: a proxy or firewall blocked the request; this is not a credential problem".into(),
+            format!("HTTP {status} with unexpected code {c}"),
         ),
-        (_, Some(c)) => Meaning::Failure(Reason::UnexpectedResponse, format!("HTTP {status} with unexpected code {c}")),
-        (_, None) => Meaning::Failure(Reason::UnexpectedResponse, format!("HTTP {status} without a Twilio error code")),
+        None => Meaning::Failure(
+            Reason::UnexpectedResponse,
+            format!("HTTP {status} without a Twilio error code"),
+        ),
     }
 }
 
@@ -154,25 +173,32 @@ fn evidence(path: &str, answer: &Answer, detail: String) -> Evidence {
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
     Failure {
-        reason,
         retry_after: answer.retry_after,
+        ..Failure::new(reason)
     }
 }
 
-/// One cycle: the numbers every time (one page unless details are due), then
-/// account and balance when details are due.
-pub async fn run(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, plan: Plan) -> Vec<Attempt> {
+/// One cycle: the numbers (one page unless details are due) and the
+/// account's status every time, since both decide `/health`; the balance
+/// when details are due. A resource the key may not read is not asked again
+/// (`plan.not_permitted`).
+pub async fn run(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
     let mut attempts = Vec::new();
     let auth = numbers(cred, tw, ctx, plan.details).await;
     let go_on = matches!(&auth.result, Ok(facts) if !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })));
     attempts.push(auth);
-    if !go_on || !plan.details {
+    if !go_on {
         return attempts;
     }
-    let account = account(cred, tw, ctx).await;
-    let stop = account.result.is_err();
-    attempts.push(account);
-    if !stop {
+    if !plan.not_permitted.contains("account") {
+        let account = account(cred, tw, ctx).await;
+        let stop = account.result.as_ref().is_err_and(Failure::ends_cycle);
+        attempts.push(account);
+        if stop {
+            return attempts;
+        }
+    }
+    if plan.details && !plan.not_permitted.contains("balance") {
         attempts.push(balance(cred, tw, ctx).await);
     }
     attempts
@@ -216,7 +242,16 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
                 vec![Fact::Invalid {
                     problem: Problem::TwilioAuthenticate,
                 }],
-                "credentials rejected (20003 Authenticate)",
+                AUTHENTICATE,
+            )),
+            Meaning::NotActive => Some((
+                vec![
+                    Fact::Valid,
+                    Fact::Blocked {
+                        problem: Problem::AccountNotActive,
+                    },
+                ],
+                "the account is not active (20005)",
             )),
             Meaning::TestCredentials => Some((
                 vec![Fact::Invalid {
@@ -366,60 +401,53 @@ pub enum NumberList {
 }
 
 #[derive(Deserialize)]
-struct GenericPage {
+struct FilteredPage {
     #[serde(default)]
     incoming_phone_numbers: Vec<NumberItem>,
     #[serde(default)]
     outgoing_caller_ids: Vec<NumberItem>,
-    next_page_uri: Option<String>,
 }
 
-/// Every E.164 number of one list, paging to the end (capped). The error is
-/// one line for people; it never contains a secret.
-pub async fn list_numbers(
+/// Is `number` (E.164) on `list` of the account? One GET with Twilio's
+/// `PhoneNumber=` filter (which also matches partial numbers, so the answer
+/// is compared exactly): no full listing per ElevenLabs key. The error is one
+/// line for people; it never contains a secret.
+pub async fn has_number(
     cred: &Credential,
     tw: &Twilio,
     ctx: &Context<'_>,
     list: NumberList,
-) -> Result<Vec<String>, String> {
+    number: &str,
+) -> Result<bool, String> {
     let resource = match list {
         NumberList::Incoming => "IncomingPhoneNumbers.json",
         NumberList::CallerIds => "OutgoingCallerIds.json",
     };
-    let base = format!("/2010-04-01/Accounts/{}/{resource}", tw.account_sid);
-    let mut path = format!("{base}?PageSize=1000");
-    let mut out = Vec::new();
-    for _ in 0..MAX_PAGES {
-        let answer = get(ctx, tw, cred, &path).await.map_err(|e| e.to_string())?;
-        if classify(&answer) != Meaning::Ok {
-            return Err(format!(
-                "Twilio answered HTTP {}{}",
-                answer.status,
-                error_code(&answer)
-                    .map(|c| format!(" (code {c})"))
-                    .unwrap_or_default()
-            ));
-        }
-        let page: GenericPage = serde_json::from_slice(&answer.body)
-            .map_err(|_| "the number list could not be read".to_string())?;
-        out.extend(
-            page.incoming_phone_numbers
-                .into_iter()
-                .chain(page.outgoing_caller_ids)
-                .filter_map(|n| n.phone_number),
-        );
-        match page.next_page_uri.filter(|n| !n.is_empty()) {
-            Some(next)
-                if next.starts_with(&base)
-                    && super::http::check_read_path(Provider::Twilio, &next).is_ok() =>
-            {
-                path = next
-            }
-            Some(_) => return Err("next_page_uri points outside this list; not followed".into()),
-            None => return Ok(out),
-        }
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("PhoneNumber", number)
+        .append_pair("PageSize", "20")
+        .finish();
+    let path = format!(
+        "/2010-04-01/Accounts/{}/{resource}?{query}",
+        tw.account_sid
+    );
+    let answer = get(ctx, tw, cred, &path).await.map_err(|e| e.to_string())?;
+    if classify(&answer) != Meaning::Ok {
+        return Err(format!(
+            "Twilio answered HTTP {}{}",
+            answer.status,
+            error_code(&answer)
+                .map(|c| format!(" (code {c})"))
+                .unwrap_or_default()
+        ));
     }
-    Err(format!("more than {MAX_PAGES} pages of numbers"))
+    let page: FilteredPage = serde_json::from_slice(&answer.body)
+        .map_err(|_| "the number list could not be read".to_string())?;
+    Ok(page
+        .incoming_phone_numbers
+        .iter()
+        .chain(&page.outgoing_caller_ids)
+        .any(|n| n.phone_number.as_deref() == Some(number)))
 }
 
 /// What a account answer means: pure, so it is fuzzed.
@@ -431,8 +459,8 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 "HTTP 200 but the account has no status".into(),
             ),
             Ok(acct) => {
-                let status = acct.status.unwrap_or_else(|| "unknown".into());
-                let kind = acct.kind.unwrap_or_else(|| "unknown".into());
+                let status = acct.status.as_deref().map_or_else(|| "unknown".into(), clean);
+                let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
                 let mut facts = vec![Fact::TwilioAccount {
@@ -472,6 +500,12 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             }]),
             "the account lacks API access (20403)".into(),
         ),
+        Meaning::NotActive => (
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountNotActive,
+            }]),
+            "the account is not active (20005)".into(),
+        ),
         Meaning::Restricted => (
             Ok(vec![Fact::NotPermittedForKey {
                 resource: "account",
@@ -492,7 +526,7 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
     let (result, detail) = match classify(answer) {
         Meaning::Ok => match serde_json::from_slice::<BalanceBody>(&answer.body) {
             Ok(b) => {
-                let currency = b.currency.unwrap_or_else(|| "unknown".into());
+                let currency = b.currency.as_deref().map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
                         Ok(vec![Fact::TwilioBalance {
@@ -536,7 +570,7 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             "this restricted key may not read the balance".into(),
         ),
         // The auth check and the account check own the account's state.
-        Meaning::Suspended => (
+        Meaning::Suspended | Meaning::NotActive => (
             Ok(vec![]),
             "the balance is unreadable: the account lacks API access (20403)".into(),
         ),

@@ -65,6 +65,8 @@ pub struct Quota {
     pub reset_at: Option<i64>,
     pub tier: String,
     pub status: String,
+    pub ceiling: Option<u64>,
+    pub open_invoices: Option<bool>,
     pub exhausted: bool,
 }
 
@@ -884,13 +886,6 @@ async fn el_blocked_accounts() {
             401,
             &["payment method", "Billing"][..],
         ),
-        (
-            "el-payment-required",
-            "payment_required",
-            "payment_required",
-            402,
-            &["Upgrade", "Subscription"][..],
-        ),
     ] {
         let (text, c) = s.one(name).await;
         assert_eq!(text.code, 1);
@@ -907,6 +902,17 @@ async fn el_blocked_accounts() {
         assert!(e.request_id.is_some(), "{e:?}");
         assert_contains(&f.fix, fix);
     }
+    // `payment_required` restricts one feature of the plan (its only real
+    // body: "Free users cannot use library voices via the API"): no verdict.
+    let (text, c) = s.one("el-payment-required").await;
+    assert_eq!(text.code, 1);
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        ("pending", None, None)
+    );
+    let f = finding(&c, "unexpected_response");
+    assert_contains(&f.summary, &["payment_required", "feature restriction"]);
+    assert_contains(&f.fix, &["not a verdict"]);
     // All three at once: exit 1, each explained.
     let (text, _, report) = s.both(&[]).await;
     assert_eq!(text.code, 1);
@@ -1389,8 +1395,8 @@ async fn phone_number_not_on_the_twilio_account() {
     assert_contains(
         &f.fix,
         &[
-            "Unable to create record: Authenticate",
-            "Re-import",
+            "released or moved to another Twilio account",
+            "re-import",
             "Account SID and Auth Token",
         ],
     );
@@ -1455,7 +1461,7 @@ async fn phone_numbers_need_reimport_after_the_twilio_credential_changed() {
     assert_contains(&f.summary, &["`tw`", N_ON]);
     assert_contains(
         &f.fix,
-        &["Re-import", "Phone Numbers", "twilio_imported_fingerprint"],
+        &["re-import", "Phone Numbers", "twilio_imported_fingerprint"],
     );
     // How to confirm, on the same screen even with `--credential` (which
     // hides `tw` and its fingerprint): the exact setting.

@@ -301,7 +301,6 @@ async fn blocked_accounts_are_account_blocked_whatever_the_block() {
     let creds = [
         ("el-unusual-activity", el_key("unusual"), ""),
         ("el-payment-issue", el_key("payment-issue"), ""),
-        ("el-payment-required", el_key("payment-required"), ""),
     ];
     let (_sim, d) = watch(world(), &creds).await;
     for (name, _, _) in &creds {
@@ -317,6 +316,38 @@ async fn blocked_accounts_are_account_blocked_whatever_the_block() {
             "{name}"
         );
     }
+}
+
+/// `payment_required` restricts one feature ("Free users cannot use library
+/// voices via the API"), and `needs_authorization` means the key header never
+/// arrived: neither is a verdict on the key or the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_required_is_not_a_blocked_account() {
+    let sim = Simulator::start(world()).await.expect("simulator");
+    let items = [el(
+        "el-payment-required",
+        &el_key("payment-required"),
+        &sim.elevenlabs_url(),
+        "",
+    )];
+    let d = Daemon::start(&config(FAST_DETAILS, &items, &[])).await;
+    let c = d
+        .wait_for("el-payment-required", Duration::from_secs(20), |c| {
+            c["check_error"] == "unexpected_response"
+        })
+        .await;
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["valid"], serde_json::Value::Null, "{c}");
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_credential_problem_info",
+            &[&cred("el-payment-required")]
+        ),
+        None,
+        "{m}"
+    );
 }
 
 /// Each error envelope of elevenlabs-api.md §2, end to end: the same keys

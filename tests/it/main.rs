@@ -4,6 +4,7 @@
 mod calibrate;
 mod check;
 mod demo;
+mod detection;
 mod elevenlabs;
 mod endpoints;
 mod example_config;

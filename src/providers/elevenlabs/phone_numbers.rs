@@ -13,8 +13,10 @@ use std::time::SystemTime;
 use serde_json::Value;
 
 use super::{Body, Meaning, classify, parse_body};
-use crate::config::{Credential, ElevenLabs, Provider, Spec};
-use crate::outcome::{Attempt, Evidence, Fact, Failure, PhoneNumber, PhoneProblem, Reason};
+use crate::config::{Credential, ElevenLabs, Provider, Spec, TwilioAuth};
+use crate::outcome::{
+    Attempt, Evidence, Fact, Failure, PhoneNumber, PhoneProblem, Reason, clean, clean_to,
+};
 use crate::providers::http::Auth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
@@ -102,8 +104,8 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                 CHECK,
                 evidence,
                 Err(Failure {
-                    reason,
                     retry_after: answer.retry_after,
+                    ..Failure::new(reason)
                 }),
             );
         }
@@ -127,22 +129,14 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                 Some(false) => problems.push(PhoneProblem::NotOutboundCapable),
                 None => problems.push(PhoneProblem::OutboundUnknown),
             }
-            let agent_id = str_at(i, &["assigned_agent", "agent_id"]).map(str::to_string);
+            let agent_id = str_at(i, &["assigned_agent", "agent_id"]).map(clean);
             if agent_id.is_none() {
                 problems.push(PhoneProblem::NoAgent);
             }
             Some(PhoneNumber {
-                phone_number_id: str_at(i, &["phone_number_id"])?.chars().take(64).collect(),
-                number: str_at(i, &["phone_number"])
-                    .unwrap_or("")
-                    .chars()
-                    .take(32)
-                    .collect(),
-                label: str_at(i, &["label"])
-                    .unwrap_or("")
-                    .chars()
-                    .take(128)
-                    .collect(),
+                phone_number_id: clean(str_at(i, &["phone_number_id"])?),
+                number: clean_to(str_at(i, &["phone_number"]).unwrap_or(""), 32),
+                label: clean(str_at(i, &["label"]).unwrap_or("")),
                 agent_id,
                 agent_formats: None,
                 problems,
@@ -184,7 +178,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                     &["conversation_config", "asr", "user_input_audio_format"],
                 )
                 .unwrap_or("pcm_16000");
-                formats.insert(agent, Some((tts.to_string(), asr.to_string())));
+                formats.insert(agent, Some((clean(tts), clean(asr))));
             }
             Ok(a) if classify(&a, &parse_body(&a)) == Meaning::AgentNotFound => {
                 formats.insert(agent, None);
@@ -211,35 +205,47 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
     if let Some(linked) = ctx.linked_twilio
         && let Spec::Twilio(tw) = &linked.cred.spec
     {
-        let incoming = twilio::list_numbers(&linked.cred, tw, ctx, NumberList::Incoming).await;
-        let caller_ids = twilio::list_numbers(&linked.cred, tw, ctx, NumberList::CallerIds).await;
-        match (&incoming, &caller_ids) {
-            (Ok(inc), Ok(ids)) => {
-                for n in &mut numbers {
-                    if !inc.contains(&n.number) && !ids.contains(&n.number) {
-                        n.problems.push(PhoneProblem::NotOnTwilioAccount);
-                    }
+        let mut unchecked = None;
+        for n in &mut numbers {
+            if n.number.is_empty() {
+                continue;
+            }
+            let mut owned = Ok(false);
+            for list in [NumberList::Incoming, NumberList::CallerIds] {
+                owned = twilio::has_number(&linked.cred, tw, ctx, list, &n.number).await;
+                if !matches!(owned, Ok(false)) {
+                    break;
                 }
             }
-            (Err(e), _) | (_, Err(e)) => {
-                twilio_note = format!(
-                    "; ownership not checked: the linked Twilio credential `{}` could not list numbers ({e})",
-                    linked.cred.name
-                );
+            match owned {
+                Ok(true) => {}
+                Ok(false) => n.problems.push(PhoneProblem::NotOnTwilioAccount),
+                Err(e) => unchecked = Some(e),
             }
         }
-        let current = linked.cred.fingerprint();
-        let stale = match &el.twilio_imported_fingerprint {
-            Some(imported) => (imported != &current).then_some(None),
-            None => linked.changed_at.map(Some),
-        };
-        if let Some(changed_at) = stale {
-            for n in numbers
-                .iter_mut()
-                .filter(|n| !n.problems.contains(&PhoneProblem::NotOnTwilioAccount))
-            {
-                n.problems.push(PhoneProblem::ReimportNeeded);
-                n.twilio_changed_at = changed_at;
+        if let Some(e) = unchecked {
+            twilio_note = format!(
+                "; ownership not fully checked: the linked Twilio credential `{}` could not look numbers up ({e})",
+                linked.cred.name
+            );
+        }
+        // ElevenLabs' native import stores an Account SID + Auth Token: only
+        // a rotation of that secret can leave it stale. An API key's
+        // rotation says nothing about the Auth Token.
+        if matches!(tw.auth, TwilioAuth::AuthToken(_)) {
+            let current = linked.cred.fingerprint();
+            let stale = match &el.twilio_imported_fingerprint {
+                Some(imported) => (imported != &current).then_some(None),
+                None => linked.changed_at.map(Some),
+            };
+            if let Some(changed_at) = stale {
+                for n in numbers
+                    .iter_mut()
+                    .filter(|n| !n.problems.contains(&PhoneProblem::NotOnTwilioAccount))
+                {
+                    n.problems.push(PhoneProblem::ReimportNeeded);
+                    n.twilio_changed_at = changed_at;
+                }
             }
         }
     }

@@ -39,15 +39,19 @@ fn legacy_invalid_key_is_invalid() {
     );
 }
 
+/// `needs_authorization` means the header never arrived (often a proxy),
+/// not that the key is bad: no verdict.
 #[test]
-fn missing_key_header_is_invalid() {
-    assert_eq!(
-        meaning(
-            401,
-            r#"{"detail": {"status": "needs_authorization", "message": "Neither authorization header nor xi-api-key received, please provide one."}}"#
-        ),
-        Meaning::Invalid(Problem::KeyNotReceived)
-    );
+fn missing_key_header_is_not_a_verdict_on_the_key() {
+    match meaning(
+        401,
+        r#"{"detail": {"status": "needs_authorization", "message": "Neither authorization header nor xi-api-key received, please provide one."}}"#,
+    ) {
+        Meaning::Failure(Reason::UnexpectedResponse, detail) => {
+            assert!(detail.contains("proxy"), "{detail}")
+        }
+        other => panic!("needs_authorization must not be a verdict: {other:?}"),
+    }
 }
 
 #[test]
@@ -123,13 +127,14 @@ fn quota_and_account_blocks() {
         ),
         Meaning::Blocked(Problem::PaymentIssue)
     );
-    assert_eq!(
+    // Its only real body restricts one feature: not a blocked account.
+    assert!(matches!(
         meaning(
             402,
-            r#"{"detail":{"status":"payment_required","message":"x"}}"#
+            r#"{"detail":{"status":"payment_required","message":"Free users cannot use library voices via the API. Please upgrade your subscription to use this voice"}}"#
         ),
-        Meaning::Blocked(Problem::PaymentRequired)
-    );
+        Meaning::Failure(Reason::UnexpectedResponse, _)
+    ));
 }
 
 #[test]
@@ -189,19 +194,19 @@ fn fastapi_shapes_and_unknown_codes() {
             422,
             r#"{ "detail": [{ "type": "missing", "loc": ["body", "agent_phone_number_id"], "msg": "Field required", "input": null }] }"#
         ),
-        Meaning::Failure(Reason::UnexpectedResponse, _)
+        Meaning::Unrecognised(_)
     ));
     assert!(matches!(
         meaning(404, r#"{"detail":"Not Found"}"#),
-        Meaning::Failure(Reason::UnexpectedResponse, _)
+        Meaning::Unrecognised(_)
     ));
     assert!(matches!(
         meaning(405, r#"{"detail":"Method Not Allowed"}"#),
-        Meaning::Failure(Reason::UnexpectedResponse, _)
+        Meaning::Unrecognised(_)
     ));
     assert!(matches!(
         meaning(400, r#"{"detail":{"status":"brand_new_code"}}"#),
-        Meaning::Failure(Reason::UnexpectedResponse, _)
+        Meaning::Unrecognised(_)
     ));
     assert!(matches!(
         meaning(503, r#"{"detail":{"status":"brand_new_code"}}"#),
@@ -213,7 +218,7 @@ fn fastapi_shapes_and_unknown_codes() {
     ));
     assert!(matches!(
         meaning(401, "[1,2,3]"),
-        Meaning::Failure(Reason::UnexpectedResponse, _)
+        Meaning::Unrecognised(_)
     ));
 }
 
@@ -303,16 +308,8 @@ fn a_probe_refused_for_another_permission_leaves_this_one_unknown() {
         r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#,
         "convai_write",
     );
-    assert_eq!(
-        r,
-        Ok(vec![
-            Fact::Valid,
-            Fact::Permission {
-                name: "convai_read".into(),
-                granted: false
-            }
-        ])
-    );
+    // Neither granted nor missing: the probe needs attention.
+    assert_eq!(r, Err(Failure::inconclusive()));
     assert!(detail.contains("stays unknown"), "{detail}");
 }
 
@@ -355,10 +352,16 @@ fn the_probe_agent_id_is_well_formed() {
         .strip_prefix("agent_")
         .expect("agent_ prefix");
     assert_eq!(id.len(), 28);
+    // Two digits, then a ULID in lowercase Crockford base32 (no i, l, o, u)
+    // whose first character is at most 7.
+    let (digits, ulid) = id.split_at(2);
+    assert!(digits.chars().all(|c| c.is_ascii_digit()), "{id}");
     assert!(
-        id.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        ulid.chars()
+            .all(|c| "0123456789abcdefghjkmnpqrstvwxyz".contains(c)),
+        "{id}"
     );
+    assert!(ulid.chars().next().is_some_and(|c| c <= '7'), "{id}");
 }
 
 #[test]
@@ -372,6 +375,15 @@ fn subscription_exhaustion_respects_usage_based_billing() {
     assert!(sub(10000, 10000, false, "0").exhausted());
     assert!(sub(10001, 10000, true, "0").exhausted());
     assert!(!sub(10000, 10000, true, "\"unlimited\"").exhausted());
+    assert!(!sub(10_000_000, 10000, true, "\"unlimited\"").exhausted());
+    // An extension N > 0: exhausted at limit + N, not before.
     assert!(!sub(10000, 10000, true, "5000").exhausted());
+    assert!(!sub(14999, 10000, true, "5000").exhausted());
+    assert!(sub(15000, 10000, true, "5000").exhausted());
+    // An extension that may not be used does not count.
+    assert!(sub(10000, 10000, false, "5000").exhausted());
     assert!(!sub(9999, 10000, false, "0").exhausted());
+    assert_eq!(sub(1, 10000, true, "5000").ceiling(), Some(15000));
+    assert_eq!(sub(1, 10000, false, "5000").ceiling(), Some(10000));
+    assert_eq!(sub(1, 10000, true, "\"unlimited\"").ceiling(), None);
 }

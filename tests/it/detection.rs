@@ -1,0 +1,91 @@
+//! Time to detect, on paused tokio time: with the default timing (no
+//! `interval`, `timeout` or `detail_interval` in the config), a change
+//! upstream that breaks calls turns `/health` to 503 within
+//! `interval + timeout`. The daemon and the simulator are the real ones, on
+//! loopback; only the clock is virtual, so a minute passes in milliseconds.
+
+use std::time::Duration;
+
+use credwatch::simulator::{ElAccount, ElKey, Simulator, World};
+use tokio::time::Instant;
+
+use crate::harness::Daemon;
+use crate::support::{config, el, el_key};
+
+/// The defaults the daemon runs with when the config says nothing.
+const INTERVAL: Duration = Duration::from_secs(60);
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Polls `/health?credential=NAME` once a virtual second until it answers
+/// `status`; returns how long that took.
+async fn until_status(d: &Daemon, name: &str, status: u16, within: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (code, body) = d.get(&format!("/health?credential={name}")).await;
+        if code == status {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() <= within,
+            "{name}: /health still {code} after {:?}: {body}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_permission_removed_upstream_flips_health_within_one_interval() {
+    let key = el_key("detect-convai-write");
+    let mut w = World::default();
+    w.elevenlabs.add_account(ElAccount::new("ws-detect"));
+    w.elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItDetect", "ws-detect"));
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        "",
+        &[el("el-detect", &key, &sim.elevenlabs_url(), "")],
+        &[],
+    );
+    assert!(!yaml.contains("interval") && !yaml.contains("timeout"));
+    let d = Daemon::start(&yaml).await;
+    // First round within the start-up spread, then healthy.
+    until_status(&d, "el-detect", 200, INTERVAL).await;
+    // Let the credential settle into its random phase before the change.
+    tokio::time::sleep(INTERVAL + INTERVAL / 2).await;
+    until_status(&d, "el-detect", 200, Duration::ZERO).await;
+
+    // The key loses `convai_write` (the seeds' failure); everything else stays.
+    sim.update(|w| {
+        if let Some(k) = w.elevenlabs.key_mut(&key) {
+            k.permissions = Some(vec!["user_read".into(), "convai_read".into()]);
+        }
+    });
+    let took = until_status(&d, "el-detect", 503, INTERVAL + TIMEOUT).await;
+    assert!(took <= INTERVAL + TIMEOUT, "took {took:?}");
+    let (_, body) = d.get("/health?credential=el-detect").await;
+    assert!(body.contains("missing_permission"), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_revoked_upstream_flips_health_within_one_interval() {
+    let key = el_key("detect-revoked");
+    let mut w = World::default();
+    w.elevenlabs.add_account(ElAccount::new("ws-detect"));
+    w.elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItDetectRevoked", "ws-detect"));
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        "",
+        &[el("el-revoke", &key, &sim.elevenlabs_url(), "")],
+        &[],
+    );
+    let d = Daemon::start(&yaml).await;
+    until_status(&d, "el-revoke", 200, INTERVAL).await;
+    tokio::time::sleep(INTERVAL + INTERVAL / 3).await;
+    sim.update(|w| {
+        w.elevenlabs.keys.remove(&key);
+    });
+    let took = until_status(&d, "el-revoke", 503, INTERVAL + TIMEOUT).await;
+    assert!(took <= INTERVAL + TIMEOUT, "took {took:?}");
+}

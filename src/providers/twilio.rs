@@ -582,3 +582,91 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
     };
     (result, detail)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            body: bytes::Bytes::from(body.to_string()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    fn error(status: u16, code: u64) -> Meaning {
+        classify(&answer(
+            status,
+            &format!(r#"{{"code":{code},"message":"x","more_info":"https://www.twilio.com/docs/errors/{code}","status":{status}}}"#),
+        ))
+    }
+
+    /// The code decides, whatever the HTTP status; 429 and 5xx never do.
+    #[test]
+    fn codes_decide_whatever_the_status() {
+        for status in [400, 401, 403, 404] {
+            assert_eq!(error(status, 20005), Meaning::NotActive, "{status}");
+            assert_eq!(error(status, 20003), Meaning::Authenticate, "{status}");
+            assert_eq!(error(status, 20403), Meaning::Suspended, "{status}");
+            assert_eq!(error(status, 70051), Meaning::Restricted, "{status}");
+        }
+        assert!(matches!(
+            error(429, 20003),
+            Meaning::Failure(Reason::RateLimited, _)
+        ));
+        assert!(matches!(
+            error(503, 20005),
+            Meaning::Failure(Reason::UpstreamError, _)
+        ));
+        assert!(matches!(
+            error(400, 12345),
+            Meaning::Failure(Reason::UnexpectedResponse, _)
+        ));
+    }
+
+    #[test]
+    fn account_not_active_blocks_the_account() {
+        let (r, _) = account_outcome(
+            &answer(
+                401,
+                r#"{"code":20005,"message":"Account not active","status":401}"#,
+            ),
+            false,
+        );
+        assert_eq!(
+            r,
+            Ok(vec![Fact::Blocked {
+                problem: Problem::AccountNotActive
+            }])
+        );
+    }
+
+    /// An attacker-sized `status`, `type` or `currency` is capped and cleaned.
+    #[test]
+    fn account_strings_are_capped_and_cleaned() {
+        let evil = format!("active\r\n\u{1b}[2J{}", "x".repeat(100_000));
+        let body = serde_json::json!({"sid": "AC1", "owner_account_sid": "AC1", "status": evil, "type": evil})
+            .to_string();
+        let (r, detail) = account_outcome(&answer(200, &body), false);
+        let Ok(facts) = r else { panic!("definitive") };
+        let Some(Fact::TwilioAccount { status, kind, .. }) = facts.first() else {
+            panic!("{facts:?}")
+        };
+        for s in [status, kind] {
+            assert!(s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);
+            assert!(!s.chars().any(char::is_control), "{s:?}");
+        }
+        assert!(!detail.chars().any(char::is_control));
+        let body = serde_json::json!({"balance": "1.00", "currency": evil}).to_string();
+        let (r, _) = balance_outcome(&answer(200, &body), false);
+        let Ok(facts) = r else { panic!("definitive") };
+        let Some(Fact::TwilioBalance { currency, .. }) = facts.first() else {
+            panic!("{facts:?}")
+        };
+        assert!(currency.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);
+        assert!(!currency.chars().any(char::is_control));
+    }
+}

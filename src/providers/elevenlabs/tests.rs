@@ -387,3 +387,138 @@ fn subscription_exhaustion_respects_usage_based_billing() {
     assert_eq!(sub(1, 10000, false, "5000").ceiling(), Some(10000));
     assert_eq!(sub(1, 10000, true, "\"unlimited\"").ceiling(), None);
 }
+
+/// The `convai_write` probe fails safe: only `agent_not_found` and a
+/// `missing_permissions` naming it decide; any other API answer leaves the
+/// permission unknown and says the probe needs attention.
+#[test]
+fn convai_write_probe_answers_that_decide_nothing_are_inconclusive() {
+    for (status, body) in [
+        (
+            400,
+            r#"{"detail":{"status":"invalid_uid","message":"An invalid ID has been received: 'agent_x'. Make sure to provide a correct one."}}"#,
+        ),
+        (
+            422,
+            r#"{"detail":[{"type":"string_pattern_mismatch","loc":["query","agent_id"],"msg":"String should match pattern","input":"agent_x"}]}"#,
+        ),
+        (404, r#"{"detail":"Not Found"}"#),
+        (403, r#"{"detail":{"status":"some_new_code","message":"x"}}"#),
+        (200, r#"{"signed_url":"wss://example.invalid/x"}"#),
+        (
+            401,
+            r#"{"detail":{"status":"missing_permissions","message":"no permission named here"}}"#,
+        ),
+    ] {
+        let (r, detail) = permission(status, body, "convai_write");
+        assert_eq!(r, Err(Failure::inconclusive()), "{status} {body}");
+        assert!(detail.contains("credwatch calibrate"), "{detail}");
+    }
+    // No key header received, 429, 5xx, HTML: not the probe's fault, no verdict.
+    for (status, ct, body) in [
+        (
+            401,
+            "application/json",
+            r#"{"detail":{"status":"needs_authorization","message":"Neither authorization header nor xi-api-key received, please provide one."}}"#,
+        ),
+        (
+            429,
+            "application/json",
+            r#"{"detail":{"status":"too_many_concurrent_requests","message":"x"}}"#,
+        ),
+        (500, "application/json", r#"{"status":"internal_server_error","message":"x"}"#),
+        (403, "text/html", "<!DOCTYPE html><title>Just a moment...</title>"),
+    ] {
+        let a = answer(status, ct, body);
+        let (r, _) = permission_meaning(&probe("convai_write"), &a, &parse_body(&a));
+        let f = r.expect_err("no verdict");
+        assert!(!f.inconclusive, "{status} {body}");
+    }
+}
+
+/// A hostile or broken upstream cannot push a huge or escape-laden string
+/// into labels, logs, `/health` or a terminal: the attack of a 1 MB `tier`
+/// and `status` with CR/LF and ANSI escapes, performed on the parser.
+#[test]
+fn upstream_strings_are_capped_and_cleaned_at_parse_time() {
+    let evil = format!(
+        "pro\r\ncredwatch_credential_healthy{{credential=\"x\"}} 1\n\u{1b}[31m{}",
+        "A".repeat(1 << 20)
+    );
+    let body = serde_json::json!({
+        "character_count": 1, "character_limit": 10, "tier": evil, "status": evil,
+        "next_character_count_reset_unix": null
+    })
+    .to_string();
+    let a = answer(200, "application/json", &body);
+    let (r, detail) = subscription_outcome(&a, &parse_body(&a));
+    let facts = r.expect("a definitive answer");
+    let quota = facts
+        .iter()
+        .find_map(|f| match f {
+            Fact::Quota { quota } => Some(quota.clone()),
+            _ => None,
+        })
+        .expect("quota");
+    for s in [&quota.tier, &quota.status] {
+        assert!(s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX, "{}", s.len());
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+    }
+    assert!(detail.len() < 400, "{}", detail.len());
+    assert!(!detail.chars().any(char::is_control), "{detail:?}");
+    // Error fields too (they reach logs and `check`).
+    let a = answer(
+        401,
+        "application/json",
+        &serde_json::json!({"detail": {"status": evil, "request_id": evil}}).to_string(),
+    );
+    let Body::Error(f) = parse_body(&a) else {
+        panic!("an error body")
+    };
+    for s in [f.status.as_deref(), f.request_id.as_deref()].into_iter().flatten() {
+        assert!(s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);
+        assert!(!s.chars().any(char::is_control), "{s:?}");
+    }
+}
+
+#[test]
+fn usage_based_billing_exports_its_ceiling() {
+    let sub = |json: &str| {
+        let a = answer(200, "application/json", json);
+        let (r, _) = subscription_outcome(&a, &parse_body(&a));
+        let facts = r.expect("definitive");
+        let quota = facts
+            .iter()
+            .find_map(|f| match f {
+                Fact::Quota { quota } => Some(quota.clone()),
+                _ => None,
+            })
+            .expect("quota");
+        let blocked = facts.iter().any(|f| matches!(f, Fact::Blocked { .. }));
+        (quota, blocked)
+    };
+    // The public fixture: 244,469 used of 114,089 under usage-based billing, unlimited.
+    let (q, blocked) = sub(
+        r#"{"character_count":244469,"character_limit":114089,"tier":"creator","status":"active","can_extend_character_limit":true,"max_credit_limit_extension":"unlimited","has_open_invoices":false}"#,
+    );
+    assert_eq!((q.ceiling, q.exhausted, blocked), (None, false, false));
+    assert_eq!(q.open_invoices, Some(false));
+    // Under and at a numeric cap.
+    let (q, blocked) = sub(
+        r#"{"character_count":12000,"character_limit":10000,"tier":"creator","status":"active","can_extend_character_limit":true,"max_credit_limit_extension":5000}"#,
+    );
+    assert_eq!((q.ceiling, q.exhausted, blocked), (Some(15000), false, false));
+    let (q, blocked) = sub(
+        r#"{"character_count":15000,"character_limit":10000,"tier":"creator","status":"active","can_extend_character_limit":true,"max_credit_limit_extension":5000}"#,
+    );
+    assert_eq!((q.ceiling, q.exhausted, blocked), (Some(15000), true, true));
+    // Billing at risk is exported, not a verdict; `free_disabled` is one.
+    let (q, blocked) = sub(
+        r#"{"character_count":1,"character_limit":10000,"tier":"creator","status":"past_due","has_open_invoices":true}"#,
+    );
+    assert!(q.billing_at_risk() && !blocked);
+    let (q, blocked) = sub(
+        r#"{"character_count":1,"character_limit":10000,"tier":"free","status":"free_disabled"}"#,
+    );
+    assert!(!q.billing_at_risk() && blocked);
+}

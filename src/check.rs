@@ -121,7 +121,8 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
                 details: true,
                 ..Plan::default()
             },
-        ).await;
+        )
+        .await;
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };

@@ -88,7 +88,9 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
                  billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a \
                  key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can \
                  list keys' limits).{}",
-                reset_at.map(date).unwrap_or_else(|| "the next reset".into()),
+                reset_at
+                    .map(date)
+                    .unwrap_or_else(|| "the next reset".into()),
                 cite("elevenlabs-quota")
             ),
         ),
@@ -160,7 +162,10 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
             ),
         ),
         Problem::AccountSuspended { status } => (
-            format!("The Twilio account is {}: it cannot use the API.", status.as_deref().unwrap_or("suspended or closed (20403)")),
+            format!(
+                "The Twilio account is {}: it cannot use the API.",
+                status.as_deref().unwrap_or("suspended or closed (20403)")
+            ),
             format!(
                 "Check Console → Billing and the account's status, and contact Twilio support; calls through this account \
                  fail until it is active.{}",

@@ -168,7 +168,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         .collect();
     let api_key_links: HashSet<&str> = credentials
         .iter()
-        .filter(|c| matches!(&c.spec, Spec::Twilio(tw) if matches!(tw.auth, TwilioAuth::ApiKey { .. })))
+        .filter(
+            |c| matches!(&c.spec, Spec::Twilio(tw) if matches!(tw.auth, TwilioAuth::ApiKey { .. })),
+        )
         .map(|c| c.name.as_str())
         .collect();
     let mut link_errors = Vec::new();

@@ -294,7 +294,10 @@ pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     // JSON from the API, 4xx, and no code we know: an answer, but not one we
     // can read.
     Meaning::Unrecognised(match body {
-        Body::Error(f) => format!("HTTP {status} with unknown code `{}`", f.key().unwrap_or("none")),
+        Body::Error(f) => format!(
+            "HTTP {status} with unknown code `{}`",
+            f.key().unwrap_or("none")
+        ),
         Body::Validation => format!("HTTP {status} with a validation error"),
         Body::Text(t) => format!("HTTP {status} `{t}`"),
         Body::OtherJson | Body::NotJson => format!("HTTP {status} with an unrecognised JSON body"),

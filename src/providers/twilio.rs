@@ -427,10 +427,7 @@ pub async fn has_number(
         .append_pair("PhoneNumber", number)
         .append_pair("PageSize", "20")
         .finish();
-    let path = format!(
-        "/2010-04-01/Accounts/{}/{resource}?{query}",
-        tw.account_sid
-    );
+    let path = format!("/2010-04-01/Accounts/{}/{resource}?{query}", tw.account_sid);
     let answer = get(ctx, tw, cred, &path).await.map_err(|e| e.to_string())?;
     if classify(&answer) != Meaning::Ok {
         return Err(format!(
@@ -459,7 +456,10 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 "HTTP 200 but the account has no status".into(),
             ),
             Ok(acct) => {
-                let status = acct.status.as_deref().map_or_else(|| "unknown".into(), clean);
+                let status = acct
+                    .status
+                    .as_deref()
+                    .map_or_else(|| "unknown".into(), clean);
                 let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
@@ -526,7 +526,10 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
     let (result, detail) = match classify(answer) {
         Meaning::Ok => match serde_json::from_slice::<BalanceBody>(&answer.body) {
             Ok(b) => {
-                let currency = b.currency.as_deref().map_or_else(|| "unknown".into(), clean);
+                let currency = b
+                    .currency
+                    .as_deref()
+                    .map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
                         Ok(vec![Fact::TwilioBalance {
@@ -600,7 +603,9 @@ mod tests {
     fn error(status: u16, code: u64) -> Meaning {
         classify(&answer(
             status,
-            &format!(r#"{{"code":{code},"message":"x","more_info":"https://www.twilio.com/docs/errors/{code}","status":{status}}}"#),
+            &format!(
+                r#"{{"code":{code},"message":"x","more_info":"https://www.twilio.com/docs/errors/{code}","status":{status}}}"#
+            ),
         ))
     }
 

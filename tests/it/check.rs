@@ -1343,7 +1343,26 @@ async fn phone_number_on_the_twilio_account_is_ready() {
         ("el-ready", "phnum_ready", N_ON),
         ("el-callerid", "phnum_callerid", N_CALLER_ID),
     ] {
+        p.s.sim.clear_requests();
         let (text, c) = p.s.one(case).await;
+        // Ownership is looked up number by number with Twilio's
+        // `PhoneNumber=` filter: the ElevenLabs check never pages through the
+        // Twilio account's lists.
+        let twilio: Vec<_> =
+            p.s.sim
+                .requests()
+                .into_iter()
+                .filter(|r| {
+                    r.path.ends_with("IncomingPhoneNumbers.json")
+                        || r.path.ends_with("OutgoingCallerIds.json")
+                })
+                .collect();
+        assert!(!twilio.is_empty(), "{case}: ownership was not checked");
+        for r in &twilio {
+            let q = r.query.as_deref().unwrap_or("");
+            assert!(q.contains("PhoneNumber=%2B"), "{case}: {} {q}", r.path);
+            assert!(!q.contains("PageSize=1000"), "{case}: {} {q}", r.path);
+        }
         assert_eq!(text.code, 0, "{text:?}");
         assert_eq!(c.status, "healthy");
         let n = the_number(&c);

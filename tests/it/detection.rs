@@ -42,11 +42,7 @@ async fn a_permission_removed_upstream_flips_health_within_one_interval() {
     w.elevenlabs
         .add_key(key.clone(), ElKey::new("keyItDetect", "ws-detect"));
     let sim = Simulator::start(w).await.expect("simulator");
-    let yaml = config(
-        "",
-        &[el("el-detect", &key, &sim.elevenlabs_url(), "")],
-        &[],
-    );
+    let yaml = config("", &[el("el-detect", &key, &sim.elevenlabs_url(), "")], &[]);
     assert!(!yaml.contains("interval") && !yaml.contains("timeout"));
     let d = Daemon::start(&yaml).await;
     // First round within the start-up spread, then healthy.
@@ -75,11 +71,7 @@ async fn a_key_revoked_upstream_flips_health_within_one_interval() {
     w.elevenlabs
         .add_key(key.clone(), ElKey::new("keyItDetectRevoked", "ws-detect"));
     let sim = Simulator::start(w).await.expect("simulator");
-    let yaml = config(
-        "",
-        &[el("el-revoke", &key, &sim.elevenlabs_url(), "")],
-        &[],
-    );
+    let yaml = config("", &[el("el-revoke", &key, &sim.elevenlabs_url(), "")], &[]);
     let d = Daemon::start(&yaml).await;
     until_status(&d, "el-revoke", 200, INTERVAL).await;
     tokio::time::sleep(INTERVAL + INTERVAL / 3).await;

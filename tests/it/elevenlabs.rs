@@ -500,3 +500,86 @@ async fn a_key_revoked_upstream_flips_health_to_503_within_one_interval() {
     )
     .await;
 }
+
+/// A permission probe that gets an answer it cannot read (here a configured
+/// probe whose agent does not exist) leaves that permission unknown, says
+/// the probe needs `credwatch calibrate` (log line and metric), and does
+/// not cancel the credential's other checks: the phone-number check still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inconclusive_probe_is_unknown_and_does_not_cancel_the_cycle() {
+    let sim = Simulator::start(world()).await.expect("simulator");
+    let head = format!(
+        "{FAST_DETAILS}permission_probes:\n  workspace_read:\n    path: /v1/convai/agents/agent_0000000000000000000000000000\n    granted:\n      - status: 200\n    not_granted:\n      - status: 401\n        code: missing_permissions\n"
+    );
+    let items = [el(
+        "el-odd-probe",
+        &el_key("full"),
+        &sim.elevenlabs_url(),
+        "    required_permissions: [workspace_read, convai_write]\n    phone_numbers: true\n",
+    )];
+    let d = Daemon::start(&config(&head, &items, &[])).await;
+    let me = cred("el-odd-probe");
+    crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_check_success",
+        &[&me, "check=\"phone_numbers\""],
+        |_| true,
+    )
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_probe_inconclusive",
+            &[&me, "permission=\"workspace_read\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    // Never granted, never missing.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &[&me, "permission=\"workspace_read\""]
+        ),
+        None
+    );
+    // The other permission and the phone-number check still ran.
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_probe_inconclusive",
+            &[&me, "permission=\"convai_write\""]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"phone_numbers\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_check_errors_total",
+            &[
+                &me,
+                "check=\"permission_workspace_read\"",
+                "reason=\"unexpected_response\""
+            ]
+        )
+        .is_some_and(|v| v >= 1.0)
+    );
+    let c = d.credential("el-odd-probe").await;
+    assert_eq!(c["status"], "pending", "{c}");
+    assert!(
+        crate::harness::logs().contains("credwatch calibrate"),
+        "the log names the fix"
+    );
+}

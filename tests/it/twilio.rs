@@ -271,7 +271,7 @@ async fn a_standard_api_key_is_healthy_without_account_info() {
             .with_numbers(&["+15005550008", "+15005550009"])
             .with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard)),
     );
-    let (_sim, d) = watch(world, |url| {
+    let (sim, d) = watch(world, |url| {
         vec![tw_api_key("tw-standard", &sid, &key_sid, &secret, url, "")]
     })
     .await;
@@ -305,6 +305,20 @@ async fn a_standard_api_key_is_healthy_without_account_info() {
         Some(2.0)
     );
     assert_eq!(d.health().await.0, 200);
+    // Each refused request shows up as an authentication failure in the
+    // customer's Twilio Console: asked once, not every cycle, while the
+    // numbers keep being checked every interval.
+    let account = format!("/2010-04-01/Accounts/{sid}.json");
+    let numbers = format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json");
+    let before = sim.requests().iter().filter(|r| r.path == numbers).count();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let requests = sim.requests();
+    assert_eq!(
+        requests.iter().filter(|r| r.path == account).count(),
+        1,
+        "the account was asked again after a definitive refusal"
+    );
+    assert!(requests.iter().filter(|r| r.path == numbers).count() >= before + 2);
 }
 
 #[test]

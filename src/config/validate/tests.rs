@@ -280,6 +280,42 @@ fn links_to_twilio_credentials_must_exist() {
     );
 }
 
+/// `get-signed-url` with a real agent mints a signed URL: no override may
+/// point the probe at one, nor ask for a conversation id.
+#[test]
+fn a_probe_override_cannot_point_get_signed_url_at_a_real_agent() {
+    for path in [
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_2501k520e4p6eqs87ga1ke8a67fs",
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=true",
+        "/v1/convai/conversation/get-signed-url?include_conversation_id=1&agent_id=agent_0000000000000000000000000000",
+    ] {
+        let yaml = format!(
+            "permission_probes:\n  convai_write:\n    path: \"{path}\"\n    granted: [{{status: 404, code: agent_not_found}}]\n    not_granted: [{{status: 401, code: missing_permissions}}]\nelevenlabs:\n  - name: a\n    api_key: sk_x\n"
+        );
+        has(
+            &errors(&yaml),
+            "permission_probes.convai_write.path",
+            "get-signed-url",
+        );
+    }
+}
+
+/// ElevenLabs' import stores an Account SID + Auth Token: linking an API-key
+/// credential cannot show an Auth Token rotation, and `validate` says so.
+#[test]
+fn linking_an_api_key_credential_warns_that_token_rotations_are_invisible() {
+    let yaml = "elevenlabs:\n  - name: a\n    api_key: sk_x\n    phone_numbers: true\n    twilio: tw\ntwilio:\n  - name: tw\n    account_sid: AC0123456789abcdef0123456789abcdef\n    api_key_sid: SK0123456789abcdef0123456789abcdef\n    api_key_secret: s3cr3tvalue\n";
+    let c = load(yaml, &env(&[])).expect("valid");
+    let w = c
+        .warnings
+        .iter()
+        .find(|w| w.path == "elevenlabs[0].twilio")
+        .expect("a warning on the link");
+    assert!(w.message.contains("Auth Token"), "{}", w.message);
+    assert!(w.message.contains("auth_token"), "{}", w.message);
+    assert!(!w.message.contains("s3cr3tvalue"));
+}
+
 #[test]
 fn base_urls_must_be_plain_http_urls() {
     let e = errors(

@@ -216,10 +216,7 @@ fn fastapi_shapes_and_unknown_codes() {
         meaning(401, "not json at all {"),
         Meaning::Failure(Reason::UnexpectedResponse, _)
     ));
-    assert!(matches!(
-        meaning(401, "[1,2,3]"),
-        Meaning::Unrecognised(_)
-    ));
+    assert!(matches!(meaning(401, "[1,2,3]"), Meaning::Unrecognised(_)));
 }
 
 #[test]
@@ -403,7 +400,10 @@ fn convai_write_probe_answers_that_decide_nothing_are_inconclusive() {
             r#"{"detail":[{"type":"string_pattern_mismatch","loc":["query","agent_id"],"msg":"String should match pattern","input":"agent_x"}]}"#,
         ),
         (404, r#"{"detail":"Not Found"}"#),
-        (403, r#"{"detail":{"status":"some_new_code","message":"x"}}"#),
+        (
+            403,
+            r#"{"detail":{"status":"some_new_code","message":"x"}}"#,
+        ),
         (200, r#"{"signed_url":"wss://example.invalid/x"}"#),
         (
             401,
@@ -426,8 +426,16 @@ fn convai_write_probe_answers_that_decide_nothing_are_inconclusive() {
             "application/json",
             r#"{"detail":{"status":"too_many_concurrent_requests","message":"x"}}"#,
         ),
-        (500, "application/json", r#"{"status":"internal_server_error","message":"x"}"#),
-        (403, "text/html", "<!DOCTYPE html><title>Just a moment...</title>"),
+        (
+            500,
+            "application/json",
+            r#"{"status":"internal_server_error","message":"x"}"#,
+        ),
+        (
+            403,
+            "text/html",
+            "<!DOCTYPE html><title>Just a moment...</title>",
+        ),
     ] {
         let a = answer(status, ct, body);
         let (r, _) = permission_meaning(&probe("convai_write"), &a, &parse_body(&a));
@@ -461,7 +469,11 @@ fn upstream_strings_are_capped_and_cleaned_at_parse_time() {
         })
         .expect("quota");
     for s in [&quota.tier, &quota.status] {
-        assert!(s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX, "{}", s.len());
+        assert!(
+            s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX,
+            "{}",
+            s.len()
+        );
         assert!(!s.chars().any(char::is_control), "{s:?}");
     }
     assert!(detail.len() < 400, "{}", detail.len());
@@ -475,7 +487,10 @@ fn upstream_strings_are_capped_and_cleaned_at_parse_time() {
     let Body::Error(f) = parse_body(&a) else {
         panic!("an error body")
     };
-    for s in [f.status.as_deref(), f.request_id.as_deref()].into_iter().flatten() {
+    for s in [f.status.as_deref(), f.request_id.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         assert!(s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);
         assert!(!s.chars().any(char::is_control), "{s:?}");
     }
@@ -507,7 +522,10 @@ fn usage_based_billing_exports_its_ceiling() {
     let (q, blocked) = sub(
         r#"{"character_count":12000,"character_limit":10000,"tier":"creator","status":"active","can_extend_character_limit":true,"max_credit_limit_extension":5000}"#,
     );
-    assert_eq!((q.ceiling, q.exhausted, blocked), (Some(15000), false, false));
+    assert_eq!(
+        (q.ceiling, q.exhausted, blocked),
+        (Some(15000), false, false)
+    );
     let (q, blocked) = sub(
         r#"{"character_count":15000,"character_limit":10000,"tier":"creator","status":"active","can_extend_character_limit":true,"max_credit_limit_extension":5000}"#,
     );

@@ -846,6 +846,12 @@ async fn el_quota_exhausted_names_the_reset_date() {
         (q.used, q.limit, q.reset_at, q.exhausted),
         (30_000, 30_000, Some(reset), true)
     );
+    // No usage-based billing: the ceiling is the limit.
+    assert_eq!(q.ceiling, Some(30_000));
+    assert!(
+        q.open_invoices.is_some(),
+        "the simulator sends has_open_invoices"
+    );
     let f = finding(&c, "quota_exhausted");
     assert_eq!(
         (f.severity.as_str(), f.check.as_str()),

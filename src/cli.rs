@@ -427,18 +427,18 @@ where
         Limits::default(),
         stop.clone().cancelled_owned(),
     );
+    // On the signal the server drains its requests while the scheduler
+    // starts no new checks and waits for the ones in flight (the reloader
+    // holds a clone of its handle, so it stops through a shared reference).
     let trigger = async {
         shutdown.await;
+        tracing::info!("shutting down");
         stop.cancel();
+        scheduler.shutdown().await;
     };
     tokio::join!(main, trigger);
     if let Some(p) = probe_server {
         let _ = p.await;
-    }
-    tracing::info!("shutting down");
-    match Arc::try_unwrap(scheduler) {
-        Ok(s) => s.shutdown().await,
-        Err(s) => drop(s),
     }
     ExitCode::SUCCESS
 }

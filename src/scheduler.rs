@@ -122,12 +122,22 @@ pub enum Command {
     Reload(Arc<Config>),
 }
 
-/// Owns the scheduler task: dropping it stops the scheduler and cancels
-/// every probe in flight.
+/// How long a graceful stop waits for probes in flight, at most: the
+/// longest configured `timeout` plus this margin, capped by [`MAX_DRAIN`].
+const DRAIN_MARGIN: Duration = Duration::from_secs(1);
+/// Within Kubernetes' default 30 s grace period, with room for the server's drain.
+pub const MAX_DRAIN: Duration = Duration::from_secs(20);
+
+/// Owns the scheduler task: [`SchedulerHandle::shutdown`] stops it
+/// gracefully; dropping the handle stops it at once and cancels every probe
+/// in flight.
 pub struct SchedulerHandle {
     commands: mpsc::UnboundedSender<Command>,
+    /// Graceful stop: no new probes, wait for the ones in flight.
+    stop: CancellationToken,
+    /// Abort: cancel the probes in flight.
     cancel: CancellationToken,
-    task: Option<tokio::task::JoinHandle<()>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 impl SchedulerHandle {
@@ -135,10 +145,13 @@ impl SchedulerHandle {
         let _ = self.commands.send(Command::Reload(config));
     }
 
-    /// Stops the loop and waits for it (in-flight probes are cancelled).
-    pub async fn shutdown(mut self) {
-        self.cancel.cancel();
-        if let Some(task) = self.task.take() {
+    /// Stops starting probes, waits for those in flight (their results are
+    /// recorded) up to the longest `timeout` plus a second (at most
+    /// [`MAX_DRAIN`]), then cancels what is left and returns.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = task {
             let _ = task.await;
         }
     }
@@ -154,12 +167,14 @@ impl Drop for SchedulerHandle {
 pub fn spawn(config: Arc<Config>, state: Arc<State>, upstream: Arc<Upstream>) -> SchedulerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
-    let scheduler = Scheduler::new(config, state, upstream, rx, cancel.clone());
+    let stop = CancellationToken::new();
+    let scheduler = Scheduler::new(config, state, upstream, rx, stop.clone(), cancel.clone());
     let task = tokio::spawn(scheduler.run());
     SchedulerHandle {
         commands: tx,
+        stop,
         cancel,
-        task: Some(task),
+        task: std::sync::Mutex::new(Some(task)),
     }
 }
 
@@ -216,7 +231,10 @@ struct Scheduler {
     state: Arc<State>,
     upstream: Arc<Upstream>,
     commands: mpsc::UnboundedReceiver<Command>,
+    stop: CancellationToken,
     cancel: CancellationToken,
+    /// How long a graceful stop waits for probes in flight.
+    drain: Duration,
     entries: HashMap<String, Entry>,
     queue: BinaryHeap<Reverse<(Instant, u64, String)>>,
     epoch: Instant,
@@ -230,6 +248,7 @@ impl Scheduler {
         state: Arc<State>,
         upstream: Arc<Upstream>,
         commands: mpsc::UnboundedReceiver<Command>,
+        stop: CancellationToken,
         cancel: CancellationToken,
     ) -> Self {
         let mut s = Scheduler {
@@ -238,7 +257,9 @@ impl Scheduler {
             state,
             upstream,
             commands,
+            stop,
             cancel,
+            drain: drain(&config),
             entries: HashMap::new(),
             queue: BinaryHeap::new(),
             epoch: Instant::now(),
@@ -304,16 +325,27 @@ impl Scheduler {
 
     async fn run(mut self) {
         let mut running: JoinSet<Done> = JoinSet::new();
-        let mut poll = tokio::time::interval(self.secret_poll_interval);
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut poll = poll_timer(self.secret_poll_interval);
         loop {
             let next_due = self.queue.peek().map(|Reverse((at, _, _))| *at);
             let room = running.len() < self.max_in_flight;
             tokio::select! {
                 biased;
-                _ = self.cancel.cancelled() => break,
+                _ = self.cancel.cancelled() => {
+                    running.abort_all();
+                    break;
+                }
+                _ = self.stop.cancelled() => {
+                    self.drain_in_flight(&mut running).await;
+                    break;
+                }
                 Some(cmd) = self.commands.recv() => match cmd {
-                    Command::Reload(config) => self.reload(config),
+                    Command::Reload(config) => {
+                        self.reload(config);
+                        if poll.period() != self.secret_poll_interval {
+                            poll = poll_timer(self.secret_poll_interval);
+                        }
+                    }
                 },
                 Some(done) = running.join_next(), if !running.is_empty() => {
                     if let Ok(done) = done {
@@ -324,9 +356,34 @@ impl Scheduler {
                 _ = poll.tick() => self.poll_secrets(),
             }
         }
-        // Dropping the JoinSet aborts every probe in flight.
         running.abort_all();
         while running.join_next().await.is_some() {}
+    }
+
+    /// A graceful stop: record what the probes in flight find, for as long
+    /// as their timeout allows; an abort ends it at once.
+    async fn drain_in_flight(&mut self, running: &mut JoinSet<Done>) {
+        if running.is_empty() {
+            return;
+        }
+        tracing::info!(
+            in_flight = running.len(),
+            "waiting up to {:?} for checks in flight",
+            self.drain
+        );
+        let deadline = Instant::now() + self.drain;
+        loop {
+            tokio::select! {
+                biased;
+                _ = self.cancel.cancelled() => return,
+                _ = tokio::time::sleep_until(deadline) => return,
+                next = running.join_next() => match next {
+                    Some(Ok(done)) => self.finished(done),
+                    Some(Err(_)) => {}
+                    None => return,
+                },
+            }
+        }
     }
 
     fn start_due(&mut self, running: &mut JoinSet<Done>) {
@@ -477,6 +534,7 @@ impl Scheduler {
         self.entries.retain(|name, _| names.contains(name.as_str()));
         self.probes = Arc::new(config.permission_probes.clone());
         self.max_in_flight = max_in_flight(&config);
+        self.drain = drain(&config);
         for cred in &config.credentials {
             let Some(slot) = self.state.slot(&cred.name) else {
                 continue;
@@ -518,6 +576,24 @@ fn max_in_flight(config: &Config) -> usize {
         })
         .collect();
     (hosts.len().max(1) * config.max_concurrent_requests_per_host).max(1)
+}
+
+/// The longest a graceful stop waits for probes in flight.
+fn drain(config: &Config) -> Duration {
+    let longest = config
+        .credentials
+        .iter()
+        .map(|c| c.timeout)
+        .max()
+        .unwrap_or(Duration::ZERO);
+    (longest + DRAIN_MARGIN).min(MAX_DRAIN)
+}
+
+/// The secret-file poll; its period follows reloads.
+fn poll_timer(period: Duration) -> tokio::time::Interval {
+    let mut poll = tokio::time::interval(period);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    poll
 }
 
 async fn sleep_until(at: Option<Instant>) {

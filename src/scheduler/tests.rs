@@ -102,3 +102,117 @@ async fn retry_after_is_honoured_but_never_shortens_the_interval() {
     );
     assert!(short - now >= MIN);
 }
+
+/// The scheduler loop itself, on paused time, against the in-process
+/// simulator over loopback: only the clock is virtual.
+mod the_loop {
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use crate::config::Config;
+    use crate::outcome::Reason;
+    use crate::providers::http::Upstream;
+    use crate::simulator::{ElAccount, ElKey, Fault, Simulator, World};
+    use crate::state::State;
+
+    const KEY: &str = "sk_loop0123456789abcdef0123456789abcdef0123456789";
+    const NEW_KEY: &str = "sk_loop9876543210fedcba9876543210fedcba9876543210";
+
+    async fn simulator() -> Simulator {
+        let mut w = World::default();
+        w.elevenlabs.add_account(ElAccount::new("ws-loop"));
+        w.elevenlabs.add_key(KEY, ElKey::new("keyLoop", "ws-loop"));
+        w.elevenlabs
+            .add_key(NEW_KEY, ElKey::new("keyLoopNew", "ws-loop"));
+        Simulator::start(w).await.expect("simulator")
+    }
+
+    fn config(yaml: &str, dir: &Path) -> Config {
+        Config::from_yaml(
+            yaml,
+            &dir.join("config.yaml"),
+            &HashMap::<String, String>::new(),
+        )
+        .expect("valid test config")
+    }
+
+    fn upstream() -> Arc<Upstream> {
+        Arc::new(Upstream::new(4, None).expect("client"))
+    }
+
+    /// SIGTERM's path: no new checks, the ones in flight finish (here: run
+    /// into their 10 s timeout against a server that never answers) and are
+    /// recorded before `shutdown` returns.
+    #[tokio::test(start_paused = true)]
+    async fn a_graceful_stop_waits_for_checks_in_flight() {
+        let sim = simulator().await;
+        sim.update(|w| {
+            if let Some(k) = w.elevenlabs.key_mut(KEY) {
+                k.fault = Some(Fault::Hang);
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = format!(
+            "elevenlabs:\n  - name: hung\n    api_key: {KEY}\n    base_url: {}\n",
+            sim.elevenlabs_url()
+        );
+        let config = Arc::new(config(&yaml, dir.path()));
+        let state = State::new(&config);
+        let handle = super::super::spawn(config, state.clone(), upstream());
+        // Wait (virtually) until the probe is in flight upstream.
+        let mut waited = Duration::ZERO;
+        while sim.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+            assert!(waited < Duration::from_secs(10), "no probe started");
+        }
+        let slot = state.slot("hung").expect("slot");
+        assert_eq!(slot.snapshot().cycles, 0, "still in flight");
+        handle.shutdown().await;
+        let s = slot.snapshot();
+        assert_eq!(s.cycles, 1, "the check in flight was awaited and recorded");
+        assert_eq!(s.check_error, Some(Reason::Timeout));
+        let requests = sim.request_count();
+        tokio::time::sleep(Duration::from_secs(300)).await;
+        assert_eq!(sim.request_count(), requests, "nothing runs after the stop");
+    }
+
+    /// A reload that shortens `secret_poll_interval` takes effect: a rotated
+    /// secret file is seen within the new period, not the old one.
+    #[tokio::test(start_paused = true)]
+    async fn a_reloaded_secret_poll_interval_takes_effect() {
+        let sim = simulator().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("key");
+        std::fs::write(&secret, KEY).expect("write secret");
+        let yaml = |poll: &str| {
+            format!(
+                "secret_poll_interval: {poll}\nelevenlabs:\n  - name: filed\n    api_key_file: {}\n    base_url: {}\n",
+                secret.display(),
+                sim.elevenlabs_url()
+            )
+        };
+        let first = Arc::new(config(&yaml("1h"), dir.path()));
+        let state = State::new(&first);
+        let handle = super::super::spawn(first, state.clone(), upstream());
+        let slot = state.slot("filed").expect("slot");
+        let old = slot.snapshot().fingerprint;
+        // Past the first poll tick (at start), then reload with 2s.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        handle.reload(Arc::new(config(&yaml("2s"), dir.path())));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        std::fs::write(&secret, NEW_KEY).expect("rotate secret");
+        let mut waited = Duration::ZERO;
+        while slot.snapshot().fingerprint == old {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            waited += Duration::from_millis(250);
+            assert!(
+                waited <= Duration::from_secs(3),
+                "the rotation was not seen within the reloaded 2s poll"
+            );
+        }
+        handle.shutdown().await;
+    }
+}

@@ -5,6 +5,7 @@ mod calibrate;
 mod check;
 mod demo;
 mod elevenlabs;
+mod evidence;
 mod endpoints;
 mod example_config;
 mod faults;

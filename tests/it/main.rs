@@ -18,5 +18,6 @@ mod server_limits;
 mod storm;
 mod support;
 mod twilio;
+mod unfavourable;
 mod upstream_safety;
 mod web;

@@ -30,7 +30,10 @@ const FILES: [(&str, &str); 2] = [
         "elevenlabs.json",
         include_str!("../fixtures/upstream/elevenlabs.json"),
     ),
-    ("twilio.json", include_str!("../fixtures/upstream/twilio.json")),
+    (
+        "twilio.json",
+        include_str!("../fixtures/upstream/twilio.json"),
+    ),
 ];
 
 fn corpus() -> Vec<Value> {
@@ -227,9 +230,7 @@ async fn every_recorded_answer_produces_its_expected_verdict() {
     credwatch::providers::http::install_crypto_provider();
     let corpus = corpus();
     assert!(corpus.len() >= 60, "the corpus shrank: {}", corpus.len());
-    let sim = Simulator::start(World::default())
-        .await
-        .expect("simulator");
+    let sim = Simulator::start(World::default()).await.expect("simulator");
     let mut failures = Vec::new();
     let mut replayed = 0;
     for entry in &corpus {
@@ -265,8 +266,30 @@ fn a_wrong_expectation_is_reported() {
         .find(|e| e["id"] == "el-401-invalid-api-key")
         .expect("entry");
     let attempt = classify(&entry, "subscription").expect("pure");
-    assert!(compare(&attempt, &serde_json::json!({"verdict": "invalid_credentials"})).is_empty());
+    assert!(
+        compare(
+            &attempt,
+            &serde_json::json!({"verdict": "invalid_credentials"})
+        )
+        .is_empty()
+    );
     assert!(!compare(&attempt, &serde_json::json!({"verdict": "valid"})).is_empty());
     assert!(!compare(&attempt, &serde_json::json!({"failure": "rate_limited"})).is_empty());
     assert!(!compare(&attempt, &serde_json::json!({"valid": true})).is_empty());
+}
+
+/// `docs/upstream-evidence.md` lists every entry, so the page cannot fall
+/// behind the corpus.
+#[test]
+fn the_evidence_page_lists_every_entry() {
+    let page = include_str!("../../docs/upstream-evidence.md");
+    let missing: Vec<String> = corpus()
+        .iter()
+        .map(|e| str_of(e, "id").to_string())
+        .filter(|id| !page.contains(&format!("`{id}`")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in docs/upstream-evidence.md: {missing:?}"
+    );
 }

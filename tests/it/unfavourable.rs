@@ -385,12 +385,13 @@ async fn an_account_not_active_20005_is_account_blocked_whatever_the_status() {
         let tag = format!("not-active-{status}");
         let sid = ac_sid(&tag);
         let token = tw_token(&tag);
-        w.twilio.add_account(TwilioAccount::new(&sid, &token).inactive(
-            AccountStatus::Suspended,
-            InactiveAnswer::NotActive20005 {
-                http_status: status,
-            },
-        ));
+        w.twilio
+            .add_account(TwilioAccount::new(&sid, &token).inactive(
+                AccountStatus::Suspended,
+                InactiveAnswer::NotActive20005 {
+                    http_status: status,
+                },
+            ));
         items.push((format!("tw-{tag}"), sid, token));
     }
     let (_sim, d) = watch(w, FAST_DETAILS, &[], |url| {
@@ -461,11 +462,7 @@ async fn a_restricted_key_refused_70051_is_a_missing_permission() {
     assert_ne!(c["valid"], false, "70051 is not an invalid credential: {c}");
     let m = d.metrics().await;
     assert_ne!(
-        sample(
-            &m,
-            "credwatch_credential_valid",
-            &[&cred("tw-restricted")]
-        ),
+        sample(&m, "credwatch_credential_valid", &[&cred("tw-restricted")]),
         Some(0.0)
     );
 }

@@ -30,6 +30,8 @@ RUN mkdir src \
            target/release/deps/libcredwatch-* target/release/.fingerprint/credwatch-*
 
 COPY src ./src
+# The simulator (`credwatch demo`) serves the recorded upstream answers.
+COPY tests/fixtures/upstream ./tests/fixtures/upstream
 ARG CREDWATCH_REVISION=unknown
 ENV CREDWATCH_REVISION=${CREDWATCH_REVISION}
 RUN cargo build --release --locked \

@@ -21,6 +21,7 @@ use hyper::Method;
 use serde::Serialize;
 use serde_json::{Value, json};
 
+use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, query_param, random_alnum, random_hex_id};
 use super::{Plan, RequestCtx, State};
@@ -42,6 +43,12 @@ pub struct ElevenLabsWorld {
     pub permission_error: PermissionErrorForm,
     /// Order of checks on `get-signed-url`.
     pub signed_url_mode: SignedUrlMode,
+    /// Validate agent ids like the real API validates ids: anything but
+    /// `agent_` + 28 (current) or 26 (older) characters of the lowercase
+    /// Crockford base32 alphabet gets 400 `invalid_uid`, after
+    /// authentication and before the permission check (get-signed-url,
+    /// the conversation token, `GET /v1/convai/agents/{id}`).
+    pub validate_agent_ids: bool,
     /// Send `current-concurrent-requests` / `maximum-concurrent-requests`
     /// on authenticated answers.
     pub concurrency_headers: bool,
@@ -125,8 +132,10 @@ pub struct ElAccount {
     pub user_id: String,
     pub first_name: String,
     pub subscription: Subscription,
-    /// Every authenticated request answers with this error when set.
+    /// Requests answer with this error when set (which requests: `block_scope`).
     pub block: Option<AccountBlock>,
+    /// Which requests see `block`.
+    pub block_scope: BlockScope,
     pub agents: Vec<Agent>,
     pub phone_numbers: Vec<ElPhoneNumber>,
     /// Used in 429 messages and `maximum-concurrent-requests`.
@@ -142,6 +151,7 @@ impl ElAccount {
             first_name: "Demo".to_owned(),
             subscription: Subscription::default(),
             block: None,
+            block_scope: BlockScope::default(),
             agents: Vec::new(),
             phone_numbers: Vec::new(),
             max_concurrent_requests: 5,
@@ -155,6 +165,14 @@ impl ElAccount {
 
     pub fn with_block(mut self, block: AccountBlock) -> ElAccount {
         self.block = Some(block);
+        self
+    }
+
+    /// Blocked as `block` says, but only requests that generate something
+    /// (here: the outbound call) see it; reads answer as usual.
+    pub fn with_block_on_generation_only(mut self, block: AccountBlock) -> ElAccount {
+        self.block = Some(block);
+        self.block_scope = BlockScope::GenerationOnly;
         self
     }
 
@@ -178,6 +196,20 @@ pub enum AccountBlock {
     PaymentIssue,
     /// 402 `payment_required`.
     PaymentRequired,
+}
+
+/// Which requests of a blocked account see the block.
+///
+/// Every real capture of `detected_unusual_activity`, `payment_issue` and
+/// `quota_exceeded` comes from a generation endpoint; none shows
+/// `/v1/user/subscription` answering it (evidence-addendum.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BlockScope {
+    /// Every authenticated request (the simulator's long-standing model).
+    #[default]
+    EveryRequest,
+    /// Only requests that generate something; GETs answer 200 as usual.
+    GenerationOnly,
 }
 
 /// `subscription.status`.
@@ -671,14 +703,14 @@ pub(crate) fn forbidden_reason(state: &State, ctx: &RequestCtx<'_>) -> Option<&'
 // Errors
 // ---------------------------------------------------------------------------
 
+// The fallbacks below are used only if the corpus lacks the entry (a unit
+// test makes sure it never does); the served text comes from the corpus.
 const MSG_NEEDS_AUTHORIZATION: &str =
     "Neither authorization header nor xi-api-key received, please provide one.";
 const MSG_INVALID_API_KEY: &str = "Invalid API key";
-/// The captured message ends in `…` (truncated at the source); the tail
-/// after "start with 'sk_'" is unknown.
 const MSG_KEY_ID_USED: &str =
-    "API key ID used as API key - only valid API keys can be used. API keys start with 'sk_'.";
-const MSG_UNUSUAL_ACTIVITY: &str = "Unusual activity detected. Free Tier usage disabled. If you are using a proxy/VPN you might need to purchase a Paid Plan to not trigger our abuse detectors. Free Tier only works if users do not abuse it, for example by creating multiple free accounts. If we notice that many people try to abuse it, we will need to reconsider Free Tier altogether. \nPlease play fair and purchase any Paid Subscription to continue.";
+    "API key ID used as API key - only valid API keys can be used. API keys start with 'sk_'…";
+const MSG_UNUSUAL_ACTIVITY: &str = "Unusual activity detected. Free Tier usage disabled.";
 const MSG_PAYMENT_ISSUE: &str = "Your subscription has a failed or incomplete payment.";
 const MSG_PAYMENT_REQUIRED: &str = "Free users cannot use library voices via the API. Please upgrade your subscription to use this voice";
 const MSG_SYSTEM_BUSY: &str = "We are sorry, the system is experiencing heavy traffic, please try again. Higher subscriptions have higher priority.";
@@ -686,6 +718,13 @@ const MSG_SOMETHING_WENT_WRONG: &str =
     "We are sorry, something went wrong. You are not charged for this request.";
 const MSG_INTERNAL: &str =
     "Internal Server error. All such crashes are reported to us automatically.";
+
+/// What the recorded bodies quote that a request changes: the permission,
+/// the concurrency limit, the id.
+const RECORDED_PERMISSION: &str = "user_read";
+const RECORDED_PERMISSION_403: &str = "voices_write";
+const RECORDED_CONCURRENCY: &str = "maximum of 5 concurrent";
+const RECORDED_INVALID_UID: &str = "'your-voice-id-1'";
 
 /// Which envelope an error uses regardless of the world's format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -706,6 +745,9 @@ struct ElError {
     status: &'static str,
     message: Cow<'static, str>,
     envelope: Envelope,
+    /// The corpus answer this error is; served byte for byte in the legacy
+    /// format (every real capture is legacy).
+    recorded: Option<&'static corpus::Entry>,
 }
 
 impl ElError {
@@ -723,7 +765,31 @@ impl ElError {
             status,
             message: message.into(),
             envelope: Envelope::World,
+            recorded: None,
         }
+    }
+
+    /// Takes status and message from corpus entry `id`.
+    fn recorded_as(mut self, id: &str) -> ElError {
+        if let Some(entry) = corpus::entry(id) {
+            self.http = entry.status;
+            if let Some(message) = entry.field("message") {
+                self.message = message.into();
+            }
+            self.recorded = Some(entry);
+        }
+        self
+    }
+
+    /// Replaces what the recorded message quotes (a permission name, a
+    /// limit, an id) with what this request has; the body is then rendered,
+    /// not served verbatim.
+    fn quoting(mut self, recorded: &str, actual: &str) -> ElError {
+        if recorded != actual {
+            self.message = self.message.replace(recorded, actual).into();
+            self.recorded = None;
+        }
+        self
     }
 
     fn needs_authorization() -> ElError {
@@ -734,6 +800,7 @@ impl ElError {
             "needs_authorization",
             MSG_NEEDS_AUTHORIZATION,
         )
+        .recorded_as("el-401-needs-authorization")
     }
 
     fn invalid_api_key() -> ElError {
@@ -744,6 +811,7 @@ impl ElError {
             "invalid_api_key",
             MSG_INVALID_API_KEY,
         )
+        .recorded_as("el-401-invalid-api-key")
     }
 
     fn key_id_used() -> ElError {
@@ -757,6 +825,7 @@ impl ElError {
                 MSG_KEY_ID_USED,
             )
         }
+        .recorded_as("el-400-key-id-used-as-key")
     }
 
     fn missing_permission(form: PermissionErrorForm, permission: &str) -> ElError {
@@ -770,7 +839,9 @@ impl ElError {
                 "missing_permissions",
                 "missing_permissions",
                 message,
-            ),
+            )
+            .recorded_as("el-401-missing-permissions-user-read")
+            .quoting(RECORDED_PERMISSION, permission),
             PermissionErrorForm::Forbidden403 => ElError {
                 envelope: Envelope::NewFields,
                 ..ElError::new(
@@ -780,7 +851,9 @@ impl ElError {
                     "missing_permissions",
                     message,
                 )
-            },
+            }
+            .recorded_as("el-403-insufficient-permissions-voices-write")
+            .quoting(RECORDED_PERMISSION_403, permission),
         }
     }
 
@@ -792,21 +865,24 @@ impl ElError {
                 "detected_unusual_activity",
                 "detected_unusual_activity",
                 MSG_UNUSUAL_ACTIVITY,
-            ),
+            )
+            .recorded_as("el-401-detected-unusual-activity"),
             AccountBlock::PaymentIssue => ElError::new(
                 401,
                 "payment_error",
                 "payment_issue",
                 "payment_issue",
                 MSG_PAYMENT_ISSUE,
-            ),
+            )
+            .recorded_as("el-401-payment-issue"),
             AccountBlock::PaymentRequired => ElError::new(
                 402,
                 "payment_error",
                 "payment_required",
                 "payment_required",
                 MSG_PAYMENT_REQUIRED,
-            ),
+            )
+            .recorded_as("el-402-payment-required"),
         }
     }
 
@@ -818,6 +894,23 @@ impl ElError {
             "agent_not_found",
             "Agent not found",
         )
+        .recorded_as("el-404-agent-not-found")
+    }
+
+    /// 400 `invalid_uid` for a malformed id (evidence-addendum.md).
+    fn invalid_uid(id: &str) -> ElError {
+        let quoted = format!("'{id}'");
+        ElError::new(
+            400,
+            "invalid_request_error",
+            "invalid_uid",
+            "invalid_uid",
+            format!(
+                "An invalid ID has been received: {quoted}. Make sure to provide a correct one."
+            ),
+        )
+        .recorded_as("el-400-invalid-uid")
+        .quoting(RECORDED_INVALID_UID, &quoted)
     }
 
     fn phone_number_not_found() -> ElError {
@@ -851,6 +944,9 @@ impl ElError {
             detail: T,
         }
         let trace_id = random_hex_id("");
+        if let (Some(entry), ErrorFormat::Legacy) = (self.recorded, format) {
+            return entry.reply().header("x-trace-id", trace_id);
+        }
         let new = |request_id| New {
             kind: self.kind,
             code: self.code,
@@ -907,8 +1003,12 @@ fn upstream_error(world: &ElevenLabsWorld, error: UpstreamError, max_concurrent:
             "something_went_wrong",
             MSG_SOMETHING_WENT_WRONG,
         )
+        .recorded_as("el-500-something-went-wrong")
         .render(format),
         UpstreamError::ServerErrorUnwrapped => {
+            if let Some(entry) = corpus::entry("el-500-internal-server-error-unwrapped") {
+                return entry.reply();
+            }
             #[derive(Serialize)]
             struct Unwrapped {
                 status: &'static str,
@@ -924,7 +1024,7 @@ fn upstream_error(world: &ElevenLabsWorld, error: UpstreamError, max_concurrent:
         }
         UpstreamError::RateLimited(retry_after) => {
             let message = format!(
-                "Too many concurrent requests. Your current subscription is associated with a maximum of {max_concurrent} concurrent requests (running in parallel). This is done such that a single user does not overwhelm our systems and affect other users negatively. Please upgrade your subscription or contact sales if you want to increase this limit."
+                "Too many concurrent requests. Your current subscription is associated with a maximum of {max_concurrent} concurrent requests (running in parallel)."
             );
             let reply = ElError::new(
                 429,
@@ -932,6 +1032,11 @@ fn upstream_error(world: &ElevenLabsWorld, error: UpstreamError, max_concurrent:
                 "concurrent_limit_exceeded",
                 "too_many_concurrent_requests",
                 message,
+            )
+            .recorded_as("el-429-too-many-concurrent-requests")
+            .quoting(
+                RECORDED_CONCURRENCY,
+                &format!("maximum of {max_concurrent} concurrent"),
             )
             .render(format);
             match retry_after {
@@ -946,6 +1051,7 @@ fn upstream_error(world: &ElevenLabsWorld, error: UpstreamError, max_concurrent:
             "system_busy",
             MSG_SYSTEM_BUSY,
         )
+        .recorded_as("el-429-system-busy")
         .render(format),
         UpstreamError::RateLimitExceededNew => {
             let format = match format {
@@ -959,6 +1065,7 @@ fn upstream_error(world: &ElevenLabsWorld, error: UpstreamError, max_concurrent:
                 "rate_limit_exceeded",
                 "You have exceeded the rate limit for your current subscription. Please slow down your requests or upgrade your subscription.",
             )
+            .recorded_as("el-429-rate-limit-exceeded")
             .render(format)
         }
         UpstreamError::NotFound => string_detail(404, "Not Found"),
@@ -1082,8 +1189,20 @@ fn respond<'w>(state: &'w State, ctx: &RequestCtx<'_>, caller: &mut Option<Calle
         key: c.key,
         account: c.account,
     });
-    if let Some(block) = c.account.block {
+    if let Some(block) = c.account.block
+        && (c.account.block_scope == BlockScope::EveryRequest || route == Route::TwilioOutboundCall)
+    {
         return ElError::blocked(block).render(world.error_format);
+    }
+    if world.validate_agent_ids {
+        let id = match route {
+            Route::Agent(id) => Some(Cow::Borrowed(id)),
+            Route::SignedUrl | Route::ConversationToken => query_param(ctx.query, "agent_id"),
+            _ => None,
+        };
+        if let Some(id) = id.filter(|id| !is_valid_agent_uid(id)) {
+            return ElError::invalid_uid(&id).render(world.error_format);
+        }
     }
     let permission_error =
         || ElError::missing_permission(world.permission_error, route.permission());
@@ -1148,6 +1267,15 @@ fn find_agent<'w>(state: &'w State, account: &'w ElAccount, id: &str) -> Option<
         Some((owner, i)) if *owner == account.id => account.agents.get(*i),
         _ => None,
     }
+}
+
+/// `agent_` + 28 (current form) or 26 (older form) characters of the
+/// lowercase Crockford base32 alphabet (no `i`, `l`, `o`, `u`).
+pub fn is_valid_agent_uid(id: &str) -> bool {
+    const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    id.strip_prefix("agent_").is_some_and(|rest| {
+        (rest.len() == 28 || rest.len() == 26) && rest.bytes().all(|b| ALPHABET.contains(&b))
+    })
 }
 
 fn is_well_formed_agent_id(id: &str) -> bool {

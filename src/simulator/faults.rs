@@ -99,14 +99,19 @@ pub(crate) enum Transform {
     InvalidUtf8,
 }
 
-const CLOUDFLARE_PAGE: &str = "<!DOCTYPE html><html lang=\"en-US\"><head><title>Just a moment...</title>\
-<meta http-equiv=\"Content-Type\" content=\"text/html; charset=UTF-8\"><meta name=\"robots\" content=\"noindex,nofollow\">\
-<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"></head><body><div class=\"main-wrapper\" role=\"main\">\
-<div class=\"main-content\"><noscript><div class=\"h2\"><span id=\"challenge-error-text\">Enable JavaScript and cookies to continue</span>\
-</div></noscript></div></div></body></html>";
+/// The Cloudflare challenge and the load balancer's 502 come from the corpus
+/// (`el-403-cloudflare-challenge`, `el-502-html-bad-gateway`); these short
+/// pages stand in only if an entry were missing.
+const CLOUDFLARE_FALLBACK: &str =
+    "<!DOCTYPE html><html><head><title>Just a moment...</title></head></html>";
+const BAD_GATEWAY_FALLBACK: &str = "<!DOCTYPE html><title>Error 502 (Server Error)!!1</title>";
 
-const BAD_GATEWAY_PAGE: &str = "<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 502 (Server Error)!!1</title>\n  \
-<p><b>502.</b> <ins>That's an error.</ins>\n  <p>The server encountered a temporary error and could not complete your request.<p>Please try again in 30 seconds.  <ins>That's all we know.</ins>\n";
+fn recorded_page(id: &str, status: u16, fallback: &'static str) -> Reply {
+    match super::corpus::entry(id) {
+        Some(entry) => entry.reply(),
+        None => Reply::new(status, "text/html; charset=UTF-8", fallback),
+    }
+}
 
 impl Fault {
     pub(crate) fn action(&self) -> FaultAction {
@@ -122,11 +127,11 @@ impl Fault {
             Fault::StringDetail404 => U(UpstreamError::NotFound),
             Fault::FastApi422 => U(UpstreamError::Validation),
             Fault::BadGatewayHtml => Replace(
-                Reply::new(502, "text/html; charset=UTF-8", BAD_GATEWAY_PAGE)
+                recorded_page("el-502-html-bad-gateway", 502, BAD_GATEWAY_FALLBACK)
                     .header("via", "1.1 google"),
             ),
             Fault::CloudflareHtml => Replace(
-                Reply::new(403, "text/html; charset=UTF-8", CLOUDFLARE_PAGE)
+                recorded_page("el-403-cloudflare-challenge", 403, CLOUDFLARE_FALLBACK)
                     .header("server", "cloudflare")
                     .header("cf-mitigated", "challenge")
                     .header("cf-ray", format!("{:016x}-SJC", fastrand::u64(..)))

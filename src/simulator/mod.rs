@@ -27,10 +27,13 @@
 //!
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.
 //! - [`twilio`]: the Twilio model ([`TwilioWorld`]) and handler.
+//! - [`corpus`]: the recorded upstream answers (`tests/fixtures/upstream/`);
+//!   every error body the simulator sends comes from it.
 //! - [`faults`]: injectable failures ([`Fault`]).
 //! - [`demo`]: the world behind `credwatch demo` and its secrets.
 //! - `http`: the hyper server loop, body types and small parsers.
 
+pub mod corpus;
 pub mod demo;
 pub mod elevenlabs;
 pub mod faults;
@@ -53,14 +56,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 pub use elevenlabs::{
-    AccountBlock, Agent, AssignedAgent, CreditLimitExtension, ElAccount, ElKey, ElPhoneNumber,
-    ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode, StoredTwilioCredentials,
-    Subscription, SubscriptionStatus,
+    AccountBlock, Agent, AssignedAgent, BlockScope, CreditLimitExtension, ElAccount, ElKey,
+    ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode,
+    StoredTwilioCredentials, Subscription, SubscriptionStatus,
 };
 pub use faults::Fault;
 pub use twilio::{
-    AccountStatus, AccountType, ApiKey, CallerId, Capabilities, IncomingNumber, KeyKind,
-    RateLimitCasing, SkInPathError, TwilioAccount, TwilioWorld,
+    AccountStatus, AccountType, ApiKey, CallerId, Capabilities, InactiveAnswer, IncomingNumber,
+    KeyKind, RateLimitCasing, SkInPathError, TwilioAccount, TwilioWorld,
 };
 
 /// How many requests [`Simulator::requests`] keeps (the oldest are dropped).

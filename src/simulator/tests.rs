@@ -76,6 +76,13 @@ fn is_hex(s: &str, len: usize) -> bool {
     s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// A corpus body, as recorded.
+fn recorded_body(id: &str) -> &'static str {
+    &corpus::entry(id)
+        .unwrap_or_else(|| panic!("{id} not in the corpus"))
+        .body
+}
+
 async fn demo() -> Simulator {
     Simulator::start(World::demo()).await.expect("start")
 }
@@ -526,9 +533,11 @@ async fn tw_missing_and_wrong_credentials() {
 
     let path = acct(TWILIO_ROTATED_SID, "/IncomingPhoneNumbers.json");
     let a = tw(&sim, &path, TWILIO_ROTATED_SID, TWILIO_ROTATED_TOKEN).await;
+    // Byte for byte the recorded fixture body.
+    assert_eq!(a.body, recorded_body("tw-401-20003-authenticate"));
     assert_eq!(
-        a.body,
-        r#"{"code":20003,"detail":"Your AccountSid or AuthToken was incorrect.","message":"Authenticate","more_info":"https://www.twilio.com/docs/errors/20003","status":401}"#
+        a.json(),
+        json!({"code": 20003, "detail": "Your AccountSid or AuthToken was incorrect.", "message": "Authenticate", "more_info": "https://www.twilio.com/docs/errors/20003", "status": 401})
     );
     sim.update(|w| w.twilio.empty_auth_detail = true);
     let a = tw(&sim, &path, TWILIO_ROTATED_SID, TWILIO_ROTATED_TOKEN).await;
@@ -752,10 +761,11 @@ async fn tw_subaccounts_and_unknown_accounts() {
     let unknown = twilio::sid_from("AC", "nobody");
     let path = acct(&unknown, "/IncomingPhoneNumbers.json");
     let a = tw(&sim, &path, u, p).await;
+    // The recorded body (spacing included), quoting this request's path.
     assert_eq!(
         a.body,
         format!(
-            r#"{{"code":20404,"message":"The requested resource {path} was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}}"#
+            r#"{{"code": 20404, "message": "The requested resource {path} was not found", "more_info": "https://www.twilio.com/docs/errors/20404", "status": 404}}"#
         )
     );
     // Another, unrelated, existing account looks the same.
@@ -928,7 +938,7 @@ async fn fault_error_bodies() {
     let a = tw(&sim, &tw_path, u, p).await;
     assert_eq!(
         a.body,
-        r#"{"code":20429,"message":"Too Many Requests","more_info":"https://www.twilio.com/docs/errors/20429","status":429}"#
+        r#"{"code": 20429, "message": "Too Many Requests", "more_info": "https://www.twilio.com/docs/errors/20429", "status": 429}"#
     );
     sim.update(|w| w.twilio.rate_limit_casing = RateLimitCasing::SentenceCase);
     let a = tw(&sim, &tw_path, u, p).await;
@@ -1250,4 +1260,186 @@ fn demo_secrets_have_real_shapes() {
     assert!(!world.elevenlabs.keys.contains_key(EL_REVOKED_KEY));
     assert_eq!(world.elevenlabs.keys.len(), 6);
     assert_eq!(world.twilio.accounts.len(), 5);
+}
+
+// ---------------------------------------------------------------------------
+// Unfavourable branches (issue #9, point 8) and corpus-served bodies
+// ---------------------------------------------------------------------------
+
+#[tokio::test]
+async fn el_agent_ids_are_validated_when_switched_on() {
+    let sim = demo().await;
+    let probe = |id: &str| format!("/v1/convai/conversation/get-signed-url?agent_id={id}");
+    let malformed = "agent_credwatchprobe00000000000000";
+    // Off (the default): the lookup simply fails.
+    let a = el(&sim, &probe(malformed), Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(a.status, 404);
+
+    sim.update(|w| w.elevenlabs.validate_agent_ids = true);
+    for key in [EL_AGENT_PROD_KEY, EL_NO_CONVAI_WRITE_KEY] {
+        let a = el(&sim, &probe(malformed), Some(key)).await;
+        assert_eq!(a.status, 400, "{key}");
+        assert_eq!(
+            a.body,
+            format!(
+                r#"{{"detail":{{"status":"invalid_uid","message":"An invalid ID has been received: '{malformed}'. Make sure to provide a correct one."}}}}"#
+            )
+        );
+    }
+    // Current (28) and older (26) forms pass validation.
+    let zeros = format!("agent_{}", "0".repeat(28));
+    let a = el(&sim, &probe(&zeros), Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    let a = el(&sim, &probe(&zeros), Some(EL_NO_CONVAI_WRITE_KEY)).await;
+    assert_eq!(a.status, 401, "{}", a.body);
+    let a = el(
+        &sim,
+        &probe("agent_01jw1xvxkzfxhav8rsrx1kyckw"),
+        Some(EL_AGENT_PROD_KEY),
+    )
+    .await;
+    assert_eq!(a.status, 404, "{}", a.body);
+    // Letters outside the alphabet (i, l, o, u), wrong lengths, other prefixes.
+    for bad in [
+        "agent_000000000000000000000000000i",
+        "agent_0000000000000000000000000000000",
+        "agent_000000000000000000000000000U",
+        "J3Pbu5gP6NNKBscdCdwB",
+    ] {
+        let a = el(&sim, &probe(bad), Some(EL_AGENT_PROD_KEY)).await;
+        assert_eq!(a.status, 400, "{bad}");
+        assert_eq!(a.json()["detail"]["status"], "invalid_uid");
+    }
+    let a = el(&sim, "/v1/convai/agents/nope", Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(a.status, 400);
+    let a = el(
+        &sim,
+        &format!("/v1/convai/agents/{EL_AGENT_ULAW_ID}"),
+        Some(EL_AGENT_PROD_KEY),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+}
+
+#[tokio::test]
+async fn el_a_block_on_generation_only_leaves_reads_answering_200() {
+    let sim = demo().await;
+    sim.update(|w| {
+        let account = w.elevenlabs.account_mut("workspace-blocked").unwrap();
+        account.block_scope = BlockScope::GenerationOnly;
+        account.subscription.status = SubscriptionStatus::Active;
+    });
+    let a = el(&sim, "/v1/user/subscription", Some(EL_BLOCKED_KEY)).await;
+    assert_eq!(a.status, 200);
+    assert_eq!(a.json()["status"], "active");
+    // The outbound call (a generation) still sees the block.
+    let a = send(
+        client()
+            .post(format!(
+                "{}/v1/convai/twilio/outbound-call",
+                sim.elevenlabs_url()
+            ))
+            .header("xi-api-key", EL_BLOCKED_KEY)
+            .header("content-type", "application/json")
+            .body(
+                json!({"agent_id": "a", "agent_phone_number_id": "p", "to_number": "+1"})
+                    .to_string(),
+            ),
+    )
+    .await;
+    assert_eq!(a.status, 401);
+    assert_eq!(a.body, recorded_body("el-401-detected-unusual-activity"));
+}
+
+#[tokio::test]
+async fn el_blocks_and_errors_are_the_recorded_bodies() {
+    let sim = demo().await;
+    let a = el(&sim, "/v1/user/subscription", Some(EL_BLOCKED_KEY)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (401, recorded_body("el-401-detected-unusual-activity"))
+    );
+    let a = el(&sim, "/v1/user/subscription", Some(EL_REVOKED_KEY)).await;
+    assert_eq!(a.body, recorded_body("el-401-invalid-api-key"));
+    let a = el(&sim, "/v1/user/subscription", Some(EL_AGENT_PROD_KEY_ID)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (400, recorded_body("el-400-key-id-used-as-key"))
+    );
+    let a = el(&sim, "/v1/user/subscription", Some(EL_RESTRICTED_KEY)).await;
+    assert_eq!(
+        a.body,
+        recorded_body("el-401-missing-permissions-user-read")
+    );
+    sim.update(|w| w.elevenlabs.fault = Some(Fault::ServerErrorUnwrapped));
+    let a = el(&sim, "/v1/user/subscription", Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(
+        a.body,
+        recorded_body("el-500-internal-server-error-unwrapped")
+    );
+    sim.update(|w| w.elevenlabs.fault = Some(Fault::CloudflareHtml));
+    let a = el(&sim, "/v1/user/subscription", Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (403, recorded_body("el-403-cloudflare-challenge"))
+    );
+    sim.update(|w| {
+        w.elevenlabs.fault = Some(Fault::RateLimited {
+            retry_after_secs: None,
+        })
+    });
+    let a = el(&sim, "/v1/user/subscription", Some(EL_AGENT_PROD_KEY)).await;
+    assert_eq!(
+        (a.status, a.body.as_str()),
+        (429, recorded_body("el-429-too-many-concurrent-requests"))
+    );
+}
+
+#[tokio::test]
+async fn tw_inactive_accounts_answer_as_switched() {
+    let sim = demo().await;
+    let (u, p) = (TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN);
+    sim.update(|w| {
+        w.twilio.account_mut(u).unwrap().inactive_answer = InactiveAnswer::Authenticate20003
+    });
+    for path in ["/IncomingPhoneNumbers.json", "/Balance.json", ".json"] {
+        let a = tw(&sim, &acct(u, path), u, p).await;
+        assert_eq!(
+            (a.status, a.body.as_str()),
+            (401, recorded_body("tw-401-20003-authenticate")),
+            "{path}"
+        );
+        assert_eq!(a.header("www-authenticate"), "Basic realm=\"Twilio API\"");
+    }
+    for status in [401, 403] {
+        sim.update(|w| {
+            w.twilio.account_mut(u).unwrap().inactive_answer = InactiveAnswer::NotActive20005 {
+                http_status: status,
+            }
+        });
+        for path in ["/IncomingPhoneNumbers.json", ".json"] {
+            let a = tw(&sim, &acct(u, path), u, p).await;
+            assert_eq!(
+                (a.status, a.json()["code"].as_u64()),
+                (status, Some(20005)),
+                "{path}"
+            );
+            assert_eq!(a.json()["message"], "Account not active");
+        }
+    }
+    // An active account is not affected by the switch.
+    sim.update(|w| {
+        w.twilio
+            .account_mut(TWILIO_PROD_SID)
+            .unwrap()
+            .inactive_answer = InactiveAnswer::Authenticate20003
+    });
+    let a = tw(
+        &sim,
+        &acct(TWILIO_PROD_SID, "/IncomingPhoneNumbers.json"),
+        TWILIO_PROD_SID,
+        TWILIO_PROD_TOKEN,
+    )
+    .await;
+    assert_eq!(a.status, 200);
 }

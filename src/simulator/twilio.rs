@@ -22,6 +22,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use super::corpus;
 use super::elevenlabs::StoredTwilioCredentials;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, base64_decode, percent_encode, query_param, random_hex_id};
@@ -125,6 +126,22 @@ impl AccountStatus {
     }
 }
 
+/// What a suspended or closed account answers (twilio-api.md §2.3,
+/// evidence-addendum.md). No body for any of them was ever captured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InactiveAnswer {
+    /// 403 20403 on the lists, balance and keys; `Accounts/{Sid}.json`
+    /// still answers 200 with its `status`.
+    #[default]
+    Forbidden20403,
+    /// 401 20003 "Authenticate" on every request, the account resource
+    /// included: the 20003 page lists "Account is suspended or closed".
+    Authenticate20003,
+    /// 20005 "Account not active" on every request, with this HTTP status
+    /// (undocumented: 401 and 403 are both plausible).
+    NotActive20005 { http_status: u16 },
+}
+
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum AccountType {
     Trial,
@@ -151,6 +168,8 @@ pub struct TwilioAccount {
     /// Test credentials: this token gets 403/20008 on every GET.
     pub test_auth_token: Option<String>,
     pub status: AccountStatus,
+    /// How the account answers while it is not active.
+    pub inactive_answer: InactiveAnswer,
     pub account_type: AccountType,
     /// Set for subaccounts.
     pub parent_sid: Option<String>,
@@ -176,6 +195,7 @@ impl TwilioAccount {
             auth_token: auth_token.into(),
             test_auth_token: None,
             status: AccountStatus::Active,
+            inactive_answer: InactiveAnswer::default(),
             account_type: AccountType::Full,
             parent_sid: None,
             balance: Some("0.00".to_owned()),
@@ -191,6 +211,13 @@ impl TwilioAccount {
 
     pub fn with_status(mut self, status: AccountStatus) -> TwilioAccount {
         self.status = status;
+        self
+    }
+
+    /// Suspended or closed (`status`), answering as `answer` says.
+    pub fn inactive(mut self, status: AccountStatus, answer: InactiveAnswer) -> TwilioAccount {
+        self.status = status;
+        self.inactive_answer = answer;
         self
     }
 
@@ -563,6 +590,7 @@ struct TwilioError<'a> {
     status: u16,
 }
 
+/// The 2010 envelope, for the answers nobody has recorded.
 fn error(status: u16, code: u32, message: &str, detail: Option<&str>) -> Reply {
     Reply::json_of(
         status,
@@ -576,16 +604,48 @@ fn error(status: u16, code: u32, message: &str, detail: Option<&str>) -> Reply {
     )
 }
 
+/// The corpus answer `id`, or `fallback` if the corpus lacked it.
+fn recorded(id: &str, fallback: impl FnOnce() -> Reply) -> Reply {
+    corpus::entry(id).map_or_else(fallback, corpus::Entry::reply)
+}
+
+/// `value` as it appears inside a JSON string.
+fn json_escaped(value: &str) -> String {
+    let quoted = serde_json::to_string(value).unwrap_or_default();
+    quoted
+        .strip_prefix('"')
+        .and_then(|q| q.strip_suffix('"'))
+        .unwrap_or_default()
+        .to_owned()
+}
+
 const AUTH_DETAIL: &str = "Your AccountSid or AuthToken was incorrect.";
+const CHALLENGE: &str = "Basic realm=\"Twilio API\"";
+const MSG_NO_CREDENTIALS: &str = "Authentication Error - No credentials provided";
+/// What the recorded 20404 body quotes, replaced by the requested path.
+const RECORDED_404_PATH: &str = "/2010-04-01/Accounts/null/Messages.json";
+/// What the recorded 90002 body quotes, replaced by the SID in the path.
+const RECORDED_90002_SID: &str = "SK1234";
 
 fn auth_error(world: &TwilioWorld, message: &str) -> Reply {
-    let detail = if world.empty_auth_detail {
-        ""
-    } else {
-        AUTH_DETAIL
+    let id = match (world.empty_auth_detail, message) {
+        (true, "Authenticate") => Some("tw-401-20003-empty-detail"),
+        (false, "Authenticate") => Some("tw-401-20003-authenticate"),
+        (false, MSG_NO_CREDENTIALS) => Some("tw-401-20003-no-credentials"),
+        _ => None,
     };
-    error(401, 20003, message, Some(detail))
-        .header("www-authenticate", "Basic realm=\"Twilio API\"")
+    let generated = || {
+        let detail = if world.empty_auth_detail {
+            ""
+        } else {
+            AUTH_DETAIL
+        };
+        error(401, 20003, message, Some(detail)).header("www-authenticate", CHALLENGE)
+    };
+    match id {
+        Some(id) => recorded(id, generated),
+        None => generated(),
+    }
 }
 
 fn authenticate_error(world: &TwilioWorld) -> Reply {
@@ -593,28 +653,64 @@ fn authenticate_error(world: &TwilioWorld) -> Reply {
 }
 
 fn not_found(path: &str) -> Reply {
-    error(
-        404,
-        20404,
-        &format!("The requested resource {path} was not found"),
-        None,
-    )
+    match corpus::entry("tw-404-20404-not-found") {
+        Some(entry) => entry.reply_replacing(RECORDED_404_PATH, &json_escaped(path)),
+        None => error(
+            404,
+            20404,
+            &format!("The requested resource {path} was not found"),
+            None,
+        ),
+    }
+}
+
+fn forbidden_account() -> Reply {
+    recorded("tw-403-20403-account-lacks-permission", || {
+        error(
+            403,
+            20403,
+            "The account lacks permission to access the Twilio API",
+            None,
+        )
+    })
+}
+
+fn restricted_denied_error() -> Reply {
+    recorded("tw-403-70051-restricted-key", || {
+        error(403, 70051, "Authorization Failed", None)
+    })
+}
+
+/// 20005 "Account not active" with the chosen HTTP status.
+fn not_active(http_status: u16) -> Reply {
+    let id = match http_status {
+        401 => "tw-401-20005-account-not-active",
+        403 => "tw-403-20005-account-not-active",
+        _ => "",
+    };
+    recorded(id, || error(http_status, 20005, "Account not active", None))
 }
 
 fn upstream_error(world: &TwilioWorld, e: UpstreamError, path: &str) -> Reply {
     match e {
         UpstreamError::ServerError | UpstreamError::ServerErrorUnwrapped => {
-            error(500, 20500, "Internal Server Error", None)
+            recorded("tw-500-20500-internal", || {
+                error(500, 20500, "Internal Server Error", None)
+            })
         }
         UpstreamError::RateLimited(_) | UpstreamError::RateLimitExceededNew => {
             let reply = match world.rate_limit_casing {
-                RateLimitCasing::TitleCase => error(429, 20429, "Too Many Requests", None),
-                RateLimitCasing::SentenceCase => error(
-                    429,
-                    20429,
-                    "Too many requests",
-                    Some("Too many requests for the associated account being sent."),
-                ),
+                RateLimitCasing::TitleCase => recorded("tw-429-20429-fixture", || {
+                    error(429, 20429, "Too Many Requests", None)
+                }),
+                RateLimitCasing::SentenceCase => recorded("tw-429-20429-serverless", || {
+                    error(
+                        429,
+                        20429,
+                        "Too many requests",
+                        Some("Too many requests for the associated account being sent."),
+                    )
+                }),
             };
             match e {
                 UpstreamError::RateLimited(Some(secs)) => {
@@ -623,7 +719,9 @@ fn upstream_error(world: &TwilioWorld, e: UpstreamError, path: &str) -> Reply {
                 _ => reply,
             }
         }
-        UpstreamError::SystemBusy => error(503, 20503, "Service Unavailable", None),
+        UpstreamError::SystemBusy => recorded("tw-503-20503-unavailable", || {
+            error(503, 20503, "Service is unavailable, please try again", None)
+        }),
         UpstreamError::NotFound => not_found(path),
         UpstreamError::Validation => error(400, 21481, "Invalid PageToken", None),
     }
@@ -707,12 +805,14 @@ fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
     };
     let account = match principal {
         Principal::Test => {
-            return error(
-                403,
-                20008,
-                "Cannot access this resource with Test Credentials",
-                None,
-            );
+            return recorded("tw-403-20008-test-credentials", || {
+                error(
+                    403,
+                    20008,
+                    "Cannot access this resource with Test Credentials",
+                    None,
+                )
+            });
         }
         Principal::Token(a) | Principal::Key(a, _) => a,
     };
@@ -723,10 +823,15 @@ fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
     };
     if is_sid(sid, "SK") {
         return match world.sk_in_path {
-            SkInPathError::InvalidAccountSid21470 => error(400, 21470, "Invalid AccountSid", None),
-            SkInPathError::Code90002 => {
-                error(400, 90002, &format!("AccountSid {sid} is invalid"), None)
+            SkInPathError::InvalidAccountSid21470 => {
+                recorded("tw-400-21470-invalid-account-sid", || {
+                    error(400, 21470, "Invalid AccountSid", None)
+                })
             }
+            SkInPathError::Code90002 => match corpus::entry("tw-400-90002-account-sid-invalid") {
+                Some(entry) => entry.reply_replacing(RECORDED_90002_SID, sid),
+                None => error(400, 90002, &format!("AccountSid {sid} is invalid"), None),
+            },
         };
     }
     let Some(target) = world.accounts.get(sid) else {
@@ -759,14 +864,13 @@ fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
         _ => false,
     };
     let inactive = target.status != AccountStatus::Active;
-    let forbidden_account = || {
-        error(
-            403,
-            20403,
-            "The account lacks permission to access the Twilio API",
-            None,
-        )
-    };
+    if inactive {
+        match target.inactive_answer {
+            InactiveAnswer::Forbidden20403 => {}
+            InactiveAnswer::Authenticate20003 => return authenticate_error(world),
+            InactiveAnswer::NotActive20005 { http_status } => return not_active(http_status),
+        }
+    }
     let is_get = *ctx.method == Method::GET;
 
     match route {
@@ -822,7 +926,7 @@ fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
         }
         Route::Resource(_, Resource::IncomingPhoneNumbers | Resource::OutgoingCallerIds) => {
             if restricted_denied(|numbers, _| numbers) {
-                return error(403, 70051, "Authorization Failed", None);
+                return restricted_denied_error();
             }
             if inactive {
                 return forbidden_account();
@@ -846,7 +950,7 @@ fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
         }
         Route::Resource(_, Resource::Balance) => {
             if restricted_denied(|_, balance| balance) {
-                return error(403, 70051, "Authorization Failed", None);
+                return restricted_denied_error();
             }
             if !is_get {
                 return method_not_allowed();
@@ -892,10 +996,7 @@ fn can_access(principal: Principal<'_>, account: &TwilioAccount, target: &Twilio
 fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Principal<'w>, Reply> {
     let world = &state.world.twilio;
     let Some(header) = ctx.headers.get(hyper::header::AUTHORIZATION) else {
-        return Err(auth_error(
-            world,
-            "Authentication Error - No credentials provided",
-        ));
+        return Err(auth_error(world, MSG_NO_CREDENTIALS));
     };
     let header = header.to_str().map_err(|_| authenticate_error(world))?;
     let encoded = match header.split_once(' ') {

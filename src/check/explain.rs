@@ -337,3 +337,29 @@ pub fn phone(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every cause `check` states cites an anchor that exists on the
+    /// evidence page.
+    #[test]
+    fn every_citation_points_at_the_evidence_page() {
+        let page = include_str!("../../docs/upstream-evidence.md");
+        let source = include_str!("explain.rs");
+        let mut cited = 0;
+        for part in source.split("cite(\"").skip(1) {
+            let Some(anchor) = part.split('"').next() else {
+                continue;
+            };
+            if anchor.is_empty() || anchor.contains(' ') {
+                continue;
+            }
+            cited += 1;
+            assert!(
+                page.contains(&format!("id=\"{anchor}\"")),
+                "docs/upstream-evidence.md has no anchor `{anchor}`"
+            );
+        }
+        assert!(cited >= 10, "only {cited} citations found");
+    }
+}

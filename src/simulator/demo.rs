@@ -115,7 +115,11 @@ impl World {
 }
 
 fn demo_elevenlabs() -> ElevenLabsWorld {
-    let mut world = ElevenLabsWorld::default();
+    let mut world = ElevenLabsWorld {
+        // As the real API does: a malformed agent id gets 400 `invalid_uid`.
+        validate_agent_ids: true,
+        ..ElevenLabsWorld::default()
+    };
     let reset = Some(unix_in_days(18));
 
     let ulaw = Agent::new(EL_AGENT_ULAW_ID, "Support (phone)", "ulaw_8000");

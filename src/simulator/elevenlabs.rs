@@ -123,6 +123,9 @@ pub enum SignedUrlMode {
     /// 422 for ids not matching `agent_` + 28 lowercase alphanumerics,
     /// before the permission check.
     RejectMalformed422,
+    /// 400 `invalid_uid` for every id, before the permission check: an id
+    /// format credwatch does not know (the probe id is malformed there).
+    RejectEveryIdInvalidUid,
 }
 
 /// One workspace with its subscription, agents and imported numbers.
@@ -1299,6 +1302,10 @@ fn signed_url(state: &State, ctx: &RequestCtx<'_>, c: &Caller<'_>, route: Route<
     };
     let agent_id = query_param(ctx.query, "agent_id");
 
+    if world.signed_url_mode == SignedUrlMode::RejectEveryIdInvalidUid {
+        let id = agent_id.as_deref().unwrap_or("");
+        return ElError::invalid_uid(id).render(format);
+    }
     if world.signed_url_mode == SignedUrlMode::RejectMalformed422 {
         match &agent_id {
             None => return validation_error(missing_field("query", "agent_id")),

@@ -428,7 +428,11 @@ async fn el_signed_url_modes() {
     let a = el(&sim, &probe, Some(EL_NO_CONVAI_WRITE_KEY)).await;
     assert_eq!(a.status, 404);
 
-    sim.update(|w| w.elevenlabs.signed_url_mode = SignedUrlMode::RejectMalformed422);
+    // The demo validates ids (400 `invalid_uid`) before this mode could answer 422.
+    sim.update(|w| {
+        w.elevenlabs.validate_agent_ids = false;
+        w.elevenlabs.signed_url_mode = SignedUrlMode::RejectMalformed422;
+    });
     let a = el(
         &sim,
         "/v1/convai/conversation/get-signed-url?agent_id=nope",
@@ -1271,7 +1275,8 @@ async fn el_agent_ids_are_validated_when_switched_on() {
     let sim = demo().await;
     let probe = |id: &str| format!("/v1/convai/conversation/get-signed-url?agent_id={id}");
     let malformed = "agent_credwatchprobe00000000000000";
-    // Off (the default): the lookup simply fails.
+    // Off (the default outside the demo): the lookup simply fails.
+    sim.update(|w| w.elevenlabs.validate_agent_ids = false);
     let a = el(&sim, &probe(malformed), Some(EL_AGENT_PROD_KEY)).await;
     assert_eq!(a.status, 404);
 

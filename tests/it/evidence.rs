@@ -218,7 +218,7 @@ async fn twilio_auth_check(sim: &Simulator, entry: &Value) -> Attempt {
         permission_probes: &config.permission_probes,
         linked_twilio: None,
     };
-    let attempts = providers::run(&config.credentials[0], &ctx, Plan { details: false }).await;
+    let attempts = providers::run(&config.credentials[0], &ctx, &Plan::default()).await;
     attempts
         .into_iter()
         .next()

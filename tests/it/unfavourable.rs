@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use credwatch::simulator::{
     AccountBlock, AccountStatus, ApiKey, CreditLimitExtension, ElAccount, ElKey, InactiveAnswer,
-    KeyKind, Simulator, Subscription, SubscriptionStatus, TwilioAccount, World,
+    KeyKind, SignedUrlMode, Simulator, Subscription, SubscriptionStatus, TwilioAccount, World,
 };
 
 use crate::harness::{Daemon, sample};
@@ -72,19 +72,20 @@ fn two_keys_world(validate: bool) -> World {
     w
 }
 
-/// A probe whose agent id is malformed gets 400 `invalid_uid` for every key:
-/// the probe did not work, so `convai_write` stays unknown for both keys —
-/// never "not granted" — and the answer is counted as unexpected.
+/// When ElevenLabs finds the probe's agent id malformed (an id format
+/// credwatch does not know) it answers 400 `invalid_uid` for every key: the
+/// probe did not work, so `convai_write` stays unknown for both keys — never
+/// "not granted" — the answer is counted as unexpected, and
+/// `credwatch_permission_probe_inconclusive` says the probe needs attention.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_malformed_probe_id_answered_invalid_uid_leaves_the_permission_unknown() {
-    let head = format!(
-        "{FAST_DETAILS}permission_probes:\n  convai_write:\n    path: /v1/convai/conversation/get-signed-url?agent_id=agent_credwatchprobe00000000000000\n    granted:\n      - status: 404\n        code: agent_not_found\n    not_granted:\n      - status: 401\n        code: missing_permissions\n"
-    );
     let creds = [
         ("ids-full", el_key("ids-full"), ""),
         ("ids-no-write", el_key("ids-no-write"), ""),
     ];
-    let (sim, d) = watch(two_keys_world(true), &head, &creds, no_twilio).await;
+    let mut world = two_keys_world(true);
+    world.elevenlabs.signed_url_mode = SignedUrlMode::RejectEveryIdInvalidUid;
+    let (sim, d) = watch(world, FAST_DETAILS, &creds, no_twilio).await;
     for (name, _, _) in &creds {
         wait_sample(
             &d,
@@ -108,6 +109,15 @@ async fn a_malformed_probe_id_answered_invalid_uid_leaves_the_permission_unknown
             permission(&m, name, "convai_write"),
             Some(1.0),
             "{name}: nor `granted`"
+        );
+        assert_eq!(
+            sample(
+                &m,
+                "credwatch_permission_probe_inconclusive",
+                &[&cred(name), "permission=\"convai_write\""]
+            ),
+            Some(1.0),
+            "{name}"
         );
         let c = d.credential(name).await;
         assert_eq!(c["valid"], true, "{name}: {c}");

@@ -41,22 +41,175 @@ pub(super) fn parse(text: &str) -> Result<RawConfig, Diagnostic> {
         {
             inner = rest.to_string();
         }
-        Diagnostic {
-            path: if path == "." { String::new() } else { path },
-            message: explain_serde(&inner),
-        }
+        explain_serde(if path == "." { String::new() } else { path }, &inner)
     })
 }
 
-/// serde's messages are accurate but terse; add the fix where we know it.
-fn explain_serde(msg: &str) -> String {
-    if msg.starts_with("unknown field") {
-        format!("{msg} (check the spelling; see config.example.yaml for every key)")
-    } else if msg.contains("invalid type: integer") && msg.contains("duration") {
-        format!("{msg} (durations need a unit, e.g. `60s`, `5m`)")
+/// Appended where a value was wrong but is not repeated.
+const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
+
+/// serde's messages quote the offending value (`invalid type: string
+/// "sk_live_…", expected a boolean`), so a secret typed under the wrong key
+/// would come back in an error, a log line and the reload answer. Each message
+/// is rebuilt from its parts: the key path, what was expected and the kind of
+/// value found — never the value. The YAML parser's own (syntax) messages
+/// quote nothing from the file; any quoted text left is blanked anyway.
+fn explain_serde(path: String, msg: &str) -> Diagnostic {
+    let (msg, location) = split_location(msg);
+    let (path, message) = if let Some(rest) = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))
+    {
+        let wrong_type = msg.starts_with("invalid type");
+        match rest.rfind(", expected ") {
+            Some(i) => {
+                let kind = value_kind(&rest[..i]);
+                let expected = friendly_expected(&rest[i + ", expected ".len()..]);
+                let message = if wrong_type {
+                    format!("expected {expected}, found {kind}{NOT_SHOWN}")
+                } else {
+                    format!("expected {expected}; {kind} that is not one was found{NOT_SHOWN}")
+                };
+                (path, message)
+            }
+            None => (
+                path,
+                format!("a value of the wrong type or form{NOT_SHOWN}"),
+            ),
+        }
+    } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        let options = rest
+            .rfind(", expected ")
+            .map(|i| &rest[i + 2..])
+            .unwrap_or("there are no options");
+        (path, format!("unknown value{NOT_SHOWN}; {options}"))
+    } else if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let end = rest
+            .rfind("`, expected ")
+            .or_else(|| rest.rfind("`, there are no fields"))
+            .unwrap_or(rest.len());
+        let key = &rest[..end];
+        let options = rest.get(end + 3..).unwrap_or("");
+        if looks_like_config_key(key) {
+            (
+                path,
+                format!(
+                    "unknown field `{key}`, {options} (check the spelling; see config.example.yaml for every key)"
+                ),
+            )
+        } else {
+            // Not shaped like any key credwatch has (a secret pasted as a key?):
+            // name the mapping it is in, not the key.
+            let parent = path
+                .strip_suffix(key)
+                .map(|p| p.trim_end_matches('.').to_string())
+                .unwrap_or_default();
+            (
+                parent,
+                format!(
+                    "an unknown key that does not look like a config key (not shown, in case it is a secret); {options} (see config.example.yaml for every key)"
+                ),
+            )
+        }
+    } else if let Some(field) = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.strip_suffix('`'))
+        && looks_like_config_key(field)
+    {
+        (path, msg.to_string())
     } else {
-        msg.to_string()
+        (path, redact_quoted(msg))
+    };
+    Diagnostic {
+        path,
+        message: format!("{message}{location}"),
     }
+}
+
+/// Splits serde_yaml's trailing ` at line N column M`.
+fn split_location(msg: &str) -> (&str, &str) {
+    if let Some(i) = msg.rfind(" at line ") {
+        let tail = &msg[i + " at line ".len()..];
+        let numbers_only = tail.split_once(" column ").is_some_and(|(l, c)| {
+            [l, c]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if numbers_only {
+            return (&msg[..i], &msg[i..]);
+        }
+    }
+    (msg, "")
+}
+
+/// The kind of value serde's `Unexpected` describes, without the value.
+fn value_kind(unexpected: &str) -> &'static str {
+    const KINDS: [(&str, &str); 12] = [
+        ("string", "a string"),
+        ("character", "a character"),
+        ("integer", "a number"),
+        ("floating point", "a number"),
+        ("boolean", "a boolean"),
+        ("byte array", "binary data"),
+        ("unit value", "an empty value"),
+        ("option", "an optional value"),
+        ("sequence", "a list"),
+        ("map", "a mapping"),
+        ("enum", "a tagged value"),
+        ("unit variant", "a tagged value"),
+    ];
+    KINDS
+        .iter()
+        .find(|(prefix, _)| unexpected.starts_with(prefix))
+        .map(|(_, kind)| *kind)
+        .unwrap_or("a value")
+}
+
+/// serde's `Expected` texts for credwatch's types, in the user's terms.
+fn friendly_expected(expected: &str) -> String {
+    match expected {
+        "a boolean" => "`true` or `false`".into(),
+        "usize" | "u64" | "u32" | "an integer" => "a whole number".into(),
+        "u16" => "a whole number up to 65535".into(),
+        "a duration" => "a duration with a unit, e.g. `60s` or `5m`".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping of keys".into(),
+        e if e.starts_with("struct ") => "a mapping of keys".into(),
+        e => redact_quoted(e),
+    }
+}
+
+/// Config keys are lowercase words joined by `_`.
+fn looks_like_config_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 40 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Blanks anything between `"` or backticks: a safety net for messages
+/// credwatch does not know the shape of.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in msg.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
 }
 
 struct Validator<'a> {
@@ -100,7 +253,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
             Err(_) => {
                 v.error(
                     "listen",
-                    format!("`{l}` is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`"),
+                    "is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`",
                 );
                 None
             }
@@ -180,7 +333,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
             link_errors.push((
                 format!("elevenlabs[{i}].twilio"),
                 format!(
-                    "`{link}` is not the name of a configured Twilio credential (configured: {})",
+                    "is not the name of a configured Twilio credential (configured: {})",
                     if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -283,7 +436,7 @@ fn unique_name(
     if let Some(first) = names.get(name) {
         v.error(
             format!("{path}.name"),
-            format!("`{name}` is already used by {first}; names must be unique across the file (they are the `credential` label)"),
+            format!("is already used by {first}; names must be unique across the file (they are the `credential` label)"),
         );
     } else {
         names.insert(name.to_string(), path.to_string());
@@ -307,7 +460,7 @@ fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<Strin
         {
             v.error(
                 format!("{path}.name"),
-                format!("`{n}` may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)"),
+                "may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)",
             );
             None
         }
@@ -327,7 +480,7 @@ fn base_url(v: &mut Validator<'_>, path: &str, raw: Option<String>, default: &st
     match reqwest::Url::parse(&text) {
         Ok(url) => {
             if !matches!(url.scheme(), "http" | "https") {
-                v.error(key, format!("`{}` must be an http(s) URL", url.scheme()));
+                v.error(key, "must be an http or https URL");
             } else if !url.username().is_empty() || url.password().is_some() {
                 v.error(
                     key,
@@ -347,7 +500,7 @@ fn base_url(v: &mut Validator<'_>, path: &str, raw: Option<String>, default: &st
                 return text.trim_end_matches('/').to_string();
             }
         }
-        Err(e) => v.error(key, format!("`{text}` is not a URL: {e}")),
+        Err(e) => v.error(key, format!("is not a URL ({e}){NOT_SHOWN}")),
     }
     default.to_string()
 }
@@ -397,13 +550,14 @@ fn secret(
                 v.error(
                     at,
                     format!(
-                        "environment variable `{var}` is not set; export it, or use `{key}_file`"
+                        "{} is not set; export it, or use `{key}_file`",
+                        env_var_named(&var)
                     ),
                 );
                 return None;
             }
             Some(value) if value.trim().is_empty() => {
-                v.error(at, format!("environment variable `{var}` is empty"));
+                v.error(at, format!("{} is empty", env_var_named(&var)));
                 return None;
             }
             Some(value) => (SecretSource::Env(var), value, at),
@@ -417,7 +571,10 @@ fn secret(
                 (SecretSource::File(resolved), value, at)
             }
             Err(e) => {
-                v.error(at, format!("cannot read `{}`: {e}", resolved.display()));
+                v.error(
+                    at,
+                    format!("cannot read {}: {e}", file_named(&file, &resolved)),
+                );
                 return None;
             }
         }
@@ -454,6 +611,34 @@ fn resolve_file(config: &Path, file: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         config.parent().unwrap_or(Path::new(".")).join(p)
+    }
+}
+
+/// How an error names the environment variable in a `*_env` key: by name
+/// when it is shaped like one (`EL_KEY`), else not at all — a secret typed
+/// into `api_key_env` must not come back in the message.
+fn env_var_named(var: &str) -> String {
+    let conventional = var
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && var
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if conventional && var.len() <= 128 {
+        format!("environment variable `{var}`")
+    } else {
+        format!("the environment variable this key names{NOT_SHOWN}")
+    }
+}
+
+/// How an error names the file in a `*_file` key: by path when the value is
+/// shaped like a path (it has a `/` or a `.`), else not at all.
+fn file_named(raw: &str, resolved: &Path) -> String {
+    if raw.contains('/') || raw.contains('.') {
+        format!("`{}`", resolved.display())
+    } else {
+        format!("the file this key names (relative to the config file's directory){NOT_SHOWN}")
     }
 }
 
@@ -559,13 +744,13 @@ fn elevenlabs(
         if !seen.insert(p) {
             v.error(
                 format!("{path}.required_permissions[{i}]"),
-                format!("`{p}` is listed twice"),
+                "is listed twice",
             );
         } else if !known_permissions.iter().any(|k| k == p) {
             v.error(
                 format!("{path}.required_permissions[{i}]"),
                 format!(
-                    "credwatch has no side-effect-free probe for `{p}`; it can check: {} (or add one under `permission_probes:`)",
+                    "credwatch has no side-effect-free probe for this permission; it can check: {} (or add one under `permission_probes:`)",
                     known_permissions.join(", ")
                 ),
             );

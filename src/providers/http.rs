@@ -260,7 +260,7 @@ pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), S
         || path.contains("//")
         || path_and_query.contains('#')
     {
-        return Err(format!("`{path_and_query}` is not a plain absolute path"));
+        return Err("the path is not a plain absolute path".into());
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
     let id_ok = |s: &str| {
@@ -305,7 +305,7 @@ pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), S
         Ok(())
     } else {
         Err(format!(
-            "`{path}` is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
+            "the path is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
         ))
     }
 }

@@ -188,3 +188,123 @@ async fn no_secret_appears_in_logs_metrics_health_or_errors_even_when_upstream_m
     }
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
 }
+
+/// A secret typed under the wrong key (`critical: sk_…`, `interval: sk_…`,
+/// `base_url: sk_…`, …) is refused naming the file, the key path and what was
+/// expected — by `credwatch validate`, `credwatch check` and a reload — and
+/// never repeated (serde's own messages quote the value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
+    use crate::check::credwatch;
+    use crate::harness::tempdir::TempDir;
+
+    let secret = crate::support::el_key("typed-under-the-wrong-key");
+    let tw_secret = crate::support::tw_token("typed-under-the-wrong-key");
+    let good_key = crate::support::el_key("wrong-key-good");
+    let item = |extra: &str| format!("elevenlabs:\n  - name: a\n    api_key: {good_key}\n{extra}");
+    // serde stops at the first wrong type, so one file per wrong type; the
+    // validator's own checks are all reported from one file.
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            item(&format!("    critical: {secret}\n")),
+            vec!["elevenlabs[0].critical", "expected `true` or `false`"],
+        ),
+        (
+            item(&format!("    interval: {secret}\n")),
+            vec!["elevenlabs[0].interval", "expected a duration"],
+        ),
+        (
+            item(&format!("    required_permissions: {tw_secret}\n")),
+            vec!["elevenlabs[0].required_permissions", "expected a list"],
+        ),
+        (
+            format!("max_concurrent_requests_per_host: {tw_secret}\n"),
+            vec![
+                "max_concurrent_requests_per_host",
+                "expected a whole number",
+            ],
+        ),
+        (
+            item(&format!("    {secret}: true\n")),
+            vec!["elevenlabs[0]: an unknown key"],
+        ),
+        (
+            format!(
+                "listen: {secret}\n{}    base_url: {secret}\n    phone_numbers: true\n    twilio: {tw_secret}\n    required_permissions: [{secret}]\n  - name: b\n    api_key_env: {tw_secret}\n",
+                item("")
+            ),
+            vec![
+                "listen: is not an address:port",
+                "elevenlabs[0].base_url: is not a URL",
+                "elevenlabs[0].twilio: is not the name of a configured Twilio credential",
+                "elevenlabs[0].required_permissions[0]: credwatch has no side-effect-free probe",
+                "elevenlabs[1].api_key_env: the environment variable this key names",
+            ],
+        ),
+    ];
+    let dir = TempDir::new();
+    let path = dir.path().join("config.yaml");
+    let path_text = path.to_string_lossy().into_owned();
+    for (yaml, expected) in &cases {
+        std::fs::write(&path, yaml).expect("write config");
+        for command in ["validate", "check"] {
+            let run = credwatch(
+                vec![command.into(), "--config".into(), path_text.clone()],
+                vec![],
+            )
+            .await;
+            assert_eq!(run.code, 2, "{yaml}\n{run:?}");
+            for s in [&secret, &tw_secret] {
+                assert!(
+                    !run.stdout.contains(s.as_str()) && !run.stderr.contains(s.as_str()),
+                    "`{command}` echoed the secret:\n{yaml}\n{run:?}"
+                );
+            }
+            assert!(run.stderr.contains(&path_text), "{run:?}");
+            for e in expected {
+                assert!(run.stderr.contains(e), "`{e}` missing:\n{yaml}\n{run:?}");
+            }
+        }
+    }
+
+    // A reload: the answer and the log say what is wrong, not the value.
+    let mut world = credwatch::simulator::World::default();
+    world
+        .elevenlabs
+        .add_account(credwatch::simulator::ElAccount::new("ws-wrong-key"));
+    world.elevenlabs.add_key(
+        good_key.clone(),
+        credwatch::simulator::ElKey::new("keyItWrongKey", "ws-wrong-key"),
+    );
+    let sim = Simulator::start(world).await.expect("simulator");
+    let base = format!("    base_url: {}\n", sim.elevenlabs_url());
+    let dm = crate::harness::Daemon::start(&item(&base)).await;
+    std::fs::write(
+        dm.config_path(),
+        item(&format!("{base}    critical: {secret}\n")),
+    )
+    .expect("write config");
+    let reload = dm
+        .client
+        .post(format!("{}/-/reload", dm.url))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(reload.status(), 500);
+    let body = reload.text().await.expect("body");
+    dm.stop().await;
+    assert!(!body.contains(&secret), "{body}");
+    assert!(
+        body.contains("elevenlabs[0].critical: expected `true` or `false`"),
+        "{body}"
+    );
+    let logs = logs();
+    assert!(
+        logs.contains("elevenlabs[0].critical: expected `true` or `false`"),
+        "the failed reload was not logged"
+    );
+    assert!(
+        leaks(&logs, &[secret]).is_empty(),
+        "the log echoed the secret"
+    );
+}

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::providers;
 use crate::secret::Secret;
+use zeroize::Zeroizing;
 
 pub const DEFAULT_ELEVENLABS_URL: &str = "https://api.elevenlabs.io";
 pub const DEFAULT_TWILIO_URL: &str = "https://api.twilio.com";
@@ -523,6 +524,8 @@ fn secret(
     env_name: Option<String>,
     file: Option<String>,
 ) -> Option<SecretValue> {
+    // Wiped on every way out, errors included.
+    let literal = literal.map(Zeroizing::new);
     let given: Vec<String> = [
         literal.as_ref().map(|_| key.to_string()),
         env_name.as_ref().map(|_| format!("{key}_env")),
@@ -557,17 +560,18 @@ fn secret(
                 return None;
             }
             Some(value) if value.trim().is_empty() => {
+                drop(Zeroizing::new(value));
                 v.error(at, format!("{} is empty", env_var_named(&var)));
                 return None;
             }
-            Some(value) => (SecretSource::Env(var), value, at),
+            Some(value) => (SecretSource::Env(var), Zeroizing::new(value), at),
         }
     } else if let Some(file) = file {
         let at = format!("{path}.{key}_file");
         let resolved = resolve_file(v.file, &file);
         match read_secret_file(&resolved) {
-            Ok(value) => {
-                check_file_mode(v, &at, &resolved);
+            Ok((value, meta)) => {
+                check_file_mode(v, &at, &resolved, &meta);
                 (SecretSource::File(resolved), value, at)
             }
             Err(e) => {
@@ -597,7 +601,6 @@ fn secret(
         );
     }
     let secret = Secret::new(trimmed);
-    drop(zeroize::Zeroizing::new(value));
     Some(SecretValue {
         source,
         value: secret,
@@ -642,25 +645,17 @@ fn file_named(raw: &str, resolved: &Path) -> String {
     }
 }
 
-pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    if meta.len() > 64 * 1024 {
-        return Err(std::io::Error::other(
-            "larger than 64 KiB; is this really a secret?",
-        ));
-    }
-    std::fs::read_to_string(path)
+/// A secret file's text, in wiped memory, and the metadata of the handle it
+/// was read from (see [`crate::secret::read_secret_file`]).
+pub(crate) fn read_secret_file(
+    path: &Path,
+) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
+    crate::secret::read_secret_file(path, crate::secret::SECRET_FILE_LIMIT)
 }
 
 #[cfg(unix)]
-fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path) {
+fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path, meta: &std::fs::Metadata) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
     let mode = meta.permissions().mode();
     let world = mode & 0o007 != 0;
     // Group access is fine when the group is credwatch's own: that is how a
@@ -706,7 +701,7 @@ fn own_groups() -> Vec<u32> {
 }
 
 #[cfg(not(unix))]
-fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path) {}
+fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path, _: &std::fs::Metadata) {}
 
 fn elevenlabs(
     v: &mut Validator<'_>,

@@ -308,3 +308,74 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
         "the log echoed the secret"
     );
 }
+
+/// A core file would hold every secret: the binary sets its core-file limit
+/// to 0 at start, even when started with core dumps allowed.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_with_core_dumps_disabled() {
+    use crate::harness::tempdir::TempDir;
+
+    /// Stops the child however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let dir = TempDir::new();
+    let config = dir.path().join("config.yaml");
+    let key = crate::support::el_key("core-dumps");
+    std::fs::write(
+        &config,
+        format!("elevenlabs:\n  - name: a\n    api_key: {key}\n    base_url: http://127.0.0.1:9\n"),
+    )
+    .expect("write config");
+    // The shell allows core files (soft limit 1 KiB), then becomes credwatch.
+    let child = Child(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -S -c 1024 2>/dev/null; exec \"$0\" serve --config \"$1\" --listen 127.0.0.1:0")
+            .arg(env!("CARGO_BIN_EXE_credwatch"))
+            .arg(&config)
+            .env_remove("CREDWATCH_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start credwatch"),
+    );
+    let proc_dir = format!("/proc/{}", child.0.id());
+    let line = crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "credwatch to run with a core-file limit of 0",
+        || {
+            let proc_dir = proc_dir.clone();
+            async move {
+                // Only once `sh` has become credwatch.
+                let exe =
+                    std::fs::read_link(format!("{proc_dir}/exe")).map_err(|e| e.to_string())?;
+                if !exe.to_string_lossy().contains("credwatch") {
+                    return Err(format!("still {}", exe.display()));
+                }
+                let text = std::fs::read_to_string(format!("{proc_dir}/limits"))
+                    .map_err(|e| e.to_string())?;
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with("Max core file size"))
+                    .ok_or("no core line")?
+                    .to_string();
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.get(4..6) == Some(&["0", "0"][..]) {
+                    Ok(line)
+                } else {
+                    Err(line)
+                }
+            }
+        },
+    )
+    .await;
+    drop(child);
+    assert!(line.starts_with("Max core file size"), "{line}");
+}

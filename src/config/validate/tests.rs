@@ -160,6 +160,23 @@ fn unreadable_secret_files_are_errors_relative_to_the_config() {
     );
 }
 
+/// A `*_file` pointing at a `/proc` file (size 0, any content: here the
+/// process's own status, elsewhere its environment) used to be read whole as
+/// the secret. It is refused, naming the file.
+#[cfg(target_os = "linux")]
+#[test]
+fn pseudo_files_and_directories_are_not_secret_files() {
+    let e = errors("elevenlabs:\n  - name: a\n    api_key_file: /proc/self/status\n");
+    has(
+        &e,
+        "elevenlabs[0].api_key_file",
+        "cannot read `/proc/self/status`: its size is 0 bytes but",
+    );
+    has(&e, "elevenlabs[0].api_key_file", "pseudo-file");
+    let e = errors("elevenlabs:\n  - name: a\n    api_key_file: /etc/\n");
+    has(&e, "elevenlabs[0].api_key_file", "not a regular file");
+}
+
 #[test]
 fn surrounding_whitespace_is_trimmed_with_a_warning_and_never_echoed() {
     let c = load(

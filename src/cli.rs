@@ -602,6 +602,18 @@ async fn calibrate(
     let (Some(with), Some(without)) = (key(with_env), key(without_env)) else {
         return ExitCode::from(2);
     };
+    // The same rules as the config's `base_url` (no insecure opt-in here:
+    // configure the credential with `allow_insecure_http` and omit the flag).
+    let base_url = match base_url
+        .map(|u| crate::config::check_base_url(&u, false))
+        .transpose()
+    {
+        Ok(checked) => checked.map(|c| c.url),
+        Err(why) => {
+            eprintln!("credwatch calibrate: --base-url {why}");
+            return ExitCode::from(2);
+        }
+    };
     let base_url = base_url
         .or_else(|| {
             config.credentials.iter().find_map(|c| match &c.spec {

@@ -70,6 +70,15 @@ impl WipedBuf {
         WipedBuf(Zeroizing::new(Vec::with_capacity(capacity)))
     }
 
+    /// `len` zero bytes, to be written through [`WipedBuf::as_mut_slice`].
+    pub fn zeroed(len: usize) -> Self {
+        WipedBuf(Zeroizing::new(vec![0; len]))
+    }
+
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
     pub fn extend_from_slice(&mut self, data: &[u8]) {
         let needed = self.0.len() + data.len();
         if needed > self.0.capacity() {

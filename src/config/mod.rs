@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 pub use env::{Env, ProcessEnv};
-pub use validate::{DEFAULT_ELEVENLABS_URL, DEFAULT_TWILIO_URL};
+pub use validate::{BaseUrl, DEFAULT_ELEVENLABS_URL, DEFAULT_TWILIO_URL, check_base_url};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

@@ -473,37 +473,75 @@ fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<Strin
     }
 }
 
-fn base_url(v: &mut Validator<'_>, path: &str, raw: Option<String>, default: &str) -> String {
+fn base_url(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: Option<String>,
+    default: &str,
+    allow_insecure_http: Option<bool>,
+) -> String {
+    let key = format!("{path}.base_url");
     let Some(text) = raw else {
+        if allow_insecure_http.is_some() {
+            v.warn(
+                format!("{path}.allow_insecure_http"),
+                "has no effect: the default base_url is https",
+            );
+        }
         return default.to_string();
     };
-    let key = format!("{path}.base_url");
-    match reqwest::Url::parse(&text) {
-        Ok(url) => {
-            if !matches!(url.scheme(), "http" | "https") {
-                v.error(key, "must be an http or https URL");
-            } else if !url.username().is_empty() || url.password().is_some() {
-                v.error(
+    match check_base_url(&text, allow_insecure_http.unwrap_or(false)) {
+        Ok(checked) => {
+            if checked.insecure {
+                v.warn(
                     key,
-                    "must not contain credentials; use the credential's secret keys",
+                    "plain http to a non-loopback host sends the secret unencrypted (allowed by `allow_insecure_http: true`)",
                 );
-            } else if url.query().is_some() || url.fragment().is_some() {
-                v.error(key, "must not have a query or fragment");
-            } else if url.host_str().is_none() {
-                v.error(key, "has no host");
-            } else {
-                if url.scheme() == "http" && !is_loopback(&url) {
-                    v.warn(
-                        key,
-                        "plain http to a non-loopback host sends the secret unencrypted; use https",
-                    );
-                }
-                return text.trim_end_matches('/').to_string();
             }
+            checked.url
         }
-        Err(e) => v.error(key, format!("is not a URL ({e}){NOT_SHOWN}")),
+        Err(why) => {
+            v.error(key, why);
+            default.to_string()
+        }
     }
-    default.to_string()
+}
+
+/// A checked upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Without a trailing `/`.
+    pub url: String,
+    /// Plain http to a host that is not loopback (only with `allow_insecure_http`).
+    pub insecure: bool,
+}
+
+/// The rules for an upstream base URL, for the config's `base_url` and
+/// `calibrate --base-url`: http(s), a host, no credentials, query or
+/// fragment, and plain http only to a loopback host unless
+/// `allow_insecure_http`. Messages never repeat the URL.
+pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL ({e}){NOT_SHOWN}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use the credential's secret keys".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if url.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    let insecure = url.scheme() == "http" && !is_loopback(&url);
+    if insecure && !allow_insecure_http {
+        return Err("plain http to a non-loopback host would send the secret unencrypted; use https, or set `allow_insecure_http: true` on this credential if the network path is trusted".into());
+    }
+    Ok(BaseUrl {
+        url: text.trim_end_matches('/').to_string(),
+        insecure,
+    })
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -719,7 +757,13 @@ fn elevenlabs(
         raw.timeout,
         raw.detail_interval,
     );
-    let base_url = base_url(v, path, raw.base_url, DEFAULT_ELEVENLABS_URL);
+    let base_url = base_url(
+        v,
+        path,
+        raw.base_url,
+        DEFAULT_ELEVENLABS_URL,
+        raw.allow_insecure_http,
+    );
     let api_key = secret(
         v,
         path,
@@ -854,7 +898,13 @@ fn twilio(
         raw.timeout,
         raw.detail_interval,
     );
-    let base_url = base_url(v, path, raw.base_url, DEFAULT_TWILIO_URL);
+    let base_url = base_url(
+        v,
+        path,
+        raw.base_url,
+        DEFAULT_TWILIO_URL,
+        raw.allow_insecure_http,
+    );
     let sid = secret(
         v,
         path,

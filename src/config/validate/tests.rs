@@ -305,12 +305,65 @@ fn base_urls_must_be_plain_http_urls() {
     has(&e, "elevenlabs[0].base_url", "must not contain credentials");
     let e = errors("elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: ftp://x\n");
     has(&e, "elevenlabs[0].base_url", "http or https");
-    let c = load(
-        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: http://example.com/\n",
-        &env(&[]),
-    )
-    .expect("valid");
-    assert!(c.warnings.iter().any(|w| w.message.contains("unencrypted")));
+}
+
+/// Plain http to a host that is not loopback sends the secret in clear: an
+/// error unless the credential says `allow_insecure_http: true` (then a warning).
+#[test]
+fn plain_http_needs_allow_insecure_http_unless_loopback() {
+    for (section, item) in [
+        ("elevenlabs", "  - name: a\n    api_key: sk_x\n".to_string()),
+        (
+            "twilio",
+            format!("  - name: a\n    account_sid: {AC}\n    auth_token: {TOKEN}\n"),
+        ),
+    ] {
+        let yaml = format!("{section}:\n{item}    base_url: http://example.com/\n");
+        has(
+            &errors(&yaml),
+            &format!("{section}[0].base_url"),
+            "would send the secret unencrypted; use https, or set `allow_insecure_http: true`",
+        );
+        let c =
+            load(&format!("{yaml}    allow_insecure_http: true\n"), &env(&[])).expect("allowed");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.path == format!("{section}[0].base_url")
+                    && w.message.contains("unencrypted")),
+            "{:?}",
+            c.warnings
+        );
+        for loopback in [
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:2",
+        ] {
+            let c = load(
+                &format!("{section}:\n{item}    base_url: {loopback}\n"),
+                &env(&[]),
+            )
+            .expect("loopback is fine");
+            assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+        }
+        let c = load(
+            &format!("{section}:\n{item}    allow_insecure_http: false\n"),
+            &env(&[]),
+        )
+        .expect("valid");
+        assert!(
+            c.warnings
+                .iter()
+                .any(|w| w.path == format!("{section}[0].allow_insecure_http"))
+        );
+    }
+    assert_eq!(
+        crate::config::check_base_url("https://api.elevenlabs.io/", false),
+        Ok(crate::config::BaseUrl {
+            url: "https://api.elevenlabs.io".into(),
+            insecure: false
+        })
+    );
 }
 
 /// A secret typed under the wrong key, in every kind of slot, comes back
@@ -551,6 +604,7 @@ mod properties {
             Just("twilio"),
             Just("expose_numbers"),
             Just("twilio_imported_fingerprint"),
+            Just("allow_insecure_http"),
             Just("bogus"),
         ]
         .prop_map(str::to_string)

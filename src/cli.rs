@@ -121,6 +121,8 @@ pub enum Command {
 pub const SINGLE_THREAD_CREDENTIALS: usize = 100;
 
 pub fn main() -> ExitCode {
+    // Before any secret is read: a core file would hold all of them.
+    let core_dumps = crate::secret::disable_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -134,6 +136,9 @@ pub fn main() -> ExitCode {
         }
     };
     init_tracing(cli.log_format, &cli.log_level);
+    if let Err(e) = core_dumps {
+        tracing::warn!("cannot disable core dumps (RLIMIT_CORE): {e}");
+    }
     crate::providers::http::install_crypto_provider();
     // `serve` loads its config before the runtime exists: a small config runs
     // on one thread (no worker threads, no per-thread allocator arenas), a
@@ -451,7 +456,9 @@ fn spawn_sighup(reload: Reloader) {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the configuration");
-                    let _ = reload();
+                    // Reading the config and secret files is blocking I/O.
+                    let reload = reload.clone();
+                    let _ = tokio::task::spawn_blocking(move || reload()).await;
                 }
             });
         }
@@ -594,6 +601,18 @@ async fn calibrate(
     };
     let (Some(with), Some(without)) = (key(with_env), key(without_env)) else {
         return ExitCode::from(2);
+    };
+    // The same rules as the config's `base_url` (no insecure opt-in here:
+    // configure the credential with `allow_insecure_http` and omit the flag).
+    let base_url = match base_url
+        .map(|u| crate::config::check_base_url(&u, false))
+        .transpose()
+    {
+        Ok(checked) => checked.map(|c| c.url),
+        Err(why) => {
+            eprintln!("credwatch calibrate: --base-url {why}");
+            return ExitCode::from(2);
+        }
     };
     let base_url = base_url
         .or_else(|| {

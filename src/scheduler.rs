@@ -353,7 +353,7 @@ impl Scheduler {
                     }
                 }
                 _ = sleep_until(next_due), if next_due.is_some() && room => self.start_due(&mut running),
-                _ = poll.tick() => self.poll_secrets(),
+                _ = poll.tick() => self.poll_secrets().await,
             }
         }
         running.abort_all();
@@ -492,8 +492,8 @@ impl Scheduler {
         }
     }
 
-    fn poll_secrets(&mut self) {
-        let mut changed = Vec::new();
+    async fn poll_secrets(&mut self) {
+        let mut due = Vec::new();
         for (name, e) in &mut self.entries {
             let mut any = false;
             for (path, last) in &mut e.files {
@@ -503,11 +503,30 @@ impl Scheduler {
                     any = true;
                 }
             }
-            if !any {
-                continue;
+            if any {
+                due.push((name.clone(), e.cred.clone()));
             }
-            match e.cred.reread_files() {
-                Ok(Some(new)) => changed.push((name.clone(), new)),
+        }
+        if due.is_empty() {
+            return;
+        }
+        // Secret files are read on a blocking thread, never on the runtime's.
+        let Ok(reread) = tokio::task::spawn_blocking(move || {
+            due.into_iter()
+                .map(|(name, cred)| {
+                    let result = cred.reread_files();
+                    (name, result)
+                })
+                .collect::<Vec<_>>()
+        })
+        .await
+        else {
+            return;
+        };
+        let mut changed = Vec::new();
+        for (name, result) in reread {
+            match result {
+                Ok(Some(new)) => changed.push((name, new)),
                 Ok(None) => {}
                 Err(why) => {
                     tracing::warn!(credential = %name, "secret file changed but cannot be used, keeping the previous value: {why}")

@@ -17,7 +17,7 @@ use std::time::Duration;
 use crate::secret::Secret;
 
 pub use env::{Env, ProcessEnv};
-pub use validate::{DEFAULT_ELEVENLABS_URL, DEFAULT_TWILIO_URL};
+pub use validate::{BaseUrl, DEFAULT_ELEVENLABS_URL, DEFAULT_TWILIO_URL, check_base_url};
 
 /// The validated configuration.
 #[derive(Debug, Clone)]
@@ -259,13 +259,17 @@ impl std::error::Error for ConfigError {}
 impl Config {
     /// Reads, parses and validates `path`, resolving secrets from `env` and files.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            file: path.to_path_buf(),
-            errors: vec![Diagnostic {
-                path: String::new(),
-                message: format!("cannot read the config file: {e}"),
-            }],
-        })?;
+        // The file may hold literal secrets: wiped after parsing (std sizes
+        // the buffer from the file's length, so it is not reallocated).
+        let text = std::fs::read_to_string(path)
+            .map(zeroize::Zeroizing::new)
+            .map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                errors: vec![Diagnostic {
+                    path: String::new(),
+                    message: format!("cannot read the config file: {e}"),
+                }],
+            })?;
         Self::from_yaml(&text, path, env)
     }
 
@@ -297,7 +301,7 @@ impl Credential {
             let SecretSource::File(path) = &sv.source else {
                 return Ok(None);
             };
-            let text = validate::read_secret_file(path)
+            let (text, _) = validate::read_secret_file(path)
                 .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
             let value = text.trim();
             if value.is_empty() {
@@ -316,7 +320,7 @@ impl Credential {
                 let SecretSource::File(path) = source else {
                     return Ok(None);
                 };
-                let text = validate::read_secret_file(path)
+                let (text, _) = validate::read_secret_file(path)
                     .map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
                 let value = text.trim();
                 Ok((value != current).then(|| value.to_string()))

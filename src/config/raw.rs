@@ -48,6 +48,8 @@ pub struct RawElevenLabs {
     pub api_key_env: Option<String>,
     pub api_key_file: Option<String>,
     pub base_url: Option<String>,
+    /// Permit a plain-http `base_url` to a non-loopback host.
+    pub allow_insecure_http: Option<bool>,
     pub required_permissions: Option<Vec<String>>,
     pub critical: Option<bool>,
     #[serde(default, with = "humantime_serde")]
@@ -83,6 +85,8 @@ pub struct RawTwilio {
     pub api_key_secret_env: Option<String>,
     pub api_key_secret_file: Option<String>,
     pub base_url: Option<String>,
+    /// Permit a plain-http `base_url` to a non-loopback host.
+    pub allow_insecure_http: Option<bool>,
     pub critical: Option<bool>,
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,

@@ -13,6 +13,7 @@ use super::{
 };
 use crate::providers;
 use crate::secret::Secret;
+use zeroize::Zeroizing;
 
 pub const DEFAULT_ELEVENLABS_URL: &str = "https://api.elevenlabs.io";
 pub const DEFAULT_TWILIO_URL: &str = "https://api.twilio.com";
@@ -41,22 +42,175 @@ pub(super) fn parse(text: &str) -> Result<RawConfig, Diagnostic> {
         {
             inner = rest.to_string();
         }
-        Diagnostic {
-            path: if path == "." { String::new() } else { path },
-            message: explain_serde(&inner),
-        }
+        explain_serde(if path == "." { String::new() } else { path }, &inner)
     })
 }
 
-/// serde's messages are accurate but terse; add the fix where we know it.
-fn explain_serde(msg: &str) -> String {
-    if msg.starts_with("unknown field") {
-        format!("{msg} (check the spelling; see config.example.yaml for every key)")
-    } else if msg.contains("invalid type: integer") && msg.contains("duration") {
-        format!("{msg} (durations need a unit, e.g. `60s`, `5m`)")
+/// Appended where a value was wrong but is not repeated.
+const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
+
+/// serde's messages quote the offending value (`invalid type: string
+/// "sk_live_…", expected a boolean`), so a secret typed under the wrong key
+/// would come back in an error, a log line and the reload answer. Each message
+/// is rebuilt from its parts: the key path, what was expected and the kind of
+/// value found — never the value. The YAML parser's own (syntax) messages
+/// quote nothing from the file; any quoted text left is blanked anyway.
+fn explain_serde(path: String, msg: &str) -> Diagnostic {
+    let (msg, location) = split_location(msg);
+    let (path, message) = if let Some(rest) = msg
+        .strip_prefix("invalid type: ")
+        .or_else(|| msg.strip_prefix("invalid value: "))
+    {
+        let wrong_type = msg.starts_with("invalid type");
+        match rest.rfind(", expected ") {
+            Some(i) => {
+                let kind = value_kind(&rest[..i]);
+                let expected = friendly_expected(&rest[i + ", expected ".len()..]);
+                let message = if wrong_type {
+                    format!("expected {expected}, found {kind}{NOT_SHOWN}")
+                } else {
+                    format!("expected {expected}; {kind} that is not one was found{NOT_SHOWN}")
+                };
+                (path, message)
+            }
+            None => (
+                path,
+                format!("a value of the wrong type or form{NOT_SHOWN}"),
+            ),
+        }
+    } else if let Some(rest) = msg.strip_prefix("unknown variant ") {
+        let options = rest
+            .rfind(", expected ")
+            .map(|i| &rest[i + 2..])
+            .unwrap_or("there are no options");
+        (path, format!("unknown value{NOT_SHOWN}; {options}"))
+    } else if let Some(rest) = msg.strip_prefix("unknown field `") {
+        let end = rest
+            .rfind("`, expected ")
+            .or_else(|| rest.rfind("`, there are no fields"))
+            .unwrap_or(rest.len());
+        let key = &rest[..end];
+        let options = rest.get(end + 3..).unwrap_or("");
+        if looks_like_config_key(key) {
+            (
+                path,
+                format!(
+                    "unknown field `{key}`, {options} (check the spelling; see config.example.yaml for every key)"
+                ),
+            )
+        } else {
+            // Not shaped like any key credwatch has (a secret pasted as a key?):
+            // name the mapping it is in, not the key.
+            let parent = path
+                .strip_suffix(key)
+                .map(|p| p.trim_end_matches('.').to_string())
+                .unwrap_or_default();
+            (
+                parent,
+                format!(
+                    "an unknown key that does not look like a config key (not shown, in case it is a secret); {options} (see config.example.yaml for every key)"
+                ),
+            )
+        }
+    } else if let Some(field) = ["missing field `", "duplicate field `"]
+        .iter()
+        .find_map(|p| msg.strip_prefix(p))
+        .and_then(|rest| rest.strip_suffix('`'))
+        && looks_like_config_key(field)
+    {
+        (path, msg.to_string())
     } else {
-        msg.to_string()
+        (path, redact_quoted(msg))
+    };
+    Diagnostic {
+        path,
+        message: format!("{message}{location}"),
     }
+}
+
+/// Splits serde_yaml's trailing ` at line N column M`.
+fn split_location(msg: &str) -> (&str, &str) {
+    if let Some(i) = msg.rfind(" at line ") {
+        let tail = &msg[i + " at line ".len()..];
+        let numbers_only = tail.split_once(" column ").is_some_and(|(l, c)| {
+            [l, c]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        });
+        if numbers_only {
+            return (&msg[..i], &msg[i..]);
+        }
+    }
+    (msg, "")
+}
+
+/// The kind of value serde's `Unexpected` describes, without the value.
+fn value_kind(unexpected: &str) -> &'static str {
+    const KINDS: [(&str, &str); 12] = [
+        ("string", "a string"),
+        ("character", "a character"),
+        ("integer", "a number"),
+        ("floating point", "a number"),
+        ("boolean", "a boolean"),
+        ("byte array", "binary data"),
+        ("unit value", "an empty value"),
+        ("option", "an optional value"),
+        ("sequence", "a list"),
+        ("map", "a mapping"),
+        ("enum", "a tagged value"),
+        ("unit variant", "a tagged value"),
+    ];
+    KINDS
+        .iter()
+        .find(|(prefix, _)| unexpected.starts_with(prefix))
+        .map(|(_, kind)| *kind)
+        .unwrap_or("a value")
+}
+
+/// serde's `Expected` texts for credwatch's types, in the user's terms.
+fn friendly_expected(expected: &str) -> String {
+    match expected {
+        "a boolean" => "`true` or `false`".into(),
+        "usize" | "u64" | "u32" | "an integer" => "a whole number".into(),
+        "u16" => "a whole number up to 65535".into(),
+        "a duration" => "a duration with a unit, e.g. `60s` or `5m`".into(),
+        "a sequence" => "a list".into(),
+        "a map" => "a mapping of keys".into(),
+        e if e.starts_with("struct ") => "a mapping of keys".into(),
+        e => redact_quoted(e),
+    }
+}
+
+/// Config keys are lowercase words joined by `_`.
+fn looks_like_config_key(key: &str) -> bool {
+    !key.is_empty() && key.len() <= 40 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// Blanks anything between `"` or backticks: a safety net for messages
+/// credwatch does not know the shape of.
+fn redact_quoted(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len());
+    let mut open: Option<char> = None;
+    for c in msg.chars() {
+        match open {
+            Some(q) if c == q => {
+                out.push('…');
+                out.push(c);
+                open = None;
+            }
+            Some(_) => {}
+            None => {
+                out.push(c);
+                if c == '"' || c == '`' {
+                    open = Some(c);
+                }
+            }
+        }
+    }
+    if open.is_some() {
+        out.push('…');
+    }
+    out
 }
 
 struct Validator<'a> {
@@ -100,7 +254,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
             Err(_) => {
                 v.error(
                     "listen",
-                    format!("`{l}` is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`"),
+                    "is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`",
                 );
                 None
             }
@@ -202,7 +356,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
             link_errors.push((
                 format!("elevenlabs[{i}].twilio"),
                 format!(
-                    "`{link}` is not the name of a configured Twilio credential (configured: {})",
+                    "is not the name of a configured Twilio credential (configured: {})",
                     if known.is_empty() {
                         "none".to_string()
                     } else {
@@ -308,7 +462,7 @@ fn unique_name(
     if let Some(first) = names.get(name) {
         v.error(
             format!("{path}.name"),
-            format!("`{name}` is already used by {first}; names must be unique across the file (they are the `credential` label)"),
+            format!("is already used by {first}; names must be unique across the file (they are the `credential` label)"),
         );
     } else {
         names.insert(name.to_string(), path.to_string());
@@ -332,7 +486,7 @@ fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<Strin
         {
             v.error(
                 format!("{path}.name"),
-                format!("`{n}` may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)"),
+                "may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)",
             );
             None
         }
@@ -344,37 +498,75 @@ fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<Strin
     }
 }
 
-fn base_url(v: &mut Validator<'_>, path: &str, raw: Option<String>, default: &str) -> String {
+fn base_url(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: Option<String>,
+    default: &str,
+    allow_insecure_http: Option<bool>,
+) -> String {
+    let key = format!("{path}.base_url");
     let Some(text) = raw else {
+        if allow_insecure_http.is_some() {
+            v.warn(
+                format!("{path}.allow_insecure_http"),
+                "has no effect: the default base_url is https",
+            );
+        }
         return default.to_string();
     };
-    let key = format!("{path}.base_url");
-    match reqwest::Url::parse(&text) {
-        Ok(url) => {
-            if !matches!(url.scheme(), "http" | "https") {
-                v.error(key, format!("`{}` must be an http(s) URL", url.scheme()));
-            } else if !url.username().is_empty() || url.password().is_some() {
-                v.error(
+    match check_base_url(&text, allow_insecure_http.unwrap_or(false)) {
+        Ok(checked) => {
+            if checked.insecure {
+                v.warn(
                     key,
-                    "must not contain credentials; use the credential's secret keys",
+                    "plain http to a non-loopback host sends the secret unencrypted (allowed by `allow_insecure_http: true`)",
                 );
-            } else if url.query().is_some() || url.fragment().is_some() {
-                v.error(key, "must not have a query or fragment");
-            } else if url.host_str().is_none() {
-                v.error(key, "has no host");
-            } else {
-                if url.scheme() == "http" && !is_loopback(&url) {
-                    v.warn(
-                        key,
-                        "plain http to a non-loopback host sends the secret unencrypted; use https",
-                    );
-                }
-                return text.trim_end_matches('/').to_string();
             }
+            checked.url
         }
-        Err(e) => v.error(key, format!("`{text}` is not a URL: {e}")),
+        Err(why) => {
+            v.error(key, why);
+            default.to_string()
+        }
     }
-    default.to_string()
+}
+
+/// A checked upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Without a trailing `/`.
+    pub url: String,
+    /// Plain http to a host that is not loopback (only with `allow_insecure_http`).
+    pub insecure: bool,
+}
+
+/// The rules for an upstream base URL, for the config's `base_url` and
+/// `calibrate --base-url`: http(s), a host, no credentials, query or
+/// fragment, and plain http only to a loopback host unless
+/// `allow_insecure_http`. Messages never repeat the URL.
+pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL ({e}){NOT_SHOWN}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use the credential's secret keys".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if url.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    let insecure = url.scheme() == "http" && !is_loopback(&url);
+    if insecure && !allow_insecure_http {
+        return Err("plain http to a non-loopback host would send the secret unencrypted; use https, or set `allow_insecure_http: true` on this credential if the network path is trusted".into());
+    }
+    Ok(BaseUrl {
+        url: text.trim_end_matches('/').to_string(),
+        insecure,
+    })
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {
@@ -395,6 +587,8 @@ fn secret(
     env_name: Option<String>,
     file: Option<String>,
 ) -> Option<SecretValue> {
+    // Wiped on every way out, errors included.
+    let literal = literal.map(Zeroizing::new);
     let given: Vec<String> = [
         literal.as_ref().map(|_| key.to_string()),
         env_name.as_ref().map(|_| format!("{key}_env")),
@@ -422,27 +616,32 @@ fn secret(
                 v.error(
                     at,
                     format!(
-                        "environment variable `{var}` is not set; export it, or use `{key}_file`"
+                        "{} is not set; export it, or use `{key}_file`",
+                        env_var_named(&var)
                     ),
                 );
                 return None;
             }
             Some(value) if value.trim().is_empty() => {
-                v.error(at, format!("environment variable `{var}` is empty"));
+                drop(Zeroizing::new(value));
+                v.error(at, format!("{} is empty", env_var_named(&var)));
                 return None;
             }
-            Some(value) => (SecretSource::Env(var), value, at),
+            Some(value) => (SecretSource::Env(var), Zeroizing::new(value), at),
         }
     } else if let Some(file) = file {
         let at = format!("{path}.{key}_file");
         let resolved = resolve_file(v.file, &file);
         match read_secret_file(&resolved) {
-            Ok(value) => {
-                check_file_mode(v, &at, &resolved);
+            Ok((value, meta)) => {
+                check_file_mode(v, &at, &resolved, &meta);
                 (SecretSource::File(resolved), value, at)
             }
             Err(e) => {
-                v.error(at, format!("cannot read `{}`: {e}", resolved.display()));
+                v.error(
+                    at,
+                    format!("cannot read {}: {e}", file_named(&file, &resolved)),
+                );
                 return None;
             }
         }
@@ -465,7 +664,6 @@ fn secret(
         );
     }
     let secret = Secret::new(trimmed);
-    drop(zeroize::Zeroizing::new(value));
     Some(SecretValue {
         source,
         value: secret,
@@ -482,25 +680,45 @@ fn resolve_file(config: &Path, file: &str) -> PathBuf {
     }
 }
 
-pub(crate) fn read_secret_file(path: &Path) -> std::io::Result<String> {
-    let meta = std::fs::metadata(path)?;
-    if !meta.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
+/// How an error names the environment variable in a `*_env` key: by name
+/// when it is shaped like one (`EL_KEY`), else not at all — a secret typed
+/// into `api_key_env` must not come back in the message.
+fn env_var_named(var: &str) -> String {
+    let conventional = var
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && var
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_');
+    if conventional && var.len() <= 128 {
+        format!("environment variable `{var}`")
+    } else {
+        format!("the environment variable this key names{NOT_SHOWN}")
     }
-    if meta.len() > 64 * 1024 {
-        return Err(std::io::Error::other(
-            "larger than 64 KiB; is this really a secret?",
-        ));
+}
+
+/// How an error names the file in a `*_file` key: by path when the value is
+/// shaped like a path (it has a `/` or a `.`), else not at all.
+fn file_named(raw: &str, resolved: &Path) -> String {
+    if raw.contains('/') || raw.contains('.') {
+        format!("`{}`", resolved.display())
+    } else {
+        format!("the file this key names (relative to the config file's directory){NOT_SHOWN}")
     }
-    std::fs::read_to_string(path)
+}
+
+/// A secret file's text, in wiped memory, and the metadata of the handle it
+/// was read from (see [`crate::secret::read_secret_file`]).
+pub(crate) fn read_secret_file(
+    path: &Path,
+) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
+    crate::secret::read_secret_file(path, crate::secret::SECRET_FILE_LIMIT)
 }
 
 #[cfg(unix)]
-fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path) {
+fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path, meta: &std::fs::Metadata) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let Ok(meta) = std::fs::metadata(path) else {
-        return;
-    };
     let mode = meta.permissions().mode();
     let world = mode & 0o007 != 0;
     // Group access is fine when the group is credwatch's own: that is how a
@@ -546,7 +764,7 @@ fn own_groups() -> Vec<u32> {
 }
 
 #[cfg(not(unix))]
-fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path) {}
+fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path, _: &std::fs::Metadata) {}
 
 fn elevenlabs(
     v: &mut Validator<'_>,
@@ -564,7 +782,13 @@ fn elevenlabs(
         raw.timeout,
         raw.detail_interval,
     );
-    let base_url = base_url(v, path, raw.base_url, DEFAULT_ELEVENLABS_URL);
+    let base_url = base_url(
+        v,
+        path,
+        raw.base_url,
+        DEFAULT_ELEVENLABS_URL,
+        raw.allow_insecure_http,
+    );
     let api_key = secret(
         v,
         path,
@@ -584,13 +808,13 @@ fn elevenlabs(
         if !seen.insert(p) {
             v.error(
                 format!("{path}.required_permissions[{i}]"),
-                format!("`{p}` is listed twice"),
+                "is listed twice",
             );
         } else if !known_permissions.iter().any(|k| k == p) {
             v.error(
                 format!("{path}.required_permissions[{i}]"),
                 format!(
-                    "credwatch has no side-effect-free probe for `{p}`; it can check: {} (or add one under `permission_probes:`)",
+                    "credwatch has no side-effect-free probe for this permission; it can check: {} (or add one under `permission_probes:`)",
                     known_permissions.join(", ")
                 ),
             );
@@ -699,7 +923,13 @@ fn twilio(
         raw.timeout,
         raw.detail_interval,
     );
-    let base_url = base_url(v, path, raw.base_url, DEFAULT_TWILIO_URL);
+    let base_url = base_url(
+        v,
+        path,
+        raw.base_url,
+        DEFAULT_TWILIO_URL,
+        raw.allow_insecure_http,
+    );
     let sid = secret(
         v,
         path,

@@ -5,16 +5,23 @@
 //! (so credentials never reach another host), every body is read with a size
 //! cap, every request has a timeout, and requests to one host are capped by a
 //! semaphore shared by all credentials. Errors never carry the URL or a header.
+//!
+//! Secrets in transit: the `xi-api-key` and `Authorization` values are built
+//! in wiped buffers and marked sensitive, answer bodies (a Twilio account body
+//! carries the account's Auth Token) are read into wiped buffers, and a
+//! proxy is only ever used for https upstreams, through a CONNECT tunnel
+//! ([`ProxyConfig`]): a plain-http request never passes through a proxy.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use bytes::{Bytes, BytesMut};
+use base64::Engine as _;
+use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::config::Provider;
-use crate::secret::Secret;
+use crate::config::{Env, ProcessEnv, Provider};
+use crate::secret::{Secret, WipedBuf};
 
 /// Bodies above this are not read to the end (the answers we need are a few KiB;
 /// a full page of 1,000 Twilio numbers is about 1.5 MiB).
@@ -30,13 +37,27 @@ pub enum Auth<'a> {
 }
 
 /// A complete upstream answer (status, the headers we use, the capped body).
-#[derive(Debug, Clone)]
+/// The body's memory is zeroed when the last clone is dropped; `Debug` shows
+/// its length, not its content.
+#[derive(Clone)]
 pub struct Answer {
     pub status: u16,
     pub content_type: Option<String>,
     pub body: Bytes,
     pub request_id: Option<String>,
     pub retry_after: Option<Duration>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .field("request_id", &self.request_id)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
 }
 
 impl Answer {
@@ -69,21 +90,85 @@ pub struct Upstream {
     requests: Option<prometheus::IntCounterVec>,
 }
 
+/// The proxy settings credwatch honours, read from the environment.
+///
+/// Only https upstreams go through a proxy: `HTTPS_PROXY` (else `ALL_PROXY`,
+/// either case), minus the hosts in `NO_PROXY`. The proxy gets a CONNECT and
+/// the request travels inside TLS. `HTTP_PROXY` is ignored: a plain-http
+/// request through a forward proxy would hand it the secret header in clear,
+/// so plain-http upstreams (loopback, or `allow_insecure_http`) are reached
+/// directly.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ProxyConfig {
+    pub https: Option<String>,
+    pub no_proxy: Option<String>,
+}
+
+impl std::fmt::Debug for ProxyConfig {
+    // The proxy URL may hold the proxy's own password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyConfig")
+            .field("https", &self.https.as_ref().map(|_| "<set>"))
+            .field("no_proxy", &self.no_proxy)
+            .finish()
+    }
+}
+
+impl ProxyConfig {
+    pub fn from_env(env: &dyn Env) -> Self {
+        let first = |names: &[&str]| {
+            names
+                .iter()
+                .find_map(|n| env.var(n).filter(|v| !v.trim().is_empty()))
+        };
+        ProxyConfig {
+            https: first(&["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]),
+            no_proxy: first(&["NO_PROXY", "no_proxy"]),
+        }
+    }
+
+    fn apply(&self, builder: reqwest::ClientBuilder) -> anyhow::Result<reqwest::ClientBuilder> {
+        // No proxy from reqwest's own reading of the environment, whatever it holds.
+        let builder = builder.no_proxy();
+        let Some(url) = &self.https else {
+            return Ok(builder);
+        };
+        let proxy = reqwest::Proxy::https(url.as_str())
+            .map_err(|_| anyhow::anyhow!("HTTPS_PROXY (or ALL_PROXY) is not a proxy URL"))?
+            .no_proxy(
+                self.no_proxy
+                    .as_deref()
+                    .and_then(reqwest::NoProxy::from_string),
+            );
+        Ok(builder.proxy(proxy))
+    }
+}
+
 impl Upstream {
-    /// `requests` counts every request sent, by provider.
+    /// `requests` counts every request sent, by provider. Proxy settings come
+    /// from the process environment ([`ProxyConfig`]).
     pub fn new(
         per_host: usize,
         requests: Option<prometheus::IntCounterVec>,
     ) -> anyhow::Result<Self> {
+        Self::with_env(per_host, requests, &ProcessEnv)
+    }
+
+    /// [`Upstream::new`] with the proxy settings read from `env`.
+    pub fn with_env(
+        per_host: usize,
+        requests: Option<prometheus::IntCounterVec>,
+        env: &dyn Env,
+    ) -> anyhow::Result<Self> {
         install_crypto_provider();
-        let client = reqwest::Client::builder()
+        let builder = reqwest::Client::builder()
             .user_agent(crate::USER_AGENT)
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10))
             .pool_idle_timeout(Duration::from_secs(300))
             .pool_max_idle_per_host(per_host.max(1))
-            .tcp_keepalive(Duration::from_secs(60))
-            .build()?;
+            .tcp_keepalive(Duration::from_secs(60));
+        let client = ProxyConfig::from_env(env).apply(builder)?.build()?;
         Ok(Upstream {
             client,
             per_host: per_host.max(1),
@@ -131,18 +216,8 @@ impl Upstream {
             .get(&url)
             .timeout(timeout)
             .header("accept", "application/json");
-        request = match auth {
-            Auth::XiApiKey(key) => {
-                let mut value = http::HeaderValue::from_str(key.expose()).map_err(|_| {
-                    TransportError::NotAllowed(
-                        "the API key contains characters not allowed in a header".into(),
-                    )
-                })?;
-                value.set_sensitive(true);
-                request.header("xi-api-key", value)
-            }
-            Auth::Basic { user, password } => request.basic_auth(user, Some(password.expose())),
-        };
+        let (name, value) = auth_header(auth)?;
+        request = request.header(name, value);
         let work = async {
             let mut response = request
                 .send()
@@ -162,7 +237,13 @@ impl Upstream {
             {
                 return Err(TransportError::TooLarge);
             }
-            let mut body = BytesMut::new();
+            // Sized from Content-Length when there is one, so it rarely grows.
+            let mut body = WipedBuf::with_capacity(
+                response
+                    .content_length()
+                    .map_or(8 * 1024, |n| n as usize)
+                    .min(self.body_limit),
+            );
             while let Some(chunk) = response
                 .chunk()
                 .await
@@ -176,7 +257,7 @@ impl Upstream {
             Ok(Answer {
                 status,
                 content_type,
-                body: body.freeze(),
+                body: body.into_bytes(),
                 request_id,
                 retry_after,
             })
@@ -187,6 +268,47 @@ impl Upstream {
             Err(_) => Err(TransportError::Timeout(timeout)),
         }
     }
+}
+
+/// The authentication header, built in wiped buffers and marked sensitive
+/// (hyper then leaves it out of its own debug output and HPACK tables).
+/// reqwest's `basic_auth` would format the credentials through plain
+/// `String`s that are freed, not wiped.
+pub fn auth_header(
+    auth: Auth<'_>,
+) -> Result<(http::HeaderName, http::HeaderValue), TransportError> {
+    let (name, value, what) = match auth {
+        Auth::XiApiKey(key) => {
+            let mut value = WipedBuf::with_capacity(key.len());
+            value.extend_from_slice(key.expose().as_bytes());
+            (
+                http::HeaderName::from_static("xi-api-key"),
+                value,
+                "API key",
+            )
+        }
+        Auth::Basic { user, password } => {
+            let mut plain = WipedBuf::with_capacity(user.len() + 1 + password.len());
+            plain.extend_from_slice(user.as_bytes());
+            plain.extend_from_slice(b":");
+            plain.extend_from_slice(password.expose().as_bytes());
+            let engine = &base64::engine::general_purpose::STANDARD;
+            let encoded = base64::encoded_len(plain.len(), true).unwrap_or(usize::MAX);
+            let mut value = WipedBuf::zeroed(b"Basic ".len().saturating_add(encoded));
+            value.as_mut_slice()[..6].copy_from_slice(b"Basic ");
+            engine
+                .encode_slice(plain.as_slice(), &mut value.as_mut_slice()[6..])
+                .map_err(|_| TransportError::NotAllowed("the credentials are too long".into()))?;
+            (http::header::AUTHORIZATION, value, "secret")
+        }
+    };
+    let mut value = http::HeaderValue::from_maybe_shared(value.into_bytes()).map_err(|_| {
+        TransportError::NotAllowed(format!(
+            "the {what} contains characters not allowed in a header"
+        ))
+    })?;
+    value.set_sensitive(true);
+    Ok((name, value))
 }
 
 fn header(headers: &http::HeaderMap, name: &str) -> Option<String> {
@@ -266,7 +388,7 @@ pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), S
         || path.contains("//")
         || path_and_query.contains('#')
     {
-        return Err(format!("`{path_and_query}` is not a plain absolute path"));
+        return Err("the path is not a plain absolute path".into());
     }
     let segments: Vec<&str> = path[1..].split('/').collect();
     let id_ok = |s: &str| {
@@ -310,7 +432,7 @@ pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), S
         Ok(())
     } else {
         Err(format!(
-            "`{path}` is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
+            "the path is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
         ))
     }
 }
@@ -384,6 +506,62 @@ mod tests {
             .is_err()
         );
         assert!(check_read_path(Provider::Twilio, "/v1/user").is_err());
+    }
+
+    #[test]
+    fn auth_headers_are_sensitive_and_exact() {
+        let key = Secret::new("sk_abc");
+        let (name, value) = auth_header(Auth::XiApiKey(&key)).expect("header");
+        assert_eq!(name.as_str(), "xi-api-key");
+        assert_eq!(value.as_bytes(), b"sk_abc");
+        assert!(value.is_sensitive());
+        assert_eq!(format!("{value:?}"), "Sensitive");
+
+        let token = Secret::new("0123456789abcdef0123456789abcdef");
+        let (name, value) = auth_header(Auth::Basic {
+            user: AC,
+            password: &token,
+        })
+        .expect("header");
+        assert_eq!(name, http::header::AUTHORIZATION);
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD
+                .encode(format!("{AC}:0123456789abcdef0123456789abcdef"))
+        );
+        assert_eq!(value.as_bytes(), expected.as_bytes());
+        assert!(value.is_sensitive());
+
+        // A value that cannot be a header is refused without being repeated.
+        let bad = Secret::new("sk_a\nb");
+        let Err(TransportError::NotAllowed(why)) = auth_header(Auth::XiApiKey(&bad)) else {
+            panic!("accepted a newline");
+        };
+        assert!(!why.contains("sk_a"), "{why}");
+    }
+
+    #[test]
+    fn proxy_settings_take_https_and_no_proxy_never_http() {
+        let env: HashMap<String, String> = [
+            ("HTTP_PROXY", "http://forward:3128"),
+            ("http_proxy", "http://forward:3128"),
+            ("ALL_PROXY", "http://all:3128"),
+            ("NO_PROXY", "internal.example"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let p = ProxyConfig::from_env(&env);
+        assert_eq!(p.https.as_deref(), Some("http://all:3128"));
+        assert_eq!(p.no_proxy.as_deref(), Some("internal.example"));
+        let mut env = env;
+        env.insert("https_proxy".into(), "http://user:pw@tunnel:3128".into());
+        let p = ProxyConfig::from_env(&env);
+        assert_eq!(p.https.as_deref(), Some("http://user:pw@tunnel:3128"));
+        assert!(!format!("{p:?}").contains("pw"), "{p:?}");
+        let none: HashMap<String, String> =
+            [("HTTP_PROXY".to_string(), "http://forward:3128".to_string())].into();
+        assert_eq!(ProxyConfig::from_env(&none), ProxyConfig::default());
     }
 
     #[test]

@@ -227,3 +227,51 @@ mod regressions {
         assert!(twilio::account_outcome(&t, false).0.is_err());
     }
 }
+
+/// The Twilio account body carries the account's primary Auth Token, even
+/// when credwatch authenticates with an API key. Nothing decodes it.
+mod secrets_in_bodies {
+    use super::*;
+
+    /// An account body whose `auth_token` holds bytes that are not even
+    /// UTF-8: decoding the token into a `String` (as parsing the body into a
+    /// `serde_json::Value` did, for the error code of every answer) fails,
+    /// so the code is only found if the token is skipped in place.
+    fn account_body(status: u16) -> Answer {
+        let mut body = br#"{"code": 20003, "sid": "AC0123456789abcdef0123456789abcdef", "status": "active", "type": "Full", "owner_account_sid": "AC0123456789abcdef0123456789abcdef", "auth_token": ""#.to_vec();
+        body.extend_from_slice(&[0xff, 0xfe, b'0', b'1', 0xc3]);
+        body.extend_from_slice(br#""}"#);
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            body: Bytes::from(body),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn the_auth_token_is_never_decoded() {
+        assert_eq!(twilio::error_code(&account_body(401)), Some(20003));
+        assert!(matches!(
+            twilio::classify(&account_body(401)),
+            twilio::Meaning::Authenticate
+        ));
+        let (result, detail) = twilio::account_outcome(&account_body(200), false);
+        assert!(result.is_ok(), "{detail}");
+    }
+
+    #[test]
+    fn only_an_object_has_an_error_code() {
+        for body in ["[20003]", "20003", "\"20003\""] {
+            let answer = Answer {
+                status: 401,
+                content_type: Some("application/json".into()),
+                body: Bytes::from(body),
+                request_id: None,
+                retry_after: None,
+            };
+            assert_eq!(twilio::error_code(&answer), None, "{body}");
+        }
+    }
+}

@@ -47,8 +47,17 @@ pub fn error_code(answer: &Answer) -> Option<u64> {
     if !answer.is_json() {
         return None;
     }
-    let value: Value = serde_json::from_slice(&answer.body).ok()?;
-    match value.get("code")? {
+    // Only `code` is decoded; every other field (an account body carries the
+    // account's Auth Token) is skipped in place, never copied into a String.
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        code: Option<Value>,
+    }
+    let object = answer.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    let body: ErrorBody = serde_json::from_slice(&answer.body)
+        .ok()
+        .filter(|_| object)?;
+    match body.code.as_ref()? {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.parse().ok(),
         _ => None,

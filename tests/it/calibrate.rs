@@ -279,3 +279,32 @@ async fn usage_errors_exit_2() {
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(s.sim.request_count(), 0, "nothing is sent on a usage error");
 }
+
+/// `--base-url` passes the config's `base_url` rules: a key would otherwise
+/// go in clear to another host, or with a password in the URL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_base_url_flag_is_validated_like_the_config() {
+    let s = setup(SignedUrlMode::PermissionFirst).await;
+    for (url, why) in [
+        (
+            "http://calibrate.invalid",
+            "--base-url plain http to a non-loopback host would send the secret unencrypted",
+        ),
+        (
+            "http://someone:hunter2@127.0.0.1:9",
+            "--base-url must not contain credentials",
+        ),
+        ("ftp://127.0.0.1", "--base-url must be an http or https URL"),
+        ("https://127.0.0.1/?x=1", "--base-url must not have a query"),
+    ] {
+        let run = s.run(&["--base-url", url], s.keys()).await;
+        assert_eq!(run.code, 2, "{url}\n{run:?}");
+        assert!(run.stderr.contains(why), "{url}\n{run:?}");
+        assert!(!run.stderr.contains("hunter2"), "{run:?}");
+    }
+    assert_eq!(s.sim.request_count(), 0, "nothing is sent");
+    // Loopback http is fine (the simulator).
+    let url = s.sim.elevenlabs_url();
+    let run = s.run(&["--base-url", &url], s.keys()).await;
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -518,7 +518,12 @@ async fn unreachable_upstreams_are_network_errors_and_never_a_verdict() {
         FAST,
         &[
             el("el-refused", &el_key("refused"), &refused, ""),
-            el("el-dns", &el_key("dns"), nxdomain, ""),
+            el(
+                "el-dns",
+                &el_key("dns"),
+                nxdomain,
+                "    allow_insecure_http: true\n",
+            ),
         ],
         &[
             tw(
@@ -528,7 +533,13 @@ async fn unreachable_upstreams_are_network_errors_and_never_a_verdict() {
                 &refused,
                 "",
             ),
-            tw("tw-dns", &ac_sid("dns"), &tw_token("dns"), nxdomain, ""),
+            tw(
+                "tw-dns",
+                &ac_sid("dns"),
+                &tw_token("dns"),
+                nxdomain,
+                "    allow_insecure_http: true\n",
+            ),
         ],
     );
     let d = Daemon::start(&yaml).await;

@@ -188,3 +188,389 @@ async fn no_secret_appears_in_logs_metrics_health_or_errors_even_when_upstream_m
     }
     assert!(found.is_empty(), "secrets leaked:\n{}", found.join("\n"));
 }
+
+/// A secret typed under the wrong key (`critical: sk_…`, `interval: sk_…`,
+/// `base_url: sk_…`, …) is refused naming the file, the key path and what was
+/// expected — by `credwatch validate`, `credwatch check` and a reload — and
+/// never repeated (serde's own messages quote the value).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
+    use crate::check::credwatch;
+    use crate::harness::tempdir::TempDir;
+
+    let secret = crate::support::el_key("typed-under-the-wrong-key");
+    let tw_secret = crate::support::tw_token("typed-under-the-wrong-key");
+    let good_key = crate::support::el_key("wrong-key-good");
+    let item = |extra: &str| format!("elevenlabs:\n  - name: a\n    api_key: {good_key}\n{extra}");
+    // serde stops at the first wrong type, so one file per wrong type; the
+    // validator's own checks are all reported from one file.
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (
+            item(&format!("    critical: {secret}\n")),
+            vec!["elevenlabs[0].critical", "expected `true` or `false`"],
+        ),
+        (
+            item(&format!("    interval: {secret}\n")),
+            vec!["elevenlabs[0].interval", "expected a duration"],
+        ),
+        (
+            item(&format!("    required_permissions: {tw_secret}\n")),
+            vec!["elevenlabs[0].required_permissions", "expected a list"],
+        ),
+        (
+            format!("max_concurrent_requests_per_host: {tw_secret}\n"),
+            vec![
+                "max_concurrent_requests_per_host",
+                "expected a whole number",
+            ],
+        ),
+        (
+            item(&format!("    {secret}: true\n")),
+            vec!["elevenlabs[0]: an unknown key"],
+        ),
+        (
+            format!(
+                "listen: {secret}\n{}    base_url: {secret}\n    phone_numbers: true\n    twilio: {tw_secret}\n    required_permissions: [{secret}]\n  - name: b\n    api_key_env: {tw_secret}\n",
+                item("")
+            ),
+            vec![
+                "listen: is not an address:port",
+                "elevenlabs[0].base_url: is not a URL",
+                "elevenlabs[0].twilio: is not the name of a configured Twilio credential",
+                "elevenlabs[0].required_permissions[0]: credwatch has no side-effect-free probe",
+                "elevenlabs[1].api_key_env: the environment variable this key names",
+            ],
+        ),
+    ];
+    let dir = TempDir::new();
+    let path = dir.path().join("config.yaml");
+    let path_text = path.to_string_lossy().into_owned();
+    for (yaml, expected) in &cases {
+        std::fs::write(&path, yaml).expect("write config");
+        for command in ["validate", "check"] {
+            let run = credwatch(
+                vec![command.into(), "--config".into(), path_text.clone()],
+                vec![],
+            )
+            .await;
+            assert_eq!(run.code, 2, "{yaml}\n{run:?}");
+            for s in [&secret, &tw_secret] {
+                assert!(
+                    !run.stdout.contains(s.as_str()) && !run.stderr.contains(s.as_str()),
+                    "`{command}` echoed the secret:\n{yaml}\n{run:?}"
+                );
+            }
+            assert!(run.stderr.contains(&path_text), "{run:?}");
+            for e in expected {
+                assert!(run.stderr.contains(e), "`{e}` missing:\n{yaml}\n{run:?}");
+            }
+        }
+    }
+
+    // A reload: the answer and the log say what is wrong, not the value.
+    let mut world = credwatch::simulator::World::default();
+    world
+        .elevenlabs
+        .add_account(credwatch::simulator::ElAccount::new("ws-wrong-key"));
+    world.elevenlabs.add_key(
+        good_key.clone(),
+        credwatch::simulator::ElKey::new("keyItWrongKey", "ws-wrong-key"),
+    );
+    let sim = Simulator::start(world).await.expect("simulator");
+    let base = format!("    base_url: {}\n", sim.elevenlabs_url());
+    let dm = crate::harness::Daemon::start(&item(&base)).await;
+    std::fs::write(
+        dm.config_path(),
+        item(&format!("{base}    critical: {secret}\n")),
+    )
+    .expect("write config");
+    let reload = dm
+        .client
+        .post(format!("{}/-/reload", dm.url))
+        .send()
+        .await
+        .expect("reload");
+    assert_eq!(reload.status(), 500);
+    let body = reload.text().await.expect("body");
+    dm.stop().await;
+    assert!(!body.contains(&secret), "{body}");
+    assert!(
+        body.contains("elevenlabs[0].critical: expected `true` or `false`"),
+        "{body}"
+    );
+    let logs = logs();
+    assert!(
+        logs.contains("elevenlabs[0].critical: expected `true` or `false`"),
+        "the failed reload was not logged"
+    );
+    assert!(
+        leaks(&logs, &[secret]).is_empty(),
+        "the log echoed the secret"
+    );
+}
+
+/// A core file would hold every secret: the binary sets its core-file limit
+/// to 0 at start, even when started with core dumps allowed.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_runs_with_core_dumps_disabled() {
+    use crate::harness::tempdir::TempDir;
+
+    /// Stops the child however the test ends.
+    struct Child(std::process::Child);
+    impl Drop for Child {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let dir = TempDir::new();
+    let config = dir.path().join("config.yaml");
+    let key = crate::support::el_key("core-dumps");
+    std::fs::write(
+        &config,
+        format!("elevenlabs:\n  - name: a\n    api_key: {key}\n    base_url: http://127.0.0.1:9\n"),
+    )
+    .expect("write config");
+    // The shell allows core files (soft limit 1 KiB), then becomes credwatch.
+    let child = Child(
+        std::process::Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -S -c 1024 2>/dev/null; exec \"$0\" serve --config \"$1\" --listen 127.0.0.1:0")
+            .arg(env!("CARGO_BIN_EXE_credwatch"))
+            .arg(&config)
+            .env_remove("CREDWATCH_CONFIG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start credwatch"),
+    );
+    let proc_dir = format!("/proc/{}", child.0.id());
+    let line = crate::support::eventually(
+        std::time::Duration::from_secs(30),
+        "credwatch to run with a core-file limit of 0",
+        || {
+            let proc_dir = proc_dir.clone();
+            async move {
+                // Only once `sh` has become credwatch.
+                let exe =
+                    std::fs::read_link(format!("{proc_dir}/exe")).map_err(|e| e.to_string())?;
+                if !exe.to_string_lossy().contains("credwatch") {
+                    return Err(format!("still {}", exe.display()));
+                }
+                let text = std::fs::read_to_string(format!("{proc_dir}/limits"))
+                    .map_err(|e| e.to_string())?;
+                let line = text
+                    .lines()
+                    .find(|l| l.starts_with("Max core file size"))
+                    .ok_or("no core line")?
+                    .to_string();
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                if fields.get(4..6) == Some(&["0", "0"][..]) {
+                    Ok(line)
+                } else {
+                    Err(line)
+                }
+            }
+        },
+    )
+    .await;
+    drop(child);
+    assert!(line.starts_with("Max core file size"), "{line}");
+}
+
+/// A proxy on 127.0.0.1 that records every byte it is sent and answers 502.
+struct FakeProxy {
+    url: String,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeProxy {
+    async fn start() -> FakeProxy {
+        use std::sync::atomic::Ordering;
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, c) = (seen.clone(), connections.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                c.fetch_add(1, Ordering::SeqCst);
+                let seen = s.clone();
+                tokio::spawn(async move {
+                    let mut got = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") && got.len() < 65536 {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => got.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    seen.lock().expect("lock").extend_from_slice(&got);
+                    let _ = conn
+                        .write_all(
+                            b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                        )
+                        .await;
+                    let _ = conn.shutdown().await;
+                });
+            }
+        });
+        FakeProxy {
+            url,
+            seen,
+            connections,
+            task,
+        }
+    }
+
+    fn seen(&self) -> String {
+        String::from_utf8_lossy(&self.seen.lock().expect("lock")).into_owned()
+    }
+
+    fn connections(&self) -> usize {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for FakeProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The attack: with `HTTP_PROXY` (and every other proxy variable) set, a
+/// plain-http upstream was reached through the proxy, which read the
+/// `xi-api-key` and the Basic `Authorization` header in clear. The real
+/// binary, started with those variables, goes to the (loopback) upstream
+/// directly; the proxy receives nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_never_sees_a_secret_sent_over_plain_http() {
+    use crate::harness::tempdir::TempDir;
+    use crate::support::{ac_sid, el_key, tw_token};
+    use credwatch::simulator::{ElAccount, ElKey, TwilioAccount, World};
+
+    let proxy = FakeProxy::start().await;
+    let key = el_key("through-a-proxy");
+    let (sid, token) = (ac_sid("through-a-proxy"), tw_token("through-a-proxy"));
+    let mut world = World::default();
+    world.elevenlabs.add_account(ElAccount::new("ws-proxy"));
+    world
+        .elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItProxy", "ws-proxy"));
+    world.twilio.add_account(
+        TwilioAccount::new(sid.clone(), token.clone()).with_numbers(&["+15005550006"]),
+    );
+    let sim = Simulator::start(world).await.expect("simulator");
+    let dir = TempDir::new();
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {}\n    allow_insecure_http: true\n    required_permissions: []\ntwilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {}\n    allow_insecure_http: true\n",
+            sim.elevenlabs_url(),
+            sim.twilio_url()
+        ),
+    )
+    .expect("write config");
+    let proxy_url = proxy.url.clone();
+    let run = tokio::task::spawn_blocking(move || {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));
+        cmd.args(["check", "--config"]).arg(&config);
+        for var in ["CREDWATCH_CONFIG", "NO_PROXY", "no_proxy"] {
+            cmd.env_remove(var);
+        }
+        for var in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "HTTPS_PROXY",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+        ] {
+            cmd.env(var, &proxy_url);
+        }
+        cmd.output().expect("run credwatch")
+    })
+    .await
+    .expect("join");
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    let seen = proxy.seen();
+    let basic = basic(&sid, &token);
+    for secret in [key.as_str(), token.as_str(), basic.as_str()] {
+        assert!(
+            !seen.contains(secret),
+            "the proxy received a secret:\n{seen}"
+        );
+    }
+    assert_eq!(
+        proxy.connections(),
+        0,
+        "plain http went through the proxy:\n{seen}"
+    );
+    // The upstream was reached directly, and answered.
+    assert_eq!(run.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(sim.request_count() >= 2);
+}
+
+/// https upstreams honour `HTTPS_PROXY` through a CONNECT tunnel (the proxy
+/// sees the host, never a header), and `NO_PROXY`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
+    use credwatch::config::Provider;
+    use credwatch::providers::http::{Auth, Upstream};
+    use credwatch::secret::Secret;
+    use std::collections::HashMap;
+
+    let proxy = FakeProxy::start().await;
+    let key = Secret::new(crate::support::el_key("connect-tunnel"));
+    let env: HashMap<String, String> = [
+        ("HTTPS_PROXY".to_string(), proxy.url.clone()),
+        ("HTTP_PROXY".to_string(), proxy.url.clone()),
+    ]
+    .into();
+    let upstream = Upstream::with_env(4, None, &env).expect("client");
+    let answer = upstream
+        .get(
+            Provider::ElevenLabs,
+            "https://127.0.0.1:1",
+            "/v1/user",
+            Auth::XiApiKey(&key),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(answer.is_err(), "the proxy refused the tunnel: {answer:?}");
+    let seen = proxy.seen();
+    assert!(
+        seen.starts_with("CONNECT 127.0.0.1:1 HTTP/1.1\r\n"),
+        "no CONNECT:\n{seen}"
+    );
+    assert!(
+        !seen.contains(key.expose()) && !seen.to_ascii_lowercase().contains("xi-api-key"),
+        "{seen}"
+    );
+
+    let before = proxy.connections();
+    let mut env = env;
+    env.insert("NO_PROXY".into(), "127.0.0.1".into());
+    let direct = Upstream::with_env(4, None, &env).expect("client");
+    let answer = direct
+        .get(
+            Provider::ElevenLabs,
+            "https://127.0.0.1:1",
+            "/v1/user",
+            Auth::XiApiKey(&key),
+            Duration::from_secs(5),
+        )
+        .await;
+    assert!(answer.is_err(), "nothing listens on port 1: {answer:?}");
+    assert_eq!(proxy.connections(), before, "NO_PROXY was not honoured");
+}

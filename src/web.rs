@@ -587,6 +587,79 @@ mod tests {
         p
     }
 
+    fn basic(user: &str, password: &str) -> http::HeaderValue {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        http::HeaderValue::from_str(&format!("Basic {encoded}")).expect("header")
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("credwatch-web-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn failures_are_never_cached_so_guessing_cannot_evict_a_good_password() {
+        let dir = scratch("cache");
+        let hash = bcrypt::hash("right", 4).expect("hash");
+        let p = write(
+            &dir,
+            "w.yml",
+            &format!("basic_auth_users:\n  alice: \"{hash}\"\n"),
+        );
+        let web = WebConfig::new(&p).expect("web config");
+        let loaded = web.current();
+        assert!(web.authorized_blocking(&loaded, Some(&basic("alice", "right"))));
+        assert!(matches!(
+            web.credentials(&loaded, Some(&basic("alice", "right"))),
+            Credentials::Cached
+        ));
+        // More failures than the cache holds, for a known and an unknown user.
+        for i in 0..(CACHE_CAPACITY + 10) {
+            let user = if i % 2 == 0 { "alice" } else { "mallory" };
+            let Credentials::Verify(v) =
+                web.credentials(&loaded, Some(&basic(user, &format!("guess{i}"))))
+            else {
+                panic!("a wrong password must need a real check");
+            };
+            assert!(!v.run());
+        }
+        assert!(
+            matches!(
+                web.credentials(&loaded, Some(&basic("alice", "right"))),
+                Credentials::Cached
+            ),
+            "the good password is still cached"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_users_are_checked_against_the_costliest_hash_and_always_refused() {
+        let dir = scratch("dummy");
+        let cheap = bcrypt::hash("a", 4).expect("hash");
+        let costly = bcrypt::hash("b", 6).expect("hash");
+        let p = write(
+            &dir,
+            "w.yml",
+            &format!("basic_auth_users:\n  a: \"{cheap}\"\n  b: \"{costly}\"\n"),
+        );
+        let web = WebConfig::new(&p).expect("web config");
+        let loaded = web.current();
+        let Credentials::Verify(v) = web.credentials(&loaded, Some(&basic("nobody", "b"))) else {
+            panic!("an unknown user costs a real check");
+        };
+        assert_eq!(bcrypt_cost(&v.hash), 6);
+        assert!(!v.run(), "even with the password of the costliest user");
+        assert!(matches!(
+            web.credentials(&loaded, None),
+            Credentials::Missing
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
     #[test]
     fn unsupported_and_unknown_settings_are_refused_not_ignored() {
         let dir = std::env::temp_dir().join(format!("credwatch-web-{}", std::process::id()));

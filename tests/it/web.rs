@@ -735,3 +735,73 @@ async fn password_guessing_neither_stalls_probes_nor_checks_nor_locks_out_the_ri
         "upstream checks fell behind: {upstream} requests in {attack:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_rate_limited_per_client_address() {
+    let pki = pki();
+    let r = start(
+        &pki,
+        &format!("basic_auth_users:\n  prometheus: \"{}\"\n", hash("s3cret")),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/livez", r.main_port);
+    let from = |host: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    };
+    let (guesser, neighbour) = (from(40), from(41));
+    let burst = credwatch::server::Limits::default().auth_failure_burst;
+    let mut statuses = Vec::new();
+    for i in 0..burst + 5 {
+        let answer = guesser
+            .get(&url)
+            .basic_auth("prometheus", Some(format!("guess{i}")))
+            .send()
+            .await
+            .expect("answer");
+        statuses.push((
+            answer.status().as_u16(),
+            answer.headers().contains_key("retry-after"),
+        ));
+    }
+    let limited = &statuses[burst as usize..];
+    assert!(
+        statuses[..burst as usize].iter().all(|s| s.0 == 401)
+            && limited.iter().all(|s| *s == (429, true)),
+        "{statuses:?}"
+    );
+    // Even the right password waits, from that address, until the allowance refills.
+    let right = guesser
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(right.status(), 429);
+    // Another address is not affected.
+    let wrong = neighbour
+        .get(&url)
+        .basic_auth("prometheus", Some("nope"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 401);
+    let right = neighbour
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(right.status(), 200);
+    // Once verified, the right password is served from the cache, from any address.
+    let cached = guesser
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(cached.status(), 200);
+}

@@ -68,6 +68,9 @@ pub enum Command {
         /// (for kubelet probes when the main port needs TLS or auth).
         #[arg(long = "probe.listen-address")]
         probe_listen_address: Option<SocketAddr>,
+        /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
+        #[arg(long = "web.enable-lifecycle")]
+        web_enable_lifecycle: bool,
     },
     /// Load and validate a config (secrets resolved, nothing sent upstream).
     Validate {
@@ -79,6 +82,9 @@ pub enum Command {
         /// Listen address.
         #[arg(long, default_value = "127.0.0.1:9863")]
         listen: SocketAddr,
+        /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
+        #[arg(long = "web.enable-lifecycle")]
+        web_enable_lifecycle: bool,
     },
     /// Run every check once and explain each problem with its evidence and fix.
     /// Exit 0 when every credential is healthy, 1 when any is not, 2 on config errors.
@@ -174,6 +180,7 @@ pub fn main() -> ExitCode {
                 listen,
                 web_config_file,
                 probe_listen_address,
+                web_enable_lifecycle,
             } => {
                 let Some(loaded) = preloaded.take() else {
                     return ExitCode::from(2);
@@ -184,11 +191,15 @@ pub fn main() -> ExitCode {
                     listen,
                     web_config_file.as_deref(),
                     probe_listen_address,
+                    web_enable_lifecycle,
                 )
                 .await
             }
             Command::Validate { config } => validate(&config),
-            Command::Demo { listen } => crate::demo::run(listen).await,
+            Command::Demo {
+                listen,
+                web_enable_lifecycle,
+            } => crate::demo::run(listen, web_enable_lifecycle).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
             Command::Check {
                 config,
@@ -275,6 +286,7 @@ async fn serve(
     listen: Option<SocketAddr>,
     web_config: Option<&Path>,
     probe: Option<SocketAddr>,
+    enable_lifecycle: bool,
 ) -> ExitCode {
     let web = match web_config.map(crate::web::WebConfig::new).transpose() {
         Ok(w) => w.map(Arc::new),
@@ -316,6 +328,7 @@ async fn serve(
             main: listener,
             probe: probe_listener,
             web,
+            enable_lifecycle,
         },
         config,
         move || Config::load(&reload_path, &ProcessEnv),
@@ -330,6 +343,20 @@ pub struct Listeners {
     /// Plain HTTP, probes only.
     pub probe: Option<TcpListener>,
     pub web: Option<Arc<crate::web::WebConfig>>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` reloads (otherwise 403).
+    pub enable_lifecycle: bool,
+}
+
+impl Listeners {
+    /// One plain-HTTP listener, no probe listener, lifecycle API off.
+    pub fn plain(main: TcpListener) -> Listeners {
+        Listeners {
+            main,
+            probe: None,
+            web: None,
+            enable_lifecycle: false,
+        }
+    }
 }
 
 /// [`run_daemon_with`] on one plain-HTTP listener.
@@ -342,21 +369,12 @@ pub async fn run_daemon<F>(
 where
     F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
 {
-    run_daemon_with(
-        Listeners {
-            main: listener,
-            probe: None,
-            web: None,
-        },
-        config,
-        reload_config,
-        shutdown,
-    )
-    .await
+    run_daemon_with(Listeners::plain(listener), config, reload_config, shutdown).await
 }
 
 /// Runs the scheduler and the server until `shutdown` resolves (SIGTERM or
-/// SIGINT for the binary); SIGHUP and `POST /-/reload` call `reload_config`.
+/// SIGINT for the binary); SIGHUP and (with `enable_lifecycle`)
+/// `POST /-/reload` call `reload_config`, on a blocking thread, coalesced.
 pub async fn run_daemon_with<F>(
     listeners: Listeners,
     config: Config,
@@ -380,10 +398,11 @@ where
     let listen = config.listen;
     let scheduler: Arc<SchedulerHandle> =
         Arc::new(scheduler::spawn(Arc::new(config), state.clone(), upstream));
-    let reloader: Reloader = {
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reloader = {
         let state = state.clone();
         let scheduler = scheduler.clone();
-        Arc::new(move || match reload_config() {
+        let reload: Arc<crate::lifecycle::ReloadFn> = Arc::new(move || match reload_config() {
             Ok(config) => {
                 for w in &config.warnings {
                     tracing::warn!("{}: {}", config.source.display(), w);
@@ -404,20 +423,25 @@ where
                 state.set_reload_result(false);
                 Err(e.to_string())
             }
-        })
+        });
+        Reloader::spawn(reload, stop.clone())
     };
     spawn_sighup(reloader.clone());
+    if let Some(web) = &listeners.web {
+        state.set_web_config(web.clone());
+    }
     let app = Arc::new(App {
         state: state.clone(),
         reloader: Some(reloader),
+        lifecycle: listeners.enable_lifecycle,
         web: listeners.web,
         probe_only: false,
     });
-    let stop = tokio_util::sync::CancellationToken::new();
     let probe_server = listeners.probe.map(|probe| {
         let app = Arc::new(App {
             state,
             reloader: None,
+            lifecycle: false,
             web: None,
             probe_only: true,
         });
@@ -456,9 +480,7 @@ fn spawn_sighup(reload: Reloader) {
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading the configuration");
-                    // Reading the config and secret files is blocking I/O.
-                    let reload = reload.clone();
-                    let _ = tokio::task::spawn_blocking(move || reload()).await;
+                    reload.trigger();
                 }
             });
         }

@@ -83,7 +83,7 @@ pub fn config(
     )
 }
 
-pub async fn run(listen: SocketAddr) -> ExitCode {
+pub async fn run(listen: SocketAddr, enable_lifecycle: bool) -> ExitCode {
     let sim = match Simulator::start(World::demo()).await {
         Ok(s) => s,
         Err(e) => {
@@ -118,8 +118,11 @@ pub async fn run(listen: SocketAddr) -> ExitCode {
          Press Ctrl-C to stop.",
         n = config.credentials.len()
     );
-    let code = crate::cli::run_daemon(
-        listener,
+    let code = crate::cli::run_daemon_with(
+        crate::cli::Listeners {
+            enable_lifecycle,
+            ..crate::cli::Listeners::plain(listener)
+        },
         config,
         move || self::config(&el_url, &tw_url),
         crate::cli::shutdown_signal(),

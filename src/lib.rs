@@ -16,6 +16,7 @@
 //!   server through pre-rendered snapshots.
 //! - [`metrics`]: Prometheus text rendering of the state.
 //! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
+//! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
@@ -25,6 +26,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod lifecycle;
 pub mod metrics;
 pub mod outcome;
 pub mod providers;

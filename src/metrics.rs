@@ -575,6 +575,37 @@ pub fn render_self(state: &State) -> String {
             value(seconds(at))
         );
     }
+    if let Some(web) = state.web_config() {
+        let (ok, at) = web.last_reload();
+        let _ = writeln!(
+            s,
+            "# HELP credwatch_web_config_last_reload_successful 1 if the last re-read of the web config (--web.config.file) was applied; 0 if it was invalid or would have changed the security mode."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE credwatch_web_config_last_reload_successful gauge"
+        );
+        let _ = writeln!(
+            s,
+            "credwatch_web_config_last_reload_successful {}",
+            if ok { 1 } else { 0 }
+        );
+        if let Some(at) = at {
+            let _ = writeln!(
+                s,
+                "# HELP credwatch_web_config_last_reload_success_timestamp_seconds Unix time of the last successful web config load or re-read."
+            );
+            let _ = writeln!(
+                s,
+                "# TYPE credwatch_web_config_last_reload_success_timestamp_seconds gauge"
+            );
+            let _ = writeln!(
+                s,
+                "credwatch_web_config_last_reload_success_timestamp_seconds {}",
+                value(seconds(at))
+            );
+        }
+    }
     if let Ok(handle) = tokio::runtime::Handle::try_current() {
         let _ = writeln!(
             s,

@@ -2,15 +2,23 @@
 //! `/`, and `POST /-/reload`.
 //!
 //! Handlers only read pre-rendered state; none of them calls upstream or
-//! waits on a probe. Connections are capped, headers must arrive within a
-//! timeout and within a size limit, so a slow or flooding client cannot take
-//! the process (and with it the readiness of the pods that depend on it) down.
+//! waits on a probe. Connections are capped (overall and per client
+//! address), headers must arrive within a timeout and within a size limit, a
+//! response the client does not take is abandoned after a write deadline, an
+//! idle connection is closed, and one connection serves a bounded number of
+//! requests, so a slow, flooding or never-reading client cannot take the
+//! process (and with it the readiness of the pods that depend on it) down.
+//! bcrypt for basic auth runs on blocking threads behind a small semaphore,
+//! with failed attempts rate-limited per client address.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv6Addr};
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -19,13 +27,14 @@ use http::{Method, Request, Response, StatusCode, header};
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
+use tokio::time::{Instant, Sleep};
 
+pub use crate::lifecycle::Reloader;
 use crate::state::{Health, State};
-
-/// Reloads the config; `Err` carries the message for the client.
-pub type Reloader = Arc<dyn Fn() -> Result<(), String> + Send + Sync>;
+use crate::web::{Credentials, WebConfig};
 
 /// Limits that protect the server from its clients.
 #[derive(Debug, Clone)]
@@ -35,8 +44,27 @@ pub struct Limits {
     /// probes only (`/livez`, `/readyz`, `/health`), so a flood of scrapes
     /// cannot starve the kubelet. Past this too, connections are closed at once.
     pub overflow_connections: usize,
+    /// Connections one client address (an IPv4 address, or an IPv6 /64) may
+    /// hold at once, in both pools together; more are closed at once.
+    pub max_connections_per_address: usize,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
+    /// From the first write the client does not take at once, how long it
+    /// has to take everything written so far; then the connection is closed.
+    pub write_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed.
+    pub idle_timeout: Duration,
+    /// Requests served on one connection (pipelined or not); the last one is
+    /// answered with `Connection: close`.
+    pub max_requests_per_connection: usize,
+    /// bcrypt checks running at once; a request that would need one more is
+    /// answered 429 at once instead of queueing.
+    pub auth_concurrency: usize,
+    /// Failed basic-auth attempts one client address may make in a burst
+    /// (0: no limit); the allowance then refills by one every
+    /// `auth_failure_refill`. Past it: 429 without a bcrypt check.
+    pub auth_failure_burst: u32,
+    pub auth_failure_refill: Duration,
     /// How long shutdown waits for requests in flight.
     pub drain_timeout: Duration,
 }
@@ -46,8 +74,16 @@ impl Default for Limits {
         Limits {
             max_connections: 512,
             overflow_connections: 64,
+            max_connections_per_address: 32,
             header_read_timeout: Duration::from_secs(10),
             max_header_bytes: 16 * 1024,
+            write_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            max_requests_per_connection: 100,
+            auth_concurrency: std::thread::available_parallelism()
+                .map_or(1, |n| (n.get() / 2).clamp(1, 4)),
+            auth_failure_burst: 10,
+            auth_failure_refill: Duration::from_secs(6),
             drain_timeout: Duration::from_secs(5),
         }
     }
@@ -56,11 +92,14 @@ impl Default for Limits {
 /// What the handlers need.
 pub struct App {
     pub state: Arc<State>,
+    /// Runs reloads (SIGHUP always; `POST /-/reload` only with `lifecycle`).
     pub reloader: Option<Reloader>,
+    /// `--web.enable-lifecycle`: `POST /-/reload` reloads; without it, 403.
+    pub lifecycle: bool,
     /// TLS, basic auth and headers (`--web.config.file`); `None` for plain HTTP.
-    pub web: Option<Arc<crate::web::WebConfig>>,
-    /// Serve only `/livez`, `/healthz`, `/readyz` and `/health` (the
-    /// `--probe.listen-address` listener, for kubelet probes).
+    pub web: Option<Arc<WebConfig>>,
+    /// Serve only `/livez`, `/healthz`, `/readyz` and a minimal `/health`
+    /// (the `--probe.listen-address` listener, for kubelet probes).
     pub probe_only: bool,
 }
 
@@ -93,6 +132,259 @@ impl Body for Chunks {
     }
 }
 
+/// The key client addresses are counted under: IPv4 addresses as they are
+/// (IPv4-mapped IPv6 included), IPv6 addresses by /64, the smallest block a
+/// client usually holds.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        },
+    }
+}
+
+/// Connections held per client address.
+#[derive(Default)]
+struct PerAddress(Mutex<HashMap<IpAddr, usize>>);
+
+/// One connection counted against its address; uncounted on drop.
+struct Held(Arc<PerAddress>, IpAddr);
+
+impl PerAddress {
+    fn hold(self: &Arc<Self>, key: IpAddr, max: usize) -> Option<Held> {
+        let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(key).or_insert(0);
+        if *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(Held(self.clone(), key))
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let mut map = (self.0).0.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.1) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                map.remove(&self.1);
+            }
+        }
+    }
+}
+
+/// Keeps bcrypt off the runtime and guessing in check: a few checks at a
+/// time, and a failure allowance per client address (a token bucket).
+struct AuthGate {
+    permits: Arc<Semaphore>,
+    failures: Mutex<HashMap<IpAddr, (f64, Instant)>>,
+    burst: f64,
+    refill: Duration,
+}
+
+/// Client addresses whose failures are remembered, at most.
+const FAILURE_TABLE: usize = 10_000;
+
+impl AuthGate {
+    fn new(limits: &Limits) -> Self {
+        AuthGate {
+            permits: Arc::new(Semaphore::new(limits.auth_concurrency.max(1))),
+            failures: Mutex::new(HashMap::new()),
+            burst: f64::from(limits.auth_failure_burst),
+            refill: limits.auth_failure_refill.max(Duration::from_millis(1)),
+        }
+    }
+
+    fn tokens(&self, (tokens, at): (f64, Instant), now: Instant) -> f64 {
+        (tokens + now.duration_since(at).as_secs_f64() / self.refill.as_secs_f64()).min(self.burst)
+    }
+
+    /// `Err(retry after)` when this address has no failures left to spend.
+    fn allowed(&self, key: IpAddr) -> Result<(), Duration> {
+        if self.burst == 0.0 {
+            return Ok(());
+        }
+        let map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(bucket) = map.get(&key) else {
+            return Ok(());
+        };
+        let tokens = self.tokens(*bucket, Instant::now());
+        if tokens >= 1.0 {
+            Ok(())
+        } else {
+            Err(self.refill.mul_f64(1.0 - tokens))
+        }
+    }
+
+    fn failed(&self, key: IpAddr) {
+        if self.burst == 0.0 {
+            return;
+        }
+        let now = Instant::now();
+        let mut map = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= FAILURE_TABLE && !map.contains_key(&key) {
+            // Forget addresses whose allowance is whole again.
+            let burst = self.burst;
+            map.retain(|_, b| self.tokens(*b, now) < burst);
+            if map.len() >= FAILURE_TABLE {
+                return;
+            }
+        }
+        let bucket = map.entry(key).or_insert((self.burst, now));
+        *bucket = ((self.tokens(*bucket, now) - 1.0).max(0.0), now);
+    }
+}
+
+/// A connection's socket with a write deadline and an idle deadline.
+struct Deadlines<S> {
+    io: S,
+    write_timeout: Duration,
+    idle_timeout: Duration,
+    /// Set at the first write the client does not take at once; cleared
+    /// when everything written has been handed over (a completed flush).
+    write_by: Option<Instant>,
+    last_progress: Instant,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<S> Deadlines<S> {
+    fn new(io: S, limits: &Limits) -> Self {
+        let now = Instant::now();
+        Deadlines {
+            io,
+            write_timeout: limits.write_timeout,
+            idle_timeout: limits.idle_timeout,
+            write_by: None,
+            last_progress: now,
+            timer: Box::pin(tokio::time::sleep_until(now + limits.idle_timeout)),
+        }
+    }
+
+    /// On a pending read or write: the error that closes the connection if a
+    /// deadline has passed; otherwise arms the timer to wake the task.
+    fn expired(&mut self, cx: &mut Context<'_>) -> Option<io::Error> {
+        let idle_at = self.last_progress + self.idle_timeout;
+        let deadline = self.write_by.map_or(idle_at, |w| w.min(idle_at));
+        if self.timer.deadline() != deadline {
+            self.timer.as_mut().reset(deadline);
+        }
+        if self.timer.as_mut().poll(cx).is_pending() {
+            return None;
+        }
+        let what = if self.write_by.is_some_and(|w| w <= Instant::now()) {
+            "the client did not read the response within the write deadline"
+        } else {
+            "the connection was idle past the idle deadline"
+        };
+        tracing::debug!("closing a connection: {what}");
+        Some(io::Error::new(io::ErrorKind::TimedOut, what))
+    }
+
+    fn blocked<T>(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<T>> {
+        if self.write_by.is_none() {
+            self.write_by = Some(Instant::now() + self.write_timeout);
+        }
+        match self.expired(cx) {
+            Some(e) => Poll::Ready(Err(e)),
+            None => Poll::Pending,
+        }
+    }
+
+    fn wrote(
+        &mut self,
+        r: Poll<io::Result<usize>>,
+        cx: &mut Context<'_>,
+    ) -> Poll<io::Result<usize>> {
+        match r {
+            Poll::Ready(Ok(n)) => {
+                if n > 0 {
+                    self.last_progress = Instant::now();
+                }
+                Poll::Ready(Ok(n))
+            }
+            Poll::Pending => self.blocked(cx),
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Deadlines<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        match Pin::new(&mut this.io).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                if buf.filled().len() > before {
+                    this.last_progress = Instant::now();
+                }
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => match this.expired(cx) {
+                Some(e) => Poll::Ready(Err(e)),
+                None => Poll::Pending,
+            },
+            other => other,
+        }
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Deadlines<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.wrote(r, cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.wrote(r, cx)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_flush(cx) {
+            Poll::Ready(Ok(())) => {
+                this.write_by = None;
+                Poll::Ready(Ok(()))
+            }
+            Poll::Pending => this.blocked(cx),
+            other => other,
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.io).poll_shutdown(cx) {
+            Poll::Pending => this.blocked(cx),
+            other => other,
+        }
+    }
+}
+
+fn is_probe(path: &str) -> bool {
+    matches!(path, "/livez" | "/healthz" | "/readyz" | "/health")
+}
+
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
 pub async fn run(
     listener: TcpListener,
@@ -102,6 +394,8 @@ pub async fn run(
 ) {
     let connections = Arc::new(Semaphore::new(limits.max_connections));
     let overflow = Arc::new(Semaphore::new(limits.overflow_connections));
+    let per_address = Arc::new(PerAddress::default());
+    let gate = Arc::new(AuthGate::new(&limits));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -113,7 +407,7 @@ pub async fn run(
     overflow_builder.keep_alive(false);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -123,6 +417,13 @@ pub async fn run(
                     continue;
                 }
             },
+        };
+        let address = address_key(peer.ip());
+        let Some(held) = per_address.hold(address, limits.max_connections_per_address) else {
+            tracing::debug!(
+                "connection limit per address reached; closing a new connection from {address}"
+            );
+            continue;
         };
         let (permit, overflowing) = match connections.clone().try_acquire_owned() {
             Ok(p) => (p, false),
@@ -135,19 +436,19 @@ pub async fn run(
             },
         };
         let _ = stream.set_nodelay(true);
-        let loaded = app.web.as_ref().map(|w| w.current());
-        let tls = loaded.as_ref().and_then(|l| l.tls.clone());
+        // TLS is per connection (the config current at accept); basic auth
+        // and headers are looked up per request.
+        let tls = app.web.as_ref().and_then(|w| w.current().tls.clone());
         let app = app.clone();
+        let gate = gate.clone();
+        let served = Arc::new(AtomicUsize::new(0));
+        let max_requests = limits.max_requests_per_connection.max(1);
         let service = service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
-            let loaded = loaded.clone();
+            let gate = gate.clone();
+            let n = served.fetch_add(1, Ordering::Relaxed) + 1;
             async move {
-                if overflowing
-                    && !matches!(
-                        req.uri().path(),
-                        "/livez" | "/healthz" | "/readyz" | "/health"
-                    )
-                {
+                if overflowing && !is_probe(req.uri().path()) {
                     let mut r = text(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "too many connections; retry later\n",
@@ -156,7 +457,13 @@ pub async fn run(
                         .insert(header::RETRY_AFTER, http::HeaderValue::from_static("1"));
                     return Ok::<_, Infallible>(r);
                 }
-                Ok::<_, Infallible>(respond(&app, loaded.as_deref(), req))
+                let mut response = respond(&app, &gate, address, req).await;
+                if n >= max_requests {
+                    response
+                        .headers_mut()
+                        .insert(header::CONNECTION, http::HeaderValue::from_static("close"));
+                }
+                Ok::<_, Infallible>(response)
             }
         });
         let watcher = graceful.watcher();
@@ -166,6 +473,7 @@ pub async fn run(
             builder.clone()
         };
         let handshake_timeout = limits.header_read_timeout;
+        let stream = Deadlines::new(stream, &limits);
         tokio::spawn(async move {
             match tls {
                 None => {
@@ -187,6 +495,7 @@ pub async fn run(
                 }
             }
             drop(permit);
+            drop(held);
         });
     }
     drop(listener);
@@ -220,26 +529,95 @@ fn not_allowed(allow: &'static str) -> Response<Chunks> {
     r
 }
 
+fn unauthorized() -> Response<Chunks> {
+    let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        http::HeaderValue::from_static("Basic realm=\"credwatch\""),
+    );
+    r
+}
+
+fn too_many(retry_after: Duration, why: &'static str) -> Response<Chunks> {
+    let mut r = text(StatusCode::TOO_MANY_REQUESTS, why);
+    let seconds = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = http::HeaderValue::from_str(&seconds.to_string()) {
+        r.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    r
+}
+
+/// Basic auth against the current web config: the cache of successful
+/// checks first; otherwise a bcrypt check on a blocking thread, if this
+/// address has failures left and a check slot is free (else 429 at once).
+async fn authenticate(
+    web: &WebConfig,
+    loaded: &crate::web::Loaded,
+    gate: &AuthGate,
+    address: IpAddr,
+    authorization: Option<&http::HeaderValue>,
+) -> Result<(), Response<Chunks>> {
+    let verification = match web.credentials(loaded, authorization) {
+        Credentials::NotRequired | Credentials::Cached => return Ok(()),
+        Credentials::Missing => return Err(unauthorized()),
+        Credentials::Verify(v) => v,
+    };
+    if let Err(wait) = gate.allowed(address) {
+        return Err(too_many(
+            wait,
+            "too many failed authentication attempts; retry later\n",
+        ));
+    }
+    let Ok(permit) = gate.permits.clone().try_acquire_owned() else {
+        return Err(too_many(
+            Duration::from_secs(1),
+            "authentication is busy; retry later\n",
+        ));
+    };
+    let checked = tokio::task::spawn_blocking(move || {
+        let ok = verification.run();
+        drop(permit);
+        (ok, verification)
+    })
+    .await;
+    match checked {
+        Ok((true, verification)) => {
+            web.remember(verification);
+            Ok(())
+        }
+        Ok((false, _)) => {
+            gate.failed(address);
+            Err(unauthorized())
+        }
+        Err(_) => Err(unauthorized()),
+    }
+}
+
 /// Applies the web config (basic auth, extra headers), then routes.
-fn respond(
+async fn respond(
     app: &App,
-    web: Option<&crate::web::Loaded>,
+    gate: &AuthGate,
+    address: IpAddr,
     req: Request<Incoming>,
 ) -> Response<Chunks> {
-    let mut response = match (web, &app.web) {
-        (Some(loaded), Some(config))
-            if !config.authorized(loaded, req.headers().get(header::AUTHORIZATION)) =>
-        {
-            let mut r = text(StatusCode::UNAUTHORIZED, "unauthorized\n");
-            r.headers_mut().insert(
-                header::WWW_AUTHENTICATE,
-                http::HeaderValue::from_static("Basic realm=\"credwatch\""),
-            );
-            r
-        }
-        _ => handle(app, req),
+    let loaded = app.web.as_ref().map(|w| (w, w.current()));
+    let denied = match &loaded {
+        Some((web, loaded)) => authenticate(
+            web,
+            loaded,
+            gate,
+            address,
+            req.headers().get(header::AUTHORIZATION),
+        )
+        .await
+        .err(),
+        None => None,
     };
-    if let Some(loaded) = web {
+    let mut response = match denied {
+        Some(r) => r,
+        None => handle(app, req).await,
+    };
+    if let Some((_, loaded)) = &loaded {
         for (name, value) in &loaded.headers {
             response.headers_mut().insert(name.clone(), value.clone());
         }
@@ -247,14 +625,16 @@ fn respond(
     response
 }
 
-/// Routes one request. Never panics, never awaits upstream.
-pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
-    if app.probe_only
-        && !matches!(
-            req.uri().path(),
-            "/livez" | "/healthz" | "/readyz" | "/health"
-        )
-    {
+/// The answer to `POST /-/reload` when reloading over HTTP is off.
+pub const LIFECYCLE_DISABLED: &str =
+    "reload over HTTP is disabled; start credwatch with --web.enable-lifecycle, or send SIGHUP\n";
+
+/// The answer to a failed `POST /-/reload` (the detail goes to the log only).
+pub const RELOAD_FAILED: &str = "reload failed; the previous config stays; see the log\n";
+
+/// Routes one request. Never panics, never awaits upstream (only a reload).
+pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
+    if app.probe_only && !is_probe(req.uri().path()) {
         return text(
             StatusCode::NOT_FOUND,
             "this listener serves only /livez, /readyz and /health\n",
@@ -280,6 +660,7 @@ pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
                 .body(Chunks(chunks.into()))
                 .unwrap_or_else(|_| Response::new(Chunks::one("")))
         }
+        "/health" if readable && app.probe_only => minimal_health(app, query),
         "/health" if readable => health(app, query),
         "/livez" | "/healthz" if readable => text(StatusCode::OK, "ok\n"),
         "/readyz" if readable => {
@@ -297,10 +678,14 @@ pub fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
             .body(Chunks::one(landing_page(&app.state)))
             .unwrap_or_else(|_| Response::new(Chunks::one(""))),
         "/-/reload" if *req.method() == Method::POST => match &app.reloader {
-            Some(reload) => match reload() {
-                Ok(()) => text(StatusCode::OK, "configuration reloaded\n"),
-                Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
-            },
+            _ if !app.lifecycle => text(StatusCode::FORBIDDEN, LIFECYCLE_DISABLED),
+            Some(reloader) => {
+                if reloader.reload().await {
+                    text(StatusCode::OK, "configuration reloaded\n")
+                } else {
+                    text(StatusCode::INTERNAL_SERVER_ERROR, RELOAD_FAILED)
+                }
+            }
             None => text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "reload is not available in this mode\n",
@@ -359,7 +744,8 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
             ),
         };
     }
-    let (ok, chunks) = app.state.health_body();
+    let verbose = matches!(query_param(query, "verbose"), Some("1" | "true"));
+    let (ok, chunks) = app.state.health_body(verbose);
     let mut response = json(
         if ok {
             StatusCode::OK
@@ -370,6 +756,23 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
     );
     *response.body_mut() = Chunks(chunks.into());
     response
+}
+
+/// `/health` on the probe listener: the status code and `{"status":…}`,
+/// nothing about the credentials (no names, reasons or permissions).
+fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
+    let ok = match query_param(query, "credential") {
+        Some(name) => match app.state.health_entry(name) {
+            Some((health, _)) => health == Some(Health::Healthy),
+            None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
+        },
+        None => app.state.health_body(false).0,
+    };
+    if ok {
+        json(StatusCode::OK, "{\"status\":\"ok\"}\n")
+    } else {
+        json(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"fail\"}\n")
+    }
 }
 
 /// Whether the client takes a gzip body (Prometheus always does): `gzip`
@@ -425,7 +828,7 @@ fn landing_page(state: &State) -> String {
     }
     if slots.len() > 1000 {
         rows.push_str(&format!(
-            "<tr><td colspan=6>… and {} more (see /health)</td></tr>\n",
+            "<tr><td colspan=6>… and {} more (see /health?verbose=1)</td></tr>\n",
             slots.len() - 1000
         ));
     }
@@ -435,7 +838,7 @@ fn landing_page(state: &State) -> String {
 <style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}.ok td:nth-child(4){{color:#1a7f37}}.bad td:nth-child(4){{color:#cf222e;font-weight:bold}}.pending td:nth-child(4){{color:#9a6700}}</style>
 </head><body>
 <h1>credwatch {version}</h1>
-<p>Background checks of ElevenLabs and Twilio credentials. Links: <a href="/metrics">/metrics</a> · <a href="/health">/health</a> · <a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
+<p>Background checks of ElevenLabs and Twilio credentials. Links: <a href="/metrics">/metrics</a> · <a href="/health?verbose=1">/health</a> · <a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
 <table><thead><tr><th>credential</th><th>provider</th><th>critical</th><th>status</th><th>valid</th><th>last definitive answer</th></tr></thead>
 <tbody>
 {rows}</tbody></table>

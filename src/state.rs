@@ -417,6 +417,7 @@ pub struct State {
     unready: AtomicUsize,
     reload: Mutex<(bool, Option<SystemTime>)>,
     store: Mutex<Store>,
+    web: std::sync::OnceLock<Arc<crate::web::WebConfig>>,
     pub self_metrics: metrics::SelfMetrics,
 }
 
@@ -452,6 +453,7 @@ impl State {
             ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
+            web: std::sync::OnceLock::new(),
             self_metrics: metrics::SelfMetrics::new(),
         })
     }
@@ -653,10 +655,21 @@ impl State {
     }
 
     /// The `/health` body as chunks, and whether every critical credential is
-    /// healthy.
-    pub fn health_body(&self) -> (bool, Vec<Bytes>) {
-        let (ok, chunks) = lock(&self.store).health();
+    /// healthy. With `verbose`, every credential's entry; without, only those
+    /// that are not healthy (unhealthy or pending), so the usual body is a
+    /// few hundred bytes whatever the number of credentials.
+    pub fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
+        let (ok, chunks) = lock(&self.store).health(verbose);
         (ok, chunks.to_vec())
+    }
+
+    /// The web config whose reload result `/metrics` exports.
+    pub fn set_web_config(&self, web: Arc<crate::web::WebConfig>) {
+        let _ = self.web.set(web);
+    }
+
+    pub fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
+        self.web.get()
     }
 }
 
@@ -739,6 +752,9 @@ struct Block {
     families: Vec<(Part, Option<metrics::Segment>)>,
     /// `/health` entries; every one but the first starts with a comma.
     health: Part,
+    /// The entries of the credentials that are not healthy, comma-separated
+    /// (no leading comma): the block's part of the default `/health`.
+    brief: Bytes,
     /// Per credential: its health and whether it is critical.
     status: Vec<(Option<Health>, bool)>,
     /// Renderings recorded since the block was last joined.
@@ -772,6 +788,7 @@ impl Block {
             ..Block::default()
         };
         block.count();
+        block.brief();
         block
     }
 
@@ -818,7 +835,31 @@ impl Block {
             }
         }
         self.count();
+        if changed {
+            self.brief();
+        }
         (families, changed)
+    }
+
+    /// Re-joins the entries of the credentials that are not healthy.
+    fn brief(&mut self) {
+        let mut text = Vec::new();
+        for (k, (health, _)) in self.status.iter().enumerate() {
+            if *health == Some(Health::Healthy) || k >= self.health.ends.len() {
+                continue;
+            }
+            let item = self.health.item(k);
+            let item = if k > 0 {
+                item.get(1..).unwrap_or(b"")
+            } else {
+                item
+            };
+            if !text.is_empty() {
+                text.push(b',');
+            }
+            text.extend_from_slice(item);
+        }
+        self.brief = Bytes::from(text);
     }
 
     fn count(&mut self) {
@@ -860,6 +901,8 @@ pub struct Store {
     /// (`None`: recombine at the next gzip scrape).
     family_crc: Vec<Option<(u32, u64)>>,
     health: Option<(u64, bool, Arc<[Bytes]>)>,
+    /// The default (not verbose) `/health` body.
+    health_brief: Option<(u64, bool, Arc<[Bytes]>)>,
 }
 
 impl Store {
@@ -1016,9 +1059,14 @@ impl Store {
         (body, crc, len)
     }
 
-    fn health(&mut self) -> (bool, Arc<[Bytes]>) {
+    fn health(&mut self, verbose: bool) -> (bool, Arc<[Bytes]>) {
         self.flush();
-        if let Some((v, ok, chunks)) = &self.health
+        let cached = if verbose {
+            &self.health
+        } else {
+            &self.health_brief
+        };
+        if let Some((v, ok, chunks)) = cached
             && *v == self.version
         {
             return (*ok, chunks.clone());
@@ -1035,15 +1083,26 @@ impl Store {
             "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[",
             if ok { "ok" } else { "fail" }
         )));
-        for (i, b) in self.blocks.iter().enumerate() {
-            if i > 0 {
+        let mut first = true;
+        for b in &self.blocks {
+            let part = if verbose { &b.health.text } else { &b.brief };
+            if part.is_empty() {
+                continue;
+            }
+            if !first {
                 chunks.push(Bytes::from_static(b","));
             }
-            chunks.push(b.health.text.clone());
+            first = false;
+            chunks.push(part.clone());
         }
         chunks.push(Bytes::from_static(b"]}\n"));
         let chunks: Arc<[Bytes]> = chunks.into();
-        self.health = Some((self.version, ok, chunks.clone()));
+        let entry = Some((self.version, ok, chunks.clone()));
+        if verbose {
+            self.health = entry;
+        } else {
+            self.health_brief = entry;
+        }
         (ok, chunks)
     }
 }
@@ -1145,6 +1204,30 @@ mod tests {
     static TWILIO_SPEC: std::sync::LazyLock<Spec> =
         std::sync::LazyLock::new(|| config(0, 1).credentials[0].spec.clone());
 
+    /// The default `/health` body: the same, with only the credentials that
+    /// are not healthy.
+    fn expected_brief(state: &State) -> String {
+        let snapshots: Vec<CredentialState> = state.slots().iter().map(|s| s.snapshot()).collect();
+        let (mut healthy, mut unhealthy, mut pending, mut ok) = (0, 0, 0, true);
+        let mut entries = Vec::new();
+        for s in &snapshots {
+            match s.health() {
+                Health::Healthy => healthy += 1,
+                Health::Unhealthy(_) => unhealthy += 1,
+                Health::Pending => pending += 1,
+            }
+            ok &= !s.settings.critical || s.health() == Health::Healthy;
+            if s.health() != Health::Healthy {
+                entries.push(serde_json::to_string(&HealthEntry::of(s)).unwrap());
+            }
+        }
+        format!(
+            "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[{}]}}\n",
+            if ok { "ok" } else { "fail" },
+            entries.join(",")
+        )
+    }
+
     /// What the bodies must be: every credential rendered from scratch.
     fn expected(state: &State) -> (String, String, bool) {
         let fragments: Vec<metrics::Fragments> = state
@@ -1201,10 +1284,14 @@ mod tests {
             let body = state.metrics_body(false);
             let credentials = join(&body[..body.len() - 1]);
             assert_eq!(credentials, text, "round {round}");
-            let (got_ok, chunks) = state.health_body();
+            let (got_ok, chunks) = state.health_body(true);
             assert_eq!(join(&chunks), health, "round {round}");
             assert_eq!(got_ok, ok);
             serde_json::from_str::<serde_json::Value>(&join(&chunks)).unwrap();
+            let (brief_ok, brief) = state.health_body(false);
+            assert_eq!(join(&brief), expected_brief(&state), "round {round}");
+            assert_eq!(brief_ok, ok);
+            serde_json::from_str::<serde_json::Value>(&join(&brief)).unwrap();
 
             // gzip: one member whose CRC and length check out, same text.
             let gz: Vec<u8> = state
@@ -1241,7 +1328,8 @@ mod tests {
         let (text, health, _) = expected(&state);
         let body = state.metrics_body(false);
         assert_eq!(join(&body[..body.len() - 1]), text);
-        assert_eq!(join(&state.health_body().1), health);
+        assert_eq!(join(&state.health_body(true).1), health);
+        assert_eq!(join(&state.health_body(false).1), expected_brief(&state));
     }
 
     #[test]

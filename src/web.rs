@@ -4,10 +4,18 @@
 //! habits carry over.
 //!
 //! The file and the files it names are re-read when they change (checked at
-//! most once a second, on new connections), so rotated certificates are
-//! picked up without a restart. A broken new version is logged and the last
-//! good one keeps serving. Settings credwatch cannot honour are refused at
-//! load, never silently ignored.
+//! most once a second, on new connections and requests), so rotated
+//! certificates are picked up without a restart. A broken new version is
+//! logged and the last good one keeps serving, and so is a new version that
+//! would change the security mode (TLS, client certificates, basic auth on or
+//! off): that needs a restart, so a truncated file (a non-atomic editor
+//! write) can never switch protection off. Settings credwatch cannot honour
+//! are refused at load, never silently ignored.
+//!
+//! Basic-auth users are looked up per request, not per connection. bcrypt is
+//! slow on purpose, so [`WebConfig::credentials`] only parses and consults
+//! the cache of successful checks; the caller runs
+//! [`Verification::run`] off the async runtime (see `server`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -62,21 +70,82 @@ const ALLOWED_HEADERS: &[&str] = &[
     "Content-Security-Policy",
 ];
 
+/// The security mode of a web config: what a re-read may not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub tls: bool,
+    /// `client_auth_type` (`NoClientCert` without TLS).
+    pub client_auth: &'static str,
+    pub basic_auth: bool,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "TLS {}, client certificates {}, basic auth {}",
+            if self.tls { "on" } else { "off" },
+            self.client_auth,
+            if self.basic_auth { "on" } else { "off" }
+        )
+    }
+}
+
 /// One loaded, validated version of the file.
+#[derive(Clone)]
 pub struct Loaded {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// user → bcrypt hash.
     pub users: HashMap<String, String>,
     pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub mode: Mode,
+    /// The configured hash of the highest cost: unknown users are checked
+    /// against it (and always refused), so they cost what known ones do.
+    dummy: Option<String>,
     files: Vec<(PathBuf, Option<SystemTime>)>,
 }
+
+/// Successful checks remembered, at most this many (only successes are
+/// cached, so guessing cannot evict them).
+const CACHE_CAPACITY: usize = 1024;
 
 /// The web config, re-read on change.
 pub struct WebConfig {
     path: PathBuf,
     current: Mutex<(Arc<Loaded>, Instant)>,
-    /// Successful (user, password digest) checks, so bcrypt runs once per password.
-    verified: Mutex<HashMap<(String, [u8; 32]), bool>>,
+    /// Successful (user, digest of hash and password) checks, with when
+    /// they were last used, so bcrypt runs once per good password.
+    verified: Mutex<HashMap<(String, [u8; 32]), Instant>>,
+    /// Whether the last re-read was applied, and when one last was.
+    status: Mutex<(bool, Option<SystemTime>)>,
+}
+
+/// What an `Authorization` header amounts to, before any bcrypt work.
+pub enum Credentials {
+    /// No `basic_auth_users`: nothing to check.
+    NotRequired,
+    /// No usable Basic credentials in the request.
+    Missing,
+    /// This user and password were verified before.
+    Cached,
+    /// A bcrypt check is needed; run it off the async runtime.
+    Verify(Verification),
+}
+
+/// One pending bcrypt check.
+pub struct Verification {
+    password: zeroize::Zeroizing<String>,
+    hash: String,
+    /// `None` for an unknown user: checked against the dummy, always refused.
+    key: Option<(String, [u8; 32])>,
+}
+
+impl Verification {
+    /// The bcrypt check (slow by design: call it on a blocking thread).
+    pub fn run(&self) -> bool {
+        let ok = bcrypt::verify(self.password.as_bytes(), &self.hash).unwrap_or(false);
+        ok && self.key.is_some()
+    }
 }
 
 fn modified(p: &Path) -> Option<SystemTime> {
@@ -108,6 +177,10 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     };
     let mut files = vec![(path.to_path_buf(), modified(path))];
 
+    let raw_client_auth = raw
+        .tls_server_config
+        .as_ref()
+        .and_then(|t| t.client_auth_type.clone());
     let tls = match raw.tls_server_config {
         None => None,
         Some(t) => {
@@ -269,6 +342,14 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
     }
     let _ = raw.http_server_config.http2;
 
+    let client_auth = match &tls {
+        None => "NoClientCert",
+        Some(_) => match raw_client_auth.as_deref() {
+            Some("RequireAndVerifyClientCert") => "RequireAndVerifyClientCert",
+            Some("VerifyClientCertIfGiven") => "VerifyClientCertIfGiven",
+            _ => "NoClientCert",
+        },
+    };
     let mut users = HashMap::new();
     for (user, hash) in raw.basic_auth_users {
         if user.contains(':') || user.is_empty() {
@@ -285,12 +366,25 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
         }
         users.insert(user, hash);
     }
+    let dummy = users.values().max_by_key(|h| bcrypt_cost(h)).cloned();
+    let mode = Mode {
+        tls: tls.is_some(),
+        client_auth,
+        basic_auth: !users.is_empty(),
+    };
     Ok(Loaded {
         tls,
         users,
         headers,
+        mode,
+        dummy,
         files,
     })
+}
+
+/// The cost of a `$2b$NN$…` hash (0 if unreadable).
+fn bcrypt_cost(hash: &str) -> u32 {
+    hash.get(4..6).and_then(|c| c.parse().ok()).unwrap_or(0)
 }
 
 impl WebConfig {
@@ -301,6 +395,7 @@ impl WebConfig {
             path: path.to_path_buf(),
             current: Mutex::new((Arc::new(loaded), Instant::now())),
             verified: Mutex::new(HashMap::new()),
+            status: Mutex::new((true, Some(SystemTime::now()))),
         })
     }
 
@@ -311,78 +406,138 @@ impl WebConfig {
             guard.1 = Instant::now();
             let changed = guard.0.files.iter().any(|(p, m)| modified(p) != *m);
             if changed {
-                match load(&self.path) {
+                let refused = match load(&self.path) {
+                    Ok(new) if new.mode != guard.0.mode => Some(format!(
+                        "{}: the new version changes the security mode from ({}) to ({}); \
+                         that needs a restart",
+                        self.path.display(),
+                        guard.0.mode,
+                        new.mode
+                    )),
                     Ok(new) => {
                         tracing::info!(file = %self.path.display(), "web config reloaded");
                         guard.0 = Arc::new(new);
-                        self.verified
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .clear();
+                        self.set_status(true);
+                        None
                     }
-                    Err(e) => {
-                        tracing::error!(
-                            "web config changed but is invalid, keeping the previous one: {e}"
-                        );
-                        // Don't retry until the files change again.
-                        let files = guard
-                            .0
-                            .files
-                            .iter()
-                            .map(|(p, _)| (p.clone(), modified(p)))
-                            .collect();
-                        let old = guard.0.clone();
-                        guard.0 = Arc::new(Loaded {
-                            tls: old.tls.clone(),
-                            users: old.users.clone(),
-                            headers: old.headers.clone(),
-                            files,
-                        });
-                    }
+                    Err(e) => Some(e),
+                };
+                if let Some(why) = refused {
+                    tracing::error!(
+                        "web config changed but was refused, keeping the previous one: {why}"
+                    );
+                    self.set_status(false);
+                    // Don't retry until the files change again.
+                    let mut kept = (*guard.0).clone();
+                    kept.files = kept
+                        .files
+                        .iter()
+                        .map(|(p, _)| (p.clone(), modified(p)))
+                        .collect();
+                    guard.0 = Arc::new(kept);
                 }
             }
         }
         guard.0.clone()
     }
 
-    /// Checks an `Authorization` header against `basic_auth_users`.
-    pub fn authorized(&self, loaded: &Loaded, authorization: Option<&http::HeaderValue>) -> bool {
+    fn set_status(&self, ok: bool) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = ok;
+        if ok {
+            s.1 = Some(SystemTime::now());
+        }
+    }
+
+    /// Whether the last re-read was applied, and when one last was (the
+    /// initial load counts).
+    pub fn last_reload(&self) -> (bool, Option<SystemTime>) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reads an `Authorization` header against `basic_auth_users`, without
+    /// running bcrypt.
+    pub fn credentials(
+        &self,
+        loaded: &Loaded,
+        authorization: Option<&http::HeaderValue>,
+    ) -> Credentials {
         if loaded.users.is_empty() {
-            return true;
+            return Credentials::NotRequired;
         }
         let Some((user, password)) = authorization.and_then(parse_basic) else {
-            return false;
+            return Credentials::Missing;
         };
         let Some(hash) = loaded.users.get(&user) else {
-            // Spend the same time as a real check, so names cannot be probed by timing.
-            let _ = bcrypt::verify(
-                password.as_bytes(),
-                "$2b$10$CwTycUXWue0Thq9StjUM0uJ8.Y6Z0DfV0jK0mS8P9q5u8d9hPpW1a",
-            );
-            return false;
+            // Checked against the costliest configured hash, so a name
+            // cannot be told from a known one by timing.
+            return match &loaded.dummy {
+                Some(dummy) => Credentials::Verify(Verification {
+                    password,
+                    hash: dummy.clone(),
+                    key: None,
+                }),
+                None => Credentials::Missing,
+            };
         };
         use sha2::Digest;
         let mut hasher = sha2::Sha256::new();
         hasher.update(hash.as_bytes());
         hasher.update([0]);
         hasher.update(password.as_bytes());
-        let digest: [u8; 32] = hasher.finalize().into();
-        let key = (user, digest);
-        if let Some(ok) = self
+        let key = (user, hasher.finalize().into());
+        if let Some(used) = self
             .verified
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&key)
+            .get_mut(&key)
         {
-            return *ok;
+            *used = Instant::now();
+            return Credentials::Cached;
         }
-        let ok = bcrypt::verify(password.as_bytes(), hash).unwrap_or(false);
+        Credentials::Verify(Verification {
+            password,
+            hash: hash.clone(),
+            key: Some(key),
+        })
+    }
+
+    /// Remembers a successful check. Only successes are kept: a full cache
+    /// drops its least recently used entry, never because of a failure.
+    pub fn remember(&self, verification: Verification) {
+        let Some(key) = verification.key else {
+            return;
+        };
         let mut cache = self.verified.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() > 1024 {
-            cache.clear();
+        if cache.len() >= CACHE_CAPACITY && !cache.contains_key(&key) {
+            let oldest = cache
+                .iter()
+                .min_by_key(|(_, used)| **used)
+                .map(|(k, _)| k.clone());
+            if let Some(oldest) = oldest {
+                cache.remove(&oldest);
+            }
         }
-        cache.insert(key, ok);
-        ok
+        cache.insert(key, Instant::now());
+    }
+
+    /// The whole check, bcrypt included, on this thread (for tests and tools).
+    pub fn authorized_blocking(
+        &self,
+        loaded: &Loaded,
+        authorization: Option<&http::HeaderValue>,
+    ) -> bool {
+        match self.credentials(loaded, authorization) {
+            Credentials::NotRequired | Credentials::Cached => true,
+            Credentials::Missing => false,
+            Credentials::Verify(v) => {
+                let ok = v.run();
+                if ok {
+                    self.remember(v);
+                }
+                ok
+            }
+        }
     }
 }
 
@@ -430,6 +585,79 @@ mod tests {
         let p = dir.join(name);
         std::fs::write(&p, text).expect("write");
         p
+    }
+
+    fn basic(user: &str, password: &str) -> http::HeaderValue {
+        use base64::Engine as _;
+        let encoded =
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        http::HeaderValue::from_str(&format!("Basic {encoded}")).expect("header")
+    }
+
+    fn scratch(tag: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("credwatch-web-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir
+    }
+
+    #[test]
+    fn failures_are_never_cached_so_guessing_cannot_evict_a_good_password() {
+        let dir = scratch("cache");
+        let hash = bcrypt::hash("right", 4).expect("hash");
+        let p = write(
+            &dir,
+            "w.yml",
+            &format!("basic_auth_users:\n  alice: \"{hash}\"\n"),
+        );
+        let web = WebConfig::new(&p).expect("web config");
+        let loaded = web.current();
+        assert!(web.authorized_blocking(&loaded, Some(&basic("alice", "right"))));
+        assert!(matches!(
+            web.credentials(&loaded, Some(&basic("alice", "right"))),
+            Credentials::Cached
+        ));
+        // More failures than the cache holds, for a known and an unknown user.
+        for i in 0..(CACHE_CAPACITY + 10) {
+            let user = if i % 2 == 0 { "alice" } else { "mallory" };
+            let Credentials::Verify(v) =
+                web.credentials(&loaded, Some(&basic(user, &format!("guess{i}"))))
+            else {
+                panic!("a wrong password must need a real check");
+            };
+            assert!(!v.run());
+        }
+        assert!(
+            matches!(
+                web.credentials(&loaded, Some(&basic("alice", "right"))),
+                Credentials::Cached
+            ),
+            "the good password is still cached"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unknown_users_are_checked_against_the_costliest_hash_and_always_refused() {
+        let dir = scratch("dummy");
+        let cheap = bcrypt::hash("a", 4).expect("hash");
+        let costly = bcrypt::hash("b", 6).expect("hash");
+        let p = write(
+            &dir,
+            "w.yml",
+            &format!("basic_auth_users:\n  a: \"{cheap}\"\n  b: \"{costly}\"\n"),
+        );
+        let web = WebConfig::new(&p).expect("web config");
+        let loaded = web.current();
+        let Credentials::Verify(v) = web.credentials(&loaded, Some(&basic("nobody", "b"))) else {
+            panic!("an unknown user costs a real check");
+        };
+        assert_eq!(bcrypt_cost(&v.hash), 6);
+        assert!(!v.run(), "even with the password of the costliest user");
+        assert!(matches!(
+            web.credentials(&loaded, None),
+            Credentials::Missing
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

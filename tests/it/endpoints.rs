@@ -1,6 +1,9 @@
 //! The probes Kubernetes and people use: `/livez` never depends on
 //! credentials, `/readyz` waits for the first round, `/health` answers for
-//! all critical credentials or for one (`?credential=`).
+//! all critical credentials or for one (`?credential=`), lists only the
+//! credentials that are not healthy unless `?verbose=1`, and says only its
+//! status on the probe listener. `POST /-/reload` needs
+//! `--web.enable-lifecycle` and coalesces a flood of requests.
 
 use std::time::Duration;
 
@@ -163,4 +166,241 @@ async fn health_answers_per_credential_and_only_critical_ones_fail_it() {
     assert_eq!(d.get("/-/reload").await.0, 405);
     assert_eq!(d.get("/metrics/extra").await.0, 404);
     d.stop().await;
+}
+
+/// Serves a state of `n` ElevenLabs credentials (no permissions required),
+/// every one recorded healthy, on a main and a probe-only listener.
+async fn many_healthy(
+    n: usize,
+) -> (
+    std::sync::Arc<credwatch::state::State>,
+    String,
+    String,
+    tokio_util::sync::CancellationToken,
+) {
+    use credwatch::outcome::{Attempt, Evidence, Fact};
+    use credwatch::server::{self, App, Limits};
+    let mut yaml = String::from("elevenlabs:\n");
+    for i in 0..n {
+        yaml += &format!(
+            "  - name: el-{i:05}\n    api_key: sk_{i:048x}\n    base_url: http://127.0.0.1:9\n    required_permissions: []\n"
+        );
+    }
+    let config = credwatch::config::Config::from_yaml(
+        &yaml,
+        std::path::Path::new("many.yaml"),
+        &std::collections::HashMap::<String, String>::new(),
+    )
+    .expect("config");
+    let state = credwatch::state::State::new(&config);
+    for slot in state.slots().iter() {
+        state.record(
+            slot,
+            &[Attempt {
+                check: "subscription".into(),
+                started_at: std::time::SystemTime::now(),
+                duration: Duration::from_millis(5),
+                evidence: Evidence::default(),
+                result: Ok(vec![Fact::Valid]),
+            }],
+        );
+    }
+    let stop = tokio_util::sync::CancellationToken::new();
+    let mut urls = Vec::new();
+    for probe_only in [false, true] {
+        let app = std::sync::Arc::new(App {
+            state: state.clone(),
+            reloader: None,
+            lifecycle: false,
+            web: None,
+            probe_only,
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        urls.push(format!("http://{}", listener.local_addr().expect("addr")));
+        tokio::spawn(server::run(
+            listener,
+            app,
+            Limits::default(),
+            stop.clone().cancelled_owned(),
+        ));
+    }
+    let probe = urls.pop().expect("probe");
+    let main = urls.pop().expect("main");
+    (state, main, probe, stop)
+}
+
+async fn get(url: &str) -> (u16, String) {
+    let r = reqwest::get(url).await.expect("answer");
+    (r.status().as_u16(), r.text().await.expect("body"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_lists_only_credentials_that_are_not_healthy_unless_asked_for_all() {
+    let (state, main, probe, stop) = many_healthy(10_000).await;
+    let (code, body) = get(&format!("{main}/health")).await;
+    assert_eq!(code, 200, "{body}");
+    assert!(
+        body.len() < 1024,
+        "10,000 healthy credentials: {} bytes",
+        body.len()
+    );
+    let h: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["healthy"], 10_000);
+    assert_eq!(h["credentials"], serde_json::json!([]), "{h}");
+
+    let (code, body) = get(&format!("{main}/health?verbose=1")).await;
+    assert_eq!(code, 200);
+    let all: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(all["credentials"].as_array().map(Vec::len), Some(10_000));
+
+    // One breaks: it, and only it, is listed by default.
+    let broken = state.slot("el-04321").expect("slot");
+    state.record(
+        &broken,
+        &[credwatch::outcome::Attempt {
+            check: "subscription".into(),
+            started_at: std::time::SystemTime::now(),
+            duration: Duration::from_millis(5),
+            evidence: credwatch::outcome::Evidence::default(),
+            result: Ok(vec![credwatch::outcome::Fact::Invalid {
+                problem: credwatch::outcome::Problem::InvalidApiKey,
+            }]),
+        }],
+    );
+    let (code, body) = get(&format!("{main}/health")).await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.len() < 1024, "{} bytes", body.len());
+    let h: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        (h["healthy"].clone(), h["unhealthy"].clone()),
+        (9_999.into(), 1.into())
+    );
+    let listed = h["credentials"].as_array().expect("credentials");
+    assert_eq!(listed.len(), 1, "{h}");
+    assert_eq!(listed[0]["name"], "el-04321");
+    assert_eq!(listed[0]["reason"], "invalid_credentials");
+    // ?credential= is unchanged, healthy or not.
+    let (code, body) = get(&format!("{main}/health?credential=el-00007")).await;
+    assert_eq!(code, 200);
+    assert!(body.contains("\"name\":\"el-00007\""), "{body}");
+
+    // The probe listener says the status and nothing else.
+    for path in [
+        "/health",
+        "/health?verbose=1",
+        "/health?credential=el-04321",
+    ] {
+        let (code, body) = get(&format!("{probe}{path}")).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "{\"status\":\"fail\"}\n"),
+            "{path}"
+        );
+    }
+    let (code, body) = get(&format!("{probe}/health?credential=el-00007")).await;
+    assert_eq!((code, body.as_str()), (200, "{\"status\":\"ok\"}\n"));
+    let (code, body) = get(&format!("{probe}/health?credential=nobody")).await;
+    assert_eq!(code, 404);
+    assert!(!body.contains("nobody"), "{body}");
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reload_over_http_needs_web_enable_lifecycle() {
+    let mut world = World::default();
+    world.elevenlabs.add_account(ElAccount::new("ws-lifecycle"));
+    world.elevenlabs.add_key(
+        el_key("lifecycle"),
+        ElKey::new("keyItLifecycle", "ws-lifecycle"),
+    );
+    let sim = Simulator::start(world).await.expect("simulator");
+    let one = el("el-one", &el_key("lifecycle"), &sim.elevenlabs_url(), "");
+    let two = el("el-two", &el_key("lifecycle"), &sim.elevenlabs_url(), "");
+    let d = Daemon::start_without_lifecycle(&config(FAST, std::slice::from_ref(&one), &[])).await;
+    std::fs::write(d.config_path(), config(FAST, &[one, two], &[])).expect("write config");
+    let r = d
+        .client
+        .post(format!("{}/-/reload", d.url))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.expect("body");
+    assert_eq!(body, credwatch::server::LIFECYCLE_DISABLED);
+    assert_eq!(body.trim_end().lines().count(), 1, "{body}");
+    assert!(body.contains("--web.enable-lifecycle"), "{body}");
+    assert_eq!(
+        d.get("/health?credential=el-two").await.0,
+        404,
+        "nothing was reloaded"
+    );
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_reload_requests_is_coalesced() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    crate::harness::init_logs();
+    let dir = crate::harness::tempdir::TempDir::new();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "elevenlabs:\n  - name: el\n    api_key: sk_coalesce_test_key\n    base_url: http://127.0.0.1:9\n",
+    )
+    .expect("write");
+    let config =
+        credwatch::config::Config::load(&path, &credwatch::config::ProcessEnv).expect("config");
+    let runs = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = runs.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/-/reload", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(credwatch::cli::run_daemon_with(
+        credwatch::cli::Listeners {
+            enable_lifecycle: true,
+            ..credwatch::cli::Listeners::plain(listener)
+        },
+        config,
+        move || {
+            // A reload that takes a while (a slow disk, a big config).
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(500));
+            credwatch::config::Config::load(&path, &credwatch::config::ProcessEnv)
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // 100 at once, from 4 client addresses (25 each: under the per-address cap).
+    let clients: Vec<reqwest::Client> = (0..4u8)
+        .map(|i| {
+            reqwest::Client::builder()
+                .local_address(std::net::IpAddr::from([127, 0, 0, 20 + i]))
+                .build()
+                .expect("client")
+        })
+        .collect();
+    let mut posts = tokio::task::JoinSet::new();
+    for i in 0..100 {
+        let (client, url) = (clients[i % 4].clone(), url.clone());
+        posts.spawn(async move {
+            client
+                .post(url)
+                .timeout(Duration::from_secs(30))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+    }
+    while let Some(status) = posts.join_next().await {
+        assert_eq!(status.expect("task").expect("answer"), 200);
+    }
+    let n = runs.load(Ordering::SeqCst);
+    assert!(n <= 3, "100 reload requests ran {n} reloads");
+    let _ = stop.send(());
 }

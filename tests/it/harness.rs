@@ -94,7 +94,18 @@ impl Daemon {
         Self::start_in(Arc::new(tempdir::TempDir::new()), yaml).await
     }
 
+    /// [`Daemon::start`] in a given directory, with `--web.enable-lifecycle`
+    /// (so scenarios can `POST /-/reload`).
     pub async fn start_in(dir: Arc<tempdir::TempDir>, yaml: &str) -> Daemon {
+        Self::start_with(dir, yaml, true).await
+    }
+
+    /// A daemon without `--web.enable-lifecycle`, as `serve` runs by default.
+    pub async fn start_without_lifecycle(yaml: &str) -> Daemon {
+        Self::start_with(Arc::new(tempdir::TempDir::new()), yaml, false).await
+    }
+
+    pub async fn start_with(dir: Arc<tempdir::TempDir>, yaml: &str, lifecycle: bool) -> Daemon {
         init_logs();
         let path: PathBuf = dir.path().join("config.yaml");
         std::fs::write(&path, yaml).expect("write config");
@@ -106,8 +117,11 @@ impl Daemon {
         let reload_path = path.clone();
         let reload =
             move || -> Result<Config, ConfigError> { Config::load(&reload_path, &ProcessEnv) };
-        let task = tokio::spawn(credwatch::cli::run_daemon(
-            listener,
+        let task = tokio::spawn(credwatch::cli::run_daemon_with(
+            credwatch::cli::Listeners {
+                enable_lifecycle: lifecycle,
+                ..credwatch::cli::Listeners::plain(listener)
+            },
             config,
             reload,
             async move {
@@ -147,8 +161,9 @@ impl Daemon {
         body
     }
 
+    /// `/health?verbose=1`: every credential's entry.
     pub async fn health(&self) -> (u16, serde_json::Value) {
-        let (status, body) = self.get("/health").await;
+        let (status, body) = self.get("/health?verbose=1").await;
         (status, serde_json::from_str(&body).expect("health is JSON"))
     }
 

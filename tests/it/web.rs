@@ -50,6 +50,7 @@ fn pki() -> Pki {
 
 struct Running {
     main: String,
+    main_port: u16,
     probe: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     _dir: TempDir,
@@ -65,6 +66,11 @@ impl Drop for Running {
 }
 
 async fn start(pki: &Pki, web_yaml: &str) -> Running {
+    start_checking(pki, web_yaml, "  interval: 2s\n  timeout: 1s\n").await
+}
+
+/// [`start`] with the given `defaults:` body.
+async fn start_checking(pki: &Pki, web_yaml: &str, defaults: &str) -> Running {
     init_logs();
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dir = TempDir::new();
@@ -78,7 +84,7 @@ async fn start(pki: &Pki, web_yaml: &str) -> Running {
     let web_path = dir.path().join("web.yml");
     std::fs::write(&web_path, web_yaml).expect("write web config");
     let yaml = format!(
-        "defaults:\n  interval: 2s\n  timeout: 1s\nelevenlabs:\n  - name: el\n    api_key: {}\n    base_url: {}\n",
+        "defaults:\n{defaults}elevenlabs:\n  - name: el\n    api_key: {}\n    base_url: {}\n",
         d::EL_AGENT_PROD_KEY,
         sim.elevenlabs_url()
     );
@@ -98,6 +104,7 @@ async fn start(pki: &Pki, web_yaml: &str) -> Running {
             main,
             probe: Some(probe),
             web: Some(Arc::new(web)),
+            enable_lifecycle: false,
         },
         config,
         move || Config::load(&config_path, &ProcessEnv),
@@ -107,6 +114,7 @@ async fn start(pki: &Pki, web_yaml: &str) -> Running {
     ));
     Running {
         main: format!("https://localhost:{}", main_addr.port()),
+        main_port: main_addr.port(),
         probe: format!("http://127.0.0.1:{}", probe_addr.port()),
         stop: Some(stop),
         _dir: dir,
@@ -197,12 +205,44 @@ async fn tls_and_basic_auth_protect_every_endpoint_while_the_probe_listener_stay
         200
     );
     let health = p
-        .get(format!("{}/health", r.probe))
+        .get(format!("{}/health?verbose=1", r.probe))
         .send()
         .await
-        .expect("health")
-        .status();
-    assert!(health == 200 || health == 503, "{health}");
+        .expect("health");
+    let code = health.status();
+    let body = health.text().await.expect("body");
+    assert!(code == 200 || code == 503, "{code}");
+    // Strangers learn the status and nothing else: no names, no reasons.
+    assert!(
+        body == "{\"status\":\"ok\"}\n" || body == "{\"status\":\"fail\"}\n",
+        "{body}"
+    );
+    let one = p
+        .get(format!("{}/health?credential=el", r.probe))
+        .send()
+        .await
+        .expect("health");
+    assert!(matches!(one.status().as_u16(), 200 | 503));
+    assert!(!one.text().await.expect("body").contains("\"el\""));
+    let unknown = p
+        .get(format!("{}/health?credential=no-such-name", r.probe))
+        .send()
+        .await
+        .expect("health");
+    assert_eq!(unknown.status(), 404);
+    assert!(!unknown.text().await.expect("body").contains("no-such-name"));
+    // The main, authenticated listener keeps the detail.
+    let full = c
+        .get(format!("{}/health", r.main))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("health");
+    let full = full.text().await.expect("body");
+    assert!(
+        full.contains("\"healthy\":") && full.contains("\"credentials\":["),
+        "{full}"
+    );
     assert_eq!(
         p.get(format!("{}/metrics", r.probe))
             .send()
@@ -338,4 +378,430 @@ async fn an_upstream_with_a_self_signed_certificate_is_rejected_as_a_network_fai
         "the handshake never completed, so the key was never sent"
     );
     d.stop().await;
+}
+
+/// Sends `GET {path}` on an open connection and reads one response: its
+/// status, or `None` if the server closed the connection.
+async fn keep_alive_get(
+    s: &mut tokio::net::TcpStream,
+    path: &str,
+    authorization: Option<(&str, &str)>,
+) -> Option<u16> {
+    use base64::Engine as _;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let auth = authorization
+        .map(|(u, p)| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{u}:{p}"))
+            )
+        })
+        .unwrap_or_default();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\n").as_bytes())
+        .await
+        .ok()?;
+    // Read the head, then exactly Content-Length bytes: the connection stays usable.
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut byte))
+            .await
+            .ok()?
+            .ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    tokio::time::timeout(Duration::from_secs(5), s.read_exact(&mut body))
+        .await
+        .ok()?
+        .ok()?;
+    head.split(' ').nth(1)?.parse().ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_removed_from_the_web_config_gets_401_on_its_next_request_on_a_kept_alive_connection()
+ {
+    let pki = pki();
+    let users = |names: &[&str]| {
+        let mut y = String::from("basic_auth_users:\n");
+        for n in names {
+            y += &format!("  {n}: \"{}\"\n", hash(&format!("{n}-password")));
+        }
+        y
+    };
+    let r = start(&pki, &users(&["alice", "bob"])).await;
+    let addr = format!("127.0.0.1:{}", r.main_port);
+    let mut alice = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    assert_eq!(
+        keep_alive_get(&mut alice, "/livez", Some(("alice", "alice-password"))).await,
+        Some(200)
+    );
+    // alice is removed (bob stays, so basic auth stays on).
+    std::fs::write(r._dir.path().join("web.yml"), users(&["bob"])).expect("write");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_eq!(
+        keep_alive_get(&mut alice, "/livez", Some(("alice", "alice-password"))).await,
+        Some(401),
+        "the same connection, authenticated before, is refused now"
+    );
+    let mut bob = tokio::net::TcpStream::connect(&addr)
+        .await
+        .expect("connect");
+    assert_eq!(
+        keep_alive_get(&mut bob, "/livez", Some(("bob", "bob-password"))).await,
+        Some(200)
+    );
+}
+
+/// Scrapes `/metrics` over TLS with the right password; the value of
+/// `credwatch_web_config_last_reload_successful`.
+async fn web_reload_ok(c: &reqwest::Client, r: &Running) -> Option<f64> {
+    let m = c
+        .get(format!("{}/metrics", r.main))
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    crate::harness::sample(&m, "credwatch_web_config_last_reload_successful", &[])
+}
+
+async fn wait_web_reload(c: &reqwest::Client, r: &Running, want: f64) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while web_reload_ok(c, r).await != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "credwatch_web_config_last_reload_successful never became {want}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// What an attacker would see: plain HTTP on the TLS port, and an anonymous
+/// TLS request.
+async fn still_protected(c: &reqwest::Client, r: &Running) {
+    let plain = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{}/metrics", r.main_port))
+        .send()
+        .await;
+    assert!(
+        plain.is_err() || plain.is_ok_and(|p| p.status() != 200),
+        "plain HTTP got /metrics on the TLS port"
+    );
+    let anonymous = c
+        .get(format!("{}/metrics", r.main))
+        .send()
+        .await
+        .expect("TLS still works");
+    assert_eq!(anonymous.status(), 401, "authentication was switched off");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_config_reload_cannot_switch_tls_or_auth_off() {
+    let pki = pki();
+    let users = format!("basic_auth_users:\n  prometheus: \"{}\"\n", hash("s3cret"));
+    let tls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n";
+    let r = start(&pki, &format!("{tls}{users}")).await;
+    let c = client(&pki, false);
+    wait_web_reload(&c, &r, 1.0).await;
+    let web = r._dir.path().join("web.yml");
+    let refusals = || {
+        let file = web.display().to_string();
+        crate::harness::logs()
+            .lines()
+            .filter(|l| l.contains(&file) && l.contains("changes the security mode"))
+            .count()
+    };
+
+    // A non-atomic editor write: the file is empty for a moment.
+    std::fs::write(&web, "").expect("truncate");
+    wait_web_reload(&c, &r, 0.0).await;
+    assert_eq!(refusals(), 1);
+    still_protected(&c, &r).await;
+
+    // `tls_server_config:` with no value (YAML null), users kept.
+    std::fs::write(&web, format!("tls_server_config:\n{users}")).expect("write");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while refusals() < 2 {
+        assert!(std::time::Instant::now() < deadline, "not refused");
+        let _ = web_reload_ok(&c, &r).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    still_protected(&c, &r).await;
+    assert_eq!(web_reload_ok(&c, &r).await, Some(0.0));
+
+    // Every user removed, TLS kept: refused too.
+    std::fs::write(&web, tls).expect("write");
+    while refusals() < 3 {
+        assert!(std::time::Instant::now() < deadline, "not refused");
+        let _ = web_reload_ok(&c, &r).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    still_protected(&c, &r).await;
+
+    // The same mode with a new password is applied.
+    std::fs::write(
+        &web,
+        format!(
+            "{tls}basic_auth_users:\n  prometheus: \"{}\"\n  other: \"{}\"\n",
+            hash("s3cret"),
+            hash("other")
+        ),
+    )
+    .expect("write");
+    wait_web_reload(&c, &r, 1.0).await;
+    let other = c
+        .get(format!("{}/livez", r.main))
+        .basic_auth("other", Some("other"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(other.status(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_guessing_neither_stalls_probes_nor_checks_nor_locks_out_the_right_password() {
+    let pki = pki();
+    // Cost 12, as in the report: about a quarter of a second of CPU per check.
+    let hash12 = tokio::task::spawn_blocking(|| bcrypt::hash("the-right-one", 12).expect("hash"))
+        .await
+        .expect("hash");
+    let web = format!("basic_auth_users:\n  prometheus: \"{hash12}\"\n");
+    let r = start_checking(&pki, &web, "  interval: 1s\n  timeout: 900ms\n").await;
+    let main = format!("http://127.0.0.1:{}", r.main_port);
+    let scraper = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    let scrape = || async {
+        scraper
+            .get(format!("{main}/metrics"))
+            .basic_auth("prometheus", Some("the-right-one"))
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    // Prometheus was scraping before the attack began.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while scrape().await != 200 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scrape before the attack"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let attack = Duration::from_secs(10);
+    let until = std::time::Instant::now() + attack;
+    let statuses = Arc::new(std::sync::Mutex::new(
+        std::collections::BTreeMap::<u16, u32>::new(),
+    ));
+    // The guessers run on their own runtime and thread, as another process would.
+    let guessers = {
+        let statuses = statuses.clone();
+        let url = format!("{main}/metrics");
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let mut guessers = tokio::task::JoinSet::new();
+                for i in 0..32u8 {
+                    // Each guesser from its own loopback address.
+                    let local = std::net::IpAddr::from([127, 0, 0, 10 + i]);
+                    let client = reqwest::Client::builder()
+                        .local_address(local)
+                        .timeout(Duration::from_secs(30))
+                        .build()
+                        .expect("client");
+                    let url = url.clone();
+                    let statuses = statuses.clone();
+                    guessers.spawn(async move {
+                        while std::time::Instant::now() < until {
+                            let guess = format!("guess-{:016x}", fastrand::u64(..));
+                            let user = if fastrand::bool() {
+                                "prometheus"
+                            } else {
+                                "admin"
+                            };
+                            let status = client
+                                .get(&url)
+                                .basic_auth(user, Some(guess))
+                                .send()
+                                .await
+                                .map(|r| r.status().as_u16())
+                                .unwrap_or(0);
+                            *statuses.lock().unwrap().entry(status).or_default() += 1;
+                        }
+                    });
+                }
+                while guessers.join_next().await.is_some() {}
+            })
+        })
+    };
+    let requests_before = r._sim.request_count();
+    // The kubelet is another process too: its own thread, a fresh
+    // connection per probe, every 50 ms.
+    let kubelet = {
+        let url = format!("{}/livez", r.probe);
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let client = reqwest::Client::builder()
+                    .pool_max_idle_per_host(0)
+                    .timeout(Duration::from_secs(10))
+                    .build()
+                    .expect("client");
+                let mut probes = Vec::new();
+                while std::time::Instant::now() < until {
+                    let started = std::time::Instant::now();
+                    let status = client
+                        .get(&url)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    probes.push((status, started.elapsed()));
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                probes
+            })
+        })
+    };
+    let mut scrapes = Vec::new();
+    while std::time::Instant::now() < until {
+        scrapes.push(scrape().await);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let upstream = r._sim.request_count() - requests_before;
+    tokio::task::spawn_blocking(move || guessers.join())
+        .await
+        .expect("join")
+        .expect("guessers");
+    let probes = tokio::task::spawn_blocking(move || kubelet.join())
+        .await
+        .expect("join")
+        .expect("kubelet");
+    assert!(
+        probes.iter().all(|(status, _)| *status == 200),
+        "a probe failed during the attack: {probes:?}"
+    );
+    let mut latencies: Vec<Duration> = probes.iter().map(|(_, l)| *l).collect();
+    latencies.sort();
+    let p99 = latencies[latencies.len() * 99 / 100];
+    let statuses = statuses.lock().unwrap().clone();
+    eprintln!(
+        "probes: {} p99 {p99:?} max {:?}; guesses: {statuses:?}; scrapes: {scrapes:?}; upstream requests: {upstream}",
+        latencies.len(),
+        latencies.last()
+    );
+    assert!(
+        p99 < Duration::from_millis(100),
+        "/livez on the probe port: p99 {p99:?}"
+    );
+    assert!(
+        scrapes.iter().all(|s| *s == 200),
+        "the right password was refused: {scrapes:?}"
+    );
+    assert!(
+        statuses.get(&429).copied().unwrap_or(0) > 0,
+        "guessing was never throttled: {statuses:?}"
+    );
+    assert!(
+        !statuses.contains_key(&200),
+        "a random guess got in: {statuses:?}"
+    );
+    // One authentication check a second for 10 s; allow for a late start.
+    assert!(
+        upstream >= 7,
+        "upstream checks fell behind: {upstream} requests in {attack:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_logins_are_rate_limited_per_client_address() {
+    let pki = pki();
+    let r = start(
+        &pki,
+        &format!("basic_auth_users:\n  prometheus: \"{}\"\n", hash("s3cret")),
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{}/livez", r.main_port);
+    let from = |host: u8| {
+        reqwest::Client::builder()
+            .local_address(std::net::IpAddr::from([127, 0, 0, host]))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client")
+    };
+    let (guesser, neighbour) = (from(40), from(41));
+    let burst = credwatch::server::Limits::default().auth_failure_burst;
+    let mut statuses = Vec::new();
+    for i in 0..burst + 5 {
+        let answer = guesser
+            .get(&url)
+            .basic_auth("prometheus", Some(format!("guess{i}")))
+            .send()
+            .await
+            .expect("answer");
+        statuses.push((
+            answer.status().as_u16(),
+            answer.headers().contains_key("retry-after"),
+        ));
+    }
+    let limited = &statuses[burst as usize..];
+    assert!(
+        statuses[..burst as usize].iter().all(|s| s.0 == 401)
+            && limited.iter().all(|s| *s == (429, true)),
+        "{statuses:?}"
+    );
+    // Even the right password waits, from that address, until the allowance refills.
+    let right = guesser
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(right.status(), 429);
+    // Another address is not affected.
+    let wrong = neighbour
+        .get(&url)
+        .basic_auth("prometheus", Some("nope"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status(), 401);
+    let right = neighbour
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(right.status(), 200);
+    // Once verified, the right password is served from the cache, from any address.
+    let cached = guesser
+        .get(&url)
+        .basic_auth("prometheus", Some("s3cret"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(cached.status(), 200);
 }

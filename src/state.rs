@@ -133,6 +133,9 @@ pub struct CheckState {
     pub last_attempt: SystemTime,
     /// The reason of the last attempt, when it was not a clean success.
     pub last_reason: Option<Reason>,
+    /// Attempts, answered or not (`credwatch_checks_total`).
+    #[serde(skip)]
+    pub attempts: u64,
     #[serde(skip)]
     pub errors: BTreeMap<Reason, u64>,
 }
@@ -493,6 +496,7 @@ impl State {
                             duration: Duration::ZERO,
                             last_attempt: attempt.started_at,
                             last_reason: None,
+                            attempts: 0,
                             errors: BTreeMap::new(),
                         };
                         s.checks.reserve_exact(1);
@@ -501,6 +505,7 @@ impl State {
                     }
                 };
                 let check = &mut s.checks[at].1;
+                check.attempts += 1;
                 check.success = attempt.is_definitive();
                 check.duration = attempt.duration;
                 check.last_attempt = attempt.started_at;

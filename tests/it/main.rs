@@ -9,6 +9,7 @@ mod endpoints;
 mod example_config;
 mod faults;
 mod harness;
+mod metrics_docs;
 mod prometheus_e2e;
 mod reload;
 mod rotation;

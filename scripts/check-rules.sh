@@ -4,13 +4,14 @@
 #  - the test copy with shortened `for:` still loads
 #  - deploy/kubernetes/prometheus-operator/prometheusrule.yaml is in sync
 #  - the Grafana dashboard parses and lists its queries
+#  - amtool check-config of the Alertmanager example (inhibitions)
 # Installs prometheus/promtool first if needed (scripts/install-prometheus.sh).
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
-if ! command -v promtool >/dev/null 2>&1; then
+if ! command -v promtool >/dev/null 2>&1 || ! command -v amtool >/dev/null 2>&1; then
   scripts/install-prometheus.sh
 fi
 
@@ -33,5 +34,7 @@ rules = [{"record": "dashboard:query_%d" % i, "expr": line.strip()}
 print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
 ' >"$queries"
 promtool check rules "$queries"
+
+amtool check-config deploy/alertmanager/alertmanager.yml
 
 echo "check-rules.sh: all checks passed" >&2

@@ -10,6 +10,7 @@ mod example_config;
 mod faults;
 mod harness;
 mod metrics_docs;
+mod operator_artifacts;
 mod prometheus_e2e;
 mod reload;
 mod rotation;

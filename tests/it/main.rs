@@ -3,6 +3,7 @@
 
 mod calibrate;
 mod check;
+mod cli_ops;
 mod demo;
 mod elevenlabs;
 mod endpoints;

@@ -3,14 +3,18 @@
 # credwatch container image.
 #
 #   docker build -t credwatch .
-#   docker run --rm -p 9863:9863 credwatch demo --listen 0.0.0.0:9863   # simulated upstreams
+#   docker run --rm -p 9863:9863 credwatch demo --web.listen-address 0.0.0.0:9863   # simulated upstreams
 #   docker run --rm -p 9863:9863 \
 #     -v "$PWD/config.yaml:/etc/credwatch/config.yaml:ro" \
 #     -v "$PWD/secrets:/var/run/secrets/credwatch:ro" credwatch
 #
 # Build args: RUST_VERSION (toolchain image tag), CREDWATCH_REVISION (git
-# revision reported in credwatch_build_info; e.g. --build-arg
-# CREDWATCH_REVISION=$(git rev-parse --short HEAD)).
+# revision reported in credwatch_build_info, `credwatch --version` and the
+# org.opencontainers.image.revision label; e.g. --build-arg
+# CREDWATCH_REVISION=$(git rev-parse HEAD)), CREDWATCH_VERSION (the
+# org.opencontainers.image.version label; keep it equal to Cargo.toml's
+# version, a test checks the default), CREDWATCH_SOURCE (the repository URL),
+# SOURCE_DATE_EPOCH (the build date `credwatch --version` prints).
 
 ARG RUST_VERSION=1.95
 
@@ -20,7 +24,7 @@ WORKDIR /src
 
 # Dependencies first: with only the manifests and stub targets, this layer
 # is rebuilt when Cargo.toml/Cargo.lock change, not on every source edit.
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 RUN mkdir src \
  && echo 'fn main() {}' > src/main.rs \
  && touch src/lib.rs \
@@ -33,7 +37,8 @@ COPY src ./src
 # The simulator (`credwatch demo`) serves the recorded upstream answers.
 COPY tests/fixtures/upstream ./tests/fixtures/upstream
 ARG CREDWATCH_REVISION=unknown
-ENV CREDWATCH_REVISION=${CREDWATCH_REVISION}
+ARG SOURCE_DATE_EPOCH
+ENV CREDWATCH_REVISION=${CREDWATCH_REVISION} SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH}
 RUN cargo build --release --locked \
  && install -D -m 0755 target/release/credwatch /out/credwatch
 
@@ -42,9 +47,15 @@ RUN cargo build --release --locked \
 # certificates, and nothing else (no shell, no package manager).
 FROM gcr.io/distroless/cc-debian12:nonroot
 
+ARG CREDWATCH_VERSION=0.1.0
+ARG CREDWATCH_REVISION=unknown
+ARG CREDWATCH_SOURCE=https://github.com/credwatch/credwatch
 LABEL org.opencontainers.image.title="credwatch" \
       org.opencontainers.image.description="Watches ElevenLabs and Twilio credentials and exports their health to Prometheus" \
-      org.opencontainers.image.licenses="Apache-2.0"
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.source="${CREDWATCH_SOURCE}" \
+      org.opencontainers.image.revision="${CREDWATCH_REVISION}" \
+      org.opencontainers.image.version="${CREDWATCH_VERSION}"
 
 COPY --from=build /out/credwatch /usr/local/bin/credwatch
 
@@ -57,4 +68,4 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
   CMD ["/usr/local/bin/credwatch", "healthcheck"]
 
 ENTRYPOINT ["/usr/local/bin/credwatch"]
-CMD ["serve", "--config", "/etc/credwatch/config.yaml"]
+CMD ["serve", "--config.file", "/etc/credwatch/config.yaml"]

@@ -11,8 +11,11 @@ Grafana's variables substituted so the queries run as-is against Prometheus:
 The `credential` variable's own query, label_values(metric, label), is
 printed as `group by (label) (metric)`, the PromQL equivalent.
 
+Annotation queries (rotations, reloads) are printed with --annotations: they
+must parse, but mark events a given Prometheus need not have seen.
+
 Standard library only. Usage:
-  scripts/dashboard-queries.py [dashboards/credwatch.json] [--with-titles]
+  scripts/dashboard-queries.py [dashboards/credwatch.json] [--with-titles] [--annotations]
 Exits non-zero if an expression still contains a `$` after substitution.
 """
 
@@ -56,7 +59,11 @@ def walk_panels(panels):
         yield from walk_panels(p.get("panels", []))
 
 
-def expressions(dash: dict):
+def expressions(dash: dict, annotations: bool = False):
+    if annotations:
+        for a in dash.get("annotations", {}).get("list", []):
+            if a.get("expr"):
+                yield f"annotation {a.get('name', '?')}", a["expr"]
     for var in dash.get("templating", {}).get("list", []):
         if var.get("type") != "query":
             continue
@@ -77,6 +84,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("dashboard", nargs="?", default=str(DEFAULT))
     ap.add_argument("--interval", default="1m", help="value of $__rate_interval (default 1m)")
+    ap.add_argument("--annotations", action="store_true",
+                    help="also print the annotation queries")
     ap.add_argument("--with-titles", action="store_true",
                     help="prefix each line with the panel title and refId, then a tab")
     args = ap.parse_args()
@@ -84,7 +93,7 @@ def main() -> int:
         ap.error("--interval must look like 30s, 1m or 1h")
     dash = json.loads(pathlib.Path(args.dashboard).read_text(encoding="utf-8"))
     bad = 0
-    for where, expr in expressions(dash):
+    for where, expr in expressions(dash, args.annotations):
         out = substitute(expr, args.interval)
         if "$" in out:
             print(f"unsubstituted variable in {where}: {out}", file=sys.stderr)

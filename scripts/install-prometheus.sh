@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Makes `prometheus` and `promtool` available, from Debian's `prometheus`
-# package, unless both are already on PATH. Idempotent and non-interactive.
+# package, and `amtool` from `prometheus-alertmanager` (scripts/check-rules.sh
+# checks deploy/alertmanager/alertmanager.yml with it), unless all three are
+# already on PATH. Idempotent and non-interactive.
 # The package's systemd service is not started (policy-rc.d blocks it during
 # the install; on hosts without systemd nothing starts anyway).
 set -euo pipefail
 
-if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 \
+  && command -v amtool >/dev/null 2>&1; then
   echo "install-prometheus.sh: $(prometheus --version 2>&1 | head -n1)" >&2
   exit 0
 fi
@@ -45,17 +48,20 @@ trap cleanup EXIT
 if ! apt-cache show prometheus >/dev/null 2>&1; then
   "${sudo[@]}" apt-get update -q
 fi
-if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus; then
+packages=(prometheus prometheus-alertmanager)
+if ! "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"; then
   # Stale package lists (e.g. a 404 on an old version): refresh and retry once.
   "${sudo[@]}" apt-get update -q
-  "${sudo[@]}" apt-get install -y -q --no-install-recommends prometheus
+  "${sudo[@]}" apt-get install -y -q --no-install-recommends "${packages[@]}"
 fi
 
 # Belt and braces: if a service manager did start it, stop it (it would hold
 # port 9090, which tests may want).
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
-  "${sudo[@]}" systemctl disable --now prometheus >/dev/null 2>&1 || true
-fi
+for service in prometheus prometheus-alertmanager; do
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+    "${sudo[@]}" systemctl disable --now "$service" >/dev/null 2>&1 || true
+  fi
+done
 
-command -v prometheus >/dev/null && command -v promtool >/dev/null
+command -v prometheus >/dev/null && command -v promtool >/dev/null && command -v amtool >/dev/null
 echo "install-prometheus.sh: installed $(prometheus --version 2>&1 | head -n1)" >&2

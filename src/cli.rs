@@ -1,4 +1,9 @@
-//! The command line: `serve`, `validate`, `demo`, `healthcheck`.
+//! The command line: `serve`, `validate`, `demo`, `check`, `calibrate`,
+//! `healthcheck`, `completions`, `man`.
+//!
+//! Flags follow the Prometheus style (`--config.file`, `--web.listen-address`,
+//! `--log.level`, `--log.format`); the older `--config`, `--listen`,
+//! `--log-level` and `--log-format` are aliases.
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 
@@ -9,7 +14,7 @@ use std::sync::Arc;
 
 use std::io::Write as _;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ProcessEnv};
@@ -29,11 +34,27 @@ pub const DEFAULT_LISTEN: SocketAddr =
     about = "Watches ElevenLabs and Twilio credentials and exports their health to Prometheus"
 )]
 pub struct Cli {
-    /// Log format.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "CREDWATCH_LOG_FORMAT")]
+    /// Log format: `logfmt`, `json`, or `text` (for people; coloured only
+    /// when stderr is a terminal and NO_COLOR is unset).
+    #[arg(
+        long = "log.format",
+        visible_alias = "log-format",
+        global = true,
+        value_enum,
+        default_value_t = LogFormat::Logfmt,
+        env = "CREDWATCH_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
-    /// Log filter, e.g. `info`, `debug`, `credwatch=trace`.
-    #[arg(long, global = true, default_value = "info", env = "CREDWATCH_LOG")]
+    /// Log level (`error`, `warn`, `info`, `debug`, `trace`) or a filter such
+    /// as `info,credwatch=debug`.
+    #[arg(
+        long = "log.level",
+        visible_alias = "log-level",
+        global = true,
+        default_value = "info",
+        env = "CREDWATCH_LOG",
+        value_parser = parse_log_level
+    )]
     pub log_level: String,
     #[command(subcommand)]
     pub command: Command,
@@ -45,10 +66,22 @@ pub enum Output {
     Json,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
-    Text,
+    /// `ts=… level=… target=… message=… key=value …`, one event a line.
+    Logfmt,
+    /// One JSON object a line.
     Json,
+    /// Human-readable; ANSI colour only on a terminal without NO_COLOR.
+    Text,
+}
+
+fn parse_log_level(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| {
+            format!("not a log level or filter ({e}); use error, warn, info, debug or trace")
+        })
 }
 
 #[derive(Subcommand, Debug)]
@@ -56,10 +89,14 @@ pub enum Command {
     /// Run the daemon: background checks, /metrics, /health.
     Serve {
         /// Config file.
-        #[arg(long, env = "CREDWATCH_CONFIG")]
+        #[arg(
+            long = "config.file",
+            visible_alias = "config",
+            env = "CREDWATCH_CONFIG"
+        )]
         config: PathBuf,
-        /// Listen address (overrides `listen:` in the config).
-        #[arg(long)]
+        /// Listen address (overrides `listen:` in the config; default 0.0.0.0:9863).
+        #[arg(long = "web.listen-address", visible_alias = "listen")]
         listen: Option<SocketAddr>,
         /// exporter-toolkit web config: TLS, client certificates, basic auth, headers.
         #[arg(long = "web.config.file")]
@@ -74,13 +111,22 @@ pub enum Command {
     },
     /// Load and validate a config (secrets resolved, nothing sent upstream).
     Validate {
-        #[arg(long, env = "CREDWATCH_CONFIG")]
+        /// Config file.
+        #[arg(
+            long = "config.file",
+            visible_alias = "config",
+            env = "CREDWATCH_CONFIG"
+        )]
         config: PathBuf,
     },
     /// Run the daemon against a built-in simulator of both APIs: no account needed.
     Demo {
         /// Listen address.
-        #[arg(long, default_value = "127.0.0.1:9863")]
+        #[arg(
+            long = "web.listen-address",
+            visible_alias = "listen",
+            default_value = "127.0.0.1:9863"
+        )]
         listen: SocketAddr,
         /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
         #[arg(long = "web.enable-lifecycle")]
@@ -89,8 +135,20 @@ pub enum Command {
     /// Run every check once and explain each problem with its evidence and fix.
     /// Exit 0 when every credential is healthy, 1 when any is not, 2 on config errors.
     Check {
-        #[arg(long, env = "CREDWATCH_CONFIG")]
-        config: PathBuf,
+        /// Config file.
+        #[arg(
+            long = "config.file",
+            visible_alias = "config",
+            env = "CREDWATCH_CONFIG",
+            required_unless_present = "demo"
+        )]
+        config: Option<PathBuf>,
+        /// Check the demo credentials (those of `credwatch demo`) against the
+        /// built-in simulator instead of a config: no account needed.
+        /// (`--config.file` given on the command line is an error with it;
+        /// CREDWATCH_CONFIG is ignored.)
+        #[arg(long)]
+        demo: bool,
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Check only this credential.
@@ -99,7 +157,12 @@ pub enum Command {
     },
     /// Test whether a permission probe tells a key with the permission from one without.
     Calibrate {
-        #[arg(long, env = "CREDWATCH_CONFIG")]
+        /// Config file.
+        #[arg(
+            long = "config.file",
+            visible_alias = "config",
+            env = "CREDWATCH_CONFIG"
+        )]
         config: PathBuf,
         /// The permission whose probe to test, e.g. `convai_write`.
         #[arg(long)]
@@ -121,6 +184,13 @@ pub enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9863/livez")]
         url: String,
     },
+    /// Print a shell completion script, e.g. `credwatch completions bash > /etc/bash_completion.d/credwatch`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `credwatch man > /usr/local/share/man/man1/credwatch.1`.
+    Man,
 }
 
 /// Up to this many credentials, `serve` runs on a single-threaded runtime.
@@ -129,18 +199,45 @@ pub const SINGLE_THREAD_CREDENTIALS: usize = 100;
 pub fn main() -> ExitCode {
     // Before any secret is read: a core file would hold all of them.
     let core_dumps = crate::secret::disable_core_dumps();
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = Cli::command()
+        .try_get_matches()
+        .and_then(|m| Cli::from_arg_matches(&m).map(|cli| (cli, m)));
+    let cli = match parsed {
+        Ok((cli, matches)) => {
+            if let Some(("check", sub)) = matches.subcommand()
+                && sub.get_flag("demo")
+                && sub.value_source("config") == Some(clap::parser::ValueSource::CommandLine)
+            {
+                eprintln!(
+                    "error: `credwatch check --demo` checks the built-in demo credentials; \
+                     it takes no --config.file"
+                );
+                return ExitCode::from(2);
+            }
+            cli
+        }
         Err(e) => {
-            let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                clap::error::ErrorKind::DisplayVersion => {
+                    println!("{}", crate::long_version());
                     ExitCode::SUCCESS
                 }
-                _ => ExitCode::from(2),
+                clap::error::ErrorKind::DisplayHelp => {
+                    let _ = e.print();
+                    ExitCode::SUCCESS
+                }
+                _ => {
+                    let _ = e.print();
+                    ExitCode::from(2)
+                }
             };
         }
     };
+    match &cli.command {
+        Command::Completions { shell } => return completions(*shell),
+        Command::Man => return man(),
+        _ => {}
+    }
     init_tracing(cli.log_format, &cli.log_level);
     if let Err(e) = core_dumps {
         tracing::warn!("cannot disable core dumps (RLIMIT_CORE): {e}");
@@ -203,9 +300,17 @@ pub fn main() -> ExitCode {
             Command::Healthcheck { url } => healthcheck(&url).await,
             Command::Check {
                 config,
+                demo,
                 output,
                 credential,
-            } => check(&config, output, credential.as_deref()).await,
+            } => {
+                let source = match (config, demo) {
+                    (_, true) => CheckSource::Demo,
+                    (Some(path), false) => CheckSource::File(path),
+                    (None, false) => return ExitCode::from(2),
+                };
+                check(source, output, credential.as_deref()).await
+            }
             Command::Calibrate {
                 config,
                 permission,
@@ -224,19 +329,58 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
+            Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         }
     })
+}
+
+fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut cmd = Cli::command();
+    clap_complete::generate(shell, &mut cmd, "credwatch", &mut std::io::stdout());
+    ExitCode::SUCCESS
+}
+
+fn man() -> ExitCode {
+    let cmd = Cli::command().version(crate::VERSION);
+    match clap_mangen::Man::new(cmd).render(&mut std::io::stdout()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("credwatch man: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Whether text logs may carry ANSI colour: only when stderr is a terminal
+/// and NO_COLOR is unset or empty (<https://no-color.org>). Pipes,
+/// `kubectl logs` and log shippers get plain text.
+pub fn log_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 fn init_tracing(format: LogFormat, level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Logfmt => tracing_logfmt::builder()
+            .subscriber_builder()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .json()
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Text => tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(log_colour())
+            .try_init(),
     };
 }
 
@@ -535,26 +679,69 @@ async fn healthcheck(url: &str) -> ExitCode {
     }
 }
 
-async fn check(path: &Path, output: Output, only: Option<&str>) -> ExitCode {
-    let config = match Config::load(path, &ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::from(2);
+/// What `check` checks: a config file, or the demo's credentials against
+/// the built-in simulator.
+enum CheckSource {
+    File(PathBuf),
+    Demo,
+}
+
+async fn check(source: CheckSource, output: Output, only: Option<&str>) -> ExitCode {
+    let (config, sim) = match &source {
+        CheckSource::File(path) => match Config::load(path, &ProcessEnv) {
+            Ok(c) => (c, None),
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::from(2);
+            }
+        },
+        CheckSource::Demo => {
+            let sim =
+                match crate::simulator::Simulator::start(crate::simulator::World::demo()).await {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("credwatch check --demo: cannot start the simulator: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
+            match crate::demo::config(&sim.elevenlabs_url(), &sim.twilio_url()) {
+                Ok(c) => (c, Some(sim)),
+                Err(e) => {
+                    eprintln!("credwatch check --demo: {e}");
+                    sim.shutdown().await;
+                    return ExitCode::from(1);
+                }
+            }
         }
     };
+    let code = check_config(&source, &config, output, only).await;
+    if let Some(sim) = sim {
+        sim.shutdown().await;
+    }
+    code
+}
+
+async fn check_config(
+    source: &CheckSource,
+    config: &Config,
+    output: Output,
+    only: Option<&str>,
+) -> ExitCode {
     if let Some(name) = only
         && config.credential(name).is_none()
     {
         let names: Vec<&str> = config.credentials.iter().map(|c| c.name.as_str()).collect();
+        let origin = match source {
+            CheckSource::File(path) => path.display().to_string(),
+            CheckSource::Demo => "the demo".to_owned(),
+        };
         eprintln!(
-            "credwatch check: no credential named `{name}` in {} (configured: {})",
-            path.display(),
+            "credwatch check: no credential named `{name}` in {origin} (configured: {})",
             names.join(", ")
         );
         return ExitCode::from(2);
     }
-    let report = match crate::check::run(&config, only).await {
+    let report = match crate::check::run(config, only).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("credwatch check: {e}");

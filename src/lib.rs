@@ -48,3 +48,19 @@ pub const REVISION: &str = match option_env!("CREDWATCH_REVISION") {
 
 /// The User-Agent sent upstream, so providers can tell our probes apart.
 pub const USER_AGENT: &str = concat!("credwatch/", env!("CARGO_PKG_VERSION"));
+
+/// The toolchain that built the binary (`rustc --version`, from `build.rs`).
+pub const TOOLCHAIN: &str = env!("CREDWATCH_TOOLCHAIN");
+
+/// When the binary was built, UTC, `YYYYMMDD-HH:MM:SS` (from `build.rs`;
+/// `SOURCE_DATE_EPOCH` when set).
+pub const BUILD_DATE: &str = env!("CREDWATCH_BUILD_DATE");
+
+/// `credwatch --version`, in the layout of Prometheus' tools.
+pub fn long_version() -> String {
+    format!(
+        "credwatch, version {VERSION} (revision: {REVISION})\n  build date: {BUILD_DATE}\n  toolchain:  {TOOLCHAIN}\n  platform:   {}/{}",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}

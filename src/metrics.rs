@@ -71,6 +71,8 @@ families! {
         "Unix time the authentication check last finished, answered or not";
     LastSuccess = "credwatch_last_success_timestamp_seconds", "gauge",
         "Unix time the authentication check last got a definitive answer";
+    Checks = "credwatch_checks_total", "counter",
+        "Check attempts, answered or not; with credwatch_check_errors_total an error ratio";
     CheckErrors = "credwatch_check_errors_total", "counter",
         "Check attempts that failed or found a problem, by stable reason; a series appears at its first error";
     ElUsed = "credwatch_elevenlabs_characters_used", "gauge",
@@ -97,8 +99,10 @@ families! {
         "Unix time credwatch saw the secret change while running; absent until it does";
     PhoneReady = "credwatch_elevenlabs_phone_number_ready", "gauge",
         "1 if the imported Twilio number can place outbound calls as far as credwatch can tell, 0 if a problem was found";
-    PhoneProblem = "credwatch_elevenlabs_phone_number_problem", "gauge",
+    PhoneProblemInfo = "credwatch_elevenlabs_phone_number_problem_info", "gauge",
         "A problem found with an imported Twilio number, by stable problem label";
+    PhoneProblem = "credwatch_elevenlabs_phone_number_problem", "gauge",
+        "Deprecated: the same series as credwatch_elevenlabs_phone_number_problem_info, under its old name";
 }
 
 /// Escapes a label value for the text format.
@@ -256,6 +260,7 @@ fn render_families(s: &CredentialState) -> Vec<String> {
             &[("check", name)],
             check.duration.as_secs_f64(),
         );
+        out.sample(F::Checks, &[("check", name)], check.attempts as f64);
         for (reason, n) in &check.errors {
             out.sample(
                 F::CheckErrors,
@@ -311,6 +316,7 @@ fn render_families(s: &CredentialState) -> Vec<String> {
         for p in &n.problems {
             let mut l = labels.clone();
             l.push(("problem", p.as_str()));
+            out.sample(F::PhoneProblemInfo, &l, 1.0);
             out.sample(F::PhoneProblem, &l, 1.0);
         }
     }
@@ -534,6 +540,18 @@ impl Default for SelfMetrics {
         Self::new()
     }
 }
+
+/// The families [`render_self`] can write, besides the `process_*` ones of
+/// the `prometheus` crate's process collector. With [`FAMILIES`], every
+/// family credwatch can export; `docs/metrics.md` documents exactly these
+/// (tested).
+pub const SELF_FAMILIES: &[&str] = &[
+    "credwatch_build_info",
+    "credwatch_config_last_reload_successful",
+    "credwatch_config_last_reload_success_timestamp_seconds",
+    "credwatch_runtime_alive_tasks",
+    "credwatch_upstream_requests_total",
+];
 
 /// Renders build info, reload state, upstream request counts and process metrics.
 pub fn render_self(state: &State) -> String {

@@ -255,7 +255,7 @@ pub enum Fact {
 }
 
 /// A problem with a Twilio number imported into ElevenLabs: the stable label
-/// values of `credwatch_elevenlabs_phone_number_problem{problem}`.
+/// values of `credwatch_elevenlabs_phone_number_problem_info{problem}`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PhoneProblem {

@@ -137,6 +137,9 @@ pub struct CheckState {
     /// by the probe (it needs calibration). `None` until the first answer;
     /// a failure to reach upstream leaves it as it was.
     pub inconclusive: Option<bool>,
+    /// Attempts, answered or not (`credwatch_checks_total`).
+    #[serde(skip)]
+    pub attempts: u64,
     #[serde(skip)]
     pub errors: BTreeMap<Reason, u64>,
 }
@@ -500,6 +503,7 @@ impl State {
                             last_attempt: attempt.started_at,
                             last_reason: None,
                             inconclusive: None,
+                            attempts: 0,
                             errors: BTreeMap::new(),
                         };
                         s.checks.reserve_exact(1);
@@ -508,6 +512,7 @@ impl State {
                     }
                 };
                 let check = &mut s.checks[at].1;
+                check.attempts += 1;
                 check.success = attempt.is_definitive();
                 check.duration = attempt.duration;
                 check.last_attempt = attempt.started_at;
@@ -1317,6 +1322,47 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn checks_total_counts_every_attempt_answered_or_not_from_the_first() {
+        let state = State::new(&config(1, 0));
+        let slot = state.slot("el-0").expect("slot");
+        let text = |state: &State| join(&state.metrics_body(false));
+        let line = |text: &str, name: &str| -> Option<String> {
+            text.lines()
+                .find(|l| l.starts_with(name) && l.contains("check=\"subscription\""))
+                .map(str::to_owned)
+        };
+        assert_eq!(line(&text(&state), "credwatch_checks_total{"), None);
+        // First attempt, no answer: the series appears at 1, next to its error.
+        state.record(
+            &slot,
+            &[attempt("subscription", Err(Failure::new(Reason::Timeout)))],
+        );
+        let t = text(&state);
+        assert!(
+            line(&t, "credwatch_checks_total{").is_some_and(|l| l.ends_with(" 1")),
+            "{t}"
+        );
+        // Then two answers and one more failure: 4 attempts, 2 errors.
+        state.record(&slot, &[attempt("subscription", Ok(vec![Fact::Valid]))]);
+        state.record(&slot, &[attempt("subscription", Ok(vec![Fact::Valid]))]);
+        state.record(
+            &slot,
+            &[attempt("subscription", Err(Failure::new(Reason::Network)))],
+        );
+        let t = text(&state);
+        assert!(
+            line(&t, "credwatch_checks_total{").is_some_and(|l| l.ends_with(" 4")),
+            "{t}"
+        );
+        let errors: f64 = t
+            .lines()
+            .filter(|l| l.starts_with("credwatch_check_errors_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        assert_eq!(errors, 2.0, "{t}");
     }
 
     #[test]

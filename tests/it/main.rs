@@ -3,6 +3,7 @@
 
 mod calibrate;
 mod check;
+mod cli_ops;
 mod demo;
 mod detection;
 mod elevenlabs;
@@ -11,6 +12,8 @@ mod evidence;
 mod example_config;
 mod faults;
 mod harness;
+mod metrics_docs;
+mod operator_artifacts;
 mod prometheus_e2e;
 mod reload;
 mod rotation;

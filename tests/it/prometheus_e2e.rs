@@ -55,13 +55,16 @@ const BROKEN: [(&str, &str); 6] = [
 ];
 
 /// Exactly the alerts the demo must fire: (alertname, credential, severity).
-/// Every demo credential is critical, so the templated severities are `critical`.
-/// Nothing else may be pending or firing: no alert for el-agent-prod,
-/// el-restricted, twilio-prod, twilio-standard-key, and none of the alerts
-/// without a credential (CredwatchDown, CredwatchConfigReloadFailed), nor
-/// CredwatchChecksFailing, CredwatchCredentialRotated,
-/// CredwatchCredentialInvalidAfterRotation (the demo rotates nothing).
-const EXPECTED_ALERTS: [(&str, &str, &str); 8] = [
+/// Every demo credential is critical, so the templated severities are
+/// `critical` for what is broken and `warning` for early warnings.
+/// Nothing else may be pending or firing: no alert for el-restricted,
+/// twilio-prod, twilio-standard-key, only the imported number that is not on
+/// the linked Twilio account for el-agent-prod, and none of the alerts
+/// without a credential (CredwatchDown, CredwatchConfigReloadFailed,
+/// CredwatchProviderChecksFailing), nor CredwatchChecksFailing,
+/// CredwatchCredentialRotated, CredwatchCredentialInvalidAfterRotation (the
+/// demo rotates nothing), nor the forecasts (the demo's numbers are steady).
+const EXPECTED_ALERTS: [(&str, &str, &str); 9] = [
     ("CredwatchCredentialInvalid", "el-revoked", "critical"),
     (
         "CredwatchCredentialInvalid",
@@ -82,6 +85,8 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 8] = [
         "twilio-trial-low-balance",
         "warning",
     ),
+    // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
+    ("CredwatchPhoneNumberNotReady", "el-agent-prod", "critical"),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -116,7 +121,7 @@ async fn real_prometheus_scrapes_the_demo_fires_the_expected_alerts_and_fills_th
     let mut demo = Proc::spawn(
         "credwatch demo",
         Command::new(env!("CARGO_BIN_EXE_credwatch"))
-            .args(["demo", "--listen", &demo_addr])
+            .args(["demo", "--web.listen-address", &demo_addr])
             .env("NO_COLOR", "1"),
         &tmp.path().join("credwatch.log"),
     );
@@ -601,6 +606,24 @@ async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value>, String> 
             {
                 wrong.push(format!("annotation {k}: {v:?}"));
             }
+        }
+        let anchor = format!("docs/runbooks.md#{}", name.to_lowercase());
+        if !a["annotations"]["runbook_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with(&anchor))
+        {
+            wrong.push(format!(
+                "runbook_url {} (want …{anchor})",
+                a["annotations"]["runbook_url"]
+            ));
+        }
+        if name == "CredwatchPhoneNumberNotReady"
+            && labels["phone_number_id"] != "phnum_demo_legacy_line"
+        {
+            wrong.push(format!(
+                "phone_number_id {} (want phnum_demo_legacy_line)",
+                labels["phone_number_id"]
+            ));
         }
         if !a["annotations"]["summary"]
             .as_str()

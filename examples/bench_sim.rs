@@ -7,6 +7,10 @@
 //! ```
 //!
 //! SPEC.json: `{"admin": "127.0.0.1:19990", "sets": [{"name": "n10", "el": 5, "tw": 5}, …]}`.
+//! Optional per set: `"phone": N` imports the first number of Twilio
+//! account i into ElevenLabs account i (i < N), assigned to a `ulaw_8000`
+//! agent, so credwatch's phone-number cross-check finds it ready;
+//! `"tw_keys": N` gives Twilio accounts i < N a Standard API key.
 //! Every set gets its own pair of fake servers (so its counters are its own)
 //! and its own generated keys and accounts. OUT.json is written once every
 //! server listens: per set, the base URLs and the secrets (all fake), for the
@@ -19,6 +23,16 @@
 //!   wall-clock second (the last 20 minutes).
 //! - `POST /revoke?set=NAME`: revokes every ElevenLabs key of the set and
 //!   rotates every Twilio token; answers the Unix time in milliseconds.
+//! - `POST /change?set=NAME&what=WHAT&i=INDEX`: one change that breaks
+//!   calls, to one credential of the set (INDEX counts from 0 per
+//!   provider); answers the Unix time in milliseconds. WHAT:
+//!   `revoke_key` (ElevenLabs key deleted), `remove_permission` (the key
+//!   loses `convai_write`, or `&permission=NAME`), `quota_exhausted`
+//!   (characters used set to the ceiling), `account_block` (the ElevenLabs
+//!   account answers 401 `detected_unusual_activity`), `rotate_token` (the
+//!   Twilio Auth Token rotated), `suspend` (the Twilio account suspended),
+//!   `release_number` (the Twilio number imported into the ElevenLabs
+//!   account of the same index released from the Twilio account).
 //! - `POST /faults?sets=A,B&on=1` (or `on=0`): starts (stops) rotating
 //!   faults over those sets: every 10 s a new fault on a random tenth of
 //!   the credentials (5xx, 429 with `Retry-After`, an HTML gateway page,
@@ -33,7 +47,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use credwatch::simulator::{
-    ElAccount, ElKey, Fault, Simulator, TwilioAccount, Upstream, World, twilio::sid_from,
+    AccountBlock, AccountStatus, Agent, ApiKey, CreditLimitExtension, ElAccount, ElKey,
+    ElPhoneNumber, Fault, KeyKind, Simulator, TwilioAccount, Upstream, World, twilio::sid_from,
 };
 use http_body_util::Full;
 use hyper::{Request, Response};
@@ -53,6 +68,10 @@ struct SetSpec {
     name: String,
     el: usize,
     tw: usize,
+    #[serde(default)]
+    phone: usize,
+    #[serde(default)]
+    tw_keys: usize,
 }
 
 struct Set {
@@ -60,6 +79,8 @@ struct Set {
     sim: Simulator,
     el_keys: Vec<String>,
     tw: Vec<(String, String)>,
+    /// The ElevenLabs account of each key.
+    el_accounts: Vec<String>,
     per_second: Mutex<VecDeque<(u64, u64)>>,
 }
 
@@ -81,33 +102,74 @@ fn hex_of(seed: &str, len: usize) -> String {
     out
 }
 
-fn world(spec: &SetSpec) -> (World, Vec<String>, Vec<(String, String)>) {
+/// The number of Twilio account `i` that `"phone"` imports into ElevenLabs.
+const IMPORTED: &str = "+15550000000";
+
+struct Generated {
+    world: World,
+    el_keys: Vec<String>,
+    el_accounts: Vec<String>,
+    tw: Vec<(String, String)>,
+    tw_keys: Vec<(String, String)>,
+}
+
+fn world(spec: &SetSpec) -> Generated {
     let mut world = World::default();
     let mut el_keys = Vec::with_capacity(spec.el);
-    for i in 0..spec.el {
-        let seed = format!("{}/el/{i}", spec.name);
-        let secret = format!("sk_{}", hex_of(&seed, 48));
-        let account = format!("acct-{}-{i}", spec.name);
-        world.elevenlabs.add_account(ElAccount::new(&account));
-        world.elevenlabs.add_key(
-            secret.clone(),
-            ElKey::new(format!("key{}", &hex_of(&seed, 16)), account),
-        );
-        el_keys.push(secret);
-    }
+    let mut el_accounts = Vec::with_capacity(spec.el);
     let mut tw = Vec::with_capacity(spec.tw);
+    let mut tw_keys = Vec::new();
     for i in 0..spec.tw {
         let seed = format!("{}/tw/{i}", spec.name);
         let sid = sid_from("AC", &seed);
         let token = hex_of(&seed, 32);
-        world.twilio.add_account(
-            TwilioAccount::new(&sid, &token)
-                .with_balance(Some("12.34"), "USD")
-                .with_generated_numbers(3),
-        );
+        let mut account = TwilioAccount::new(&sid, &token)
+            .with_balance(Some("12.34"), "USD")
+            .with_generated_numbers(3);
+        if i < spec.tw_keys {
+            let key_sid = sid_from("SK", &seed);
+            let secret = hex_of(&format!("{seed}/key"), 32);
+            account = account.with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard));
+            tw_keys.push((key_sid, secret));
+        }
+        world.twilio.add_account(account);
         tw.push((sid, token));
     }
-    (world, el_keys, tw)
+    for i in 0..spec.el {
+        let seed = format!("{}/el/{i}", spec.name);
+        let secret = format!("sk_{}", hex_of(&seed, 48));
+        let account = format!("acct-{}-{i}", spec.name);
+        let mut el_account = ElAccount::new(&account);
+        if i < spec.phone && i < tw.len() {
+            let agent = Agent::new(
+                format!("agent_{}", hex_of(&format!("{seed}/agent"), 28)),
+                "bench",
+                "ulaw_8000",
+            );
+            let number = ElPhoneNumber::twilio(
+                format!("phnum_{}", hex_of(&format!("{seed}/number"), 26)),
+                IMPORTED,
+                "bench",
+            )
+            .assigned_to(&agent)
+            .with_twilio_credentials(&tw[i].0, &tw[i].1);
+            el_account = el_account.with_agent(agent).with_phone_number(number);
+        }
+        world.elevenlabs.add_account(el_account);
+        world.elevenlabs.add_key(
+            secret.clone(),
+            ElKey::new(format!("key{}", &hex_of(&seed, 16)), &account),
+        );
+        el_keys.push(secret);
+        el_accounts.push(account);
+    }
+    Generated {
+        world,
+        el_keys,
+        el_accounts,
+        tw,
+        tw_keys,
+    }
 }
 
 fn unix_ms() -> u64 {
@@ -164,6 +226,73 @@ impl Driver {
             );
         }
         json!({ "now_ms": unix_ms(), "sets": sets })
+    }
+
+    /// One change that breaks calls (see the module docs); `None` when the
+    /// set, the index or the change is unknown.
+    fn change(&self, name: &str, what: &str, i: usize, permission: &str) -> Option<u64> {
+        let set = self.set(name)?;
+        let key = set.el_keys.get(i);
+        let account = set.el_accounts.get(i);
+        let sid = set.tw.get(i).map(|(sid, _)| sid);
+        let mut done = false;
+        set.sim.update(|w| {
+            done = match what {
+                "revoke_key" => key.and_then(|k| w.elevenlabs.revoke_key(k)).is_some(),
+                "remove_permission" => key.and_then(|k| w.elevenlabs.key_mut(k)).is_some_and(|k| {
+                    let all = ["user_read", "models_read", "convai_read", "convai_write"];
+                    let kept = k
+                        .permissions
+                        .clone()
+                        .unwrap_or_else(|| all.iter().map(|p| p.to_string()).collect());
+                    k.permissions = Some(kept.into_iter().filter(|p| p != permission).collect());
+                    true
+                }),
+                "quota_exhausted" => account
+                    .and_then(|a| w.elevenlabs.account_mut(a))
+                    .is_some_and(|a| {
+                        let s = &mut a.subscription;
+                        s.character_count =
+                            match (s.can_extend_character_limit, s.max_credit_limit_extension) {
+                                (true, CreditLimitExtension::Limit(extra)) => {
+                                    s.character_limit + extra
+                                }
+                                (true, CreditLimitExtension::Unlimited) => {
+                                    s.can_extend_character_limit = false;
+                                    s.character_limit
+                                }
+                                (false, _) => s.character_limit,
+                            };
+                        true
+                    }),
+                "account_block" => account
+                    .and_then(|a| w.elevenlabs.account_mut(a))
+                    .is_some_and(|a| {
+                        a.block = Some(AccountBlock::DetectedUnusualActivity);
+                        true
+                    }),
+                "rotate_token" => sid.is_some_and(|sid| {
+                    let token = hex_of(&format!("{sid}/rotated"), 32);
+                    w.twilio.rotate_token(sid, token)
+                }),
+                "suspend" => sid
+                    .and_then(|sid| w.twilio.account_mut(sid))
+                    .is_some_and(|a| {
+                        a.status = AccountStatus::Suspended;
+                        true
+                    }),
+                "release_number" => {
+                    sid.and_then(|sid| w.twilio.account_mut(sid))
+                        .is_some_and(|a| {
+                            let before = a.incoming_numbers.len();
+                            a.incoming_numbers.retain(|n| n.phone_number != IMPORTED);
+                            a.incoming_numbers.len() != before
+                        })
+                }
+                _ => false,
+            };
+        });
+        done.then(unix_ms)
     }
 
     fn revoke(&self, name: &str) -> Option<u64> {
@@ -288,6 +417,19 @@ fn admin(driver: &Arc<Driver>, req: Request<hyper::body::Incoming>) -> Response<
             Some(at) => reply(200, json!({ "at_ms": at })),
             None => reply(404, json!({ "error": "no such set" })),
         },
+        ("POST", "/change") => {
+            let set = q.get("set").map(String::as_str).unwrap_or("");
+            let what = q.get("what").map(String::as_str).unwrap_or("");
+            let i = q.get("i").and_then(|i| i.parse().ok()).unwrap_or(0);
+            let permission = q
+                .get("permission")
+                .map(String::as_str)
+                .unwrap_or("convai_write");
+            match driver.change(set, what, i, permission) {
+                Some(at) => reply(200, json!({ "at_ms": at })),
+                None => reply(404, json!({ "error": "no such set, index or change" })),
+            }
+        }
         ("POST", "/faults") => {
             let mut slot = driver.faults.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(task) = slot.take() {
@@ -335,7 +477,13 @@ async fn run(spec: Spec, out: String) -> std::process::ExitCode {
     let mut sets = Vec::new();
     let mut described = serde_json::Map::new();
     for s in &spec.sets {
-        let (world, el_keys, tw) = world(s);
+        let Generated {
+            world,
+            el_keys,
+            el_accounts,
+            tw,
+            tw_keys,
+        } = world(s);
         let sim = match Simulator::start(world).await {
             Ok(sim) => sim,
             Err(e) => {
@@ -350,6 +498,8 @@ async fn run(spec: Spec, out: String) -> std::process::ExitCode {
                 "twilio_url": sim.twilio_url(),
                 "elevenlabs_keys": el_keys,
                 "twilio": tw.iter().map(|(sid, token)| json!({"account_sid": sid, "auth_token": token})).collect::<Vec<_>>(),
+                "twilio_keys": tw.iter().zip(&tw_keys).map(|((sid, _), (key, secret))| json!({"account_sid": sid, "api_key_sid": key, "api_key_secret": secret})).collect::<Vec<_>>(),
+                "imported_number": IMPORTED,
             }),
         );
         sets.push(Set {
@@ -357,6 +507,7 @@ async fn run(spec: Spec, out: String) -> std::process::ExitCode {
             sim,
             el_keys,
             tw,
+            el_accounts,
             per_second: Mutex::new(VecDeque::new()),
         });
     }

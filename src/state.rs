@@ -644,11 +644,11 @@ impl State {
         own_crc.update(own.as_bytes());
         let crc = metrics::crc32_combine(crc, own_crc.sum(), own.len() as u64);
         let len = len + own.len() as u64;
-        vec![
-            compressed,
-            Bytes::from(metrics::stored(own.as_bytes())),
-            Bytes::copy_from_slice(&metrics::gzip_end(crc, len)),
-        ]
+        let mut chunks = Vec::with_capacity(compressed.len() + 2);
+        chunks.extend_from_slice(&compressed);
+        chunks.push(Bytes::from(metrics::stored(own.as_bytes())));
+        chunks.push(Bytes::copy_from_slice(&metrics::gzip_end(crc, len)));
+        chunks
     }
 
     /// One credential's health and `/health` entry (a JSON object).
@@ -721,7 +721,12 @@ impl Part {
         if !changed {
             return false;
         }
-        let item = |k: usize| new.get(k).copied().flatten().unwrap_or_else(|| self.item(k));
+        let item = |k: usize| {
+            new.get(k)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| self.item(k))
+        };
         // Sized exactly (see `join`): the text is most of the heap at
         // 10,000 credentials.
         let len = (0..self.ends.len()).map(|k| item(k).len()).sum();
@@ -902,7 +907,9 @@ pub struct Store {
     /// Bumped by every change; the assembled bodies are for one value of it.
     version: u64,
     metrics: Option<(u64, Arc<[Bytes]>)>,
-    gzip: Option<(u64, Bytes, u32, u64)>,
+    /// The compressed credentials' part: the gzip header and the shared
+    /// deflate segments (no copy per version), with its CRC-32 and length.
+    gzip: Option<(u64, Arc<[Bytes]>, u32, u64)>,
     /// Per family: CRC-32 and length of all its text, header included
     /// (`None`: recombine at the next gzip scrape).
     family_crc: Vec<Option<(u32, u64)>>,
@@ -1014,19 +1021,15 @@ impl Store {
 
     /// The credentials' part of `/metrics` as the start of a gzip member
     /// (header and deflate segments), with its CRC-32 and length.
-    fn metrics_gzip(&mut self) -> (Bytes, u32, u64) {
+    fn metrics_gzip(&mut self) -> (Arc<[Bytes]>, u32, u64) {
         self.flush();
         if let Some((v, body, crc, len)) = &self.gzip
             && *v == self.version
         {
             return (body.clone(), *crc, *len);
         }
-        let mut body = Vec::with_capacity(
-            self.gzip
-                .as_ref()
-                .map_or(4096, |(_, b, _, _)| b.len() + 4096),
-        );
-        body.extend_from_slice(&metrics::GZIP_HEADER);
+        let mut body = Vec::with_capacity(self.gzip.as_ref().map_or(64, |(_, b, _, _)| b.len()));
+        body.push(Bytes::from_static(&metrics::GZIP_HEADER));
         let (mut crc, mut len) = (0u32, 0u64);
         // The compressor's state is a few hundred KiB: made when needed, not kept.
         let mut deflater: Option<metrics::Deflater> = None;
@@ -1035,7 +1038,7 @@ impl Store {
                 continue;
             }
             let header = metrics::header(i);
-            body.extend_from_slice(&header.deflated);
+            body.push(header.deflated.clone());
             let mut family = (header.crc, header.text.len() as u64);
             let known = self.family_crc[i];
             for b in &mut self.blocks {
@@ -1048,7 +1051,9 @@ impl Store {
                         .get_or_insert_with(metrics::Deflater::new)
                         .segment(part.text.clone())
                 });
-                body.extend_from_slice(&segment.deflated);
+                if !segment.deflated.is_empty() {
+                    body.push(segment.deflated.clone());
+                }
                 if known.is_none() {
                     family.0 =
                         metrics::crc32_combine(family.0, segment.crc, part.text.len() as u64);
@@ -1060,7 +1065,7 @@ impl Store {
             crc = metrics::crc32_combine(crc, family.0, family.1);
             len += family.1;
         }
-        let body = Bytes::from(body);
+        let body: Arc<[Bytes]> = body.into();
         self.gzip = Some((self.version, body.clone(), crc, len));
         (body, crc, len)
     }

@@ -25,6 +25,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod lifecycle;
 pub mod metrics;

@@ -36,6 +36,7 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod upstream;
 pub mod web;
 
 /// The crate version, as exported in `credwatch_build_info`.

@@ -9,6 +9,9 @@ pub mod env;
 pub mod raw;
 mod validate;
 
+// Vocabulary shared with the providers lives in a leaf both build on.
+pub use crate::upstream::{PermissionProbe, Provider, StatusMatch};
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -53,27 +56,6 @@ pub struct Credential {
 pub enum Spec {
     ElevenLabs(ElevenLabs),
     Twilio(Twilio),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    ElevenLabs,
-    Twilio,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::ElevenLabs => "elevenlabs",
-            Provider::Twilio => "twilio",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 impl Credential {
@@ -188,31 +170,6 @@ impl fmt::Display for SecretSource {
     }
 }
 
-/// How one ElevenLabs permission is probed without side effects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermissionProbe {
-    pub permission: String,
-    /// Path and query, always a GET.
-    pub path: String,
-    pub granted: Vec<StatusMatch>,
-    pub not_granted: Vec<StatusMatch>,
-    /// Came from the config file rather than the built-in table.
-    pub overridden: bool,
-}
-
-/// An HTTP status plus, optionally, the upstream error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusMatch {
-    pub status: u16,
-    pub code: Option<String>,
-}
-
-impl StatusMatch {
-    pub fn matches(&self, status: u16, code: Option<&str>) -> bool {
-        self.status == status && self.code.as_deref().is_none_or(|c| Some(c) == code)
-    }
-}
-
 /// One message about the config: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -289,10 +246,6 @@ impl Config {
 }
 
 /// `AC` followed by 32 hex digits.
-pub fn looks_like_account_sid_pub(s: &str) -> bool {
-    validate::looks_like_account_sid(s)
-}
-
 impl Credential {
     /// Re-reads every `*_file` secret. `Ok(None)` when nothing changed.
     /// Errors name the file, never its content.

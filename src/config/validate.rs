@@ -11,7 +11,6 @@ use super::{
     Config, ConfigError, Credential, Diagnostic, ElevenLabs, Env, PermissionProbe, SecretSource,
     SecretValue, Spec, StatusMatch, Twilio, TwilioAuth,
 };
-use crate::providers;
 use crate::secret::Secret;
 use zeroize::Zeroizing;
 
@@ -896,9 +895,7 @@ fn is_hex(s: &str) -> bool {
     s.chars().all(|c| c.is_ascii_hexdigit())
 }
 
-pub(crate) fn looks_like_account_sid(s: &str) -> bool {
-    s.len() == 34 && s.starts_with("AC") && is_hex(&s[2..])
-}
+pub(crate) use crate::upstream::looks_like_account_sid;
 
 pub(crate) fn looks_like_key_sid(s: &str) -> bool {
     s.len() == 34 && s.starts_with("SK") && is_hex(&s[2..])
@@ -1063,7 +1060,7 @@ fn permission_probes(
     v: &mut Validator<'_>,
     overrides: BTreeMap<String, RawPermissionProbe>,
 ) -> Vec<PermissionProbe> {
-    let mut table = providers::elevenlabs::default_permission_probes();
+    let mut table = crate::upstream::default_permission_probes();
     for (permission, raw) in overrides {
         let at = format!("permission_probes.{permission}");
         if permission.is_empty()
@@ -1085,7 +1082,7 @@ fn permission_probes(
             continue;
         };
         if let Err(why) =
-            providers::http::check_read_path(crate::config::Provider::ElevenLabs, &path)
+            crate::upstream::check_read_path(crate::upstream::Provider::ElevenLabs, &path)
         {
             v.error(format!("{at}.path"), why);
             continue;

@@ -22,68 +22,9 @@ use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, c
 /// all-zero ULID). get-signed-url answers 404 `agent_not_found` when the key
 /// holds `convai_write`, and mints nothing. The allow-list admits
 /// get-signed-url with this id only.
-pub const NONEXISTENT_AGENT_ID: &str = super::http::PROBE_AGENT_ID;
+pub const NONEXISTENT_AGENT_ID: &str = crate::upstream::PROBE_AGENT_ID;
 
-/// The built-in permission probes. Adding a permission is one row.
-pub fn default_permission_probes() -> Vec<PermissionProbe> {
-    let denied = || {
-        vec![
-            StatusMatch {
-                status: 401,
-                code: Some("missing_permissions".into()),
-            },
-            StatusMatch {
-                status: 403,
-                code: Some("insufficient_permissions".into()),
-            },
-            StatusMatch {
-                status: 403,
-                code: Some("missing_permissions".into()),
-            },
-        ]
-    };
-    let row = |permission: &str, path: String, granted: StatusMatch| PermissionProbe {
-        permission: permission.into(),
-        path,
-        granted: vec![granted],
-        not_granted: denied(),
-        overridden: false,
-    };
-    vec![
-        row(
-            "convai_write",
-            format!("/v1/convai/conversation/get-signed-url?agent_id={NONEXISTENT_AGENT_ID}"),
-            StatusMatch {
-                status: 404,
-                code: Some("agent_not_found".into()),
-            },
-        ),
-        row(
-            "convai_read",
-            "/v1/convai/agents?page_size=1".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-        row(
-            "user_read",
-            "/v1/user".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-        row(
-            "models_read",
-            "/v1/models".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-    ]
-}
+pub use crate::upstream::default_permission_probes;
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
 #[derive(Debug, Default, Clone, PartialEq)]

@@ -551,6 +551,9 @@ pub const SELF_FAMILIES: &[&str] = &[
     "credwatch_config_last_reload_success_timestamp_seconds",
     "credwatch_runtime_alive_tasks",
     "credwatch_upstream_requests_total",
+    // Only with --web.config.file.
+    "credwatch_web_config_last_reload_successful",
+    "credwatch_web_config_last_reload_success_timestamp_seconds",
 ];
 
 /// Renders build info, reload state, upstream request counts and process metrics.

@@ -127,53 +127,15 @@ pub enum Meaning {
 /// Classifies a non-200 answer: code, then status, then the HTTP status.
 pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     let status = answer.status;
-    // Only a JSON answer from the API itself is ever definitive: an HTML page
-    // (a CDN challenge, a captive portal, a proxy) says nothing about the key,
-    // whatever its status.
-    let json = answer.is_json() && !matches!(body, Body::NotJson);
-    if status == 200 && json {
-        return Meaning::Ok;
-    }
-    if (200..300).contains(&status) {
-        return Meaning::Failure(
-            Reason::UnexpectedResponse,
-            if json {
-                format!("HTTP {status} where 200 was expected")
-            } else {
-                format!("HTTP {status} with a body that is not JSON (a proxy or captive portal?)")
-            },
-        );
-    }
-    if !json {
-        let detail = if status == 403 {
-            "HTTP 403 with an HTML page: a CDN or firewall (e.g. a Cloudflare challenge) blocked the request before ElevenLabs saw the key; this is not a key problem".to_string()
-        } else {
-            format!("HTTP {status} with a body that is not JSON")
-        };
-        let reason = match status {
-            429 => Reason::RateLimited,
-            500..=599 => Reason::UpstreamError,
-            _ => Reason::UnexpectedResponse,
-        };
+    let code = match body {
+        Body::Error(f) => f.key(),
+        _ => None,
+    };
+    if let Some((reason, detail)) = answer.not_definitive(!matches!(body, Body::NotJson), code) {
         return Meaning::Failure(reason, detail);
     }
-    // Rate limits and server errors are never verdicts, whatever code they carry.
-    if status == 429 || status >= 500 {
-        let code = match body {
-            Body::Error(f) => f.key().map(|k| format!(" `{k}`")).unwrap_or_default(),
-            _ => String::new(),
-        };
-        return if status == 429 {
-            Meaning::Failure(
-                Reason::RateLimited,
-                format!("429{code}: upstream is busy or rate-limiting"),
-            )
-        } else {
-            Meaning::Failure(
-                Reason::UpstreamError,
-                format!("HTTP {status}{code}: server error"),
-            )
-        };
+    if status == 200 {
+        return Meaning::Ok;
     }
     let fields = match body {
         Body::Error(f) => Some(f),

@@ -14,6 +14,7 @@
 
 pub use crate::upstream::{PROBE_AGENT_ID, check_read_path};
 
+use crate::outcome::Reason;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -67,6 +68,39 @@ impl Answer {
         self.content_type
             .as_deref()
             .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"))
+    }
+
+    /// The one gate every classifier passes first: why this answer cannot
+    /// be definitive, or `None` when it may be read. Only JSON from the API
+    /// itself (`parsed` says the body did parse as JSON), neither 429 nor a
+    /// 5xx whatever code it carries, and 200 among the 2xx, ever decides a
+    /// verdict. `code` is the upstream error code, shown in the detail.
+    pub fn not_definitive(&self, parsed: bool, code: Option<&str>) -> Option<(Reason, String)> {
+        let status = self.status;
+        let reason = match status {
+            429 => Reason::RateLimited,
+            500..=599 => Reason::UpstreamError,
+            _ => Reason::UnexpectedResponse,
+        };
+        if !(self.is_json() && parsed) {
+            let detail = if status == 403 {
+                "HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem".to_string()
+            } else {
+                format!("HTTP {status} with a non-JSON body (a proxy, CDN or captive portal?)")
+            };
+            return Some((reason, detail));
+        }
+        let code = code.map(|c| format!(" `{c}`")).unwrap_or_default();
+        match status {
+            200 => None,
+            201..=299 => Some((reason, format!("HTTP {status} where 200 was expected"))),
+            429 => Some((
+                reason,
+                format!("429{code}: upstream is busy or rate-limiting"),
+            )),
+            500..=599 => Some((reason, format!("HTTP {status}{code}: server error"))),
+            _ => None,
+        }
     }
 }
 

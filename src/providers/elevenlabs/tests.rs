@@ -176,7 +176,7 @@ fn html_pages_are_not_key_problems() {
     );
     match classify(&a, &parse_body(&a)) {
         Meaning::Failure(Reason::UnexpectedResponse, detail) => {
-            assert!(detail.contains("not a key problem"), "{detail}")
+            assert!(detail.contains("not a credential problem"), "{detail}")
         }
         other => panic!("{other:?}"),
     }

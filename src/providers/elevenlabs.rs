@@ -253,16 +253,16 @@ fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidenc
         Body::Error(f) => Some(f),
         _ => None,
     };
-    Evidence {
-        request: format!("GET {path}"),
-        http_status: Some(answer.status),
-        upstream_code: fields.and_then(|f| f.key().map(str::to_string)),
-        permission: fields.and_then(ErrorFields::permission),
-        request_id: fields
-            .and_then(|f| f.request_id.clone())
-            .or_else(|| answer.request_id.clone()),
+    let mut evidence = answer.evidence(
+        path,
+        fields.and_then(|f| f.key().map(str::to_string)),
         detail,
+    );
+    evidence.permission = fields.and_then(ErrorFields::permission);
+    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
+        evidence.request_id = Some(id);
     }
+    evidence
 }
 
 async fn get(
@@ -584,10 +584,7 @@ pub fn permission_meaning(
 }
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
-    Failure {
-        retry_after: answer.retry_after,
-        ..Failure::new(reason)
-    }
+    answer.failure(reason)
 }
 
 fn short(s: &str) -> String {

@@ -70,6 +70,32 @@ impl Answer {
             .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"))
     }
 
+    /// A failure to get a definitive answer, carrying upstream's `Retry-After`.
+    pub fn failure(&self, reason: Reason) -> crate::outcome::Failure {
+        crate::outcome::Failure {
+            retry_after: self.retry_after,
+            ..crate::outcome::Failure::new(reason)
+        }
+    }
+
+    /// The evidence of this answer to `GET path`: status, upstream code and
+    /// request id (for support tickets), our one-line reading. Never the body.
+    pub fn evidence(
+        &self,
+        path: &str,
+        code: Option<String>,
+        detail: String,
+    ) -> crate::outcome::Evidence {
+        crate::outcome::Evidence {
+            request: format!("GET {path}"),
+            http_status: Some(self.status),
+            upstream_code: code,
+            permission: None,
+            request_id: self.request_id.clone(),
+            detail,
+        }
+    }
+
     /// The one gate every classifier passes first: why this answer cannot
     /// be definitive, or `None` when it may be read. Only JSON from the API
     /// itself (`parsed` says the body did parse as JSON), neither 429 nor a

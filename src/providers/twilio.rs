@@ -146,21 +146,11 @@ async fn get(
 }
 
 fn evidence(path: &str, answer: &Answer, detail: String) -> Evidence {
-    Evidence {
-        request: format!("GET {path}"),
-        http_status: Some(answer.status),
-        upstream_code: error_code(answer).map(|c| c.to_string()),
-        permission: None,
-        request_id: answer.request_id.clone(),
-        detail,
-    }
+    answer.evidence(path, error_code(answer).map(|c| c.to_string()), detail)
 }
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
-    Failure {
-        retry_after: answer.retry_after,
-        ..Failure::new(reason)
-    }
+    answer.failure(reason)
 }
 
 /// One cycle: the numbers (one page unless details are due) and the

@@ -100,14 +100,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         }
         Meaning::Failure(reason, detail) => {
             evidence.detail = detail;
-            return clock.finish(
-                CHECK,
-                evidence,
-                Err(Failure {
-                    retry_after: answer.retry_after,
-                    ..Failure::new(reason)
-                }),
-            );
+            return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
         }
         other => {
             evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");

@@ -58,10 +58,6 @@ impl Pacer {
         }
     }
 
-    pub fn interval(&self) -> Duration {
-        self.interval
-    }
-
     pub fn set_interval(&mut self, interval: Duration, rng: &mut fastrand::Rng) {
         if interval != self.interval {
             self.interval = interval;

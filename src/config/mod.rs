@@ -11,6 +11,7 @@ mod validate;
 
 // Vocabulary shared with the providers lives in a leaf both build on.
 pub use crate::upstream::{PermissionProbe, Provider, StatusMatch};
+pub(crate) use validate::resolve_file;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -669,8 +669,9 @@ fn secret(
     })
 }
 
-/// Secret file paths are relative to the config file's directory.
-fn resolve_file(config: &Path, file: &str) -> PathBuf {
+/// A path named in a config file (secret files, or the files a web config
+/// names) is relative to that file's directory.
+pub(crate) fn resolve_file(config: &Path, file: &str) -> PathBuf {
     let p = Path::new(file);
     if p.is_absolute() {
         p.to_path_buf()

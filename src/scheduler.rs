@@ -448,7 +448,10 @@ impl Scheduler {
         };
         e.running = false;
         if e.generation != done.generation {
-            // The credential changed while this probe ran: its answers are about the old secret.
+            // The credential changed while this probe ran: its answers are
+            // about the old secret. Probe the new one now, once (the change
+            // already asked for a rerun; this is it).
+            e.rerun = false;
             self.probe_now(&done.name);
             return;
         }

@@ -215,4 +215,42 @@ mod the_loop {
         }
         handle.shutdown().await;
     }
+
+    /// A secret rotated while a probe with the old one is in flight: that
+    /// probe's answer is about the old secret, so it is dropped (its
+    /// generation is stale) and the new secret is probed at once.
+    #[tokio::test(start_paused = true)]
+    async fn answers_about_a_replaced_secret_are_dropped_and_the_new_one_probed() {
+        let sim = simulator().await;
+        sim.update(|w| {
+            if let Some(k) = w.elevenlabs.key_mut(KEY) {
+                k.fault = Some(Fault::Hang);
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("key");
+        std::fs::write(&secret, KEY).expect("write secret");
+        let yaml = format!(
+            "secret_poll_interval: 1s\nelevenlabs:\n  - name: rotated\n    api_key_file: {}\n    base_url: {}\n",
+            secret.display(),
+            sim.elevenlabs_url()
+        );
+        let config = Arc::new(config(&yaml, dir.path()));
+        let state = State::new(&config);
+        let handle = super::super::spawn(config, state.clone(), upstream());
+        let mut waited = Duration::ZERO;
+        while sim.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+            assert!(waited < Duration::from_secs(10), "no probe started");
+        }
+        // The old key's probe hangs; rotate the file under it.
+        std::fs::write(&secret, NEW_KEY).expect("rotate secret");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let s = state.slot("rotated").expect("slot").snapshot();
+        assert_eq!(s.cycles, 1, "only the new secret's cycle is recorded");
+        assert_eq!(s.check_error, None, "the old probe's timeout was dropped");
+        assert_eq!(s.verdict.valid, Some(true));
+        handle.shutdown().await;
+    }
 }

@@ -142,6 +142,16 @@ mod the_loop {
         Arc::new(Upstream::new(4, None).expect("client"))
     }
 
+    /// Waits (virtually) until the first probe is in flight upstream.
+    async fn first_request(sim: &Simulator) {
+        let mut waited = Duration::ZERO;
+        while sim.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+            assert!(waited < Duration::from_secs(10), "no probe started");
+        }
+    }
+
     /// SIGTERM's path: no new checks, the ones in flight finish (here: run
     /// into their 10 s timeout against a server that never answers) and are
     /// recorded before `shutdown` returns.
@@ -161,13 +171,7 @@ mod the_loop {
         let config = Arc::new(config(&yaml, dir.path()));
         let state = State::new(&config);
         let handle = super::super::spawn(config, state.clone(), upstream());
-        // Wait (virtually) until the probe is in flight upstream.
-        let mut waited = Duration::ZERO;
-        while sim.request_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-            assert!(waited < Duration::from_secs(10), "no probe started");
-        }
+        first_request(&sim).await;
         let slot = state.slot("hung").expect("slot");
         assert_eq!(slot.snapshot().cycles, 0, "still in flight");
         handle.shutdown().await;
@@ -238,12 +242,7 @@ mod the_loop {
         let config = Arc::new(config(&yaml, dir.path()));
         let state = State::new(&config);
         let handle = super::super::spawn(config, state.clone(), upstream());
-        let mut waited = Duration::ZERO;
-        while sim.request_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-            assert!(waited < Duration::from_secs(10), "no probe started");
-        }
+        first_request(&sim).await;
         // The old key's probe hangs; rotate the file under it.
         std::fs::write(&secret, NEW_KEY).expect("rotate secret");
         tokio::time::sleep(Duration::from_secs(20)).await;

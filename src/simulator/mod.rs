@@ -58,12 +58,12 @@ use tokio::task::JoinHandle;
 pub use elevenlabs::{
     AccountBlock, Agent, AssignedAgent, BlockScope, CreditLimitExtension, ElAccount, ElKey,
     ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode,
-    StoredTwilioCredentials, Subscription, SubscriptionStatus,
+    Subscription, SubscriptionStatus,
 };
 pub use faults::Fault;
 pub use twilio::{
     AccountStatus, AccountType, ApiKey, CallerId, Capabilities, InactiveAnswer, IncomingNumber,
-    KeyKind, RateLimitCasing, SkInPathError, TwilioAccount, TwilioWorld,
+    KeyKind, RateLimitCasing, SkInPathError, StoredTwilioCredentials, TwilioAccount, TwilioWorld,
 };
 
 /// How many requests [`Simulator::requests`] keeps (the oldest are dropped).

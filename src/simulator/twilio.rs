@@ -23,7 +23,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::corpus;
-use super::elevenlabs::StoredTwilioCredentials;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, base64_decode, percent_encode, query_param, random_hex_id};
 use super::{Plan, RequestCtx, State};
@@ -472,6 +471,14 @@ pub enum KeyKind {
 pub fn sid_from(prefix: &str, seed: &str) -> String {
     let digest = Sha256::digest(seed.as_bytes());
     format!("{prefix}{}", hex::encode(&digest[..16]))
+}
+
+/// Twilio credentials stored with an imported ElevenLabs number (AC SID + auth token,
+/// or SK SID + secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: String,
 }
 
 fn is_sid(s: &str, prefix: &str) -> bool {

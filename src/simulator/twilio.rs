@@ -24,7 +24,7 @@ use sha2::{Digest, Sha256};
 
 use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
-use super::http::{Delivery, Reply, base64_decode, percent_encode, query_param, random_hex_id};
+use super::http::{Delivery, Reply, base64_decode, query_param, query_value, random_hex_id};
 use super::{Plan, RequestCtx, State};
 
 /// Prefix of the `auth_token` value in `Accounts/{Sid}.json`; the real token
@@ -1217,7 +1217,7 @@ fn page_with<T>(
     let mut filters = String::new();
     for name in ["FriendlyName", "PhoneNumber"] {
         if let Some(v) = query_param(ctx.query, name) {
-            filters.push_str(&format!("{name}={}&", percent_encode(&v)));
+            filters.push_str(&format!("{name}={}&", query_value(&v)));
         }
     }
     let base = format!("/2010-04-01/Accounts/{}/{resource}.json", account.sid);
@@ -1258,7 +1258,7 @@ fn page_with<T>(
     body.insert("start".into(), Value::from(first_start));
     body.insert(
         "uri".into(),
-        Value::from(link(page_no, token.map(|t| percent_encode(&t)))),
+        Value::from(link(page_no, token.map(|t| query_value(&t)))),
     );
     Reply::json_of(200, &Value::Object(body))
 }

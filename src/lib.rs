@@ -37,6 +37,7 @@ pub mod server;
 pub mod simulator;
 pub mod state;
 pub mod upstream;
+pub mod verdict;
 pub mod web;
 
 /// The crate version, as exported in `credwatch_build_info`.

@@ -3,28 +3,34 @@
 //! Each credential's lines are rendered when its state changes
 //! ([`render_credential`], called by [`crate::state`]) into one
 //! [`Fragments`] string, family after family. A scrape only concatenates:
-//! [`crate::state`] keeps the fragments of blocks of credentials joined per
-//! family (and, for scrapers that accept gzip, compressed per family), and
-//! rebuilds a block only when one of its credentials changed. Values come
-//! from background checks; every HELP text says so. Unknown values are
-//! absent, never a made-up 0 or -1.
+//! [`store::Store`] keeps the fragments of blocks of credentials joined per
+//! family (and, for scrapers that accept gzip, compressed per family with
+//! [`gzip`]), and rebuilds a block only when one of its credentials
+//! changed. Values come from background checks; every HELP text says so.
+//! Unknown values are absent, never a made-up 0 or -1.
 //!
-//! gzip: the body is one gzip member whose deflate stream is a concatenation
-//! of independently compressed, byte-aligned (sync-flushed, never final)
-//! segments, one per block and family, then credwatch's own metrics as
-//! stored blocks, then an empty final block. The CRC-32 of the whole is
-//! combined from the segments' CRCs ([`crc32_combine`]), so a scrape never
-//! reads or compresses text that did not change.
+//! - [`gzip`]: segments, stored blocks, the gzip frame; CRCs combined.
+//! - [`store`]: the only copy of every credential's `/metrics` lines and
+//!   `/health` entry, by block, and the bodies assembled from them.
+//! - [`own`]: credwatch's own metrics ([`render_self`], [`SelfMetrics`]).
+//!
+//! This module renders; it never decides. Whether a credential is healthy
+//! comes from [`crate::verdict`].
+
+pub mod gzip;
+pub mod own;
+pub(crate) mod store;
 
 use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
-use crate::outcome::Reason;
-use crate::state::{CredentialState, Health, State};
+use crate::verdict::{CredentialState, Health};
+use gzip::{Deflater, Segment};
+
+pub use own::{PROCESS_METRICS_MAX_AGE, SELF_FAMILIES, SelfMetrics, render_self};
 
 /// A metric family: name, type and help.
 pub struct Family {
@@ -119,14 +125,14 @@ pub fn escape(value: &str) -> String {
     out
 }
 
-fn seconds(t: SystemTime) -> f64 {
+pub(crate) fn seconds(t: SystemTime) -> f64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0)
 }
 
 /// Formats a sample value the way Prometheus parses it.
-fn value(v: f64) -> String {
+pub(crate) fn value(v: f64) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
@@ -174,11 +180,6 @@ impl Fragments {
     pub fn family(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.text[start..self.ends[i] as usize]
-    }
-
-    /// Every line, family after family.
-    pub fn text(&self) -> &str {
-        &self.text
     }
 }
 
@@ -350,380 +351,9 @@ fn write_header(out: &mut Vec<u8>, family: &Family) -> std::io::Result<()> {
     writeln!(out, "# TYPE {} {}", family.name, family.kind)
 }
 
-/// Some text, and the same text as a piece of a deflate stream.
-#[derive(Debug, Clone, Default)]
-pub struct Segment {
-    pub text: Bytes,
-    /// Raw deflate, byte-aligned, never final: segments concatenate.
-    pub deflated: Bytes,
-    /// CRC-32 of `text`.
-    pub crc: u32,
-}
-
-/// Compresses [`Segment`]s; keeps its (large) state between them.
-pub struct Deflater(flate2::Compress);
-
-impl Default for Deflater {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Deflater {
-    pub fn new() -> Self {
-        Deflater(flate2::Compress::new(flate2::Compression::fast(), false))
-    }
-
-    /// Compresses `text` on its own (no reference to earlier segments),
-    /// ending on a byte boundary with a sync flush.
-    pub fn segment(&mut self, text: Bytes) -> Segment {
-        let mut crc = flate2::Crc::new();
-        crc.update(&text);
-        if text.is_empty() {
-            return Segment {
-                text,
-                deflated: Bytes::new(),
-                crc: crc.sum(),
-            };
-        }
-        self.0.reset();
-        let mut out: Vec<u8> = Vec::with_capacity(text.len() / 4 + 64);
-        loop {
-            let consumed = self.0.total_in() as usize;
-            if out.capacity() - out.len() < 64 {
-                out.reserve(out.capacity().max(256));
-            }
-            let status =
-                self.0
-                    .compress_vec(&text[consumed..], &mut out, flate2::FlushCompress::Sync);
-            let done = self.0.total_in() as usize == text.len() && out.len() < out.capacity();
-            if status.is_err() || done {
-                break;
-            }
-        }
-        Segment {
-            text,
-            deflated: Bytes::from(out),
-            crc: crc.sum(),
-        }
-    }
-}
-
-/// `text` as stored (uncompressed) deflate blocks, never final: for small
-/// text that changes at every scrape, where compressing costs more than it saves.
-pub fn stored(text: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 5 * (text.len() / 65535 + 1));
-    for chunk in text.chunks(65535) {
-        let len = chunk.len() as u16;
-        out.push(0);
-        out.extend_from_slice(&len.to_le_bytes());
-        out.extend_from_slice(&(!len).to_le_bytes());
-        out.extend_from_slice(chunk);
-    }
-    out
-}
-
-/// The gzip header: deflate, no name, no time, unknown OS.
-pub const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
-
-/// An empty final deflate block (fixed Huffman, end of block only), then
-/// the gzip trailer for `crc` and `len` uncompressed bytes.
-pub fn gzip_end(crc: u32, len: u64) -> [u8; 10] {
-    let mut end = [0u8; 10];
-    end[0] = 0x03;
-    end[2..6].copy_from_slice(&crc.to_le_bytes());
-    end[6..10].copy_from_slice(&(len as u32).to_le_bytes());
-    end
-}
-
-const CRC_POLY: u32 = 0xedb8_8320;
-
-/// a(x) * b(x) modulo the CRC-32 polynomial (reflected), as in zlib.
-const fn multmodp(a: u32, mut b: u32) -> u32 {
-    if a == 0 {
-        return 0;
-    }
-    let mut m: u32 = 1 << 31;
-    let mut p: u32 = 0;
-    loop {
-        if a & m != 0 {
-            p ^= b;
-            if a & (m - 1) == 0 {
-                break;
-            }
-        }
-        m >>= 1;
-        b = if b & 1 != 0 {
-            (b >> 1) ^ CRC_POLY
-        } else {
-            b >> 1
-        };
-    }
-    p
-}
-
-/// x^(2^k) modulo the CRC-32 polynomial, for k in 0..32.
-const X2N: [u32; 32] = {
-    let mut table = [0u32; 32];
-    let mut p: u32 = 1 << 30; // x^1
-    table[0] = p;
-    let mut n = 1;
-    while n < 32 {
-        p = multmodp(p, p);
-        table[n] = p;
-        n += 1;
-    }
-    table
-};
-
-/// The CRC-32 of A followed by B, from CRC(A), CRC(B) and B's length
-/// (zlib's `crc32_combine`, in O(log len)).
-pub fn crc32_combine(crc_a: u32, crc_b: u32, len_b: u64) -> u32 {
-    // x^(8 * len_b): one byte is 8 bits, i.e. start at k = 3.
-    let mut p: u32 = 1 << 31;
-    let mut n = len_b;
-    let mut k = 3;
-    while n != 0 {
-        if n & 1 != 0 {
-            p = multmodp(X2N[k & 31], p);
-        }
-        n >>= 1;
-        k += 1;
-    }
-    multmodp(p, crc_a) ^ crc_b
-}
-
-/// credwatch's own metrics: build, reload, upstream requests, process.
-pub struct SelfMetrics {
-    registry: Registry,
-    /// The process collector reads several `/proc` files; its text is
-    /// reused for up to [`PROCESS_METRICS_MAX_AGE`], so a flood of scrapes
-    /// does not turn into a flood of `/proc` reads.
-    process: Registry,
-    process_text: std::sync::Mutex<Option<(std::time::Instant, String)>>,
-    pub upstream_requests: IntCounterVec,
-}
-
-/// How old the `process_*` samples in a scrape may be.
-pub const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-
-impl SelfMetrics {
-    pub fn new() -> Self {
-        let registry = Registry::new();
-        let upstream_requests = IntCounterVec::new(
-            Opts::new(
-                "credwatch_upstream_requests_total",
-                "Requests credwatch sent upstream (all of them GET), by provider.",
-            ),
-            &["provider"],
-        )
-        .expect("static metric definition is valid");
-        let _ = registry.register(Box::new(upstream_requests.clone()));
-        let process = Registry::new();
-        #[cfg(target_os = "linux")]
-        {
-            let _ = process.register(Box::new(
-                prometheus::process_collector::ProcessCollector::for_self(),
-            ));
-        }
-        SelfMetrics {
-            registry,
-            process,
-            process_text: std::sync::Mutex::new(None),
-            upstream_requests,
-        }
-    }
-}
-
-impl Default for SelfMetrics {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// The families [`render_self`] can write, besides the `process_*` ones of
-/// the `prometheus` crate's process collector. With [`FAMILIES`], every
-/// family credwatch can export; `docs/metrics.md` documents exactly these
-/// (tested).
-pub const SELF_FAMILIES: &[&str] = &[
-    "credwatch_build_info",
-    "credwatch_config_last_reload_successful",
-    "credwatch_config_last_reload_success_timestamp_seconds",
-    "credwatch_runtime_alive_tasks",
-    "credwatch_upstream_requests_total",
-    // Only with --web.config.file.
-    "credwatch_web_config_last_reload_successful",
-    "credwatch_web_config_last_reload_success_timestamp_seconds",
-];
-
-/// Renders build info, reload state, upstream request counts and process metrics.
-pub fn render_self(state: &State) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "# HELP credwatch_build_info Version and revision of the running credwatch."
-    );
-    let _ = writeln!(s, "# TYPE credwatch_build_info gauge");
-    let _ = writeln!(
-        s,
-        "credwatch_build_info{{version=\"{}\",revision=\"{}\"}} 1",
-        escape(crate::VERSION),
-        escape(crate::REVISION)
-    );
-    let (ok, at) = state.reload_result();
-    let _ = writeln!(
-        s,
-        "# HELP credwatch_config_last_reload_successful 1 if the last configuration load or reload succeeded."
-    );
-    let _ = writeln!(s, "# TYPE credwatch_config_last_reload_successful gauge");
-    let _ = writeln!(
-        s,
-        "credwatch_config_last_reload_successful {}",
-        if ok { 1 } else { 0 }
-    );
-    if let Some(at) = at {
-        let _ = writeln!(
-            s,
-            "# HELP credwatch_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration load or reload."
-        );
-        let _ = writeln!(
-            s,
-            "# TYPE credwatch_config_last_reload_success_timestamp_seconds gauge"
-        );
-        let _ = writeln!(
-            s,
-            "credwatch_config_last_reload_success_timestamp_seconds {}",
-            value(seconds(at))
-        );
-    }
-    if let Some(web) = state.web_config() {
-        let (ok, at) = web.last_reload();
-        let _ = writeln!(
-            s,
-            "# HELP credwatch_web_config_last_reload_successful 1 if the last re-read of the web config (--web.config.file) was applied; 0 if it was invalid or would have changed the security mode."
-        );
-        let _ = writeln!(
-            s,
-            "# TYPE credwatch_web_config_last_reload_successful gauge"
-        );
-        let _ = writeln!(
-            s,
-            "credwatch_web_config_last_reload_successful {}",
-            if ok { 1 } else { 0 }
-        );
-        if let Some(at) = at {
-            let _ = writeln!(
-                s,
-                "# HELP credwatch_web_config_last_reload_success_timestamp_seconds Unix time of the last successful web config load or re-read."
-            );
-            let _ = writeln!(
-                s,
-                "# TYPE credwatch_web_config_last_reload_success_timestamp_seconds gauge"
-            );
-            let _ = writeln!(
-                s,
-                "credwatch_web_config_last_reload_success_timestamp_seconds {}",
-                value(seconds(at))
-            );
-        }
-    }
-    if let Ok(handle) = tokio::runtime::Handle::try_current() {
-        let _ = writeln!(
-            s,
-            "# HELP credwatch_runtime_alive_tasks Tasks alive in credwatch's async runtime (probes in flight, connections, background loops)."
-        );
-        let _ = writeln!(s, "# TYPE credwatch_runtime_alive_tasks gauge");
-        let _ = writeln!(
-            s,
-            "credwatch_runtime_alive_tasks {}",
-            handle.metrics().num_alive_tasks()
-        );
-    }
-    let own = &state.self_metrics;
-    let mut buf = Vec::new();
-    if TextEncoder::new()
-        .encode(&own.registry.gather(), &mut buf)
-        .is_ok()
-    {
-        s.push_str(&String::from_utf8_lossy(&buf));
-    }
-    // The process families sort after `credwatch_*`, as one registry would.
-    let mut cached = own.process_text.lock().unwrap_or_else(|p| p.into_inner());
-    let fresh = cached
-        .as_ref()
-        .is_some_and(|(at, _)| at.elapsed() < PROCESS_METRICS_MAX_AGE);
-    if !fresh {
-        let mut buf = Vec::new();
-        let text = match TextEncoder::new().encode(&own.process.gather(), &mut buf) {
-            Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
-            Err(_) => String::new(),
-        };
-        *cached = Some((std::time::Instant::now(), text));
-    }
-    if let Some((_, text)) = cached.as_ref() {
-        s.push_str(text);
-    }
-    s
-}
-
-/// Every reason label value, for documentation and tests.
-pub fn reasons() -> impl Iterator<Item = &'static str> {
-    Reason::ALL.iter().map(|r| r.as_str())
-}
-
 #[cfg(test)]
 mod tests {
-    use std::io::Read;
-
     use super::*;
-
-    fn crc(data: &[u8]) -> u32 {
-        let mut c = flate2::Crc::new();
-        c.update(data);
-        c.sum()
-    }
-
-    #[test]
-    fn crc32_combine_matches_the_crc_of_the_concatenation() {
-        let data: Vec<u8> = (0..5000u32).map(|i| (i * 7 + i / 13) as u8).collect();
-        for split in [0, 1, 2, 3, 100, 2047, 4999, 5000] {
-            let (a, b) = data.split_at(split);
-            assert_eq!(
-                crc32_combine(crc(a), crc(b), b.len() as u64),
-                crc(&data),
-                "split {split}"
-            );
-        }
-    }
-
-    #[test]
-    fn segments_stored_blocks_and_end_make_one_gzip_member() {
-        let parts: [&[u8]; 4] = [b"# HELP a\n", b"", &[b'x'; 70_000], b"a{b=\"c\"} 1\n"];
-        let mut deflater = Deflater::new();
-        let mut gz = GZIP_HEADER.to_vec();
-        let (mut crc_all, mut len) = (0u32, 0u64);
-        let mut text = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            let deflated = if i % 2 == 0 {
-                deflater
-                    .segment(Bytes::copy_from_slice(part))
-                    .deflated
-                    .to_vec()
-            } else {
-                stored(part)
-            };
-            gz.extend_from_slice(&deflated);
-            crc_all = crc32_combine(crc_all, crc(part), part.len() as u64);
-            len += part.len() as u64;
-            text.extend_from_slice(part);
-        }
-        gz.extend_from_slice(&gzip_end(crc_all, len));
-        let mut decoded = Vec::new();
-        flate2::read::GzDecoder::new(&gz[..])
-            .read_to_end(&mut decoded)
-            .unwrap();
-        assert_eq!(decoded, text);
-    }
 
     #[test]
     fn fragments_split_by_family() {

@@ -282,8 +282,7 @@ pub(crate) async fn serve<F, Fut>(
 /// invalid escapes are kept literally, invalid UTF-8 is replaced, as
 /// lenient servers do). The first occurrence wins.
 pub(crate) fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
-    url::form_urlencoded::parse(query?.as_bytes())
-        .find_map(|(k, v)| (k == name).then_some(v))
+    url::form_urlencoded::parse(query?.as_bytes()).find_map(|(k, v)| (k == name).then_some(v))
 }
 
 /// Percent-encodes a query value (`application/x-www-form-urlencoded`).

@@ -57,8 +57,8 @@ use tokio::task::JoinHandle;
 
 pub use elevenlabs::{
     AccountBlock, Agent, AssignedAgent, BlockScope, CreditLimitExtension, ElAccount, ElKey,
-    ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode,
-    Subscription, SubscriptionStatus,
+    ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode, Subscription,
+    SubscriptionStatus,
 };
 pub use faults::Fault;
 pub use twilio::{

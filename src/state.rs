@@ -9,7 +9,7 @@
 //! never calls upstream. No lock here is held across an `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
@@ -21,85 +21,65 @@ use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
 
 pub use crate::verdict::{
-    CheckState, CredentialState, Health, HealthEntry, Settings, TwilioAccount, TwilioBalance,
-    Verdict,
+    CheckState, CredentialState, Health, Settings, TwilioAccount, TwilioBalance, Verdict,
 };
 
-/// What readers need of one credential at once (its metric lines and
-/// `/health` entry live in the store).
-#[derive(Debug, Default)]
-pub struct Rendered {
-    pub health: Option<Health>,
-    pub critical: bool,
-}
-
-impl Rendered {
-    fn of(state: &CredentialState) -> Self {
-        Rendered {
-            health: Some(state.health()),
-            critical: state.settings.critical,
-        }
-    }
-}
-
-/// One credential's slot: its state and its rendering, under one short lock.
+/// One credential's slot: its state, under one short lock.
 pub struct Slot {
     pub name: String,
     pub provider: Provider,
     /// Where the slot is in the current list, and so in the store.
     position: AtomicUsize,
-    inner: Mutex<(CredentialState, Arc<Rendered>)>,
+    inner: Mutex<CredentialState>,
 }
 
 impl Slot {
     fn new(cred: &Credential, position: usize) -> Self {
-        let state = CredentialState::new(cred);
-        let rendered = Arc::new(Rendered::of(&state));
         Slot {
             name: cred.name.clone(),
             provider: cred.provider(),
             position: AtomicUsize::new(position),
-            inner: Mutex::new((state, rendered)),
+            inner: Mutex::new(CredentialState::new(cred)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (CredentialState, Arc<Rendered>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CredentialState> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A copy of the current state.
     pub fn snapshot(&self) -> CredentialState {
-        self.lock().0.clone()
+        self.lock().clone()
     }
 
     /// Whether the verdict holds a problem found by `check` (without a copy).
     pub fn has_problem(&self, check: &str) -> bool {
-        self.lock().0.verdict.problems.contains_key(check)
+        self.lock().verdict.problems.contains_key(check)
     }
 
     /// When a new secret was seen while running (without a copy).
     pub fn changed_at(&self) -> Option<SystemTime> {
-        self.lock().0.changed_at
+        self.lock().changed_at
     }
 
-    pub fn rendered(&self) -> Arc<Rendered> {
-        self.lock().1.clone()
+    /// The credential's health (without a copy).
+    pub(crate) fn health(&self) -> Health {
+        self.lock().health()
     }
 
     /// Applies `f`, re-renders, and puts the new lines in `store` (under
     /// this slot's lock, so the store never sees renderings out of order).
     fn update<T>(&self, store: &Mutex<Store>, f: impl FnOnce(&mut CredentialState) -> T) -> T {
         let mut guard = self.lock();
-        let out = f(&mut guard.0);
-        let entry = Entry::of(&guard.0);
-        guard.1 = Arc::new(Rendered::of(&guard.0));
+        let out = f(&mut guard);
+        let entry = Entry::of(&guard);
         lock(store).set(self.position.load(Ordering::Relaxed), entry);
         out
     }
 
     /// The current metric lines and `/health` entry, without changing anything.
     fn render_now(&self) -> Entry {
-        Entry::of(&self.lock().0)
+        Entry::of(&self.lock())
     }
 }
 
@@ -116,7 +96,6 @@ fn build_store(slots: &[Arc<Slot>]) -> Store {
 /// The state of every credential, plus credwatch's own.
 pub struct State {
     slots: RwLock<Arc<Slots>>,
-    generation: AtomicU64,
     ready: AtomicBool,
     /// Slots that have not finished a cycle yet (an upper bound; confirmed
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
@@ -156,7 +135,6 @@ impl State {
         Arc::new(State {
             unready: AtomicUsize::new(slots.len()),
             slots: RwLock::new(Arc::new(Slots::new(slots))),
-            generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
@@ -182,18 +160,9 @@ impl State {
             .cloned()
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
     /// Records one cycle's attempts for `slot`.
     pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
         let first = slot.update(&self.store, |s| s.record(attempts));
-        self.bump();
         if first && !self.ready.load(Ordering::Relaxed) {
             let left = self
                 .unready
@@ -202,7 +171,7 @@ impl State {
                 })
                 .unwrap_or(0)
                 .saturating_sub(1);
-            if left == 0 && self.slots().iter().all(|s| s.lock().0.cycles > 0) {
+            if left == 0 && self.slots().iter().all(|s| s.lock().cycles > 0) {
                 self.ready.store(true, Ordering::Release);
             }
         }
@@ -216,7 +185,6 @@ impl State {
                 s.changed_at = Some(SystemTime::now());
             }
         });
-        self.bump();
     }
 
     /// Every credential has finished at least one cycle.
@@ -256,10 +224,9 @@ impl State {
         }
         let store = build_store(&next);
         *lock(&self.store) = store;
-        let unready = next.iter().filter(|s| s.lock().0.cycles == 0).count();
+        let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
-        self.bump();
     }
 
     pub fn set_reload_result(&self, ok: bool) {
@@ -269,10 +236,9 @@ impl State {
             r.1 = Some(SystemTime::now());
         }
         drop(r);
-        self.bump();
     }
 
-    pub fn reload_result(&self) -> (bool, Option<SystemTime>) {
+    pub(crate) fn reload_result(&self) -> (bool, Option<SystemTime>) {
         *self.reload.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -280,7 +246,7 @@ impl State {
     /// buffers, assembled only when something changed since the last
     /// scrape), then credwatch's own metrics. With `gzip`, the same text as
     /// one gzip member.
-    pub fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
+    pub(crate) fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
         let own = metrics::render_self(
             self.reload_result(),
             self.web_config().map(|web| web.last_reload()),
@@ -290,9 +256,9 @@ impl State {
     }
 
     /// One credential's health and `/health` entry (a JSON object).
-    pub fn health_entry(&self, name: &str) -> Option<(Option<Health>, Bytes)> {
+    pub(crate) fn health_entry(&self, name: &str) -> Option<(Option<Health>, Bytes)> {
         let slot = self.slot(name)?;
-        let health = slot.rendered().health;
+        let health = Some(slot.health());
         let entry = lock(&self.store).health_entry(slot.position.load(Ordering::Relaxed))?;
         Some((health, entry))
     }
@@ -301,7 +267,7 @@ impl State {
     /// healthy. With `verbose`, every credential's entry; without, only those
     /// that are not healthy (unhealthy or pending), so the usual body is a
     /// few hundred bytes whatever the number of credentials.
-    pub fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
+    pub(crate) fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
         let (ok, chunks) = lock(&self.store).health(verbose);
         (ok, chunks.to_vec())
     }
@@ -311,7 +277,7 @@ impl State {
         let _ = self.web.set(web);
     }
 
-    pub fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
+    pub(crate) fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
         self.web.get()
     }
 }
@@ -326,6 +292,7 @@ mod tests {
     use crate::config::Spec;
     use crate::metrics::store::BLOCK;
     use crate::outcome::{Evidence, Fact, Failure, Problem, Quota, Reason};
+    use crate::verdict::HealthEntry;
 
     fn config(n_el: usize, n_tw: usize) -> Config {
         let mut y = String::from("elevenlabs:\n");

@@ -331,7 +331,7 @@ impl CredentialState {
 
 /// One credential in the `/health` body.
 #[derive(Serialize)]
-pub struct HealthEntry<'a> {
+pub(crate) struct HealthEntry<'a> {
     pub name: &'a str,
     pub provider: &'static str,
     pub critical: bool,

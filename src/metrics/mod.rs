@@ -17,7 +17,7 @@
 //! This module renders; it never decides. Whether a credential is healthy
 //! comes from [`crate::verdict`].
 
-pub mod gzip;
+pub(crate) mod gzip;
 pub mod own;
 pub(crate) mod store;
 
@@ -30,7 +30,7 @@ use bytes::Bytes;
 use crate::verdict::{CredentialState, Health};
 use gzip::{Deflater, Segment};
 
-pub use own::{PROCESS_METRICS_MAX_AGE, SELF_FAMILIES, SelfMetrics, render_self};
+pub use own::{SELF_FAMILIES, SelfMetrics, render_self};
 
 /// A metric family: name, type and help.
 pub struct Family {
@@ -46,13 +46,13 @@ macro_rules! families {
         /// Index of each family in [`FAMILIES`] and in [`Fragments`].
         #[allow(non_camel_case_types, clippy::upper_case_acronyms)]
         #[derive(Clone, Copy)]
-        pub enum F { $($id),* }
+        pub(crate) enum F { $($id),* }
         pub const FAMILIES: &[Family] = &[$(Family { name: $name, kind: $kind, help: $help }),*];
     };
 }
 
 /// How many metric families a credential can have.
-pub const FAMILY_COUNT: usize = FAMILIES.len();
+pub(crate) const FAMILY_COUNT: usize = FAMILIES.len();
 
 families! {
     Valid = "credwatch_credential_valid", "gauge",
@@ -112,7 +112,7 @@ families! {
 }
 
 /// Escapes a label value for the text format.
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -169,7 +169,7 @@ impl Out {
 /// One credential's lines: every family's, one after another in
 /// [`FAMILIES`] order, in one allocation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Fragments {
+pub(crate) struct Fragments {
     text: Box<str>,
     /// Where each family's lines end in `text` (they start where the previous family's end).
     ends: [u32; FAMILY_COUNT],
@@ -177,14 +177,14 @@ pub struct Fragments {
 
 impl Fragments {
     /// The lines of family `i` (empty when it has none).
-    pub fn family(&self, i: usize) -> &str {
+    pub(crate) fn family(&self, i: usize) -> &str {
         let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
         &self.text[start..self.ends[i] as usize]
     }
 }
 
 /// All lines of one credential.
-pub fn render_credential(s: &CredentialState) -> Fragments {
+pub(crate) fn render_credential(s: &CredentialState) -> Fragments {
     let families = render_families(s);
     let mut text = String::with_capacity(families.iter().map(String::len).sum());
     let mut ends = [0u32; FAMILY_COUNT];
@@ -329,7 +329,7 @@ fn render_families(s: &CredentialState) -> Vec<String> {
 }
 
 /// The `# HELP` and `# TYPE` lines of family `i`, rendered once.
-pub fn header(i: usize) -> &'static Segment {
+pub(crate) fn header(i: usize) -> &'static Segment {
     static HEADERS: OnceLock<Vec<Segment>> = OnceLock::new();
     let headers = HEADERS.get_or_init(|| {
         let mut deflater = Deflater::new();

@@ -23,7 +23,7 @@ pub struct SelfMetrics {
 }
 
 /// How old the `process_*` samples in a scrape may be.
-pub const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+pub(crate) const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 
 impl SelfMetrics {
     pub fn new() -> Self {

@@ -12,9 +12,13 @@
 //!   anything else) and classifies every answer once into [`outcome`] facts.
 //! - [`scheduler`]: runs each credential's checks on its interval, with
 //!   jitter, backoff and a per-host concurrency cap.
-//! - [`state`]: the verdicts. Written by the scheduler, read by the HTTP
-//!   server through pre-rendered snapshots.
-//! - [`metrics`]: Prometheus text rendering of the state.
+//! - [`verdict`]: what is known about one credential, how facts change it,
+//!   and the one "is this credential usable?" rule.
+//! - [`metrics`]: Prometheus text rendering of a credential, the exposition
+//!   store that keeps every credential's `/metrics` lines and `/health`
+//!   entry (with gzip), and credwatch's own metrics.
+//! - [`state`]: one slot per credential and the readiness latch. Written by
+//!   the scheduler, read by the HTTP server through the pre-rendered store.
 //! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
 //! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
@@ -37,6 +41,7 @@ pub mod server;
 pub mod simulator;
 pub mod state;
 pub mod upstream;
+pub mod verdict;
 pub mod web;
 
 /// The crate version, as exported in `credwatch_build_info`.

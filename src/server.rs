@@ -702,16 +702,14 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
     }
 }
 
-fn query_param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
-    query.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then_some(v)
-    })
+/// The first value of `key` in a query string, percent-decoded.
+fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str>> {
+    url::form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == key).then_some(v))
 }
 
 fn health(app: &App, query: &str) -> Response<Chunks> {
     if let Some(name) = query_param(query, "credential") {
-        return match app.state.health_entry(name) {
+        return match app.state.health_entry(&name) {
             Some((health, entry)) => {
                 let ok = health == Some(Health::Healthy);
                 let mut response = json(
@@ -737,14 +735,14 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
                 StatusCode::NOT_FOUND,
                 format!(
                     "{{\"status\":\"unknown\",\"error\":\"no credential named {}\"}}\n",
-                    serde_json::to_string(name)
+                    serde_json::to_string(&name)
                         .unwrap_or_default()
                         .trim_matches('"')
                 ),
             ),
         };
     }
-    let verbose = matches!(query_param(query, "verbose"), Some("1" | "true"));
+    let verbose = matches!(query_param(query, "verbose").as_deref(), Some("1" | "true"));
     let (ok, chunks) = app.state.health_body(verbose);
     let mut response = json(
         if ok {
@@ -762,7 +760,7 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
 /// nothing about the credentials (no names, reasons or permissions).
 fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
     let ok = match query_param(query, "credential") {
-        Some(name) => match app.state.health_entry(name) {
+        Some(name) => match app.state.health_entry(&name) {
             Some((health, _)) => health == Some(Health::Healthy),
             None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
         },

@@ -18,7 +18,8 @@ use crate::config::{Config, Credential, Spec};
 use crate::outcome::{Evidence, Fact, Reason};
 use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
-use crate::state::{CredentialState, Health, State};
+use crate::state::State;
+use crate::verdict::{CredentialState, Health};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,19 +65,21 @@ pub struct CredentialReport {
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
     pub quota: Option<crate::outcome::Quota>,
-    pub twilio_account: Option<crate::state::TwilioAccount>,
-    pub twilio_balance: Option<crate::state::TwilioBalance>,
+    pub twilio_account: Option<crate::verdict::TwilioAccount>,
+    pub twilio_balance: Option<crate::verdict::TwilioBalance>,
     pub twilio_phone_numbers: Option<u64>,
     pub phone_numbers: Vec<PhoneNumberReport>,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.
     pub evidence: Vec<Evidence>,
+    #[serde(skip)]
+    ready_for_calls: bool,
 }
 
 impl CredentialReport {
-    /// Healthy and no blocking phone-number problem.
+    /// [`CredentialState::ready_for_calls`], the rule's one home.
     pub fn ok(&self) -> bool {
-        self.status == "healthy" && self.phone_numbers.iter().all(|p| p.ready)
+        self.ready_for_calls
     }
 }
 
@@ -353,6 +356,7 @@ fn report(
         phone_numbers,
         findings,
         evidence: attempts.iter().map(|a| a.evidence.clone()).collect(),
+        ready_for_calls: s.ready_for_calls(),
     }
 }
 

@@ -33,7 +33,8 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 pub use crate::lifecycle::Reloader;
-use crate::state::{Health, State};
+use crate::state::State;
+use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};
 
 /// Limits that protect the server from its clients.

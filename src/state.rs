@@ -19,10 +19,7 @@ use crate::config::{Config, Credential, Provider};
 use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
-
-pub use crate::verdict::{
-    CheckState, CredentialState, Health, Settings, TwilioAccount, TwilioBalance, Verdict,
-};
+use crate::verdict::{CredentialState, Health, Settings};
 
 /// One credential's slot: its state, under one short lock.
 pub struct Slot {

@@ -273,6 +273,27 @@ impl CredentialState {
         self.health() == Health::Healthy
     }
 
+    /// Every imported phone number can place calls as far as credwatch can
+    /// tell (no blocking problem; true when none are watched). Not part of
+    /// [`usable`](Self::usable), so not of `/health`: one released number
+    /// among several does not make a key unusable. Exported per number
+    /// (`credwatch_elevenlabs_phone_number_ready`, alerted on by
+    /// `CredwatchPhoneNumberNotReady`).
+    pub fn numbers_ready(&self) -> bool {
+        self.verdict
+            .phone_numbers
+            .iter()
+            .flatten()
+            .all(crate::outcome::PhoneNumber::ready)
+    }
+
+    /// Ready for outbound calls: usable, and every imported number ready.
+    /// `credwatch check`'s exit code; `/health` is [`usable`](Self::usable)
+    /// alone, and `check` says which of the two failed.
+    pub fn ready_for_calls(&self) -> bool {
+        self.usable() && self.numbers_ready()
+    }
+
     /// The one rule for "is this credential usable?": valid, no definitive
     /// problem (an account block first, as it explains everything else),
     /// and every required permission granted. [`Health::Pending`] until

@@ -14,9 +14,8 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{Config, Credential, Spec};
+use crate::config::{Config, Credential};
 use crate::outcome::{Evidence, Fact, Reason};
-use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::State;
 use crate::verdict::{CredentialState, Health};
@@ -101,17 +100,13 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        let linked = match &cred.spec {
-            Spec::ElevenLabs(el) if el.phone_numbers => el
-                .twilio
-                .as_ref()
-                .and_then(|t| config.credential(t))
-                .map(|t| LinkedTwilio {
-                    cred: Arc::new(t.clone()),
-                    changed_at: None,
-                }),
-            _ => None,
-        };
+        let linked = cred
+            .linked()
+            .and_then(|t| config.credential(t))
+            .map(|t| providers::Linked {
+                cred: Arc::new(t.clone()),
+                changed_at: None,
+            });
         let ctx = Context {
             upstream: &upstream,
             permission_probes: &config.permission_probes,
@@ -142,28 +137,9 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
 
 /// Config warnings that concern this credential (`elevenlabs[i]…`/`twilio[i]…`).
 fn config_findings(config: &Config, cred: &Credential) -> Vec<Finding> {
-    let (prefix, index) = match &cred.spec {
-        Spec::ElevenLabs(_) => (
-            "elevenlabs",
-            config
-                .credentials
-                .iter()
-                .filter(|c| matches!(c.spec, Spec::ElevenLabs(_)))
-                .position(|c| c.name == cred.name),
-        ),
-        Spec::Twilio(_) => (
-            "twilio",
-            config
-                .credentials
-                .iter()
-                .filter(|c| matches!(c.spec, Spec::Twilio(_)))
-                .position(|c| c.name == cred.name),
-        ),
-    };
-    let Some(index) = index else {
+    let Some(at) = cred.key_path(config) else {
         return Vec::new();
     };
-    let at = format!("{prefix}[{index}]");
     config
         .warnings
         .iter()
@@ -193,7 +169,7 @@ fn report(
     cred: &Credential,
     s: &CredentialState,
     attempts: &[crate::outcome::Attempt],
-    linked: Option<&LinkedTwilio>,
+    linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
     let required: Vec<&str> = s
@@ -286,9 +262,13 @@ fn report(
             }
         }
     }
+    // The attempt that read the imported numbers.
     let phone_evidence = attempts.iter().find(|a| {
-        a.check == providers::elevenlabs::phone_numbers::CHECK
-            && cred.provider() == crate::config::Provider::ElevenLabs
+        a.result.as_ref().is_ok_and(|facts| {
+            facts
+                .iter()
+                .any(|f| matches!(f, Fact::PhoneNumbers { .. } | Fact::PhoneNumbersUnreadable))
+        })
     });
     let linked_fingerprint = linked.map(|l| l.cred.fingerprint());
     let mut phone_numbers = Vec::new();

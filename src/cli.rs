@@ -646,10 +646,11 @@ async fn calibrate(
     };
     let base_url = base_url
         .or_else(|| {
-            config.credentials.iter().find_map(|c| match &c.spec {
-                crate::config::Spec::ElevenLabs(el) => Some(el.base_url.clone()),
-                _ => None,
-            })
+            config
+                .credentials
+                .iter()
+                .find(|c| c.provider() == crate::config::Provider::ElevenLabs)
+                .map(|c| c.base_url().to_string())
         })
         .unwrap_or_else(|| crate::config::DEFAULT_ELEVENLABS_URL.to_string());
     match crate::check::calibrate::run(

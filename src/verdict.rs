@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Credential, Provider, Spec};
+use crate::config::{Credential, Provider};
 use crate::outcome::{Attempt, Fact, PhoneNumber, Problem, Quota, Reason};
 
 /// What is known about one credential. Only definitive answers change it.
@@ -150,12 +150,9 @@ impl Settings {
         Settings {
             critical: cred.critical,
             interval: cred.interval,
-            required_permissions: match &cred.spec {
-                Spec::ElevenLabs(el) => el.required_permissions.clone(),
-                Spec::Twilio(_) => Vec::new(),
-            },
+            required_permissions: cred.required_permissions().to_vec(),
             auth_check: crate::providers::auth_check(&cred.spec),
-            expose_numbers: matches!(&cred.spec, Spec::ElevenLabs(el) if el.expose_numbers),
+            expose_numbers: cred.expose_numbers(),
         }
     }
 }

@@ -1,16 +1,12 @@
 //! What each finding means for the person reading `credwatch check`, and how
 //! to fix it, in the user's terms. Facts only; the evidence travels beside.
 
-use crate::config::{Credential, SecretSource, Spec, TwilioAuth};
+use crate::config::{Credential, SecretSource};
 use crate::outcome::{PhoneProblem, Problem, Reason};
 
 /// Where the operator has to put the new secret.
 fn source(cred: &Credential) -> String {
-    let s = match &cred.spec {
-        Spec::ElevenLabs(el) => &el.api_key.source,
-        Spec::Twilio(tw) => &tw.auth.secret().source,
-    };
-    match s {
+    match &cred.secret().source {
         SecretSource::Literal => "the config file".into(),
         SecretSource::Env(v) => {
             format!("the environment variable `{v}` (restart credwatch after changing it)")
@@ -117,16 +113,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
             ),
         ),
         Problem::TwilioAuthenticate => {
-            let (sid, what) = match &cred.spec {
-                Spec::Twilio(tw) => (
-                    tw.account_sid.as_str(),
-                    match &tw.auth {
-                        TwilioAuth::AuthToken(_) => "Auth Token",
-                        TwilioAuth::ApiKey { .. } => "API key secret",
-                    },
-                ),
-                _ => ("", "secret"),
-            };
+            let (sid, what) = (cred.account().unwrap_or(""), cred.secret_name());
             (
                 "Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was \
                  suspended or closed."

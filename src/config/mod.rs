@@ -67,11 +67,77 @@ impl Credential {
         }
     }
 
+    /// Where its requests go.
+    pub fn base_url(&self) -> &str {
+        match &self.spec {
+            Spec::ElevenLabs(el) => &el.base_url,
+            Spec::Twilio(tw) => &tw.base_url,
+        }
+    }
+
+    /// The credential whose account this one's checks also read (an
+    /// ElevenLabs key's `twilio:` link, with `phone_numbers: true`).
+    pub fn linked(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::ElevenLabs(el) if el.phone_numbers => el.twilio.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The permissions whose absence makes it unhealthy.
+    pub fn required_permissions(&self) -> &[String] {
+        match &self.spec {
+            Spec::ElevenLabs(el) => &el.required_permissions,
+            Spec::Twilio(_) => &[],
+        }
+    }
+
+    /// Whether phone numbers may appear in metric labels.
+    pub fn expose_numbers(&self) -> bool {
+        matches!(&self.spec, Spec::ElevenLabs(el) if el.expose_numbers)
+    }
+
+    /// Its position among the credentials of its provider in `config`:
+    /// the `elevenlabs[i]` / `twilio[i]` of config key paths.
+    pub fn key_path(&self, config: &Config) -> Option<String> {
+        let provider = self.provider();
+        config
+            .credentials
+            .iter()
+            .filter(|c| c.provider() == provider)
+            .position(|c| c.name == self.name)
+            .map(|i| format!("{provider}[{i}]"))
+    }
+
     /// The fingerprint of the secret that authenticates this credential.
     pub fn fingerprint(&self) -> String {
+        self.secret().value.fingerprint()
+    }
+
+    /// The secret that authenticates this credential, with its source.
+    pub fn secret(&self) -> &SecretValue {
         match &self.spec {
-            Spec::ElevenLabs(el) => el.api_key.value.fingerprint(),
-            Spec::Twilio(tw) => tw.auth.secret().value.fingerprint(),
+            Spec::ElevenLabs(el) => &el.api_key,
+            Spec::Twilio(tw) => tw.auth.secret(),
+        }
+    }
+
+    /// What the secret is called in the provider's console.
+    pub fn secret_name(&self) -> &'static str {
+        match &self.spec {
+            Spec::ElevenLabs(_) => "API key",
+            Spec::Twilio(tw) => match tw.auth {
+                TwilioAuth::AuthToken(_) => "Auth Token",
+                TwilioAuth::ApiKey { .. } => "API key secret",
+            },
+        }
+    }
+
+    /// The account the credential names, where it names one (a Twilio Account SID).
+    pub fn account(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::ElevenLabs(_) => None,
+            Spec::Twilio(tw) => Some(&tw.account_sid),
         }
     }
 

@@ -21,8 +21,17 @@ use http::{TransportError, Upstream};
 pub struct Context<'a> {
     pub upstream: &'a Upstream,
     pub permission_probes: &'a [PermissionProbe],
-    /// For ElevenLabs credentials with `twilio:`, the linked Twilio credential.
-    pub linked_twilio: Option<&'a elevenlabs::phone_numbers::LinkedTwilio>,
+    /// The credential this one's checks also read ([`Credential::linked`]).
+    pub linked_twilio: Option<&'a Linked>,
+}
+
+/// A linked credential, as the cycle of the credential linking it sees it
+/// (an ElevenLabs key's Twilio account, for the phone-number cross-check).
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub cred: std::sync::Arc<Credential>,
+    /// When credwatch saw its secret change while running.
+    pub changed_at: Option<SystemTime>,
 }
 
 /// What a cycle covers.

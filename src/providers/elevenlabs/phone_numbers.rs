@@ -8,7 +8,6 @@
 //! confirms the re-import (`twilio_imported_fingerprint`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -25,12 +24,7 @@ pub const CHECK: &str = "phone_numbers";
 const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
 
 /// The Twilio credential that owns the imported numbers.
-#[derive(Debug, Clone)]
-pub struct LinkedTwilio {
-    pub cred: std::sync::Arc<Credential>,
-    /// When credwatch saw its secret change while running.
-    pub changed_at: Option<SystemTime>,
-}
+pub type LinkedTwilio = crate::providers::Linked;
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter()

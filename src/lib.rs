@@ -5,6 +5,11 @@
 //!
 //! - [`config`]: the YAML file as written ([`config::raw`]) and validated into
 //!   the typed [`config::Config`] every other module works with.
+//! - [`upstream`]: what credwatch knows of the upstream APIs before asking:
+//!   the providers, the read-only allow-list, the permission-probe table. A
+//!   leaf under both `config` and `providers`.
+//! - [`outcome`]: the vocabulary every provider answers in (facts, reasons,
+//!   problems, evidence) and `clean`, the cap on upstream strings.
 //! - [`secret`]: the one type that holds a secret; it redacts itself and
 //!   zeroes its memory on drop.
 //! - [`providers`]: one module per upstream (ElevenLabs, Twilio). Each sends
@@ -19,7 +24,11 @@
 //!   entry (with gzip), and credwatch's own metrics.
 //! - [`state`]: one slot per credential and the readiness latch. Written by
 //!   the scheduler, read by the HTTP server through the pre-rendered store.
-//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
+//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`; its
+//!   connection-level defences in `server::guard`.
+//! - [`daemon`]: the scheduler and the server wired together for `serve` and
+//!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
+//! - [`demo`]: `credwatch demo` and `check --demo`, against the simulator.
 //! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.

@@ -249,8 +249,9 @@ impl Subscription {
 }
 
 fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidence {
+    // A 200 subscription has a `status` of its own (`active`): not an error code.
     let fields = match body {
-        Body::Error(f) => Some(f),
+        Body::Error(f) if answer.status != 200 => Some(f),
         _ => None,
     };
     let mut evidence = answer.evidence(

@@ -861,7 +861,7 @@ async fn elevenlabs_causes_are_explained() {
             check: "subscription",
             request: SUBSCRIPTION.into(),
             http_status: Some(200),
-            upstream_code: Some("active"),
+            upstream_code: None,
             request_id: Some(""),
             fix: &["2100-01-01T00:00:00Z", "usage-based billing"],
             text: concat!(
@@ -869,7 +869,7 @@ async fn elevenlabs_causes_are_explained() {
                 "\n",
                 "✗ el-exhausted (elevenlabs): quota_exhausted\n",
                 "    ✗ The account's character/credit quota is used up.\n",
-                "      evidence: GET /v1/user/subscription → HTTP 200, code active, request id …\n",
+                "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
                 "      fix: Requests that spend credits (calls, speech) fail until 2100-01-01T00:00:00Z. Upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can list keys' limits). (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
                 "      (convai_write, user_read granted; 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
             )

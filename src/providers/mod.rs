@@ -7,6 +7,7 @@
 pub mod elevenlabs;
 pub mod http;
 pub mod twilio;
+pub(crate) mod words;
 
 #[cfg(test)]
 pub(crate) mod properties;
@@ -54,6 +55,19 @@ pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attem
         Spec::ElevenLabs(el) => elevenlabs::run(cred, el, ctx, plan).await,
         Spec::Twilio(tw) => twilio::run(cred, tw, ctx, plan).await,
     }
+}
+
+/// (summary, fix) for a definitive problem, in the words of the provider
+/// that reports it (each provider's `explain` module).
+pub fn explain(p: &crate::outcome::Problem, cred: &Credential) -> (String, String) {
+    elevenlabs::explain::problem(p, cred)
+        .or_else(|| twilio::explain::problem(p, cred))
+        .unwrap_or_else(|| {
+            (
+                format!("Problem `{}`.", p.code()),
+                "See the evidence.".to_string(),
+            )
+        })
 }
 
 /// The name of the check that decides validity.

@@ -5,6 +5,8 @@
 //! whose text varies. The account body contains the account's `auth_token`:
 //! it is deserialized into a struct without that field and dropped at once.
 
+pub mod explain;
+
 use serde::Deserialize;
 use serde_json::Value;
 

@@ -5,7 +5,8 @@
 //! attempts go through [`State::record`]), so `check` and `/health` never
 //! disagree. Its JSON output is a stable interface (`version: 1`).
 
-pub mod calibrate;
+/// `credwatch calibrate` lives with the provider whose probes it proves.
+pub use crate::providers::elevenlabs::calibrate;
 pub mod explain;
 
 use std::collections::BTreeMap;

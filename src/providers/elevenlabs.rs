@@ -6,6 +6,7 @@
 //! HTTP status — never the human message, except to extract the permission
 //! name from `missing the permission <name>`.
 
+pub mod calibrate;
 pub mod explain;
 pub mod phone_numbers;
 

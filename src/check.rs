@@ -6,7 +6,7 @@
 //! disagree. Its JSON output is a stable interface (`version: 1`).
 
 /// `credwatch calibrate` lives with the provider whose probes it proves.
-pub use crate::providers::elevenlabs::calibrate;
+pub use crate::providers::calibrate;
 pub mod explain;
 
 use std::collections::BTreeMap;

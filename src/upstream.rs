@@ -117,7 +117,7 @@ pub fn default_permission_probes() -> Vec<PermissionProbe> {
 }
 
 /// The agent id of credwatch's `convai_write` probe (see
-/// `providers::elevenlabs::NONEXISTENT_AGENT_ID`): `agent_` + two digits +
+/// the ElevenLabs provider's `NONEXISTENT_AGENT_ID`): `agent_` + two digits +
 /// the all-zero ULID. get-signed-url is allowed with this id only, so no
 /// configured probe can point it at a real agent and mint signed URLs.
 pub const PROBE_AGENT_ID: &str = "agent_0000000000000000000000000000";

@@ -6,7 +6,7 @@
 use crate::config::Credential;
 use crate::outcome::{Problem, Reason};
 
-pub use crate::providers::elevenlabs::explain::{billing_at_risk, phone};
+pub use crate::providers::{explain_billing_at_risk as billing_at_risk, explain_phone as phone};
 
 /// (summary, fix) for a definitive problem, from the provider that reports it.
 pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {

@@ -57,6 +57,11 @@ pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attem
     }
 }
 
+/// The phone-number cross-check's words, and `credwatch calibrate`, which
+/// proves a permission probe: both ElevenLabs', reached through here.
+pub use elevenlabs::calibrate;
+pub use elevenlabs::explain::{billing_at_risk as explain_billing_at_risk, phone as explain_phone};
+
 /// (summary, fix) for a definitive problem, in the words of the provider
 /// that reports it (each provider's `explain` module).
 pub fn explain(p: &crate::outcome::Problem, cred: &Credential) -> (String, String) {

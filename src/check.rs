@@ -5,7 +5,8 @@
 //! attempts go through [`State::record`]), so `check` and `/health` never
 //! disagree. Its JSON output is a stable interface (`version: 1`).
 
-pub mod calibrate;
+/// `credwatch calibrate` lives with the provider whose probes it proves.
+pub use crate::providers::calibrate;
 pub mod explain;
 
 use std::collections::BTreeMap;
@@ -14,11 +15,11 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::config::{Config, Credential, Spec};
+use crate::config::{Config, Credential};
 use crate::outcome::{Evidence, Fact, Reason};
-use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
-use crate::state::{CredentialState, Health, State};
+use crate::state::State;
+use crate::verdict::{CredentialState, Health};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -64,19 +65,21 @@ pub struct CredentialReport {
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
     pub quota: Option<crate::outcome::Quota>,
-    pub twilio_account: Option<crate::state::TwilioAccount>,
-    pub twilio_balance: Option<crate::state::TwilioBalance>,
+    pub twilio_account: Option<crate::verdict::TwilioAccount>,
+    pub twilio_balance: Option<crate::verdict::TwilioBalance>,
     pub twilio_phone_numbers: Option<u64>,
     pub phone_numbers: Vec<PhoneNumberReport>,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.
     pub evidence: Vec<Evidence>,
+    #[serde(skip)]
+    ready_for_calls: bool,
 }
 
 impl CredentialReport {
-    /// Healthy and no blocking phone-number problem.
+    /// [`CredentialState::ready_for_calls`], the rule's one home.
     pub fn ok(&self) -> bool {
-        self.status == "healthy" && self.phone_numbers.iter().all(|p| p.ready)
+        self.ready_for_calls
     }
 }
 
@@ -98,17 +101,13 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
         .iter()
         .filter(|c| only.is_none_or(|n| n == c.name))
     {
-        let linked = match &cred.spec {
-            Spec::ElevenLabs(el) if el.phone_numbers => el
-                .twilio
-                .as_ref()
-                .and_then(|t| config.credential(t))
-                .map(|t| LinkedTwilio {
-                    cred: Arc::new(t.clone()),
-                    changed_at: None,
-                }),
-            _ => None,
-        };
+        let linked = cred
+            .linked()
+            .and_then(|t| config.credential(t))
+            .map(|t| providers::Linked {
+                cred: Arc::new(t.clone()),
+                changed_at: None,
+            });
         let ctx = Context {
             upstream: &upstream,
             permission_probes: &config.permission_probes,
@@ -139,28 +138,9 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
 
 /// Config warnings that concern this credential (`elevenlabs[i]…`/`twilio[i]…`).
 fn config_findings(config: &Config, cred: &Credential) -> Vec<Finding> {
-    let (prefix, index) = match &cred.spec {
-        Spec::ElevenLabs(_) => (
-            "elevenlabs",
-            config
-                .credentials
-                .iter()
-                .filter(|c| matches!(c.spec, Spec::ElevenLabs(_)))
-                .position(|c| c.name == cred.name),
-        ),
-        Spec::Twilio(_) => (
-            "twilio",
-            config
-                .credentials
-                .iter()
-                .filter(|c| matches!(c.spec, Spec::Twilio(_)))
-                .position(|c| c.name == cred.name),
-        ),
-    };
-    let Some(index) = index else {
+    let Some(at) = cred.key_path(config) else {
         return Vec::new();
     };
-    let at = format!("{prefix}[{index}]");
     config
         .warnings
         .iter()
@@ -190,7 +170,7 @@ fn report(
     cred: &Credential,
     s: &CredentialState,
     attempts: &[crate::outcome::Attempt],
-    linked: Option<&LinkedTwilio>,
+    linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
     let required: Vec<&str> = s
@@ -283,9 +263,13 @@ fn report(
             }
         }
     }
+    // The attempt that read the imported numbers.
     let phone_evidence = attempts.iter().find(|a| {
-        a.check == providers::elevenlabs::phone_numbers::CHECK
-            && cred.provider() == crate::config::Provider::ElevenLabs
+        a.result.as_ref().is_ok_and(|facts| {
+            facts
+                .iter()
+                .any(|f| matches!(f, Fact::PhoneNumbers { .. } | Fact::PhoneNumbersUnreadable))
+        })
     });
     let linked_fingerprint = linked.map(|l| l.cred.fingerprint());
     let mut phone_numbers = Vec::new();
@@ -353,6 +337,7 @@ fn report(
         phone_numbers,
         findings,
         evidence: attempts.iter().map(|a| a.evidence.clone()).collect(),
+        ready_for_calls: s.ready_for_calls(),
     }
 }
 

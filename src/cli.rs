@@ -18,10 +18,8 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use tokio::net::TcpListener;
 
 use crate::config::{Config, ProcessEnv};
-use crate::providers::http::Upstream;
-use crate::scheduler::{self, SchedulerHandle};
-use crate::server::{self, App, Limits, Reloader};
-use crate::state::State;
+// The daemon's entry points, where scripts and tests have always found them.
+pub use crate::daemon::{Listeners, run_daemon, run_daemon_with, shutdown_signal};
 
 /// `0.0.0.0:9863`: every interface, credwatch's port.
 pub const DEFAULT_LISTEN: SocketAddr =
@@ -481,183 +479,6 @@ async fn serve(
     .await
 }
 
-/// Where the daemon serves.
-pub struct Listeners {
-    pub main: TcpListener,
-    /// Plain HTTP, probes only.
-    pub probe: Option<TcpListener>,
-    pub web: Option<Arc<crate::web::WebConfig>>,
-    /// `--web.enable-lifecycle`: `POST /-/reload` reloads (otherwise 403).
-    pub enable_lifecycle: bool,
-}
-
-impl Listeners {
-    /// One plain-HTTP listener, no probe listener, lifecycle API off.
-    pub fn plain(main: TcpListener) -> Listeners {
-        Listeners {
-            main,
-            probe: None,
-            web: None,
-            enable_lifecycle: false,
-        }
-    }
-}
-
-/// [`run_daemon_with`] on one plain-HTTP listener.
-pub async fn run_daemon<F>(
-    listener: TcpListener,
-    config: Config,
-    reload_config: F,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> ExitCode
-where
-    F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
-{
-    run_daemon_with(Listeners::plain(listener), config, reload_config, shutdown).await
-}
-
-/// Runs the scheduler and the server until `shutdown` resolves (SIGTERM or
-/// SIGINT for the binary); SIGHUP and (with `enable_lifecycle`)
-/// `POST /-/reload` call `reload_config`, on a blocking thread, coalesced.
-pub async fn run_daemon_with<F>(
-    listeners: Listeners,
-    config: Config,
-    reload_config: F,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> ExitCode
-where
-    F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
-{
-    let state = State::new(&config);
-    let upstream = match Upstream::new(
-        config.max_concurrent_requests_per_host,
-        Some(state.self_metrics.upstream_requests.clone()),
-    ) {
-        Ok(u) => Arc::new(u),
-        Err(e) => {
-            eprintln!("credwatch: cannot build the HTTP client: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let listen = config.listen;
-    let scheduler: Arc<SchedulerHandle> =
-        Arc::new(scheduler::spawn(Arc::new(config), state.clone(), upstream));
-    let stop = tokio_util::sync::CancellationToken::new();
-    let reloader = {
-        let state = state.clone();
-        let scheduler = scheduler.clone();
-        let reload: Arc<crate::lifecycle::ReloadFn> = Arc::new(move || match reload_config() {
-            Ok(config) => {
-                for w in &config.warnings {
-                    tracing::warn!("{}: {}", config.source.display(), w);
-                }
-                if config.listen != listen {
-                    tracing::warn!("`listen` changed; it takes effect at the next restart");
-                }
-                tracing::info!(
-                    credentials = config.credentials.len(),
-                    "configuration reloaded"
-                );
-                scheduler.reload(Arc::new(config));
-                state.set_reload_result(true);
-                Ok(())
-            }
-            Err(e) => {
-                tracing::error!("configuration reload failed, keeping the running one: {e}");
-                state.set_reload_result(false);
-                Err(e.to_string())
-            }
-        });
-        Reloader::spawn(reload, stop.clone())
-    };
-    spawn_sighup(reloader.clone());
-    if let Some(web) = &listeners.web {
-        state.set_web_config(web.clone());
-    }
-    let app = Arc::new(App {
-        state: state.clone(),
-        reloader: Some(reloader),
-        lifecycle: listeners.enable_lifecycle,
-        web: listeners.web,
-        probe_only: false,
-    });
-    let probe_server = listeners.probe.map(|probe| {
-        let app = Arc::new(App {
-            state,
-            reloader: None,
-            lifecycle: false,
-            web: None,
-            probe_only: true,
-        });
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            server::run(probe, app, Limits::default(), stop.cancelled_owned()).await
-        })
-    });
-    let main = server::run(
-        listeners.main,
-        app,
-        Limits::default(),
-        stop.clone().cancelled_owned(),
-    );
-    // On the signal the server drains its requests while the scheduler
-    // starts no new checks and waits for the ones in flight (the reloader
-    // holds a clone of its handle, so it stops through a shared reference).
-    let trigger = async {
-        shutdown.await;
-        tracing::info!("shutting down");
-        stop.cancel();
-        scheduler.shutdown().await;
-    };
-    tokio::join!(main, trigger);
-    if let Some(p) = probe_server {
-        let _ = p.await;
-    }
-    ExitCode::SUCCESS
-}
-
-#[cfg(unix)]
-fn spawn_sighup(reload: Reloader) {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    reload.trigger();
-                }
-            });
-        }
-        Err(e) => tracing::warn!("cannot listen for SIGHUP: {e}"),
-    }
-}
-
-#[cfg(not(unix))]
-fn spawn_sighup(_: Reloader) {}
-
-/// Resolves on SIGTERM or SIGINT.
-pub async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut term = match signal(SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-                return;
-            }
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
 async fn healthcheck(url: &str) -> ExitCode {
     let client = match reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(3))
@@ -825,10 +646,11 @@ async fn calibrate(
     };
     let base_url = base_url
         .or_else(|| {
-            config.credentials.iter().find_map(|c| match &c.spec {
-                crate::config::Spec::ElevenLabs(el) => Some(el.base_url.clone()),
-                _ => None,
-            })
+            config
+                .credentials
+                .iter()
+                .find(|c| c.provider() == crate::config::Provider::ElevenLabs)
+                .map(|c| c.base_url().to_string())
         })
         .unwrap_or_else(|| crate::config::DEFAULT_ELEVENLABS_URL.to_string());
     match crate::check::calibrate::run(

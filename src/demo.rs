@@ -118,14 +118,14 @@ pub async fn run(listen: SocketAddr, enable_lifecycle: bool) -> ExitCode {
          Press Ctrl-C to stop.",
         n = config.credentials.len()
     );
-    let code = crate::cli::run_daemon_with(
-        crate::cli::Listeners {
+    let code = crate::daemon::run_daemon_with(
+        crate::daemon::Listeners {
             enable_lifecycle,
-            ..crate::cli::Listeners::plain(listener)
+            ..crate::daemon::Listeners::plain(listener)
         },
         config,
         move || self::config(&el_url, &tw_url),
-        crate::cli::shutdown_signal(),
+        crate::daemon::shutdown_signal(),
     )
     .await;
     sim.shutdown().await;

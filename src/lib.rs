@@ -5,6 +5,11 @@
 //!
 //! - [`config`]: the YAML file as written ([`config::raw`]) and validated into
 //!   the typed [`config::Config`] every other module works with.
+//! - [`upstream`]: what credwatch knows of the upstream APIs before asking:
+//!   the providers, the read-only allow-list, the permission-probe table. A
+//!   leaf under both `config` and `providers`.
+//! - [`outcome`]: the vocabulary every provider answers in (facts, reasons,
+//!   problems, evidence) and `clean`, the cap on upstream strings.
 //! - [`secret`]: the one type that holds a secret; it redacts itself and
 //!   zeroes its memory on drop.
 //! - [`providers`]: one module per upstream (ElevenLabs, Twilio). Each sends
@@ -12,10 +17,18 @@
 //!   anything else) and classifies every answer once into [`outcome`] facts.
 //! - [`scheduler`]: runs each credential's checks on its interval, with
 //!   jitter, backoff and a per-host concurrency cap.
-//! - [`state`]: the verdicts. Written by the scheduler, read by the HTTP
-//!   server through pre-rendered snapshots.
-//! - [`metrics`]: Prometheus text rendering of the state.
-//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`.
+//! - [`verdict`]: what is known about one credential, how facts change it,
+//!   and the one "is this credential usable?" rule.
+//! - [`metrics`]: Prometheus text rendering of a credential, the exposition
+//!   store that keeps every credential's `/metrics` lines and `/health`
+//!   entry (with gzip), and credwatch's own metrics.
+//! - [`state`]: one slot per credential and the readiness latch. Written by
+//!   the scheduler, read by the HTTP server through the pre-rendered store.
+//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`; its
+//!   connection-level defences in `server::guard`.
+//! - [`daemon`]: the scheduler and the server wired together for `serve` and
+//!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
+//! - [`demo`]: `credwatch demo` and `check --demo`, against the simulator.
 //! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
@@ -25,6 +38,7 @@
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod demo;
 pub mod lifecycle;
 pub mod metrics;
@@ -35,6 +49,8 @@ pub mod secret;
 pub mod server;
 pub mod simulator;
 pub mod state;
+pub mod upstream;
+pub mod verdict;
 pub mod web;
 
 /// The crate version, as exported in `credwatch_build_info`.

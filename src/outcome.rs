@@ -40,18 +40,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    pub const ALL: [Reason; 9] = [
-        Reason::InvalidCredentials,
-        Reason::MissingPermission,
-        Reason::QuotaExhausted,
-        Reason::AccountBlocked,
-        Reason::RateLimited,
-        Reason::UpstreamError,
-        Reason::Timeout,
-        Reason::Network,
-        Reason::UnexpectedResponse,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidCredentials => "invalid_credentials",
@@ -63,20 +51,6 @@ impl Reason {
             Reason::Timeout => "timeout",
             Reason::Network => "network",
             Reason::UnexpectedResponse => "unexpected_response",
-        }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Reason::InvalidCredentials => "upstream rejected the credential",
-            Reason::MissingPermission => "a required permission is missing",
-            Reason::QuotaExhausted => "the quota is used up",
-            Reason::AccountBlocked => "the account is blocked, suspended or has a billing problem",
-            Reason::RateLimited => "upstream rate-limited the check (429)",
-            Reason::UpstreamError => "upstream answered with a server error (5xx)",
-            Reason::Timeout => "no answer within the timeout",
-            Reason::Network => "connection, DNS or TLS failure",
-            Reason::UnexpectedResponse => "an answer credwatch cannot classify",
         }
     }
 }
@@ -276,16 +250,6 @@ pub enum PhoneProblem {
 }
 
 impl PhoneProblem {
-    pub const ALL: [PhoneProblem; 7] = [
-        PhoneProblem::NotOutboundCapable,
-        PhoneProblem::OutboundUnknown,
-        PhoneProblem::NoAgent,
-        PhoneProblem::AgentMissing,
-        PhoneProblem::AgentNotUlaw,
-        PhoneProblem::NotOnTwilioAccount,
-        PhoneProblem::ReimportNeeded,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             PhoneProblem::NotOutboundCapable => "not_outbound_capable",

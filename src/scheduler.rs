@@ -22,7 +22,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credential, PermissionProbe};
 use crate::outcome::{Attempt, Fact};
-use crate::providers::elevenlabs::phone_numbers::LinkedTwilio;
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::{Slot, State};
 
@@ -56,10 +55,6 @@ impl Pacer {
             cycles: 0,
             failures: 0,
         }
-    }
-
-    pub fn interval(&self) -> Duration {
-        self.interval
     }
 
     pub fn set_interval(&mut self, interval: Duration, rng: &mut fastrand::Rng) {
@@ -413,17 +408,13 @@ impl Scheduler {
             };
             let cred = e.cred.clone();
             let generation = e.generation;
-            let linked = match &cred.spec {
-                crate::config::Spec::ElevenLabs(el) if el.phone_numbers => el
-                    .twilio
-                    .as_ref()
-                    .and_then(|link| self.entries.get(link))
-                    .map(|t| LinkedTwilio {
-                        cred: t.cred.clone(),
-                        changed_at: t.slot.changed_at(),
-                    }),
-                _ => None,
-            };
+            let linked = cred
+                .linked()
+                .and_then(|link| self.entries.get(link))
+                .map(|t| providers::Linked {
+                    cred: t.cred.clone(),
+                    changed_at: t.slot.changed_at(),
+                });
             let upstream = self.upstream.clone();
             let probes = self.probes.clone();
             running.spawn(async move {
@@ -452,7 +443,10 @@ impl Scheduler {
         };
         e.running = false;
         if e.generation != done.generation {
-            // The credential changed while this probe ran: its answers are about the old secret.
+            // The credential changed while this probe ran: its answers are
+            // about the old secret. Probe the new one now, once (the change
+            // already asked for a rerun; this is it).
+            e.rerun = false;
             self.probe_now(&done.name);
             return;
         }
@@ -589,10 +583,7 @@ fn max_in_flight(config: &Config) -> usize {
     let hosts: std::collections::HashSet<&str> = config
         .credentials
         .iter()
-        .map(|c| match &c.spec {
-            crate::config::Spec::ElevenLabs(el) => el.base_url.as_str(),
-            crate::config::Spec::Twilio(tw) => tw.base_url.as_str(),
-        })
+        .map(Credential::base_url)
         .collect();
     (hosts.len().max(1) * config.max_concurrent_requests_per_host).max(1)
 }

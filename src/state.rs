@@ -1,346 +1,82 @@
-//! The verdicts: one [`Slot`] per credential, written by the scheduler and
-//! read by `/metrics`, `/health`, `/` and `check`.
+//! The slots: one [`Slot`] per credential, written by the scheduler and
+//! read by `/metrics`, `/health`, `/` and `check`, and the readiness latch.
 //!
-//! Every write re-renders that credential's metric lines and `/health` entry
-//! once, so readers only copy pre-rendered text: a scrape never re-does work
-//! per credential, never waits on a probe, and never calls upstream. No lock
-//! here is held across an `.await`.
-//!
-//! The text of `/metrics` and `/health` lives in one place, [`Store`]:
-//! joined per block of [`BLOCK`] credentials and per metric family, with
-//! each credential's offsets, so a probe result replaces that credential's
-//! lines in its block (once, when it is recorded) and a scrape hands out
-//! the blocks as shared buffers. For gzip, a block's family is compressed
-//! at the first scrape after it changed. With 10,000 credentials a scrape
-//! copies no credential text and compresses only what changed.
+//! Every write applies the attempt to the credential's
+//! [`CredentialState`] (the rules are in [`crate::verdict`]) and re-renders
+//! that credential once into the exposition store
+//! ([`crate::metrics::store`]), so readers only copy pre-rendered text: a
+//! scrape never re-does work per credential, never waits on a probe, and
+//! never calls upstream. No lock here is held across an `.await`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use bytes::Bytes;
-use serde::Serialize;
 
-use crate::config::{Config, Credential, Provider, Spec};
+use crate::config::{Config, Credential, Provider};
 use crate::metrics;
-use crate::outcome::{Attempt, Fact, Problem, Quota, Reason};
+use crate::metrics::store::{Entry, Store};
+use crate::outcome::Attempt;
+use crate::verdict::{CredentialState, Health, Settings};
 
-/// What is known about one credential. Only definitive answers change it.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct Verdict {
-    /// `None` until the first definitive answer.
-    pub valid: Option<bool>,
-    /// Why it is invalid, when it is.
-    pub invalid: Option<Problem>,
-    /// Definitive problems other than invalidity, by the check that found them.
-    pub problems: BTreeMap<String, Problem>,
-    /// Every permission upstream told us about.
-    pub permissions: BTreeMap<String, bool>,
-    pub quota: Option<Quota>,
-    pub twilio_numbers: Option<u64>,
-    pub twilio_account: Option<TwilioAccount>,
-    pub twilio_balance: Option<TwilioBalance>,
-    /// Resources this key type may not read (Twilio standard keys).
-    pub not_permitted: BTreeSet<&'static str>,
-    /// The balance does not apply (subaccount).
-    pub balance_not_applicable: bool,
-    /// The imported Twilio numbers, when `phone_numbers: true`.
-    pub phone_numbers: Option<Vec<crate::outcome::PhoneNumber>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TwilioAccount {
-    pub status: String,
-    pub kind: String,
-    pub subaccount: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TwilioBalance {
-    pub amount: f64,
-    pub currency: String,
-}
-
-impl Verdict {
-    fn apply(&mut self, check: &str, facts: &[Fact]) {
-        self.problems.remove(check);
-        for fact in facts {
-            match fact {
-                Fact::Valid => {
-                    self.valid = Some(true);
-                    self.invalid = None;
-                }
-                Fact::Invalid { problem } => {
-                    self.valid = Some(false);
-                    self.invalid = Some(problem.clone());
-                }
-                Fact::Permission { name, granted } => {
-                    self.permissions.insert(name.clone(), *granted);
-                }
-                Fact::Blocked { problem } => {
-                    self.problems.insert(check.to_string(), problem.clone());
-                }
-                Fact::Quota { quota } => self.quota = Some(quota.clone()),
-                Fact::QuotaUnreadable => self.quota = None,
-                Fact::TwilioNumbers { count } => self.twilio_numbers = Some(*count),
-                Fact::TwilioAccount {
-                    status,
-                    kind,
-                    subaccount,
-                } => {
-                    self.not_permitted.remove("account");
-                    self.twilio_account = Some(TwilioAccount {
-                        status: status.clone(),
-                        kind: kind.clone(),
-                        subaccount: *subaccount,
-                    });
-                }
-                Fact::TwilioBalance { amount, currency } => {
-                    self.not_permitted.remove("balance");
-                    self.balance_not_applicable = false;
-                    self.twilio_balance = amount.map(|amount| TwilioBalance {
-                        amount,
-                        currency: currency.clone(),
-                    });
-                }
-                Fact::TwilioBalanceNotApplicable => {
-                    self.balance_not_applicable = true;
-                    self.twilio_balance = None;
-                }
-                Fact::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
-                Fact::PhoneNumbersUnreadable => self.phone_numbers = None,
-                Fact::NotPermittedForKey { resource } => {
-                    self.not_permitted.insert(resource);
-                    match *resource {
-                        "account" => self.twilio_account = None,
-                        "balance" => self.twilio_balance = None,
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// The last attempt of one check.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckState {
-    pub success: bool,
-    #[serde(skip)]
-    pub duration: Duration,
-    #[serde(skip)]
-    pub last_attempt: SystemTime,
-    /// The reason of the last attempt, when it was not a clean success.
-    pub last_reason: Option<Reason>,
-    /// For probes: whether the last answer upstream gave could not be read
-    /// by the probe (it needs calibration). `None` until the first answer;
-    /// a failure to reach upstream leaves it as it was.
-    pub inconclusive: Option<bool>,
-    /// Attempts, answered or not (`credwatch_checks_total`).
-    #[serde(skip)]
-    pub attempts: u64,
-    #[serde(skip)]
-    pub errors: BTreeMap<Reason, u64>,
-}
-
-/// Settings that may change on reload without losing history.
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub critical: bool,
-    pub interval: Duration,
-    pub required_permissions: Vec<String>,
-    pub auth_check: &'static str,
-    /// Put E.164 numbers in phone-number labels.
-    pub expose_numbers: bool,
-}
-
-impl Settings {
-    fn of(cred: &Credential) -> Self {
-        Settings {
-            critical: cred.critical,
-            interval: cred.interval,
-            required_permissions: match &cred.spec {
-                Spec::ElevenLabs(el) => el.required_permissions.clone(),
-                Spec::Twilio(_) => Vec::new(),
-            },
-            auth_check: crate::providers::auth_check(&cred.spec),
-            expose_numbers: matches!(&cred.spec, Spec::ElevenLabs(el) if el.expose_numbers),
-        }
-    }
-}
-
-/// Everything known about one credential.
-#[derive(Debug, Clone)]
-pub struct CredentialState {
-    pub name: String,
-    pub provider: Provider,
-    pub settings: Settings,
-    pub verdict: Verdict,
-    /// The last attempt of each check, by check name (sorted; a handful
-    /// per credential, so a vector: a B-tree node would be ~2.5 KiB each).
-    pub checks: Vec<(String, CheckState)>,
-    pub fingerprint: String,
-    /// When a new fingerprint was seen while running.
-    pub changed_at: Option<SystemTime>,
-    /// The auth check's last attempt and last definitive answer.
-    pub last_check: Option<SystemTime>,
-    pub last_success: Option<SystemTime>,
-    /// The reason of the auth check's last attempt when it got no definitive answer.
-    pub check_error: Option<Reason>,
-    pub cycles: u64,
-}
-
-/// Overall judgement, derived from the verdict.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Health {
-    /// No definitive answer yet.
-    Pending,
-    Healthy,
-    Unhealthy(Reason),
-}
-
-impl CredentialState {
-    pub fn health(&self) -> Health {
-        match self.verdict.valid {
-            None => Health::Pending,
-            Some(false) => Health::Unhealthy(
-                self.verdict
-                    .invalid
-                    .as_ref()
-                    .map_or(Reason::InvalidCredentials, Problem::reason),
-            ),
-            Some(true) => {
-                // Blocked accounts first: they explain everything else.
-                let problem = self
-                    .verdict
-                    .problems
-                    .values()
-                    .map(Problem::reason)
-                    .min_by_key(|r| match r {
-                        Reason::AccountBlocked => 0,
-                        Reason::MissingPermission => 1,
-                        _ => 2,
-                    });
-                if let Some(reason) = problem {
-                    return Health::Unhealthy(reason);
-                }
-                let mut pending = false;
-                for p in &self.settings.required_permissions {
-                    match self.verdict.permissions.get(p) {
-                        Some(false) => return Health::Unhealthy(Reason::MissingPermission),
-                        None => pending = true,
-                        Some(true) => {}
-                    }
-                }
-                if pending {
-                    Health::Pending
-                } else {
-                    Health::Healthy
-                }
-            }
-        }
-    }
-
-    /// Required permissions not granted (definitively).
-    pub fn missing_permissions(&self) -> Vec<&str> {
-        self.settings
-            .required_permissions
-            .iter()
-            .filter(|p| self.verdict.permissions.get(*p) == Some(&false))
-            .map(String::as_str)
-            .collect()
-    }
-}
-
-/// What readers need of one credential at once (its metric lines and
-/// `/health` entry live in [`Store`]).
-#[derive(Debug, Default)]
-pub struct Rendered {
-    pub health: Option<Health>,
-    pub critical: bool,
-}
-
-/// One credential's slot: its state and its rendering, under one short lock.
+/// One credential's slot: its state, under one short lock.
 pub struct Slot {
     pub name: String,
     pub provider: Provider,
-    /// Where the slot is in the current list, and so in [`Store`].
+    /// Where the slot is in the current list, and so in the store.
     position: AtomicUsize,
-    inner: Mutex<(CredentialState, Arc<Rendered>)>,
+    inner: Mutex<CredentialState>,
 }
 
 impl Slot {
     fn new(cred: &Credential, position: usize) -> Self {
-        let state = CredentialState {
-            name: cred.name.clone(),
-            provider: cred.provider(),
-            settings: Settings::of(cred),
-            verdict: Verdict::default(),
-            checks: Vec::new(),
-            fingerprint: cred.fingerprint(),
-            changed_at: None,
-            last_check: None,
-            last_success: None,
-            check_error: None,
-            cycles: 0,
-        };
-        let rendered = Arc::new(render(&state).0);
         Slot {
             name: cred.name.clone(),
             provider: cred.provider(),
             position: AtomicUsize::new(position),
-            inner: Mutex::new((state, rendered)),
+            inner: Mutex::new(CredentialState::new(cred)),
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (CredentialState, Arc<Rendered>)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CredentialState> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// A copy of the current state.
     pub fn snapshot(&self) -> CredentialState {
-        self.lock().0.clone()
+        self.lock().clone()
     }
 
     /// Whether the verdict holds a problem found by `check` (without a copy).
     pub fn has_problem(&self, check: &str) -> bool {
-        self.lock().0.verdict.problems.contains_key(check)
+        self.lock().verdict.problems.contains_key(check)
     }
 
     /// When a new secret was seen while running (without a copy).
     pub fn changed_at(&self) -> Option<SystemTime> {
-        self.lock().0.changed_at
+        self.lock().changed_at
     }
 
-    pub fn rendered(&self) -> Arc<Rendered> {
-        self.lock().1.clone()
+    /// The credential's health (without a copy).
+    pub(crate) fn health(&self) -> Health {
+        self.lock().health()
     }
 
     /// Applies `f`, re-renders, and puts the new lines in `store` (under
     /// this slot's lock, so the store never sees renderings out of order).
     fn update<T>(&self, store: &Mutex<Store>, f: impl FnOnce(&mut CredentialState) -> T) -> T {
         let mut guard = self.lock();
-        let out = f(&mut guard.0);
-        let (rendered, fragments, json) = render(&guard.0);
-        let rendered = Arc::new(rendered);
-        guard.1 = rendered.clone();
-        lock(store).set(
-            self.position.load(Ordering::Relaxed),
-            fragments,
-            json,
-            &rendered,
-        );
+        let out = f(&mut guard);
+        let entry = Entry::of(&guard);
+        lock(store).set(self.position.load(Ordering::Relaxed), entry);
         out
     }
 
-    /// The current rendering, metric lines and `/health` entry, without
-    /// changing anything.
-    fn render_now(&self) -> Rendering {
-        let guard = self.lock();
-        let (_, fragments, json) = render(&guard.0);
-        (guard.1.clone(), fragments, json)
+    /// The current metric lines and `/health` entry, without changing anything.
+    fn render_now(&self) -> Entry {
+        Entry::of(&self.lock())
     }
 }
 
@@ -348,71 +84,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A credential rendered: what readers need at once, its metric lines, its
-/// `/health` entry (a JSON object).
-type Rendering = (Arc<Rendered>, metrics::Fragments, String);
-
-fn render(state: &CredentialState) -> (Rendered, metrics::Fragments, String) {
-    let rendered = Rendered {
-        health: Some(state.health()),
-        critical: state.settings.critical,
-    };
-    let json = serde_json::to_string(&HealthEntry::of(state)).unwrap_or_else(|_| "{}".into());
-    (rendered, metrics::render_credential(state), json)
-}
-
-/// One credential in the `/health` body.
-#[derive(Serialize)]
-pub struct HealthEntry<'a> {
-    pub name: &'a str,
-    pub provider: &'static str,
-    pub critical: bool,
-    pub healthy: bool,
-    pub status: &'static str,
-    pub valid: Option<bool>,
-    /// Why it is unhealthy.
-    pub reason: Option<Reason>,
-    /// Why the last check got no definitive answer, when it did not.
-    pub check_error: Option<Reason>,
-    pub missing_permissions: Vec<&'a str>,
-    pub last_success: Option<String>,
-    pub last_check: Option<String>,
-}
-
-fn rfc3339(t: Option<SystemTime>) -> Option<String> {
-    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
-}
-
-impl<'a> HealthEntry<'a> {
-    fn of(s: &'a CredentialState) -> Self {
-        let health = s.health();
-        HealthEntry {
-            name: &s.name,
-            provider: s.provider.as_str(),
-            critical: s.settings.critical,
-            healthy: health == Health::Healthy,
-            status: match health {
-                Health::Pending => "pending",
-                Health::Healthy => "healthy",
-                Health::Unhealthy(_) => "unhealthy",
-            },
-            valid: s.verdict.valid,
-            reason: match health {
-                Health::Unhealthy(r) => Some(r),
-                _ => None,
-            },
-            check_error: s.check_error,
-            missing_permissions: s.missing_permissions(),
-            last_success: rfc3339(s.last_success),
-            last_check: rfc3339(s.last_check),
-        }
-    }
+/// A store of `slots`' current renderings, in order.
+fn build_store(slots: &[Arc<Slot>]) -> Store {
+    let entries: Vec<Entry> = slots.iter().map(|s| s.render_now()).collect();
+    Store::build(&entries)
 }
 
 /// The state of every credential, plus credwatch's own.
 pub struct State {
     slots: RwLock<Arc<Slots>>,
-    generation: AtomicU64,
     ready: AtomicBool,
     /// Slots that have not finished a cycle yet (an upper bound; confirmed
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
@@ -448,11 +128,10 @@ impl State {
             .enumerate()
             .map(|(i, c)| Arc::new(Slot::new(c, i)))
             .collect();
-        let store = Store::build(&slots);
+        let store = build_store(&slots);
         Arc::new(State {
             unready: AtomicUsize::new(slots.len()),
             slots: RwLock::new(Arc::new(Slots::new(slots))),
-            generation: AtomicU64::new(1),
             ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
@@ -478,71 +157,9 @@ impl State {
             .cloned()
     }
 
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
-    }
-
-    fn bump(&self) {
-        self.generation.fetch_add(1, Ordering::AcqRel);
-    }
-
     /// Records one cycle's attempts for `slot`.
     pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
-        let first = slot.update(&self.store, |s| {
-            s.cycles += 1;
-            for attempt in attempts {
-                let at = match s
-                    .checks
-                    .binary_search_by(|(name, _)| name.as_str().cmp(&attempt.check))
-                {
-                    Ok(at) => at,
-                    Err(at) => {
-                        let fresh = CheckState {
-                            success: false,
-                            duration: Duration::ZERO,
-                            last_attempt: attempt.started_at,
-                            last_reason: None,
-                            inconclusive: None,
-                            attempts: 0,
-                            errors: BTreeMap::new(),
-                        };
-                        s.checks.reserve_exact(1);
-                        s.checks.insert(at, (attempt.check.clone(), fresh));
-                        at
-                    }
-                };
-                let check = &mut s.checks[at].1;
-                check.attempts += 1;
-                check.success = attempt.is_definitive();
-                check.duration = attempt.duration;
-                check.last_attempt = attempt.started_at;
-                check.last_reason = attempt.error_reason();
-                match &attempt.result {
-                    Ok(_) => check.inconclusive = Some(false),
-                    Err(f) if f.inconclusive => check.inconclusive = Some(true),
-                    Err(f) if !f.ends_cycle() => check.inconclusive = Some(false),
-                    Err(_) => {}
-                }
-                if let Some(reason) = check.last_reason {
-                    *check.errors.entry(reason).or_insert(0) += 1;
-                }
-                if attempt.check == s.settings.auth_check {
-                    s.last_check = Some(attempt.started_at + attempt.duration);
-                    match &attempt.result {
-                        Ok(_) => {
-                            s.last_success = Some(attempt.started_at + attempt.duration);
-                            s.check_error = None;
-                        }
-                        Err(f) => s.check_error = Some(f.reason),
-                    }
-                }
-                if let Ok(facts) = &attempt.result {
-                    s.verdict.apply(&attempt.check, facts);
-                }
-            }
-            s.cycles == 1
-        });
-        self.bump();
+        let first = slot.update(&self.store, |s| s.record(attempts));
         if first && !self.ready.load(Ordering::Relaxed) {
             let left = self
                 .unready
@@ -551,7 +168,7 @@ impl State {
                 })
                 .unwrap_or(0)
                 .saturating_sub(1);
-            if left == 0 && self.slots().iter().all(|s| s.lock().0.cycles > 0) {
+            if left == 0 && self.slots().iter().all(|s| s.lock().cycles > 0) {
                 self.ready.store(true, Ordering::Release);
             }
         }
@@ -565,7 +182,6 @@ impl State {
                 s.changed_at = Some(SystemTime::now());
             }
         });
-        self.bump();
     }
 
     /// Every credential has finished at least one cycle.
@@ -603,12 +219,11 @@ impl State {
         for (i, slot) in next.iter().enumerate() {
             slot.position.store(i, Ordering::Relaxed);
         }
-        let store = Store::build(&next);
+        let store = build_store(&next);
         *lock(&self.store) = store;
-        let unready = next.iter().filter(|s| s.lock().0.cycles == 0).count();
+        let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
-        self.bump();
     }
 
     pub fn set_reload_result(&self, ok: bool) {
@@ -618,10 +233,9 @@ impl State {
             r.1 = Some(SystemTime::now());
         }
         drop(r);
-        self.bump();
     }
 
-    pub fn reload_result(&self) -> (bool, Option<SystemTime>) {
+    pub(crate) fn reload_result(&self) -> (bool, Option<SystemTime>) {
         *self.reload.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -629,32 +243,19 @@ impl State {
     /// buffers, assembled only when something changed since the last
     /// scrape), then credwatch's own metrics. With `gzip`, the same text as
     /// one gzip member.
-    pub fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
-        let own = metrics::render_self(self);
-        let mut store = lock(&self.store);
-        if !gzip {
-            let mut chunks = store.metrics().to_vec();
-            drop(store);
-            chunks.push(Bytes::from(own));
-            return chunks;
-        }
-        let (compressed, crc, len) = store.metrics_gzip();
-        drop(store);
-        let mut own_crc = flate2::Crc::new();
-        own_crc.update(own.as_bytes());
-        let crc = metrics::crc32_combine(crc, own_crc.sum(), own.len() as u64);
-        let len = len + own.len() as u64;
-        let mut chunks = Vec::with_capacity(compressed.len() + 2);
-        chunks.extend_from_slice(&compressed);
-        chunks.push(Bytes::from(metrics::stored(own.as_bytes())));
-        chunks.push(Bytes::copy_from_slice(&metrics::gzip_end(crc, len)));
-        chunks
+    pub(crate) fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
+        let own = metrics::render_self(
+            self.reload_result(),
+            self.web_config().map(|web| web.last_reload()),
+            &self.self_metrics,
+        );
+        metrics::store::metrics_body(&self.store, own, gzip)
     }
 
     /// One credential's health and `/health` entry (a JSON object).
-    pub fn health_entry(&self, name: &str) -> Option<(Option<Health>, Bytes)> {
+    pub(crate) fn health_entry(&self, name: &str) -> Option<(Option<Health>, Bytes)> {
         let slot = self.slot(name)?;
-        let health = slot.rendered().health;
+        let health = Some(slot.health());
         let entry = lock(&self.store).health_entry(slot.position.load(Ordering::Relaxed))?;
         Some((health, entry))
     }
@@ -663,7 +264,7 @@ impl State {
     /// healthy. With `verbose`, every credential's entry; without, only those
     /// that are not healthy (unhealthy or pending), so the usual body is a
     /// few hundred bytes whatever the number of credentials.
-    pub fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
+    pub(crate) fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
         let (ok, chunks) = lock(&self.store).health(verbose);
         (ok, chunks.to_vec())
     }
@@ -673,459 +274,22 @@ impl State {
         let _ = self.web.set(web);
     }
 
-    pub fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
+    pub(crate) fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
         self.web.get()
-    }
-}
-
-/// Credentials per block of [`Store`]: small enough that replacing one
-/// credential's lines (a copy of its block's family) and re-compressing a
-/// block are cheap, large enough that 10,000 credentials are a few dozen
-/// chunks per family.
-pub const BLOCK: usize = 128;
-
-/// Text joined from the items of one block, with each item's end offset.
-#[derive(Default)]
-struct Part {
-    text: Bytes,
-    ends: Vec<u32>,
-}
-
-impl Part {
-    fn join<'a>(items: impl Iterator<Item = &'a [u8]> + Clone) -> Part {
-        // Sized exactly: `Bytes` keeps a vector's spare capacity for as
-        // long as the text lives, and growing by doubling leaves garbage.
-        let mut text = Vec::with_capacity(items.clone().map(<[u8]>::len).sum());
-        let mut ends = Vec::new();
-        for item in items {
-            text.extend_from_slice(item);
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-        }
-        Part {
-            text: Bytes::from(text),
-            ends,
-        }
-    }
-
-    fn item(&self, k: usize) -> &[u8] {
-        let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
-        &self.text[start..self.ends[k] as usize]
-    }
-
-    /// Replaces the items given (`None`: keep); false if nothing changed.
-    fn update(&mut self, new: &[Option<&[u8]>]) -> bool {
-        let changed = new
-            .iter()
-            .enumerate()
-            .any(|(k, n)| n.is_some_and(|n| k < self.ends.len() && n != self.item(k)));
-        if !changed {
-            return false;
-        }
-        let item = |k: usize| {
-            new.get(k)
-                .copied()
-                .flatten()
-                .unwrap_or_else(|| self.item(k))
-        };
-        // Sized exactly (see `join`): the text is most of the heap at
-        // 10,000 credentials.
-        let len = (0..self.ends.len()).map(|k| item(k).len()).sum();
-        let mut text = Vec::with_capacity(len);
-        let mut ends = Vec::with_capacity(self.ends.len());
-        for k in 0..self.ends.len() {
-            text.extend_from_slice(item(k));
-            ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
-        }
-        self.text = Bytes::from(text);
-        self.ends = ends;
-        true
-    }
-}
-
-/// A credential's new rendering, waiting to be put in its block.
-struct Pending {
-    k: usize,
-    fragments: metrics::Fragments,
-    json: String,
-    status: (Option<Health>, bool),
-}
-
-/// Renderings a block collects before it is re-joined (or at the next
-/// scrape, whichever comes first): re-joining a block copies it, so doing it
-/// once for many results keeps both the copying and the allocator's
-/// fragmentation down (the first round changes every credential at once).
-const FLUSH_AT: usize = 16;
-
-/// One block of credentials in [`Store`].
-#[derive(Default)]
-struct Block {
-    /// Per family: the block's lines, and their deflate segment once asked for.
-    families: Vec<(Part, Option<metrics::Segment>)>,
-    /// `/health` entries; every one but the first starts with a comma.
-    health: Part,
-    /// The entries of the credentials that are not healthy, comma-separated
-    /// (no leading comma): the block's part of the default `/health`.
-    brief: Bytes,
-    /// Per credential: its health and whether it is critical.
-    status: Vec<(Option<Health>, bool)>,
-    /// Renderings recorded since the block was last joined.
-    queued: Vec<Pending>,
-    healthy: usize,
-    unhealthy: usize,
-    pending: usize,
-    ok: bool,
-}
-
-impl Block {
-    fn build(rendered: &[Rendering]) -> Block {
-        let families = (0..metrics::FAMILY_COUNT)
-            .map(|i| {
-                let part = Part::join(rendered.iter().map(|(_, f, _)| f.family(i).as_bytes()));
-                (part, None)
-            })
-            .collect();
-        let entries: Vec<String> = rendered
-            .iter()
-            .enumerate()
-            .map(|(k, (_, _, json))| health_item(k, json))
-            .collect();
-        let mut block = Block {
-            families,
-            health: Part::join(entries.iter().map(|e| e.as_bytes())),
-            status: rendered
-                .iter()
-                .map(|(r, _, _)| (r.health, r.critical))
-                .collect(),
-            ..Block::default()
-        };
-        block.count();
-        block.brief();
-        block
-    }
-
-    /// Puts the pending renderings in place; returns the families that changed
-    /// and whether anything did.
-    fn flush(&mut self) -> (Vec<usize>, bool) {
-        if self.queued.is_empty() {
-            return (Vec::new(), false);
-        }
-        let pending = std::mem::take(&mut self.queued);
-        let mut by_k: Vec<Option<&Pending>> = vec![None; self.status.len()];
-        for p in &pending {
-            if let Some(slot) = by_k.get_mut(p.k) {
-                *slot = Some(p); // the latest wins
-            }
-        }
-        let mut families = Vec::new();
-        for (i, (part, segment)) in self.families.iter_mut().enumerate() {
-            let new: Vec<Option<&[u8]>> = by_k
-                .iter()
-                .map(|p| p.map(|p| p.fragments.family(i).as_bytes()))
-                .collect();
-            if part.update(&new) {
-                *segment = None;
-                families.push(i);
-            }
-        }
-        let items: Vec<Option<String>> = by_k
-            .iter()
-            .enumerate()
-            .map(|(k, p)| p.map(|p| health_item(k, &p.json)))
-            .collect();
-        let items: Vec<Option<&[u8]>> = items
-            .iter()
-            .map(|i| i.as_deref().map(str::as_bytes))
-            .collect();
-        let mut changed = !families.is_empty() | self.health.update(&items);
-        for (status, p) in self.status.iter_mut().zip(&by_k) {
-            if let Some(p) = p
-                && *status != p.status
-            {
-                *status = p.status;
-                changed = true;
-            }
-        }
-        self.count();
-        if changed {
-            self.brief();
-        }
-        (families, changed)
-    }
-
-    /// Re-joins the entries of the credentials that are not healthy.
-    fn brief(&mut self) {
-        let mut text = Vec::new();
-        for (k, (health, _)) in self.status.iter().enumerate() {
-            if *health == Some(Health::Healthy) || k >= self.health.ends.len() {
-                continue;
-            }
-            let item = self.health.item(k);
-            let item = if k > 0 {
-                item.get(1..).unwrap_or(b"")
-            } else {
-                item
-            };
-            if !text.is_empty() {
-                text.push(b',');
-            }
-            text.extend_from_slice(item);
-        }
-        self.brief = Bytes::from(text);
-    }
-
-    fn count(&mut self) {
-        (self.healthy, self.unhealthy, self.pending, self.ok) = (0, 0, 0, true);
-        for (health, critical) in &self.status {
-            match health {
-                Some(Health::Healthy) => self.healthy += 1,
-                Some(Health::Unhealthy(_)) => self.unhealthy += 1,
-                _ => self.pending += 1,
-            }
-            if *critical && *health != Some(Health::Healthy) {
-                self.ok = false;
-            }
-        }
-    }
-}
-
-/// A `/health` entry as stored in its block: with a leading comma unless first.
-fn health_item(k: usize, json: &str) -> String {
-    if k == 0 {
-        json.to_string()
-    } else {
-        format!(",{json}")
-    }
-}
-
-/// The only copy of every credential's `/metrics` lines and `/health` entry,
-/// by block, plus the bodies assembled from them for the current version.
-/// Written by `Slot::update`; read by scrapes. Never held while taking a
-/// slot's lock.
-#[derive(Default)]
-pub struct Store {
-    blocks: Vec<Block>,
-    /// Bumped by every change; the assembled bodies are for one value of it.
-    version: u64,
-    metrics: Option<(u64, Arc<[Bytes]>)>,
-    /// The compressed credentials' part: the gzip header and the shared
-    /// deflate segments (no copy per version), with its CRC-32 and length.
-    gzip: Option<(u64, Arc<[Bytes]>, u32, u64)>,
-    /// Per family: CRC-32 and length of all its text, header included
-    /// (`None`: recombine at the next gzip scrape).
-    family_crc: Vec<Option<(u32, u64)>>,
-    health: Option<(u64, bool, Arc<[Bytes]>)>,
-    /// The default (not verbose) `/health` body.
-    health_brief: Option<(u64, bool, Arc<[Bytes]>)>,
-}
-
-impl Store {
-    fn build(slots: &[Arc<Slot>]) -> Store {
-        let rendered: Vec<Rendering> = slots.iter().map(|s| s.render_now()).collect();
-        Store {
-            blocks: rendered.chunks(BLOCK).map(Block::build).collect(),
-            version: 1,
-            family_crc: vec![None; metrics::FAMILY_COUNT],
-            ..Store::default()
-        }
-    }
-
-    /// Records the credential at `position`'s new lines and entry; they are
-    /// put in place before the next read.
-    fn set(
-        &mut self,
-        position: usize,
-        fragments: metrics::Fragments,
-        json: String,
-        rendered: &Rendered,
-    ) {
-        let (b, k) = (position / BLOCK, position % BLOCK);
-        let Some(block) = self.blocks.get_mut(b) else {
-            return;
-        };
-        block.queued.push(Pending {
-            k,
-            fragments,
-            json,
-            status: (rendered.health, rendered.critical),
-        });
-        if block.queued.len() >= FLUSH_AT {
-            self.flush_block(b);
-        }
-    }
-
-    fn flush_block(&mut self, b: usize) {
-        let Some(block) = self.blocks.get_mut(b) else {
-            return;
-        };
-        let (families, changed) = block.flush();
-        for i in families {
-            self.family_crc[i] = None;
-        }
-        if changed {
-            self.version += 1;
-        }
-    }
-
-    /// Puts every pending rendering in place.
-    fn flush(&mut self) {
-        for b in 0..self.blocks.len() {
-            if !self.blocks[b].queued.is_empty() {
-                self.flush_block(b);
-            }
-        }
-    }
-
-    /// The `/health` entry of the credential at `position` (shared, no copy).
-    fn health_entry(&mut self, position: usize) -> Option<Bytes> {
-        let (b, k) = (position / BLOCK, position % BLOCK);
-        self.flush_block(b);
-        let part = &self.blocks.get(b)?.health;
-        let end = *part.ends.get(k)? as usize;
-        let start = if k == 0 {
-            0
-        } else {
-            part.ends[k - 1] as usize + 1
-        };
-        Some(part.text.slice(start..end))
-    }
-
-    fn family_present(&self, i: usize) -> bool {
-        self.blocks.iter().any(|b| !b.families[i].0.text.is_empty())
-    }
-
-    /// The credentials' part of `/metrics`, as shared chunks.
-    fn metrics(&mut self) -> Arc<[Bytes]> {
-        self.flush();
-        if let Some((v, chunks)) = &self.metrics
-            && *v == self.version
-        {
-            return chunks.clone();
-        }
-        let mut chunks = Vec::new();
-        for i in 0..metrics::FAMILY_COUNT {
-            if !self.family_present(i) {
-                continue;
-            }
-            chunks.push(metrics::header(i).text.clone());
-            for b in &self.blocks {
-                let text = &b.families[i].0.text;
-                if !text.is_empty() {
-                    chunks.push(text.clone());
-                }
-            }
-        }
-        let chunks: Arc<[Bytes]> = chunks.into();
-        self.metrics = Some((self.version, chunks.clone()));
-        chunks
-    }
-
-    /// The credentials' part of `/metrics` as the start of a gzip member
-    /// (header and deflate segments), with its CRC-32 and length.
-    fn metrics_gzip(&mut self) -> (Arc<[Bytes]>, u32, u64) {
-        self.flush();
-        if let Some((v, body, crc, len)) = &self.gzip
-            && *v == self.version
-        {
-            return (body.clone(), *crc, *len);
-        }
-        let mut body = Vec::with_capacity(self.gzip.as_ref().map_or(64, |(_, b, _, _)| b.len()));
-        body.push(Bytes::from_static(&metrics::GZIP_HEADER));
-        let (mut crc, mut len) = (0u32, 0u64);
-        // The compressor's state is a few hundred KiB: made when needed, not kept.
-        let mut deflater: Option<metrics::Deflater> = None;
-        for i in 0..metrics::FAMILY_COUNT {
-            if !self.family_present(i) {
-                continue;
-            }
-            let header = metrics::header(i);
-            body.push(header.deflated.clone());
-            let mut family = (header.crc, header.text.len() as u64);
-            let known = self.family_crc[i];
-            for b in &mut self.blocks {
-                let (part, segment) = &mut b.families[i];
-                if part.text.is_empty() {
-                    continue;
-                }
-                let segment = segment.get_or_insert_with(|| {
-                    deflater
-                        .get_or_insert_with(metrics::Deflater::new)
-                        .segment(part.text.clone())
-                });
-                if !segment.deflated.is_empty() {
-                    body.push(segment.deflated.clone());
-                }
-                if known.is_none() {
-                    family.0 =
-                        metrics::crc32_combine(family.0, segment.crc, part.text.len() as u64);
-                    family.1 += part.text.len() as u64;
-                }
-            }
-            let family = known.unwrap_or(family);
-            self.family_crc[i] = Some(family);
-            crc = metrics::crc32_combine(crc, family.0, family.1);
-            len += family.1;
-        }
-        let body: Arc<[Bytes]> = body.into();
-        self.gzip = Some((self.version, body.clone(), crc, len));
-        (body, crc, len)
-    }
-
-    fn health(&mut self, verbose: bool) -> (bool, Arc<[Bytes]>) {
-        self.flush();
-        let cached = if verbose {
-            &self.health
-        } else {
-            &self.health_brief
-        };
-        if let Some((v, ok, chunks)) = cached
-            && *v == self.version
-        {
-            return (*ok, chunks.clone());
-        }
-        let (mut healthy, mut unhealthy, mut pending, mut ok) = (0, 0, 0, true);
-        for b in &self.blocks {
-            healthy += b.healthy;
-            unhealthy += b.unhealthy;
-            pending += b.pending;
-            ok &= b.ok;
-        }
-        let mut chunks = Vec::with_capacity(self.blocks.len() * 2 + 2);
-        chunks.push(Bytes::from(format!(
-            "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[",
-            if ok { "ok" } else { "fail" }
-        )));
-        let mut first = true;
-        for b in &self.blocks {
-            let part = if verbose { &b.health.text } else { &b.brief };
-            if part.is_empty() {
-                continue;
-            }
-            if !first {
-                chunks.push(Bytes::from_static(b","));
-            }
-            first = false;
-            chunks.push(part.clone());
-        }
-        chunks.push(Bytes::from_static(b"]}\n"));
-        let chunks: Arc<[Bytes]> = chunks.into();
-        let entry = Some((self.version, ok, chunks.clone()));
-        if verbose {
-            self.health = entry;
-        } else {
-            self.health_brief = entry;
-        }
-        (ok, chunks)
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
     use std::io::Read;
     use std::path::Path;
+    use std::time::Duration;
 
     use super::*;
-    use crate::outcome::{Evidence, Failure};
+    use crate::config::Spec;
+    use crate::metrics::store::BLOCK;
+    use crate::outcome::{Evidence, Fact, Failure, Problem, Quota, Reason};
+    use crate::verdict::HealthEntry;
 
     fn config(n_el: usize, n_tw: usize) -> Config {
         let mut y = String::from("elevenlabs:\n");
@@ -1382,15 +546,5 @@ mod tests {
         assert_eq!(join(&body[..body.len() - 1]), text);
         assert_eq!(join(&state.health_body(true).1), health);
         assert_eq!(join(&state.health_body(false).1), expected_brief(&state));
-    }
-
-    #[test]
-    fn parts_replace_items() {
-        let mut part = Part::join(["a", "bb", "ccc"].iter().map(|s| s.as_bytes()));
-        assert!(!part.update(&[None, Some(b"bb"), None]));
-        assert!(part.update(&[Some(b"xyz"), None, Some(b"")]));
-        assert_eq!(&part.text[..], b"xyzbb");
-        assert_eq!(part.ends, vec![3, 5, 5]);
-        assert_eq!(part.item(2), b"");
     }
 }

@@ -153,12 +153,7 @@ fn modified(p: &Path) -> Option<SystemTime> {
 }
 
 fn relative(base: &Path, file: &str) -> PathBuf {
-    let p = Path::new(file);
-    if p.is_absolute() {
-        p.to_path_buf()
-    } else {
-        base.parent().unwrap_or(Path::new(".")).join(p)
-    }
+    crate::config::resolve_file(base, file)
 }
 
 /// Reads and validates the file and everything it names.

@@ -9,6 +9,10 @@ pub mod env;
 pub mod raw;
 mod validate;
 
+// Vocabulary shared with the providers lives in a leaf both build on.
+pub use crate::upstream::{PermissionProbe, Provider, StatusMatch};
+pub(crate) use validate::resolve_file;
+
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -55,27 +59,6 @@ pub enum Spec {
     Twilio(Twilio),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Provider {
-    ElevenLabs,
-    Twilio,
-}
-
-impl Provider {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Provider::ElevenLabs => "elevenlabs",
-            Provider::Twilio => "twilio",
-        }
-    }
-}
-
-impl fmt::Display for Provider {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Credential {
     pub fn provider(&self) -> Provider {
         match self.spec {
@@ -84,11 +67,77 @@ impl Credential {
         }
     }
 
+    /// Where its requests go.
+    pub fn base_url(&self) -> &str {
+        match &self.spec {
+            Spec::ElevenLabs(el) => &el.base_url,
+            Spec::Twilio(tw) => &tw.base_url,
+        }
+    }
+
+    /// The credential whose account this one's checks also read (an
+    /// ElevenLabs key's `twilio:` link, with `phone_numbers: true`).
+    pub fn linked(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::ElevenLabs(el) if el.phone_numbers => el.twilio.as_deref(),
+            _ => None,
+        }
+    }
+
+    /// The permissions whose absence makes it unhealthy.
+    pub fn required_permissions(&self) -> &[String] {
+        match &self.spec {
+            Spec::ElevenLabs(el) => &el.required_permissions,
+            Spec::Twilio(_) => &[],
+        }
+    }
+
+    /// Whether phone numbers may appear in metric labels.
+    pub fn expose_numbers(&self) -> bool {
+        matches!(&self.spec, Spec::ElevenLabs(el) if el.expose_numbers)
+    }
+
+    /// Its position among the credentials of its provider in `config`:
+    /// the `elevenlabs[i]` / `twilio[i]` of config key paths.
+    pub fn key_path(&self, config: &Config) -> Option<String> {
+        let provider = self.provider();
+        config
+            .credentials
+            .iter()
+            .filter(|c| c.provider() == provider)
+            .position(|c| c.name == self.name)
+            .map(|i| format!("{provider}[{i}]"))
+    }
+
     /// The fingerprint of the secret that authenticates this credential.
     pub fn fingerprint(&self) -> String {
+        self.secret().value.fingerprint()
+    }
+
+    /// The secret that authenticates this credential, with its source.
+    pub fn secret(&self) -> &SecretValue {
         match &self.spec {
-            Spec::ElevenLabs(el) => el.api_key.value.fingerprint(),
-            Spec::Twilio(tw) => tw.auth.secret().value.fingerprint(),
+            Spec::ElevenLabs(el) => &el.api_key,
+            Spec::Twilio(tw) => tw.auth.secret(),
+        }
+    }
+
+    /// What the secret is called in the provider's console.
+    pub fn secret_name(&self) -> &'static str {
+        match &self.spec {
+            Spec::ElevenLabs(_) => "API key",
+            Spec::Twilio(tw) => match tw.auth {
+                TwilioAuth::AuthToken(_) => "Auth Token",
+                TwilioAuth::ApiKey { .. } => "API key secret",
+            },
+        }
+    }
+
+    /// The account the credential names, where it names one (a Twilio Account SID).
+    pub fn account(&self) -> Option<&str> {
+        match &self.spec {
+            Spec::ElevenLabs(_) => None,
+            Spec::Twilio(tw) => Some(&tw.account_sid),
         }
     }
 
@@ -188,31 +237,6 @@ impl fmt::Display for SecretSource {
     }
 }
 
-/// How one ElevenLabs permission is probed without side effects.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PermissionProbe {
-    pub permission: String,
-    /// Path and query, always a GET.
-    pub path: String,
-    pub granted: Vec<StatusMatch>,
-    pub not_granted: Vec<StatusMatch>,
-    /// Came from the config file rather than the built-in table.
-    pub overridden: bool,
-}
-
-/// An HTTP status plus, optionally, the upstream error code.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StatusMatch {
-    pub status: u16,
-    pub code: Option<String>,
-}
-
-impl StatusMatch {
-    pub fn matches(&self, status: u16, code: Option<&str>) -> bool {
-        self.status == status && self.code.as_deref().is_none_or(|c| Some(c) == code)
-    }
-}
-
 /// One message about the config: where, what, and how to fix it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -289,10 +313,6 @@ impl Config {
 }
 
 /// `AC` followed by 32 hex digits.
-pub fn looks_like_account_sid_pub(s: &str) -> bool {
-    validate::looks_like_account_sid(s)
-}
-
 impl Credential {
     /// Re-reads every `*_file` secret. `Ok(None)` when nothing changed.
     /// Errors name the file, never its content.

@@ -6,6 +6,8 @@
 //! HTTP status — never the human message, except to extract the permission
 //! name from `missing the permission <name>`.
 
+pub mod calibrate;
+pub mod explain;
 pub mod phone_numbers;
 
 use serde::Deserialize;
@@ -22,68 +24,9 @@ use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, c
 /// all-zero ULID). get-signed-url answers 404 `agent_not_found` when the key
 /// holds `convai_write`, and mints nothing. The allow-list admits
 /// get-signed-url with this id only.
-pub const NONEXISTENT_AGENT_ID: &str = super::http::PROBE_AGENT_ID;
+pub const NONEXISTENT_AGENT_ID: &str = crate::upstream::PROBE_AGENT_ID;
 
-/// The built-in permission probes. Adding a permission is one row.
-pub fn default_permission_probes() -> Vec<PermissionProbe> {
-    let denied = || {
-        vec![
-            StatusMatch {
-                status: 401,
-                code: Some("missing_permissions".into()),
-            },
-            StatusMatch {
-                status: 403,
-                code: Some("insufficient_permissions".into()),
-            },
-            StatusMatch {
-                status: 403,
-                code: Some("missing_permissions".into()),
-            },
-        ]
-    };
-    let row = |permission: &str, path: String, granted: StatusMatch| PermissionProbe {
-        permission: permission.into(),
-        path,
-        granted: vec![granted],
-        not_granted: denied(),
-        overridden: false,
-    };
-    vec![
-        row(
-            "convai_write",
-            format!("/v1/convai/conversation/get-signed-url?agent_id={NONEXISTENT_AGENT_ID}"),
-            StatusMatch {
-                status: 404,
-                code: Some("agent_not_found".into()),
-            },
-        ),
-        row(
-            "convai_read",
-            "/v1/convai/agents?page_size=1".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-        row(
-            "user_read",
-            "/v1/user".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-        row(
-            "models_read",
-            "/v1/models".into(),
-            StatusMatch {
-                status: 200,
-                code: None,
-            },
-        ),
-    ]
-}
+pub use crate::upstream::default_permission_probes;
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -186,53 +129,15 @@ pub enum Meaning {
 /// Classifies a non-200 answer: code, then status, then the HTTP status.
 pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     let status = answer.status;
-    // Only a JSON answer from the API itself is ever definitive: an HTML page
-    // (a CDN challenge, a captive portal, a proxy) says nothing about the key,
-    // whatever its status.
-    let json = answer.is_json() && !matches!(body, Body::NotJson);
-    if status == 200 && json {
-        return Meaning::Ok;
-    }
-    if (200..300).contains(&status) {
-        return Meaning::Failure(
-            Reason::UnexpectedResponse,
-            if json {
-                format!("HTTP {status} where 200 was expected")
-            } else {
-                format!("HTTP {status} with a body that is not JSON (a proxy or captive portal?)")
-            },
-        );
-    }
-    if !json {
-        let detail = if status == 403 {
-            "HTTP 403 with an HTML page: a CDN or firewall (e.g. a Cloudflare challenge) blocked the request before ElevenLabs saw the key; this is not a key problem".to_string()
-        } else {
-            format!("HTTP {status} with a body that is not JSON")
-        };
-        let reason = match status {
-            429 => Reason::RateLimited,
-            500..=599 => Reason::UpstreamError,
-            _ => Reason::UnexpectedResponse,
-        };
+    let code = match body {
+        Body::Error(f) => f.key(),
+        _ => None,
+    };
+    if let Some((reason, detail)) = answer.not_definitive(!matches!(body, Body::NotJson), code) {
         return Meaning::Failure(reason, detail);
     }
-    // Rate limits and server errors are never verdicts, whatever code they carry.
-    if status == 429 || status >= 500 {
-        let code = match body {
-            Body::Error(f) => f.key().map(|k| format!(" `{k}`")).unwrap_or_default(),
-            _ => String::new(),
-        };
-        return if status == 429 {
-            Meaning::Failure(
-                Reason::RateLimited,
-                format!("429{code}: upstream is busy or rate-limiting"),
-            )
-        } else {
-            Meaning::Failure(
-                Reason::UpstreamError,
-                format!("HTTP {status}{code}: server error"),
-            )
-        };
+    if status == 200 {
+        return Meaning::Ok;
     }
     let fields = match body {
         Body::Error(f) => Some(f),
@@ -346,20 +251,21 @@ impl Subscription {
 }
 
 fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidence {
+    // A 200 subscription has a `status` of its own (`active`): not an error code.
     let fields = match body {
-        Body::Error(f) => Some(f),
+        Body::Error(f) if answer.status != 200 => Some(f),
         _ => None,
     };
-    Evidence {
-        request: format!("GET {path}"),
-        http_status: Some(answer.status),
-        upstream_code: fields.and_then(|f| f.key().map(str::to_string)),
-        permission: fields.and_then(ErrorFields::permission),
-        request_id: fields
-            .and_then(|f| f.request_id.clone())
-            .or_else(|| answer.request_id.clone()),
+    let mut evidence = answer.evidence(
+        path,
+        fields.and_then(|f| f.key().map(str::to_string)),
         detail,
+    );
+    evidence.permission = fields.and_then(ErrorFields::permission);
+    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
+        evidence.request_id = Some(id);
     }
+    evidence
 }
 
 async fn get(
@@ -681,10 +587,7 @@ pub fn permission_meaning(
 }
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
-    Failure {
-        retry_after: answer.retry_after,
-        ..Failure::new(reason)
-    }
+    answer.failure(reason)
 }
 
 fn short(s: &str) -> String {

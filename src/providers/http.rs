@@ -12,6 +12,9 @@
 //! proxy is only ever used for https upstreams, through a CONNECT tunnel
 //! ([`ProxyConfig`]): a plain-http request never passes through a proxy.
 
+pub use crate::upstream::{PROBE_AGENT_ID, check_read_path};
+
+use crate::outcome::Reason;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -65,6 +68,65 @@ impl Answer {
         self.content_type
             .as_deref()
             .is_none_or(|ct| ct.to_ascii_lowercase().contains("json"))
+    }
+
+    /// A failure to get a definitive answer, carrying upstream's `Retry-After`.
+    pub fn failure(&self, reason: Reason) -> crate::outcome::Failure {
+        crate::outcome::Failure {
+            retry_after: self.retry_after,
+            ..crate::outcome::Failure::new(reason)
+        }
+    }
+
+    /// The evidence of this answer to `GET path`: status, upstream code and
+    /// request id (for support tickets), our one-line reading. Never the body.
+    pub fn evidence(
+        &self,
+        path: &str,
+        code: Option<String>,
+        detail: String,
+    ) -> crate::outcome::Evidence {
+        crate::outcome::Evidence {
+            request: format!("GET {path}"),
+            http_status: Some(self.status),
+            upstream_code: code,
+            permission: None,
+            request_id: self.request_id.clone(),
+            detail,
+        }
+    }
+
+    /// The one gate every classifier passes first: why this answer cannot
+    /// be definitive, or `None` when it may be read. Only JSON from the API
+    /// itself (`parsed` says the body did parse as JSON), neither 429 nor a
+    /// 5xx whatever code it carries, and 200 among the 2xx, ever decides a
+    /// verdict. `code` is the upstream error code, shown in the detail.
+    pub fn not_definitive(&self, parsed: bool, code: Option<&str>) -> Option<(Reason, String)> {
+        let status = self.status;
+        let reason = match status {
+            429 => Reason::RateLimited,
+            500..=599 => Reason::UpstreamError,
+            _ => Reason::UnexpectedResponse,
+        };
+        if !(self.is_json() && parsed) {
+            let detail = if status == 403 {
+                "HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem".to_string()
+            } else {
+                format!("HTTP {status} with a non-JSON body (a proxy, CDN or captive portal?)")
+            };
+            return Some((reason, detail));
+        }
+        let code = code.map(|c| format!(" `{c}`")).unwrap_or_default();
+        match status {
+            200 => None,
+            201..=299 => Some((reason, format!("HTTP {status} where 200 was expected"))),
+            429 => Some((
+                reason,
+                format!("429{code}: upstream is busy or rate-limiting"),
+            )),
+            500..=599 => Some((reason, format!("HTTP {status}{code}: server error"))),
+            _ => None,
+        }
     }
 }
 
@@ -370,143 +432,11 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// The agent id of credwatch's `convai_write` probe (see
-/// `providers::elevenlabs::NONEXISTENT_AGENT_ID`): `agent_` + two digits +
-/// the all-zero ULID. get-signed-url is allowed with this id only, so no
-/// configured probe can point it at a real agent and mint signed URLs.
-pub const PROBE_AGENT_ID: &str = "agent_0000000000000000000000000000";
-
-/// The read-only allow-list. Everything credwatch may ever ask for is here;
-/// the never-call endpoints of `shared/reference/*.md` are not, by construction.
-pub fn check_read_path(provider: Provider, path_and_query: &str) -> Result<(), String> {
-    let (path, query) = match path_and_query.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (path_and_query, None),
-    };
-    if !path.starts_with('/')
-        || path.contains("..")
-        || path.contains("//")
-        || path_and_query.contains('#')
-    {
-        return Err("the path is not a plain absolute path".into());
-    }
-    let segments: Vec<&str> = path[1..].split('/').collect();
-    let id_ok = |s: &str| {
-        !s.is_empty()
-            && s.len() <= 64
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    };
-    let allowed = match provider {
-        Provider::ElevenLabs => match segments.as_slice() {
-            ["v1", "user"] | ["v1", "user", "subscription"] | ["v1", "models"] => true,
-            ["v1", "convai", "agents"] | ["v1", "convai", "phone-numbers"] => true,
-            ["v1", "convai", "agents", id] | ["v1", "convai", "phone-numbers", id] => id_ok(id),
-            // Exactly credwatch's own nonexistent agent, nothing else in the
-            // query (no `include_conversation_id` in any spelling or encoding).
-            ["v1", "convai", "conversation", "get-signed-url"] => {
-                if query != Some(&*format!("agent_id={PROBE_AGENT_ID}")) {
-                    return Err(format!(
-                        "get-signed-url is only ever asked as `?agent_id={PROBE_AGENT_ID}` (credwatch's nonexistent probe agent): with a real agent it mints a signed URL"
-                    ));
-                }
-                true
-            }
-            _ => false,
-        },
-        Provider::Twilio => match segments.as_slice() {
-            ["2010-04-01", "Accounts", account] => account
-                .strip_suffix(".json")
-                .is_some_and(crate::config::looks_like_account_sid_pub),
-            ["2010-04-01", "Accounts", account, resource] => {
-                crate::config::looks_like_account_sid_pub(account)
-                    && matches!(
-                        *resource,
-                        "IncomingPhoneNumbers.json" | "OutgoingCallerIds.json" | "Balance.json"
-                    )
-            }
-            _ => false,
-        },
-    };
-    if allowed {
-        Ok(())
-    } else {
-        Err(format!(
-            "the path is not on credwatch's read-only allow-list for {provider}; only side-effect-free GETs are allowed"
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const AC: &str = "AC0123456789abcdef0123456789abcdef";
-
-    #[test]
-    fn allow_list_admits_the_probes() {
-        for p in [
-            "/v1/user/subscription",
-            "/v1/user",
-            "/v1/models",
-            "/v1/convai/agents?page_size=1",
-            "/v1/convai/agents/agent_123",
-            "/v1/convai/phone-numbers?provider=twilio",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000",
-        ] {
-            assert_eq!(check_read_path(Provider::ElevenLabs, p), Ok(()), "{p}");
-        }
-        for p in [
-            format!("/2010-04-01/Accounts/{AC}.json"),
-            format!("/2010-04-01/Accounts/{AC}/IncomingPhoneNumbers.json?PageSize=1000"),
-            format!("/2010-04-01/Accounts/{AC}/OutgoingCallerIds.json?PageSize=1000"),
-            format!("/2010-04-01/Accounts/{AC}/Balance.json"),
-        ] {
-            assert_eq!(check_read_path(Provider::Twilio, &p), Ok(()), "{p}");
-        }
-    }
-
-    #[test]
-    fn allow_list_refuses_never_call_endpoints() {
-        for p in [
-            "/v1/convai/twilio/outbound-call",
-            "/v1/convai/sip-trunk/outbound-call",
-            "/v1/convai/conversation/token?agent_id=x",
-            "/v1/workspaces/api-keys/disable?api_key_name=self",
-            "/v1/text-to-speech/abc",
-            "/v1/convai/conversation/get-signed-url?agent_id=a&include_conversation_id=true",
-            "/v1/convai/conversation/get-signed-url",
-            // A real agent, or the probe id with anything added.
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_2501k520e4p6eqs87ga1ke8a67fs",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=true",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=1",
-            "/v1/convai/conversation/get-signed-url?include_conversation_id=True&agent_id=agent_0000000000000000000000000000",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include%5Fconversation%5Fid=true",
-            "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&agent_id=agent_2501k520e4p6eqs87ga1ke8a67fs",
-            "/v1/convai/agents/../../v1/text-to-speech",
-        ] {
-            assert!(check_read_path(Provider::ElevenLabs, p).is_err(), "{p}");
-        }
-        for p in [
-            "/2010-04-01/Accounts.json".to_string(),
-            format!("/2010-04-01/Accounts/{AC}/Keys.json"),
-            format!("/2010-04-01/Accounts/{AC}/Calls.json"),
-            format!("/2010-04-01/Accounts/{AC}/Messages.json"),
-            format!("/2010-04-01/Accounts/{AC}/Tokens.json"),
-            "/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json".to_string(),
-        ] {
-            assert!(check_read_path(Provider::Twilio, &p).is_err(), "{p}");
-        }
-        // A Twilio path is not an ElevenLabs path and vice versa.
-        assert!(
-            check_read_path(
-                Provider::ElevenLabs,
-                &format!("/2010-04-01/Accounts/{AC}.json")
-            )
-            .is_err()
-        );
-        assert!(check_read_path(Provider::Twilio, "/v1/user").is_err());
-    }
 
     #[test]
     fn auth_headers_are_sensitive_and_exact() {

@@ -7,6 +7,7 @@
 pub mod elevenlabs;
 pub mod http;
 pub mod twilio;
+pub(crate) mod words;
 
 #[cfg(test)]
 pub(crate) mod properties;
@@ -21,8 +22,17 @@ use http::{TransportError, Upstream};
 pub struct Context<'a> {
     pub upstream: &'a Upstream,
     pub permission_probes: &'a [PermissionProbe],
-    /// For ElevenLabs credentials with `twilio:`, the linked Twilio credential.
-    pub linked_twilio: Option<&'a elevenlabs::phone_numbers::LinkedTwilio>,
+    /// The credential this one's checks also read ([`Credential::linked`]).
+    pub linked_twilio: Option<&'a Linked>,
+}
+
+/// A linked credential, as the cycle of the credential linking it sees it
+/// (an ElevenLabs key's Twilio account, for the phone-number cross-check).
+#[derive(Debug, Clone)]
+pub struct Linked {
+    pub cred: std::sync::Arc<Credential>,
+    /// When credwatch saw its secret change while running.
+    pub changed_at: Option<SystemTime>,
 }
 
 /// What a cycle covers.
@@ -45,6 +55,24 @@ pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attem
         Spec::ElevenLabs(el) => elevenlabs::run(cred, el, ctx, plan).await,
         Spec::Twilio(tw) => twilio::run(cred, tw, ctx, plan).await,
     }
+}
+
+/// The phone-number cross-check's words, and `credwatch calibrate`, which
+/// proves a permission probe: both ElevenLabs', reached through here.
+pub use elevenlabs::calibrate;
+pub use elevenlabs::explain::{billing_at_risk as explain_billing_at_risk, phone as explain_phone};
+
+/// (summary, fix) for a definitive problem, in the words of the provider
+/// that reports it (each provider's `explain` module).
+pub fn explain(p: &crate::outcome::Problem, cred: &Credential) -> (String, String) {
+    elevenlabs::explain::problem(p, cred)
+        .or_else(|| twilio::explain::problem(p, cred))
+        .unwrap_or_else(|| {
+            (
+                format!("Problem `{}`.", p.code()),
+                "See the evidence.".to_string(),
+            )
+        })
 }
 
 /// The name of the check that decides validity.

@@ -142,6 +142,16 @@ mod the_loop {
         Arc::new(Upstream::new(4, None).expect("client"))
     }
 
+    /// Waits (virtually) until the first probe is in flight upstream.
+    async fn first_request(sim: &Simulator) {
+        let mut waited = Duration::ZERO;
+        while sim.request_count() == 0 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            waited += Duration::from_millis(100);
+            assert!(waited < Duration::from_secs(10), "no probe started");
+        }
+    }
+
     /// SIGTERM's path: no new checks, the ones in flight finish (here: run
     /// into their 10 s timeout against a server that never answers) and are
     /// recorded before `shutdown` returns.
@@ -161,13 +171,7 @@ mod the_loop {
         let config = Arc::new(config(&yaml, dir.path()));
         let state = State::new(&config);
         let handle = super::super::spawn(config, state.clone(), upstream());
-        // Wait (virtually) until the probe is in flight upstream.
-        let mut waited = Duration::ZERO;
-        while sim.request_count() == 0 {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-            assert!(waited < Duration::from_secs(10), "no probe started");
-        }
+        first_request(&sim).await;
         let slot = state.slot("hung").expect("slot");
         assert_eq!(slot.snapshot().cycles, 0, "still in flight");
         handle.shutdown().await;
@@ -213,6 +217,39 @@ mod the_loop {
                 "the rotation was not seen within the reloaded 2s poll"
             );
         }
+        handle.shutdown().await;
+    }
+
+    /// A secret rotated while a probe with the old one is in flight: that
+    /// probe's answer is about the old secret, so it is dropped (its
+    /// generation is stale) and the new secret is probed at once.
+    #[tokio::test(start_paused = true)]
+    async fn answers_about_a_replaced_secret_are_dropped_and_the_new_one_probed() {
+        let sim = simulator().await;
+        sim.update(|w| {
+            if let Some(k) = w.elevenlabs.key_mut(KEY) {
+                k.fault = Some(Fault::Hang);
+            }
+        });
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("key");
+        std::fs::write(&secret, KEY).expect("write secret");
+        let yaml = format!(
+            "secret_poll_interval: 1s\nelevenlabs:\n  - name: rotated\n    api_key_file: {}\n    base_url: {}\n",
+            secret.display(),
+            sim.elevenlabs_url()
+        );
+        let config = Arc::new(config(&yaml, dir.path()));
+        let state = State::new(&config);
+        let handle = super::super::spawn(config, state.clone(), upstream());
+        first_request(&sim).await;
+        // The old key's probe hangs; rotate the file under it.
+        std::fs::write(&secret, NEW_KEY).expect("rotate secret");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        let s = state.slot("rotated").expect("slot").snapshot();
+        assert_eq!(s.cycles, 1, "only the new secret's cycle is recorded");
+        assert_eq!(s.check_error, None, "the old probe's timeout was dropped");
+        assert_eq!(s.verdict.valid, Some(true));
         handle.shutdown().await;
     }
 }

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, query_param, random_alnum, random_hex_id};
+use super::twilio::StoredTwilioCredentials;
 use super::{Plan, RequestCtx, State};
 
 // ---------------------------------------------------------------------------
@@ -537,14 +538,6 @@ impl ElPhoneNumber {
 pub struct AssignedAgent {
     pub agent_id: String,
     pub agent_name: String,
-}
-
-/// Twilio credentials stored with an imported number (AC SID + auth token,
-/// or SK SID + secret).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredTwilioCredentials {
-    pub account_sid: String,
-    pub auth_token: String,
 }
 
 // ---------------------------------------------------------------------------

@@ -278,96 +278,29 @@ pub(crate) async fn serve<F, Fut>(
     }
 }
 
-/// Value of `name` in a query string, percent-decoded (`+` is a space).
-/// The first occurrence wins.
+/// Value of `name` in a query string, percent-decoded (`+` is a space;
+/// invalid escapes are kept literally, invalid UTF-8 is replaced, as
+/// lenient servers do). The first occurrence wins.
 pub(crate) fn query_param<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
-    let query = query?;
-    query.split('&').find_map(|pair| {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        (percent_decode(k).as_ref() == name).then(|| percent_decode(v))
-    })
+    url::form_urlencoded::parse(query?.as_bytes()).find_map(|(k, v)| (k == name).then_some(v))
 }
 
-/// Percent-decodes `s`; invalid escapes are kept literally and invalid UTF-8
-/// is replaced, as lenient servers do.
-pub(crate) fn percent_decode(s: &str) -> Cow<'_, str> {
-    if !s.contains(['%', '+']) {
-        return Cow::Borrowed(s);
-    }
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b'%' => match (hex_val(bytes.get(i + 1)), hex_val(bytes.get(i + 2))) {
-                (Some(h), Some(l)) => {
-                    out.push(h << 4 | l);
-                    i += 3;
-                }
-                _ => {
-                    out.push(b'%');
-                    i += 1;
-                }
-            },
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    Cow::Owned(String::from_utf8_lossy(&out).into_owned())
-}
-
-fn hex_val(b: Option<&u8>) -> Option<u8> {
-    match *b? {
-        c @ b'0'..=b'9' => Some(c - b'0'),
-        c @ b'a'..=b'f' => Some(c - b'a' + 10),
-        c @ b'A'..=b'F' => Some(c - b'A' + 10),
-        _ => None,
-    }
-}
-
-/// Percent-encodes a query value (everything but unreserved characters).
-pub(crate) fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+/// Percent-encodes a query value (`application/x-www-form-urlencoded`).
+pub(crate) fn query_value(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 /// Standard base64 (with or without padding), for `Authorization: Basic`.
 pub(crate) fn base64_decode(input: &str) -> Option<Vec<u8>> {
-    let input = input.trim_end_matches('=');
-    let mut out = Vec::with_capacity(input.len() * 3 / 4);
-    let mut acc: u32 = 0;
-    let mut bits = 0;
-    for c in input.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
+    use base64::Engine as _;
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    const LENIENT: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new()
+            .with_decode_padding_mode(DecodePaddingMode::Indifferent)
+            .with_decode_allow_trailing_bits(true),
+    );
+    LENIENT.decode(input).ok()
 }
 
 /// `prefix` followed by 32 random lowercase hex digits.
@@ -392,9 +325,11 @@ mod tests {
         assert_eq!(query_param(q, "x").as_deref(), Some("hello world"));
         assert_eq!(query_param(q, "bad").as_deref(), Some("%zz"));
         assert_eq!(query_param(q, "missing"), None);
-        assert_eq!(percent_decode("%"), "%");
-        assert_eq!(percent_decode("%4"), "%4");
-        assert_eq!(percent_decode("%41"), "A");
+        let q = Some("a=%&b=%4&c=%41");
+        assert_eq!(query_param(q, "a").as_deref(), Some("%"));
+        assert_eq!(query_param(q, "b").as_deref(), Some("%4"));
+        assert_eq!(query_param(q, "c").as_deref(), Some("A"));
+        assert_eq!(query_value("+1 415"), "%2B1+415");
     }
 
     #[test]
@@ -404,6 +339,7 @@ mod tests {
             Some(&b"user:pass"[..])
         );
         assert_eq!(base64_decode("YQ==").as_deref(), Some(&b"a"[..]));
+        assert_eq!(base64_decode("YQ").as_deref(), Some(&b"a"[..]));
         assert_eq!(base64_decode("!!"), None);
     }
 }

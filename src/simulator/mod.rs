@@ -26,12 +26,15 @@
 //! # Layout
 //!
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.
+//!   It uses [`twilio`] to judge the Twilio credentials stored with an
+//!   imported number; [`twilio`] never uses it.
 //! - [`twilio`]: the Twilio model ([`TwilioWorld`]) and handler.
 //! - [`corpus`]: the recorded upstream answers (`tests/fixtures/upstream/`);
 //!   every error body the simulator sends comes from it.
 //! - [`faults`]: injectable failures ([`Fault`]).
 //! - [`demo`]: the world behind `credwatch demo` and its secrets.
-//! - `http`: the hyper server loop, body types and small parsers.
+//! - `http`: the hyper server loop, body types, and query and Basic-auth
+//!   decoding (through the `url` and `base64` crates).
 
 pub mod corpus;
 pub mod demo;
@@ -57,13 +60,13 @@ use tokio::task::JoinHandle;
 
 pub use elevenlabs::{
     AccountBlock, Agent, AssignedAgent, BlockScope, CreditLimitExtension, ElAccount, ElKey,
-    ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode,
-    StoredTwilioCredentials, Subscription, SubscriptionStatus,
+    ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode, Subscription,
+    SubscriptionStatus,
 };
 pub use faults::Fault;
 pub use twilio::{
     AccountStatus, AccountType, ApiKey, CallerId, Capabilities, InactiveAnswer, IncomingNumber,
-    KeyKind, RateLimitCasing, SkInPathError, TwilioAccount, TwilioWorld,
+    KeyKind, RateLimitCasing, SkInPathError, StoredTwilioCredentials, TwilioAccount, TwilioWorld,
 };
 
 /// How many requests [`Simulator::requests`] keeps (the oldest are dropped).

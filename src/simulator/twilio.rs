@@ -23,9 +23,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
 use super::corpus;
-use super::elevenlabs::StoredTwilioCredentials;
 use super::faults::{Fault, FaultAction, UpstreamError};
-use super::http::{Delivery, Reply, base64_decode, percent_encode, query_param, random_hex_id};
+use super::http::{Delivery, Reply, base64_decode, query_param, query_value, random_hex_id};
 use super::{Plan, RequestCtx, State};
 
 /// Prefix of the `auth_token` value in `Accounts/{Sid}.json`; the real token
@@ -472,6 +471,14 @@ pub enum KeyKind {
 pub fn sid_from(prefix: &str, seed: &str) -> String {
     let digest = Sha256::digest(seed.as_bytes());
     format!("{prefix}{}", hex::encode(&digest[..16]))
+}
+
+/// Twilio credentials stored with an imported ElevenLabs number (AC SID + auth token,
+/// or SK SID + secret).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredTwilioCredentials {
+    pub account_sid: String,
+    pub auth_token: String,
 }
 
 fn is_sid(s: &str, prefix: &str) -> bool {
@@ -1210,7 +1217,7 @@ fn page_with<T>(
     let mut filters = String::new();
     for name in ["FriendlyName", "PhoneNumber"] {
         if let Some(v) = query_param(ctx.query, name) {
-            filters.push_str(&format!("{name}={}&", percent_encode(&v)));
+            filters.push_str(&format!("{name}={}&", query_value(&v)));
         }
     }
     let base = format!("/2010-04-01/Accounts/{}/{resource}.json", account.sid);
@@ -1251,7 +1258,7 @@ fn page_with<T>(
     body.insert("start".into(), Value::from(first_start));
     body.insert(
         "uri".into(),
-        Value::from(link(page_no, token.map(|t| percent_encode(&t)))),
+        Value::from(link(page_no, token.map(|t| query_value(&t)))),
     );
     Reply::json_of(200, &Value::Object(body))
 }

@@ -472,8 +472,10 @@ fn parse(run: &Run) -> Report {
     report
 }
 
-/// The text report says what the JSON says: a healthy credential in one line;
-/// otherwise its reason and, for each finding, the summary, the evidence and the fix.
+/// The text report agrees with the JSON one: a healthy credential in one
+/// line; otherwise its reason and, for each finding, the summary, the
+/// evidence and the fix, within the credential's own block. A cross-check of
+/// the two renderings; what the text must say is written out in the scenarios.
 fn assert_text_explains(text: &Run, c: &CredReport) {
     let lines: Vec<&str> = text.stdout.lines().collect();
     let head = format!(" {} ({}): ", c.name, c.provider);
@@ -481,6 +483,16 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         .iter()
         .position(|l| l.contains(&head))
         .unwrap_or_else(|| panic!("no line for {}\n{text:?}", c.name));
+    // The credential's block: its line and the indented ones below it.
+    let block: Vec<&str> = std::iter::once(lines[at])
+        .chain(
+            lines[at + 1..]
+                .iter()
+                .copied()
+                .take_while(|l| l.starts_with(' ')),
+        )
+        .collect();
+    let joined = block.join("\n");
     let ok = c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready);
     if ok {
         assert!(
@@ -508,9 +520,9 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
     };
     assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
     for f in &c.findings {
-        assert!(text.stdout.contains(&f.summary), "{f:?}\n{text:?}");
+        assert!(joined.contains(&f.summary), "{f:?}\n{text:?}");
         assert!(
-            text.stdout.contains(&format!("fix: {}", f.fix)),
+            joined.contains(&format!("fix: {}", f.fix)),
             "{f:?}\n{text:?}"
         );
         if let Some(e) = &f.evidence {
@@ -519,7 +531,7 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
             if let Some(s) = e.http_status {
                 start += &format!("HTTP {s}");
             }
-            let line = lines
+            let line = block
                 .iter()
                 .find(|l| l.trim_start().starts_with(&start))
                 .unwrap_or_else(|| panic!("no `{start}`: {f:?}\n{text:?}"));
@@ -536,8 +548,7 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         }
     }
     assert!(
-        text.stdout
-            .contains(&format!("fingerprint {}", c.fingerprint)),
+        joined.contains(&format!("fingerprint {}", c.fingerprint)),
         "{text:?}"
     );
 }
@@ -577,13 +588,84 @@ fn tw_key_item(name: &str, sid: &str, key_sid: &str, secret: &str, url: &str) ->
     )
 }
 
-fn rfc3339(unix: i64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(unix as u64))
-        .to_string()
+/// The text report with the request ids (new on every run) replaced by `…`,
+/// keeping Twilio's `RQ` prefix.
+fn masked(text: &str) -> String {
+    const AT: &str = "request id ";
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find(AT) {
+        let (head, tail) = rest.split_at(at + AT.len());
+        out += head;
+        out += if tail.starts_with("RQ") {
+            "RQ…"
+        } else {
+            "…"
+        };
+        let end = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out + rest
 }
 
-fn fingerprint(secret: &str) -> String {
-    credwatch::secret::Secret::new(secret).fingerprint()
+/// What `check --credential <credential>` must report for one cause: the
+/// verdict, the finding that explains it with its evidence, and the whole
+/// text report, written out (request ids masked, see [`masked`]).
+struct Case {
+    credential: &'static str,
+    exit: i32,
+    /// `(status, reason, valid)`.
+    verdict: (&'static str, Option<&'static str>, Option<bool>),
+    fingerprint: &'static str,
+    finding: &'static str,
+    severity: &'static str,
+    check: &'static str,
+    request: String,
+    http_status: Option<u16>,
+    upstream_code: Option<&'static str>,
+    /// The start of the upstream's request id, when it sent one.
+    request_id: Option<&'static str>,
+    /// Key phrases of the JSON `fix` (the text report shows it whole).
+    fix: &'static [&'static str],
+    text: String,
+}
+
+/// Runs one [`Case`] in text and JSON and asserts all of it; returns the
+/// JSON report for the scenario's own further assertions.
+async fn assert_case(s: &Scenario, case: &Case) -> CredReport {
+    let name = case.credential;
+    let (text, c) = s.one(name).await;
+    assert_eq!(masked(&text.stdout), case.text, "{name}: {text:?}");
+    assert_eq!(text.code, case.exit, "{name}: {text:?}");
+    assert_eq!(
+        (c.status.as_str(), c.reason.as_deref(), c.valid),
+        case.verdict,
+        "{name}"
+    );
+    assert_eq!(c.fingerprint, case.fingerprint, "{name}");
+    let f = finding(&c, case.finding);
+    assert_eq!(
+        (f.severity.as_str(), f.check.as_str()),
+        (case.severity, case.check),
+        "{name}"
+    );
+    let e = evidence_of(f);
+    assert_eq!(e.request, case.request, "{name}");
+    assert_eq!(e.http_status, case.http_status, "{name}");
+    assert_eq!(e.upstream_code.as_deref(), case.upstream_code, "{name}");
+    match case.request_id {
+        Some(start) => assert!(
+            e.request_id
+                .as_deref()
+                .is_some_and(|r| r.starts_with(start)),
+            "{name}: the upstream sent a request id starting `{start}`: {e:?}"
+        ),
+        None => assert_eq!(e.request_id, None, "{name}"),
+    }
+    assert_contains(&f.fix, case.fix);
+    c
 }
 
 // ---------------------------------------------------------------------------
@@ -596,15 +678,11 @@ const KEY_ID_LIKE_A_KEY: &str = "sk_chkkeyid_0123456789abcdef0123456789abcdef012
 /// A key ID as the dashboard shows it: refused at config load.
 const PLAIN_KEY_ID: &str = "keyChkAgentProd00001";
 
-fn reset_in_days(days: i64) -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("clock")
-        .as_secs() as i64
-        + days * 86_400
-}
+/// When the exhausted workspace's quota resets: fixed, so the report's
+/// date is a literal (2100-01-01T00:00:00Z).
+const RESET_AT: i64 = 4_102_444_800;
 
-fn el_world(reset: i64) -> World {
+fn el_world() -> World {
     let mut w = World::default();
     let el = &mut w.elevenlabs;
     el.add_account(ElAccount::new("ws-main"));
@@ -613,7 +691,7 @@ fn el_world(reset: i64) -> World {
             tier: "starter".into(),
             character_count: 30_000,
             character_limit: 30_000,
-            next_character_count_reset_unix: Some(reset),
+            next_character_count_reset_unix: Some(RESET_AT),
             can_extend_character_limit: false,
             allowed_to_extend_character_limit: false,
             max_credit_limit_extension: CreditLimitExtension::Limit(0),
@@ -657,169 +735,308 @@ fn el_world(reset: i64) -> World {
     w
 }
 
-/// A scenario whose config holds one ElevenLabs credential `el`.
-async fn el_scenario(world: World, key: &str, extra: &str) -> Scenario {
-    let mut s = Scenario::start(world).await;
-    let key = s.secret(key);
-    let yaml = format!("elevenlabs:\n{}", el_item("el", &key, &s.el_url(), extra));
+const SUBSCRIPTION: &str = "GET /v1/user/subscription";
+const SIGNED_URL: &str =
+    "GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn elevenlabs_causes_are_explained() {
+    let mut s = Scenario::start(el_world()).await;
+    let url = s.el_url();
+    let mut yaml = "elevenlabs:\n".to_string();
+    for (name, key) in [
+        ("el-invalid", el_key("chk-unknown")),
+        ("el-no-write", el_key("chk-no-write")),
+        ("el-restricted", el_key("chk-restricted")),
+        ("el-key-id", KEY_ID_LIKE_A_KEY.to_string()),
+        ("el-exhausted", el_key("chk-exhausted")),
+        ("el-unusual", el_key("chk-unusual")),
+        ("el-payment-issue", el_key("chk-payment-issue")),
+        ("el-payment-required", el_key("chk-payment-required")),
+    ] {
+        yaml += &el_item(name, &s.secret(&key), &url, "");
+    }
+    s.secret(&el_key("chk-owner-of-id"));
     s.write(&yaml);
-    s
-}
+    let cases = [
+        Case {
+            credential: "el-invalid",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "0e13ed9dc469",
+            finding: "invalid_api_key",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(401),
+            upstream_code: Some("invalid_api_key"),
+            request_id: Some(""),
+            fix: &["Settings → API Keys", "xi-api-key"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-invalid (elevenlabs): invalid_credentials\n",
+                "    ✗ ElevenLabs does not accept this API key (401 invalid_api_key).\n",
+                "      evidence: GET /v1/user/subscription → HTTP 401, code invalid_api_key, request id …\n",
+                "      fix: The key was deleted, regenerated or mistyped. Create a key in ElevenLabs → Settings → API Keys (enable Conversational AI write access if it places calls) and put it in the config file. Applications must send it in the `xi-api-key` header — `Authorization: Bearer` with an API key gets 401 too. (evidence: docs/upstream-evidence.md#elevenlabs-invalid-api-key)\n",
+                "      (fingerprint 0e13ed9dc469)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-no-write",
+            exit: 1,
+            verdict: ("unhealthy", Some("missing_permission"), Some(true)),
+            fingerprint: "9401a0847bc2",
+            finding: "permission_missing",
+            severity: "error",
+            check: "permission_convai_write",
+            request: SIGNED_URL.into(),
+            http_status: Some(401),
+            upstream_code: Some("missing_permissions"),
+            request_id: Some(""),
+            fix: &["Conversational AI → Write", "Settings → API Keys", "401"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-no-write (elevenlabs): missing_permission\n",
+                "    ✗ This key lacks `convai_write`.\n",
+                "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 401, code missing_permissions, permission convai_write, request id …\n",
+                "      fix: Create a key with Conversational AI → Write (\"ElevenLabs Agents: Write\") in ElevenLabs → Settings → API Keys, or edit this key's permissions there, then put it in the config file. Without it, outbound calls fail with 401 and signed URLs cannot be issued. (evidence: docs/upstream-evidence.md#elevenlabs-missing-permissions)\n",
+                "      (user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-restricted",
+            exit: 0,
+            verdict: ("healthy", None, Some(true)),
+            fingerprint: "8054fac39d02",
+            finding: "permission_missing",
+            severity: "info",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(401),
+            upstream_code: Some("missing_permissions"),
+            request_id: Some(""),
+            fix: &["User → Read"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+                "\n",
+                "✓ el-restricted (elevenlabs): healthy — convai_write granted; fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-key-id",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "56ef75577178",
+            finding: "key_id_used_as_key",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(400),
+            upstream_code: Some("invalid_api_key"),
+            request_id: Some(""),
+            fix: &["sk_", "Settings → API Keys", "the config file"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-key-id (elevenlabs): invalid_credentials\n",
+                "    ✗ This is an API key ID, not the key (400 api_key_id_used_as_api_key).\n",
+                "      evidence: GET /v1/user/subscription → HTTP 400, code invalid_api_key, request id …\n",
+                "      fix: The ID shown next to a key in the dashboard cannot authenticate. Use the secret value shown once when the key was created (it starts with `sk_`); if it is lost, create a new key in ElevenLabs → Settings → API Keys. Put it in the config file. (evidence: docs/upstream-evidence.md#elevenlabs-key-id-used-as-key)\n",
+                "      (fingerprint 56ef75577178)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-exhausted",
+            exit: 1,
+            verdict: ("unhealthy", Some("quota_exhausted"), Some(true)),
+            fingerprint: "5f1b722ae2ac",
+            finding: "quota_exhausted",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(200),
+            upstream_code: None,
+            request_id: Some(""),
+            fix: &["2100-01-01T00:00:00Z", "usage-based billing"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-exhausted (elevenlabs): quota_exhausted\n",
+                "    ✗ The account's character/credit quota is used up.\n",
+                "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
+                "      fix: Requests that spend credits (calls, speech) fail until 2100-01-01T00:00:00Z. Upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can list keys' limits). (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
+                "      (convai_write, user_read granted; 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-unusual",
+            exit: 1,
+            verdict: ("unhealthy", Some("account_blocked"), Some(true)),
+            fingerprint: "a58c4c85727c",
+            finding: "unusual_activity",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(401),
+            upstream_code: Some("detected_unusual_activity"),
+            request_id: Some(""),
+            fix: &["paid plan", "VPN"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-unusual (elevenlabs): account_blocked\n",
+                "    ✗ ElevenLabs disabled this account's free tier (detected_unusual_activity).\n",
+                "      evidence: GET /v1/user/subscription → HTTP 401, code detected_unusual_activity, request id …\n",
+                "      fix: ElevenLabs' own message says free-tier use was disabled by its abuse detection, that proxies or VPNs may trigger it, and that a paid subscription lifts it. Subscribe to a paid plan, or contact ElevenLabs support. (evidence: docs/upstream-evidence.md#elevenlabs-detected-unusual-activity)\n",
+                "      (fingerprint a58c4c85727c)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-payment-issue",
+            exit: 1,
+            verdict: ("unhealthy", Some("account_blocked"), Some(true)),
+            fingerprint: "de6db2f4a00a",
+            finding: "payment_issue",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(401),
+            upstream_code: Some("payment_issue"),
+            request_id: Some(""),
+            fix: &["payment method", "Billing"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-payment-issue (elevenlabs): account_blocked\n",
+                "    ✗ The subscription has a failed or incomplete payment (payment_issue).\n",
+                "      evidence: GET /v1/user/subscription → HTTP 401, code payment_issue, request id …\n",
+                "      fix: Update the payment method or pay the open invoice in ElevenLabs → Subscription → Billing. (evidence: docs/upstream-evidence.md#elevenlabs-payment-issue)\n",
+                "      (fingerprint de6db2f4a00a)\n",
+            )
+            .into(),
+        },
+        // `payment_required` restricts one feature of the plan (its only real
+        // body: "Free users cannot use library voices via the API"): no verdict.
+        Case {
+            credential: "el-payment-required",
+            exit: 1,
+            verdict: ("pending", None, None),
+            fingerprint: "b48ff20d66ab",
+            finding: "unexpected_response",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(402),
+            upstream_code: Some("payment_required"),
+            request_id: Some(""),
+            fix: &["not a verdict"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-payment-required (elevenlabs): no verdict\n",
+                "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
+                "      evidence: GET /v1/user/subscription → HTTP 402, code payment_required, request id …\n",
+                "      fix: ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use library voices via the API\"). This is not a verdict on the key or the account.\n",
+                "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
+                "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 402, code payment_required, request id …\n",
+                "      fix: ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use library voices via the API\"). This is not a verdict on the key or the account.\n",
+                "      (fingerprint b48ff20d66ab)\n",
+            )
+            .into(),
+        },
+    ];
+    let mut reports = BTreeMap::new();
+    for case in &cases {
+        reports.insert(case.credential, assert_case(&s, case).await);
+    }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_invalid_key() {
-    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-unknown"), "").await;
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
-    );
-    let f = finding(&c, "invalid_api_key");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("error", "subscription")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.request, "GET /v1/user/subscription");
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("invalid_api_key"));
-    assert!(e.request_id.is_some(), "ElevenLabs sent x-trace-id: {e:?}");
-    assert_contains(&f.fix, &["Settings → API Keys", "xi-api-key"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_key_without_convai_write() {
-    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-no-write"), "").await;
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("missing_permission"), Some(true))
-    );
-    assert_eq!(c.permissions.get("convai_write"), Some(&false));
-    let f = finding(&c, "permission_missing");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("error", "permission_convai_write")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("missing_permissions"));
-    assert_eq!(e.permission.as_deref(), Some("convai_write"));
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert!(
-        e.request
-            .starts_with("GET /v1/convai/conversation/get-signed-url?agent_id=agent_"),
-        "{e:?}"
-    );
+    let no_write = &reports["el-no-write"];
+    assert_eq!(no_write.permissions.get("convai_write"), Some(&false));
+    let f = finding(no_write, "permission_missing");
+    assert_eq!(evidence_of(f).permission.as_deref(), Some("convai_write"));
     assert_contains(&f.summary, &["convai_write"]);
-    assert_contains(
-        &f.fix,
-        &["Conversational AI → Write", "Settings → API Keys", "401"],
-    );
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_restricted_key_without_user_read_is_healthy_with_a_note() {
-    let s = el_scenario(el_world(reset_in_days(3)), &el_key("chk-restricted"), "").await;
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 0, "{text:?}");
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("healthy", None, Some(true))
-    );
-    assert!(c.quota.is_none(), "quota unreadable without user_read");
-    assert_eq!(c.permissions.get("user_read"), Some(&false));
-    assert_eq!(c.permissions.get("convai_write"), Some(&true));
-    let f = finding(&c, "permission_missing");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("info", "subscription")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("missing_permissions"));
-    assert_eq!(e.permission.as_deref(), Some("user_read"));
-    assert_contains(&f.summary, &["user_read", "not required"]);
-    assert_contains(&f.fix, &["User → Read"]);
+    // Without `user_read`: healthy, the quota unreadable, a note.
+    let restricted = &reports["el-restricted"];
     assert!(
-        text.stdout.contains("healthy — ") && text.stdout.contains("note: "),
+        restricted.quota.is_none(),
+        "quota unreadable without user_read"
+    );
+    assert_eq!(restricted.permissions.get("user_read"), Some(&false));
+    assert_eq!(restricted.permissions.get("convai_write"), Some(&true));
+    let f = finding(restricted, "permission_missing");
+    assert_eq!(evidence_of(f).permission.as_deref(), Some("user_read"));
+    assert_contains(&f.summary, &["user_read", "not required"]);
+
+    let f = finding(&reports["el-key-id"], "key_id_used_as_key");
+    assert_contains(&f.summary, &["api_key_id_used_as_api_key"]);
+
+    // The reset date, and no usage-based billing: the ceiling is the limit.
+    let q = reports["el-exhausted"].quota.as_ref().expect("quota");
+    assert_eq!(
+        (q.used, q.limit, q.reset_at, q.exhausted),
+        (30_000, 30_000, Some(RESET_AT), true)
+    );
+    assert_eq!(q.ceiling, Some(30_000));
+    assert!(
+        q.open_invoices.is_some(),
+        "the simulator sends has_open_invoices"
+    );
+
+    let f = finding(&reports["el-payment-required"], "unexpected_response");
+    assert_contains(&f.summary, &["payment_required", "feature restriction"]);
+
+    // All at once: exit 1, a summary, then each credential as above.
+    let (text, _, report) = s.both(&[]).await;
+    assert_eq!(text.code, 1);
+    assert!(!report.ok);
+    assert_eq!(report.credentials.len(), cases.len());
+    let blocks: String = cases
+        .iter()
+        .map(|c| c.text.split_once("\n\n").expect("header").1)
+        .collect();
+    assert_eq!(
+        masked(&text.stdout),
+        format!("credwatch check: 8 credential(s), 1 ok, 7 with problems\n\n{blocks}"),
         "{text:?}"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_key_id_is_refused_at_config_load() {
-    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
-    // Not a secret, but it must not be needed to understand the message either.
-    let yaml = format!(
-        "elevenlabs:\n{}",
-        el_item("el", PLAIN_KEY_ID, &s.el_url(), "")
-    );
-    s.write(&yaml);
-    s.secret(&el_key("chk-full"));
-    for args in [&[][..], &["--output", "json"][..]] {
-        let run = s.run(args).await;
-        assert_eq!(run.code, 2, "{run:?}");
-        assert!(run.stdout.is_empty(), "{run:?}");
-        assert_contains(
-            &run.stderr,
-            &[
-                "elevenlabs[0].api_key",
-                "API key ID",
-                "sk_",
-                "Settings → API Keys",
-            ],
-        );
+    for c in &report.credentials {
+        assert_text_explains(&text, c);
     }
-    assert_eq!(
-        s.sim.request_count(),
-        0,
-        "nothing is sent for an invalid config"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_key_id_is_caught_upstream() {
-    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
-    let yaml = format!(
-        "elevenlabs:\n{}",
-        el_item("el", KEY_ID_LIKE_A_KEY, &s.el_url(), "")
-    );
-    s.write(&yaml);
-    s.secret(&el_key("chk-owner-of-id"));
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
-    );
-    let f = finding(&c, "key_id_used_as_key");
-    assert_eq!(f.severity, "error");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(400));
-    assert!(e.upstream_code.is_some(), "{e:?}");
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert_contains(&f.summary, &["api_key_id_used_as_api_key"]);
-    assert_contains(&f.fix, &["sk_", "Settings → API Keys", "the config file"]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
-    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
+    let mut s = Scenario::start(el_world()).await;
     let key = s.secret(&el_key("chk-full"));
-    let var = format!("CREDWATCH_IT_CHECK_KEY_{:x}", fastrand::u32(..));
-    s.env.push((var.clone(), format!("{key}\n")));
+    let var = "CREDWATCH_IT_CHECK_KEY";
+    s.env.push((var.into(), format!("{key}\n")));
     let yaml = format!(
         "elevenlabs:\n  - name: el\n    api_key_env: {var}\n    base_url: {}\n",
         s.el_url()
     );
     s.write(&yaml);
     let (text, c) = s.one("el").await;
+    assert_eq!(
+        text.stdout,
+        concat!(
+            "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+            "\n",
+            "✓ el (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
+        ),
+        "{text:?}"
+    );
     assert_eq!(text.code, 0, "{text:?}");
     assert_eq!(c.status, "healthy");
-    assert_eq!(c.fingerprint, fingerprint(&key), "the trimmed key is used");
+    assert_eq!(c.fingerprint, "e1b071da291d", "the trimmed key is used");
     let f = finding(&c, "secret_whitespace");
     assert_eq!(
         (f.severity.as_str(), f.check.as_str()),
@@ -831,399 +1048,407 @@ async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
     assert!(text.stdout.contains("whitespace"), "{text:?}");
 }
 
+/// Answers that are no verdict on the key: a CDN's HTML page, a server
+/// error, no answer in time. Not ok (exit 1), and not a credential problem.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_quota_exhausted_names_the_reset_date() {
-    let reset = reset_in_days(9);
-    let s = el_scenario(el_world(reset), &el_key("chk-exhausted"), "").await;
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("quota_exhausted"), Some(true))
+async fn elevenlabs_answers_without_a_verdict() {
+    let mut world = el_world();
+    let (cloudflare, server_error, hang) = (
+        el_key("chk-full"),
+        el_key("chk-restricted"),
+        el_key("chk-no-write"),
     );
-    let q = c.quota.as_ref().expect("quota");
-    assert_eq!(
-        (q.used, q.limit, q.reset_at, q.exhausted),
-        (30_000, 30_000, Some(reset), true)
-    );
-    // No usage-based billing: the ceiling is the limit.
-    assert_eq!(q.ceiling, Some(30_000));
-    assert!(
-        q.open_invoices.is_some(),
-        "the simulator sends has_open_invoices"
-    );
-    let f = finding(&c, "quota_exhausted");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("error", "subscription")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(200));
-    assert!(e.request_id.is_some(), "ElevenLabs sent request-id: {e:?}");
-    assert_contains(&f.fix, &[&rfc3339(reset), "usage-based billing"]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_blocked_accounts() {
-    let mut s = Scenario::start(el_world(reset_in_days(3))).await;
-    let url = s.el_url();
-    let mut yaml = "elevenlabs:\n".to_string();
-    for (name, tag) in [
-        ("el-unusual", "chk-unusual"),
-        ("el-payment-issue", "chk-payment-issue"),
-        ("el-payment-required", "chk-payment-required"),
+    for (key, fault) in [
+        (&cloudflare, Fault::CloudflareHtml),
+        (&server_error, Fault::ServerError),
+        (&hang, Fault::Hang),
     ] {
-        let key = s.secret(&el_key(tag));
-        yaml += &el_item(name, &key, &url, "");
+        world.elevenlabs.key_mut(key).expect("key").fault = Some(fault);
     }
-    s.write(&yaml);
-    for (name, code, upstream, status, fix) in [
-        (
-            "el-unusual",
-            "unusual_activity",
-            "detected_unusual_activity",
-            401,
-            &["paid plan", "VPN"][..],
-        ),
-        (
-            "el-payment-issue",
-            "payment_issue",
-            "payment_issue",
-            401,
-            &["payment method", "Billing"][..],
-        ),
-    ] {
-        let (text, c) = s.one(name).await;
-        assert_eq!(text.code, 1);
-        assert_eq!(
-            (c.status.as_str(), c.reason.as_deref(), c.valid),
-            ("unhealthy", Some("account_blocked"), Some(true)),
-            "{name}"
-        );
-        let f = finding(&c, code);
-        assert_eq!(f.severity, "error");
-        let e = evidence_of(f);
-        assert_eq!(e.http_status, Some(status), "{name}");
-        assert_eq!(e.upstream_code.as_deref(), Some(upstream), "{name}");
-        assert!(e.request_id.is_some(), "{e:?}");
-        assert_contains(&f.fix, fix);
-    }
-    // `payment_required` restricts one feature of the plan (its only real
-    // body: "Free users cannot use library voices via the API"): no verdict.
-    let (text, c) = s.one("el-payment-required").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("pending", None, None)
-    );
-    let f = finding(&c, "unexpected_response");
-    assert_contains(&f.summary, &["payment_required", "feature restriction"]);
-    assert_contains(&f.fix, &["not a verdict"]);
-    // All three at once: exit 1, each explained.
-    let (text, _, report) = s.both(&[]).await;
-    assert_eq!(text.code, 1);
-    assert!(!report.ok);
-    assert_eq!(report.credentials.len(), 3);
-    assert!(
-        text.stdout
-            .starts_with("credwatch check: 3 credential(s), 0 ok, 3 with problems"),
-        "{text:?}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_cloudflare_block_is_no_verdict_and_not_a_credential_problem() {
-    let mut world = el_world(reset_in_days(3));
-    world.elevenlabs.fault = Some(Fault::CloudflareHtml);
-    let s = el_scenario(world, &el_key("chk-full"), "").await;
-    let (text, c) = s.one("el").await;
-    assert_eq!(text.code, 1, "no verdict is not ok");
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("pending", None, None)
-    );
-    let f = finding(&c, "unexpected_response");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("error", "subscription")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(403));
-    assert_eq!(e.upstream_code, None);
-    assert_contains(&f.summary, &["No verdict", "HTML"]);
-    assert_contains(&f.fix, &["not a credential problem", "Cloudflare"]);
-    assert!(text.stdout.contains(": no verdict"), "{text:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn el_server_error_and_timeout_are_no_verdict() {
-    let mut world = el_world(reset_in_days(3));
-    let full = el_key("chk-full");
-    world.elevenlabs.key_mut(&full).expect("key").fault = Some(Fault::ServerError);
-    let hang = el_key("chk-no-write");
-    world.elevenlabs.key_mut(&hang).expect("key").fault = Some(Fault::Hang);
     let mut s = Scenario::start(world).await;
     let url = s.el_url();
     let yaml = format!(
-        "elevenlabs:\n{}{}",
-        el_item("el-5xx", &s.secret(&full), &url, ""),
+        "elevenlabs:\n{}{}{}",
+        el_item("el-cloudflare", &s.secret(&cloudflare), &url, ""),
+        el_item("el-5xx", &s.secret(&server_error), &url, ""),
         el_item("el-hang", &s.secret(&hang), &url, "    timeout: 300ms\n")
     );
     s.write(&yaml);
-
-    let (text, c) = s.one("el-5xx").await;
-    assert_eq!(text.code, 1);
-    assert_eq!((c.status.as_str(), c.valid), ("pending", None));
-    let f = finding(&c, "upstream_error");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(500));
-    assert_eq!(e.upstream_code.as_deref(), Some("something_went_wrong"));
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert_contains(&f.fix, &["Nothing to fix on your side"]);
-
-    let (text, c) = s.one("el-hang").await;
-    assert_eq!(text.code, 1);
-    assert_eq!((c.status.as_str(), c.valid), ("pending", None));
-    let f = finding(&c, "timeout");
-    let e = evidence_of(f);
-    assert_eq!((e.http_status, e.request_id.as_deref()), (None, None));
-    assert_contains(&f.fix, &["timeout"]);
-    assert!(text.stdout.contains(": no verdict"), "{text:?}");
+    let cases = [
+        Case {
+            credential: "el-cloudflare",
+            exit: 1,
+            verdict: ("pending", None, None),
+            fingerprint: "e1b071da291d",
+            finding: "unexpected_response",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(403),
+            upstream_code: None,
+            request_id: None,
+            fix: &["not a credential problem", "Cloudflare"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-cloudflare (elevenlabs): no verdict\n",
+                "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
+                "      evidence: GET /v1/user/subscription → HTTP 403\n",
+                "      fix: A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to allow this IP.\n",
+                "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
+                "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 403\n",
+                "      fix: A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to allow this IP.\n",
+                "      (fingerprint e1b071da291d)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-5xx",
+            exit: 1,
+            verdict: ("pending", None, None),
+            fingerprint: "8054fac39d02",
+            finding: "upstream_error",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: Some(500),
+            upstream_code: Some("something_went_wrong"),
+            request_id: Some(""),
+            fix: &["Nothing to fix on your side"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-5xx (elevenlabs): no verdict\n",
+                "    ✗ No verdict: HTTP 500 `something_went_wrong`: server error.\n",
+                "      evidence: GET /v1/user/subscription → HTTP 500, code something_went_wrong, request id …\n",
+                "      fix: Upstream had a server error. Nothing to fix on your side; retry later or check the provider's status page.\n",
+                "      (fingerprint 8054fac39d02)\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "el-hang",
+            exit: 1,
+            verdict: ("pending", None, None),
+            fingerprint: "9401a0847bc2",
+            finding: "timeout",
+            severity: "error",
+            check: "subscription",
+            request: SUBSCRIPTION.into(),
+            http_status: None,
+            upstream_code: None,
+            request_id: None,
+            fix: &["timeout"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "\n",
+                "✗ el-hang (elevenlabs): no verdict\n",
+                "    ✗ No verdict: no complete answer within 300ms.\n",
+                "      evidence: GET /v1/user/subscription → no complete answer within 300ms\n",
+                "      fix: No answer within the timeout. Check egress from this host (firewall, proxy, DNS) or raise `timeout`.\n",
+                "      (fingerprint 9401a0847bc2)\n",
+            )
+            .into(),
+        },
+    ];
+    let mut reports = BTreeMap::new();
+    for case in &cases {
+        reports.insert(case.credential, assert_case(&s, case).await);
+    }
+    let f = finding(&reports["el-cloudflare"], "unexpected_response");
+    assert_contains(&f.summary, &["No verdict", "HTML"]);
 }
 
 // ---------------------------------------------------------------------------
 // Twilio
 // ---------------------------------------------------------------------------
 
-async fn tw_scenario(world: World, items: impl FnOnce(&mut Scenario, &str) -> String) -> Scenario {
-    let mut s = Scenario::start(world).await;
+/// One Twilio account per cause in the simulator's world, each with the
+/// credential that meets it; returns the `twilio:` items.
+fn tw_causes(s: &mut Scenario) -> String {
     let url = s.tw_url();
-    let yaml = format!("twilio:\n{}", items(&mut s, &url));
-    s.write(&yaml);
-    s
-}
+    let mut w = World::default();
+    let mut items = String::new();
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_wrong_token() {
+    // Wrong token: the account's token was rotated.
     let sid = ac_sid("chk-wrong-token");
-    let mut world = World::default();
-    world.twilio.add_account(
+    w.twilio.add_account(
         TwilioAccount::new(&sid, tw_token("chk-current")).with_numbers(&["+15005550001"]),
     );
-    let old = tw_token("chk-old");
-    let s = tw_scenario(world, |s, url| tw_item("tw", &sid, &s.secret(&old), url)).await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
+    items += &tw_item(
+        "tw-wrong-token",
+        &sid,
+        &s.secret(&tw_token("chk-old")),
+        &url,
     );
-    let f = finding(&c, "twilio_authenticate");
-    assert_eq!(
-        (f.severity.as_str(), f.check.as_str()),
-        ("error", "phone_numbers")
-    );
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
-    assert!(
-        e.request_id.as_deref().is_some_and(|r| r.starts_with("RQ")),
-        "Twilio-Request-Id: {e:?}"
-    );
-    assert_eq!(c.fingerprint, fingerprint(&old));
-    assert_contains(
-        &f.fix,
-        &[
-            "rotated",
-            "Auth Token",
-            &format!("fingerprint {}", fingerprint(&old)),
-            "sha256sum",
-            "re-import",
-        ],
-    );
-}
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_sid_and_token_swapped_is_refused_at_config_load() {
-    let sid = ac_sid("chk-swapped");
-    let token = tw_token("chk-swapped");
-    let mut world = World::default();
-    world.twilio.add_account(TwilioAccount::new(&sid, &token));
-    let s = tw_scenario(world, |s, url| tw_item("tw", &s.secret(&token), &sid, url)).await;
-    for args in [&[][..], &["--output", "json"][..]] {
-        let run = s.run(args).await;
-        assert_eq!(run.code, 2, "{run:?}");
-        assert!(run.stdout.is_empty(), "{run:?}");
-        assert_contains(&run.stderr, &["twilio[0].account_sid", "swapped", "`AC`"]);
-    }
-    assert_eq!(s.sim.request_count(), 0);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_test_credentials() {
+    // Test credentials.
     let sid = ac_sid("chk-test-creds");
     let test_token = tw_token("chk-test-creds-test");
     let mut account = TwilioAccount::new(&sid, tw_token("chk-test-creds-live"));
     account.test_auth_token = Some(test_token.clone());
-    let mut world = World::default();
-    world.twilio.add_account(account);
-    let s = tw_scenario(world, |s, url| {
-        tw_item("tw", &sid, &s.secret(&test_token), url)
-    })
-    .await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
-    );
-    let f = finding(&c, "test_credentials");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(403));
-    assert_eq!(e.upstream_code.as_deref(), Some("20008"));
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert_contains(&f.fix, &["Live credentials", "live"]);
-}
+    w.twilio.add_account(account);
+    items += &tw_item("tw-test-credentials", &sid, &s.secret(&test_token), &url);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_standard_key_is_healthy_with_a_note() {
+    // A Standard API key: may not read the account.
     let sid = ac_sid("chk-standard");
-    let key_sid = sk_sid("chk-standard");
-    let secret = tw_key_secret("chk-standard");
-    let mut world = World::default();
-    world.twilio.add_account(
+    let (key_sid, secret) = (sk_sid("chk-standard"), tw_key_secret("chk-standard"));
+    w.twilio.add_account(
         TwilioAccount::new(&sid, tw_token("chk-standard"))
             .with_numbers(&["+15005550011", "+15005550012"])
             .with_balance(Some("18.03"), "USD")
             .with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard)),
     );
-    let s = tw_scenario(world, |s, url| {
-        tw_key_item("tw", &sid, &key_sid, &s.secret(&secret), url)
-    })
-    .await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 0, "{text:?}");
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("healthy", None, Some(true))
-    );
-    assert_eq!(c.twilio_phone_numbers, Some(2));
-    assert!(
-        c.twilio_account.is_none(),
-        "a Standard key may not read the account"
-    );
-    let f = finding(&c, "standard_key");
-    assert_eq!((f.severity.as_str(), f.check.as_str()), ("info", "account"));
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
-    assert_contains(&f.fix, &["Main API key", "Auth Token"]);
-    assert!(text.stdout.contains("note: "), "{text:?}");
-}
+    items += &tw_key_item("tw-standard-key", &sid, &key_sid, &s.secret(&secret), &url);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_parent_key_on_subaccount() {
+    // The parent's Main key used on a subaccount.
     let parent = ac_sid("chk-parent");
     let sub = ac_sid("chk-sub");
-    let key_sid = sk_sid("chk-parent-main");
-    let secret = tw_key_secret("chk-parent-main");
-    let mut world = World::default();
-    world.twilio.add_account(
+    let (key_sid, secret) = (sk_sid("chk-parent-main"), tw_key_secret("chk-parent-main"));
+    w.twilio.add_account(
         TwilioAccount::new(&parent, tw_token("chk-parent")).with_key(ApiKey::new(
             &key_sid,
             &secret,
             KeyKind::Main,
         )),
     );
-    world.twilio.add_account(
+    w.twilio.add_account(
         TwilioAccount::new(&sub, tw_token("chk-sub"))
             .with_parent(&parent)
             .with_numbers(&["+15005550021"]),
     );
-    let s = tw_scenario(world, |s, url| {
-        tw_key_item("tw", &sub, &key_sid, &s.secret(&secret), url)
-    })
-    .await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
-    );
-    let f = finding(&c, "twilio_authenticate");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(401));
-    assert_eq!(e.upstream_code.as_deref(), Some("20003"));
-    assert!(e.request.contains(&sub), "{e:?}");
-    assert_contains(
-        &f.fix,
-        &[
-            "API key secret",
-            "subaccount",
-            &sub,
-            "parent API keys cannot reach subaccounts",
-        ],
-    );
-}
+    items += &tw_key_item("tw-parent-key", &sub, &key_sid, &s.secret(&secret), &url);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_account_suspended() {
+    // A suspended account.
     let sid = ac_sid("chk-suspended");
     let token = tw_token("chk-suspended");
-    let mut world = World::default();
-    world.twilio.add_account(
+    w.twilio.add_account(
         TwilioAccount::new(&sid, &token)
             .with_status(AccountStatus::Suspended)
             .with_numbers(&["+15005550031"]),
     );
-    let s = tw_scenario(world, |s, url| tw_item("tw", &sid, &s.secret(&token), url)).await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("account_blocked"), Some(true))
-    );
-    let f = finding(&c, "account_suspended");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(403));
-    assert_eq!(e.upstream_code.as_deref(), Some("20403"));
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert_contains(&f.fix, &["Billing", "Twilio support"]);
-}
+    items += &tw_item("tw-suspended", &sid, &s.secret(&token), &url);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tw_wrong_account_sid() {
+    // A Main key with another account's SID.
     let own = ac_sid("chk-own");
     let other = ac_sid("chk-other");
-    let key_sid = sk_sid("chk-own");
-    let secret = tw_key_secret("chk-own");
-    let mut world = World::default();
-    world.twilio.add_account(
+    let (key_sid, secret) = (sk_sid("chk-own"), tw_key_secret("chk-own"));
+    w.twilio.add_account(
         TwilioAccount::new(&own, tw_token("chk-own")).with_key(ApiKey::new(
             &key_sid,
             &secret,
             KeyKind::Main,
         )),
     );
-    world
-        .twilio
+    w.twilio
         .add_account(TwilioAccount::new(&other, tw_token("chk-other")));
-    let s = tw_scenario(world, |s, url| {
-        tw_key_item("tw", &other, &key_sid, &s.secret(&secret), url)
-    })
-    .await;
-    let (text, c) = s.one("tw").await;
-    assert_eq!(text.code, 1);
-    assert_eq!(
-        (c.status.as_str(), c.reason.as_deref(), c.valid),
-        ("unhealthy", Some("invalid_credentials"), Some(false))
+    items += &tw_key_item(
+        "tw-wrong-account-sid",
+        &other,
+        &key_sid,
+        &s.secret(&secret),
+        &url,
     );
-    let f = finding(&c, "account_not_found");
-    let e = evidence_of(f);
-    assert_eq!(e.http_status, Some(404));
-    assert_eq!(e.upstream_code.as_deref(), Some("20404"));
-    assert!(e.request_id.is_some(), "{e:?}");
-    assert_contains(&f.fix, &["Account SID", "Console → Account info"]);
+
+    s.sim.update(|world| *world = w);
+    items
+}
+
+/// The liveness request of an account, as the evidence names it.
+fn numbers_request(sid: &str) -> String {
+    format!("GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twilio_causes_are_explained() {
+    let mut s = Scenario::start(World::default()).await;
+    let items = tw_causes(&mut s);
+    s.write(&format!("twilio:\n{items}"));
+    let wrong_token = ac_sid("chk-wrong-token");
+    let test_creds = ac_sid("chk-test-creds");
+    let standard = ac_sid("chk-standard");
+    let sub = ac_sid("chk-sub");
+    let suspended = ac_sid("chk-suspended");
+    let other = ac_sid("chk-other");
+    let cases = [
+        Case {
+            credential: "tw-wrong-token",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "b17b2f527392",
+            finding: "twilio_authenticate",
+            severity: "error",
+            check: "phone_numbers",
+            request: numbers_request(&wrong_token),
+            http_status: Some(401),
+            upstream_code: Some("20003"),
+            request_id: Some("RQ"),
+            fix: &[
+                "rotated",
+                "Auth Token",
+                "fingerprint b17b2f527392",
+                "sha256sum",
+                "re-import",
+            ],
+            text: format!(
+                concat!(
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "\n",
+                    "✗ tw-wrong-token (twilio): invalid_credentials\n",
+                    "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
+                    "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the Auth Token was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the Auth Token belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint b17b2f527392 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      (fingerprint b17b2f527392)\n",
+                ),
+                sid = wrong_token
+            ),
+        },
+        Case {
+            credential: "tw-test-credentials",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "476e8c7c77a8",
+            finding: "test_credentials",
+            severity: "error",
+            check: "phone_numbers",
+            request: numbers_request(&test_creds),
+            http_status: Some(403),
+            upstream_code: Some("20008"),
+            request_id: Some("RQ"),
+            fix: &["Live credentials", "live"],
+            text: format!(
+                concat!(
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "\n",
+                    "✗ tw-test-credentials (twilio): invalid_credentials\n",
+                    "    ✗ These are Twilio test credentials (403, code 20008).\n",
+                    "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20008, request id RQ…\n",
+                    "      fix: Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in the config file. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
+                    "      (fingerprint 476e8c7c77a8)\n",
+                ),
+                sid = test_creds
+            ),
+        },
+        Case {
+            credential: "tw-standard-key",
+            exit: 0,
+            verdict: ("healthy", None, Some(true)),
+            fingerprint: "328a6b665ec5",
+            finding: "standard_key",
+            severity: "info",
+            check: "account",
+            request: format!("GET /2010-04-01/Accounts/{standard}.json"),
+            http_status: Some(401),
+            upstream_code: Some("20003"),
+            request_id: Some("RQ"),
+            fix: &["Main API key", "Auth Token"],
+            text: concat!(
+                "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+                "\n",
+                "✓ tw-standard-key (twilio): healthy — 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
+            )
+            .into(),
+        },
+        Case {
+            credential: "tw-parent-key",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "831e1349a534",
+            finding: "twilio_authenticate",
+            severity: "error",
+            check: "phone_numbers",
+            request: numbers_request(&sub),
+            http_status: Some(401),
+            upstream_code: Some("20003"),
+            request_id: Some("RQ"),
+            fix: &[
+                "API key secret",
+                "subaccount",
+                "parent API keys cannot reach subaccounts",
+            ],
+            text: format!(
+                concat!(
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "\n",
+                    "✗ tw-parent-key (twilio): invalid_credentials\n",
+                    "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
+                    "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the API key secret was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the API key secret belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint 831e1349a534 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      (fingerprint 831e1349a534)\n",
+                ),
+                sid = sub
+            ),
+        },
+        Case {
+            credential: "tw-suspended",
+            exit: 1,
+            verdict: ("unhealthy", Some("account_blocked"), Some(true)),
+            fingerprint: "75424390abc1",
+            finding: "account_suspended",
+            severity: "error",
+            check: "phone_numbers",
+            request: numbers_request(&suspended),
+            http_status: Some(403),
+            upstream_code: Some("20403"),
+            request_id: Some("RQ"),
+            fix: &["Billing", "Twilio support"],
+            text: format!(
+                concat!(
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "\n",
+                    "✗ tw-suspended (twilio): account_blocked\n",
+                    "    ✗ The Twilio account is suspended or closed (20403): it cannot use the API.\n",
+                    "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20403, request id RQ…\n",
+                    "      fix: Check Console → Billing and the account's status, and contact Twilio support; calls through this account fail until it is active. (evidence: docs/upstream-evidence.md#twilio-account-status)\n",
+                    "      (account suspended (Full); fingerprint 75424390abc1)\n",
+                ),
+                sid = suspended
+            ),
+        },
+        Case {
+            credential: "tw-wrong-account-sid",
+            exit: 1,
+            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            fingerprint: "6ae8db31b292",
+            finding: "account_not_found",
+            severity: "error",
+            check: "phone_numbers",
+            request: numbers_request(&other),
+            http_status: Some(404),
+            upstream_code: Some("20404"),
+            request_id: Some("RQ"),
+            fix: &["Account SID", "Console → Account info"],
+            text: format!(
+                concat!(
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "\n",
+                    "✗ tw-wrong-account-sid (twilio): invalid_credentials\n",
+                    "    ✗ No such Twilio account for these credentials (404, code 20404).\n",
+                    "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 404, code 20404, request id RQ…\n",
+                    "      fix: The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy the Account SID from Console → Account info. (evidence: docs/upstream-evidence.md#twilio-20404)\n",
+                    "      (fingerprint 6ae8db31b292)\n",
+                ),
+                sid = other
+            ),
+        },
+    ];
+    let mut reports = BTreeMap::new();
+    for case in &cases {
+        reports.insert(case.credential, assert_case(&s, case).await);
+    }
+
+    // A Standard key counts the numbers but may not read the account.
+    let standard_key = &reports["tw-standard-key"];
+    assert_eq!(standard_key.twilio_phone_numbers, Some(2));
+    assert!(
+        standard_key.twilio_account.is_none(),
+        "a Standard key may not read the account"
+    );
+    // The parent's key on a subaccount: the fix names the subaccount.
+    assert_contains(
+        &finding(&reports["tw-parent-key"], "twilio_authenticate").fix,
+        &[&sub],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1300,7 +1525,8 @@ async fn phone_scenario() -> PhoneScenario {
     let sid = ac_sid("chk-phone");
     let token = tw_token("chk-phone");
     let mut s = Scenario::start(phone_world(&sid, &token)).await;
-    let tw_fingerprint = fingerprint(&token);
+    // `printf %s "$token" | sha256sum | cut -c1-12`
+    let tw_fingerprint = "b30fe963434f".to_string();
     let url = s.el_url();
     let link = "    phone_numbers: true\n    twilio: tw\n";
     let mut yaml = "elevenlabs:\n".to_string();
@@ -1587,7 +1813,7 @@ async fn phone_number_metrics_label_the_number_only_when_exposed() {
 async fn mixed_scenario() -> Scenario {
     let sid = ac_sid("chk-mixed");
     let token = tw_token("chk-mixed");
-    let mut world = el_world(reset_in_days(3));
+    let mut world = el_world();
     world.twilio.add_account(
         TwilioAccount::new(&sid, &token)
             .with_numbers(&["+15005550041"])

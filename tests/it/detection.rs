@@ -34,23 +34,30 @@ async fn until_status(d: &Daemon, name: &str, status: u16, within: Duration) -> 
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_permission_removed_upstream_flips_health_within_one_interval() {
-    let key = el_key("detect-convai-write");
+/// One healthy ElevenLabs key watched with the default timing, settled
+/// into its random phase; returns the simulator (to change), the daemon and
+/// the key.
+async fn watched_at_defaults(name: &str) -> (Simulator, Daemon, String) {
+    let key = el_key(&format!("detect-{name}"));
     let mut w = World::default();
     w.elevenlabs.add_account(ElAccount::new("ws-detect"));
     w.elevenlabs
-        .add_key(key.clone(), ElKey::new("keyItDetect", "ws-detect"));
+        .add_key(key.clone(), ElKey::new(format!("keyIt{name}"), "ws-detect"));
     let sim = Simulator::start(w).await.expect("simulator");
-    let yaml = config("", &[el("el-detect", &key, &sim.elevenlabs_url(), "")], &[]);
+    let yaml = config("", &[el(name, &key, &sim.elevenlabs_url(), "")], &[]);
     assert!(!yaml.contains("interval") && !yaml.contains("timeout"));
     let d = Daemon::start(&yaml).await;
     // First round within the start-up spread, then healthy.
-    until_status(&d, "el-detect", 200, INTERVAL).await;
+    until_status(&d, name, 200, INTERVAL).await;
     // Let the credential settle into its random phase before the change.
     tokio::time::sleep(INTERVAL + INTERVAL / 2).await;
-    until_status(&d, "el-detect", 200, Duration::ZERO).await;
+    until_status(&d, name, 200, Duration::ZERO).await;
+    (sim, d, key)
+}
 
+#[tokio::test(start_paused = true)]
+async fn a_permission_removed_upstream_flips_health_within_one_interval() {
+    let (sim, d, key) = watched_at_defaults("el-detect").await;
     // The key loses `convai_write` (the seeds' failure); everything else stays.
     sim.update(|w| {
         if let Some(k) = w.elevenlabs.key_mut(&key) {
@@ -65,16 +72,7 @@ async fn a_permission_removed_upstream_flips_health_within_one_interval() {
 
 #[tokio::test(start_paused = true)]
 async fn a_key_revoked_upstream_flips_health_within_one_interval() {
-    let key = el_key("detect-revoked");
-    let mut w = World::default();
-    w.elevenlabs.add_account(ElAccount::new("ws-detect"));
-    w.elevenlabs
-        .add_key(key.clone(), ElKey::new("keyItDetectRevoked", "ws-detect"));
-    let sim = Simulator::start(w).await.expect("simulator");
-    let yaml = config("", &[el("el-revoke", &key, &sim.elevenlabs_url(), "")], &[]);
-    let d = Daemon::start(&yaml).await;
-    until_status(&d, "el-revoke", 200, INTERVAL).await;
-    tokio::time::sleep(INTERVAL + INTERVAL / 3).await;
+    let (sim, d, key) = watched_at_defaults("el-revoke").await;
     sim.update(|w| {
         w.elevenlabs.keys.remove(&key);
     });

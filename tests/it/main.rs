@@ -12,6 +12,7 @@ mod evidence;
 mod example_config;
 mod faults;
 mod harness;
+mod hostile_upstream;
 mod metrics_docs;
 mod operator_artifacts;
 mod prometheus_e2e;

@@ -1,14 +1,14 @@
-//! What reaches upstream: only side-effect-free GETs on the read-only
-//! allow-list, for every credential kind, and nothing at all because of a
-//! scrape of `/metrics`, `/health` or `/`.
+//! What reaches upstream: only side-effect-free GETs of the exact shapes the
+//! reference allows (a list kept here, by hand, independent of credwatch's
+//! own allow-list), for every credential kind, and nothing at all because of
+//! a scrape of `/metrics`, `/health` or `/`.
 
 use std::time::Duration;
 
-use credwatch::config::Provider;
-use credwatch::providers::elevenlabs::NONEXISTENT_AGENT_ID;
-use credwatch::providers::http::check_read_path;
 use credwatch::simulator::demo as d;
-use credwatch::simulator::{ApiKey, KeyKind, Simulator, TwilioAccount, Upstream, World};
+use credwatch::simulator::{
+    ApiKey, KeyKind, RecordedRequest, Simulator, TwilioAccount, Upstream, World,
+};
 
 use crate::harness::Daemon;
 use crate::support::{ac_sid, cred, sk_sid, tw, tw_api_key, tw_key_secret, tw_token, wait_sample};
@@ -138,6 +138,191 @@ async fn wait_full_cycle(dm: &Daemon) {
     }
 }
 
+/// The one agent `get-signed-url` may name: well-formed (`agent_` + 28
+/// lowercase alphanumerics, elevenlabs-api.md §5.7) and nonexistent.
+const PROBE_AGENT: &str = "agent_0000000000000000000000000000";
+
+/// The calls credwatch may make, written by hand from the reference
+/// (elevenlabs-api.md §5 and §9, twilio-api.md §3 and §6) and not taken from
+/// credwatch's own allow-list, which `Upstream::get` already applies: a
+/// mistake there must show up here. `Err` says what is wrong.
+fn allowed(r: &RecordedRequest) -> Result<(), String> {
+    let path = r.path.as_str();
+    let query: Vec<(&str, &str)> = r
+        .query
+        .as_deref()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    let no_query = || {
+        if query.is_empty() {
+            Ok(())
+        } else {
+            Err("no query is ever sent here".to_string())
+        }
+    };
+    let exactly = |want: &str| {
+        if r.query.as_deref() == Some(want) {
+            Ok(())
+        } else {
+            Err(format!("the query must be exactly `{want}`"))
+        }
+    };
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let account_sid = |s: &str| {
+        s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    match r.upstream {
+        Upstream::ElevenLabs => match segments.as_slice() {
+            ["", "v1", "user", "subscription"] | ["", "v1", "user"] | ["", "v1", "models"] => {
+                no_query()
+            }
+            ["", "v1", "convai", "agents"] => exactly("page_size=1"),
+            ["", "v1", "convai", "agents", agent] if id(agent) => no_query(),
+            ["", "v1", "convai", "phone-numbers"] => exactly("provider=twilio"),
+            ["", "v1", "convai", "conversation", "get-signed-url"] => {
+                exactly(&format!("agent_id={PROBE_AGENT}"))
+            }
+            _ => Err("not an ElevenLabs path credwatch may call".into()),
+        },
+        Upstream::Twilio => {
+            let resource = match segments.as_slice() {
+                ["", "2010-04-01", "Accounts", account] => {
+                    return match account.strip_suffix(".json") {
+                        Some(sid) if account_sid(sid) => no_query(),
+                        _ => Err("not an account resource".into()),
+                    };
+                }
+                ["", "2010-04-01", "Accounts", sid, resource] if account_sid(sid) => *resource,
+                _ => return Err("not a Twilio path credwatch may call".into()),
+            };
+            // Paging (`PageSize`, then the `Page` and `PageToken` of
+            // `next_page_uri`) and the exact-number filter `PhoneNumber`.
+            let mut keys: Vec<&str> = query.iter().map(|(k, _)| *k).collect();
+            keys.sort_unstable();
+            if keys.windows(2).any(|w| w[0] == w[1]) {
+                return Err("a query parameter is repeated".into());
+            }
+            for (k, v) in &query {
+                let ok = match *k {
+                    "PageSize" => v.parse::<u16>().is_ok_and(|n| (1..=1000).contains(&n)),
+                    "Page" => v.parse::<u32>().is_ok(),
+                    "PageToken" => (v.starts_with("PA") || v.starts_with("PB")) && id(v),
+                    "PhoneNumber" => v
+                        .strip_prefix("%2B")
+                        .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())),
+                    _ => false,
+                };
+                if !ok {
+                    return Err(format!(
+                        "query parameter `{k}={v}` is not one credwatch sends"
+                    ));
+                }
+            }
+            let has = |k: &str| keys.contains(&k);
+            match resource {
+                "IncomingPhoneNumbers.json" if has("PageSize") || has("PhoneNumber") => Ok(()),
+                "OutgoingCallerIds.json" if has("PhoneNumber") => Ok(()),
+                "Balance.json" => no_query(),
+                _ => Err("not a Twilio resource credwatch may call this way".into()),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_reference_list_refuses_calls_credwatch_must_never_make() {
+    let request = |upstream, method: &str, target: &str| {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (target.to_string(), None),
+        };
+        RecordedRequest {
+            upstream,
+            method: method.into(),
+            path,
+            query,
+            headers: Vec::new(),
+            at: std::time::SystemTime::now(),
+            forbidden: None,
+        }
+    };
+    let ac = d::TWILIO_PROD_SID;
+    for target in [
+        "/v1/user/subscription",
+        "/v1/user",
+        "/v1/models",
+        "/v1/convai/agents?page_size=1",
+        "/v1/convai/agents/agent_ulawready0000000000000000000",
+        "/v1/convai/phone-numbers?provider=twilio",
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000",
+    ] {
+        let r = request(Upstream::ElevenLabs, "GET", target);
+        assert_eq!(allowed(&r), Ok(()), "{target}");
+    }
+    for target in [
+        format!("/2010-04-01/Accounts/{ac}.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000"),
+        format!(
+            "/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&Page=1&PageToken=PAPN0123"
+        ),
+        format!(
+            "/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PhoneNumber=%2B15005550006&PageSize=20"
+        ),
+        format!(
+            "/2010-04-01/Accounts/{ac}/OutgoingCallerIds.json?PhoneNumber=%2B15005550006&PageSize=20"
+        ),
+        format!("/2010-04-01/Accounts/{ac}/Balance.json"),
+    ] {
+        let r = request(Upstream::Twilio, "GET", &target);
+        assert_eq!(allowed(&r), Ok(()), "{target}");
+    }
+    for target in [
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_ulawready0000000000000000000",
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=true",
+        "/v1/convai/conversation/get-signed-url",
+        "/v1/convai/conversation/token?agent_id=agent_0000000000000000000000000000",
+        "/v1/convai/twilio/outbound-call",
+        "/v1/workspaces/api-keys/disable?api_key_name=self",
+        "/v1/convai/agents?page_size=100",
+        "/v1/convai/phone-numbers",
+        "/v1/convai/phone-numbers/phnum_ready",
+        "/v1/text-to-speech/voice",
+        "/v1/user?x=1",
+    ] {
+        let r = request(Upstream::ElevenLabs, "GET", target);
+        assert!(allowed(&r).is_err(), "{target} must be refused");
+    }
+    for target in [
+        "/2010-04-01/Accounts.json".to_string(),
+        format!("/2010-04-01/Accounts/{ac}/Keys.json"),
+        format!("/2010-04-01/Accounts/{ac}/Calls.json"),
+        format!("/2010-04-01/Accounts/{ac}/Messages.json"),
+        format!("/2010-04-01/Accounts/{ac}/Tokens.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&PageSize=1"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&Beta=false"),
+        format!("/2010-04-01/Accounts/{ac}/OutgoingCallerIds.json?PageSize=1000"),
+        format!("/2010-04-01/Accounts/{ac}/Balance.json?PageSize=1"),
+        "/2010-04-01/Accounts/ACnothex/Balance.json".to_string(),
+        "/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json".to_string(),
+    ] {
+        let r = request(Upstream::Twilio, "GET", &target);
+        assert!(allowed(&r).is_err(), "{target} must be refused");
+    }
+    // The same paths on the other provider are not allowed either.
+    let r = request(Upstream::Twilio, "GET", "/v1/user");
+    assert!(allowed(&r).is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_cycle_with_details_for_every_credential_kind_sends_only_allowed_gets() {
     let sim = Simulator::start(world()).await.expect("simulator");
@@ -166,14 +351,10 @@ async fn a_full_cycle_with_details_for_every_credential_kind_sends_only_allowed_
             Some(q) => format!("{}?{q}", r.path),
             None => r.path.clone(),
         };
-        let provider = match r.upstream {
-            Upstream::ElevenLabs => Provider::ElevenLabs,
-            Upstream::Twilio => Provider::Twilio,
-        };
         if r.method != "GET" {
             problems.push(format!("{} {target}: not a GET", r.method));
         }
-        if let Err(e) = check_read_path(provider, &target) {
+        if let Err(e) = allowed(r) {
             problems.push(format!("GET {target}: {e}"));
         }
         if r.header("content-length").is_some_and(|l| l != "0")
@@ -197,7 +378,7 @@ async fn a_full_cycle_with_details_for_every_credential_kind_sends_only_allowed_
             problems.push("the account list (every subaccount's token) was asked".into());
         }
         if r.path.ends_with("get-signed-url")
-            && !target.contains(&format!("agent_id={NONEXISTENT_AGENT_ID}"))
+            && r.query.as_deref() != Some(format!("agent_id={PROBE_AGENT}").as_str())
         {
             problems.push(format!(
                 "GET {target}: a signed URL for a real agent may be minted"
@@ -251,6 +432,21 @@ async fn a_full_cycle_with_details_for_every_credential_kind_sends_only_allowed_
             .any(|r| r.path == format!("/2010-04-01/Accounts/{}.json", d::TWILIO_PROD_SID)),
         "the account was never asked"
     );
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.path.starts_with("/v1/convai/agents/")),
+        "no assigned agent was ever read"
+    );
+    for suffix in ["/IncomingPhoneNumbers.json", "/OutgoingCallerIds.json"] {
+        assert!(
+            requests.iter().any(|r| r.path.ends_with(suffix)
+                && r.query
+                    .as_deref()
+                    .is_some_and(|q| q.contains("PhoneNumber="))),
+            "{suffix} was never asked for one number"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,7 +8,6 @@
 //! confirms the re-import (`twilio_imported_fingerprint`).
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::SystemTime;
 
 use serde_json::Value;
 
@@ -25,12 +24,7 @@ pub const CHECK: &str = "phone_numbers";
 const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
 
 /// The Twilio credential that owns the imported numbers.
-#[derive(Debug, Clone)]
-pub struct LinkedTwilio {
-    pub cred: std::sync::Arc<Credential>,
-    /// When credwatch saw its secret change while running.
-    pub changed_at: Option<SystemTime>,
-}
+pub type LinkedTwilio = crate::providers::Linked;
 
 fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
     path.iter()
@@ -100,14 +94,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         }
         Meaning::Failure(reason, detail) => {
             evidence.detail = detail;
-            return clock.finish(
-                CHECK,
-                evidence,
-                Err(Failure {
-                    retry_after: answer.retry_after,
-                    ..Failure::new(reason)
-                }),
-            );
+            return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
         }
         other => {
             evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");

@@ -176,7 +176,7 @@ fn html_pages_are_not_key_problems() {
     );
     match classify(&a, &parse_body(&a)) {
         Meaning::Failure(Reason::UnexpectedResponse, detail) => {
-            assert!(detail.contains("not a key problem"), "{detail}")
+            assert!(detail.contains("not a credential problem"), "{detail}")
         }
         other => panic!("{other:?}"),
     }
@@ -444,6 +444,23 @@ fn convai_write_probe_answers_that_decide_nothing_are_inconclusive() {
     }
 }
 
+/// A 200 subscription body read as credwatch reads it: the quota, whether
+/// it blocks the credential, and the evidence line.
+fn subscription_200(body: &str) -> (Quota, bool, String) {
+    let a = answer(200, "application/json", body);
+    let (r, detail) = subscription_outcome(&a, &parse_body(&a));
+    let facts = r.expect("a definitive answer");
+    let quota = facts
+        .iter()
+        .find_map(|f| match f {
+            Fact::Quota { quota } => Some(quota.clone()),
+            _ => None,
+        })
+        .expect("quota");
+    let blocked = facts.iter().any(|f| matches!(f, Fact::Blocked { .. }));
+    (quota, blocked, detail)
+}
+
 /// A hostile or broken upstream cannot push a huge or escape-laden string
 /// into labels, logs, `/health` or a terminal: the attack of a 1 MB `tier`
 /// and `status` with CR/LF and ANSI escapes, performed on the parser.
@@ -458,16 +475,7 @@ fn upstream_strings_are_capped_and_cleaned_at_parse_time() {
         "next_character_count_reset_unix": null
     })
     .to_string();
-    let a = answer(200, "application/json", &body);
-    let (r, detail) = subscription_outcome(&a, &parse_body(&a));
-    let facts = r.expect("a definitive answer");
-    let quota = facts
-        .iter()
-        .find_map(|f| match f {
-            Fact::Quota { quota } => Some(quota.clone()),
-            _ => None,
-        })
-        .expect("quota");
+    let (quota, _, detail) = subscription_200(&body);
     for s in [&quota.tier, &quota.status] {
         assert!(
             s.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX,
@@ -499,17 +507,7 @@ fn upstream_strings_are_capped_and_cleaned_at_parse_time() {
 #[test]
 fn usage_based_billing_exports_its_ceiling() {
     let sub = |json: &str| {
-        let a = answer(200, "application/json", json);
-        let (r, _) = subscription_outcome(&a, &parse_body(&a));
-        let facts = r.expect("definitive");
-        let quota = facts
-            .iter()
-            .find_map(|f| match f {
-                Fact::Quota { quota } => Some(quota.clone()),
-                _ => None,
-            })
-            .expect("quota");
-        let blocked = facts.iter().any(|f| matches!(f, Fact::Blocked { .. }));
+        let (quota, blocked, _) = subscription_200(json);
         (quota, blocked)
     };
     // The public fixture: 244,469 used of 114,089 under usage-based billing, unlimited.

@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use super::permission_check;
 use crate::config::{
     Config, Credential, ElevenLabs, PermissionProbe, SecretSource, SecretValue, Spec,
 };
 use crate::outcome::{Evidence, Fact};
-use crate::providers::elevenlabs::permission_check;
 use crate::providers::{Context, http::Upstream};
 use crate::secret::Secret;
 

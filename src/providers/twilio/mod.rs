@@ -5,6 +5,8 @@
 //! whose text varies. The account body contains the account's `auth_token`:
 //! it is deserialized into a struct without that field and dropped at once.
 
+pub mod explain;
+
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -69,39 +71,15 @@ pub fn error_code(answer: &Answer) -> Option<u64> {
 /// status (Twilio documents codes, not status pairs).
 pub fn classify(answer: &Answer) -> Meaning {
     let status = answer.status;
-    if !answer.is_json() {
-        let detail = if status == 403 {
-            "HTTP 403 with a non-JSON page: a proxy or firewall blocked the request; this is not a credential problem".to_string()
-        } else {
-            format!("HTTP {status} with a body that is not JSON (a proxy or captive portal?)")
-        };
-        let reason = match status {
-            429 => Reason::RateLimited,
-            500..=599 => Reason::UpstreamError,
-            _ => Reason::UnexpectedResponse,
-        };
+    let code = error_code(answer);
+    let shown = code.map(|c| c.to_string());
+    if let Some((reason, detail)) = answer.not_definitive(true, shown.as_deref()) {
         return Meaning::Failure(reason, detail);
     }
-    match status {
-        200 => return Meaning::Ok,
-        201..=299 => {
-            return Meaning::Failure(
-                Reason::UnexpectedResponse,
-                format!("HTTP {status} where 200 was expected"),
-            );
-        }
-        429 => {
-            return Meaning::Failure(
-                Reason::RateLimited,
-                "429: too many concurrent requests on this Twilio account".into(),
-            );
-        }
-        500..=599 => {
-            return Meaning::Failure(Reason::UpstreamError, format!("HTTP {status} from Twilio"));
-        }
-        _ => {}
+    if status == 200 {
+        return Meaning::Ok;
     }
-    match error_code(answer) {
+    match code {
         Some(20003) => Meaning::Authenticate,
         Some(20005) => Meaning::NotActive,
         Some(20008) => Meaning::TestCredentials,
@@ -170,21 +148,11 @@ async fn get(
 }
 
 fn evidence(path: &str, answer: &Answer, detail: String) -> Evidence {
-    Evidence {
-        request: format!("GET {path}"),
-        http_status: Some(answer.status),
-        upstream_code: error_code(answer).map(|c| c.to_string()),
-        permission: None,
-        request_id: answer.request_id.clone(),
-        detail,
-    }
+    answer.evidence(path, error_code(answer).map(|c| c.to_string()), detail)
 }
 
 fn failure(reason: Reason, answer: &Answer) -> Failure {
-    Failure {
-        retry_after: answer.retry_after,
-        ..Failure::new(reason)
-    }
+    answer.failure(reason)
 }
 
 /// One cycle: the numbers (one page unless details are due) and the

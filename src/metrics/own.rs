@@ -1,0 +1,192 @@
+//! credwatch's own metrics: build info, config and web-config reloads,
+//! runtime tasks, upstream requests and the `process_*` families.
+//!
+//! [`render_self`] takes plain values, not the state: it is rendered at
+//! every scrape, after the credentials' part.
+
+use std::fmt::Write as _;
+use std::time::{Instant, SystemTime};
+
+use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+
+use super::{escape, seconds, value};
+
+/// credwatch's own metrics: build, reload, upstream requests, process.
+pub struct SelfMetrics {
+    registry: Registry,
+    /// The process collector reads several `/proc` files; its text is
+    /// reused for up to [`PROCESS_METRICS_MAX_AGE`], so a flood of scrapes
+    /// does not turn into a flood of `/proc` reads.
+    process: Registry,
+    process_text: std::sync::Mutex<Option<(Instant, String)>>,
+    pub upstream_requests: IntCounterVec,
+}
+
+/// How old the `process_*` samples in a scrape may be.
+pub(crate) const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl SelfMetrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let upstream_requests = IntCounterVec::new(
+            Opts::new(
+                "credwatch_upstream_requests_total",
+                "Requests credwatch sent upstream (all of them GET), by provider.",
+            ),
+            &["provider"],
+        )
+        .expect("static metric definition is valid");
+        let _ = registry.register(Box::new(upstream_requests.clone()));
+        let process = Registry::new();
+        #[cfg(target_os = "linux")]
+        {
+            let _ = process.register(Box::new(
+                prometheus::process_collector::ProcessCollector::for_self(),
+            ));
+        }
+        SelfMetrics {
+            registry,
+            process,
+            process_text: std::sync::Mutex::new(None),
+            upstream_requests,
+        }
+    }
+}
+
+impl Default for SelfMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The families [`render_self`] can write, besides the `process_*` ones of
+/// the `prometheus` crate's process collector. With [`FAMILIES`], every
+/// family credwatch can export; `docs/metrics.md` documents exactly these
+/// (tested).
+pub const SELF_FAMILIES: &[&str] = &[
+    "credwatch_build_info",
+    "credwatch_config_last_reload_successful",
+    "credwatch_config_last_reload_success_timestamp_seconds",
+    "credwatch_runtime_alive_tasks",
+    "credwatch_upstream_requests_total",
+    // Only with --web.config.file.
+    "credwatch_web_config_last_reload_successful",
+    "credwatch_web_config_last_reload_success_timestamp_seconds",
+];
+
+/// When a configuration was last loaded: whether the last attempt
+/// succeeded, and when the last success was.
+pub type ReloadResult = (bool, Option<SystemTime>);
+
+/// Renders build info, the config's reload result, the web config's (when
+/// there is one), runtime tasks, upstream request counts and process metrics.
+pub fn render_self(
+    reload: ReloadResult,
+    web_reload: Option<ReloadResult>,
+    own: &SelfMetrics,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# HELP credwatch_build_info Version and revision of the running credwatch."
+    );
+    let _ = writeln!(s, "# TYPE credwatch_build_info gauge");
+    let _ = writeln!(
+        s,
+        "credwatch_build_info{{version=\"{}\",revision=\"{}\"}} 1",
+        escape(crate::VERSION),
+        escape(crate::REVISION)
+    );
+    let (ok, at) = reload;
+    let _ = writeln!(
+        s,
+        "# HELP credwatch_config_last_reload_successful 1 if the last configuration load or reload succeeded."
+    );
+    let _ = writeln!(s, "# TYPE credwatch_config_last_reload_successful gauge");
+    let _ = writeln!(
+        s,
+        "credwatch_config_last_reload_successful {}",
+        if ok { 1 } else { 0 }
+    );
+    if let Some(at) = at {
+        let _ = writeln!(
+            s,
+            "# HELP credwatch_config_last_reload_success_timestamp_seconds Unix time of the last successful configuration load or reload."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE credwatch_config_last_reload_success_timestamp_seconds gauge"
+        );
+        let _ = writeln!(
+            s,
+            "credwatch_config_last_reload_success_timestamp_seconds {}",
+            value(seconds(at))
+        );
+    }
+    if let Some((ok, at)) = web_reload {
+        let _ = writeln!(
+            s,
+            "# HELP credwatch_web_config_last_reload_successful 1 if the last re-read of the web config (--web.config.file) was applied; 0 if it was invalid or would have changed the security mode."
+        );
+        let _ = writeln!(
+            s,
+            "# TYPE credwatch_web_config_last_reload_successful gauge"
+        );
+        let _ = writeln!(
+            s,
+            "credwatch_web_config_last_reload_successful {}",
+            if ok { 1 } else { 0 }
+        );
+        if let Some(at) = at {
+            let _ = writeln!(
+                s,
+                "# HELP credwatch_web_config_last_reload_success_timestamp_seconds Unix time of the last successful web config load or re-read."
+            );
+            let _ = writeln!(
+                s,
+                "# TYPE credwatch_web_config_last_reload_success_timestamp_seconds gauge"
+            );
+            let _ = writeln!(
+                s,
+                "credwatch_web_config_last_reload_success_timestamp_seconds {}",
+                value(seconds(at))
+            );
+        }
+    }
+    if let Ok(handle) = tokio::runtime::Handle::try_current() {
+        let _ = writeln!(
+            s,
+            "# HELP credwatch_runtime_alive_tasks Tasks alive in credwatch's async runtime (probes in flight, connections, background loops)."
+        );
+        let _ = writeln!(s, "# TYPE credwatch_runtime_alive_tasks gauge");
+        let _ = writeln!(
+            s,
+            "credwatch_runtime_alive_tasks {}",
+            handle.metrics().num_alive_tasks()
+        );
+    }
+    let mut buf = Vec::new();
+    if TextEncoder::new()
+        .encode(&own.registry.gather(), &mut buf)
+        .is_ok()
+    {
+        s.push_str(&String::from_utf8_lossy(&buf));
+    }
+    // The process families sort after `credwatch_*`, as one registry would.
+    let mut cached = own.process_text.lock().unwrap_or_else(|p| p.into_inner());
+    let fresh = cached
+        .as_ref()
+        .is_some_and(|(at, _)| at.elapsed() < PROCESS_METRICS_MAX_AGE);
+    if !fresh {
+        let mut buf = Vec::new();
+        let text = match TextEncoder::new().encode(&own.process.gather(), &mut buf) {
+            Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+            Err(_) => String::new(),
+        };
+        *cached = Some((Instant::now(), text));
+    }
+    if let Some((_, text)) = cached.as_ref() {
+        s.push_str(text);
+    }
+    s
+}

@@ -1,0 +1,85 @@
+//! What Twilio's problems mean for the person reading `credwatch check`,
+//! and how to fix them, in the user's terms; each stated cause cites its
+//! evidence in `docs/upstream-evidence.md`.
+
+use crate::config::Credential;
+use crate::outcome::Problem;
+use crate::providers::words::{cite, source};
+
+/// (summary, fix) for a definitive problem this provider reports; `None`
+/// for another provider's.
+pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
+    let src = source(cred);
+    Some(match p {
+        Problem::TwilioAuthenticate => {
+            let (sid, what) = (cred.account().unwrap_or(""), cred.secret_name());
+            (
+                "Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was \
+                 suspended or closed."
+                    .into(),
+                format!(
+                    "Twilio's 20003 page lists both kinds of cause. The credential: the {what} was rotated or deleted \
+                     (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the \
+                     SID and the {what} belong to different accounts (live vs test, parent vs subaccount {sid}: a \
+                     subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); \
+                     an API key from another region. The account: suspended or closed (check Console → Billing, or log in to \
+                     the Console). Compare fingerprint {fp} with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value \
+                     in the Console, then put the current value in {src}. If ElevenLabs holds the same Auth Token for \
+                     imported numbers, re-import them too.{cite}",
+                    fp = cred.fingerprint(),
+                    cite = cite("twilio-20003")
+                ),
+            )
+        }
+        Problem::TestCredentials => (
+            "These are Twilio test credentials (403, code 20008).".into(),
+            format!(
+                "Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live \
+                 Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in {src}.{}",
+                cite("twilio-20008")
+            ),
+        ),
+        Problem::AccountNotFound => (
+            "No such Twilio account for these credentials (404, code 20404).".into(),
+            format!(
+                "The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy \
+                 the Account SID from Console → Account info.{}",
+                cite("twilio-20404")
+            ),
+        ),
+        Problem::AccountSuspended { status } => (
+            format!(
+                "The Twilio account is {}: it cannot use the API.",
+                status.as_deref().unwrap_or("suspended or closed (20403)")
+            ),
+            format!(
+                "Check Console → Billing and the account's status, and contact Twilio support; calls through this account \
+                 fail until it is active.{}",
+                cite("twilio-account-status")
+            ),
+        ),
+        Problem::AccountNotActive => (
+            "The Twilio account is not active (code 20005).".into(),
+            format!(
+                "Twilio answers 20005 \"Account not active\" for suspended or closed accounts. Check the account's status \
+                 in the Console and contact Twilio support; calls through this account fail until it is active.{}",
+                cite("twilio-20005")
+            ),
+        ),
+        Problem::RestrictedKey => (
+            "This restricted API key may not list phone numbers (403, code 70051).".into(),
+            format!(
+                "Add read access to Phone Numbers to the key in Console → Account → API keys, or use a Standard or Main key.{}",
+                cite("twilio-70051")
+            ),
+        ),
+        Problem::KeySidInPath => (
+            "An API key SID (SK…) was used where the Account SID (AC…) belongs.".into(),
+            format!(
+                "Put the Account SID (Console → Account info) in `account_sid` and the SK… in `api_key_sid`.{}",
+                cite("twilio-21470")
+            ),
+        ),
+        _ => return None,
+    })
+}

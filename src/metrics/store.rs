@@ -268,8 +268,7 @@ pub(crate) struct Store {
     /// Bumped by every change; the assembled bodies are for one value of it.
     version: u64,
     metrics: Option<(u64, Arc<[Bytes]>)>,
-    /// The gzip header and the shared deflate segments, and their CRC-32.
-    gzip: Option<(u64, Arc<[Bytes]>, Crc)>,
+    gzip: Option<(u64, Bytes, Crc)>,
     /// Per family: CRC-32 and length of all its text, header included
     /// (`None`: recombine at the next gzip scrape).
     family_crc: Vec<Option<Crc>>,
@@ -370,16 +369,16 @@ impl Store {
 
     /// The credentials' part of `/metrics` as the start of a gzip member
     /// (header and deflate segments), with its CRC-32 and length.
-    fn metrics_gzip(&mut self) -> (Arc<[Bytes]>, Crc) {
+    fn metrics_gzip(&mut self) -> (Bytes, Crc) {
         self.flush();
         if let Some((v, body, crc)) = &self.gzip
             && *v == self.version
         {
             return (body.clone(), copy(crc));
         }
-        // The shared deflate segments, not a copy of them per version.
-        let mut body = Vec::with_capacity(self.gzip.as_ref().map_or(64, |(_, b, _)| b.len()));
-        body.push(Bytes::from_static(&gzip::GZIP_HEADER));
+        let mut body =
+            Vec::with_capacity(self.gzip.as_ref().map_or(4096, |(_, b, _)| b.len() + 4096));
+        body.extend_from_slice(&gzip::GZIP_HEADER);
         let mut crc = Crc::new();
         // The compressor's state is a few hundred KiB: made when needed, not kept.
         let mut deflater: Option<Deflater> = None;
@@ -388,7 +387,7 @@ impl Store {
                 continue;
             }
             let header = header(i);
-            body.push(header.deflated.clone());
+            body.extend_from_slice(&header.deflated);
             let known = self.family_crc[i].take();
             let mut family = Crc::new();
             if known.is_none() {
@@ -404,9 +403,7 @@ impl Store {
                         .get_or_insert_with(Deflater::new)
                         .segment(part.text.clone())
                 });
-                if !segment.deflated.is_empty() {
-                    body.push(segment.deflated.clone());
-                }
+                body.extend_from_slice(&segment.deflated);
                 if known.is_none() {
                     family.combine(&segment.crc);
                 }
@@ -415,7 +412,7 @@ impl Store {
             crc.combine(&family);
             self.family_crc[i] = Some(family);
         }
-        let body: Arc<[Bytes]> = body.into();
+        let body = Bytes::from(body);
         self.gzip = Some((self.version, body.clone(), copy(&crc)));
         (body, crc)
     }
@@ -490,11 +487,11 @@ pub(crate) fn metrics_body(store: &Mutex<Store>, own: String, gzip: bool) -> Vec
     let (compressed, mut crc) = locked.metrics_gzip();
     drop(locked);
     crc.combine(&gzip::crc(own.as_bytes()));
-    let mut chunks = Vec::with_capacity(compressed.len() + 2);
-    chunks.extend_from_slice(&compressed);
-    chunks.push(Bytes::from(gzip::stored(own.as_bytes())));
-    chunks.push(Bytes::copy_from_slice(&gzip::gzip_end(&crc)));
-    chunks
+    vec![
+        compressed,
+        Bytes::from(gzip::stored(own.as_bytes())),
+        Bytes::copy_from_slice(&gzip::gzip_end(&crc)),
+    ]
 }
 
 #[cfg(test)]

@@ -110,8 +110,8 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
             });
         let ctx = Context {
             upstream: &upstream,
-            permission_probes: &config.permission_probes,
-            linked_twilio: linked.as_ref(),
+            shared: &config.shared,
+            linked: linked.as_ref(),
         };
         let attempts = providers::run(
             cred,
@@ -138,7 +138,7 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
 
 /// Config warnings that concern this credential (`elevenlabs[i]…`/`twilio[i]…`).
 fn config_findings(config: &Config, cred: &Credential) -> Vec<Finding> {
-    let Some(at) = cred.key_path(config) else {
+    let Some(at) = cred.key_path(&config.credentials) else {
         return Vec::new();
     };
     config

@@ -604,22 +604,6 @@ async fn calibrate(
             return ExitCode::from(2);
         }
     };
-    let Some(probe) = config
-        .permission_probes
-        .iter()
-        .find(|p| p.permission == permission)
-    else {
-        let known: Vec<&str> = config
-            .permission_probes
-            .iter()
-            .map(|p| p.permission.as_str())
-            .collect();
-        eprintln!(
-            "credwatch calibrate: no probe for `{permission}`; known: {}",
-            known.join(", ")
-        );
-        return ExitCode::from(2);
-    };
     let key = |var: &str| -> Option<crate::secret::Secret> {
         match std::env::var(var) {
             Ok(v) if !v.trim().is_empty() => Some(crate::secret::Secret::new(v.trim())),
@@ -644,23 +628,16 @@ async fn calibrate(
             return ExitCode::from(2);
         }
     };
-    let base_url = base_url
-        .or_else(|| {
-            config
-                .credentials
-                .iter()
-                .find(|c| c.provider() == crate::config::Provider::ElevenLabs)
-                .map(|c| c.base_url().to_string())
-        })
-        .unwrap_or_else(|| crate::config::DEFAULT_ELEVENLABS_URL.to_string());
-    match crate::check::calibrate::run(
-        &config,
-        probe,
-        base_url.trim_end_matches('/'),
-        with,
-        without,
-    )
-    .await
+    let probe = match crate::check::calibrate::probe(&config.shared, permission) {
+        Ok(probe) => probe,
+        Err(why) => {
+            eprintln!("credwatch calibrate: {why}");
+            return ExitCode::from(2);
+        }
+    };
+    let base_url =
+        base_url.unwrap_or_else(|| crate::check::calibrate::base_url(&config.credentials));
+    match crate::check::calibrate::run(&probe, base_url.trim_end_matches('/'), with, without).await
     {
         Ok(c) => {
             match output {

@@ -46,10 +46,10 @@ pub mod outcome;
 pub mod providers;
 pub mod scheduler;
 pub mod secret;
+pub mod section;
 pub mod server;
 pub mod simulator;
 pub mod state;
-pub mod upstream;
 pub mod verdict;
 pub mod web;
 

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{Config, Credential, PermissionProbe};
+use crate::config::{Config, Credential, Shared};
 use crate::outcome::{Attempt, Fact};
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::{Slot, State};
@@ -222,7 +222,7 @@ struct Scheduler {
     /// Not the whole config: each entry holds its own credential, and the
     /// rest is not needed after start, so 10,000 credentials are kept once.
     secret_poll_interval: Duration,
-    probes: Arc<Vec<PermissionProbe>>,
+    shared: Arc<Shared>,
     state: Arc<State>,
     upstream: Arc<Upstream>,
     commands: mpsc::UnboundedReceiver<Command>,
@@ -247,7 +247,7 @@ impl Scheduler {
         cancel: CancellationToken,
     ) -> Self {
         let mut s = Scheduler {
-            probes: Arc::new(config.permission_probes.clone()),
+            shared: Arc::new(config.shared.clone()),
             secret_poll_interval: config.secret_poll_interval,
             state,
             upstream,
@@ -416,13 +416,13 @@ impl Scheduler {
                     changed_at: t.slot.changed_at(),
                 });
             let upstream = self.upstream.clone();
-            let probes = self.probes.clone();
+            let shared = self.shared.clone();
             running.spawn(async move {
                 let started = Instant::now();
                 let ctx = Context {
                     upstream: &upstream,
-                    permission_probes: &probes,
-                    linked_twilio: linked.as_ref(),
+                    shared: &shared,
+                    linked: linked.as_ref(),
                 };
                 let attempts = providers::run(&cred, &ctx, &plan).await;
                 Done {
@@ -450,7 +450,7 @@ impl Scheduler {
             self.probe_now(&done.name);
             return;
         }
-        let auth = crate::providers::auth_check(&e.cred.spec);
+        let auth = e.cred.provider().auth_check();
         let had_account_problem = e.slot.has_problem(auth);
         self.state.record(&e.slot, &done.attempts);
         if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
@@ -545,7 +545,7 @@ impl Scheduler {
         let names: std::collections::HashSet<&str> =
             config.credentials.iter().map(|c| c.name.as_str()).collect();
         self.entries.retain(|name, _| names.contains(name.as_str()));
-        self.probes = Arc::new(config.permission_probes.clone());
+        self.shared = Arc::new(config.shared.clone());
         self.max_in_flight = max_in_flight(&config);
         self.drain = drain(&config);
         for cred in &config.credentials {

@@ -286,7 +286,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::config::Spec;
     use crate::metrics::store::BLOCK;
     use crate::outcome::{Evidence, Fact, Failure, Problem, Quota, Reason};
     use crate::verdict::HealthEntry;
@@ -343,10 +342,7 @@ mod tests {
             }
             let attempts = match (slot.provider, (i + round) % 4) {
                 (_, 0) => vec![attempt(
-                    crate::providers::auth_check(match slot.provider {
-                        Provider::ElevenLabs => &ELEVENLABS_SPEC,
-                        Provider::Twilio => &TWILIO_SPEC,
-                    }),
+                    slot.provider.auth_check(),
                     Err(Failure::new(Reason::Timeout)),
                 )],
                 (Provider::ElevenLabs, 1) => vec![attempt(
@@ -373,11 +369,6 @@ mod tests {
             state.record(slot, &attempts);
         }
     }
-
-    static ELEVENLABS_SPEC: std::sync::LazyLock<Spec> =
-        std::sync::LazyLock::new(|| config(1, 0).credentials[0].spec.clone());
-    static TWILIO_SPEC: std::sync::LazyLock<Spec> =
-        std::sync::LazyLock::new(|| config(0, 1).credentials[0].spec.clone());
 
     /// The default `/health` body: the same, with only the credentials that
     /// are not healthy.

@@ -151,7 +151,7 @@ impl Settings {
             critical: cred.critical,
             interval: cred.interval,
             required_permissions: cred.required_permissions().to_vec(),
-            auth_check: crate::providers::auth_check(&cred.spec),
+            auth_check: cred.provider().auth_check(),
             expose_numbers: cred.expose_numbers(),
         }
     }

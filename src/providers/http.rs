@@ -12,7 +12,7 @@
 //! proxy is only ever used for https upstreams, through a CONNECT tunnel
 //! ([`ProxyConfig`]): a plain-http request never passes through a proxy.
 
-pub use crate::upstream::{PROBE_AGENT_ID, check_read_path};
+pub use super::check_read_path;
 
 use crate::outcome::Reason;
 use std::collections::HashMap;

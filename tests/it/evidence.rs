@@ -215,8 +215,8 @@ async fn twilio_auth_check(sim: &Simulator, entry: &Value) -> Attempt {
     let upstream = Upstream::new(4, None).expect("client");
     let ctx = Context {
         upstream: &upstream,
-        permission_probes: &config.permission_probes,
-        linked_twilio: None,
+        shared: &config.shared,
+        linked: None,
     };
     let attempts = providers::run(&config.credentials[0], &ctx, &Plan::default()).await;
     attempts

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use credwatch::config::{Config, Provider, SecretSource, Spec, TwilioAuth};
+use credwatch::config::{Config, Provider, SecretSource, Spec};
+use credwatch::providers::twilio::TwilioAuth;
 
 const EXAMPLE: &str = include_str!("../../config.example.yaml");
 
@@ -99,6 +100,8 @@ fn the_example_config_is_valid_without_warnings_when_its_env_vars_are_set() {
 
     // The built-in probe table, untouched by the example.
     let probes: Vec<&str> = config
+        .shared
+        .elevenlabs
         .permission_probes
         .iter()
         .map(|p| p.permission.as_str())
@@ -107,7 +110,14 @@ fn the_example_config_is_valid_without_warnings_when_its_env_vars_are_set() {
         probes,
         ["convai_write", "convai_read", "user_read", "models_read"]
     );
-    assert!(config.permission_probes.iter().all(|p| !p.overridden));
+    assert!(
+        config
+            .shared
+            .elevenlabs
+            .permission_probes
+            .iter()
+            .all(|p| !p.overridden)
+    );
 }
 
 #[test]

@@ -1,7 +1,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::{Config, ConfigError, Spec, TwilioAuth};
+use crate::config::{Config, ConfigError, Spec};
+use crate::providers::twilio::TwilioAuth;
 
 const AC: &str = "AC0123456789abcdef0123456789abcdef";
 const SK: &str = "SK0123456789abcdef0123456789abcdef";
@@ -273,7 +274,9 @@ fn permission_probe_overrides_are_validated_and_extend_the_table() {
     let ok = "permission_probes:\n  voices_read:\n    path: /v1/convai/agents?page_size=1\n    granted: [{status: 200}]\n    not_granted: [{status: 401, code: missing_permissions}]\nelevenlabs:\n  - name: a\n    api_key: sk_x\n    required_permissions: [voices_read]\n";
     let c = load(ok, &env(&[])).expect("valid");
     assert!(
-        c.permission_probes
+        c.shared
+            .elevenlabs
+            .permission_probes
             .iter()
             .any(|p| p.permission == "voices_read" && p.overridden)
     );

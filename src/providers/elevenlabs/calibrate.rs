@@ -4,13 +4,13 @@
 
 use serde::Serialize;
 
+use super::api::PermissionProbe;
+use super::config::{DEFAULT_URL, ElevenLabs};
 use super::permission_check;
-use crate::config::{
-    Config, Credential, ElevenLabs, PermissionProbe, SecretSource, SecretValue, Spec,
-};
 use crate::outcome::{Evidence, Fact};
-use crate::providers::{Context, http::Upstream};
+use crate::providers::{Context, Credential, Provider, Shared, Spec, http::Upstream};
 use crate::secret::Secret;
+use crate::section::{SecretSource, SecretValue};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyResult {
@@ -43,19 +43,45 @@ fn verdict(facts: &Result<Vec<Fact>, crate::outcome::Failure>, permission: &str)
     }
 }
 
+/// The configured probe for `permission` (the built-in table plus
+/// `permission_probes:`).
+pub fn probe(shared: &Shared, permission: &str) -> Result<PermissionProbe, String> {
+    let probes = &shared.elevenlabs.permission_probes;
+    match probes.iter().find(|p| p.permission == permission) {
+        Some(p) => Ok(p.clone()),
+        None => {
+            let known: Vec<&str> = probes.iter().map(|p| p.permission.as_str()).collect();
+            Err(format!(
+                "no probe for `{permission}`; known: {}",
+                known.join(", ")
+            ))
+        }
+    }
+}
+
+/// Where to calibrate without `--base-url`: the first ElevenLabs
+/// credential's base URL, else the public API.
+pub fn base_url(credentials: &[Credential]) -> String {
+    credentials
+        .iter()
+        .find(|c| c.provider() == Provider::ElevenLabs)
+        .map_or(DEFAULT_URL, |c| c.base_url())
+        .to_string()
+}
+
 /// Runs `probe` with both keys against `base_url`.
 pub async fn run(
-    config: &Config,
     probe: &PermissionProbe,
     base_url: &str,
     with: Secret,
     without: Secret,
 ) -> anyhow::Result<Calibration> {
     let upstream = Upstream::new(2, None)?;
+    let shared = Shared::default();
     let ctx = Context {
         upstream: &upstream,
-        permission_probes: &config.permission_probes,
-        linked_twilio: None,
+        shared: &shared,
+        linked: None,
     };
     let mut results = Vec::new();
     for (label, key) in [("with", with), ("without", without)] {

@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, HashSet};
 use serde_json::Value;
 
 use super::{Body, Meaning, classify, parse_body};
-use crate::config::{Credential, ElevenLabs, Provider, Spec, TwilioAuth};
+use super::ElevenLabs;
+use crate::providers::twilio::TwilioAuth;
+use crate::providers::{Credential, Provider, Spec};
 use crate::outcome::{
     Attempt, Evidence, Fact, Failure, PhoneNumber, PhoneProblem, Reason, clean, clean_to,
 };
@@ -189,7 +191,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
 
     // The linked Twilio account: does it own the numbers, and is the credential the imported one?
     let mut twilio_note = String::new();
-    if let Some(linked) = ctx.linked_twilio
+    if let Some(linked) = ctx.linked
         && let Spec::Twilio(tw) = &linked.cred.spec
     {
         let mut unchecked = None;

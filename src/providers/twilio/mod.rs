@@ -5,14 +5,85 @@
 //! whose text varies. The account body contains the account's `auth_token`:
 //! it is deserialized into a struct without that field and dropped at once.
 
+pub mod api;
+pub mod config;
 pub mod explain;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::{Answer, Auth, TransportError};
-use super::{Clock, Context, Plan};
-use crate::config::{Credential, Provider, Twilio, TwilioAuth};
+use super::{Clock, Context, Kind, Plan, Spec};
+use crate::providers::{Credential, Provider};
+use crate::section::{SecretSource, SecretValue, Timing, Validator};
+pub use api::looks_like_account_sid;
+pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
+
+impl Kind for Twilio {
+    const KEYS: &'static [&'static str] = config::KEYS;
+    type RawSection = config::RawSection;
+    type Shared = config::Shared;
+    const AUTH_CHECK: &'static str = "phone_numbers";
+
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        api::allowed(segments, query)
+    }
+
+    fn read_key<'de, A: serde::de::MapAccess<'de>>(
+        raw: &mut config::RawSection,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        raw.read(key, map)
+    }
+
+    fn is_empty(raw: &config::RawSection) -> bool {
+        raw.credentials.is_empty()
+    }
+
+    fn validate(
+        v: &mut Validator<'_>,
+        raw: config::RawSection,
+        defaults: &Timing,
+    ) -> (Vec<Credential>, config::Shared) {
+        config::validate(v, raw, defaults)
+    }
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn secret(&self) -> &SecretValue {
+        self.auth.secret()
+    }
+
+    fn secret_name(&self) -> &'static str {
+        match self.auth {
+            TwilioAuth::AuthToken(_) => "Auth Token",
+            TwilioAuth::ApiKey { .. } => "API key secret",
+        }
+    }
+
+    fn sources(&self) -> Vec<&SecretSource> {
+        self.all_sources()
+    }
+
+    fn reread(&self) -> Result<Option<Spec>, String> {
+        Ok(self.reread_files()?.map(Spec::Twilio))
+    }
+
+    fn account(&self) -> Option<&str> {
+        Some(&self.account_sid)
+    }
+
+    async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
+        run(cred, self, ctx, plan).await
+    }
+
+    fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)> {
+        explain::problem(problem, cred)
+    }
+}
 use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason, clean};
 
 /// What a 20003 means, in full: Twilio's own page lists a suspended or

@@ -1,11 +1,85 @@
 //! Secrets from the literal, the environment or a file: resolution, the
 //! file checks (type, size, mode) and names that never echo a value.
 
-#[allow(unused_imports)]
-use super::*;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use zeroize::Zeroizing;
+
+use super::{NOT_SHOWN, Validator};
+use crate::secret::Secret;
+
+/// A resolved secret and where it came from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SecretValue {
+    pub source: SecretSource,
+    pub value: Secret,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Literal,
+    Env(String),
+    File(PathBuf),
+}
+
+impl fmt::Display for SecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SecretSource::Literal => f.write_str("the config file"),
+            SecretSource::Env(name) => write!(f, "environment variable {name}"),
+            SecretSource::File(path) => write!(f, "file {}", path.display()),
+        }
+    }
+}
+
+/// The suffix of the key a secret came from (`api_key_file` → `_file`),
+/// for key paths in messages.
+pub fn source_suffix(source: &SecretSource) -> &'static str {
+    match source {
+        SecretSource::Literal => "",
+        SecretSource::Env(_) => "_env",
+        SecretSource::File(_) => "_file",
+    }
+}
+
+impl SecretValue {
+    /// Reads a `*_file` secret again: `Ok(None)` when it is not from a file
+    /// or has not changed. Errors name the file, never its content.
+    pub fn reread(&self) -> Result<Option<SecretValue>, String> {
+        let SecretSource::File(path) = &self.source else {
+            return Ok(None);
+        };
+        let (text, _) =
+            read_secret_file(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+        let value = text.trim();
+        if value.is_empty() {
+            return Err(format!("`{}` is empty", path.display()));
+        }
+        if value == self.value.expose() {
+            return Ok(None);
+        }
+        Ok(Some(SecretValue {
+            source: self.source.clone(),
+            value: Secret::new(value),
+        }))
+    }
+}
+
+/// Reads a value resolved like a secret but not one (an Account SID from a
+/// file) again: `Ok(None)` when it is not from a file or has not changed.
+pub fn reread_plain(source: &SecretSource, current: &str) -> Result<Option<String>, String> {
+    let SecretSource::File(path) = source else {
+        return Ok(None);
+    };
+    let (text, _) =
+        read_secret_file(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let value = text.trim();
+    Ok((value != current).then(|| value.to_string()))
+}
 
 /// Resolves exactly one of `<key>`, `<key>_env`, `<key>_file`.
-pub(super) fn secret(
+pub fn secret(
     v: &mut Validator<'_>,
     path: &str,
     key: &str,
@@ -98,7 +172,7 @@ pub(super) fn secret(
 
 /// A path named in a config file (secret files, or the files a web config
 /// names) is relative to that file's directory.
-pub(crate) fn resolve_file(config: &Path, file: &str) -> PathBuf {
+pub fn resolve_file(config: &Path, file: &str) -> PathBuf {
     let p = Path::new(file);
     if p.is_absolute() {
         p.to_path_buf()
@@ -110,7 +184,7 @@ pub(crate) fn resolve_file(config: &Path, file: &str) -> PathBuf {
 /// How an error names the environment variable in a `*_env` key: by name
 /// when it is shaped like one (`EL_KEY`), else not at all — a secret typed
 /// into `api_key_env` must not come back in the message.
-pub(super) fn env_var_named(var: &str) -> String {
+fn env_var_named(var: &str) -> String {
     let conventional = var
         .bytes()
         .next()
@@ -127,7 +201,7 @@ pub(super) fn env_var_named(var: &str) -> String {
 
 /// How an error names the file in a `*_file` key: by path when the value is
 /// shaped like a path (it has a `/` or a `.`), else not at all.
-pub(super) fn file_named(raw: &str, resolved: &Path) -> String {
+fn file_named(raw: &str, resolved: &Path) -> String {
     if raw.contains('/') || raw.contains('.') {
         format!("`{}`", resolved.display())
     } else {
@@ -137,19 +211,12 @@ pub(super) fn file_named(raw: &str, resolved: &Path) -> String {
 
 /// A secret file's text, in wiped memory, and the metadata of the handle it
 /// was read from (see [`crate::secret::read_secret_file`]).
-pub(crate) fn read_secret_file(
-    path: &Path,
-) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
+pub fn read_secret_file(path: &Path) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
     crate::secret::read_secret_file(path, crate::secret::SECRET_FILE_LIMIT)
 }
 
 #[cfg(unix)]
-pub(super) fn check_file_mode(
-    v: &mut Validator<'_>,
-    at: &str,
-    path: &Path,
-    meta: &std::fs::Metadata,
-) {
+fn check_file_mode(v: &mut Validator<'_>, at: &str, path: &Path, meta: &std::fs::Metadata) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let mode = meta.permissions().mode();
     let world = mode & 0o007 != 0;
@@ -173,7 +240,7 @@ pub(super) fn check_file_mode(
 
 /// The effective and supplementary group IDs of this process (Linux `/proc`).
 #[cfg(unix)]
-pub(super) fn own_groups() -> Vec<u32> {
+fn own_groups() -> Vec<u32> {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return Vec::new();
     };
@@ -196,4 +263,4 @@ pub(super) fn own_groups() -> Vec<u32> {
 }
 
 #[cfg(not(unix))]
-pub(super) fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path, _: &std::fs::Metadata) {}
+fn check_file_mode(_: &mut Validator<'_>, _: &str, _: &Path, _: &std::fs::Metadata) {}

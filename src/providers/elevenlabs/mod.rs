@@ -6,7 +6,9 @@
 //! HTTP status — never the human message, except to extract the permission
 //! name from `missing the permission <name>`.
 
+pub mod api;
 pub mod calibrate;
+pub mod config;
 pub mod explain;
 pub mod phone_numbers;
 
@@ -14,8 +16,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::{Answer, Auth, TransportError};
-use super::{Clock, Context, Plan};
-use crate::config::{Credential, ElevenLabs, PermissionProbe, Provider, StatusMatch};
+use super::{Clock, Context, Kind, Plan, Spec};
+use crate::providers::{Credential, Provider};
+use crate::section::{SecretSource, SecretValue, Timing, Validator};
+use api::{PermissionProbe, StatusMatch};
+pub use config::ElevenLabs;
 use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, clean};
 
 /// The agent id of the `convai_write` probe: well formed in the current
@@ -24,9 +29,84 @@ use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, c
 /// all-zero ULID). get-signed-url answers 404 `agent_not_found` when the key
 /// holds `convai_write`, and mints nothing. The allow-list admits
 /// get-signed-url with this id only.
-pub const NONEXISTENT_AGENT_ID: &str = crate::upstream::PROBE_AGENT_ID;
+pub const NONEXISTENT_AGENT_ID: &str = api::PROBE_AGENT_ID;
 
-pub use crate::upstream::default_permission_probes;
+pub use api::default_permission_probes;
+
+impl Kind for ElevenLabs {
+    const KEYS: &'static [&'static str] = config::KEYS;
+    type RawSection = config::RawSection;
+    type Shared = config::Shared;
+    const AUTH_CHECK: &'static str = "subscription";
+
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        api::allowed(segments, query)
+    }
+
+    fn read_key<'de, A: serde::de::MapAccess<'de>>(
+        raw: &mut config::RawSection,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        raw.read(key, map)
+    }
+
+    fn is_empty(raw: &config::RawSection) -> bool {
+        raw.credentials.is_empty()
+    }
+
+    fn validate(
+        v: &mut Validator<'_>,
+        raw: config::RawSection,
+        defaults: &Timing,
+    ) -> (Vec<Credential>, config::Shared) {
+        config::validate(v, raw, defaults)
+    }
+
+    fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
+        config::check_links(v, credentials)
+    }
+
+    fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    fn secret(&self) -> &SecretValue {
+        &self.api_key
+    }
+
+    fn secret_name(&self) -> &'static str {
+        "API key"
+    }
+
+    fn sources(&self) -> Vec<&SecretSource> {
+        vec![&self.api_key.source]
+    }
+
+    fn reread(&self) -> Result<Option<Spec>, String> {
+        Ok(self.reread_files()?.map(Spec::ElevenLabs))
+    }
+
+    fn linked(&self) -> Option<&str> {
+        self.twilio.as_deref().filter(|_| self.phone_numbers)
+    }
+
+    fn required_permissions(&self) -> &[String] {
+        &self.required_permissions
+    }
+
+    fn expose_numbers(&self) -> bool {
+        self.expose_numbers
+    }
+
+    async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
+        run(cred, self, ctx, plan).await
+    }
+
+    fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)> {
+        explain::problem(problem, cred)
+    }
+}
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -309,6 +389,8 @@ pub async fn run(
     }
     for permission in &el.required_permissions {
         let Some(probe) = ctx
+            .shared
+            .elevenlabs
             .permission_probes
             .iter()
             .find(|p| &p.permission == permission)

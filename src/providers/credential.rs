@@ -1,0 +1,103 @@
+//! One monitored credential: the keys every provider has, and its
+//! provider's settings behind [`Spec`].
+
+use std::path::Path;
+use std::time::Duration;
+
+use super::{Kind, Provider, Spec};
+use crate::section::{SecretSource, SecretValue};
+
+/// One monitored credential.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Credential {
+    pub name: String,
+    /// Counts for `/health`.
+    pub critical: bool,
+    /// The period of every check that decides `/health`.
+    pub interval: Duration,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Period of the informational checks (balance, number lists, the cross-check).
+    pub detail_interval: Duration,
+    pub spec: Spec,
+}
+
+impl Credential {
+    pub fn provider(&self) -> Provider {
+        self.spec.provider()
+    }
+
+    /// Where its requests go.
+    pub fn base_url(&self) -> &str {
+        each!(&self.spec, s => s.base_url())
+    }
+
+    /// The credential whose account this one's checks also read (an
+    /// ElevenLabs key's `twilio:` link, with `phone_numbers: true`).
+    pub fn linked(&self) -> Option<&str> {
+        each!(&self.spec, s => s.linked())
+    }
+
+    /// The permissions whose absence makes it unhealthy.
+    pub fn required_permissions(&self) -> &[String] {
+        each!(&self.spec, s => s.required_permissions())
+    }
+
+    /// Whether phone numbers may appear in metric labels.
+    pub fn expose_numbers(&self) -> bool {
+        each!(&self.spec, s => s.expose_numbers())
+    }
+
+    /// Its position among the credentials of its provider in `credentials`:
+    /// the `elevenlabs[i]` / `twilio[i]` of config key paths.
+    pub fn key_path(&self, credentials: &[Credential]) -> Option<String> {
+        let provider = self.provider();
+        credentials
+            .iter()
+            .filter(|c| c.provider() == provider)
+            .position(|c| c.name == self.name)
+            .map(|i| format!("{provider}[{i}]"))
+    }
+
+    /// The fingerprint of the secret that authenticates this credential.
+    pub fn fingerprint(&self) -> String {
+        self.secret().value.fingerprint()
+    }
+
+    /// The secret that authenticates this credential, with its source.
+    pub fn secret(&self) -> &SecretValue {
+        each!(&self.spec, s => s.secret())
+    }
+
+    /// What the secret is called in the provider's console.
+    pub fn secret_name(&self) -> &'static str {
+        each!(&self.spec, s => s.secret_name())
+    }
+
+    /// The account the credential names, where it names one (a Twilio Account SID).
+    pub fn account(&self) -> Option<&str> {
+        each!(&self.spec, s => s.account())
+    }
+
+    /// Secrets read from files, which are watched for rotation.
+    pub fn secret_files(&self) -> Vec<&Path> {
+        let sources = each!(&self.spec, s => s.sources());
+        sources
+            .into_iter()
+            .filter_map(|s| match s {
+                SecretSource::File(p) => Some(p.as_path()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Re-reads every `*_file` value. `Ok(None)` when nothing changed.
+    /// Errors name the file, never its content.
+    pub fn reread_files(&self) -> Result<Option<Credential>, String> {
+        let spec = each!(&self.spec, s => s.reread())?;
+        Ok(spec.map(|spec| Credential {
+            spec,
+            ..self.clone()
+        }))
+    }
+}

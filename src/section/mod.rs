@@ -1,0 +1,334 @@
+//! What every provider's config section is made of: the [`Validator`] that
+//! collects problems with their key paths, timing, names, base URLs and
+//! secrets (literal, environment variable or file; [`secrets`]).
+//!
+//! A leaf. The config loader ([`crate::config`]) and each provider's own
+//! section (`providers/<name>/config.rs`) build on it, so a provider owns
+//! its keys without the loader and the providers depending on each other.
+//! Nothing here repeats a configured value in a message.
+
+mod env;
+pub mod secrets;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::time::Duration;
+
+pub use env::{Env, ProcessEnv};
+pub use secrets::{
+    SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
+};
+
+/// Appended where a value was wrong but is not repeated.
+pub const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
+
+/// The shortest `interval`.
+pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
+/// `detail_interval` when neither the credential nor `defaults` set it
+/// (and the interval is shorter).
+pub const DEFAULT_DETAIL_INTERVAL: Duration = Duration::from_secs(600);
+
+/// One message about the config: where, what, and how to fix it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub path: String,
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Collects every problem of one config file, so the user sees them all at once.
+pub struct Validator<'a> {
+    /// The config file: secret-file paths are relative to its directory.
+    pub file: &'a Path,
+    pub env: &'a dyn Env,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+    /// `strict: true`: loosely readable secret files are errors.
+    pub strict: bool,
+    /// Credential names seen so far, with the key path that named them first.
+    names: BTreeMap<String, String>,
+}
+
+impl<'a> Validator<'a> {
+    pub fn new(file: &'a Path, env: &'a dyn Env, strict: bool) -> Self {
+        Validator {
+            file,
+            env,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            strict,
+            names: BTreeMap::new(),
+        }
+    }
+
+    pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(Diagnostic {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+
+    /// Names are unique across the file: they are the `credential` label.
+    fn unique_name(&mut self, path: &str, name: &str) {
+        if let Some(first) = self.names.get(name) {
+            let first = first.clone();
+            self.error(
+                format!("{path}.name"),
+                format!("is already used by {first}; names must be unique across the file (they are the `credential` label)"),
+            );
+        } else {
+            self.names.insert(name.to_string(), path.to_string());
+        }
+    }
+
+    pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Diagnostic {
+            path: path.into(),
+            message: message.into(),
+        });
+    }
+}
+
+/// The keys every credential has, whatever its provider, as validated.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub name: Option<String>,
+    pub critical: bool,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub detail_interval: Duration,
+    pub base_url: String,
+}
+
+/// The keys every credential has, as written.
+pub struct RawCommon {
+    pub name: Option<String>,
+    pub critical: Option<bool>,
+    pub interval: Option<Duration>,
+    pub timeout: Option<Duration>,
+    pub detail_interval: Option<Duration>,
+    pub base_url: Option<String>,
+    pub allow_insecure_http: Option<bool>,
+}
+
+impl RawCommon {
+    /// Checks the common keys of the credential at `path` (`twilio[1]`);
+    /// `default_url` is the provider's public API.
+    pub fn validate(
+        self,
+        v: &mut Validator<'_>,
+        path: &str,
+        defaults: &Timing,
+        default_url: &str,
+    ) -> Common {
+        let name = name(v, path, self.name);
+        if let Some(n) = &name {
+            v.unique_name(path, n);
+        }
+        let (interval, timeout, detail_interval) = timing(
+            v,
+            path,
+            defaults,
+            self.interval,
+            self.timeout,
+            self.detail_interval,
+        );
+        let base_url = base_url(
+            v,
+            path,
+            self.base_url,
+            default_url,
+            self.allow_insecure_http,
+        );
+        Common {
+            name,
+            critical: self.critical.unwrap_or(true),
+            interval,
+            timeout,
+            detail_interval,
+            base_url,
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+pub struct Timing {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub detail_interval: Option<Duration>,
+}
+
+pub fn check_timing(v: &mut Validator<'_>, path: &str, t: &Timing) -> bool {
+    let mut ok = true;
+    if t.interval < MIN_INTERVAL {
+        v.error(
+            format!("{path}.interval"),
+            "must be at least 1s (upstream rate limits are shared with production traffic)",
+        );
+        ok = false;
+    }
+    if t.timeout.is_zero() || t.timeout >= t.interval {
+        v.error(
+            format!("{path}.timeout"),
+            format!(
+                "must be above 0 and below the interval ({}); a check must end before the next one is due",
+                humantime::format_duration(t.interval)
+            ),
+        );
+        ok = false;
+    }
+    if let Some(d) = t.detail_interval
+        && d < t.interval
+    {
+        v.error(
+            format!("{path}.detail_interval"),
+            format!(
+                "must not be shorter than the interval ({})",
+                humantime::format_duration(t.interval)
+            ),
+        );
+        ok = false;
+    }
+    ok
+}
+
+fn timing(
+    v: &mut Validator<'_>,
+    path: &str,
+    defaults: &Timing,
+    interval: Option<Duration>,
+    timeout: Option<Duration>,
+    detail_interval: Option<Duration>,
+) -> (Duration, Duration, Duration) {
+    let t = Timing {
+        interval: interval.unwrap_or(defaults.interval),
+        timeout: timeout.unwrap_or(defaults.timeout),
+        detail_interval: detail_interval.or(defaults.detail_interval),
+    };
+    if interval.is_some() || timeout.is_some() || detail_interval.is_some() {
+        check_timing(v, path, &t);
+    }
+    let detail = t
+        .detail_interval
+        .unwrap_or_else(|| DEFAULT_DETAIL_INTERVAL.max(t.interval));
+    (t.interval, t.timeout, detail)
+}
+
+fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<String> {
+    match name {
+        None => {
+            v.error(
+                format!("{path}.name"),
+                "missing; every credential needs a unique name ([A-Za-z0-9_.-]+)",
+            );
+            None
+        }
+        Some(n)
+            if n.is_empty()
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')) =>
+        {
+            v.error(
+                format!("{path}.name"),
+                "may only contain letters, digits, `_`, `.` and `-` (it becomes a metric label)",
+            );
+            None
+        }
+        Some(n) if n.len() > 128 => {
+            v.error(format!("{path}.name"), "longer than 128 characters");
+            None
+        }
+        Some(n) => Some(n),
+    }
+}
+
+fn base_url(
+    v: &mut Validator<'_>,
+    path: &str,
+    raw: Option<String>,
+    default: &str,
+    allow_insecure_http: Option<bool>,
+) -> String {
+    let key = format!("{path}.base_url");
+    let Some(text) = raw else {
+        if allow_insecure_http.is_some() {
+            v.warn(
+                format!("{path}.allow_insecure_http"),
+                "has no effect: the default base_url is https",
+            );
+        }
+        return default.to_string();
+    };
+    match check_base_url(&text, allow_insecure_http.unwrap_or(false)) {
+        Ok(checked) => {
+            if checked.insecure {
+                v.warn(
+                    key,
+                    "plain http to a non-loopback host sends the secret unencrypted (allowed by `allow_insecure_http: true`)",
+                );
+            }
+            checked.url
+        }
+        Err(why) => {
+            v.error(key, why);
+            default.to_string()
+        }
+    }
+}
+
+/// A checked upstream base URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BaseUrl {
+    /// Without a trailing `/`.
+    pub url: String,
+    /// Plain http to a host that is not loopback (only with `allow_insecure_http`).
+    pub insecure: bool,
+}
+
+/// The rules for an upstream base URL, for the config's `base_url` and
+/// `calibrate --base-url`: http(s), a host, no credentials, query or
+/// fragment, and plain http only to a loopback host unless
+/// `allow_insecure_http`. Messages never repeat the URL.
+pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL ({e}){NOT_SHOWN}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err("must be an http or https URL".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; use the credential's secret keys".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    if url.host_str().is_none() {
+        return Err("has no host".into());
+    }
+    let insecure = url.scheme() == "http" && !is_loopback(&url);
+    if insecure && !allow_insecure_http {
+        return Err("plain http to a non-loopback host would send the secret unencrypted; use https, or set `allow_insecure_http: true` on this credential if the network path is trusted".into());
+    }
+    Ok(BaseUrl {
+        url: text.trim_end_matches('/').to_string(),
+        insecure,
+    })
+}
+
+fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}

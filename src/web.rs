@@ -153,7 +153,7 @@ fn modified(p: &Path) -> Option<SystemTime> {
 }
 
 fn relative(base: &Path, file: &str) -> PathBuf {
-    crate::config::resolve_file(base, file)
+    crate::section::resolve_file(base, file)
 }
 
 /// Reads and validates the file and everything it names.

@@ -23,7 +23,8 @@ use base64::Engine as _;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::config::{Env, ProcessEnv, Provider};
+use crate::providers::Provider;
+use crate::section::{Env, ProcessEnv};
 use crate::secret::{Secret, WipedBuf};
 
 /// Bodies above this are not read to the end (the answers we need are a few KiB;

@@ -2,7 +2,8 @@
 //! operator puts a new secret, dates, how a console names a permission, and
 //! the citation of the evidence behind a stated cause.
 
-use crate::config::{Credential, SecretSource};
+use crate::providers::Credential;
+use crate::section::SecretSource;
 
 /// Where the operator has to put the new secret.
 pub fn source(cred: &Credential) -> String {

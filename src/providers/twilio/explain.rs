@@ -2,7 +2,7 @@
 //! and how to fix them, in the user's terms; each stated cause cites its
 //! evidence in `docs/upstream-evidence.md`.
 
-use crate::config::Credential;
+use crate::providers::Credential;
 use crate::outcome::Problem;
 use crate::providers::words::{cite, source};
 

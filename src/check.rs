@@ -17,41 +17,10 @@ use serde::Serialize;
 
 use crate::config::{Config, Credential};
 use crate::outcome::{Evidence, Fact, Reason};
+pub use crate::providers::report::{Finding, Severity};
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::State;
 use crate::verdict::{CredentialState, Health};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    Error,
-    Warning,
-    Info,
-}
-
-/// One thing worth saying about a credential.
-#[derive(Debug, Clone, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// Stable code: a reason, a problem code, a phone problem or a config code.
-    pub code: String,
-    /// The check that produced it (`subscription`, `phone_numbers`, …); `config` for config findings.
-    pub check: String,
-    pub summary: String,
-    pub fix: String,
-    /// What upstream said; absent for config findings.
-    pub evidence: Option<Evidence>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct PhoneNumberReport {
-    pub phone_number_id: String,
-    pub number: String,
-    pub label: String,
-    pub ready: bool,
-    pub agent_id: Option<String>,
-    pub problems: Vec<String>,
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CredentialReport {
@@ -64,11 +33,9 @@ pub struct CredentialReport {
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
-    pub quota: Option<crate::outcome::Quota>,
-    pub twilio_account: Option<crate::verdict::TwilioAccount>,
-    pub twilio_balance: Option<crate::verdict::TwilioBalance>,
-    pub twilio_phone_numbers: Option<u64>,
-    pub phone_numbers: Vec<PhoneNumberReport>,
+    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`, …).
+    #[serde(flatten)]
+    pub details: providers::Reports,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.
     pub evidence: Vec<Evidence>,
@@ -207,31 +174,15 @@ fn report(
                             } else {
                                 Severity::Info
                             },
-                            crate::outcome::Problem::PermissionMissing {
+                            providers::Problem::PermissionMissing {
                                 permission: name.clone(),
                             },
                         ),
                         Fact::NotPermittedForKey { resource } => {
+                            let (summary, fix) = cred.provider().explain_not_permitted(resource);
                             findings.push(Finding {
                                 severity: Severity::Info,
                                 code: "standard_key".into(),
-                                check: a.check.clone(),
-                                summary: format!("This API key may not read the {resource}: it is a Standard (or restricted) key."),
-                                fix: "Fine for calls and number listing. To monitor account status and balance, use a Main API key \
-                                      or the Auth Token: only they may read /Accounts. ElevenLabs' Twilio import takes the \
-                                      Account SID and Auth Token."
-                                    .into(),
-                                evidence: Some(a.evidence.clone()),
-                            });
-                            continue;
-                        }
-                        Fact::Quota { quota }
-                            if quota.billing_at_risk() || quota.open_invoices == Some(true) =>
-                        {
-                            let (summary, fix) = explain::billing_at_risk(quota);
-                            findings.push(Finding {
-                                severity: Severity::Warning,
-                                code: "billing_at_risk".into(),
                                 check: a.check.clone(),
                                 summary,
                                 fix,
@@ -263,55 +214,7 @@ fn report(
             }
         }
     }
-    // The attempt that read the imported numbers.
-    let phone_evidence = attempts.iter().find(|a| {
-        a.result.as_ref().is_ok_and(|facts| {
-            facts
-                .iter()
-                .any(|f| matches!(f, Fact::PhoneNumbers { .. } | Fact::PhoneNumbersUnreadable))
-        })
-    });
-    let linked_fingerprint = linked.map(|l| l.cred.fingerprint());
-    let mut phone_numbers = Vec::new();
-    for n in s.verdict.phone_numbers.iter().flatten() {
-        let changed = n
-            .twilio_changed_at
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string());
-        for p in &n.problems {
-            let shown = if n.number.is_empty() {
-                n.phone_number_id.clone()
-            } else {
-                format!("{} ({})", n.number, n.phone_number_id)
-            };
-            let (summary, fix) = explain::phone(
-                *p,
-                &shown,
-                linked.map(|l| l.cred.name.as_str()),
-                linked_fingerprint.as_deref(),
-                changed.as_deref(),
-            );
-            findings.push(Finding {
-                severity: if p.blocking() {
-                    Severity::Error
-                } else {
-                    Severity::Info
-                },
-                code: p.as_str().into(),
-                check: "phone_numbers".into(),
-                summary,
-                fix,
-                evidence: phone_evidence.map(|a| a.evidence.clone()),
-            });
-        }
-        phone_numbers.push(PhoneNumberReport {
-            phone_number_id: n.phone_number_id.clone(),
-            number: n.number.clone(),
-            label: n.label.clone(),
-            ready: n.ready(),
-            agent_id: n.agent_id.clone(),
-            problems: n.problems.iter().map(|p| p.as_str().to_string()).collect(),
-        });
-    }
+    findings.extend(s.verdict.details.findings(attempts, linked));
     findings.sort_by_key(|f| f.severity);
     let health = s.health();
     CredentialReport {
@@ -330,11 +233,7 @@ fn report(
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
-        quota: s.verdict.quota.clone(),
-        twilio_account: s.verdict.twilio_account.clone(),
-        twilio_balance: s.verdict.twilio_balance.clone(),
-        twilio_phone_numbers: s.verdict.twilio_numbers,
-        phone_numbers,
+        details: s.verdict.details.report(),
         findings,
         evidence: attempts.iter().map(|a| a.evidence.clone()).collect(),
         ready_for_calls: s.ready_for_calls(),
@@ -400,44 +299,7 @@ fn summary_line(c: &CredentialReport) -> String {
     if !granted.is_empty() {
         bits.push(format!("{} granted", granted.join(", ")));
     }
-    if let Some(q) = &c.quota {
-        let pct = if q.limit > 0 {
-            q.used as f64 * 100.0 / q.limit as f64
-        } else {
-            0.0
-        };
-        let reset = q
-            .reset_at
-            .map(|r| {
-                format!(
-                    ", resets {}",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.max(0) as u64)
-                    )
-                )
-            })
-            .unwrap_or_default();
-        bits.push(format!(
-            "{} of {} characters used ({pct:.0}%){reset}",
-            q.used, q.limit
-        ));
-    }
-    if let Some(a) = &c.twilio_account {
-        bits.push(format!("account {} ({})", a.status, a.kind));
-    }
-    if let Some(n) = c.twilio_phone_numbers {
-        bits.push(format!("{n} number(s)"));
-    }
-    if let Some(b) = &c.twilio_balance {
-        bits.push(format!("balance {:.2} {}", b.amount, b.currency));
-    }
-    if !c.phone_numbers.is_empty() {
-        bits.push(format!(
-            "{}/{} imported numbers ready",
-            c.phone_numbers.iter().filter(|p| p.ready).count(),
-            c.phone_numbers.len()
-        ));
-    }
+    bits.extend(c.details.summary());
     bits.push(format!("fingerprint {}", c.fingerprint));
     bits.join("; ")
 }

@@ -40,9 +40,9 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod demo;
+pub mod exposition;
 pub mod lifecycle;
 pub mod metrics;
-pub mod outcome;
 pub mod providers;
 pub mod scheduler;
 pub mod secret;
@@ -52,6 +52,9 @@ pub mod simulator;
 pub mod state;
 pub mod verdict;
 pub mod web;
+
+/// The vocabulary every provider answers in (it lives with the providers).
+pub use providers::outcome;
 
 /// The crate version, as exported in `credwatch_build_info`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

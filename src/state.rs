@@ -287,7 +287,8 @@ mod tests {
 
     use super::*;
     use crate::metrics::store::BLOCK;
-    use crate::outcome::{Evidence, Fact, Failure, Problem, Quota, Reason};
+    use crate::outcome::{Evidence, Fact, Failure, Reason};
+    use crate::providers::fixtures;
     use crate::verdict::HealthEntry;
 
     fn config(n_el: usize, n_tw: usize) -> Config {
@@ -318,21 +319,6 @@ mod tests {
         }
     }
 
-    fn quota(used: u64) -> Fact {
-        Fact::Quota {
-            quota: Quota {
-                used,
-                limit: 10_000,
-                reset_at: Some(1_800_000_000),
-                tier: "starter".into(),
-                status: "active".into(),
-                ceiling: Some(10_000),
-                open_invoices: None,
-                exhausted: false,
-            },
-        }
-    }
-
     /// Records a mix of verdicts, some credentials several times, some never.
     fn churn(state: &State, round: u64) {
         for (i, slot) in state.slots().iter().enumerate() {
@@ -340,19 +326,20 @@ mod tests {
             if (i + round) % 3 == 0 {
                 continue;
             }
-            let attempts = match (slot.provider, (i + round) % 4) {
-                (_, 0) => vec![attempt(
-                    slot.provider.auth_check(),
-                    Err(Failure::new(Reason::Timeout)),
-                )],
-                (Provider::ElevenLabs, 1) => vec![attempt(
-                    "subscription",
+            let p = slot.provider;
+            let attempts = match (i + round) % 4 {
+                0 => vec![attempt(p.auth_check(), Err(Failure::new(Reason::Timeout)))],
+                1 => vec![attempt(
+                    p.auth_check(),
                     Ok(vec![Fact::Invalid {
-                        problem: Problem::InvalidApiKey,
+                        problem: fixtures::invalid(p),
                     }]),
                 )],
-                (Provider::ElevenLabs, _) => vec![
-                    attempt("subscription", Ok(vec![Fact::Valid, quota(i * 10 + round)])),
+                _ => vec![
+                    attempt(
+                        p.auth_check(),
+                        Ok(vec![Fact::Valid, fixtures::detail(p, i * 10 + round)]),
+                    ),
                     attempt(
                         "permission_convai_write",
                         Ok(vec![Fact::Permission {
@@ -361,10 +348,6 @@ mod tests {
                         }]),
                     ),
                 ],
-                (Provider::Twilio, _) => vec![attempt(
-                    "phone_numbers",
-                    Ok(vec![Fact::Valid, Fact::TwilioNumbers { count: i + round }]),
-                )],
             };
             state.record(slot, &attempts);
         }

@@ -14,10 +14,11 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Credential, Provider};
-use crate::outcome::{Attempt, Fact, PhoneNumber, Problem, Quota, Reason};
+use crate::outcome::{Attempt, Fact, Problem, Reason};
+use crate::providers::Details;
 
 /// What is known about one credential. Only definitive answers change it.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Verdict {
     /// `None` until the first definitive answer.
     pub valid: Option<bool>,
@@ -27,32 +28,25 @@ pub struct Verdict {
     pub problems: BTreeMap<String, Problem>,
     /// Every permission upstream told us about.
     pub permissions: BTreeMap<String, bool>,
-    pub quota: Option<Quota>,
-    pub twilio_numbers: Option<u64>,
-    pub twilio_account: Option<TwilioAccount>,
-    pub twilio_balance: Option<TwilioBalance>,
     /// Resources this key type may not read (Twilio standard keys).
     pub not_permitted: BTreeSet<&'static str>,
-    /// The balance does not apply (subaccount).
-    pub balance_not_applicable: bool,
-    /// The imported Twilio numbers, when `phone_numbers: true`.
-    pub phone_numbers: Option<Vec<PhoneNumber>>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TwilioAccount {
-    pub status: String,
-    pub kind: String,
-    pub subaccount: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TwilioBalance {
-    pub amount: f64,
-    pub currency: String,
+    /// What only the credential's provider knows (quota, balance, numbers, …).
+    pub details: Details,
 }
 
 impl Verdict {
+    /// Nothing known yet about a credential of `provider`.
+    pub fn new(provider: Provider) -> Self {
+        Verdict {
+            valid: None,
+            invalid: None,
+            problems: BTreeMap::new(),
+            permissions: BTreeMap::new(),
+            not_permitted: BTreeSet::new(),
+            details: Details::new(provider),
+        }
+    }
+
     fn apply(&mut self, check: &str, facts: &[Fact]) {
         self.problems.remove(check);
         for fact in facts {
@@ -71,42 +65,15 @@ impl Verdict {
                 Fact::Blocked { problem } => {
                     self.problems.insert(check.to_string(), problem.clone());
                 }
-                Fact::Quota { quota } => self.quota = Some(quota.clone()),
-                Fact::QuotaUnreadable => self.quota = None,
-                Fact::TwilioNumbers { count } => self.twilio_numbers = Some(*count),
-                Fact::TwilioAccount {
-                    status,
-                    kind,
-                    subaccount,
-                } => {
-                    self.not_permitted.remove("account");
-                    self.twilio_account = Some(TwilioAccount {
-                        status: status.clone(),
-                        kind: kind.clone(),
-                        subaccount: *subaccount,
-                    });
-                }
-                Fact::TwilioBalance { amount, currency } => {
-                    self.not_permitted.remove("balance");
-                    self.balance_not_applicable = false;
-                    self.twilio_balance = amount.map(|amount| TwilioBalance {
-                        amount,
-                        currency: currency.clone(),
-                    });
-                }
-                Fact::TwilioBalanceNotApplicable => {
-                    self.balance_not_applicable = true;
-                    self.twilio_balance = None;
-                }
-                Fact::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
-                Fact::PhoneNumbersUnreadable => self.phone_numbers = None,
                 Fact::NotPermittedForKey { resource } => {
                     self.not_permitted.insert(resource);
-                    match *resource {
-                        "account" => self.twilio_account = None,
-                        "balance" => self.twilio_balance = None,
-                        _ => {}
+                    self.details.not_permitted(resource);
+                }
+                Fact::Detail(detail) => {
+                    if let Some(resource) = detail.resource() {
+                        self.not_permitted.remove(resource);
                     }
+                    self.details.apply(detail);
                 }
             }
         }
@@ -195,7 +162,7 @@ impl CredentialState {
             name: cred.name.clone(),
             provider: cred.provider(),
             settings: Settings::of(cred),
-            verdict: Verdict::default(),
+            verdict: Verdict::new(cred.provider()),
             checks: Vec::new(),
             fingerprint: cred.fingerprint(),
             changed_at: None,
@@ -270,18 +237,15 @@ impl CredentialState {
         self.health() == Health::Healthy
     }
 
-    /// Every imported phone number can place calls as far as credwatch can
-    /// tell (no blocking problem; true when none are watched). Not part of
+    /// Ready for calls beyond being usable, as the provider judges it
+    /// (ElevenLabs: every imported phone number can place calls as far as
+    /// credwatch can tell; true when none are watched). Not part of
     /// [`usable`](Self::usable), so not of `/health`: one released number
     /// among several does not make a key unusable. Exported per number
     /// (`credwatch_elevenlabs_phone_number_ready`, alerted on by
     /// `CredwatchPhoneNumberNotReady`).
     pub fn numbers_ready(&self) -> bool {
-        self.verdict
-            .phone_numbers
-            .iter()
-            .flatten()
-            .all(crate::outcome::PhoneNumber::ready)
+        self.verdict.details.numbers_ready()
     }
 
     /// Ready for outbound calls: usable, and every imported number ready.

@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime};
 
 use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
 
-use super::{escape, seconds, value};
+use crate::exposition::{escape, seconds, value};
 
 /// credwatch's own metrics: build, reload, upstream requests, process.
 pub struct SelfMetrics {

@@ -24,8 +24,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::providers::Provider;
-use crate::section::{Env, ProcessEnv};
 use crate::secret::{Secret, WipedBuf};
+use crate::section::{Env, ProcessEnv};
 
 /// Bodies above this are not read to the end (the answers we need are a few KiB;
 /// a full page of 1,000 Twilio numbers is about 1.5 MiB).

@@ -13,19 +13,27 @@
 //! provider.
 
 pub mod http;
+pub mod outcome;
+pub mod report;
 pub(crate) mod words;
 
+#[cfg(test)]
+pub(crate) mod fixtures;
 #[cfg(test)]
 pub(crate) mod properties;
 
 use std::future::Future;
 use std::time::{Instant, SystemTime};
 
-use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason};
+use serde::Serialize;
+
+use crate::exposition::{Family, Samples};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 pub use allow::check_read_path;
 pub use credential::Credential;
 use http::{TransportError, Upstream};
+use outcome::{Attempt, Evidence, Fact, Failure, Reason};
+use report::Finding;
 
 /// What a provider gives credwatch. Implemented by each provider on its
 /// credential type (the payload of its [`Spec`] variant).
@@ -38,6 +46,17 @@ pub trait Kind: Sized {
     type Shared: std::fmt::Debug + Clone + Default;
     /// The check whose answer decides validity (it runs first in every cycle).
     const AUTH_CHECK: &'static str;
+    /// Its diagnoses behind a verdict (`facts.rs`).
+    type Problem: Clone + std::fmt::Debug + PartialEq + Eq + Serialize;
+    /// What its answers establish besides validity and permissions.
+    type Detail: Clone + std::fmt::Debug + PartialEq + Serialize;
+    /// What is known of one credential from its [`Detail`](Self::Detail)s.
+    type Details: Clone + std::fmt::Debug + Default + Serialize;
+    /// What `credwatch check` reports of the details (its JSON fields,
+    /// flattened into the credential's report).
+    type Report: Clone + std::fmt::Debug + Default + Serialize;
+    /// Its metric families, exported after the common ones (`metrics.rs`).
+    const FAMILIES: &'static [Family];
 
     /// Its arm of the read-only allow-list ([`check_read_path`]): whether
     /// the path, split into segments, and the query may be asked.
@@ -96,6 +115,53 @@ pub trait Kind: Sized {
     ) -> impl Future<Output = Vec<Attempt>> + Send;
     /// (summary, fix) for a definitive problem this provider reports.
     fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)>;
+
+    /// The stable reason a problem is exported under.
+    fn problem_reason(problem: &Self::Problem) -> Reason;
+    /// The problem's code in `check`'s findings.
+    fn problem_code(problem: &Self::Problem) -> &'static str;
+    /// The reason a detail counts as a check error under, if it does.
+    fn detail_error_reason(_detail: &Self::Detail) -> Option<Reason> {
+        None
+    }
+    /// The resource a detail proves the key may read (clears an earlier
+    /// [`Fact::NotPermittedForKey`]).
+    fn detail_resource(_detail: &Self::Detail) -> Option<&'static str> {
+        None
+    }
+    /// Applies a definitive detail.
+    fn apply(details: &mut Self::Details, detail: &Self::Detail);
+    /// The key may not read `resource`: forget what was read of it.
+    fn not_permitted(_details: &mut Self::Details, _resource: &str) {}
+    /// Ready for calls beyond being usable (ElevenLabs: every imported
+    /// number can place calls). `check`'s exit code; not part of `/health`.
+    fn numbers_ready(_details: &Self::Details) -> bool {
+        true
+    }
+    /// Its families' samples of one credential.
+    fn render(details: &Self::Details, expose_numbers: bool, out: &mut Samples<'_>);
+    /// `check`'s report of the details.
+    fn report(details: &Self::Details) -> Self::Report;
+    /// The report in a few words for `check`'s summary line.
+    fn summary(report: &Self::Report) -> Vec<String>;
+    /// `check`'s findings about the details (billing at risk, imported numbers, …).
+    fn findings(
+        _details: &Self::Details,
+        _attempts: &[Attempt],
+        _linked: Option<&Linked>,
+    ) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// (summary, fix) for a resource this key type may not read.
+    fn explain_not_permitted(resource: &str) -> (String, String) {
+        (
+            format!("This key may not read the {resource}."),
+            "See the evidence.".into(),
+        )
+    }
+    /// The `credwatch demo` cast: its config section (credentials whose
+    /// secrets are simulator fixtures) against the simulator at `base_url`.
+    fn demo(base_url: &str) -> String;
 }
 
 /// Generates, from the list of providers, the types and the dispatch that
@@ -125,6 +191,25 @@ macro_rules! registry {
             fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
                 match self {
                     $(Provider::$Variant => <$module::$Type as Kind>::allowed(segments, query),)+
+                }
+            }
+
+            /// Its position in [`Provider::ALL`] (and in [`FAMILY_PARTS`]).
+            pub fn index(self) -> usize {
+                Provider::ALL.iter().position(|p| *p == self).unwrap_or(0)
+            }
+
+            /// (summary, fix) for a resource this provider's key type may not read.
+            pub fn explain_not_permitted(self, resource: &str) -> (String, String) {
+                match self {
+                    $(Provider::$Variant => <$module::$Type as Kind>::explain_not_permitted(resource),)+
+                }
+            }
+
+            /// Its `credwatch demo` config section, against the simulator at `base_url`.
+            pub fn demo(self, base_url: &str) -> String {
+                match self {
+                    $(Provider::$Variant => <$module::$Type as Kind>::demo(base_url),)+
                 }
             }
 
@@ -211,17 +296,165 @@ macro_rules! registry {
             }
         }
 
+        /// A precise diagnosis behind a verdict: a missing permission, or a
+        /// provider's own. `credwatch check` turns each into an explanation
+        /// and a fix; metrics only see its [`Reason`].
+        #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+        #[serde(tag = "problem", rename_all = "snake_case")]
+        pub enum Problem {
+            /// A required permission is missing.
+            PermissionMissing { permission: String },
+            $(#[serde(untagged)] $Variant(<$module::$Type as Kind>::Problem),)+
+        }
+
+        impl Problem {
+            pub fn reason(&self) -> Reason {
+                match self {
+                    Problem::PermissionMissing { .. } => Reason::MissingPermission,
+                    $(Problem::$Variant(p) => <$module::$Type as Kind>::problem_reason(p),)+
+                }
+            }
+
+            /// A short code for JSON output and logs.
+            pub fn code(&self) -> &'static str {
+                match self {
+                    Problem::PermissionMissing { .. } => "permission_missing",
+                    $(Problem::$Variant(p) => <$module::$Type as Kind>::problem_code(p),)+
+                }
+            }
+        }
+
+        $(
+            impl From<<$module::$Type as Kind>::Problem> for Problem {
+                fn from(p: <$module::$Type as Kind>::Problem) -> Self {
+                    Problem::$Variant(p)
+                }
+            }
+
+            impl From<<$module::$Type as Kind>::Detail> for Detail {
+                fn from(d: <$module::$Type as Kind>::Detail) -> Self {
+                    Detail::$Variant(d)
+                }
+            }
+
+            impl From<<$module::$Type as Kind>::Detail> for Fact {
+                fn from(d: <$module::$Type as Kind>::Detail) -> Self {
+                    Fact::Detail(Detail::$Variant(d))
+                }
+            }
+        )+
+
+        /// What only one provider's answers establish (quota, balance, numbers, …).
+        #[derive(Clone, Debug, PartialEq, Serialize)]
+        pub enum Detail {
+            $(#[serde(untagged)] $Variant(<$module::$Type as Kind>::Detail),)+
+        }
+
+        impl Detail {
+            pub fn error_reason(&self) -> Option<Reason> {
+                match self {
+                    $(Detail::$Variant(d) => <$module::$Type as Kind>::detail_error_reason(d),)+
+                }
+            }
+
+            pub fn resource(&self) -> Option<&'static str> {
+                match self {
+                    $(Detail::$Variant(d) => <$module::$Type as Kind>::detail_resource(d),)+
+                }
+            }
+        }
+
+        /// What is known of one credential from its provider's details.
+        #[derive(Clone, Debug, Serialize)]
+        #[serde(untagged)]
+        pub enum Details {
+            $($Variant(<$module::$Type as Kind>::Details),)+
+        }
+
+        impl Details {
+            /// Nothing known yet.
+            pub fn new(provider: Provider) -> Self {
+                match provider {
+                    $(Provider::$Variant => Details::$Variant(Default::default()),)+
+                }
+            }
+
+            /// Applies a detail of the same provider (another's is ignored).
+            pub fn apply(&mut self, detail: &Detail) {
+                #[allow(unreachable_patterns)]
+                match (self, detail) {
+                    $((Details::$Variant(s), Detail::$Variant(d)) => <$module::$Type as Kind>::apply(s, d),)+
+                    _ => {}
+                }
+            }
+
+            pub fn not_permitted(&mut self, resource: &str) {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::not_permitted(s, resource),)+
+                }
+            }
+
+            pub fn numbers_ready(&self) -> bool {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::numbers_ready(s),)+
+                }
+            }
+
+            /// The provider's families' samples; `out` spans those families.
+            pub fn render(&self, expose_numbers: bool, out: &mut Samples<'_>) {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::render(s, expose_numbers, out),)+
+                }
+            }
+
+            /// `check`'s report of the details: the provider's fields filled,
+            /// every other provider's empty.
+            pub fn report(&self) -> Reports {
+                let mut r = Reports::default();
+                match self {
+                    $(Details::$Variant(s) => r.$module = <$module::$Type as Kind>::report(s),)+
+                }
+                r
+            }
+
+            pub fn findings(&self, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::findings(s, attempts, linked),)+
+                }
+            }
+        }
+
+        /// Every provider's report fields (`quota`, `twilio_account`, …), as
+        /// `check --output json` has them.
+        #[derive(Clone, Debug, Default, Serialize)]
+        pub struct Reports {
+            $(#[serde(flatten)] pub $module: <$module::$Type as Kind>::Report,)+
+        }
+
+        impl Reports {
+            /// The reports in a few words each.
+            pub fn summary(&self) -> Vec<String> {
+                let mut bits = Vec::new();
+                $(bits.extend(<$module::$Type as Kind>::summary(&self.$module));)+
+                bits
+            }
+        }
+
+        /// Each provider's metric families, in [`Provider::ALL`] order.
+        pub const FAMILY_PARTS: &[&[Family]] = &[$(<$module::$Type as Kind>::FAMILIES,)+];
+
         /// (summary, fix) for a definitive problem, in the words of the
-        /// provider that reports it.
+        /// credential's provider.
         pub fn explain(p: &Problem, cred: &Credential) -> (String, String) {
-            None
-                $(.or_else(|| <$module::$Type as Kind>::explain(p, cred)))+
-                .unwrap_or_else(|| {
-                    (
-                        format!("Problem `{}`.", p.code()),
-                        "See the evidence.".to_string(),
-                    )
-                })
+            match cred.provider() {
+                $(Provider::$Variant => <$module::$Type as Kind>::explain(p, cred),)+
+            }
+            .unwrap_or_else(|| {
+                (
+                    format!("Problem `{}`.", p.code()),
+                    "See the evidence.".to_string(),
+                )
+            })
         }
     };
 }

@@ -266,7 +266,7 @@ async fn health_lists_only_credentials_that_are_not_healthy_unless_asked_for_all
             duration: Duration::from_millis(5),
             evidence: credwatch::outcome::Evidence::default(),
             result: Ok(vec![credwatch::outcome::Fact::Invalid {
-                problem: credwatch::outcome::Problem::InvalidApiKey,
+                problem: credwatch::providers::elevenlabs::Problem::InvalidApiKey.into(),
             }]),
         }],
     );

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 use credwatch::config::Config;
 use credwatch::outcome::{Attempt, Evidence, Fact, Failure, Reason};
 use credwatch::providers::http::{Answer, Upstream};
-use credwatch::providers::{self, Context, Plan, elevenlabs, twilio};
+use credwatch::providers::{self, Context, Detail, Plan, elevenlabs, twilio};
 use credwatch::simulator::{Fault, Simulator, World};
 use serde_json::Value;
 
@@ -155,8 +155,18 @@ fn compare(attempt: &Attempt, expect: &Value) -> Vec<String> {
     }
     if let Some(quota) = expect["quota"].as_str() {
         let ok = match quota {
-            "unreadable" => facts.iter().any(|f| matches!(f, Fact::QuotaUnreadable)),
-            "exported" => facts.iter().any(|f| matches!(f, Fact::Quota { .. })),
+            "unreadable" => facts.iter().any(|f| {
+                matches!(
+                    f,
+                    Fact::Detail(Detail::ElevenLabs(elevenlabs::Detail::QuotaUnreadable))
+                )
+            }),
+            "exported" => facts.iter().any(|f| {
+                matches!(
+                    f,
+                    Fact::Detail(Detail::ElevenLabs(elevenlabs::Detail::Quota { .. }))
+                )
+            }),
             other => panic!("unknown quota expectation `{other}`"),
         };
         if !ok {

@@ -3,7 +3,8 @@
 //! evidence in `docs/upstream-evidence.md`.
 
 use crate::providers::Credential;
-use crate::outcome::{PhoneProblem, Problem};
+use super::facts::{PhoneProblem, Problem as El, Quota};
+use crate::providers::Problem;
 use crate::providers::words::{cite, date, source, ui_name};
 
 /// (summary, fix) for a definitive problem this provider reports; `None`
@@ -11,7 +12,7 @@ use crate::providers::words::{cite, date, source, ui_name};
 pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
     let src = source(cred);
     Some(match p {
-        Problem::InvalidApiKey => (
+        Problem::ElevenLabs(El::InvalidApiKey) => (
             "ElevenLabs does not accept this API key (401 invalid_api_key).".into(),
             format!(
                 "The key was deleted, regenerated or mistyped. Create a key in ElevenLabs → Settings → API Keys \
@@ -20,7 +21,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("elevenlabs-invalid-api-key")
             ),
         ),
-        Problem::KeyIdUsedAsKey => (
+        Problem::ElevenLabs(El::KeyIdUsedAsKey) => (
             "This is an API key ID, not the key (400 api_key_id_used_as_api_key).".into(),
             format!(
                 "The ID shown next to a key in the dashboard cannot authenticate. Use the secret value shown once when \
@@ -45,7 +46,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 }
             ),
         ),
-        Problem::QuotaExhausted { reset_at } => (
+        Problem::ElevenLabs(El::QuotaExhausted { reset_at }) => (
             "The account's character/credit quota is used up.".into(),
             format!(
                 "Requests that spend credits (calls, speech) fail until {}. Upgrade the plan or enable usage-based \
@@ -58,7 +59,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("elevenlabs-quota")
             ),
         ),
-        Problem::UnusualActivity => (
+        Problem::ElevenLabs(El::UnusualActivity) => (
             "ElevenLabs disabled this account's free tier (detected_unusual_activity).".into(),
             format!(
                 "ElevenLabs' own message says free-tier use was disabled by its abuse detection, that proxies or VPNs may \
@@ -66,14 +67,14 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("elevenlabs-detected-unusual-activity")
             ),
         ),
-        Problem::PaymentIssue => (
+        Problem::ElevenLabs(El::PaymentIssue) => (
             "The subscription has a failed or incomplete payment (payment_issue).".into(),
             format!(
                 "Update the payment method or pay the open invoice in ElevenLabs → Subscription → Billing.{}",
                 cite("elevenlabs-payment-issue")
             ),
         ),
-        Problem::SubscriptionDisabled { status } => (
+        Problem::ElevenLabs(El::SubscriptionDisabled { status }) => (
             format!("The subscription is `{status}`: the account cannot use the API."),
             format!(
                 "Reactivate or upgrade the subscription in ElevenLabs → Subscription.{}",
@@ -86,7 +87,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
 
 /// (summary, fix) for a subscription whose billing is at risk (`past_due`,
 /// `incomplete`, open invoices): calls still work, so it is no verdict.
-pub fn billing_at_risk(q: &crate::outcome::Quota) -> (String, String) {
+pub fn billing_at_risk(q: &Quota) -> (String, String) {
     (
         format!(
             "The ElevenLabs subscription is `{}`{}: billing is at risk, calls still work for now.",

@@ -9,19 +9,25 @@
 pub mod api;
 pub mod calibrate;
 pub mod config;
+mod demo;
 pub mod explain;
+pub mod facts;
+pub mod report;
 pub mod phone_numbers;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::{Answer, Auth, TransportError};
-use super::{Clock, Context, Kind, Plan, Spec};
-use crate::providers::{Credential, Provider};
+use super::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use super::report::Finding;
+use super::{Clock, Context, Kind, Linked, Plan, Spec};
+use crate::exposition::{Family, Samples};
+use crate::providers::{self, Credential, Provider};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 use api::{PermissionProbe, StatusMatch};
 pub use config::ElevenLabs;
-use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Quota, Reason, clean};
+pub use facts::{Detail, Details, PhoneNumber, PhoneProblem, Problem, Quota};
 
 /// The agent id of the `convai_write` probe: well formed in the current
 /// format (`agent_` + two digits + a 26-character Crockford-base32 ULID,
@@ -37,6 +43,11 @@ impl Kind for ElevenLabs {
     const KEYS: &'static [&'static str] = config::KEYS;
     type RawSection = config::RawSection;
     type Shared = config::Shared;
+    type Problem = Problem;
+    type Detail = Detail;
+    type Details = Details;
+    type Report = report::Report;
+    const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "subscription";
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
@@ -103,8 +114,48 @@ impl Kind for ElevenLabs {
         run(cred, self, ctx, plan).await
     }
 
-    fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)> {
+    fn explain(problem: &providers::Problem, cred: &Credential) -> Option<(String, String)> {
         explain::problem(problem, cred)
+    }
+
+    fn problem_reason(problem: &Problem) -> Reason {
+        problem.reason()
+    }
+
+    fn problem_code(problem: &Problem) -> &'static str {
+        problem.code()
+    }
+
+    fn detail_error_reason(detail: &Detail) -> Option<Reason> {
+        detail.error_reason()
+    }
+
+    fn apply(details: &mut Details, detail: &Detail) {
+        details.apply(detail)
+    }
+
+    fn numbers_ready(details: &Details) -> bool {
+        details.numbers_ready()
+    }
+
+    fn render(details: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
+        report::render(details, expose_numbers, out)
+    }
+
+    fn report(details: &Details) -> report::Report {
+        report::report(details)
+    }
+
+    fn summary(r: &report::Report) -> Vec<String> {
+        report::summary(r)
+    }
+
+    fn findings(details: &Details, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
+        report::findings(details, attempts, linked)
+    }
+
+    fn demo(base_url: &str) -> String {
+        demo::section(base_url)
     }
 }
 
@@ -452,15 +503,15 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                         name: "user_read".into(),
                         granted: true,
                     },
-                    Fact::Quota {
+                    Detail::Quota {
                         quota: quota.clone(),
-                    },
+                    }.into(),
                 ];
                 if exhausted {
                     facts.push(Fact::Blocked {
                         problem: Problem::QuotaExhausted {
                             reset_at: quota.reset_at,
-                        },
+                        }.into(),
                     });
                 }
                 // Only `free_disabled` is evidence of a disabled account;
@@ -469,7 +520,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     facts.push(Fact::Blocked {
                         problem: Problem::SubscriptionDisabled {
                             status: quota.status.clone(),
-                        },
+                        }.into(),
                     });
                 }
                 let detail = format!(
@@ -502,11 +553,13 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
             ),
         },
         Meaning::Invalid(problem) => (
-            Ok(vec![Fact::Invalid { problem }]),
+            Ok(vec![Fact::Invalid {
+                problem: problem.into(),
+            }]),
             "the key was rejected".into(),
         ),
         Meaning::MissingPermission(named) => {
-            let mut facts = vec![Fact::Valid, Fact::QuotaUnreadable];
+            let mut facts = vec![Fact::Valid, Detail::QuotaUnreadable.into()];
             if let Some(p) = &named {
                 facts.push(Fact::Permission {
                     name: p.clone(),
@@ -525,13 +578,15 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
             Ok(vec![
                 Fact::Valid,
                 Fact::Blocked {
-                    problem: Problem::QuotaExhausted { reset_at: None },
+                    problem: Problem::QuotaExhausted { reset_at: None }.into(),
                 },
             ]),
             "key accepted; quota exceeded".into(),
         ),
         Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked { problem }]),
+            Ok(vec![Fact::Valid, Fact::Blocked {
+                problem: problem.into(),
+            }]),
             "key accepted; the account is blocked".into(),
         ),
         Meaning::AgentNotFound => (
@@ -642,7 +697,9 @@ pub fn permission_meaning(
     }
     match classify(answer, body) {
         Meaning::Invalid(problem) => (
-            Ok(vec![Fact::Invalid { problem }]),
+            Ok(vec![Fact::Invalid {
+                problem: problem.into(),
+            }]),
             "the key was rejected".into(),
         ),
         // The subscription check owns the account's state; here it only

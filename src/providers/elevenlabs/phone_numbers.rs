@@ -13,10 +13,11 @@ use serde_json::Value;
 
 use super::{Body, Meaning, classify, parse_body};
 use super::ElevenLabs;
+use super::facts::{Detail, PhoneNumber, PhoneProblem};
 use crate::providers::twilio::TwilioAuth;
 use crate::providers::{Credential, Provider, Spec};
 use crate::outcome::{
-    Attempt, Evidence, Fact, Failure, PhoneNumber, PhoneProblem, Reason, clean, clean_to,
+    Attempt, Evidence, Fact, Failure, Reason, clean, clean_to,
 };
 use crate::providers::http::Auth;
 use crate::providers::twilio::{self, NumberList};
@@ -86,13 +87,15 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                         name: p,
                         granted: false,
                     },
-                    Fact::PhoneNumbersUnreadable,
+                    Detail::PhoneNumbersUnreadable.into(),
                 ]),
             );
         }
         Meaning::Invalid(problem) => {
             evidence.detail = "the key was rejected".into();
-            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid { problem }]));
+            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid {
+                problem: problem.into(),
+            }]));
         }
         Meaning::Failure(reason, detail) => {
             evidence.detail = detail;
@@ -261,7 +264,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                 name: "convai_read".into(),
                 granted: true,
             },
-            Fact::PhoneNumbers { numbers },
+            Detail::PhoneNumbers { numbers }.into(),
         ]),
     )
 }

@@ -338,7 +338,7 @@ fn anything_else_leaves_the_permission_unknown() {
     assert_eq!(
         r,
         Ok(vec![Fact::Invalid {
-            problem: Problem::InvalidApiKey
+            problem: Problem::InvalidApiKey.into()
         }])
     );
 }
@@ -453,7 +453,9 @@ fn subscription_200(body: &str) -> (Quota, bool, String) {
     let quota = facts
         .iter()
         .find_map(|f| match f {
-            Fact::Quota { quota } => Some(quota.clone()),
+            Fact::Detail(crate::providers::Detail::ElevenLabs(Detail::Quota { quota })) => {
+                Some(quota.clone())
+            }
             _ => None,
         })
         .expect("quota");

@@ -3,7 +3,8 @@
 //! evidence in `docs/upstream-evidence.md`.
 
 use crate::providers::Credential;
-use crate::outcome::Problem;
+use super::facts::Problem as Tw;
+use crate::providers::Problem;
 use crate::providers::words::{cite, source};
 
 /// (summary, fix) for a definitive problem this provider reports; `None`
@@ -11,7 +12,7 @@ use crate::providers::words::{cite, source};
 pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
     let src = source(cred);
     Some(match p {
-        Problem::TwilioAuthenticate => {
+        Problem::Twilio(Tw::TwilioAuthenticate) => {
             let (sid, what) = (cred.account().unwrap_or(""), cred.secret_name());
             (
                 "Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was \
@@ -31,7 +32,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 ),
             )
         }
-        Problem::TestCredentials => (
+        Problem::Twilio(Tw::TestCredentials) => (
             "These are Twilio test credentials (403, code 20008).".into(),
             format!(
                 "Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live \
@@ -39,7 +40,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("twilio-20008")
             ),
         ),
-        Problem::AccountNotFound => (
+        Problem::Twilio(Tw::AccountNotFound) => (
             "No such Twilio account for these credentials (404, code 20404).".into(),
             format!(
                 "The Account SID is mistyped, the account was closed, or the secret belongs to a different account. Copy \
@@ -47,7 +48,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("twilio-20404")
             ),
         ),
-        Problem::AccountSuspended { status } => (
+        Problem::Twilio(Tw::AccountSuspended { status }) => (
             format!(
                 "The Twilio account is {}: it cannot use the API.",
                 status.as_deref().unwrap_or("suspended or closed (20403)")
@@ -58,7 +59,7 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("twilio-account-status")
             ),
         ),
-        Problem::AccountNotActive => (
+        Problem::Twilio(Tw::AccountNotActive) => (
             "The Twilio account is not active (code 20005).".into(),
             format!(
                 "Twilio answers 20005 \"Account not active\" for suspended or closed accounts. Check the account's status \
@@ -66,14 +67,14 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 cite("twilio-20005")
             ),
         ),
-        Problem::RestrictedKey => (
+        Problem::Twilio(Tw::RestrictedKey) => (
             "This restricted API key may not list phone numbers (403, code 70051).".into(),
             format!(
                 "Add read access to Phone Numbers to the key in Console → Account → API keys, or use a Standard or Main key.{}",
                 cite("twilio-70051")
             ),
         ),
-        Problem::KeySidInPath => (
+        Problem::Twilio(Tw::KeySidInPath) => (
             "An API key SID (SK…) was used where the Account SID (AC…) belongs.".into(),
             format!(
                 "Put the Account SID (Console → Account info) in `account_sid` and the SK… in `api_key_sid`.{}",

@@ -7,14 +7,20 @@
 
 pub mod api;
 pub mod config;
+mod demo;
 pub mod explain;
+pub mod facts;
+pub mod report;
 
 use serde::Deserialize;
 use serde_json::Value;
 
 use super::http::{Answer, Auth, TransportError};
+use super::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
 use super::{Clock, Context, Kind, Plan, Spec};
-use crate::providers::{Credential, Provider};
+use crate::exposition::{Family, Samples};
+use crate::providers::{self, Credential, Provider};
+pub use facts::{Detail, Details, Problem, TwilioAccount, TwilioBalance};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 pub use api::looks_like_account_sid;
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
@@ -23,6 +29,11 @@ impl Kind for Twilio {
     const KEYS: &'static [&'static str] = config::KEYS;
     type RawSection = config::RawSection;
     type Shared = config::Shared;
+    type Problem = Problem;
+    type Detail = Detail;
+    type Details = Details;
+    type Report = report::Report;
+    const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "phone_numbers";
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
@@ -80,11 +91,54 @@ impl Kind for Twilio {
         run(cred, self, ctx, plan).await
     }
 
-    fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)> {
+    fn explain(problem: &providers::Problem, cred: &Credential) -> Option<(String, String)> {
         explain::problem(problem, cred)
     }
+
+    fn problem_reason(problem: &Problem) -> Reason {
+        problem.reason()
+    }
+
+    fn problem_code(problem: &Problem) -> &'static str {
+        problem.code()
+    }
+
+    fn detail_error_reason(detail: &Detail) -> Option<Reason> {
+        detail.error_reason()
+    }
+
+    fn apply(details: &mut Details, detail: &Detail) {
+        details.apply(detail)
+    }
+
+    fn detail_resource(detail: &Detail) -> Option<&'static str> {
+        detail.resource()
+    }
+
+    fn not_permitted(details: &mut Details, resource: &str) {
+        details.not_permitted(resource)
+    }
+
+    fn render(details: &Details, _expose_numbers: bool, out: &mut Samples<'_>) {
+        report::render(details, out)
+    }
+
+    fn report(details: &Details) -> report::Report {
+        report::report(details)
+    }
+
+    fn summary(r: &report::Report) -> Vec<String> {
+        report::summary(r)
+    }
+
+    fn explain_not_permitted(resource: &str) -> (String, String) {
+        report::explain_not_permitted(resource)
+    }
+
+    fn demo(base_url: &str) -> String {
+        demo::section(base_url)
+    }
 }
-use crate::outcome::{Attempt, Evidence, Fact, Failure, Problem, Reason, clean};
 
 /// What a 20003 means, in full: Twilio's own page lists a suspended or
 /// closed account among the causes, so a credential that used to work may
@@ -288,7 +342,7 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
             Meaning::Ok => None,
             Meaning::Authenticate => Some((
                 vec![Fact::Invalid {
-                    problem: Problem::TwilioAuthenticate,
+                    problem: Problem::TwilioAuthenticate.into(),
                 }],
                 AUTHENTICATE,
             )),
@@ -296,14 +350,14 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
                 vec![
                     Fact::Valid,
                     Fact::Blocked {
-                        problem: Problem::AccountNotActive,
+                        problem: Problem::AccountNotActive.into(),
                     },
                 ],
                 "the account is not active (20005)",
             )),
             Meaning::TestCredentials => Some((
                 vec![Fact::Invalid {
-                    problem: Problem::TestCredentials,
+                    problem: Problem::TestCredentials.into(),
                 }],
                 "test credentials (20008) cannot read anything",
             )),
@@ -311,7 +365,7 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
                 vec![
                     Fact::Valid,
                     Fact::Blocked {
-                        problem: Problem::AccountSuspended { status: None },
+                        problem: Problem::AccountSuspended { status: None }.into(),
                     },
                 ],
                 "the account lacks API access (20403): suspended or closed",
@@ -320,20 +374,20 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
                 vec![
                     Fact::Valid,
                     Fact::Blocked {
-                        problem: Problem::RestrictedKey,
+                        problem: Problem::RestrictedKey.into(),
                     },
                 ],
                 "this restricted key may not list phone numbers (70051)",
             )),
             Meaning::NotFound => Some((
                 vec![Fact::Invalid {
-                    problem: Problem::AccountNotFound,
+                    problem: Problem::AccountNotFound.into(),
                 }],
                 "no such account for these credentials (20404)",
             )),
             Meaning::KeySidInPath => Some((
                 vec![Fact::Invalid {
-                    problem: Problem::KeySidInPath,
+                    problem: Problem::KeySidInPath.into(),
                 }],
                 "an API key SID was used as the Account SID",
             )),
@@ -400,7 +454,7 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
             _ => {
                 let mut facts = vec![Fact::Valid];
                 let detail = if full {
-                    facts.push(Fact::TwilioNumbers { count });
+                    facts.push(Detail::Numbers { count }.into());
                     format!("credentials accepted; {count} incoming number(s) over {pages} page(s)")
                 } else {
                     "credentials accepted".to_string()
@@ -511,16 +565,16 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
-                let mut facts = vec![Fact::TwilioAccount {
+                let mut facts = vec![Detail::Account {
                     status: status.clone(),
                     kind: kind.clone(),
                     subaccount,
-                }];
+                }.into()];
                 if status == "suspended" || status == "closed" {
                     facts.push(Fact::Blocked {
                         problem: Problem::AccountSuspended {
                             status: Some(status.clone()),
-                        },
+                        }.into(),
                     });
                 }
                 (
@@ -544,13 +598,13 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
         ),
         Meaning::Suspended => (
             Ok(vec![Fact::Blocked {
-                problem: Problem::AccountSuspended { status: None },
+                problem: Problem::AccountSuspended { status: None }.into(),
             }]),
             "the account lacks API access (20403)".into(),
         ),
         Meaning::NotActive => (
             Ok(vec![Fact::Blocked {
-                problem: Problem::AccountNotActive,
+                problem: Problem::AccountNotActive.into(),
             }]),
             "the account is not active (20005)".into(),
         ),
@@ -580,17 +634,17 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                     .map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
-                        Ok(vec![Fact::TwilioBalance {
+                        Ok(vec![Detail::Balance {
                             amount: None,
                             currency: currency.clone(),
-                        }]),
+                        }.into()]),
                         "balance not reported".into(),
                     ),
                     Some(Ok(amount)) if amount.is_finite() => (
-                        Ok(vec![Fact::TwilioBalance {
+                        Ok(vec![Detail::Balance {
                             amount: Some(amount),
                             currency: currency.clone(),
-                        }]),
+                        }.into()]),
                         format!("balance {amount} {currency}"),
                     ),
                     Some(_) => (
@@ -605,7 +659,7 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             ),
         },
         Meaning::NotFound => (
-            Ok(vec![Fact::TwilioBalanceNotApplicable]),
+            Ok(vec![Detail::BalanceNotApplicable.into()]),
             "no balance: subaccounts and Connect apps have none".into(),
         ),
         Meaning::Authenticate if is_key => (
@@ -692,7 +746,7 @@ mod tests {
         assert_eq!(
             r,
             Ok(vec![Fact::Blocked {
-                problem: Problem::AccountNotActive
+                problem: Problem::AccountNotActive.into()
             }])
         );
     }
@@ -705,7 +759,7 @@ mod tests {
             .to_string();
         let (r, detail) = account_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::TwilioAccount { status, kind, .. }) = facts.first() else {
+        let Some(Fact::Detail(providers::Detail::Twilio(Detail::Account { status, kind, .. }))) = facts.first() else {
             panic!("{facts:?}")
         };
         for s in [status, kind] {
@@ -716,7 +770,7 @@ mod tests {
         let body = serde_json::json!({"balance": "1.00", "currency": evil}).to_string();
         let (r, _) = balance_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::TwilioBalance { currency, .. }) = facts.first() else {
+        let Some(Fact::Detail(providers::Detail::Twilio(Detail::Balance { currency, .. }))) = facts.first() else {
             panic!("{facts:?}")
         };
         assert!(currency.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);

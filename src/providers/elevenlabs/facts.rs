@@ -1,0 +1,193 @@
+//! What ElevenLabs' answers establish beyond the common facts: its
+//! problems, the quota, the imported phone numbers, and how they change
+//! what is known about a key ([`Details`]).
+
+use serde::Serialize;
+
+use crate::providers::outcome::Reason;
+
+/// A precise ElevenLabs diagnosis behind a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// 401 `invalid_api_key`.
+    InvalidApiKey,
+    /// 400 `api_key_id_used_as_api_key`.
+    KeyIdUsedAsKey,
+    /// The character/credit quota is used up.
+    QuotaExhausted { reset_at: Option<i64> },
+    /// `detected_unusual_activity`.
+    UnusualActivity,
+    /// `payment_issue`.
+    PaymentIssue,
+    /// A subscription status that disables the account (`free_disabled`).
+    SubscriptionDisabled { status: String },
+}
+
+impl Problem {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Problem::InvalidApiKey | Problem::KeyIdUsedAsKey => Reason::InvalidCredentials,
+            Problem::QuotaExhausted { .. } => Reason::QuotaExhausted,
+            Problem::UnusualActivity
+            | Problem::PaymentIssue
+            | Problem::SubscriptionDisabled { .. } => Reason::AccountBlocked,
+        }
+    }
+
+    /// A short code for JSON output and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::InvalidApiKey => "invalid_api_key",
+            Problem::KeyIdUsedAsKey => "key_id_used_as_key",
+            Problem::QuotaExhausted { .. } => "quota_exhausted",
+            Problem::UnusualActivity => "unusual_activity",
+            Problem::PaymentIssue => "payment_issue",
+            Problem::SubscriptionDisabled { .. } => "subscription_disabled",
+        }
+    }
+}
+
+/// What an ElevenLabs answer established, besides validity and permissions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Detail {
+    /// Subscription counters.
+    Quota { quota: Quota },
+    /// The subscription cannot be read with this key (no `user_read`): quota unknown.
+    QuotaUnreadable,
+    /// The Twilio numbers imported into Conversational AI, checked.
+    PhoneNumbers { numbers: Vec<PhoneNumber> },
+    /// The imported numbers can no longer be read (no `convai_read`).
+    PhoneNumbersUnreadable,
+}
+
+impl Detail {
+    /// A used-up quota counts as an error of the check that read it.
+    pub fn error_reason(&self) -> Option<Reason> {
+        match self {
+            Detail::Quota { quota } if quota.exhausted => Some(Reason::QuotaExhausted),
+            _ => None,
+        }
+    }
+}
+
+/// What is known about an ElevenLabs key beyond the common verdict.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Details {
+    pub quota: Option<Quota>,
+    /// The imported Twilio numbers, when `phone_numbers: true`.
+    pub phone_numbers: Option<Vec<PhoneNumber>>,
+}
+
+impl Details {
+    pub fn apply(&mut self, detail: &Detail) {
+        match detail {
+            Detail::Quota { quota } => self.quota = Some(quota.clone()),
+            Detail::QuotaUnreadable => self.quota = None,
+            Detail::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
+            Detail::PhoneNumbersUnreadable => self.phone_numbers = None,
+        }
+    }
+
+    /// Every imported number can place calls as far as credwatch can tell
+    /// (true when none are watched).
+    pub fn numbers_ready(&self) -> bool {
+        self.phone_numbers
+            .iter()
+            .flatten()
+            .all(PhoneNumber::ready)
+    }
+}
+
+/// ElevenLabs quota, from `/v1/user/subscription`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Quota {
+    pub used: u64,
+    pub limit: u64,
+    pub reset_at: Option<i64>,
+    pub tier: String,
+    /// `trialing | active | incomplete | past_due | free | free_disabled` (open set).
+    pub status: String,
+    /// The count at which the quota is used up: the limit plus what
+    /// usage-based billing may add. `None` when the extension is unlimited.
+    pub ceiling: Option<u64>,
+    /// `has_open_invoices`, when upstream sent it.
+    pub open_invoices: Option<bool>,
+    /// `used >= ceiling`: used up, and usage-based billing cannot extend it.
+    pub exhausted: bool,
+}
+
+impl Quota {
+    /// Billing at risk (`past_due`, `incomplete`): calls still work; worth a warning, not a verdict.
+    pub fn billing_at_risk(&self) -> bool {
+        matches!(self.status.as_str(), "past_due" | "incomplete")
+    }
+}
+
+/// A problem with a Twilio number imported into ElevenLabs: the stable label
+/// values of `credwatch_elevenlabs_phone_number_problem_info{problem}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PhoneProblem {
+    /// `supports_outbound: false`: the number cannot place calls.
+    NotOutboundCapable,
+    /// `supports_outbound` absent: unknown (advice, not blocking).
+    OutboundUnknown,
+    /// No agent is assigned to the number (advice: inbound calls need one).
+    NoAgent,
+    /// The assigned agent does not exist (404 `agent_not_found`).
+    AgentMissing,
+    /// The agent's audio formats are not `ulaw_8000` (advice: needed with a custom Twilio server).
+    AgentNotUlaw,
+    /// The number is on neither the linked Twilio account's incoming numbers nor its verified caller IDs.
+    NotOnTwilioAccount,
+    /// The linked Twilio credential changed since the numbers were imported.
+    ReimportNeeded,
+}
+
+impl PhoneProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PhoneProblem::NotOutboundCapable => "not_outbound_capable",
+            PhoneProblem::OutboundUnknown => "outbound_unknown",
+            PhoneProblem::NoAgent => "no_agent",
+            PhoneProblem::AgentMissing => "agent_missing",
+            PhoneProblem::AgentNotUlaw => "agent_not_ulaw",
+            PhoneProblem::NotOnTwilioAccount => "not_on_twilio_account",
+            PhoneProblem::ReimportNeeded => "reimport_needed",
+        }
+    }
+
+    /// Advice does not make a number "not ready".
+    /// An unassigned number can still place outbound calls (the call names
+    /// its agent); it just cannot answer.
+    pub fn blocking(self) -> bool {
+        !matches!(
+            self,
+            PhoneProblem::OutboundUnknown | PhoneProblem::AgentNotUlaw | PhoneProblem::NoAgent
+        )
+    }
+}
+
+/// One imported Twilio number and what the cross-check found.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct PhoneNumber {
+    pub phone_number_id: String,
+    /// E.164; only exported as a label with `expose_numbers: true`.
+    pub number: String,
+    pub label: String,
+    pub agent_id: Option<String>,
+    /// `tts.agent_output_audio_format` / `asr.user_input_audio_format` of the agent.
+    pub agent_formats: Option<(String, String)>,
+    pub problems: Vec<PhoneProblem>,
+    /// When the linked Twilio credential changed (for `ReimportNeeded`).
+    #[serde(skip)]
+    pub twilio_changed_at: Option<std::time::SystemTime>,
+}
+
+impl PhoneNumber {
+    pub fn ready(&self) -> bool {
+        !self.problems.iter().any(|p| p.blocking())
+    }
+}

@@ -1,0 +1,156 @@
+//! What Twilio's answers establish beyond the common facts: its problems,
+//! the account, its balance and its numbers, and how they change what is
+//! known about a credential ([`Details`]).
+
+use serde::Serialize;
+
+use crate::providers::outcome::Reason;
+
+/// A precise Twilio diagnosis behind a verdict.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "problem", rename_all = "snake_case")]
+pub enum Problem {
+    /// 401 20003: bad, deleted or rotated token/key, wrong region, or (per
+    /// Twilio's 20003 page) a suspended or closed account.
+    TwilioAuthenticate,
+    /// 20005 "Account not active", whatever the HTTP status.
+    AccountNotActive,
+    /// 403 20008: test credentials.
+    TestCredentials,
+    /// 404 20404 on the account: the Account SID does not exist for these credentials.
+    AccountNotFound,
+    /// 403 20403 or account status suspended/closed.
+    AccountSuspended { status: Option<String> },
+    /// 403 70051: a restricted key lacks a permission.
+    RestrictedKey,
+    /// 400 21470/90002: an API key SID where the Account SID belongs.
+    KeySidInPath,
+}
+
+impl Problem {
+    pub fn reason(&self) -> Reason {
+        match self {
+            Problem::TwilioAuthenticate
+            | Problem::TestCredentials
+            | Problem::AccountNotFound
+            | Problem::KeySidInPath => Reason::InvalidCredentials,
+            Problem::RestrictedKey => Reason::MissingPermission,
+            Problem::AccountNotActive | Problem::AccountSuspended { .. } => Reason::AccountBlocked,
+        }
+    }
+
+    /// A short code for JSON output and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Problem::TwilioAuthenticate => "twilio_authenticate",
+            Problem::TestCredentials => "test_credentials",
+            Problem::AccountNotFound => "account_not_found",
+            Problem::AccountSuspended { .. } => "account_suspended",
+            Problem::AccountNotActive => "account_not_active",
+            Problem::RestrictedKey => "restricted_key",
+            Problem::KeySidInPath => "key_sid_in_path",
+        }
+    }
+}
+
+/// What a Twilio answer established, besides validity.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum Detail {
+    /// The numbers on the account.
+    #[serde(rename = "twilio_numbers")]
+    Numbers { count: u64 },
+    /// `Accounts/{Sid}.json`.
+    #[serde(rename = "twilio_account")]
+    Account {
+        status: String,
+        kind: String,
+        subaccount: bool,
+    },
+    /// The balance; `None` amount when upstream sent `null`.
+    #[serde(rename = "twilio_balance")]
+    Balance {
+        amount: Option<f64>,
+        currency: String,
+    },
+    /// The balance does not apply (subaccount, Connect app).
+    #[serde(rename = "twilio_balance_not_applicable")]
+    BalanceNotApplicable,
+}
+
+impl Detail {
+    pub fn error_reason(&self) -> Option<Reason> {
+        None
+    }
+
+    /// The resource this answer proves the key may read.
+    pub fn resource(&self) -> Option<&'static str> {
+        match self {
+            Detail::Account { .. } => Some("account"),
+            Detail::Balance { .. } => Some("balance"),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TwilioAccount {
+    pub status: String,
+    pub kind: String,
+    pub subaccount: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TwilioBalance {
+    pub amount: f64,
+    pub currency: String,
+}
+
+/// What is known about a Twilio credential beyond the common verdict.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Details {
+    pub numbers: Option<u64>,
+    pub account: Option<TwilioAccount>,
+    pub balance: Option<TwilioBalance>,
+    /// The balance does not apply (subaccount).
+    pub balance_not_applicable: bool,
+}
+
+impl Details {
+    pub fn apply(&mut self, detail: &Detail) {
+        match detail {
+            Detail::Numbers { count } => self.numbers = Some(*count),
+            Detail::Account {
+                status,
+                kind,
+                subaccount,
+            } => {
+                self.account = Some(TwilioAccount {
+                    status: status.clone(),
+                    kind: kind.clone(),
+                    subaccount: *subaccount,
+                });
+            }
+            Detail::Balance { amount, currency } => {
+                self.balance_not_applicable = false;
+                self.balance = amount.map(|amount| TwilioBalance {
+                    amount,
+                    currency: currency.clone(),
+                });
+            }
+            Detail::BalanceNotApplicable => {
+                self.balance_not_applicable = true;
+                self.balance = None;
+            }
+        }
+    }
+
+    /// The key may not read `resource`: what was read of it is forgotten.
+    pub fn not_permitted(&mut self, resource: &str) {
+        match resource {
+            "account" => self.account = None,
+            "balance" => self.balance = None,
+            _ => {}
+        }
+    }
+}

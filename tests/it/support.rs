@@ -252,3 +252,51 @@ pub async fn assert_verdict(
         ),
     }
 }
+
+/// Asserts that `credwatch_check_errors_total` counted at least one error
+/// with `reason` from the `check` check of credential `name`.
+pub fn assert_error_counted(metrics: &str, name: &str, check: &str, reason: &str) {
+    let (me, check_label, reason_label) = (
+        cred(name),
+        format!("check=\"{check}\""),
+        format!("reason=\"{reason}\""),
+    );
+    assert!(
+        sample(
+            metrics,
+            "credwatch_check_errors_total",
+            &[&me, &check_label, &reason_label]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{name}: no {reason} error counted for the {check} check:\n{}",
+        lines_of(metrics, name)
+    );
+}
+
+/// [`assert_verdict`] for the only credential a daemon watches, found
+/// unhealthy for `reason`: `/health` as a whole answers 503 as well. Returns
+/// `/metrics`, for the scenario's own assertions.
+pub async fn assert_only_credential_unhealthy(
+    d: &Daemon,
+    name: &str,
+    reason: &str,
+    valid: bool,
+) -> String {
+    assert_verdict(d, name, "unhealthy", Some(reason), Some(valid)).await;
+    assert_eq!(d.health().await.0, 503, "{name} is the only credential");
+    d.metrics().await
+}
+
+/// Asserts that no check counted an `unexpected_response` error: every
+/// answer was classified.
+pub fn assert_nothing_unclassified(metrics: &str, context: &str) {
+    assert_eq!(
+        sample(
+            metrics,
+            "credwatch_check_errors_total",
+            &["reason=\"unexpected_response\""]
+        ),
+        None,
+        "{context}: an answer was left unclassified:\n{metrics}"
+    );
+}

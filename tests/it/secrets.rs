@@ -544,16 +544,24 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
         ("HTTP_PROXY".to_string(), proxy.url.clone()),
     ]
     .into();
-    let upstream = Upstream::with_env(4, None, &env).expect("client");
-    let answer = upstream
-        .get(
-            Provider::ElevenLabs,
-            "https://127.0.0.1:1",
-            "/v1/user",
-            Auth::XiApiKey(&key),
-            Duration::from_secs(5),
-        )
-        .await;
+    // GET /v1/user with the key from a client built on `env`, at a port
+    // nothing listens on.
+    let get_user = |env: HashMap<String, String>| {
+        let key = &key;
+        async move {
+            Upstream::with_env(4, None, &env)
+                .expect("client")
+                .get(
+                    Provider::ElevenLabs,
+                    "https://127.0.0.1:1",
+                    "/v1/user",
+                    Auth::XiApiKey(key),
+                    Duration::from_secs(5),
+                )
+                .await
+        }
+    };
+    let answer = get_user(env.clone()).await;
     assert!(answer.is_err(), "the proxy refused the tunnel: {answer:?}");
     let seen = proxy.seen();
     assert!(
@@ -568,16 +576,7 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
     let before = proxy.connections();
     let mut env = env;
     env.insert("NO_PROXY".into(), "127.0.0.1".into());
-    let direct = Upstream::with_env(4, None, &env).expect("client");
-    let answer = direct
-        .get(
-            Provider::ElevenLabs,
-            "https://127.0.0.1:1",
-            "/v1/user",
-            Auth::XiApiKey(&key),
-            Duration::from_secs(5),
-        )
-        .await;
+    let answer = get_user(env).await;
     assert!(answer.is_err(), "nothing listens on port 1: {answer:?}");
     assert_eq!(proxy.connections(), before, "NO_PROXY was not honoured");
 }

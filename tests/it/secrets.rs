@@ -143,14 +143,8 @@ async fn no_secret_appears_in_logs_metrics_health_or_errors_even_when_upstream_m
         ),
     )
     .expect("write config");
-    let reload = dm
-        .client
-        .post(format!("{}/-/reload", dm.url))
-        .send()
-        .await
-        .expect("reload");
-    assert_eq!(reload.status(), 500);
-    let reload_error = reload.text().await.expect("body");
+    let (code, reload_error) = dm.post_reload().await;
+    assert_eq!(code, 500);
     assert_eq!(reload_error, credwatch::server::RELOAD_FAILED);
 
     let mut bodies = vec![
@@ -289,14 +283,8 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
         item(&format!("{base}    critical: {secret}\n")),
     )
     .expect("write config");
-    let reload = dm
-        .client
-        .post(format!("{}/-/reload", dm.url))
-        .send()
-        .await
-        .expect("reload");
-    assert_eq!(reload.status(), 500);
-    let body = reload.text().await.expect("body");
+    let (code, body) = dm.post_reload().await;
+    assert_eq!(code, 500);
     dm.stop().await;
     assert!(!body.contains(&secret), "{body}");
     // The answer is generic; the detail is in the log only.

@@ -175,6 +175,19 @@ struct Shared {
 }
 
 impl Shared {
+    fn new(world: World) -> Shared {
+        Shared {
+            state: RwLock::new(State::new(world)),
+            log: Mutex::new(RequestLog::default()),
+            count: AtomicU64::new(0),
+            in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+            counts: [AtomicU64::new(0), AtomicU64::new(0)],
+            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
+            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
+            hang_counted_for: Mutex::new(None),
+        }
+    }
+
     fn record(&self, request: RecordedRequest) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -311,16 +324,7 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// Binds both servers on `127.0.0.1:0` and starts serving `world`.
     pub async fn start(world: World) -> std::io::Result<Simulator> {
-        let shared = Arc::new(Shared {
-            state: RwLock::new(State::new(world)),
-            log: Mutex::new(RequestLog::default()),
-            count: AtomicU64::new(0),
-            in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
-            counts: [AtomicU64::new(0), AtomicU64::new(0)],
-            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
-            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
-            hang_counted_for: Mutex::new(None),
-        });
+        let shared = Arc::new(Shared::new(world));
         let elevenlabs = TcpListener::bind(("127.0.0.1", 0)).await?;
         let twilio = TcpListener::bind(("127.0.0.1", 0)).await?;
         let elevenlabs_addr = elevenlabs.local_addr()?;

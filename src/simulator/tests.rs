@@ -1200,16 +1200,7 @@ async fn request_log_and_runtime_updates() {
 
 #[test]
 fn request_log_is_bounded() {
-    let shared = Shared {
-        state: RwLock::new(State::new(World::default())),
-        log: Mutex::new(RequestLog::default()),
-        count: AtomicU64::new(0),
-        in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
-        counts: [AtomicU64::new(0), AtomicU64::new(0)],
-        in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
-        connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
-        hang_counted_for: Mutex::new(None),
-    };
+    let shared = Shared::new(World::default());
     let request = |forbidden| RecordedRequest {
         upstream: Upstream::Twilio,
         method: "GET".into(),

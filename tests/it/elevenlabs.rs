@@ -33,6 +33,16 @@ fn exhausted() -> Subscription {
     }
 }
 
+/// `credwatch_permission_granted{permission="convai_write"}` of the
+/// credential matched by `me` (see [`cred`]).
+fn convai_write_granted(m: &str, me: &str) -> Option<f64> {
+    sample(
+        m,
+        "credwatch_permission_granted",
+        &[me, "permission=\"convai_write\""],
+    )
+}
+
 /// One workspace per state, one key per kind.
 fn world() -> World {
     let mut w = World::default();
@@ -96,14 +106,7 @@ async fn a_key_with_convai_write_is_healthy_and_exports_its_quota() {
 
     let m = d.metrics().await;
     let me = cred("el-full");
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(convai_write_granted(&m, &me), Some(1.0));
     assert_eq!(
         sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
         Some(1000.0)
@@ -154,14 +157,7 @@ async fn a_key_without_convai_write_is_valid_but_misses_the_permission() {
     );
     let m = assert_only_credential_unhealthy(&d, "el-no-write", "missing_permission", true).await;
     let me = cred("el-no-write");
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(0.0)
-    );
+    assert_eq!(convai_write_granted(&m, &me), Some(0.0));
     assert_error_counted(
         &m,
         "el-no-write",
@@ -216,14 +212,7 @@ async fn a_restricted_key_without_user_read_is_valid_and_has_no_quota_series() {
             "{family} must be absent, not 0"
         );
     }
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(convai_write_granted(&m, &me), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -170,9 +170,24 @@ struct Shared {
     in_flight_max: [AtomicU32; 2],
     /// TCP connections accepted, per upstream.
     connections: [Arc<AtomicU64>; 2],
+    /// See [`Simulator::set_hang_counted_for`].
+    hang_counted_for: Mutex<Option<Duration>>,
 }
 
 impl Shared {
+    fn new(world: World) -> Shared {
+        Shared {
+            state: RwLock::new(State::new(world)),
+            log: Mutex::new(RequestLog::default()),
+            count: AtomicU64::new(0),
+            in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
+            counts: [AtomicU64::new(0), AtomicU64::new(0)],
+            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
+            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
+            hang_counted_for: Mutex::new(None),
+        }
+    }
+
     fn record(&self, request: RecordedRequest) {
         self.count.fetch_add(1, Ordering::Relaxed);
         let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
@@ -189,7 +204,10 @@ impl Shared {
     }
 }
 
-/// Decrements the in-flight counter when the request is done (or aborted).
+/// Decrements the in-flight counter when the request is done, or aborted:
+/// hyper drops the handler future, hung or not, as soon as it sees the
+/// client hang up. (A hung request can also stop counting earlier, see
+/// [`Simulator::set_hang_counted_for`].)
 struct InFlight<'a>(&'a AtomicU32);
 
 impl Drop for InFlight<'_> {
@@ -206,9 +224,10 @@ async fn handle(
     upstream: Upstream,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<http::SimBody> {
+    let arrived = tokio::time::Instant::now();
     let counter = &shared.in_flight[upstream as usize];
     let in_flight = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-    let _guard = InFlight(counter);
+    let guard = InFlight(counter);
     shared.counts[upstream as usize].fetch_add(1, Ordering::Relaxed);
     shared.in_flight_max[upstream as usize].fetch_max(in_flight, Ordering::Relaxed);
 
@@ -269,7 +288,17 @@ async fn handle(
     }
     match http::deliver(plan.reply, &plan.delivery) {
         http::Outcome::Respond(response) => response,
-        http::Outcome::Hang => std::future::pending().await,
+        http::Outcome::Hang => {
+            let counted_for = *shared
+                .hang_counted_for
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if let Some(limit) = counted_for {
+                tokio::time::sleep_until(arrived + limit).await;
+                drop(guard);
+            }
+            std::future::pending().await
+        }
     }
 }
 
@@ -295,15 +324,7 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// Binds both servers on `127.0.0.1:0` and starts serving `world`.
     pub async fn start(world: World) -> std::io::Result<Simulator> {
-        let shared = Arc::new(Shared {
-            state: RwLock::new(State::new(world)),
-            log: Mutex::new(RequestLog::default()),
-            count: AtomicU64::new(0),
-            in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
-            counts: [AtomicU64::new(0), AtomicU64::new(0)],
-            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
-            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
-        });
+        let shared = Arc::new(Shared::new(world));
         let elevenlabs = TcpListener::bind(("127.0.0.1", 0)).await?;
         let twilio = TcpListener::bind(("127.0.0.1", 0)).await?;
         let elevenlabs_addr = elevenlabs.local_addr()?;
@@ -409,6 +430,31 @@ impl Simulator {
     /// a pooled client opens few, one connection per request opens many).
     pub fn connection_count(&self, upstream: Upstream) -> u64 {
         self.shared.connections[upstream as usize].load(Ordering::Relaxed)
+    }
+
+    /// Requests one upstream is answering right now. A request that hangs
+    /// on purpose ([`Fault::Hang`]) counts until its client hangs up.
+    pub fn in_flight(&self, upstream: Upstream) -> u32 {
+        self.shared.in_flight[upstream as usize].load(Ordering::Relaxed)
+    }
+
+    /// How long a request that hangs on purpose ([`Fault::Hang`]) counts as
+    /// in flight, from its arrival; `None` (the default): until the client
+    /// hangs up. The request keeps hanging either way.
+    ///
+    /// Why a limit: a client that gives up on a hung request and at once
+    /// sends its next one in the freed slot (credwatch's per-host limit does
+    /// exactly that) closes the old connection from a background task, so
+    /// the next request can reach the simulator before the hang-up does and
+    /// both count for a moment, though the client never had more requests
+    /// out than its limit. Set a limit a little below the client's timeout
+    /// to measure the client's concurrency without that hand-over overlap.
+    pub fn set_hang_counted_for(&self, limit: Option<Duration>) {
+        *self
+            .shared
+            .hang_counted_for
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = limit;
     }
 
     /// The most requests one upstream was answering at once, since start or

@@ -1048,6 +1048,94 @@ async fn fault_transport_misbehaviour() {
     assert_eq!(send(get()).await.status, 500);
 }
 
+/// Polls `done` until it holds, failing after a generous bound (this is a
+/// wait for a condition, not a speed assertion).
+async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// hyper drops a pending handler (and its in-flight guard) when it sees the
+/// client close the connection, even while the handler hangs on purpose.
+#[tokio::test]
+async fn a_hung_request_stops_counting_as_in_flight_when_the_client_hangs_up() {
+    let sim = demo().await;
+    sim.update(|w| {
+        w.twilio.fault = Some(Fault::Hang);
+        w.elevenlabs.fault = Some(Fault::Hang);
+    });
+    let requests = [
+        (
+            Upstream::Twilio,
+            client()
+                .get(format!(
+                    "{}{}",
+                    sim.twilio_url(),
+                    acct(TWILIO_PROD_SID, "/Balance.json")
+                ))
+                .basic_auth(TWILIO_PROD_SID, Some(TWILIO_PROD_TOKEN)),
+        ),
+        (
+            Upstream::ElevenLabs,
+            client()
+                .get(format!("{}/v1/user/subscription", sim.elevenlabs_url()))
+                .header("xi-api-key", EL_AGENT_PROD_KEY),
+        ),
+    ];
+    for (upstream, request) in requests {
+        // The client sends, the simulator hangs, the client gives up (as
+        // credwatch does when its timeout fires) and closes the connection.
+        let client_side = tokio::spawn(request.send());
+        wait_until(&format!("{upstream:?} counts the hung request"), || {
+            sim.in_flight(upstream) == 1
+        })
+        .await;
+        client_side.abort();
+        let _ = client_side.await;
+        wait_until(&format!("{upstream:?} stops counting it"), || {
+            sim.in_flight(upstream) == 0
+        })
+        .await;
+        assert_eq!(sim.take_max_in_flight(upstream), 1);
+        assert_eq!(sim.take_max_in_flight(upstream), 0, "{upstream:?}");
+    }
+}
+
+/// With [`Simulator::set_hang_counted_for`], a hung request stops counting
+/// after the limit while its client still waits, so the client's next
+/// request in that slot can never be counted next to it.
+#[tokio::test]
+async fn a_hung_request_counts_only_as_long_as_set() {
+    let sim = demo().await;
+    sim.update(|w| w.elevenlabs.key_mut(EL_QUOTA_HIGH_KEY).unwrap().fault = Some(Fault::Hang));
+    sim.set_hang_counted_for(Some(Duration::from_millis(50)));
+    let c = client();
+    let url = format!("{}/v1/user/subscription", sim.elevenlabs_url());
+    let hung = tokio::spawn(c.get(&url).header("xi-api-key", EL_QUOTA_HIGH_KEY).send());
+    wait_until("the hung request is counted", || sim.request_count() == 1).await;
+    wait_until("the hung request is no longer counted", || {
+        sim.in_flight(Upstream::ElevenLabs) == 0
+    })
+    .await;
+    assert!(!hung.is_finished(), "the request still hangs");
+    assert_eq!(sim.take_max_in_flight(Upstream::ElevenLabs), 1);
+
+    // The client gives up and sends its next request in the freed slot:
+    // one request out at a time, one counted.
+    hung.abort();
+    let next = c
+        .get(&url)
+        .header("xi-api-key", EL_AGENT_PROD_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(next.status(), 200);
+    assert_eq!(sim.take_max_in_flight(Upstream::ElevenLabs), 1);
+}
+
 #[tokio::test]
 async fn per_key_fault_and_latency() {
     let sim = demo().await;
@@ -1112,15 +1200,7 @@ async fn request_log_and_runtime_updates() {
 
 #[test]
 fn request_log_is_bounded() {
-    let shared = Shared {
-        state: RwLock::new(State::new(World::default())),
-        log: Mutex::new(RequestLog::default()),
-        count: AtomicU64::new(0),
-        in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
-        counts: [AtomicU64::new(0), AtomicU64::new(0)],
-        in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
-        connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
-    };
+    let shared = Shared::new(World::default());
     let request = |forbidden| RecordedRequest {
         upstream: Upstream::Twilio,
         method: "GET".into(),

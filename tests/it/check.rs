@@ -1923,18 +1923,7 @@ async fn on_a_tty(s: &Scenario, no_color: Option<&str>) -> String {
         env!("CARGO_BIN_EXE_credwatch"),
         s.dir.path().join("config.yaml").display()
     );
-    let no_color = no_color.map(str::to_string);
-    let out = tokio::task::spawn_blocking(move || {
-        let mut c = Command::new("script");
-        c.args(["-qefc", &cmd, "/dev/null"]).env_remove("NO_COLOR");
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        c.output().expect("script(1) runs")
-    })
-    .await
-    .expect("join");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::support::on_a_tty(cmd, &[], no_color).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

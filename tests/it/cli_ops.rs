@@ -222,20 +222,7 @@ async fn serve_on_a_tty(config: &str, format: &str, no_color: Option<&str>) -> S
     let cmd = format!(
         "timeout 2 {BIN} serve --config.file {config} --web.listen-address 127.0.0.1:0 --log.format {format}"
     );
-    let no_color = no_color.map(str::to_string);
-    let out = tokio::task::spawn_blocking(move || {
-        let mut c = Command::new("script");
-        c.args(["-qfc", &cmd, "/dev/null"])
-            .env_remove("NO_COLOR")
-            .env(OFFLINE_TOKEN.0, OFFLINE_TOKEN.1);
-        if let Some(v) = no_color {
-            c.env("NO_COLOR", v);
-        }
-        c.output().expect("script(1) runs")
-    })
-    .await
-    .expect("join");
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    crate::support::on_a_tty(cmd, &[OFFLINE_TOKEN], no_color).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,29 +315,7 @@ async fn check_demo_shows_the_demo_verdicts_without_any_account() {
         })
         .collect();
     // The README's table of `credwatch demo`.
-    let want = [
-        ("el-agent-prod", "healthy", None),
-        (
-            "el-no-convai-write",
-            "unhealthy",
-            Some("missing_permission"),
-        ),
-        ("el-revoked", "unhealthy", Some("invalid_credentials")),
-        ("el-quota-exhausted", "unhealthy", Some("quota_exhausted")),
-        ("el-quota-high", "healthy", None),
-        ("el-restricted", "healthy", None),
-        ("el-blocked", "unhealthy", Some("account_blocked")),
-        ("twilio-prod", "healthy", None),
-        (
-            "twilio-rotated-token",
-            "unhealthy",
-            Some("invalid_credentials"),
-        ),
-        ("twilio-standard-key", "healthy", None),
-        ("twilio-trial-low-balance", "healthy", None),
-        ("twilio-suspended", "unhealthy", Some("account_blocked")),
-    ];
-    let want: Vec<(String, String, Option<String>)> = want
+    let want: Vec<(String, String, Option<String>)> = crate::support::DEMO_VERDICTS
         .iter()
         .map(|(n, s, r)| (n.to_string(), s.to_string(), r.map(str::to_string)))
         .collect();

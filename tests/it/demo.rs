@@ -16,29 +16,7 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
     let (status, health) = d.health().await;
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["status"], "fail");
-    let expect = [
-        ("el-agent-prod", "healthy", None),
-        (
-            "el-no-convai-write",
-            "unhealthy",
-            Some("missing_permission"),
-        ),
-        ("el-revoked", "unhealthy", Some("invalid_credentials")),
-        ("el-quota-exhausted", "unhealthy", Some("quota_exhausted")),
-        ("el-quota-high", "healthy", None),
-        ("el-restricted", "healthy", None),
-        ("el-blocked", "unhealthy", Some("account_blocked")),
-        ("twilio-prod", "healthy", None),
-        (
-            "twilio-rotated-token",
-            "unhealthy",
-            Some("invalid_credentials"),
-        ),
-        ("twilio-standard-key", "healthy", None),
-        ("twilio-trial-low-balance", "healthy", None),
-        ("twilio-suspended", "unhealthy", Some("account_blocked")),
-    ];
-    for (name, status, reason) in expect {
+    for (name, status, reason) in crate::support::DEMO_VERDICTS {
         let c = d.credential(name).await;
         assert_eq!(c["status"], status, "{name}: {c}");
         assert_eq!(c["reason"].as_str(), reason, "{name}: {c}");

@@ -10,7 +10,11 @@ use credwatch::simulator::{
 };
 
 use crate::harness::{Daemon, sample};
-use crate::support::{FAST_DETAILS, assert_verdict, config, cred, el, el_key, wait_verdict};
+use crate::support::{
+    FAST_DETAILS, assert_error_counted, assert_nothing_unclassified,
+    assert_only_credential_unhealthy, assert_verdict, config, cred, el, el_key, wait_status,
+    wait_verdict,
+};
 
 /// A key ID that starts with `sk_`, so credwatch's config check (which refuses
 /// plain key IDs) lets it through and ElevenLabs itself must say what it is.
@@ -27,6 +31,16 @@ fn exhausted() -> Subscription {
         max_character_limit_extension: Some(0),
         ..Subscription::default()
     }
+}
+
+/// `credwatch_permission_granted{permission="convai_write"}` of the
+/// credential matched by `me` (see [`cred`]).
+fn convai_write_granted(m: &str, me: &str) -> Option<f64> {
+    sample(
+        m,
+        "credwatch_permission_granted",
+        &[me, "permission=\"convai_write\""],
+    )
 }
 
 /// One workspace per state, one key per kind.
@@ -92,14 +106,7 @@ async fn a_key_with_convai_write_is_healthy_and_exports_its_quota() {
 
     let m = d.metrics().await;
     let me = cred("el-full");
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(convai_write_granted(&m, &me), Some(1.0));
     assert_eq!(
         sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
         Some(1000.0)
@@ -143,45 +150,19 @@ async fn a_key_with_convai_write_is_healthy_and_exports_its_quota() {
 async fn a_key_without_convai_write_is_valid_but_misses_the_permission() {
     let (_sim, d) = watch(world(), &[("el-no-write", el_key("no-convai-write"), "")]).await;
     // The permission probe runs after the subscription: wait for it to answer.
-    let c = d
-        .wait_for("el-no-write", Duration::from_secs(20), |c| {
-            c["status"] == "unhealthy"
-        })
-        .await;
+    let c = wait_status(&d, "el-no-write", "unhealthy").await;
     assert_eq!(
         c["missing_permissions"],
         serde_json::json!(["convai_write"])
     );
-    assert_verdict(
-        &d,
-        "el-no-write",
-        "unhealthy",
-        Some("missing_permission"),
-        Some(true),
-    )
-    .await;
-    assert_eq!(d.health().await.0, 503);
-    let m = d.metrics().await;
+    let m = assert_only_credential_unhealthy(&d, "el-no-write", "missing_permission", true).await;
     let me = cred("el-no-write");
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(0.0)
-    );
-    assert!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &[
-                &me,
-                "check=\"permission_convai_write\"",
-                "reason=\"missing_permission\""
-            ]
-        )
-        .is_some_and(|v| v >= 1.0)
+    assert_eq!(convai_write_granted(&m, &me), Some(0.0));
+    assert_error_counted(
+        &m,
+        "el-no-write",
+        "permission_convai_write",
+        "missing_permission",
     );
     // The quota is still readable (user_read is granted).
     assert_eq!(
@@ -193,16 +174,7 @@ async fn a_key_without_convai_write_is_valid_but_misses_the_permission() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_key_is_invalid_credentials() {
     let (_sim, d) = watch(world(), &[("el-invalid", el_key("never-issued"), "")]).await;
-    assert_verdict(
-        &d,
-        "el-invalid",
-        "unhealthy",
-        Some("invalid_credentials"),
-        Some(false),
-    )
-    .await;
-    assert_eq!(d.health().await.0, 503);
-    let m = d.metrics().await;
+    let m = assert_only_credential_unhealthy(&d, "el-invalid", "invalid_credentials", false).await;
     let me = cred("el-invalid");
     // A definitive answer: the check succeeded in getting one, and it counts as an error.
     assert_eq!(
@@ -213,18 +185,7 @@ async fn an_unknown_key_is_invalid_credentials() {
         ),
         Some(1.0)
     );
-    assert!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &[
-                &me,
-                "check=\"subscription\"",
-                "reason=\"invalid_credentials\""
-            ]
-        )
-        .is_some_and(|v| v >= 1.0)
-    );
+    assert_error_counted(&m, "el-invalid", "subscription", "invalid_credentials");
     assert_eq!(
         sample(&m, "credwatch_elevenlabs_characters_used", &[&me]),
         None
@@ -234,11 +195,7 @@ async fn an_unknown_key_is_invalid_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restricted_key_without_user_read_is_valid_and_has_no_quota_series() {
     let (_sim, d) = watch(world(), &[("el-restricted", el_key("restricted"), "")]).await;
-    let c = d
-        .wait_for("el-restricted", Duration::from_secs(20), |c| {
-            c["status"] == "healthy"
-        })
-        .await;
+    let c = wait_status(&d, "el-restricted", "healthy").await;
     assert_eq!(c["check_error"], serde_json::Value::Null, "{c}");
     assert_verdict(&d, "el-restricted", "healthy", None, Some(true)).await;
     let m = d.metrics().await;
@@ -255,14 +212,7 @@ async fn a_restricted_key_without_user_read_is_valid_and_has_no_quota_series() {
             "{family} must be absent, not 0"
         );
     }
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_permission_granted",
-            &[&me, "permission=\"convai_write\""]
-        ),
-        Some(1.0)
-    );
+    assert_eq!(convai_write_granted(&m, &me), Some(1.0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -286,14 +236,7 @@ async fn an_exhausted_quota_is_unhealthy_with_the_counters_exported() {
         sample(&m, "credwatch_elevenlabs_characters_limit", &[&me]),
         Some(30000.0)
     );
-    assert!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &[&me, "check=\"subscription\"", "reason=\"quota_exhausted\""]
-        )
-        .is_some_and(|v| v >= 1.0)
-    );
+    assert_error_counted(&m, "el-exhausted", "subscription", "quota_exhausted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -372,23 +315,13 @@ async fn envelope_scenario(format: ErrorFormat, permission_form: PermissionError
         ("payment-issue", "unhealthy", Some("account_blocked"), true),
         ("key-id", "unhealthy", Some("invalid_credentials"), false),
     ] {
-        let c = d
-            .wait_for(name, Duration::from_secs(20), |c| c["status"] == status)
-            .await;
+        let c = wait_status(&d, name, status).await;
         assert_eq!(c["reason"].as_str(), reason, "{ctx} {name}: {c}");
         assert_verdict(&d, name, status, reason, Some(valid)).await;
     }
     let m = d.metrics().await;
     // Nothing was left unclassified.
-    assert_eq!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &["reason=\"unexpected_response\""]
-        ),
-        None,
-        "{ctx}: {m}"
-    );
+    assert_nothing_unclassified(&m, &ctx);
     assert_eq!(
         sample(
             &m,
@@ -470,10 +403,7 @@ async fn a_key_revoked_upstream_flips_health_to_503_within_one_interval() {
     w.elevenlabs
         .add_key(key.clone(), ElKey::new("keyItToBeRevoked", "ws-main"));
     let (sim, d) = watch(w, &[("el-revoked-live", key.clone(), "")]).await;
-    d.wait_for("el-revoked-live", Duration::from_secs(20), |c| {
-        c["status"] == "healthy"
-    })
-    .await;
+    wait_status(&d, "el-revoked-live", "healthy").await;
     assert_eq!(d.health().await.0, 200);
 
     sim.update(|w| {
@@ -564,17 +494,11 @@ async fn an_inconclusive_probe_is_unknown_and_does_not_cancel_the_cycle() {
         Some(1.0),
         "{m}"
     );
-    assert!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &[
-                &me,
-                "check=\"permission_workspace_read\"",
-                "reason=\"unexpected_response\""
-            ]
-        )
-        .is_some_and(|v| v >= 1.0)
+    assert_error_counted(
+        &m,
+        "el-odd-probe",
+        "permission_workspace_read",
+        "unexpected_response",
     );
     let c = d.credential("el-odd-probe").await;
     assert_eq!(c["status"], "pending", "{c}");

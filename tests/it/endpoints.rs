@@ -321,14 +321,8 @@ async fn reload_over_http_needs_web_enable_lifecycle() {
     let two = el("el-two", &el_key("lifecycle"), &sim.elevenlabs_url(), "");
     let d = Daemon::start_without_lifecycle(&config(FAST, std::slice::from_ref(&one), &[])).await;
     std::fs::write(d.config_path(), config(FAST, &[one, two], &[])).expect("write config");
-    let r = d
-        .client
-        .post(format!("{}/-/reload", d.url))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(r.status(), 403);
-    let body = r.text().await.expect("body");
+    let (code, body) = d.post_reload().await;
+    assert_eq!(code, 403);
     assert_eq!(body, credwatch::server::LIFECYCLE_DISABLED);
     assert_eq!(body.trim_end().lines().count(), 1, "{body}");
     assert!(body.contains("--web.enable-lifecycle"), "{body}");

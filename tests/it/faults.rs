@@ -51,10 +51,20 @@ impl Drop for Trap {
     }
 }
 
+/// A credential, the fault it meets once it has a verdict, and the reason
+/// that fault must be counted under.
 struct Case {
     name: &'static str,
     fault: Fault,
     reason: &'static str,
+}
+
+fn case(name: &'static str, fault: Fault, reason: &'static str) -> Case {
+    Case {
+        name,
+        fault,
+        reason,
+    }
 }
 
 fn unix_now() -> f64 {
@@ -178,111 +188,107 @@ async fn expect_faults_keep_verdicts(
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
-/// Health entries of every case, once each has a verdict.
-async fn verdicts(d: &Daemon, names: &[&str]) -> Vec<(String, serde_json::Value)> {
+/// Health entries of every case, once each has a verdict and its first
+/// cycle ended without a check error.
+async fn settled_verdicts(d: &Daemon, cases: &[Case]) -> Vec<(String, serde_json::Value)> {
+    for c in cases {
+        d.wait_for(c.name, Duration::from_secs(20), |c| {
+            c["status"] != "pending" && c["check_error"].is_null()
+        })
+        .await;
+    }
     let mut out = Vec::new();
-    for name in names {
-        out.push((name.to_string(), wait_verdict(d, name).await));
+    for c in cases {
+        out.push((c.name.to_string(), wait_verdict(d, c.name).await));
     }
     out
+}
+
+/// Whatever the faults did, the redirect target was never contacted and
+/// nothing but GET, nothing forbidden, reached the simulator (nothing was
+/// re-sent elsewhere after a redirect).
+fn assert_nothing_unsafe_was_sent(trap: &Trap, sim: &Simulator) {
+    assert_eq!(
+        trap.connections.load(Ordering::SeqCst),
+        0,
+        "the redirect target must never be contacted"
+    );
+    assert!(
+        sim.requests().iter().all(|r| r.method == "GET"),
+        "only GET reaches upstream"
+    );
+    assert!(
+        sim.forbidden_requests().is_empty(),
+        "{:?}",
+        sim.forbidden_requests()
+    );
+}
+
+/// The `reason` field of `name`'s entry in `verdicts`.
+fn reason_of<'v>(verdicts: &'v [(String, serde_json::Value)], name: &str) -> &'v serde_json::Value {
+    let (_, entry) = verdicts
+        .iter()
+        .find(|(n, _)| n == name)
+        .unwrap_or_else(|| panic!("{name} has no verdict"));
+    &entry["reason"]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn elevenlabs_faults_keep_the_last_verdict_and_count_their_reason() {
     let trap = Trap::start().await;
     let cases = vec![
-        Case {
-            name: "el-500",
-            fault: Fault::ServerError,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "el-500-unwrapped",
-            fault: Fault::ServerErrorUnwrapped,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "el-500-empty",
-            fault: Fault::EmptyBody500,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "el-502-html",
-            fault: Fault::BadGatewayHtml,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "el-429-retry-after",
-            fault: Fault::RateLimited {
+        case("el-500", Fault::ServerError, "upstream_error"),
+        case(
+            "el-500-unwrapped",
+            Fault::ServerErrorUnwrapped,
+            "upstream_error",
+        ),
+        case("el-500-empty", Fault::EmptyBody500, "upstream_error"),
+        case("el-502-html", Fault::BadGatewayHtml, "upstream_error"),
+        case(
+            "el-429-retry-after",
+            Fault::RateLimited {
                 retry_after_secs: Some(3),
             },
-            reason: "rate_limited",
-        },
-        Case {
-            name: "el-429-system-busy",
-            fault: Fault::SystemBusy,
-            reason: "rate_limited",
-        },
-        Case {
-            name: "el-429-new-format",
-            fault: Fault::RateLimitExceededNew,
-            reason: "rate_limited",
-        },
-        Case {
-            name: "el-cloudflare-403",
-            fault: Fault::CloudflareHtml,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "el-malformed-json",
-            fault: Fault::MalformedJson,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "el-wrong-types",
-            fault: Fault::WrongTypes,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "el-invalid-utf8",
-            fault: Fault::InvalidUtf8,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "el-oversized",
-            fault: Fault::Oversized {
+            "rate_limited",
+        ),
+        case("el-429-system-busy", Fault::SystemBusy, "rate_limited"),
+        case(
+            "el-429-new-format",
+            Fault::RateLimitExceededNew,
+            "rate_limited",
+        ),
+        case(
+            "el-cloudflare-403",
+            Fault::CloudflareHtml,
+            "unexpected_response",
+        ),
+        case(
+            "el-malformed-json",
+            Fault::MalformedJson,
+            "unexpected_response",
+        ),
+        case("el-wrong-types", Fault::WrongTypes, "unexpected_response"),
+        case("el-invalid-utf8", Fault::InvalidUtf8, "unexpected_response"),
+        case(
+            "el-oversized",
+            Fault::Oversized {
                 bytes: 5 * 1024 * 1024,
             },
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "el-hang",
-            fault: Fault::Hang,
-            reason: "timeout",
-        },
-        Case {
-            name: "el-trickle",
-            fault: Fault::Trickle,
-            reason: "timeout",
-        },
-        Case {
-            name: "el-reset-mid-body",
-            fault: Fault::ResetMidBody,
-            reason: "network",
-        },
-        Case {
-            name: "el-redirect",
-            fault: Fault::Redirect {
+            "unexpected_response",
+        ),
+        case("el-hang", Fault::Hang, "timeout"),
+        case("el-trickle", Fault::Trickle, "timeout"),
+        case("el-reset-mid-body", Fault::ResetMidBody, "network"),
+        case(
+            "el-redirect",
+            Fault::Redirect {
                 location: format!("http://{}/v1/user/subscription", trap.addr),
             },
-            reason: "unexpected_response",
-        },
+            "unexpected_response",
+        ),
         // An unhealthy verdict stays unhealthy just the same.
-        Case {
-            name: "el-no-write-then-500",
-            fault: Fault::ServerError,
-            reason: "upstream_error",
-        },
+        case("el-no-write-then-500", Fault::ServerError, "upstream_error"),
     ];
     let mut world = World::default();
     world.elevenlabs.add_account(ElAccount::new("ws-faults"));
@@ -301,21 +307,10 @@ async fn elevenlabs_faults_keep_the_last_verdict_and_count_their_reason() {
         .map(|c| el(c.name, &el_key(c.name), &sim.elevenlabs_url(), ""))
         .collect();
     let d = Daemon::start(&config(FAST, &items, &[])).await;
-    let names: Vec<&str> = cases.iter().map(|c| c.name).collect();
-    // Wait for the permission verdict too (the first cycle has the details).
-    for name in &names {
-        d.wait_for(name, Duration::from_secs(20), |c| {
-            c["status"] != "pending" && c["check_error"].is_null()
-        })
-        .await;
-    }
-    let before = verdicts(&d, &names).await;
+    // With the permission verdict too (the first cycle has the details).
+    let before = settled_verdicts(&d, &cases).await;
     assert_eq!(
-        before
-            .iter()
-            .find(|(n, _)| n == "el-no-write-then-500")
-            .unwrap()
-            .1["reason"],
+        reason_of(&before, "el-no-write-then-500"),
         "missing_permission"
     );
 
@@ -356,17 +351,7 @@ async fn elevenlabs_faults_keep_the_last_verdict_and_count_their_reason() {
         );
     }
 
-    assert_eq!(
-        trap.connections.load(Ordering::SeqCst),
-        0,
-        "the redirect target must never be contacted"
-    );
-    assert!(
-        sim.requests().iter().all(|r| r.method == "GET"),
-        "only GET reaches upstream"
-    );
-    // The fault-free keys in the log never re-sent anything after a redirect.
-    assert!(sim.forbidden_requests().is_empty());
+    assert_nothing_unsafe_was_sent(&trap, &sim);
     d.stop().await;
 }
 
@@ -374,83 +359,51 @@ async fn elevenlabs_faults_keep_the_last_verdict_and_count_their_reason() {
 async fn twilio_faults_keep_the_last_verdict_and_count_their_reason() {
     let trap = Trap::start().await;
     let cases = vec![
-        Case {
-            name: "tw-500",
-            fault: Fault::ServerError,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "tw-503",
-            fault: Fault::SystemBusy,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "tw-502-html",
-            fault: Fault::BadGatewayHtml,
-            reason: "upstream_error",
-        },
-        Case {
-            name: "tw-429-retry-after",
-            fault: Fault::RateLimited {
+        case("tw-500", Fault::ServerError, "upstream_error"),
+        case("tw-503", Fault::SystemBusy, "upstream_error"),
+        case("tw-502-html", Fault::BadGatewayHtml, "upstream_error"),
+        case(
+            "tw-429-retry-after",
+            Fault::RateLimited {
                 retry_after_secs: Some(2),
             },
-            reason: "rate_limited",
-        },
-        Case {
-            name: "tw-cloudflare-403",
-            fault: Fault::CloudflareHtml,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "tw-malformed-json",
-            fault: Fault::MalformedJson,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "tw-wrong-types",
-            fault: Fault::WrongTypes,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "tw-invalid-utf8",
-            fault: Fault::InvalidUtf8,
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "tw-oversized",
-            fault: Fault::Oversized {
+            "rate_limited",
+        ),
+        case(
+            "tw-cloudflare-403",
+            Fault::CloudflareHtml,
+            "unexpected_response",
+        ),
+        case(
+            "tw-malformed-json",
+            Fault::MalformedJson,
+            "unexpected_response",
+        ),
+        case("tw-wrong-types", Fault::WrongTypes, "unexpected_response"),
+        case("tw-invalid-utf8", Fault::InvalidUtf8, "unexpected_response"),
+        case(
+            "tw-oversized",
+            Fault::Oversized {
                 bytes: 5 * 1024 * 1024,
             },
-            reason: "unexpected_response",
-        },
-        Case {
-            name: "tw-hang",
-            fault: Fault::Hang,
-            reason: "timeout",
-        },
-        Case {
-            name: "tw-trickle",
-            fault: Fault::Trickle,
-            reason: "timeout",
-        },
-        Case {
-            name: "tw-reset-mid-body",
-            fault: Fault::ResetMidBody,
-            reason: "network",
-        },
-        Case {
-            name: "tw-redirect",
-            fault: Fault::Redirect {
+            "unexpected_response",
+        ),
+        case("tw-hang", Fault::Hang, "timeout"),
+        case("tw-trickle", Fault::Trickle, "timeout"),
+        case("tw-reset-mid-body", Fault::ResetMidBody, "network"),
+        case(
+            "tw-redirect",
+            Fault::Redirect {
                 location: format!("http://{}/2010-04-01/Accounts.json", trap.addr),
             },
-            reason: "unexpected_response",
-        },
+            "unexpected_response",
+        ),
         // A wrong token stays invalid through a 5xx.
-        Case {
-            name: "tw-wrong-token-then-500",
-            fault: Fault::ServerError,
-            reason: "upstream_error",
-        },
+        case(
+            "tw-wrong-token-then-500",
+            Fault::ServerError,
+            "upstream_error",
+        ),
     ];
     let mut world = World::default();
     for c in &cases {
@@ -471,20 +424,9 @@ async fn twilio_faults_keep_the_last_verdict_and_count_their_reason() {
         })
         .collect();
     let d = Daemon::start(&config(FAST, &[], &items)).await;
-    let names: Vec<&str> = cases.iter().map(|c| c.name).collect();
-    for name in &names {
-        d.wait_for(name, Duration::from_secs(20), |c| {
-            c["status"] != "pending" && c["check_error"].is_null()
-        })
-        .await;
-    }
-    let before = verdicts(&d, &names).await;
+    let before = settled_verdicts(&d, &cases).await;
     assert_eq!(
-        before
-            .iter()
-            .find(|(n, _)| n == "tw-wrong-token-then-500")
-            .unwrap()
-            .1["reason"],
+        reason_of(&before, "tw-wrong-token-then-500"),
         "invalid_credentials"
     );
 
@@ -495,13 +437,7 @@ async fn twilio_faults_keep_the_last_verdict_and_count_their_reason() {
         }
     });
     expect_faults_keep_verdicts(&d, &cases, &before, "phone_numbers", fault_set_at).await;
-    assert_eq!(
-        trap.connections.load(Ordering::SeqCst),
-        0,
-        "the redirect target must never be contacted"
-    );
-    assert!(sim.requests().iter().all(|r| r.method == "GET"));
-    assert!(sim.forbidden_requests().is_empty());
+    assert_nothing_unsafe_was_sent(&trap, &sim);
     d.stop().await;
 }
 

@@ -155,6 +155,17 @@ impl Daemon {
         (status, r.text().await.expect("body"))
     }
 
+    /// `POST /-/reload`: the status and the body.
+    pub async fn post_reload(&self) -> (u16, String) {
+        let r = self
+            .client
+            .post(format!("{}/-/reload", self.url))
+            .send()
+            .await
+            .expect("reload answers");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
     pub async fn metrics(&self) -> String {
         let (status, body) = self.get("/metrics").await;
         assert_eq!(status, 200);

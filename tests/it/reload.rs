@@ -14,16 +14,6 @@ use crate::support::{
     wait_status,
 };
 
-async fn post_reload(d: &Daemon) -> (u16, String) {
-    let r = d
-        .client
-        .post(format!("{}/-/reload", d.url))
-        .send()
-        .await
-        .expect("reload answers");
-    (r.status().as_u16(), r.text().await.expect("body"))
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
     let mut world = World::default();
@@ -115,7 +105,7 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
         ),
     )
     .expect("write config");
-    let (code, body) = post_reload(&d).await;
+    let (code, body) = d.post_reload().await;
     assert_eq!(code, 200, "{body}");
 
     let m = d.metrics().await;
@@ -197,7 +187,7 @@ async fn reload_adds_removes_and_keeps_credentials_and_refuses_a_bad_config() {
         |_| true,
     )
     .await;
-    let (code, body) = post_reload(&d).await;
+    let (code, body) = d.post_reload().await;
     assert_eq!(code, 500, "{body}");
     // The client gets a short generic answer; the detail is in the log.
     assert_eq!(body, credwatch::server::RELOAD_FAILED);

@@ -143,14 +143,8 @@ async fn no_secret_appears_in_logs_metrics_health_or_errors_even_when_upstream_m
         ),
     )
     .expect("write config");
-    let reload = dm
-        .client
-        .post(format!("{}/-/reload", dm.url))
-        .send()
-        .await
-        .expect("reload");
-    assert_eq!(reload.status(), 500);
-    let reload_error = reload.text().await.expect("body");
+    let (code, reload_error) = dm.post_reload().await;
+    assert_eq!(code, 500);
     assert_eq!(reload_error, credwatch::server::RELOAD_FAILED);
 
     let mut bodies = vec![
@@ -289,14 +283,8 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
         item(&format!("{base}    critical: {secret}\n")),
     )
     .expect("write config");
-    let reload = dm
-        .client
-        .post(format!("{}/-/reload", dm.url))
-        .send()
-        .await
-        .expect("reload");
-    assert_eq!(reload.status(), 500);
-    let body = reload.text().await.expect("body");
+    let (code, body) = dm.post_reload().await;
+    assert_eq!(code, 500);
     dm.stop().await;
     assert!(!body.contains(&secret), "{body}");
     // The answer is generic; the detail is in the log only.
@@ -544,16 +532,24 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
         ("HTTP_PROXY".to_string(), proxy.url.clone()),
     ]
     .into();
-    let upstream = Upstream::with_env(4, None, &env).expect("client");
-    let answer = upstream
-        .get(
-            Provider::ElevenLabs,
-            "https://127.0.0.1:1",
-            "/v1/user",
-            Auth::XiApiKey(&key),
-            Duration::from_secs(5),
-        )
-        .await;
+    // GET /v1/user with the key from a client built on `env`, at a port
+    // nothing listens on.
+    let get_user = |env: HashMap<String, String>| {
+        let key = &key;
+        async move {
+            Upstream::with_env(4, None, &env)
+                .expect("client")
+                .get(
+                    Provider::ElevenLabs,
+                    "https://127.0.0.1:1",
+                    "/v1/user",
+                    Auth::XiApiKey(key),
+                    Duration::from_secs(5),
+                )
+                .await
+        }
+    };
+    let answer = get_user(env.clone()).await;
     assert!(answer.is_err(), "the proxy refused the tunnel: {answer:?}");
     let seen = proxy.seen();
     assert!(
@@ -568,16 +564,7 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
     let before = proxy.connections();
     let mut env = env;
     env.insert("NO_PROXY".into(), "127.0.0.1".into());
-    let direct = Upstream::with_env(4, None, &env).expect("client");
-    let answer = direct
-        .get(
-            Provider::ElevenLabs,
-            "https://127.0.0.1:1",
-            "/v1/user",
-            Auth::XiApiKey(&key),
-            Duration::from_secs(5),
-        )
-        .await;
+    let answer = get_user(env).await;
     assert!(answer.is_err(), "nothing listens on port 1: {answer:?}");
     assert_eq!(proxy.connections(), before, "NO_PROXY was not honoured");
 }

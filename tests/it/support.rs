@@ -252,3 +252,100 @@ pub async fn assert_verdict(
         ),
     }
 }
+
+/// Asserts that `credwatch_check_errors_total` counted at least one error
+/// with `reason` from the `check` check of credential `name`.
+pub fn assert_error_counted(metrics: &str, name: &str, check: &str, reason: &str) {
+    let (me, check_label, reason_label) = (
+        cred(name),
+        format!("check=\"{check}\""),
+        format!("reason=\"{reason}\""),
+    );
+    assert!(
+        sample(
+            metrics,
+            "credwatch_check_errors_total",
+            &[&me, &check_label, &reason_label]
+        )
+        .is_some_and(|v| v >= 1.0),
+        "{name}: no {reason} error counted for the {check} check:\n{}",
+        lines_of(metrics, name)
+    );
+}
+
+/// [`assert_verdict`] for the only credential a daemon watches, found
+/// unhealthy for `reason`: `/health` as a whole answers 503 as well. Returns
+/// `/metrics`, for the scenario's own assertions.
+pub async fn assert_only_credential_unhealthy(
+    d: &Daemon,
+    name: &str,
+    reason: &str,
+    valid: bool,
+) -> String {
+    assert_verdict(d, name, "unhealthy", Some(reason), Some(valid)).await;
+    assert_eq!(d.health().await.0, 503, "{name} is the only credential");
+    d.metrics().await
+}
+
+/// Asserts that no check counted an `unexpected_response` error: every
+/// answer was classified.
+pub fn assert_nothing_unclassified(metrics: &str, context: &str) {
+    assert_eq!(
+        sample(
+            metrics,
+            "credwatch_check_errors_total",
+            &["reason=\"unexpected_response\""]
+        ),
+        None,
+        "{context}: an answer was left unclassified:\n{metrics}"
+    );
+}
+
+/// The README's table of `credwatch demo`: each demo credential's status and
+/// reason, in the demo config's order.
+pub const DEMO_VERDICTS: [(&str, &str, Option<&str>); 12] = [
+    ("el-agent-prod", "healthy", None),
+    (
+        "el-no-convai-write",
+        "unhealthy",
+        Some("missing_permission"),
+    ),
+    ("el-revoked", "unhealthy", Some("invalid_credentials")),
+    ("el-quota-exhausted", "unhealthy", Some("quota_exhausted")),
+    ("el-quota-high", "healthy", None),
+    ("el-restricted", "healthy", None),
+    ("el-blocked", "unhealthy", Some("account_blocked")),
+    ("twilio-prod", "healthy", None),
+    (
+        "twilio-rotated-token",
+        "unhealthy",
+        Some("invalid_credentials"),
+    ),
+    ("twilio-standard-key", "healthy", None),
+    ("twilio-trial-low-balance", "healthy", None),
+    ("twilio-suspended", "unhealthy", Some("account_blocked")),
+];
+
+/// Runs `command` under a pseudo-terminal (`script`), so its stdout is a
+/// TTY, with `NO_COLOR` unset or set to `no_color` and `env` added; returns
+/// what it wrote.
+pub async fn on_a_tty(command: String, env: &[(&str, &str)], no_color: Option<&str>) -> String {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let no_color = no_color.map(str::to_string);
+    let out = tokio::task::spawn_blocking(move || {
+        let mut c = std::process::Command::new("script");
+        c.args(["-qefc", &command, "/dev/null"])
+            .env_remove("NO_COLOR")
+            .envs(env);
+        if let Some(v) = no_color {
+            c.env("NO_COLOR", v);
+        }
+        c.output().expect("script(1) runs")
+    })
+    .await
+    .expect("join");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -11,8 +11,8 @@ use credwatch::simulator::{AccountStatus, ApiKey, KeyKind, Simulator, TwilioAcco
 
 use crate::harness::{Daemon, sample};
 use crate::support::{
-    FAST_DETAILS, ac_sid, assert_verdict, config, cred, sk_sid, tw, tw_api_key, tw_key_secret,
-    tw_token, wait_verdict,
+    FAST_DETAILS, ac_sid, assert_error_counted, assert_only_credential_unhealthy, assert_verdict,
+    config, cred, sk_sid, tw, tw_api_key, tw_key_secret, tw_token, wait_status, wait_verdict,
 };
 
 /// Starts the simulator on `world` and a daemon watching the given `twilio:` items.
@@ -21,6 +21,22 @@ async fn watch(world: World, items: impl Fn(&str) -> Vec<String>) -> (Simulator,
     let items = items(&sim.twilio_url());
     let d = Daemon::start(&config(FAST_DETAILS, &[], &items)).await;
     (sim, d)
+}
+
+/// Waits until the balance check of `name` has succeeded (the account check
+/// runs before it, so both have answered), asserts the verdict is healthy and
+/// valid, and returns `/metrics`.
+async fn healthy_once_the_balance_answered(d: &Daemon, name: &str) -> String {
+    crate::support::wait_sample(
+        d,
+        Duration::from_secs(20),
+        "credwatch_check_success",
+        &[&cred(name), "check=\"balance\""],
+        |v| v == 1.0,
+    )
+    .await;
+    assert_verdict(d, name, "healthy", None, Some(true)).await;
+    d.metrics().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,11 +60,7 @@ async fn a_valid_token_with_2345_numbers_over_three_pages_exports_the_exact_coun
         )]
     })
     .await;
-    let c = d
-        .wait_for("tw-many", Duration::from_secs(20), |c| {
-            c["status"] == "healthy"
-        })
-        .await;
+    let c = wait_status(&d, "tw-many", "healthy").await;
     assert_eq!(c["valid"], true, "{c}");
     let me = cred("tw-many");
     crate::support::wait_sample(
@@ -107,29 +119,9 @@ async fn a_wrong_token_is_invalid_credentials_20003() {
     let old = tw_token("wrong-token-old");
     let (_sim, d) = watch(world, |url| vec![tw("tw-wrong", &sid, &old, url, "")]).await;
     wait_verdict(&d, "tw-wrong").await;
-    assert_verdict(
-        &d,
-        "tw-wrong",
-        "unhealthy",
-        Some("invalid_credentials"),
-        Some(false),
-    )
-    .await;
-    assert_eq!(d.health().await.0, 503);
-    let m = d.metrics().await;
+    let m = assert_only_credential_unhealthy(&d, "tw-wrong", "invalid_credentials", false).await;
     let me = cred("tw-wrong");
-    assert!(
-        sample(
-            &m,
-            "credwatch_check_errors_total",
-            &[
-                &me,
-                "check=\"phone_numbers\"",
-                "reason=\"invalid_credentials\""
-            ]
-        )
-        .is_some_and(|v| v >= 1.0)
-    );
+    assert_error_counted(&m, "tw-wrong", "phone_numbers", "invalid_credentials");
     for family in [
         "credwatch_twilio_phone_numbers",
         "credwatch_twilio_balance",
@@ -218,17 +210,7 @@ async fn a_subaccount_has_no_balance_series_and_is_healthy() {
     );
     let (sim, d) = watch(world, |url| vec![tw("tw-sub", &sub, &sub_token, url, "")]).await;
     let me = cred("tw-sub");
-    // The account check runs before the balance; wait for both to have answered.
-    crate::support::wait_sample(
-        &d,
-        Duration::from_secs(20),
-        "credwatch_check_success",
-        &[&me, "check=\"balance\""],
-        |v| v == 1.0,
-    )
-    .await;
-    assert_verdict(&d, "tw-sub", "healthy", None, Some(true)).await;
-    let m = d.metrics().await;
+    let m = healthy_once_the_balance_answered(&d, "tw-sub").await;
     assert_eq!(
         sample(&m, "credwatch_twilio_balance", &[&me]),
         None,
@@ -276,16 +258,7 @@ async fn a_standard_api_key_is_healthy_without_account_info() {
     })
     .await;
     let me = cred("tw-standard");
-    crate::support::wait_sample(
-        &d,
-        Duration::from_secs(20),
-        "credwatch_check_success",
-        &[&me, "check=\"balance\""],
-        |v| v == 1.0,
-    )
-    .await;
-    assert_verdict(&d, "tw-standard", "healthy", None, Some(true)).await;
-    let m = d.metrics().await;
+    let m = healthy_once_the_balance_answered(&d, "tw-standard").await;
     assert_eq!(
         sample(&m, "credwatch_twilio_account_info", &[&me]),
         None,

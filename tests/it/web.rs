@@ -139,6 +139,20 @@ fn hash(password: &str) -> String {
     bcrypt::hash(password, 4).expect("bcrypt")
 }
 
+/// GET `url` anonymously.
+async fn get(c: &reqwest::Client, url: &str) -> reqwest::Response {
+    c.get(url).send().await.expect("answer")
+}
+
+/// GET `url` with Basic authentication as `user`.
+async fn get_as(c: &reqwest::Client, url: &str, user: &str, password: &str) -> reqwest::Response {
+    c.get(url)
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .expect("answer")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_basic_auth_protect_every_endpoint_while_the_probe_listener_stays_plain() {
     let pki = pki();
@@ -159,19 +173,10 @@ async fn tls_and_basic_auth_protect_every_endpoint_while_the_probe_listener_stay
         anonymous.headers()["www-authenticate"],
         "Basic realm=\"credwatch\""
     );
-    let wrong = c
-        .get(format!("{}/metrics", r.main))
-        .basic_auth("prometheus", Some("nope"))
-        .send()
-        .await
-        .expect("answer");
+    let metrics = format!("{}/metrics", r.main);
+    let wrong = get_as(&c, &metrics, "prometheus", "nope").await;
     assert_eq!(wrong.status(), 401);
-    let ok = c
-        .get(format!("{}/metrics", r.main))
-        .basic_auth("prometheus", Some("s3cret"))
-        .send()
-        .await
-        .expect("answer");
+    let ok = get_as(&c, &metrics, "prometheus", "s3cret").await;
     assert_eq!(ok.status(), 200);
     assert_eq!(
         ok.headers()["strict-transport-security"],
@@ -196,19 +201,9 @@ async fn tls_and_basic_auth_protect_every_endpoint_while_the_probe_listener_stay
 
     // The probe listener: plain HTTP, no auth, probes only.
     let p = reqwest::Client::new();
-    assert_eq!(
-        p.get(format!("{}/livez", r.probe))
-            .send()
-            .await
-            .expect("livez")
-            .status(),
-        200
-    );
-    let health = p
-        .get(format!("{}/health?verbose=1", r.probe))
-        .send()
-        .await
-        .expect("health");
+    let probe = |path: &str| format!("{}{path}", r.probe);
+    assert_eq!(get(&p, &probe("/livez")).await.status(), 200);
+    let health = get(&p, &probe("/health?verbose=1")).await;
     let code = health.status();
     let body = health.text().await.expect("body");
     assert!(code == 200 || code == 503, "{code}");
@@ -217,40 +212,20 @@ async fn tls_and_basic_auth_protect_every_endpoint_while_the_probe_listener_stay
         body == "{\"status\":\"ok\"}\n" || body == "{\"status\":\"fail\"}\n",
         "{body}"
     );
-    let one = p
-        .get(format!("{}/health?credential=el", r.probe))
-        .send()
-        .await
-        .expect("health");
+    let one = get(&p, &probe("/health?credential=el")).await;
     assert!(matches!(one.status().as_u16(), 200 | 503));
     assert!(!one.text().await.expect("body").contains("\"el\""));
-    let unknown = p
-        .get(format!("{}/health?credential=no-such-name", r.probe))
-        .send()
-        .await
-        .expect("health");
+    let unknown = get(&p, &probe("/health?credential=no-such-name")).await;
     assert_eq!(unknown.status(), 404);
     assert!(!unknown.text().await.expect("body").contains("no-such-name"));
     // The main, authenticated listener keeps the detail.
-    let full = c
-        .get(format!("{}/health", r.main))
-        .basic_auth("prometheus", Some("s3cret"))
-        .send()
-        .await
-        .expect("health");
+    let full = get_as(&c, &format!("{}/health", r.main), "prometheus", "s3cret").await;
     let full = full.text().await.expect("body");
     assert!(
         full.contains("\"healthy\":") && full.contains("\"credentials\":["),
         "{full}"
     );
-    assert_eq!(
-        p.get(format!("{}/metrics", r.probe))
-            .send()
-            .await
-            .expect("metrics")
-            .status(),
-        404
-    );
+    assert_eq!(get(&p, &probe("/metrics")).await.status(), 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -563,12 +538,7 @@ async fn a_web_config_reload_cannot_switch_tls_or_auth_off() {
     )
     .expect("write");
     wait_web_reload(&c, &r, 1.0).await;
-    let other = c
-        .get(format!("{}/livez", r.main))
-        .basic_auth("other", Some("other"))
-        .send()
-        .await
-        .expect("answer");
+    let other = get_as(&c, &format!("{}/livez", r.main), "other", "other").await;
     assert_eq!(other.status(), 200);
 }
 
@@ -756,12 +726,7 @@ async fn failed_logins_are_rate_limited_per_client_address() {
     let burst = credwatch::server::Limits::default().auth_failure_burst;
     let mut statuses = Vec::new();
     for i in 0..burst + 5 {
-        let answer = guesser
-            .get(&url)
-            .basic_auth("prometheus", Some(format!("guess{i}")))
-            .send()
-            .await
-            .expect("answer");
+        let answer = get_as(&guesser, &url, "prometheus", &format!("guess{i}")).await;
         statuses.push((
             answer.status().as_u16(),
             answer.headers().contains_key("retry-after"),
@@ -773,35 +738,34 @@ async fn failed_logins_are_rate_limited_per_client_address() {
             && limited.iter().all(|s| *s == (429, true)),
         "{statuses:?}"
     );
-    // Even the right password waits, from that address, until the allowance refills.
-    let right = guesser
-        .get(&url)
-        .basic_auth("prometheus", Some("s3cret"))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(right.status(), 429);
-    // Another address is not affected.
-    let wrong = neighbour
-        .get(&url)
-        .basic_auth("prometheus", Some("nope"))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(wrong.status(), 401);
-    let right = neighbour
-        .get(&url)
-        .basic_auth("prometheus", Some("s3cret"))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(right.status(), 200);
-    // Once verified, the right password is served from the cache, from any address.
-    let cached = guesser
-        .get(&url)
-        .basic_auth("prometheus", Some("s3cret"))
-        .send()
-        .await
-        .expect("answer");
-    assert_eq!(cached.status(), 200);
+    // In this order: the answers depend on what came before.
+    for (step, from, password, want) in [
+        (
+            "even the right password waits, from that address, until the allowance refills",
+            &guesser,
+            "s3cret",
+            429,
+        ),
+        (
+            "another address is not affected (wrong password)",
+            &neighbour,
+            "nope",
+            401,
+        ),
+        (
+            "another address is not affected (right password)",
+            &neighbour,
+            "s3cret",
+            200,
+        ),
+        (
+            "once verified, the right password is served from the cache, from any address",
+            &guesser,
+            "s3cret",
+            200,
+        ),
+    ] {
+        let status = get_as(from, &url, "prometheus", password).await.status();
+        assert_eq!(status, want, "{step}");
+    }
 }

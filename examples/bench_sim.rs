@@ -491,6 +491,12 @@ async fn run(spec: Spec, out: String) -> std::process::ExitCode {
                 return std::process::ExitCode::from(1);
             }
         };
+        // A hung request stops counting as in flight before credwatch's
+        // 10 s timeout frees its slot: the client closes a timed-out
+        // connection from a background task, so the next request can
+        // reach the simulator on another connection before the close
+        // does, and the simulator would count both (`set_hang_counted_for`).
+        sim.set_hang_counted_for(Some(std::time::Duration::from_secs(9)));
         described.insert(
             s.name.clone(),
             json!({

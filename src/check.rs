@@ -149,7 +149,8 @@ fn report(
     for a in attempts {
         match &a.result {
             Err(f) => {
-                let (summary, fix) = explain::failure(f.reason, &a.evidence.detail);
+                let (summary, fix) =
+                    explain::failure(cred.provider(), f.reason, &a.evidence.detail);
                 findings.push(Finding {
                     severity: Severity::Error,
                     code: f.reason.as_str().into(),

@@ -525,7 +525,7 @@ async fn check(source: CheckSource, output: Output, only: Option<&str>) -> ExitC
                         return ExitCode::from(1);
                     }
                 };
-            match crate::demo::config(&sim.elevenlabs_url(), &sim.twilio_url()) {
+            match crate::demo::config(&crate::demo::urls(&sim)) {
                 Ok(c) => (c, Some(sim)),
                 Err(e) => {
                     eprintln!("credwatch check --demo: {e}");

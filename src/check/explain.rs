@@ -3,7 +3,7 @@
 //! (`providers::<provider>::explain`); what is left here is the same for
 //! every provider: answers that were no answer.
 
-use crate::config::Credential;
+use crate::config::{Credential, Provider};
 use crate::outcome::{Problem, Reason};
 
 pub use crate::providers::{explain_billing_at_risk as billing_at_risk, explain_phone as phone};
@@ -13,8 +13,13 @@ pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
     crate::providers::explain(p, cred)
 }
 
-/// (summary, fix) for a check that got no definitive answer.
-pub fn failure(reason: Reason, detail: &str) -> (String, String) {
+/// (summary, fix) for a check that got no definitive answer: the
+/// provider's words for an answer only it sends, else the same for all.
+pub fn failure(provider: Provider, reason: Reason, detail: &str) -> (String, String) {
+    let summary = format!("No verdict: {detail}.");
+    if let Some(fix) = provider.failure_fix(reason, detail) {
+        return (summary, fix.to_string());
+    }
     let fix = match reason {
         Reason::RateLimited => {
             "Upstream is rate-limiting (the limits are shared with production traffic). credwatch backs off; nothing to fix unless it persists."
@@ -33,22 +38,11 @@ pub fn failure(reason: Reason, detail: &str) -> (String, String) {
              IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to \
              allow this IP."
         }
-        Reason::UnexpectedResponse if detail.contains("needs_authorization") => {
-            "ElevenLabs received no key header at all: something between credwatch and ElevenLabs (a proxy or gateway that \
-             `base_url` or HTTPS_PROXY points at) drops `xi-api-key`. This says nothing about the key itself."
-        }
-        Reason::UnexpectedResponse if detail.contains("payment_required") => {
-            "ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use \
-             library voices via the API\"). This is not a verdict on the key or the account."
-        }
         Reason::UnexpectedResponse if detail.contains("calibrate") => {
             "The permission probe got an answer it cannot read, so the permission is unknown (neither granted nor missing): \
              the probe itself needs attention. Prove what the probe tells apart on your account with two keys, one with \
              the permission and one without: `credwatch calibrate --config FILE --permission NAME --with-key-env A \
              --without-key-env B` (see README, \"Calibrating a permission probe\")."
-        }
-        Reason::UnexpectedResponse if detail.contains("ip_not_allowed") => {
-            "The key has an IP allowlist: add this host's egress IP to the key's allowed IPs in ElevenLabs → Settings → API Keys."
         }
         Reason::UnexpectedResponse => {
             "An answer credwatch cannot classify. If it persists, run `credwatch check --output json` and report the evidence \
@@ -56,7 +50,7 @@ pub fn failure(reason: Reason, detail: &str) -> (String, String) {
         }
         _ => "See the evidence.",
     };
-    (format!("No verdict: {detail}."), fix.to_string())
+    (summary, fix.to_string())
 }
 
 #[cfg(test)]

@@ -19,11 +19,20 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 const DEFAULT_MAX_PER_HOST: usize = 16;
 const DEFAULT_SECRET_POLL: Duration = Duration::from_secs(10);
 
+/// "`elevenlabs:` and/or `twilio:`": every provider's section.
+fn sections() -> String {
+    let names: Vec<String> = Provider::ALL.iter().map(|p| format!("`{p}:`")).collect();
+    names.join(" and/or ")
+}
+
 pub(super) fn parse(text: &str) -> Result<RawConfig, Diagnostic> {
     if text.trim().is_empty() {
         return Err(Diagnostic {
             path: String::new(),
-            message: "the file is empty; add `elevenlabs:` and/or `twilio:` credentials (see config.example.yaml)".into(),
+            message: format!(
+                "the file is empty; add {} credentials (see config.example.yaml)",
+                sections()
+            ),
         });
     }
     let de = serde_yaml::Deserializer::from_str(text);

@@ -152,6 +152,11 @@ pub trait Kind: Sized {
     ) -> Vec<Finding> {
         Vec::new()
     }
+    /// The fix for an answer that was no verdict, when only this provider
+    /// sends it (`detail` is the attempt's evidence detail).
+    fn failure_fix(_reason: Reason, _detail: &str) -> Option<&'static str> {
+        None
+    }
     /// (summary, fix) for a resource this key type may not read.
     fn explain_not_permitted(resource: &str) -> (String, String) {
         (
@@ -203,6 +208,13 @@ macro_rules! registry {
             pub fn explain_not_permitted(self, resource: &str) -> (String, String) {
                 match self {
                     $(Provider::$Variant => <$module::$Type as Kind>::explain_not_permitted(resource),)+
+                }
+            }
+
+            /// The fix for a failure only this provider's answers explain.
+            pub fn failure_fix(self, reason: Reason, detail: &str) -> Option<&'static str> {
+                match self {
+                    $(Provider::$Variant => <$module::$Type as Kind>::failure_fix(reason, detail),)+
                 }
             }
 

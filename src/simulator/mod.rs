@@ -359,6 +359,16 @@ impl Simulator {
         format!("http://{}", self.twilio_addr)
     }
 
+    /// Base URL of the fake API of the provider called `name` (`elevenlabs`,
+    /// `twilio`: a config section's name), if the simulator has one.
+    pub fn url_for(&self, name: &str) -> Option<String> {
+        match name {
+            "elevenlabs" => Some(self.elevenlabs_url()),
+            "twilio" => Some(self.twilio_url()),
+            _ => None,
+        }
+    }
+
     /// Changes the world at runtime (revoke a key, rotate a token, set a
     /// fault, …). Later requests see the change.
     pub fn update(&self, f: impl FnOnce(&mut World)) {

@@ -9,7 +9,7 @@ use crate::harness::{Daemon, sample};
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&sim.elevenlabs_url(), &sim.twilio_url());
+    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
 
@@ -94,7 +94,7 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_name_credwatch_and_never_accept_compression() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&sim.elevenlabs_url(), &sim.twilio_url());
+    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
     let requests = sim.requests();

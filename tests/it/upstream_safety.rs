@@ -41,7 +41,7 @@ pub fn world() -> World {
 
 /// The demo config at one check (with every detail) per second, plus the extra kinds.
 pub fn config(sim: &Simulator) -> String {
-    let demo = credwatch::demo::config_yaml(&sim.elevenlabs_url(), &sim.twilio_url());
+    let demo = credwatch::demo::config_yaml(&credwatch::demo::urls(sim));
     let fast = demo.replace(
         "defaults:\n  interval: 10s\n  timeout: 3s\n  detail_interval: 30s\n",
         "defaults:\n  interval: 1s\n  timeout: 500ms\n  detail_interval: 1s\n",

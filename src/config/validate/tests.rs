@@ -1,8 +1,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::config::{Config, ConfigError, Spec};
-use crate::providers::twilio::TwilioAuth;
+use crate::config::{Config, ConfigError};
 
 const AC: &str = "AC0123456789abcdef0123456789abcdef";
 const SK: &str = "SK0123456789abcdef0123456789abcdef";
@@ -50,22 +49,16 @@ fn a_full_config_loads_with_defaults() {
     assert_eq!(el.interval.as_secs(), 30);
     assert_eq!(el.timeout.as_secs(), 5);
     assert!(el.critical);
-    match &el.spec {
-        Spec::ElevenLabs(e) => {
-            assert_eq!(e.required_permissions, vec!["convai_write"]);
-            assert_eq!(e.base_url, "https://api.elevenlabs.io");
-            assert_eq!(e.api_key.value.expose(), "sk_abc123");
-        }
-        _ => panic!("not elevenlabs"),
-    }
-    match &c.credentials[1].spec {
-        Spec::Twilio(t) => {
-            assert_eq!(t.account_sid, AC);
-            assert!(matches!(t.auth, TwilioAuth::AuthToken(_)));
-            assert_eq!(t.base_url, "https://api.twilio.com");
-        }
-        _ => panic!("not twilio"),
-    }
+    assert_eq!(el.provider().as_str(), "elevenlabs");
+    assert_eq!(el.required_permissions(), ["convai_write"]);
+    assert_eq!(el.base_url(), "https://api.elevenlabs.io");
+    assert_eq!(el.secret().value.expose(), "sk_abc123");
+    let tw = &c.credentials[1];
+    assert_eq!(tw.provider().as_str(), "twilio");
+    assert_eq!(tw.account(), Some(AC));
+    assert_eq!(tw.secret_name(), "Auth Token");
+    assert_eq!(tw.secret().value.expose(), TOKEN);
+    assert_eq!(tw.base_url(), "https://api.twilio.com");
     assert!(c.warnings.is_empty(), "{:?}", c.warnings);
 }
 
@@ -185,10 +178,7 @@ fn surrounding_whitespace_is_trimmed_with_a_warning_and_never_echoed() {
         &env(&[("K", " sk_secretvalue\n")]),
     )
     .expect("valid");
-    match &c.credentials[0].spec {
-        Spec::ElevenLabs(e) => assert_eq!(e.api_key.value.expose(), "sk_secretvalue"),
-        _ => panic!(),
-    }
+    assert_eq!(c.credentials[0].secret().value.expose(), "sk_secretvalue");
     assert_eq!(c.warnings.len(), 1);
     assert_eq!(c.warnings[0].path, "elevenlabs[0].api_key_env");
     assert!(c.warnings[0].message.contains("surrounding whitespace"));

@@ -5,6 +5,7 @@
 use crate::providers::Credential;
 use super::facts::{PhoneProblem, Problem as El, Quota};
 use crate::providers::Problem;
+use crate::providers::outcome::Reason;
 use crate::providers::words::{cite, date, source, ui_name};
 
 /// (summary, fix) for a definitive problem this provider reports; `None`
@@ -178,4 +179,23 @@ pub fn phone(
             ),
         ),
     }
+}
+
+/// The fix for an ElevenLabs answer that was no verdict, where the answer
+/// says more than "unexpected".
+pub fn failure_fix(reason: Reason, detail: &str) -> Option<&'static str> {
+    if reason != Reason::UnexpectedResponse {
+        return None;
+    }
+    Some(if detail.contains("needs_authorization") {
+        "ElevenLabs received no key header at all: something between credwatch and ElevenLabs (a proxy or gateway that \
+         `base_url` or HTTPS_PROXY points at) drops `xi-api-key`. This says nothing about the key itself."
+    } else if detail.contains("payment_required") {
+        "ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use \
+         library voices via the API\"). This is not a verdict on the key or the account."
+    } else if detail.contains("ip_not_allowed") {
+        "The key has an IP allowlist: add this host's egress IP to the key's allowed IPs in ElevenLabs → Settings → API Keys."
+    } else {
+        return None;
+    })
 }

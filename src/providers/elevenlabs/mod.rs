@@ -118,6 +118,10 @@ impl Kind for ElevenLabs {
         explain::problem(problem, cred)
     }
 
+    fn failure_fix(reason: Reason, detail: &str) -> Option<&'static str> {
+        explain::failure_fix(reason, detail)
+    }
+
     fn problem_reason(problem: &Problem) -> Reason {
         problem.reason()
     }

@@ -288,7 +288,6 @@ mod tests {
     use super::*;
     use crate::metrics::store::BLOCK;
     use crate::outcome::{Evidence, Fact, Failure, Reason};
-    use crate::providers::fixtures;
     use crate::verdict::HealthEntry;
 
     fn config(n_el: usize, n_tw: usize) -> Config {
@@ -332,13 +331,13 @@ mod tests {
                 1 => vec![attempt(
                     p.auth_check(),
                     Ok(vec![Fact::Invalid {
-                        problem: fixtures::invalid(p),
+                        problem: p.sample_problem(),
                     }]),
                 )],
                 _ => vec![
                     attempt(
                         p.auth_check(),
-                        Ok(vec![Fact::Valid, fixtures::detail(p, i * 10 + round)]),
+                        Ok(vec![Fact::Valid, p.sample_detail(i * 10 + round)]),
                     ),
                     attempt(
                         "permission_convai_write",

@@ -6,8 +6,6 @@
 use crate::config::{Credential, Provider};
 use crate::outcome::{Problem, Reason};
 
-pub use crate::providers::{explain_billing_at_risk as billing_at_risk, explain_phone as phone};
-
 /// (summary, fix) for a definitive problem, from the provider that reports it.
 pub fn problem(p: &Problem, cred: &Credential) -> (String, String) {
     crate::providers::explain(p, cred)

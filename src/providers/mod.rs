@@ -18,8 +18,6 @@ pub mod report;
 pub(crate) mod words;
 
 #[cfg(test)]
-pub(crate) mod fixtures;
-#[cfg(test)]
 pub(crate) mod properties;
 
 use std::future::Future;
@@ -164,6 +162,13 @@ pub trait Kind: Sized {
             "See the evidence.".into(),
         )
     }
+    /// Test data: a detail whose value follows `n` (successive calls
+    /// change the exposition).
+    #[cfg(test)]
+    fn sample_detail(n: u64) -> Self::Detail;
+    /// Test data: the provider's "credential rejected" problem.
+    #[cfg(test)]
+    fn sample_problem() -> Self::Problem;
     /// The `credwatch demo` cast: its config section (credentials whose
     /// secrets are simulator fixtures) against the simulator at `base_url`.
     fn demo(base_url: &str) -> String;
@@ -215,6 +220,22 @@ macro_rules! registry {
             pub fn failure_fix(self, reason: Reason, detail: &str) -> Option<&'static str> {
                 match self {
                     $(Provider::$Variant => <$module::$Type as Kind>::failure_fix(reason, detail),)+
+                }
+            }
+
+            /// Test data: see [`Kind::sample_detail`].
+            #[cfg(test)]
+            pub(crate) fn sample_detail(self, n: u64) -> Fact {
+                match self {
+                    $(Provider::$Variant => <$module::$Type as Kind>::sample_detail(n).into(),)+
+                }
+            }
+
+            /// Test data: see [`Kind::sample_problem`].
+            #[cfg(test)]
+            pub(crate) fn sample_problem(self) -> Problem {
+                match self {
+                    $(Provider::$Variant => <$module::$Type as Kind>::sample_problem().into(),)+
                 }
             }
 
@@ -486,10 +507,9 @@ impl std::fmt::Display for Provider {
     }
 }
 
-/// `credwatch calibrate` (proves a permission probe) and the words of the
-/// phone-number cross-check: ElevenLabs', reached through here.
+/// `credwatch calibrate`, which proves a permission probe against the live
+/// API: ElevenLabs' (the provider with permission probes), reached through here.
 pub use elevenlabs::calibrate;
-pub use elevenlabs::explain::{billing_at_risk as explain_billing_at_risk, phone as explain_phone};
 
 /// Runs one cycle of checks for `cred`. Requests for one credential are
 /// sequential; the first attempt is always the auth check.

@@ -1,31 +1,39 @@
 //! ElevenLabs: validity and quota (`/v1/user/subscription`), permissions
-//! (one table row per permission, each a side-effect-free GET), and the
-//! classification of every error envelope ElevenLabs is known to send.
+//! (one table row per permission, each a side-effect-free GET), the
+//! phone-number cross-check with a linked Twilio account, and what `check`
+//! says about each finding. Below, the provider as credwatch sees it (its
+//! [`Kind`]); the folder:
 //!
-//! Classification reads the error `code`, then the legacy `status`, then the
-//! HTTP status — never the human message, except to extract the permission
-//! name from `missing the permission <name>`.
+//! - `config`: the `elevenlabs:` and `permission_probes:` sections.
+//! - `api`: its arm of the allow-list and the permission-probe table.
+//! - `checks`: one cycle's requests and the classification of the answers.
+//! - `phone_numbers`: the cross-check of the imported Twilio numbers.
+//! - `facts`: its problems and details, and what they change.
+//! - `report`: its metric families and its part of `check`'s report.
+//! - `explain`: `check`'s words for each problem, with their evidence.
+//! - `calibrate`: `credwatch calibrate`, proving a probe on a live account.
+//! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 pub mod calibrate;
+mod checks;
 pub mod config;
 mod demo;
 pub mod explain;
 pub mod facts;
-pub mod report;
 pub mod phone_numbers;
+pub mod report;
 
-use serde::Deserialize;
-use serde_json::Value;
-
-use super::http::{Answer, Auth, TransportError};
-use super::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use super::outcome::{Attempt, Reason};
 use super::report::Finding;
-use super::{Clock, Context, Kind, Linked, Plan, Spec};
+use super::{Context, Kind, Linked, Plan, Spec};
 use crate::exposition::{Family, Samples};
-use crate::providers::{self, Credential, Provider};
+use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
-use api::{PermissionProbe, StatusMatch};
+pub use checks::{
+    Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
+    subscription, subscription_outcome,
+};
 pub use config::ElevenLabs;
 pub use facts::{Detail, Details, PhoneNumber, PhoneProblem, Problem, Quota};
 
@@ -158,584 +166,29 @@ impl Kind for ElevenLabs {
         report::findings(details, attempts, linked)
     }
 
+    #[cfg(test)]
+    fn sample_detail(n: u64) -> Detail {
+        Detail::Quota {
+            quota: Quota {
+                used: n,
+                limit: 10_000,
+                reset_at: Some(1_800_000_000),
+                tier: "starter".into(),
+                status: "active".into(),
+                ceiling: Some(10_000),
+                open_invoices: None,
+                exhausted: false,
+            },
+        }
+    }
+
+    #[cfg(test)]
+    fn sample_problem() -> Problem {
+        Problem::InvalidApiKey
+    }
+
     fn demo(base_url: &str) -> String {
         demo::section(base_url)
     }
 }
 
-/// The fields of an ElevenLabs error, from whichever envelope carried them.
-#[derive(Debug, Default, Clone, PartialEq)]
-pub struct ErrorFields {
-    pub code: Option<String>,
-    pub status: Option<String>,
-    pub kind: Option<String>,
-    pub message: Option<String>,
-    pub request_id: Option<String>,
-}
-
-impl ErrorFields {
-    /// `code` first (new format), then the legacy `status`.
-    pub fn key(&self) -> Option<&str> {
-        self.code.as_deref().or(self.status.as_deref())
-    }
-
-    /// The permission named by `missing the permission <name>`.
-    pub fn permission(&self) -> Option<String> {
-        let msg = self.message.as_deref()?;
-        let rest = &msg[msg.find("missing the permission ")? + "missing the permission ".len()..];
-        let name: String = rest
-            .chars()
-            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
-            .collect();
-        (!name.is_empty()).then_some(name)
-    }
-}
-
-/// What an error body turned out to be.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Body {
-    /// An error object (legacy `detail`, new `detail`, or top-level).
-    Error(ErrorFields),
-    /// FastAPI validation error: `detail` is an array.
-    Validation,
-    /// `{"detail": "Not Found"}` and friends.
-    Text(String),
-    /// JSON without any error fields.
-    OtherJson,
-    /// Not JSON at all (an HTML page from a CDN, a proxy, …).
-    NotJson,
-}
-
-fn string_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.chars().take(512).collect()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
-fn fields_of(obj: &serde_json::Map<String, Value>) -> ErrorFields {
-    ErrorFields {
-        code: string_of(obj.get("code")).map(|s| clean(&s)),
-        status: string_of(obj.get("status")).map(|s| clean(&s)),
-        kind: string_of(obj.get("type")).map(|s| clean(&s)),
-        message: string_of(obj.get("message")),
-        request_id: string_of(obj.get("request_id")).map(|s| clean(&s)),
-    }
-}
-
-/// Parses any of the envelopes in `shared/reference/elevenlabs-api.md` §2.
-pub fn parse_body(answer: &Answer) -> Body {
-    if !answer.is_json() {
-        return Body::NotJson;
-    }
-    let Ok(value) = serde_json::from_slice::<Value>(&answer.body) else {
-        return Body::NotJson;
-    };
-    let Value::Object(top) = value else {
-        return Body::OtherJson;
-    };
-    match top.get("detail") {
-        Some(Value::Object(detail)) => Body::Error(fields_of(detail)),
-        Some(Value::Array(_)) => Body::Validation,
-        Some(Value::String(s)) => Body::Text(clean(s)),
-        _ if top.contains_key("code") || top.contains_key("status") => Body::Error(fields_of(&top)),
-        _ => Body::OtherJson,
-    }
-}
-
-/// What an ElevenLabs answer means, independent of which check asked.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Meaning {
-    Ok,
-    Invalid(Problem),
-    MissingPermission(Option<String>),
-    QuotaExceeded,
-    Blocked(Problem),
-    AgentNotFound,
-    /// A JSON 4xx from the API with no code credwatch knows (400
-    /// `invalid_uid`, a 422 validation error, `{"detail":"Not Found"}`, …).
-    Unrecognised(String),
-    /// No definitive answer: 429, 5xx, not JSON, or an answer that says
-    /// nothing about the key (`needs_authorization`, `payment_required`, …).
-    Failure(Reason, String),
-}
-
-/// Classifies a non-200 answer: code, then status, then the HTTP status.
-pub fn classify(answer: &Answer, body: &Body) -> Meaning {
-    let status = answer.status;
-    let code = match body {
-        Body::Error(f) => f.key(),
-        _ => None,
-    };
-    if let Some((reason, detail)) = answer.not_definitive(!matches!(body, Body::NotJson), code) {
-        return Meaning::Failure(reason, detail);
-    }
-    if status == 200 {
-        return Meaning::Ok;
-    }
-    let fields = match body {
-        Body::Error(f) => Some(f),
-        _ => None,
-    };
-    if let Some(f) = fields {
-        // The new format puts the precise case in `status` under a broader `code`.
-        if f.status.as_deref() == Some("api_key_id_used_as_api_key") {
-            return Meaning::Invalid(Problem::KeyIdUsedAsKey);
-        }
-        for key in [f.code.as_deref(), f.status.as_deref()]
-            .into_iter()
-            .flatten()
-        {
-            match key {
-                "invalid_api_key" => return Meaning::Invalid(Problem::InvalidApiKey),
-                // The header never arrived (a proxy stripping it, most
-                // often): says nothing about the key itself.
-                "needs_authorization" => {
-                    return Meaning::Failure(
-                        Reason::UnexpectedResponse,
-                        "`needs_authorization`: ElevenLabs received no key header at all; a proxy between credwatch and ElevenLabs probably strips `xi-api-key` (this is not a verdict on the key)".into(),
-                    );
-                }
-                "missing_permissions" | "insufficient_permissions" => {
-                    return Meaning::MissingPermission(f.permission());
-                }
-                "quota_exceeded" => return Meaning::QuotaExceeded,
-                "detected_unusual_activity" => return Meaning::Blocked(Problem::UnusualActivity),
-                "payment_issue" => return Meaning::Blocked(Problem::PaymentIssue),
-                // Its only real body restricts one feature ("Free users cannot
-                // use library voices via the API"): not a blocked account.
-                "payment_required" => {
-                    return Meaning::Failure(
-                        Reason::UnexpectedResponse,
-                        "`payment_required`: a feature restriction of the plan, not a verdict on the key or the account".into(),
-                    );
-                }
-                "agent_not_found" => return Meaning::AgentNotFound,
-                "too_many_concurrent_requests"
-                | "concurrent_limit_exceeded"
-                | "system_busy"
-                | "rate_limit_exceeded" => {
-                    return Meaning::Failure(
-                        Reason::RateLimited,
-                        format!("429 `{key}`: upstream is busy or rate-limiting"),
-                    );
-                }
-                "ip_not_allowed" => {
-                    return Meaning::Failure(
-                        Reason::UnexpectedResponse,
-                        "`ip_not_allowed`: this key has an IP allowlist that does not include credwatch's address".into(),
-                    );
-                }
-                _ => {}
-            }
-        }
-    }
-    // JSON from the API, 4xx, and no code we know: an answer, but not one we
-    // can read.
-    Meaning::Unrecognised(match body {
-        Body::Error(f) => format!(
-            "HTTP {status} with unknown code `{}`",
-            f.key().unwrap_or("none")
-        ),
-        Body::Validation => format!("HTTP {status} with a validation error"),
-        Body::Text(t) => format!("HTTP {status} `{t}`"),
-        Body::OtherJson | Body::NotJson => format!("HTTP {status} with an unrecognised JSON body"),
-    })
-}
-
-#[derive(Deserialize)]
-struct Subscription {
-    character_count: u64,
-    character_limit: u64,
-    next_character_count_reset_unix: Option<i64>,
-    tier: String,
-    status: String,
-    #[serde(default)]
-    can_extend_character_limit: bool,
-    #[serde(default)]
-    max_credit_limit_extension: Option<Value>,
-    #[serde(default)]
-    has_open_invoices: Option<bool>,
-}
-
-impl Subscription {
-    /// The count at which the quota is used up (`evidence-addendum.md`,
-    /// "Quota with usage-based billing"): `"unlimited"` never; an extension
-    /// N > 0 that may be used, `limit + N`; otherwise the limit. `None`
-    /// means unlimited.
-    fn ceiling(&self) -> Option<u64> {
-        if !self.can_extend_character_limit {
-            return Some(self.character_limit);
-        }
-        match &self.max_credit_limit_extension {
-            Some(Value::String(s)) if s == "unlimited" => None,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(extra) => Some(self.character_limit.saturating_add(extra)),
-                // Not a whole number: read no extension rather than guess one.
-                None => Some(self.character_limit),
-            },
-            _ => Some(self.character_limit),
-        }
-    }
-
-    /// Used up, and usage-based billing cannot take over.
-    fn exhausted(&self) -> bool {
-        self.ceiling().is_some_and(|c| self.character_count >= c)
-    }
-}
-
-fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidence {
-    // A 200 subscription has a `status` of its own (`active`): not an error code.
-    let fields = match body {
-        Body::Error(f) if answer.status != 200 => Some(f),
-        _ => None,
-    };
-    let mut evidence = answer.evidence(
-        path,
-        fields.and_then(|f| f.key().map(str::to_string)),
-        detail,
-    );
-    evidence.permission = fields.and_then(ErrorFields::permission);
-    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
-        evidence.request_id = Some(id);
-    }
-    evidence
-}
-
-async fn get(
-    ctx: &Context<'_>,
-    el: &ElevenLabs,
-    cred: &Credential,
-    path: &str,
-) -> Result<Answer, TransportError> {
-    ctx.upstream
-        .get(
-            Provider::ElevenLabs,
-            &el.base_url,
-            path,
-            Auth::XiApiKey(&el.api_key.value),
-            cred.timeout,
-        )
-        .await
-}
-
-/// One cycle for one key. Everything that decides `/health` runs every
-/// cycle: the subscription (validity, quota, account state) and each
-/// required permission. The phone-number cross-check, informational,
-/// waits for details. Only a failure to reach upstream (timeout, network,
-/// 429, 5xx) ends the cycle early; an answer one probe cannot read does not
-/// cancel the others.
-pub async fn run(
-    cred: &Credential,
-    el: &ElevenLabs,
-    ctx: &Context<'_>,
-    plan: &Plan,
-) -> Vec<Attempt> {
-    let mut attempts = Vec::new();
-    let auth = subscription(cred, el, ctx).await;
-    let go_on = match &auth.result {
-        Ok(facts) => !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
-        Err(f) => !f.ends_cycle(),
-    };
-    attempts.push(auth);
-    if !go_on {
-        return attempts;
-    }
-    for permission in &el.required_permissions {
-        let Some(probe) = ctx
-            .shared
-            .elevenlabs
-            .permission_probes
-            .iter()
-            .find(|p| &p.permission == permission)
-        else {
-            continue;
-        };
-        let attempt = permission_check(cred, el, ctx, probe).await;
-        let stop = match &attempt.result {
-            Ok(facts) => facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
-            Err(f) => f.ends_cycle(),
-        };
-        attempts.push(attempt);
-        if stop {
-            return attempts; // upstream trouble: don't pile on.
-        }
-    }
-    if el.phone_numbers && plan.details {
-        attempts.push(phone_numbers::check(cred, el, ctx).await);
-    }
-    attempts
-}
-
-/// `GET /v1/user/subscription`: validity, quota, subscription state.
-pub async fn subscription(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Attempt {
-    const PATH: &str = "/v1/user/subscription";
-    let clock = Clock::start();
-    let answer = match get(ctx, el, cred, PATH).await {
-        Ok(a) => a,
-        Err(e) => return clock.failed("subscription", PATH, e),
-    };
-    let body = parse_body(&answer);
-    let (result, detail) = subscription_outcome(&answer, &body);
-    clock.finish(
-        "subscription",
-        evidence(PATH, &answer, &body, detail),
-        result,
-    )
-}
-
-/// What a `/v1/user/subscription` answer means: pure, so it is fuzzed.
-pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, Failure>, String) {
-    let (result, detail) = match classify(answer, body) {
-        Meaning::Ok => match serde_json::from_slice::<Subscription>(&answer.body) {
-            Ok(sub) => {
-                let exhausted = sub.exhausted();
-                let quota = Quota {
-                    used: sub.character_count,
-                    limit: sub.character_limit,
-                    reset_at: sub.next_character_count_reset_unix,
-                    tier: clean(&sub.tier),
-                    status: clean(&sub.status),
-                    ceiling: sub.ceiling(),
-                    open_invoices: sub.has_open_invoices,
-                    exhausted,
-                };
-                let mut facts = vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: "user_read".into(),
-                        granted: true,
-                    },
-                    Detail::Quota {
-                        quota: quota.clone(),
-                    }.into(),
-                ];
-                if exhausted {
-                    facts.push(Fact::Blocked {
-                        problem: Problem::QuotaExhausted {
-                            reset_at: quota.reset_at,
-                        }.into(),
-                    });
-                }
-                // Only `free_disabled` is evidence of a disabled account;
-                // `past_due`/`incomplete` are exported as billing at risk.
-                if sub.status == "free_disabled" {
-                    facts.push(Fact::Blocked {
-                        problem: Problem::SubscriptionDisabled {
-                            status: quota.status.clone(),
-                        }.into(),
-                    });
-                }
-                let detail = format!(
-                    "key accepted; {} of {} characters used{} ({} plan, {}{})",
-                    sub.character_count,
-                    sub.character_limit,
-                    match quota.ceiling {
-                        Some(c) if c != sub.character_limit => {
-                            format!(", usage-based billing up to {c}")
-                        }
-                        Some(_) => String::new(),
-                        None => ", usage-based billing without a cap".into(),
-                    },
-                    quota.tier,
-                    quota.status,
-                    if quota.billing_at_risk() {
-                        "; billing at risk"
-                    } else {
-                        ""
-                    }
-                );
-                (Ok(facts), detail)
-            }
-            Err(e) => (
-                Err(Failure::new(Reason::UnexpectedResponse)),
-                format!(
-                    "HTTP 200 but the subscription could not be read: {}",
-                    short(&e.to_string())
-                ),
-            ),
-        },
-        Meaning::Invalid(problem) => (
-            Ok(vec![Fact::Invalid {
-                problem: problem.into(),
-            }]),
-            "the key was rejected".into(),
-        ),
-        Meaning::MissingPermission(named) => {
-            let mut facts = vec![Fact::Valid, Detail::QuotaUnreadable.into()];
-            if let Some(p) = &named {
-                facts.push(Fact::Permission {
-                    name: p.clone(),
-                    granted: false,
-                });
-            }
-            (
-                Ok(facts),
-                format!(
-                    "key accepted, but it may not read the subscription (missing `{}`): quota unknown",
-                    named.as_deref().unwrap_or("a permission")
-                ),
-            )
-        }
-        Meaning::QuotaExceeded => (
-            Ok(vec![
-                Fact::Valid,
-                Fact::Blocked {
-                    problem: Problem::QuotaExhausted { reset_at: None }.into(),
-                },
-            ]),
-            "key accepted; quota exceeded".into(),
-        ),
-        Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked {
-                problem: problem.into(),
-            }]),
-            "key accepted; the account is blocked".into(),
-        ),
-        Meaning::AgentNotFound => (
-            Err(Failure::new(Reason::UnexpectedResponse)),
-            "unexpected `agent_not_found` from the subscription endpoint".into(),
-        ),
-        Meaning::Unrecognised(detail) => (Err(failure(Reason::UnexpectedResponse, answer)), detail),
-        Meaning::Failure(reason, detail) => (Err(failure(reason, answer)), detail),
-    };
-    (result, detail)
-}
-
-/// One row of the permission table.
-pub async fn permission_check(
-    cred: &Credential,
-    el: &ElevenLabs,
-    ctx: &Context<'_>,
-    probe: &PermissionProbe,
-) -> Attempt {
-    let check = format!("permission_{}", probe.permission);
-    let clock = Clock::start();
-    let answer = match get(ctx, el, cred, &probe.path).await {
-        Ok(a) => a,
-        Err(e) => return clock.failed(&check, &probe.path, e),
-    };
-    let body = parse_body(&answer);
-    let (result, detail) = permission_meaning(probe, &answer, &body);
-    clock.finish(
-        &check,
-        evidence(&probe.path, &answer, &body, detail),
-        result,
-    )
-}
-
-/// The table row's verdict; anything the row does not name is unknown.
-pub fn permission_meaning(
-    probe: &PermissionProbe,
-    answer: &Answer,
-    body: &Body,
-) -> (Result<Vec<Fact>, Failure>, String) {
-    let fields = match body {
-        Body::Error(f) => Some(f),
-        _ => None,
-    };
-    let code = fields.and_then(|f| f.key());
-    let p = &probe.permission;
-    if let Meaning::Failure(reason, detail) = classify(answer, body) {
-        // Not JSON, 429, 5xx, no key received: never a verdict, whatever the table says.
-        return (Err(failure(reason, answer)), detail);
-    }
-    let matches = |list: &[StatusMatch]| {
-        list.iter().any(|m| {
-            m.matches(answer.status, code)
-                || fields.is_some_and(|f| m.matches(answer.status, f.status.as_deref()))
-        })
-    };
-    if matches(&probe.granted) {
-        return (
-            Ok(vec![
-                Fact::Valid,
-                Fact::Permission {
-                    name: p.clone(),
-                    granted: true,
-                },
-            ]),
-            format!("HTTP {} means `{p}` is granted", answer.status),
-        );
-    }
-    if matches(&probe.not_granted) {
-        let named = fields.and_then(ErrorFields::permission);
-        return match named {
-            Some(q) if &q == p => (
-                Ok(vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: p.clone(),
-                        granted: false,
-                    },
-                ]),
-                format!("the key lacks `{p}`"),
-            ),
-            Some(q) => (
-                Err(Failure::inconclusive()),
-                format!(
-                    "the probe for `{p}` was refused for another permission, `{q}`: `{p}` stays unknown (run `credwatch calibrate`)"
-                ),
-            ),
-            None if probe.overridden => (
-                Ok(vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: p.clone(),
-                        granted: false,
-                    },
-                ]),
-                format!(
-                    "HTTP {} means `{p}` is not granted (configured probe)",
-                    answer.status
-                ),
-            ),
-            None => (
-                Err(Failure::inconclusive()),
-                format!(
-                    "a permission error that names no permission: `{p}` stays unknown (run `credwatch calibrate`)"
-                ),
-            ),
-        };
-    }
-    match classify(answer, body) {
-        Meaning::Invalid(problem) => (
-            Ok(vec![Fact::Invalid {
-                problem: problem.into(),
-            }]),
-            "the key was rejected".into(),
-        ),
-        // The subscription check owns the account's state; here it only
-        // means this permission cannot be read for now.
-        Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid]),
-            format!(
-                "the account is blocked (`{}`): `{p}` stays unknown",
-                problem.code()
-            ),
-        ),
-        // A JSON answer from the API that the table does not name (400
-        // `invalid_uid`, 422, an unknown code, …): the probe itself needs
-        // attention. Never granted, never missing.
-        _ => (
-            Err(Failure::inconclusive()),
-            format!(
-                "HTTP {}{} does not tell whether `{p}` is granted: the probe needs attention (run `credwatch calibrate`)",
-                answer.status,
-                code.map(|c| format!(" `{c}`")).unwrap_or_default()
-            ),
-        ),
-    }
-}
-
-fn failure(reason: Reason, answer: &Answer) -> Failure {
-    answer.failure(reason)
-}
-
-fn short(s: &str) -> String {
-    crate::outcome::clean_to(s, 160)
-}
-
-#[cfg(test)]
-mod tests;

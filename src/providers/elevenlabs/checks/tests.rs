@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::*;
+use crate::providers::elevenlabs::{NONEXISTENT_AGENT_ID, default_permission_probes};
 
 fn answer(status: u16, content_type: &str, body: &str) -> Answer {
     Answer {

@@ -4,17 +4,23 @@
 //! # Layout
 //!
 //! - [`config`]: the YAML file as written ([`config::raw`]) and validated into
-//!   the typed [`config::Config`] every other module works with.
-//! - [`upstream`]: what credwatch knows of the upstream APIs before asking:
-//!   the providers, the read-only allow-list, the permission-probe table. A
-//!   leaf under both `config` and `providers`.
-//! - [`outcome`]: the vocabulary every provider answers in (facts, reasons,
-//!   problems, evidence) and `clean`, the cap on upstream strings.
+//!   the typed [`config::Config`] every other module works with; each
+//!   provider validates its own section.
+//! - [`section`]: what every config section is made of (the validator,
+//!   timing, base URLs, secrets from a literal, a variable or a file). A leaf.
+//! - [`exposition`]: the Prometheus text format's pieces (families, the
+//!   sample writer, escaping). A leaf.
 //! - [`secret`]: the one type that holds a secret; it redacts itself and
 //!   zeroes its memory on drop.
-//! - [`providers`]: one module per upstream (ElevenLabs, Twilio). Each sends
-//!   GET requests through [`providers::http::Upstream`] (which cannot send
-//!   anything else) and classifies every answer once into [`outcome`] facts.
+//! - [`providers`]: one folder per upstream (ElevenLabs, Twilio) behind one
+//!   interface, [`providers::Kind`], registered in one line. Each owns its
+//!   config section, its allow-list arm, its checks (GET requests through
+//!   [`providers::http::Upstream`], which cannot send anything else) and
+//!   the classification of every answer into [`outcome`] facts, its metric
+//!   families, its explanations and its demo cast.
+//! - [`outcome`] (`providers::outcome`): the vocabulary every provider answers
+//!   in (facts, reasons, problems, evidence) and `clean`, the cap on upstream
+//!   strings.
 //! - [`scheduler`]: runs each credential's checks on its interval, with
 //!   jitter, backoff and a per-host concurrency cap.
 //! - [`verdict`]: what is known about one credential, how facts change it,

@@ -60,7 +60,7 @@ impl Default for SelfMetrics {
 }
 
 /// The families [`render_self`] can write, besides the `process_*` ones of
-/// the `prometheus` crate's process collector. With [`FAMILIES`], every
+/// the `prometheus` crate's process collector. With [`FAMILIES`](super::FAMILIES), every
 /// family credwatch can export; `docs/metrics.md` documents exactly these
 /// (tested).
 pub const SELF_FAMILIES: &[&str] = &[

@@ -7,7 +7,7 @@
 //! classification of their answers into [`outcome`](crate::outcome)
 //! facts, and its explanations for `credwatch check` (`explain.rs`). It
 //! implements [`Kind`] on its credential type and is registered with one
-//! line in [`registry!`]'s invocation below. Everything outside this folder
+//! line in `registry!`'s invocation below. Everything outside this folder
 //! (config loader, scheduler, state, exposition, server, `check`) works
 //! through [`Credential`], [`Spec`] and [`Provider`] and never names a
 //! provider.

@@ -79,10 +79,6 @@ pub enum Detail {
 }
 
 impl Detail {
-    pub fn error_reason(&self) -> Option<Reason> {
-        None
-    }
-
     /// The resource this answer proves the key may read.
     pub fn resource(&self) -> Option<&'static str> {
         match self {

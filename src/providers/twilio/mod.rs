@@ -110,10 +110,6 @@ impl Kind for Twilio {
         problem.code()
     }
 
-    fn detail_error_reason(detail: &Detail) -> Option<Reason> {
-        detail.error_reason()
-    }
-
     fn apply(details: &mut Details, detail: &Detail) {
         details.apply(detail)
     }

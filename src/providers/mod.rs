@@ -33,15 +33,34 @@ use http::{TransportError, Upstream};
 use outcome::{Attempt, Evidence, Fact, Failure, Reason};
 use report::Finding;
 
+/// A provider's config section as written: the top-level keys it owns.
+/// Implemented in the provider's `config.rs`.
+pub trait Section: Default {
+    /// The top-level keys of the config file it owns.
+    const KEYS: &'static [&'static str];
+    /// What its credentials share (ElevenLabs: the permission-probe table).
+    type Shared: std::fmt::Debug + Clone + Default;
+
+    /// Reads the value of one of [`KEYS`](Self::KEYS).
+    fn read<'de, A: serde::de::MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+    /// Whether it names no credential.
+    fn is_empty(&self) -> bool;
+    /// Validates it into credentials; problems go to `v` with their key paths.
+    fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Self::Shared);
+    /// Checks what its credentials say about others (the ElevenLabs → Twilio
+    /// link), once every section is validated.
+    fn check_links(_v: &mut Validator<'_>, _credentials: &[Credential]) {}
+}
+
 /// What a provider gives credwatch. Implemented by each provider on its
 /// credential type (the payload of its [`Spec`] variant).
 pub trait Kind: Sized {
-    /// The top-level keys of the config file the provider owns.
-    const KEYS: &'static [&'static str];
     /// Its config section as written.
-    type RawSection: Default;
-    /// What its credentials share (ElevenLabs: the permission-probe table).
-    type Shared: std::fmt::Debug + Clone + Default;
+    type RawSection: Section;
     /// The check whose answer decides validity (it runs first in every cycle).
     const AUTH_CHECK: &'static str;
     /// Its diagnoses behind a verdict (`facts.rs`).
@@ -59,24 +78,6 @@ pub trait Kind: Sized {
     /// Its arm of the read-only allow-list ([`check_read_path`]): whether
     /// the path, split into segments, and the query may be asked.
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String>;
-
-    /// Reads the value of one of [`KEYS`](Self::KEYS) into the section.
-    fn read_key<'de, A: serde::de::MapAccess<'de>>(
-        raw: &mut Self::RawSection,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error>;
-    /// Whether the section names no credential.
-    fn is_empty(raw: &Self::RawSection) -> bool;
-    /// Validates the section into credentials; problems go to `v` with their key paths.
-    fn validate(
-        v: &mut Validator<'_>,
-        raw: Self::RawSection,
-        defaults: &Timing,
-    ) -> (Vec<Credential>, Self::Shared);
-    /// Checks what its credentials say about others (the ElevenLabs → Twilio
-    /// link), once every section is validated.
-    fn check_links(_v: &mut Validator<'_>, _credentials: &[Credential]) {}
 
     /// Where its requests go.
     fn base_url(&self) -> &str;
@@ -287,13 +288,13 @@ macro_rules! registry {
         /// What each provider's credentials share.
         #[derive(Debug, Clone, Default)]
         pub struct Shared {
-            $(pub $module: <$module::$Type as Kind>::Shared,)+
+            $(pub $module: <<$module::$Type as Kind>::RawSection as Section>::Shared,)+
         }
 
         impl RawSections {
             /// The top-level keys the providers own.
             pub fn keys() -> impl Iterator<Item = &'static str> {
-                std::iter::empty()$(.chain(<$module::$Type as Kind>::KEYS.iter().copied()))+
+                std::iter::empty()$(.chain(<<$module::$Type as Kind>::RawSection as Section>::KEYS.iter().copied()))+
             }
 
             /// Reads `key` when a provider owns it; `Ok(false)` when none does.
@@ -303,8 +304,8 @@ macro_rules! registry {
                 map: &mut A,
             ) -> Result<bool, A::Error> {
                 $(
-                    if <$module::$Type as Kind>::KEYS.contains(&key) {
-                        <$module::$Type as Kind>::read_key(&mut self.$module, key, map)?;
+                    if <<$module::$Type as Kind>::RawSection as Section>::KEYS.contains(&key) {
+                        self.$module.read(key, map)?;
                         return Ok(true);
                     }
                 )+
@@ -313,18 +314,18 @@ macro_rules! registry {
 
             /// Whether no section names a credential.
             pub fn is_empty(&self) -> bool {
-                true $(&& <$module::$Type as Kind>::is_empty(&self.$module))+
+                true $(&& self.$module.is_empty())+
             }
 
             /// Validates every section, then the links between credentials.
             pub fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Shared) {
                 let mut credentials = Vec::new();
                 $(
-                    let ($module, shared) = <$module::$Type as Kind>::validate(v, self.$module, defaults);
+                    let ($module, shared) = self.$module.validate(v, defaults);
                     credentials.extend($module);
                     let $module = shared;
                 )+
-                $(<$module::$Type as Kind>::check_links(v, &credentials);)+
+                $(<<$module::$Type as Kind>::RawSection as Section>::check_links(v, &credentials);)+
                 (credentials, Shared { $($module,)+ })
             }
         }

@@ -110,6 +110,24 @@ pub struct Common {
     pub base_url: String,
 }
 
+/// `raw_common!(raw)`: the [`RawCommon`] keys taken out of a provider's raw
+/// credential, which has them as fields of the same names (serde cannot
+/// flatten them into it and still deny unknown keys).
+#[macro_export]
+macro_rules! raw_common {
+    ($raw:expr) => {
+        $crate::section::RawCommon {
+            name: $raw.name,
+            critical: $raw.critical,
+            interval: $raw.interval,
+            timeout: $raw.timeout,
+            detail_interval: $raw.detail_interval,
+            base_url: $raw.base_url,
+            allow_insecure_http: $raw.allow_insecure_http,
+        }
+    };
+}
+
 /// The keys every credential has, as written.
 pub struct RawCommon {
     pub name: Option<String>,

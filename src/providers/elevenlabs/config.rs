@@ -9,8 +9,8 @@ use serde::Deserialize;
 
 use super::api::{PermissionProbe, StatusMatch, check_path, default_permission_probes};
 use crate::providers::twilio;
-use crate::providers::{Credential, Provider, Spec};
-use crate::section::{RawCommon, SecretValue, Timing, Validator, secret, source_suffix};
+use crate::providers::{Credential, Provider, Section, Spec};
+use crate::section::{SecretValue, Timing, Validator, secret, source_suffix};
 
 pub const DEFAULT_URL: &str = "https://api.elevenlabs.io";
 
@@ -45,12 +45,11 @@ pub struct RawSection {
     pub permission_probes: BTreeMap<String, RawPermissionProbe>,
 }
 
-/// The top-level keys of [`RawSection`].
-pub const KEYS: &[&str] = &["elevenlabs", "permission_probes"];
+impl Section for RawSection {
+    const KEYS: &'static [&'static str] = &["elevenlabs", "permission_probes"];
+    type Shared = Shared;
 
-impl RawSection {
-    /// Reads the value of one of [`KEYS`].
-    pub fn read<'de, A: serde::de::MapAccess<'de>>(
+    fn read<'de, A: serde::de::MapAccess<'de>>(
         &mut self,
         key: &str,
         map: &mut A,
@@ -60,6 +59,18 @@ impl RawSection {
             _ => self.permission_probes = map.next_value()?,
         }
         Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.credentials.is_empty()
+    }
+
+    fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Shared) {
+        validate(v, self, defaults)
+    }
+
+    fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
+        check_links(v, credentials)
     }
 }
 
@@ -112,7 +123,7 @@ pub struct RawStatusMatch {
 
 /// Validates the section: the probe table first (required permissions are
 /// checked against it), then each credential.
-pub fn validate(
+fn validate(
     v: &mut Validator<'_>,
     raw: RawSection,
     defaults: &Timing,
@@ -138,16 +149,7 @@ fn elevenlabs(
     defaults: &Timing,
     known_permissions: &[String],
 ) -> Option<Credential> {
-    let common = RawCommon {
-        name: raw.name,
-        critical: raw.critical,
-        interval: raw.interval,
-        timeout: raw.timeout,
-        detail_interval: raw.detail_interval,
-        base_url: raw.base_url,
-        allow_insecure_http: raw.allow_insecure_http,
-    }
-    .validate(v, path, defaults, DEFAULT_URL);
+    let common = crate::raw_common!(raw).validate(v, path, defaults, DEFAULT_URL);
     let api_key = secret(
         v,
         path,
@@ -325,7 +327,7 @@ fn permission_probes(
 
 /// `elevenlabs[i].twilio` must name a Twilio credential; one that
 /// authenticates with an API key cannot follow the Auth Token ElevenLabs' import stores.
-pub fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
+fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
     let twilio: Vec<&Credential> = credentials
         .iter()
         .filter(|c| c.provider() == Provider::Twilio)

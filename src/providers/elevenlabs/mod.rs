@@ -29,7 +29,7 @@ use super::report::Finding;
 use super::{Context, Kind, Linked, Plan, Spec};
 use crate::exposition::{Family, Samples};
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue, Timing, Validator};
+use crate::section::{SecretSource, SecretValue};
 pub use checks::{
     Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
     subscription, subscription_outcome,
@@ -48,9 +48,7 @@ pub const NONEXISTENT_AGENT_ID: &str = api::PROBE_AGENT_ID;
 pub use api::default_permission_probes;
 
 impl Kind for ElevenLabs {
-    const KEYS: &'static [&'static str] = config::KEYS;
     type RawSection = config::RawSection;
-    type Shared = config::Shared;
     type Problem = Problem;
     type Detail = Detail;
     type Details = Details;
@@ -60,30 +58,6 @@ impl Kind for ElevenLabs {
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
         api::allowed(segments, query)
-    }
-
-    fn read_key<'de, A: serde::de::MapAccess<'de>>(
-        raw: &mut config::RawSection,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        raw.read(key, map)
-    }
-
-    fn is_empty(raw: &config::RawSection) -> bool {
-        raw.credentials.is_empty()
-    }
-
-    fn validate(
-        v: &mut Validator<'_>,
-        raw: config::RawSection,
-        defaults: &Timing,
-    ) -> (Vec<Credential>, config::Shared) {
-        config::validate(v, raw, defaults)
-    }
-
-    fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
-        config::check_links(v, credentials)
     }
 
     fn base_url(&self) -> &str {

@@ -7,9 +7,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::api::looks_like_account_sid;
-use crate::providers::{Credential, Spec};
+use crate::providers::{Credential, Section, Spec};
 use crate::section::{
-    RawCommon, SecretSource, SecretValue, Timing, Validator, reread_plain, secret, source_suffix,
+    SecretSource, SecretValue, Timing, Validator, reread_plain, secret, source_suffix,
 };
 
 pub const DEFAULT_URL: &str = "https://api.twilio.com";
@@ -62,18 +62,25 @@ pub struct RawSection {
     pub credentials: Vec<RawTwilio>,
 }
 
-/// The top-level keys of [`RawSection`].
-pub const KEYS: &[&str] = &["twilio"];
+impl Section for RawSection {
+    const KEYS: &'static [&'static str] = &["twilio"];
+    type Shared = Shared;
 
-impl RawSection {
-    /// Reads the value of one of [`KEYS`].
-    pub fn read<'de, A: serde::de::MapAccess<'de>>(
+    fn read<'de, A: serde::de::MapAccess<'de>>(
         &mut self,
         _key: &str,
         map: &mut A,
     ) -> Result<(), A::Error> {
         self.credentials = map.next_value()?;
         Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.credentials.is_empty()
+    }
+
+    fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Shared) {
+        validate(v, self, defaults)
     }
 }
 
@@ -105,7 +112,7 @@ pub struct RawTwilio {
     pub detail_interval: Option<Duration>,
 }
 
-pub fn validate(v: &mut Validator<'_>, raw: RawSection, defaults: &Timing) -> (Vec<Credential>, Shared) {
+fn validate(v: &mut Validator<'_>, raw: RawSection, defaults: &Timing) -> (Vec<Credential>, Shared) {
     let credentials = raw
         .credentials
         .into_iter()
@@ -134,16 +141,7 @@ fn twilio(
     raw: RawTwilio,
     defaults: &Timing,
 ) -> Option<Credential> {
-    let common = RawCommon {
-        name: raw.name,
-        critical: raw.critical,
-        interval: raw.interval,
-        timeout: raw.timeout,
-        detail_interval: raw.detail_interval,
-        base_url: raw.base_url,
-        allow_insecure_http: raw.allow_insecure_http,
-    }
-    .validate(v, path, defaults, DEFAULT_URL);
+    let common = crate::raw_common!(raw).validate(v, path, defaults, DEFAULT_URL);
     let sid = secret(
         v,
         path,

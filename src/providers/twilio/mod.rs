@@ -23,7 +23,7 @@ use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Spec};
 use crate::exposition::{Family, Samples};
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue, Timing, Validator};
+use crate::section::{SecretSource, SecretValue};
 pub use api::looks_like_account_sid;
 pub use checks::{
     MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
@@ -33,9 +33,7 @@ pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
 pub use facts::{Detail, Details, Problem, TwilioAccount, TwilioBalance};
 
 impl Kind for Twilio {
-    const KEYS: &'static [&'static str] = config::KEYS;
     type RawSection = config::RawSection;
-    type Shared = config::Shared;
     type Problem = Problem;
     type Detail = Detail;
     type Details = Details;
@@ -45,26 +43,6 @@ impl Kind for Twilio {
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
         api::allowed(segments, query)
-    }
-
-    fn read_key<'de, A: serde::de::MapAccess<'de>>(
-        raw: &mut config::RawSection,
-        key: &str,
-        map: &mut A,
-    ) -> Result<(), A::Error> {
-        raw.read(key, map)
-    }
-
-    fn is_empty(raw: &config::RawSection) -> bool {
-        raw.credentials.is_empty()
-    }
-
-    fn validate(
-        v: &mut Validator<'_>,
-        raw: config::RawSection,
-        defaults: &Timing,
-    ) -> (Vec<Credential>, config::Shared) {
-        config::validate(v, raw, defaults)
     }
 
     fn base_url(&self) -> &str {

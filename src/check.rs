@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub use crate::call_paths::render::CallPathReport;
 use crate::config::{Config, Credential};
 use crate::outcome::{Evidence, Fact, Reason};
 pub use crate::providers::report::{Finding, Severity};
@@ -56,18 +57,37 @@ pub struct Report {
     pub version: u32,
     pub ok: bool,
     pub credentials: Vec<CredentialReport>,
+    /// Every (or the one) call path, after its credentials were checked.
+    pub call_paths: Vec<CallPathReport>,
 }
 
-/// Runs every check of every (or one) credential once.
-pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> {
+/// What `check` looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Only<'a> {
+    /// Every credential and call path.
+    All,
+    /// One credential (`--credential`), no call path.
+    Credential(&'a str),
+    /// One call path (`--call-path`) and its two credentials; the exit code
+    /// is the path's readiness.
+    CallPath(&'a str),
+}
+
+/// Runs every check of every (or one) credential once, then the call paths'.
+pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
     let upstream = Upstream::new(config.max_concurrent_requests_per_host, None)?;
     let state = State::new(config);
+    let path = match only {
+        Only::CallPath(name) => config.call_paths.iter().find(|p| p.name == name),
+        _ => None,
+    };
+    let wanted = |c: &Credential| match only {
+        Only::All => true,
+        Only::Credential(n) => n == c.name,
+        Only::CallPath(_) => path.is_some_and(|p| p.caller == c.name || p.carrier == c.name),
+    };
     let mut credentials = Vec::new();
-    for cred in config
-        .credentials
-        .iter()
-        .filter(|c| only.is_none_or(|n| n == c.name))
-    {
+    for cred in config.credentials.iter().filter(|c| wanted(c)) {
         let linked = cred
             .linked()
             .and_then(|t| config.credential(t))
@@ -96,10 +116,45 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
         let snapshot = slot.snapshot();
         credentials.push(report(config, cred, &snapshot, &attempts, linked.as_ref()));
     }
+    let mut call_paths = Vec::new();
+    for p in config.call_paths.iter().filter(|p| match only {
+        Only::All => true,
+        Only::Credential(_) => false,
+        Only::CallPath(n) => n == p.name,
+    }) {
+        let (Some(caller), Some(carrier)) =
+            (config.credential(&p.caller), config.credential(&p.carrier))
+        else {
+            continue;
+        };
+        let carrier = providers::Linked {
+            cred: Arc::new(carrier.clone()),
+            changed_at: None,
+        };
+        let ctx = Context {
+            upstream: &upstream,
+            shared: &config.shared,
+            linked: None,
+        };
+        let observations = providers::check_call_path(p, caller, &carrier, &ctx).await;
+        state.record_path(&p.name, observations);
+        if let Some(slot) = state.path(&p.name) {
+            let now = std::time::SystemTime::now();
+            call_paths.push(crate::call_paths::render::report(&state.path_state(&slot), now));
+        }
+    }
+    let ok = match only {
+        Only::CallPath(_) => call_paths.iter().all(CallPathReport::ready),
+        _ => {
+            credentials.iter().all(CredentialReport::ok)
+                && call_paths.iter().all(CallPathReport::ready)
+        }
+    };
     Ok(Report {
         version: 1,
-        ok: credentials.iter().all(CredentialReport::ok),
+        ok,
         credentials,
+        call_paths,
     })
 }
 
@@ -269,24 +324,7 @@ impl Style {
 }
 
 fn evidence_line(e: &Evidence) -> String {
-    let mut parts = Vec::new();
-    if let Some(s) = e.http_status {
-        parts.push(format!("HTTP {s}"));
-    }
-    if let Some(c) = &e.upstream_code {
-        parts.push(format!("code {c}"));
-    }
-    if let Some(p) = &e.permission {
-        parts.push(format!("permission {p}"));
-    }
-    if let Some(r) = &e.request_id {
-        parts.push(format!("request id {r}"));
-    }
-    if parts.is_empty() {
-        format!("{} → {}", e.request, e.detail)
-    } else {
-        format!("{} → {}", e.request, parts.join(", "))
-    }
+    e.line()
 }
 
 fn summary_line(c: &CredentialReport) -> String {
@@ -370,5 +408,5 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
         }
         writeln!(out, "      ({})", summary_line(c))?;
     }
-    Ok(())
+    crate::call_paths::render::text(&report.call_paths, &|code, text| style.paint(code, text), out)
 }

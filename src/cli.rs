@@ -150,8 +150,12 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Output::Text)]
         output: Output,
         /// Check only this credential.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "call_path")]
         credential: Option<String>,
+        /// Check only this call path (and its two credentials); exit 1 when
+        /// it is not ready.
+        #[arg(long = "call-path")]
+        call_path: Option<String>,
     },
     /// Test whether a permission probe tells a key with the permission from one without.
     Calibrate {
@@ -301,13 +305,19 @@ pub fn main() -> ExitCode {
                 demo,
                 output,
                 credential,
+                call_path,
             } => {
                 let source = match (config, demo) {
                     (_, true) => CheckSource::Demo,
                     (Some(path), false) => CheckSource::File(path),
                     (None, false) => return ExitCode::from(2),
                 };
-                check(source, output, credential.as_deref()).await
+                let only = match (&credential, &call_path) {
+                    (Some(c), _) => crate::check::Only::Credential(c),
+                    (None, Some(p)) => crate::check::Only::CallPath(p),
+                    (None, None) => crate::check::Only::All,
+                };
+                check(source, output, only).await
             }
             Command::Calibrate {
                 config,
@@ -507,7 +517,7 @@ enum CheckSource {
     Demo,
 }
 
-async fn check(source: CheckSource, output: Output, only: Option<&str>) -> ExitCode {
+async fn check(source: CheckSource, output: Output, only: crate::check::Only<'_>) -> ExitCode {
     let (config, sim) = match &source {
         CheckSource::File(path) => match Config::load(path, &ProcessEnv) {
             Ok(c) => (c, None),
@@ -546,19 +556,31 @@ async fn check_config(
     source: &CheckSource,
     config: &Config,
     output: Output,
-    only: Option<&str>,
+    only: crate::check::Only<'_>,
 ) -> ExitCode {
-    if let Some(name) = only
+    let origin = || match source {
+        CheckSource::File(path) => path.display().to_string(),
+        CheckSource::Demo => "the demo".to_owned(),
+    };
+    if let crate::check::Only::Credential(name) = only
         && config.credential(name).is_none()
     {
         let names: Vec<&str> = config.credentials.iter().map(|c| c.name.as_str()).collect();
-        let origin = match source {
-            CheckSource::File(path) => path.display().to_string(),
-            CheckSource::Demo => "the demo".to_owned(),
-        };
         eprintln!(
-            "credwatch check: no credential named `{name}` in {origin} (configured: {})",
+            "credwatch check: no credential named `{name}` in {} (configured: {})",
+            origin(),
             names.join(", ")
+        );
+        return ExitCode::from(2);
+    }
+    if let crate::check::Only::CallPath(name) = only
+        && !config.call_paths.iter().any(|p| p.name == name)
+    {
+        let names: Vec<&str> = config.call_paths.iter().map(|p| p.name.as_str()).collect();
+        eprintln!(
+            "credwatch check: no call path named `{name}` in {} (configured: {})",
+            origin(),
+            if names.is_empty() { "none".to_string() } else { names.join(", ") }
         );
         return ExitCode::from(2);
     }

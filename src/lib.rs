@@ -41,6 +41,7 @@
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
 //! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
 
+pub mod call_paths;
 pub mod check;
 pub mod cli;
 pub mod config;

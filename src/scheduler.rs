@@ -235,6 +235,8 @@ struct Scheduler {
     epoch: Instant,
     rng: fastrand::Rng,
     max_in_flight: usize,
+    /// The call paths' cycles.
+    paths: paths::Paths,
 }
 
 impl Scheduler {
@@ -260,6 +262,7 @@ impl Scheduler {
             epoch: Instant::now(),
             rng: fastrand::Rng::new(),
             max_in_flight: 1,
+            paths: paths::Paths::default(),
         };
         s.max_in_flight = max_in_flight(&config);
         for cred in &config.credentials {
@@ -267,6 +270,7 @@ impl Scheduler {
                 s.add(cred.clone(), slot);
             }
         }
+        s.reconcile_paths(&config);
         s
     }
 
@@ -324,6 +328,8 @@ impl Scheduler {
         loop {
             let next_due = self.queue.peek().map(|Reverse((at, _, _))| *at);
             let room = running.len() < self.max_in_flight;
+            let path_due = self.paths.next_due();
+            let path_room = self.paths.has_room();
             tokio::select! {
                 biased;
                 _ = self.cancel.cancelled() => {
@@ -347,12 +353,20 @@ impl Scheduler {
                         self.finished(done);
                     }
                 }
+                Some(done) = self.paths.running.join_next(), if !self.paths.running.is_empty() => {
+                    if let Ok(done) = done {
+                        self.path_finished(done);
+                    }
+                }
                 _ = sleep_until(next_due), if next_due.is_some() && room => self.start_due(&mut running),
+                _ = sleep_until(path_due), if path_due.is_some() && path_room => self.start_due_paths(),
                 _ = poll.tick() => self.poll_secrets().await,
             }
         }
         running.abort_all();
+        self.paths.running.abort_all();
         while running.join_next().await.is_some() {}
+        while self.paths.running.join_next().await.is_some() {}
     }
 
     /// A graceful stop: record what the probes in flight find, for as long
@@ -537,6 +551,7 @@ impl Scheduler {
                 self.state.record_fingerprint(&e.slot, fingerprint);
             }
             self.probe_now(&name);
+            self.paths_of_changed(&name);
         }
     }
 
@@ -567,6 +582,7 @@ impl Scheduler {
                             .collect();
                         let name = cred.name.clone();
                         self.probe_now(&name);
+                        self.paths_of_changed(&name);
                     }
                 }
                 _ => {
@@ -576,6 +592,7 @@ impl Scheduler {
             }
         }
         self.secret_poll_interval = config.secret_poll_interval;
+        self.reconcile_paths(&config);
     }
 }
 
@@ -633,5 +650,6 @@ fn log_attempt(cred: &Credential, a: &Attempt) {
     }
 }
 
+mod paths;
 #[cfg(test)]
 mod tests;

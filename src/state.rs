@@ -15,11 +15,15 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
+use crate::call_paths::{Credentials, Observation, PathState};
 use crate::config::{Config, Credential, Provider};
 use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
 use crate::verdict::{CredentialState, Health, Settings};
+
+mod paths;
+pub use paths::PathSlot;
 
 /// One credential's slot: its state, under one short lock.
 pub struct Slot {
@@ -64,6 +68,11 @@ impl Slot {
         self.lock().health()
     }
 
+    /// What upstream said of one of its permissions (without a copy).
+    pub(crate) fn permission(&self, name: &str) -> Option<bool> {
+        self.lock().verdict.permissions.get(name).copied()
+    }
+
     /// Applies `f`, re-renders, and puts the new lines in `store` (under
     /// this slot's lock, so the store never sees renderings out of order).
     fn update<T>(&self, store: &Mutex<Store>, f: impl FnOnce(&mut CredentialState) -> T) -> T {
@@ -93,6 +102,8 @@ fn build_store(slots: &[Arc<Slot>]) -> Store {
 /// The state of every credential, plus credwatch's own.
 pub struct State {
     slots: RwLock<Arc<Slots>>,
+    /// The call paths, in config order.
+    paths: RwLock<Arc<Vec<Arc<PathSlot>>>>,
     ready: AtomicBool,
     /// Slots that have not finished a cycle yet (an upper bound; confirmed
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
@@ -132,6 +143,7 @@ impl State {
         Arc::new(State {
             unready: AtomicUsize::new(slots.len()),
             slots: RwLock::new(Arc::new(Slots::new(slots))),
+            paths: RwLock::new(Arc::new(paths::reconcile(&[], config))),
             ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
@@ -221,9 +233,56 @@ impl State {
         }
         let store = build_store(&next);
         *lock(&self.store) = store;
+        let paths = paths::reconcile(&self.paths(), config);
+        *self.paths.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(paths);
         let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
+    }
+
+    /// The call paths' slots, in config order.
+    pub fn paths(&self) -> Arc<Vec<Arc<PathSlot>>> {
+        self.paths.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn path(&self, name: &str) -> Option<Arc<PathSlot>> {
+        self.paths().iter().find(|p| p.name == name).cloned()
+    }
+
+    /// Records one cycle of a call path's looks.
+    pub fn record_path(&self, name: &str, observations: Vec<Observation>) {
+        if let Some(slot) = self.path(name) {
+            slot.record(observations, SystemTime::now());
+        }
+    }
+
+    /// One path's state, its credential links read from their slots now.
+    pub fn path_state(&self, slot: &PathSlot) -> PathState {
+        let state = slot.state();
+        let caller = self.slot(&state.path.caller);
+        let carrier = self.slot(&state.path.carrier);
+        let credentials = Credentials {
+            caller: caller.as_ref().map(|s| s.health()),
+            convai_write: caller.as_ref().and_then(|s| s.permission("convai_write")),
+            carrier: carrier.as_ref().map(|s| s.health()),
+        };
+        paths::with_credentials(state, credentials)
+    }
+
+    /// Every path's state now, in config order.
+    pub fn path_states(&self) -> Vec<PathState> {
+        self.paths().iter().map(|p| self.path_state(p)).collect()
+    }
+
+    /// One path's readiness and `/health` entry.
+    pub(crate) fn path_health(&self, name: &str) -> Option<(bool, Bytes)> {
+        let slot = self.path(name)?;
+        let state = self.path_state(&slot);
+        let now = SystemTime::now();
+        Some((
+            state.ready(now),
+            Bytes::from(crate::call_paths::render::health_json(&state, now)),
+        ))
     }
 
     pub fn set_reload_result(&self, ok: bool) {
@@ -244,11 +303,15 @@ impl State {
     /// scrape), then credwatch's own metrics. With `gzip`, the same text as
     /// one gzip member.
     pub(crate) fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
-        let own = metrics::render_self(
+        let mut own = metrics::render_self(
             self.reload_result(),
             self.web_config().map(|web| web.last_reload()),
             &self.self_metrics,
         );
+        let paths = self.path_states();
+        if !paths.is_empty() {
+            own = crate::call_paths::render::metrics(&paths, SystemTime::now()) + &own;
+        }
         metrics::store::metrics_body(&self.store, own, gzip)
     }
 
@@ -266,7 +329,21 @@ impl State {
     /// few hundred bytes whatever the number of credentials.
     pub(crate) fn health_body(&self, verbose: bool) -> (bool, Vec<Bytes>) {
         let (ok, chunks) = lock(&self.store).health(verbose);
-        (ok, chunks.to_vec())
+        let paths = self.path_states();
+        if paths.is_empty() {
+            return (ok, chunks.to_vec());
+        }
+        let now = SystemTime::now();
+        let mut paths_ok = true;
+        let mut entries = Vec::new();
+        for p in &paths {
+            let ready = p.ready(now);
+            paths_ok &= ready || !p.path.critical;
+            if verbose || !ready {
+                entries.push(crate::call_paths::render::health_json(p, now));
+            }
+        }
+        (ok && paths_ok, with_paths(&chunks, ok, paths_ok, &entries))
     }
 
     /// The web config whose reload result `/metrics` exports.
@@ -277,6 +354,28 @@ impl State {
     pub(crate) fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
         self.web.get()
     }
+}
+
+/// The credentials' `/health` body (`{"status":…,"credentials":[…]}\n`)
+/// with the paths' entries added as `"call_paths":[…]`, and its status
+/// turned to `fail` when a critical path is not ready.
+fn with_paths(chunks: &[Bytes], ok: bool, paths_ok: bool, entries: &[String]) -> Vec<Bytes> {
+    let mut out = chunks.to_vec();
+    if ok
+        && !paths_ok
+        && let Some(first) = out.first_mut()
+        && let Some(rest) = first.strip_prefix(b"{\"status\":\"ok\"".as_slice())
+    {
+        let mut head = b"{\"status\":\"fail\"".to_vec();
+        head.extend_from_slice(rest);
+        *first = Bytes::from(head);
+    }
+    if let Some(last) = out.last_mut()
+        && last.as_ref() == b"]}\n"
+    {
+        *last = Bytes::from(format!("],\"call_paths\":[{}]}}\n", entries.join(",")));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -33,6 +33,8 @@ pub struct Config {
     pub max_concurrent_requests_per_host: usize,
     pub secret_poll_interval: Duration,
     pub credentials: Vec<Credential>,
+    /// `call_paths:`, each naming credentials of `credentials`.
+    pub call_paths: Vec<crate::call_paths::CallPath>,
     /// What each provider's credentials share (ElevenLabs: the permission
     /// probes, the built-in table plus `permission_probes:`).
     pub shared: Shared,

@@ -26,6 +26,8 @@ pub struct RawConfig {
     pub strict: Option<bool>,
     /// The providers' sections (`elevenlabs:`, `twilio:`, `permission_probes:`).
     pub sections: RawSections,
+    /// `call_paths:`, validated once the credentials they name are.
+    pub call_paths: Vec<crate::call_paths::config::RawCallPath>,
 }
 
 /// The loader's own top-level keys.
@@ -35,6 +37,7 @@ const OWN_KEYS: &[&str] = &[
     "max_concurrent_requests_per_host",
     "secret_poll_interval",
     "strict",
+    "call_paths",
 ];
 
 /// Every top-level key, for "unknown field" messages.
@@ -77,6 +80,7 @@ impl<'de> Deserialize<'de> for RawConfig {
                                 .map(humantime_serde::Serde::into_inner)
                         }
                         "strict" => raw.strict = map.next_value()?,
+                        "call_paths" => raw.call_paths = map.next_value()?,
                         other => {
                             if !raw.sections.read(other, &mut map)? {
                                 return Err(A::Error::unknown_field(other, &ALL_KEYS[..]));

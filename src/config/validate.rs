@@ -102,6 +102,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         );
     }
     let (credentials, shared) = raw.sections.validate(&mut v, &defaults);
+    let call_paths = crate::call_paths::config::validate(&mut v, raw.call_paths, &credentials);
 
     if !v.errors.is_empty() {
         return Err(ConfigError {
@@ -115,6 +116,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         max_concurrent_requests_per_host: max_per_host,
         secret_poll_interval,
         credentials,
+        call_paths,
         shared,
         warnings: v.warnings,
     })

@@ -13,6 +13,7 @@
 //! provider.
 
 pub mod http;
+pub mod link;
 pub mod outcome;
 pub mod report;
 pub(crate) mod words;
@@ -516,6 +517,21 @@ pub use elevenlabs::calibrate;
 /// sequential; the first attempt is always the auth check.
 pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
     each!(&cred.spec, s => s.run(cred, ctx, plan).await)
+}
+
+/// One cycle of a call path: every link that needs a request, looked at by
+/// the provider of its caller (ElevenLabs places the call through the
+/// carrier's account). A caller of another provider has no such links.
+pub async fn check_call_path(
+    path: &link::CallPath,
+    caller: &Credential,
+    carrier: &Linked,
+    ctx: &Context<'_>,
+) -> Vec<link::Observation> {
+    match &caller.spec {
+        Spec::ElevenLabs(el) => elevenlabs::call_path::check(path, caller, el, carrier, ctx).await,
+        _ => Vec::new(),
+    }
 }
 
 /// What a cycle needs besides the credential.

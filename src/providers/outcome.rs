@@ -170,6 +170,32 @@ pub struct Evidence {
     pub detail: String,
 }
 
+impl Evidence {
+    /// One line for people: the request, then what came back (status,
+    /// upstream code, permission, request id), or our reading when upstream
+    /// said nothing.
+    pub fn line(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(s) = self.http_status {
+            parts.push(format!("HTTP {s}"));
+        }
+        if let Some(c) = &self.upstream_code {
+            parts.push(format!("code {c}"));
+        }
+        if let Some(p) = &self.permission {
+            parts.push(format!("permission {p}"));
+        }
+        if let Some(r) = &self.request_id {
+            parts.push(format!("request id {r}"));
+        }
+        if parts.is_empty() {
+            format!("{} → {}", self.request, self.detail)
+        } else {
+            format!("{} → {}", self.request, parts.join(", "))
+        }
+    }
+}
+
 /// One check attempt, classified.
 #[derive(Clone, Debug, Serialize)]
 pub struct Attempt {

@@ -91,6 +91,11 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// Whether an entry of the file, valid or not, is named `name`.
+    pub fn is_named(&self, name: &str) -> bool {
+        self.names.contains_key(name)
+    }
+
     pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             path: path.into(),
@@ -243,11 +248,22 @@ fn timing(
 }
 
 fn name(v: &mut Validator<'_>, path: &str, name: Option<String>) -> Option<String> {
+    label_name(v, path, name, "credential")
+}
+
+/// A `name:` that becomes a label value (a credential's, a call path's):
+/// letters, digits, `_`, `.` and `-`, at most 128. `what` names the entry.
+pub fn label_name(
+    v: &mut Validator<'_>,
+    path: &str,
+    name: Option<String>,
+    what: &str,
+) -> Option<String> {
     match name {
         None => {
             v.error(
                 format!("{path}.name"),
-                "missing; every credential needs a unique name ([A-Za-z0-9_.-]+)",
+                format!("missing; every {what} needs a unique name ([A-Za-z0-9_.-]+)"),
             );
             None
         }
@@ -278,7 +294,20 @@ fn base_url(
     default: &str,
     allow_insecure_http: Option<bool>,
 ) -> String {
-    let key = format!("{path}.base_url");
+    url_key(v, path, "base_url", raw, default, allow_insecure_http)
+}
+
+/// An upstream URL key of a credential (`base_url`, Twilio's
+/// `voice_base_url`): [`check_base_url`]'s rules, problems at `{path}.{name}`.
+pub fn url_key(
+    v: &mut Validator<'_>,
+    path: &str,
+    name: &str,
+    raw: Option<String>,
+    default: &str,
+    allow_insecure_http: Option<bool>,
+) -> String {
+    let key = format!("{path}.{name}");
     let Some(text) = raw else {
         if allow_insecure_http.is_some() {
             v.warn(

@@ -462,7 +462,65 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str
     url::form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == key).then_some(v))
 }
 
+/// `/health?call_path=A[&call_path=B…]`: 200 when every named path is
+/// ready, 503 otherwise, 404 naming the paths that do not exist.
+fn call_path_health(app: &App, names: &[String]) -> Response<Chunks> {
+    let mut unknown = Vec::new();
+    let mut entries = Vec::new();
+    let mut ok = true;
+    for name in names {
+        match app.state.path_health(name) {
+            Some((ready, entry)) => {
+                ok &= ready;
+                entries.push(entry);
+            }
+            None => unknown.push(name.as_str()),
+        }
+    }
+    if !unknown.is_empty() {
+        let body = serde_json::json!({
+            "status": "unknown",
+            "error": format!("no call path named {}", unknown.join(", ")),
+        });
+        return json(StatusCode::NOT_FOUND, format!("{body}\n"));
+    }
+    let mut chunks = VecDeque::from([Bytes::from_static(if ok {
+        b"{\"status\":\"ok\",\"call_paths\":["
+    } else {
+        b"{\"status\":\"fail\",\"call_paths\":["
+    })]);
+    for (i, e) in entries.into_iter().enumerate() {
+        if i > 0 {
+            chunks.push_back(Bytes::from_static(b","));
+        }
+        chunks.push_back(e);
+    }
+    chunks.push_back(Bytes::from_static(b"]}\n"));
+    let mut response = json(
+        if ok {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        Bytes::new(),
+    );
+    *response.body_mut() = Chunks(chunks);
+    response
+}
+
+/// Every value of `key` in a query string, percent-decoded.
+fn query_params(query: &str, key: &str) -> Vec<String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .filter(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
+        .collect()
+}
+
 fn health(app: &App, query: &str) -> Response<Chunks> {
+    let paths = query_params(query, "call_path");
+    if !paths.is_empty() {
+        return call_path_health(app, &paths);
+    }
     if let Some(name) = query_param(query, "credential") {
         return match app.state.health_entry(&name) {
             Some((health, entry)) => {
@@ -514,6 +572,21 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
 /// `/health` on the probe listener: the status code and `{"status":…}`,
 /// nothing about the credentials (no names, reasons or permissions).
 fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
+    let paths = query_params(query, "call_path");
+    if !paths.is_empty() {
+        let mut ok = true;
+        for name in &paths {
+            match app.state.path_health(name) {
+                Some((ready, _)) => ok &= ready,
+                None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
+            }
+        }
+        return if ok {
+            json(StatusCode::OK, "{\"status\":\"ok\"}\n")
+        } else {
+            json(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"fail\"}\n")
+        };
+    }
     let ok = match query_param(query, "credential") {
         Some(name) => match app.state.health_entry(&name) {
             Some((health, _)) => health == Some(Health::Healthy),

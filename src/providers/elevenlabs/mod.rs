@@ -8,6 +8,7 @@
 //! - `api`: its arm of the allow-list and the permission-probe table.
 //! - `checks`: one cycle's requests and the classification of the answers.
 //! - `phone_numbers`: the cross-check of the imported Twilio numbers.
+//! - `call_path`: the links of a call path that need a request.
 //! - `facts`: its problems and details, and what they change.
 //! - `report`: its metric families and its part of `check`'s report.
 //! - `explain`: `check`'s words for each problem, with their evidence.
@@ -16,6 +17,7 @@
 
 pub mod api;
 pub mod calibrate;
+pub mod call_path;
 mod checks;
 pub mod config;
 mod demo;

@@ -6,7 +6,7 @@ pub fn looks_like_account_sid(s: &str) -> bool {
 }
 
 /// The Twilio arm of [`crate::providers::check_read_path`].
-pub fn allowed(segments: &[&str], _query: Option<&str>) -> Result<bool, String> {
+pub fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
     Ok(match segments {
         ["2010-04-01", "Accounts", account] => account
             .strip_suffix(".json")
@@ -17,6 +17,11 @@ pub fn allowed(segments: &[&str], _query: Option<&str>) -> Result<bool, String> 
                     *resource,
                     "IncomingPhoneNumbers.json" | "OutgoingCallerIds.json" | "Balance.json"
                 )
+        }
+        // The Voice API (voice_base_url): one country's dialing permissions.
+        // Nothing else of that API: BulkCountryUpdates changes settings.
+        ["v1", "DialingPermissions", "Countries", iso] => {
+            query.is_none() && iso.len() == 2 && iso.bytes().all(|b| b.is_ascii_uppercase())
         }
         _ => false,
     })

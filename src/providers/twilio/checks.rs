@@ -133,10 +133,21 @@ fn user(tw: &Twilio) -> &str {
     }
 }
 
-async fn get(
+pub(super) async fn get(
     ctx: &Context<'_>,
     tw: &Twilio,
     cred: &Credential,
+    path: &str,
+) -> Result<Answer, TransportError> {
+    get_at(ctx, tw, cred, &tw.base_url, path).await
+}
+
+/// [`get`] against another of Twilio's APIs (the Voice API), same credentials.
+pub(super) async fn get_at(
+    ctx: &Context<'_>,
+    tw: &Twilio,
+    cred: &Credential,
+    base_url: &str,
     path: &str,
 ) -> Result<Answer, TransportError> {
     let auth = Auth::Basic {
@@ -144,7 +155,7 @@ async fn get(
         password: &tw.auth.secret().value,
     };
     ctx.upstream
-        .get(Provider::Twilio, &tw.base_url, path, auth, cred.timeout)
+        .get(Provider::Twilio, base_url, path, auth, cred.timeout)
         .await
 }
 

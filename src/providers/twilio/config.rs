@@ -13,11 +13,15 @@ use crate::section::{
 };
 
 pub const DEFAULT_URL: &str = "https://api.twilio.com";
+/// Where the Voice API (dialing permissions) is served.
+pub const DEFAULT_VOICE_URL: &str = "https://voice.twilio.com";
 
 /// One `twilio:` credential as validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Twilio {
     pub base_url: String,
+    /// The Voice API, for call paths' destination countries.
+    pub voice_base_url: String,
     /// Not a secret, but resolved like one (it may come from a file or env var).
     pub account_sid: String,
     pub account_sid_source: SecretSource,
@@ -101,6 +105,8 @@ pub struct RawTwilio {
     pub api_key_secret_env: Option<String>,
     pub api_key_secret_file: Option<String>,
     pub base_url: Option<String>,
+    /// The Voice API's base URL (call paths' dialing permissions).
+    pub voice_base_url: Option<String>,
     /// Permit a plain-http `base_url` to a non-loopback host.
     pub allow_insecure_http: Option<bool>,
     pub critical: Option<bool>,
@@ -141,6 +147,14 @@ fn twilio(
     raw: RawTwilio,
     defaults: &Timing,
 ) -> Option<Credential> {
+    let voice_base_url = crate::section::url_key(
+        v,
+        path,
+        "voice_base_url",
+        raw.voice_base_url,
+        DEFAULT_VOICE_URL,
+        raw.allow_insecure_http,
+    );
     let common = crate::raw_common!(raw).validate(v, path, defaults, DEFAULT_URL);
     let sid = secret(
         v,
@@ -264,6 +278,7 @@ fn twilio(
         detail_interval: common.detail_interval,
         spec: Spec::Twilio(Twilio {
             base_url: common.base_url,
+            voice_base_url,
             account_sid,
             account_sid_source,
             auth: auth?,

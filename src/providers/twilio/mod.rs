@@ -9,6 +9,8 @@
 //! - `facts`: its problems and details, and what they change.
 //! - `report`: its metric families and its part of `check`'s report.
 //! - `explain`: `check`'s words for each problem, with their evidence.
+//! - `voice`: its links of a call path (the calling number, destination
+//!   countries' dialing permissions).
 //! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
@@ -18,6 +20,7 @@ mod demo;
 pub mod explain;
 pub mod facts;
 pub mod report;
+pub mod voice;
 
 use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Spec};

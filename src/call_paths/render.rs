@@ -1,0 +1,388 @@
+//! A call path as people and Prometheus see it: its metric lines, its
+//! `/health` entry, and its part of `check`'s report with an explanation
+//! and a fix for every link that is not proven.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{LinkProblem, LinkView, PathState, Status};
+use crate::exposition::{Family, escape, seconds, value};
+use crate::outcome::Evidence;
+
+/// The call-path families, documented in `docs/metrics.md`.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        name: "credwatch_call_path_ready",
+        kind: "gauge",
+        help: "1 when every link of the call path is proven now (the outbound call can go through as far as GET requests can tell), 0 otherwise.",
+    },
+    Family {
+        name: "credwatch_call_path_problem_info",
+        kind: "gauge",
+        help: "One series per link of the call path that is broken or unknown, with the problem (and the destination country for destination links).",
+    },
+    Family {
+        name: "credwatch_call_path_info",
+        kind: "gauge",
+        help: "The call path's settings: its ElevenLabs and Twilio credentials and whether it is critical.",
+    },
+    Family {
+        name: "credwatch_call_path_last_check_timestamp_seconds",
+        kind: "gauge",
+        help: "When the call path's links were last looked at (Unix time); absent before the first look.",
+    },
+];
+
+/// Every path's lines, family by family (empty without paths).
+pub fn metrics(paths: &[PathState], now: SystemTime) -> String {
+    if paths.is_empty() {
+        return String::new();
+    }
+    let mut texts: Vec<String> = vec![String::new(); FAMILIES.len()];
+    for p in paths {
+        let name = escape(&p.path.name);
+        let links = p.links(now);
+        let ready = links.iter().all(|l| l.status == Status::Proven);
+        let _ = writeln!(
+            texts[0],
+            "credwatch_call_path_ready{{call_path=\"{name}\"}} {}",
+            u8::from(ready)
+        );
+        for l in &links {
+            let Some(problem) = l.status.problem() else {
+                continue;
+            };
+            let destination = l
+                .link
+                .country()
+                .map(|c| format!(",destination=\"{c}\""))
+                .unwrap_or_default();
+            let _ = writeln!(
+                texts[1],
+                "credwatch_call_path_problem_info{{call_path=\"{name}\",problem=\"{}\"{destination}}} 1",
+                problem.as_str()
+            );
+        }
+        let _ = writeln!(
+            texts[2],
+            "credwatch_call_path_info{{call_path=\"{name}\",elevenlabs=\"{}\",twilio=\"{}\",critical=\"{}\"}} 1",
+            escape(&p.path.caller),
+            escape(&p.path.carrier),
+            p.path.critical
+        );
+        if let Some(t) = p.checked_at {
+            let _ = writeln!(
+                texts[3],
+                "credwatch_call_path_last_check_timestamp_seconds{{call_path=\"{name}\"}} {}",
+                value(seconds(t))
+            );
+        }
+    }
+    let mut out = String::new();
+    for (family, text) in FAMILIES.iter().zip(texts) {
+        if text.is_empty() {
+            continue;
+        }
+        let _ = writeln!(out, "# HELP {} {}", family.name, family.help);
+        let _ = writeln!(out, "# TYPE {} {}", family.name, family.kind);
+        out.push_str(&text);
+    }
+    out
+}
+
+/// `ready`, `broken` (a link is definitively broken) or `unknown`.
+pub fn status(links: &[LinkView]) -> &'static str {
+    if links.iter().all(|l| l.status == Status::Proven) {
+        "ready"
+    } else if links.iter().any(|l| matches!(l.status, Status::Broken(_))) {
+        "broken"
+    } else {
+        "unknown"
+    }
+}
+
+/// A problem as `/health` lists it: `destination_blocked:GB` for a country.
+fn problem_label(l: &LinkView) -> Option<String> {
+    let p = l.status.problem()?;
+    Some(match l.link.country() {
+        Some(c) => format!("{}:{c}", p.as_str()),
+        None => p.as_str().to_string(),
+    })
+}
+
+#[derive(Serialize)]
+struct HealthEntry<'a> {
+    call_path: &'a str,
+    status: &'static str,
+    critical: bool,
+    elevenlabs: &'a str,
+    twilio: &'a str,
+    problems: Vec<String>,
+}
+
+/// The path's `/health` entry (a JSON object).
+pub fn health_json(p: &PathState, now: SystemTime) -> String {
+    let links = p.links(now);
+    serde_json::to_string(&HealthEntry {
+        call_path: &p.path.name,
+        status: status(&links),
+        critical: p.path.critical,
+        elevenlabs: &p.path.caller,
+        twilio: &p.path.carrier,
+        problems: links.iter().filter_map(problem_label).collect(),
+    })
+    .unwrap_or_default()
+}
+
+/// One link in `check`'s report.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkReport {
+    pub link: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// `proven`, `broken` or `unknown`.
+    pub status: &'static str,
+    pub problem: Option<LinkProblem>,
+    /// What was found (or why nothing was).
+    pub summary: String,
+    pub fix: Option<String>,
+    /// The finding is an inference from the evidence, not a direct answer.
+    pub inferred: bool,
+    pub evidence: Option<Evidence>,
+}
+
+/// One call path in `check`'s report.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallPathReport {
+    pub name: String,
+    pub critical: bool,
+    pub elevenlabs: String,
+    pub twilio: String,
+    pub agent_id: String,
+    pub agent_phone_number_id: String,
+    pub destinations: Vec<String>,
+    /// `ready`, `broken` or `unknown`.
+    pub status: &'static str,
+    pub links: Vec<LinkReport>,
+}
+
+impl CallPathReport {
+    pub fn ready(&self) -> bool {
+        self.status == "ready"
+    }
+}
+
+pub fn report(p: &PathState, now: SystemTime) -> CallPathReport {
+    let links = p.links(now);
+    CallPathReport {
+        name: p.path.name.clone(),
+        critical: p.path.critical,
+        elevenlabs: p.path.caller.clone(),
+        twilio: p.path.carrier.clone(),
+        agent_id: p.path.agent_id.clone(),
+        agent_phone_number_id: p.path.phone_number_id.clone(),
+        destinations: p.path.destinations.clone(),
+        status: status(&links),
+        links: links.iter().map(|l| link_report(p, l)).collect(),
+    }
+}
+
+fn link_report(p: &PathState, l: &LinkView) -> LinkReport {
+    let (summary, fix) = words(p, l);
+    LinkReport {
+        link: l.link.as_str(),
+        country: l.link.country().map(str::to_string),
+        status: match l.status {
+            Status::Proven => "proven",
+            Status::Broken(_) => "broken",
+            Status::Unknown(_) => "unknown",
+        },
+        problem: l.status.problem(),
+        summary,
+        fix,
+        inferred: l.inferred,
+        evidence: l.evidence.clone(),
+    }
+}
+
+/// (summary, fix) for a link, in the words of the seeds where they apply.
+fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
+    let path = &p.path;
+    let detail = l
+        .evidence
+        .as_ref()
+        .map(|e| e.detail.clone())
+        .filter(|d| !d.is_empty());
+    let proven = |what: String| {
+        let what = match &l.info {
+            Some(info) => format!("{what} ({info})"),
+            None => what,
+        };
+        let what = match l.last_failure {
+            Some(r) => format!(
+                "{what}; the last look got no answer ({}), the proof is kept for up to {}",
+                r.as_str(),
+                humantime::format_duration(p.grace)
+            ),
+            None => what,
+        };
+        (what, None)
+    };
+    let Some(problem) = l.status.problem() else {
+        return match &l.link {
+            super::Link::CallerCredential => proven(format!("ElevenLabs credential `{}` is healthy", path.caller)),
+            super::Link::ConvaiWrite if l.inferred => proven(format!(
+                "`{}` holds convai_write (inferred: ElevenLabs is taken to check the permission before the agent; `credwatch calibrate` proves it on your account)",
+                path.caller
+            )),
+            super::Link::ConvaiWrite => proven(format!("`{}` holds convai_write", path.caller)),
+            super::Link::CarrierCredential => proven(format!("Twilio credential `{}` is healthy", path.carrier)),
+            _ => proven(detail.unwrap_or_else(|| format!("{} proven", l.link.as_str()))),
+        };
+    };
+    let unknown_detail = |what: &str| match &detail {
+        Some(d) => format!("{what}: {d}"),
+        None => format!("{what}: not looked at yet"),
+    };
+    let (summary, fix): (String, String) = match problem {
+        LinkProblem::ElevenlabsCredentialUnhealthy => (
+            format!(
+                "ElevenLabs credential `{}` is unhealthy ({}): the call cannot be placed with it",
+                path.caller,
+                l.info.as_deref().unwrap_or("see its own report")
+            ),
+            format!("Fix `{}` first (see its entry above or `credwatch check --credential {}`).", path.caller, path.caller),
+        ),
+        LinkProblem::ElevenlabsCredentialUnknown => (
+            format!("ElevenLabs credential `{}` has no verdict yet", path.caller),
+            format!("Wait for its first definitive answer, or see why it has none in its own entry (`{}`).", path.caller),
+        ),
+        LinkProblem::ConvaiWriteMissing => (
+            format!("`{}` lacks convai_write: ElevenLabs refuses to place the call", path.caller),
+            "In ElevenLabs → Developers → API keys, edit the key (or create a new one) with Conversational AI set to Write, then update the secret credwatch and your application use.".into(),
+        ),
+        LinkProblem::ConvaiWriteUnknown => (
+            format!("whether `{}` holds convai_write is not known", path.caller),
+            "See the permission probe's answer in the credential's entry; `credwatch calibrate` proves the probe on your account.".into(),
+        ),
+        LinkProblem::AgentNotFound => (
+            format!("agent `{}` does not exist on this ElevenLabs account", path.agent_id),
+            "Check the agent_id your application passes; if the agent was deleted, recreate it and assign it to the number (ElevenLabs → Agents), then update agent_id here and in the application.".into(),
+        ),
+        LinkProblem::AgentUnknown => (unknown_detail("the agent could not be checked"), "Look at the evidence; nothing is known to be wrong yet.".into()),
+        LinkProblem::PhoneNumberNotFound => (
+            format!("imported number `{}` is not on this ElevenLabs account (inferred from a 404)", path.phone_number_id),
+            "Check the agent_phone_number_id your application passes (ElevenLabs → Phone Numbers); if the number was removed, import it again with the Twilio Account SID and Auth Token.".into(),
+        ),
+        LinkProblem::PhoneNumberNotTwilio => (
+            format!("imported number `{}` is not a Twilio number", path.phone_number_id),
+            "This call path goes through Twilio: use a number imported from Twilio, or a call path of the number's own provider.".into(),
+        ),
+        LinkProblem::PhoneNumberNotOutboundCapable => (
+            format!("ElevenLabs marks number `{}` as not supporting outbound calls", path.phone_number_id),
+            "Use a number that supports outbound calls, or re-import it so ElevenLabs detects its capabilities again.".into(),
+        ),
+        LinkProblem::PhoneNumberUnknown => (unknown_detail("the imported number could not be checked"), "Look at the evidence; nothing is known to be wrong yet.".into()),
+        LinkProblem::TwilioCredentialUnhealthy => (
+            format!(
+                "Twilio credential `{}` is unhealthy ({}): Twilio is likely to refuse the call with `Unable to create record: Authenticate` when ElevenLabs holds the same credentials",
+                path.carrier,
+                l.info.as_deref().unwrap_or("see its own report")
+            ),
+            format!("Fix `{}` first (see its entry above); then re-import the number in ElevenLabs with the current Account SID and Auth Token.", path.carrier),
+        ),
+        LinkProblem::TwilioCredentialUnknown => (
+            format!("Twilio credential `{}` has no verdict yet", path.carrier),
+            format!("Wait for its first definitive answer, or see why it has none in its own entry (`{}`).", path.carrier),
+        ),
+        LinkProblem::NumberNotOnTwilioAccount => (
+            detail.unwrap_or_else(|| "the number is not on the Twilio account".into()),
+            format!("Import the number from the Twilio account it belongs to, or point this call path's `twilio:` at that account's credential (now `{}`).", path.carrier),
+        ),
+        LinkProblem::NumberNotVoiceCapable => (
+            format!("{} (inferred: a Twilio number without voice capability cannot be the caller of a voice call)", detail.unwrap_or_default()),
+            "Use a voice-capable Twilio number (Console → Phone Numbers → Manage → Active numbers shows each number's capabilities) and import it into ElevenLabs.".into(),
+        ),
+        LinkProblem::TwilioNumberUnknown => (unknown_detail("the number could not be looked up on the Twilio account"), "Look at the evidence; nothing is known to be wrong yet.".into()),
+        LinkProblem::ReimportNeeded => (
+            format!("{} (inferred: ElevenLabs keeps the Auth Token the number was imported with and never shows it)", detail.unwrap_or_default()),
+            "Re-import the number in ElevenLabs (Phone Numbers → the number → re-import, or delete and import again) with the current Account SID and Auth Token, then set twilio_imported_fingerprint on the ElevenLabs credential to the Twilio credential's current fingerprint.".into(),
+        ),
+        LinkProblem::ImportUnknown => (unknown_detail("the import could not be judged"), "Look at the evidence.".into()),
+        LinkProblem::DestinationBlocked => (
+            detail.unwrap_or_else(|| "calls to the country are blocked".into()),
+            format!(
+                "Enable the country in Twilio Console → Voice → Settings → Geo permissions (low-risk numbers of {}); calls to it otherwise fail with a geo-permission error such as 13227 or 21215.",
+                l.link.country().unwrap_or("the country")
+            ),
+        ),
+        LinkProblem::DestinationUnknown => (unknown_detail("the country's dialing permission could not be read"), "Look at the evidence; nothing is known to be wrong yet.".into()),
+    };
+    (summary, Some(fix))
+}
+
+/// `check`'s text for the call paths, after the credentials: each path's
+/// verdict, then every link with ✓ (proven), ✗ (broken) or ? (unknown), the
+/// evidence of the links that are not proven, and their fix. `paint`
+/// colours a mark (an ANSI code and the text; plain when not on a terminal).
+pub fn text(
+    paths: &[CallPathReport],
+    paint: &dyn Fn(&str, &str) -> String,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    if paths.is_empty() {
+        return Ok(());
+    }
+    let ready = paths.iter().filter(|p| p.ready()).count();
+    writeln!(
+        out,
+        "\ncall paths: {} configured, {ready} ready, {} not ready\n",
+        paths.len(),
+        paths.len() - ready
+    )?;
+    for p in paths {
+        let (mark, verdict) = match p.status {
+            "ready" => (paint("32", "✓"), "ready".to_string()),
+            "broken" => (paint("31;1", "✗"), paint("31;1", "broken")),
+            _ => (paint("33;1", "?"), paint("33;1", "not proven")),
+        };
+        writeln!(
+            out,
+            "{mark} call path {}: {verdict} — agent {} from number {} via {} → {}{}",
+            p.name,
+            p.agent_id,
+            p.agent_phone_number_id,
+            p.elevenlabs,
+            p.twilio,
+            if p.destinations.is_empty() {
+                String::new()
+            } else {
+                format!(", dialing {}", p.destinations.join(", "))
+            }
+        )?;
+        for l in &p.links {
+            let mark = match l.status {
+                "proven" => paint("32", "✓"),
+                "broken" => paint("31", "✗"),
+                _ => paint("33", "?"),
+            };
+            let name = match &l.country {
+                Some(c) => format!("{} {c}", l.link),
+                None => l.link.to_string(),
+            };
+            writeln!(out, "    {mark} {name}: {}", l.summary)?;
+            if l.status == "proven" {
+                continue;
+            }
+            if let Some(e) = l.evidence.as_ref().filter(|e| !e.request.is_empty()) {
+                writeln!(out, "      evidence: {}", e.line())?;
+            }
+            if let Some(fix) = &l.fix {
+                writeln!(out, "      fix: {fix}")?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Twilio's links of a call path: is the calling number on the account and
+//! able to make voice calls, and may the account call each destination
+//! country (Voice API dialing permissions)? GET only, one request each.
+
+use serde::Deserialize;
+
+use super::Twilio;
+use super::checks::{Meaning, classify, error_code, get, get_at};
+use crate::providers::http::Answer;
+use crate::providers::link::{Finding, Link, LinkProblem, Observation};
+use crate::providers::outcome::{Evidence, Reason, clean};
+use crate::providers::{Context, Credential};
+
+#[derive(Deserialize)]
+struct Capabilities {
+    voice: Option<bool>,
+}
+
+#[derive(Deserialize)]
+struct Incoming {
+    phone_number: Option<String>,
+    capabilities: Option<Capabilities>,
+}
+
+#[derive(Deserialize)]
+struct CallerId {
+    phone_number: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct IncomingPage {
+    #[serde(default)]
+    incoming_phone_numbers: Vec<Incoming>,
+}
+
+#[derive(Deserialize)]
+struct CallerIdPage {
+    #[serde(default)]
+    outgoing_caller_ids: Vec<CallerId>,
+}
+
+#[derive(Deserialize)]
+struct Country {
+    low_risk_numbers_enabled: Option<bool>,
+    name: Option<String>,
+}
+
+fn evidence(path: &str, answer: &Answer, detail: String) -> Evidence {
+    answer.evidence(path, error_code(answer).map(|c| c.to_string()), detail)
+}
+
+/// Why an answer that is not 200 is no finding about the link.
+fn unknown(meaning: Meaning, answer: &Answer) -> (Reason, String) {
+    match meaning {
+        Meaning::Failure(reason, detail) => (reason, detail),
+        Meaning::Authenticate | Meaning::NotActive | Meaning::Suspended => (
+            Reason::UnexpectedResponse,
+            "the Twilio credential was refused; its own verdict says why".into(),
+        ),
+        Meaning::Restricted => (
+            Reason::UnexpectedResponse,
+            "this API key may not read the resource (70051)".into(),
+        ),
+        other => (
+            Reason::UnexpectedResponse,
+            format!("HTTP {} ({other:?})", answer.status),
+        ),
+    }
+}
+
+fn lookup_path(tw: &Twilio, resource: &str, number: &str) -> String {
+    let query: String = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("PhoneNumber", number)
+        .append_pair("PageSize", "20")
+        .finish();
+    format!(
+        "/2010-04-01/Accounts/{}/{resource}?{query}",
+        tw.account_sid
+    )
+}
+
+/// The calling number (E.164, as ElevenLabs has it) on the account: an
+/// incoming number whose `capabilities.voice` is true, or a verified caller
+/// id. Twilio's `PhoneNumber=` filter also matches partial numbers, so the
+/// answer is compared exactly.
+pub async fn number_link(
+    cred: &Credential,
+    tw: &Twilio,
+    ctx: &Context<'_>,
+    number: &str,
+) -> Observation {
+    let link = Link::CarrierNumber;
+    let path = lookup_path(tw, "IncomingPhoneNumbers.json", number);
+    let answer = match get(ctx, tw, cred, &path).await {
+        Ok(a) => a,
+        Err(e) => return failed(link, &path, &e),
+    };
+    let meaning = classify(&answer);
+    if meaning != Meaning::Ok {
+        let (reason, detail) = unknown(meaning, &answer);
+        let ev = evidence(&path, &answer, detail);
+        return Observation::new(link, Finding::Unknown(reason), ev);
+    }
+    let Ok(page) = serde_json::from_slice::<IncomingPage>(&answer.body) else {
+        let ev = evidence(&path, &answer, "HTTP 200 but the list could not be read".into());
+        return Observation::new(link, Finding::Unknown(Reason::UnexpectedResponse), ev);
+    };
+    if let Some(n) = page
+        .incoming_phone_numbers
+        .iter()
+        .find(|n| n.phone_number.as_deref() == Some(number))
+    {
+        let voice = n.capabilities.as_ref().and_then(|c| c.voice);
+        let (finding, detail) = match voice {
+            Some(true) => (
+                Finding::Proven,
+                format!("{number} is an incoming number of the account with voice capability"),
+            ),
+            Some(false) => (
+                Finding::Broken(LinkProblem::NumberNotVoiceCapable),
+                format!("{number} is on the account, but its capabilities.voice is false"),
+            ),
+            None => (
+                Finding::Unknown(Reason::UnexpectedResponse),
+                format!("{number} is on the account, but Twilio did not say whether it can make voice calls"),
+            ),
+        };
+        let mut o = Observation::new(link, finding, evidence(&path, &answer, detail));
+        o.inferred = voice == Some(false);
+        return o;
+    }
+
+    // Not a purchased number: a verified caller id can also be `From`.
+    let path = lookup_path(tw, "OutgoingCallerIds.json", number);
+    let answer = match get(ctx, tw, cred, &path).await {
+        Ok(a) => a,
+        Err(e) => return failed(link, &path, &e),
+    };
+    let meaning = classify(&answer);
+    if meaning != Meaning::Ok {
+        let (reason, detail) = unknown(meaning, &answer);
+        let ev = evidence(&path, &answer, detail);
+        return Observation::new(link, Finding::Unknown(reason), ev);
+    }
+    let Ok(page) = serde_json::from_slice::<CallerIdPage>(&answer.body) else {
+        let ev = evidence(&path, &answer, "HTTP 200 but the list could not be read".into());
+        return Observation::new(link, Finding::Unknown(Reason::UnexpectedResponse), ev);
+    };
+    let (finding, detail) = if page
+        .outgoing_caller_ids
+        .iter()
+        .any(|n| n.phone_number.as_deref() == Some(number))
+    {
+        (
+            Finding::Proven,
+            format!("{number} is a verified caller id of the account"),
+        )
+    } else {
+        (
+            Finding::Broken(LinkProblem::NumberNotOnTwilioAccount),
+            format!("{number} is neither an incoming number nor a verified caller id of {}", tw.account_sid),
+        )
+    };
+    Observation::new(link, finding, evidence(&path, &answer, detail))
+}
+
+/// `GET {voice_base_url}/v1/DialingPermissions/Countries/{iso}`:
+/// `low_risk_numbers_enabled` says whether calls to ordinary numbers of the
+/// country are allowed by the account's geo permissions.
+pub async fn destination_link(
+    cred: &Credential,
+    tw: &Twilio,
+    ctx: &Context<'_>,
+    iso: &str,
+) -> Observation {
+    let link = Link::Destination(iso.to_string());
+    let path = format!("/v1/DialingPermissions/Countries/{iso}");
+    let answer = match get_at(ctx, tw, cred, &tw.voice_base_url, &path).await {
+        Ok(a) => a,
+        Err(e) => return failed(link, &path, &e),
+    };
+    let (finding, detail) = destination_outcome(iso, &answer);
+    Observation::new(link, finding, evidence(&path, &answer, detail))
+}
+
+/// What a dialing-permission answer means: pure, so the corpus replays it.
+pub fn destination_outcome(iso: &str, answer: &Answer) -> (Finding, String) {
+    match classify(answer) {
+        Meaning::Ok => match serde_json::from_slice::<Country>(&answer.body) {
+            Ok(Country {
+                low_risk_numbers_enabled: Some(enabled),
+                name,
+            }) => {
+                let name = name.map(|n| clean(&n)).unwrap_or_else(|| iso.to_string());
+                if enabled {
+                    (
+                        Finding::Proven,
+                        format!("calls to {name} ({iso}) are allowed (low_risk_numbers_enabled: true)"),
+                    )
+                } else {
+                    (
+                        Finding::Broken(LinkProblem::DestinationBlocked),
+                        format!("calls to {name} ({iso}) are blocked by the account's geo permissions (low_risk_numbers_enabled: false)"),
+                    )
+                }
+            }
+            _ => (
+                Finding::Unknown(Reason::UnexpectedResponse),
+                "HTTP 200 without low_risk_numbers_enabled".into(),
+            ),
+        },
+        Meaning::NotFound => (
+            Finding::Broken(LinkProblem::DestinationBlocked),
+            format!("Twilio has no dialing permissions for {iso} (404 20404): it cannot be called"),
+        ),
+        other => {
+            let (reason, detail) = unknown(other, answer);
+            (Finding::Unknown(reason), detail)
+        }
+    }
+}
+
+fn failed(link: Link, path: &str, e: &crate::providers::http::TransportError) -> Observation {
+    Observation::new(
+        link,
+        Finding::Unknown(crate::providers::failure_from_transport(e)),
+        Evidence {
+            request: format!("GET {path}"),
+            detail: e.to_string(),
+            ..Evidence::default()
+        },
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
+    // The spec's example answer, with low-risk dialing on and off.
+    const US_OFF: &str = r#"{"iso_code":"US","name":"United States/Canada","country_codes":["+1"],"continent":"NORTH_AMERICA","low_risk_numbers_enabled":false,"high_risk_special_numbers_enabled":false,"high_risk_tollfraud_numbers_enabled":false,"url":"https://voice.twilio.com/v1/DialingPermissions/Countries/US","links":{"highrisk_special_prefixes":"https://voice.twilio.com/v1/DialingPermissions/Countries/US/HighRiskSpecialPrefixes"}}"#;
+
+    #[test]
+    fn low_risk_dialing_decides_the_destination() {
+        let (f, detail) = destination_outcome("US", &answer(200, US_OFF));
+        assert_eq!(f, Finding::Broken(LinkProblem::DestinationBlocked));
+        assert!(detail.contains("United States/Canada (US) are blocked"), "{detail}");
+        let on = US_OFF.replace(r#""low_risk_numbers_enabled":false"#, r#""low_risk_numbers_enabled":true"#);
+        assert_eq!(destination_outcome("US", &answer(200, &on)).0, Finding::Proven);
+    }
+
+    #[test]
+    fn only_a_definitive_answer_decides_a_destination() {
+        let not_found = r#"{"code":20404,"message":"The requested resource /v1/DialingPermissions/Countries/ZZ was not found","more_info":"https://www.twilio.com/docs/errors/20404","status":404}"#;
+        assert_eq!(
+            destination_outcome("ZZ", &answer(404, not_found)).0,
+            Finding::Broken(LinkProblem::DestinationBlocked)
+        );
+        for (status, body, reason) in [
+            (503, r#"{"code":20503,"message":"Service unavailable","status":503}"#, Reason::UpstreamError),
+            (429, r#"{"code":20429,"message":"Too Many Requests","status":429}"#, Reason::RateLimited),
+            (200, r#"{"iso_code":"US"}"#, Reason::UnexpectedResponse),
+            (401, r#"{"code":20003,"message":"Authenticate","status":401}"#, Reason::UnexpectedResponse),
+        ] {
+            assert_eq!(
+                destination_outcome("US", &answer(status, body)).0,
+                Finding::Unknown(reason),
+                "{status} {body}"
+            );
+        }
+    }
+}

@@ -87,13 +87,20 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         Only::CallPath(_) => path.is_some_and(|p| p.caller == c.name || p.carrier == c.name),
     };
     let mut credentials = Vec::new();
-    for cred in config.credentials.iter().filter(|c| wanted(c)) {
+    // Credentials others link to first, so the linking ones see their verdict.
+    let linked_to = |c: &&Credential| config.credentials.iter().any(|o| o.linked() == Some(&c.name));
+    let (first, rest): (Vec<&Credential>, Vec<&Credential>) =
+        config.credentials.iter().filter(|c| wanted(c)).partition(linked_to);
+    let mut order = first;
+    order.extend(rest);
+    for cred in order {
         let linked = cred
             .linked()
             .and_then(|t| config.credential(t))
             .map(|t| providers::Linked {
                 cred: Arc::new(t.clone()),
                 changed_at: None,
+                usable: state.slot(&t.name).and_then(|s| s.usable()),
             });
         let ctx = Context {
             upstream: &upstream,
@@ -130,6 +137,7 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         let carrier = providers::Linked {
             cred: Arc::new(carrier.clone()),
             changed_at: None,
+            usable: state.slot(&carrier.name).and_then(|s| s.usable()),
         };
         let ctx = Context {
             upstream: &upstream,

@@ -30,6 +30,39 @@ pub fn config_yaml(urls: &BTreeMap<Provider, String>) -> String {
     for (provider, url) in urls {
         y += &provider.demo(url);
     }
+    y += &call_paths_section();
+    y
+}
+
+/// The demo's call paths: one ready, and one broken at each kind of link.
+fn call_paths_section() -> String {
+    use crate::simulator::demo as d;
+    let path = |name: &str, agent: &str, number: &str, twilio: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    elevenlabs: el-agent-prod\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: {twilio}\n{extra}"
+        )
+    };
+    let broken = "    critical: false\n";
+    let mut y = String::from("call_paths:\n");
+    y += &path("sales-outbound", d::EL_AGENT_ULAW_ID, d::EL_PHONE_SUPPORT_ID, "twilio-prod", "    destinations: [US]\n");
+    y += &path("agent-deleted", d::EL_AGENT_DELETED_ID, d::EL_PHONE_SUPPORT_ID, "twilio-prod", broken);
+    y += &path("number-not-on-account", d::EL_AGENT_PCM_ID, d::EL_PHONE_LEGACY_ID, "twilio-prod", broken);
+    y += &path("number-without-voice", d::EL_AGENT_ULAW_ID, d::EL_PHONE_SPARE_ID, "twilio-prod", broken);
+    y += &path(
+        "country-blocked",
+        d::EL_AGENT_ULAW_ID,
+        d::EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        "    destinations: [US, GB]\n    critical: false\n",
+    );
+    y += &path(
+        "token-rotated-since-import",
+        d::EL_AGENT_ULAW_ID,
+        d::EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        "    twilio_imported_fingerprint: 5ca1ab1e0000\n    critical: false\n",
+    );
+    y += &path("twilio-token-rejected", d::EL_AGENT_ULAW_ID, d::EL_PHONE_SUPPORT_ID, "twilio-rotated-token", broken);
     y
 }
 

@@ -428,6 +428,7 @@ impl Scheduler {
                 .map(|t| providers::Linked {
                     cred: t.cred.clone(),
                     changed_at: t.slot.changed_at(),
+                    usable: t.slot.usable(),
                 });
             let upstream = self.upstream.clone();
             let shared = self.shared.clone();
@@ -466,7 +467,9 @@ impl Scheduler {
         }
         let auth = e.cred.provider().auth_check();
         let had_account_problem = e.slot.has_problem(auth);
+        let usable_before = e.slot.usable();
         self.state.record(&e.slot, &done.attempts);
+        let usable_changed = e.slot.usable() != usable_before;
         if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
@@ -497,6 +500,19 @@ impl Scheduler {
             self.schedule(&done.name, Instant::now());
         } else {
             self.schedule(&done.name, next);
+        }
+        if usable_changed {
+            // Credentials whose checks read this one (an ElevenLabs key's
+            // imported numbers) judge with its new verdict now.
+            let linking: Vec<String> = self
+                .entries
+                .iter()
+                .filter(|(_, o)| o.cred.linked() == Some(done.name.as_str()))
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in linking {
+                self.probe_now(&name);
+            }
         }
     }
 

@@ -68,6 +68,15 @@ impl Slot {
         self.lock().health()
     }
 
+    /// Whether it is usable now; `None` while it has no verdict.
+    pub fn usable(&self) -> Option<bool> {
+        match self.lock().health() {
+            Health::Healthy => Some(true),
+            Health::Unhealthy(_) => Some(false),
+            Health::Pending => None,
+        }
+    }
+
     /// What upstream said of one of its permissions (without a copy).
     pub(crate) fn permission(&self, name: &str) -> Option<bool> {
         self.lock().verdict.permissions.get(name).copied()

@@ -19,6 +19,7 @@ pub struct RawCallPath {
     pub twilio: Option<String>,
     pub destinations: Option<Vec<String>>,
     pub critical: Option<bool>,
+    pub twilio_imported_fingerprint: Option<String>,
 }
 
 /// Validates every call path against the validated `credentials`.
@@ -64,6 +65,14 @@ pub fn validate(
                 "phnum_0801k7t2dq9yf5s3h6x1z4c7v2bn",
             );
             let destinations = destinations(v, &at, r.destinations.unwrap_or_default());
+            if let Some(fp) = &r.twilio_imported_fingerprint
+                && (fp.len() != 12 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                v.error(
+                    format!("{at}.twilio_imported_fingerprint"),
+                    "must be the 12 hex digits credwatch shows as the Twilio credential's fingerprint (`credwatch check` prints it)",
+                );
+            }
             Some(CallPath {
                 name: name?,
                 caller: caller?.to_string(),
@@ -72,6 +81,7 @@ pub fn validate(
                 carrier: carrier?.to_string(),
                 destinations: destinations?,
                 critical: r.critical.unwrap_or(true),
+                imported_fingerprint: r.twilio_imported_fingerprint.map(|f| f.to_ascii_lowercase()),
             })
         })
         .collect()

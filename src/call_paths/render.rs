@@ -308,7 +308,10 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
         LinkProblem::TwilioNumberUnknown => (unknown_detail("the number could not be looked up on the Twilio account"), "Look at the evidence; nothing is known to be wrong yet.".into()),
         LinkProblem::ReimportNeeded => (
             format!("{} (inferred: ElevenLabs keeps the Auth Token the number was imported with and never shows it)", detail.unwrap_or_default()),
-            "Re-import the number in ElevenLabs (Phone Numbers → the number → re-import, or delete and import again) with the current Account SID and Auth Token, then set twilio_imported_fingerprint on the ElevenLabs credential to the Twilio credential's current fingerprint.".into(),
+            format!(
+                "Re-import the number in ElevenLabs (Phone Numbers → the number → re-import, or delete and import again) with the current Account SID and Auth Token of `{}`, then set `twilio_imported_fingerprint` on this call path to that credential's current fingerprint (shown in its entry).",
+                path.carrier
+            ),
         ),
         LinkProblem::ImportUnknown => (unknown_detail("the import could not be judged"), "Look at the evidence.".into()),
         LinkProblem::DestinationBlocked => (

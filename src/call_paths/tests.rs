@@ -16,6 +16,7 @@ fn path(destinations: &[&str]) -> CallPath {
         carrier: "tw".into(),
         destinations: destinations.iter().map(|d| d.to_string()).collect(),
         critical: true,
+        imported_fingerprint: None,
     }
 }
 

@@ -30,6 +30,10 @@ pub struct CallPath {
     pub destinations: Vec<String>,
     /// A broken critical path makes `/health` 503.
     pub critical: bool,
+    /// The carrier credential's fingerprint when the number was imported
+    /// into ElevenLabs (`twilio_imported_fingerprint`): another one now
+    /// means the number must be imported again.
+    pub imported_fingerprint: Option<String>,
 }
 
 /// A link of a call path. The order is the order `check` shows them in.

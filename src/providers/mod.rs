@@ -549,6 +549,8 @@ pub struct Linked {
     pub cred: std::sync::Arc<Credential>,
     /// When credwatch saw its secret change while running.
     pub changed_at: Option<SystemTime>,
+    /// Its verdict now: usable, not usable, or no verdict yet (`None`).
+    pub usable: Option<bool>,
 }
 
 /// What a cycle covers.

@@ -149,6 +149,7 @@ impl Scheduler {
             let carrier = Linked {
                 cred: carrier.cred.clone(),
                 changed_at: carrier.slot.changed_at(),
+                usable: carrier.slot.usable(),
             };
             let upstream = self.upstream.clone();
             let shared = self.shared.clone();

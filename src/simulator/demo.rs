@@ -15,7 +15,7 @@
 //! | el-quota-high | [`EL_QUOTA_HIGH_KEY`] | 95% used |
 //! | el-restricted | [`EL_RESTRICTED_KEY`] | `convai_write` + `convai_read` only (no `user_read`) |
 //! | el-blocked | [`EL_BLOCKED_KEY`] | account blocked (`detected_unusual_activity`) |
-//! | twilio-prod | [`TWILIO_PROD_SID`], [`TWILIO_PROD_TOKEN`] | active Full, 3 numbers, balance 42.17 USD, 1 caller ID |
+//! | twilio-prod | [`TWILIO_PROD_SID`], [`TWILIO_PROD_TOKEN`] | active Full, 3 numbers (one without voice), balance 42.17 USD, 1 caller ID; calls to US allowed, to GB blocked |
 //! | twilio-rotated-token | [`TWILIO_ROTATED_SID`], [`TWILIO_ROTATED_TOKEN`] | the token is an old one |
 //! | twilio-standard-key | [`TWILIO_STANDARD_ACCOUNT_SID`], [`TWILIO_STANDARD_KEY_SID`], [`TWILIO_STANDARD_KEY_SECRET`] | Standard key, active account, 2 numbers |
 //! | twilio-trial-low-balance | [`TWILIO_TRIAL_SID`], [`TWILIO_TRIAL_TOKEN`] | active Trial, balance 0.85 USD |
@@ -26,7 +26,9 @@ use super::elevenlabs::{
     AccountBlock, Agent, CreditLimitExtension, ElAccount, ElKey, ElPhoneNumber, ElevenLabsWorld,
     Subscription, SubscriptionStatus, unix_in_days,
 };
-use super::twilio::{AccountStatus, AccountType, ApiKey, KeyKind, TwilioAccount, TwilioWorld};
+use super::twilio::{
+    AccountStatus, AccountType, ApiKey, Capabilities, KeyKind, TwilioAccount, TwilioWorld,
+};
 
 // --- ElevenLabs keys -------------------------------------------------------
 
@@ -58,13 +60,17 @@ pub const EL_BLOCKED_KEY_ID: &str = "keyDemoBlocked000006";
 pub const EL_AGENT_ULAW_ID: &str = "agent_7c4a8e51664205f2128dc0ecef3b";
 /// Agent using `pcm_16000` both ways.
 pub const EL_AGENT_PCM_ID: &str = "agent_2bf65aae7e3c3f1a5c52e49c8acf";
+/// A well-formed agent ID of an agent that was deleted (the `agent-deleted`
+/// call path names it).
+pub const EL_AGENT_DELETED_ID: &str = "agent_2401k3p9vx7m4q8z2d6f0h3j5kn1";
 /// A well-formed agent ID that exists nowhere (for the `convai_write` probe).
 pub const EL_UNKNOWN_AGENT_ID: &str = "agent_c024b968cc1c8a9986247a9d7d33";
 /// Outbound-capable Twilio number assigned to the ulaw agent; it is on
 /// twilio-prod.
 pub const EL_PHONE_SUPPORT_ID: &str = "phnum_demo_support_line";
 pub const EL_PHONE_SUPPORT_NUMBER: &str = "+14155550101";
-/// Twilio number with no agent; it is on twilio-prod.
+/// Twilio number with no agent; it is on twilio-prod, without voice
+/// capability (SMS only).
 pub const EL_PHONE_SPARE_ID: &str = "phnum_demo_spare_line";
 pub const EL_PHONE_SPARE_NUMBER: &str = "+14155550102";
 /// Twilio number (pcm agent) that is NOT on twilio-prod.
@@ -232,7 +238,16 @@ fn demo_twilio() -> TwilioWorld {
                 EL_PHONE_SPARE_NUMBER,
                 TWILIO_PROD_EXTRA_NUMBER,
             ])
-            .with_caller_id(TWILIO_PROD_CALLER_ID),
+            .with_caller_id(TWILIO_PROD_CALLER_ID)
+            .with_number_capabilities(
+                EL_PHONE_SPARE_NUMBER,
+                Capabilities {
+                    voice: false,
+                    ..Capabilities::default()
+                },
+            )
+            // Geo permissions: US/Canada allowed (the default), UK blocked.
+            .with_geo_permission("GB", false),
     );
     world.add_account(
         TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)

@@ -183,6 +183,9 @@ pub struct TwilioAccount {
     pub fault: Option<Fault>,
     /// Added to the world latency for this account.
     pub latency: Duration,
+    /// Voice geo permissions: whether calls to ordinary (low-risk) numbers
+    /// of each country (ISO code) are allowed. New accounts allow US/Canada.
+    pub geo_permissions: std::collections::BTreeMap<String, bool>,
 }
 
 impl TwilioAccount {
@@ -205,6 +208,7 @@ impl TwilioAccount {
             date_created: DEFAULT_DATE.to_owned(),
             fault: None,
             latency: Duration::ZERO,
+            geo_permissions: [("US".to_owned(), true)].into_iter().collect(),
         }
     }
 
@@ -262,6 +266,20 @@ impl TwilioAccount {
             phone_number: phone_number.to_owned(),
             friendly_name: phone_number.to_owned(),
         });
+        self
+    }
+
+    /// Allows or blocks calls to ordinary numbers of `iso` (geo permissions).
+    pub fn with_geo_permission(mut self, iso: &str, low_risk_enabled: bool) -> TwilioAccount {
+        self.geo_permissions.insert(iso.to_owned(), low_risk_enabled);
+        self
+    }
+
+    /// Sets the capabilities of an incoming number of the account.
+    pub fn with_number_capabilities(mut self, number: &str, capabilities: Capabilities) -> TwilioAccount {
+        for n in self.incoming_numbers.iter_mut().filter(|n| n.phone_number == number) {
+            n.capabilities = capabilities;
+        }
         self
     }
 
@@ -575,6 +593,11 @@ pub(crate) fn forbidden_reason(ctx: &RequestCtx<'_>) -> Option<&'static str> {
     if ctx.method != Method::GET {
         return Some("non-GET request");
     }
+    if let Some(iso) = ctx.path.strip_prefix("/v1/DialingPermissions/Countries/")
+        && !iso.contains('/')
+    {
+        return None;
+    }
     match route(ctx.path) {
         Some(Route::AccountsList) => Some("Accounts.json lists every subaccount's auth token"),
         Some(Route::Account(_)) if ctx.path.ends_with(".json") => None,
@@ -801,8 +824,67 @@ fn standard_headers(mut reply: Reply, in_flight: u32, latency: Duration) -> Repl
     reply
 }
 
+/// Countries the Voice API's dialing permissions know (with their names),
+/// besides those an account sets; any other code is 404 20404.
+const COUNTRIES: &[(&str, &str, &str)] = &[
+    ("US", "United States/Canada", "+1"),
+    ("GB", "United Kingdom", "+44"),
+    ("DE", "Germany", "+49"),
+    ("FR", "France", "+33"),
+    ("ES", "Spain", "+34"),
+    ("IN", "India", "+91"),
+    ("AU", "Australia", "+61"),
+    ("BR", "Brazil", "+55"),
+    ("MX", "Mexico", "+52"),
+];
+
+/// `GET https://voice.twilio.com/v1/DialingPermissions/Countries/{IsoCode}`
+/// (`twilio_voice_v1_dialing_permissions.json`): the account of the
+/// credentials, HTTP Basic as for api.twilio.com.
+fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
+    let world = &state.world.twilio;
+    let account = match authenticate(state, ctx) {
+        Ok(Principal::Token(a) | Principal::Key(a, _)) => a,
+        Ok(Principal::Test) => return error(403, 20008, "Cannot access this resource with Test Credentials", None),
+        Err(reply) => return reply,
+    };
+    if account.status != AccountStatus::Active {
+        return match account.inactive_answer {
+            InactiveAnswer::Forbidden20403 => forbidden_account(),
+            InactiveAnswer::Authenticate20003 => authenticate_error(world),
+            InactiveAnswer::NotActive20005 { http_status } => not_active(http_status),
+        };
+    }
+    let Some((_, name, prefix)) = COUNTRIES.iter().find(|(c, _, _)| *c == iso) else {
+        return not_found(ctx.path);
+    };
+    let enabled = account.geo_permissions.get(iso).copied().unwrap_or(false);
+    Reply::json_of(
+        200,
+        &json!({
+            "iso_code": iso,
+            "name": name,
+            "country_codes": [prefix],
+            "continent": "NORTH_AMERICA",
+            "low_risk_numbers_enabled": enabled,
+            "high_risk_special_numbers_enabled": false,
+            "high_risk_tollfraud_numbers_enabled": false,
+            "url": format!("https://voice.twilio.com/v1/DialingPermissions/Countries/{iso}"),
+            "links": {
+                "highrisk_special_prefixes": format!("https://voice.twilio.com/v1/DialingPermissions/Countries/{iso}/HighRiskSpecialPrefixes")
+            }
+        }),
+    )
+}
+
 fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
     let world = &state.world.twilio;
+    if let Some(iso) = ctx.path.strip_prefix("/v1/DialingPermissions/Countries/") {
+        if *ctx.method != Method::GET {
+            return method_not_allowed();
+        }
+        return dialing_permission(state, ctx, iso);
+    }
     let Some(route) = route(ctx.path) else {
         return not_found(ctx.path);
     };

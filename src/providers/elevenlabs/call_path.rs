@@ -76,7 +76,7 @@ pub async fn check(
     };
     let tw_busy = rate_limited(&carrier_number);
     out.push(carrier_number);
-    out.push(import_link(el, carrier));
+    out.push(import_link(path, el, carrier));
     for iso in &path.destinations {
         let o = if tw_busy {
             skipped(Link::Destination(iso.clone()), Reason::RateLimited)
@@ -299,7 +299,6 @@ pub fn phone_number_outcome(req: &str, answer: &Answer) -> (Observation, Option<
     };
     let mut o = Observation::new(link, finding, evidence(req, answer, detail));
     o.inferred = inferred;
-    o.info = number.clone();
     (o, number)
 }
 
@@ -308,13 +307,12 @@ pub fn phone_number_outcome(req: &str, answer: &Answer) -> (Observation, Option<
 /// (a fingerprint other than `twilio_imported_fingerprint`, or a change seen
 /// while running) means the number must be imported again. An inference by
 /// nature; an API key's rotation says nothing about the Auth Token.
-fn import_link(el: &ElevenLabs, carrier: &Linked) -> Observation {
+fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observation {
     let link = Link::ImportCurrent;
     let Spec::Twilio(tw) = &carrier.cred.spec else {
         return Observation::new(link, Finding::Proven, Evidence::default());
     };
     let mut evidence = Evidence {
-        request: "(no request: ElevenLabs never shows the credentials it stores)".into(),
         ..Evidence::default()
     };
     let finding = if !matches!(tw.auth, TwilioAuth::AuthToken(_)) {
@@ -322,10 +320,11 @@ fn import_link(el: &ElevenLabs, carrier: &Linked) -> Observation {
         Finding::Proven
     } else {
         let current = carrier.cred.fingerprint();
-        let imported = el
-            .twilio_imported_fingerprint
-            .as_ref()
-            .filter(|_| el.twilio.as_deref() == Some(carrier.cred.name.as_str()));
+        let imported = path.imported_fingerprint.as_ref().or_else(|| {
+            el.twilio_imported_fingerprint
+                .as_ref()
+                .filter(|_| el.twilio.as_deref() == Some(carrier.cred.name.as_str()))
+        });
         match (imported, carrier.changed_at) {
             (Some(fp), _) if *fp != current => {
                 evidence.detail = format!(

@@ -178,6 +178,26 @@ pub fn phone(
                 cite("phone-number-reimport")
             ),
         ),
+        PhoneProblem::TwilioCredentialUnhealthy => (
+            format!("The Twilio credential `{tw}` of the account that owns {number} is rejected or blocked."),
+            format!(
+                "Calls from {number} fail while it is: fix `{tw}` first (see its own entry), then re-import the number in                  ElevenLabs → Phone Numbers with the current Account SID and Auth Token."
+            ),
+        ),
+        PhoneProblem::TwilioCredentialUnknown => (
+            format!("The Twilio credential `{tw}` of the account that owns {number} has no verdict yet."),
+            format!("Wait for `{tw}`'s first definitive answer (see its own entry for why it has none)."),
+        ),
+        PhoneProblem::OwnershipUnchecked => (
+            format!("Nothing proves {number} is on a Twilio account credwatch watches."),
+            match twilio {
+                Some(tw) => format!(
+                    "The lookup through `{tw}` got no answer this time (see the evidence); it is asked again at the next detail cycle."
+                ),
+                None => "Set `twilio:` on this ElevenLabs credential to the Twilio credential of the account that owns the                          numbers, so credwatch can check ownership."
+                    .into(),
+            },
+        ),
     }
 }
 

@@ -144,6 +144,14 @@ pub enum PhoneProblem {
     NotOnTwilioAccount,
     /// The linked Twilio credential changed since the numbers were imported.
     ReimportNeeded,
+    /// The linked Twilio credential is rejected or blocked: calls from the
+    /// number fail whatever else is right.
+    TwilioCredentialUnhealthy,
+    /// The linked Twilio credential has no verdict yet.
+    TwilioCredentialUnknown,
+    /// Nothing proves the number is on a Twilio account (no `twilio:` link,
+    /// or the lookup got no answer).
+    OwnershipUnchecked,
 }
 
 impl PhoneProblem {
@@ -156,6 +164,9 @@ impl PhoneProblem {
             PhoneProblem::AgentNotUlaw => "agent_not_ulaw",
             PhoneProblem::NotOnTwilioAccount => "not_on_twilio_account",
             PhoneProblem::ReimportNeeded => "reimport_needed",
+            PhoneProblem::TwilioCredentialUnhealthy => "twilio_credential_unhealthy",
+            PhoneProblem::TwilioCredentialUnknown => "twilio_credential_unknown",
+            PhoneProblem::OwnershipUnchecked => "ownership_unchecked",
         }
     }
 

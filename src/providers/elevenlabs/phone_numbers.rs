@@ -212,7 +212,15 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             match owned {
                 Ok(true) => {}
                 Ok(false) => n.problems.push(PhoneProblem::NotOnTwilioAccount),
-                Err(e) => unchecked = Some(e),
+                Err(e) => {
+                    n.problems.push(PhoneProblem::OwnershipUnchecked);
+                    unchecked = Some(e);
+                }
+            }
+            match linked.usable {
+                Some(true) => {}
+                Some(false) => n.problems.push(PhoneProblem::TwilioCredentialUnhealthy),
+                None => n.problems.push(PhoneProblem::TwilioCredentialUnknown),
             }
         }
         if let Some(e) = unchecked {
@@ -239,6 +247,12 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                     n.twilio_changed_at = changed_at;
                 }
             }
+        }
+    }
+    if ctx.linked.is_none() {
+        // No `twilio:` link: nothing proves the numbers are on the account.
+        for n in &mut numbers {
+            n.problems.push(PhoneProblem::OwnershipUnchecked);
         }
     }
     for n in &mut numbers {

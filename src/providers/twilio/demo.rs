@@ -6,7 +6,8 @@ use crate::simulator::demo as d;
 /// The `twilio:` section, against the simulator at `base_url`.
 pub(super) fn section(base_url: &str) -> String {
     let tw = |name: &str, sid: &str, auth: &str| {
-        format!("  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n")
+        // The simulator serves the Voice API (dialing permissions) too.
+        format!("  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n    voice_base_url: {base_url}\n")
     };
     let token = |t: &str| format!("    auth_token: {t}\n");
     let mut y = String::from("twilio:\n");

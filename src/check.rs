@@ -86,14 +86,28 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         Only::Credential(n) => n == c.name,
         Only::CallPath(_) => path.is_some_and(|p| p.caller == c.name || p.carrier == c.name),
     };
-    let mut credentials = Vec::new();
-    // Credentials others link to first, so the linking ones see their verdict.
-    let linked_to = |c: &&Credential| config.credentials.iter().any(|o| o.linked() == Some(&c.name));
-    let (first, rest): (Vec<&Credential>, Vec<&Credential>) =
-        config.credentials.iter().filter(|c| wanted(c)).partition(linked_to);
-    let mut order = first;
-    order.extend(rest);
-    for cred in order {
+    // What is reported, and what must be checked for it: a credential's
+    // links too (an ElevenLabs key's imported numbers are judged with the
+    // linked Twilio credential's verdict), which run first.
+    let reported: Vec<&Credential> = config.credentials.iter().filter(|c| wanted(c)).collect();
+    let needed = |c: &&Credential| {
+        reported
+            .iter()
+            .any(|r| r.name == c.name || r.linked() == Some(c.name.as_str()))
+    };
+    let linked_to = |c: &&Credential| {
+        config
+            .credentials
+            .iter()
+            .any(|o| o.linked() == Some(c.name.as_str()))
+    };
+    let (first, rest): (Vec<&Credential>, Vec<&Credential>) = config
+        .credentials
+        .iter()
+        .filter(needed)
+        .partition(linked_to);
+    let mut reports = BTreeMap::new();
+    for cred in first.into_iter().chain(rest) {
         let linked = cred
             .linked()
             .and_then(|t| config.credential(t))
@@ -107,11 +121,14 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
             shared: &config.shared,
             linked: linked.as_ref(),
         };
+        // A credential checked only for its verdict (another's link) skips
+        // the informational requests.
+        let is_reported = reported.iter().any(|r| r.name == cred.name);
         let attempts = providers::run(
             cred,
             &ctx,
             &Plan {
-                details: true,
+                details: is_reported,
                 ..Plan::default()
             },
         )
@@ -120,9 +137,19 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
             continue;
         };
         state.record(&slot, &attempts);
+        if !is_reported {
+            continue;
+        }
         let snapshot = slot.snapshot();
-        credentials.push(report(config, cred, &snapshot, &attempts, linked.as_ref()));
+        reports.insert(
+            cred.name.clone(),
+            report(config, cred, &snapshot, &attempts, linked.as_ref()),
+        );
     }
+    let credentials: Vec<CredentialReport> = reported
+        .iter()
+        .filter_map(|c| reports.remove(&c.name))
+        .collect();
     let mut call_paths = Vec::new();
     for p in config.call_paths.iter().filter(|p| match only {
         Only::All => true,
@@ -147,8 +174,11 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         let observations = providers::check_call_path(p, caller, &carrier, &ctx).await;
         state.record_path(&p.name, observations);
         if let Some(slot) = state.path(&p.name) {
-            let now = std::time::SystemTime::now();
-            call_paths.push(crate::call_paths::render::report(&state.path_state(&slot), now));
+            let now = tokio::time::Instant::now();
+            call_paths.push(crate::call_paths::render::report(
+                &state.path_state(&slot),
+                now,
+            ));
         }
     }
     let ok = match only {
@@ -416,5 +446,9 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
         }
         writeln!(out, "      ({})", summary_line(c))?;
     }
-    crate::call_paths::render::text(&report.call_paths, &|code, text| style.paint(code, text), out)
+    crate::call_paths::render::text(
+        &report.call_paths,
+        &|code, text| style.paint(code, text),
+        out,
+    )
 }

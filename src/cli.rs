@@ -580,7 +580,11 @@ async fn check_config(
         eprintln!(
             "credwatch check: no call path named `{name}` in {} (configured: {})",
             origin(),
-            if names.is_empty() { "none".to_string() } else { names.join(", ") }
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
         );
         return ExitCode::from(2);
     }

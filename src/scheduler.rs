@@ -204,6 +204,9 @@ struct Entry {
     rerun: bool,
     last_details: Option<Instant>,
     force_details: bool,
+    /// The linked credential's verdict (usable or not, `None`: none yet)
+    /// the last cycle with details judged the imported numbers with.
+    linked_seen: Option<Option<bool>>,
     /// Resources upstream said this secret may not read: not asked again
     /// until the secret or the credential's config changes.
     not_permitted: BTreeSet<&'static str>,
@@ -235,6 +238,8 @@ struct Scheduler {
     epoch: Instant,
     rng: fastrand::Rng,
     max_in_flight: usize,
+    /// Credentials waiting for the first cycle of the one they link to.
+    waiting: HashMap<String, Vec<String>>,
     /// The call paths' cycles.
     paths: paths::Paths,
 }
@@ -262,6 +267,7 @@ impl Scheduler {
             epoch: Instant::now(),
             rng: fastrand::Rng::new(),
             max_in_flight: 1,
+            waiting: HashMap::new(),
             paths: paths::Paths::default(),
         };
         s.max_in_flight = max_in_flight(&config);
@@ -295,6 +301,7 @@ impl Scheduler {
                 rerun: false,
                 last_details: None,
                 force_details: true,
+                linked_seen: None,
                 not_permitted: BTreeSet::new(),
                 files,
             },
@@ -411,6 +418,21 @@ impl Scheduler {
             if e.ticket != ticket || e.running {
                 continue;
             }
+            // A credential whose checks read another's verdict (an
+            // ElevenLabs key's imported numbers) waits for that one's first
+            // cycle, which `finished` announces, instead of judging without it.
+            let link = e.cred.linked().map(str::to_string);
+            let waits_for = link.and_then(|link| {
+                let t = self.entries.get(&link)?;
+                (!t.slot.has_finished_a_cycle()).then_some(link)
+            });
+            if let Some(link) = waits_for {
+                self.waiting.entry(link).or_default().push(name.clone());
+                continue;
+            }
+            let Some(e) = self.entries.get_mut(&name) else {
+                continue;
+            };
             let details = e.force_details
                 || e.last_details
                     .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval);
@@ -430,6 +452,9 @@ impl Scheduler {
                     changed_at: t.slot.changed_at(),
                     usable: t.slot.usable(),
                 });
+            if details && let (Some(l), Some(e)) = (&linked, self.entries.get_mut(&name)) {
+                e.linked_seen = Some(l.usable);
+            }
             let upstream = self.upstream.clone();
             let shared = self.shared.clone();
             running.spawn(async move {
@@ -501,16 +526,24 @@ impl Scheduler {
         } else {
             self.schedule(&done.name, next);
         }
+        for name in self.waiting.remove(&done.name).unwrap_or_default() {
+            self.probe_now(&name);
+        }
         if usable_changed {
             // Credentials whose checks read this one (an ElevenLabs key's
-            // imported numbers) judge with its new verdict now.
-            let linking: Vec<String> = self
+            // imported numbers) and judged them with another verdict look
+            // again now.
+            let usable = self.entries.get(&done.name).and_then(|e| e.slot.usable());
+            let stale: Vec<String> = self
                 .entries
                 .iter()
-                .filter(|(_, o)| o.cred.linked() == Some(done.name.as_str()))
+                .filter(|(_, o)| {
+                    o.cred.linked() == Some(done.name.as_str())
+                        && o.linked_seen.is_some_and(|seen| seen != usable)
+                })
                 .map(|(n, _)| n.clone())
                 .collect();
-            for name in linking {
+            for name in stale {
                 self.probe_now(&name);
             }
         }
@@ -609,6 +642,11 @@ impl Scheduler {
         }
         self.secret_poll_interval = config.secret_poll_interval;
         self.reconcile_paths(&config);
+        // What waited for a credential that may be gone decides again.
+        let waiting: Vec<String> = self.waiting.drain().flat_map(|(_, v)| v).collect();
+        for name in waiting {
+            self.probe_now(&name);
+        }
     }
 }
 

@@ -68,6 +68,11 @@ impl Slot {
         self.lock().health()
     }
 
+    /// Whether a cycle of its checks has ended (answered or not).
+    pub fn has_finished_a_cycle(&self) -> bool {
+        self.lock().cycles > 0
+    }
+
     /// Whether it is usable now; `None` while it has no verdict.
     pub fn usable(&self) -> Option<bool> {
         match self.lock().health() {
@@ -114,6 +119,8 @@ pub struct State {
     /// The call paths, in config order.
     paths: RwLock<Arc<Vec<Arc<PathSlot>>>>,
     ready: AtomicBool,
+    /// Every call path has been looked at once (checked once `ready` is set).
+    paths_ready: AtomicBool,
     /// Slots that have not finished a cycle yet (an upper bound; confirmed
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
     /// per probe result.
@@ -154,6 +161,7 @@ impl State {
             slots: RwLock::new(Arc::new(Slots::new(slots))),
             paths: RwLock::new(Arc::new(paths::reconcile(&[], config))),
             ready: AtomicBool::new(false),
+            paths_ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
             web: std::sync::OnceLock::new(),
@@ -205,9 +213,20 @@ impl State {
         });
     }
 
-    /// Every credential has finished at least one cycle.
+    /// Every credential has finished at least one cycle, and every call path
+    /// has been looked at once (a latch: it stays set).
     pub fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        if !self.ready.load(Ordering::Acquire) {
+            return false;
+        }
+        if self.paths_ready.load(Ordering::Acquire) {
+            return true;
+        }
+        let all = self.paths().iter().all(|p| p.state().checked_at.is_some());
+        if all {
+            self.paths_ready.store(true, Ordering::Release);
+        }
+        all
     }
 
     /// Applies a new config: unchanged credentials keep their slot (state and
@@ -261,7 +280,7 @@ impl State {
     /// Records one cycle of a call path's looks.
     pub fn record_path(&self, name: &str, observations: Vec<Observation>) {
         if let Some(slot) = self.path(name) {
-            slot.record(observations, SystemTime::now());
+            slot.record(observations);
         }
     }
 
@@ -287,7 +306,7 @@ impl State {
     pub(crate) fn path_health(&self, name: &str) -> Option<(bool, Bytes)> {
         let slot = self.path(name)?;
         let state = self.path_state(&slot);
-        let now = SystemTime::now();
+        let now = tokio::time::Instant::now();
         Some((
             state.ready(now),
             Bytes::from(crate::call_paths::render::health_json(&state, now)),
@@ -319,7 +338,7 @@ impl State {
         );
         let paths = self.path_states();
         if !paths.is_empty() {
-            own = crate::call_paths::render::metrics(&paths, SystemTime::now()) + &own;
+            own = crate::call_paths::render::metrics(&paths, tokio::time::Instant::now()) + &own;
         }
         metrics::store::metrics_body(&self.store, own, gzip)
     }
@@ -342,7 +361,7 @@ impl State {
         if paths.is_empty() {
             return (ok, chunks.to_vec());
         }
-        let now = SystemTime::now();
+        let now = tokio::time::Instant::now();
         let mut paths_ok = true;
         let mut entries = Vec::new();
         for p in &paths {

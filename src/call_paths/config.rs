@@ -99,7 +99,10 @@ fn reference<'c>(
 ) -> Option<&'c str> {
     let path = format!("{at}.{key}");
     let Some(name) = name else {
-        v.error(path, format!("missing; name the {provider} credential of this call path"));
+        v.error(
+            path,
+            format!("missing; name the {provider} credential of this call path"),
+        );
         return None;
     };
     match credentials.iter().find(|c| c.name == name) {
@@ -107,7 +110,10 @@ fn reference<'c>(
         Some(c) => {
             v.error(
                 path,
-                format!("`{name}` is a {} credential; name a {provider} credential here", c.provider()),
+                format!(
+                    "`{name}` is under `{}:`, not `{provider}:`; name one of the `{provider}:` credentials here",
+                    c.provider()
+                ),
             );
             None
         }

@@ -24,8 +24,10 @@ pub mod render;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
-pub use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
+use tokio::time::Instant;
+
 use crate::outcome::{Evidence, Reason};
+pub use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
 use crate::verdict::Health;
 
 /// What a path's credential links are now, from their credentials' state.
@@ -40,10 +42,11 @@ pub struct Credentials {
 /// What is known of one link looked at with a request.
 #[derive(Debug, Clone)]
 struct Looked {
-    /// The last definitive finding (`Proven` or `Broken`) and when.
-    definitive: Option<(Finding, SystemTime)>,
-    /// Since when the looks have got no answer (`None` after a definitive one).
-    unknown_since: Option<SystemTime>,
+    /// The last definitive finding (`Proven` or `Broken`).
+    definitive: Option<Finding>,
+    /// Since when the looks have got no answer (`None` after a definitive
+    /// one), on the monotonic clock.
+    unknown_since: Option<Instant>,
     /// The last look, whatever it found.
     last: Observation,
 }
@@ -87,7 +90,7 @@ pub struct PathState {
     pub grace: Duration,
     pub credentials: Credentials,
     looked: BTreeMap<Link, Looked>,
-    /// When the last cycle of looks ended.
+    /// When the last cycle of looks ended (wall clock, for the metric).
     pub checked_at: Option<SystemTime>,
 }
 
@@ -119,8 +122,8 @@ impl PathState {
         self.grace = grace;
     }
 
-    /// Records one cycle of looks, made at `now`.
-    pub fn record(&mut self, observations: Vec<Observation>, now: SystemTime) {
+    /// Records one cycle of looks, made at `now` (`wall` on the wall clock).
+    pub fn record(&mut self, observations: Vec<Observation>, now: Instant, wall: SystemTime) {
         for o in observations {
             let entry = self.looked.entry(o.link.clone());
             let looked = entry.or_insert_with(|| Looked {
@@ -130,7 +133,7 @@ impl PathState {
             });
             match &o.finding {
                 Finding::Proven | Finding::Broken(_) => {
-                    looked.definitive = Some((o.finding.clone(), now));
+                    looked.definitive = Some(o.finding.clone());
                     looked.unknown_since = None;
                 }
                 Finding::Unknown(_) => {
@@ -139,11 +142,11 @@ impl PathState {
             }
             looked.last = o;
         }
-        self.checked_at = Some(now);
+        self.checked_at = Some(wall);
     }
 
     /// Every link in order, with its status at `now`: the one readiness rule.
-    pub fn links(&self, now: SystemTime) -> Vec<LinkView> {
+    pub fn links(&self, now: Instant) -> Vec<LinkView> {
         let c = &self.credentials;
         let credential = |link: Link, health: Option<Health>, broken: LinkProblem| LinkView {
             status: match health {
@@ -195,7 +198,7 @@ impl PathState {
         out
     }
 
-    fn looked_view(&self, link: Link, now: SystemTime) -> LinkView {
+    fn looked_view(&self, link: Link, now: Instant) -> LinkView {
         let Some(l) = self.looked.get(&link) else {
             return LinkView {
                 status: Status::Unknown(link.unknown()),
@@ -208,10 +211,10 @@ impl PathState {
         };
         let stale = l
             .unknown_since
-            .is_some_and(|t| now.duration_since(t).unwrap_or_default() >= self.grace);
+            .is_some_and(|t| now.saturating_duration_since(t) >= self.grace);
         let status = match &l.definitive {
-            Some((Finding::Broken(p), _)) => Status::Broken(*p),
-            Some((Finding::Proven, _)) if !stale => Status::Proven,
+            Some(Finding::Broken(p)) => Status::Broken(*p),
+            Some(Finding::Proven) if !stale => Status::Proven,
             _ => Status::Unknown(link.unknown()),
         };
         LinkView {
@@ -228,7 +231,7 @@ impl PathState {
     }
 
     /// Ready: every link proven at `now`.
-    pub fn ready(&self, now: SystemTime) -> bool {
+    pub fn ready(&self, now: Instant) -> bool {
         self.links(now).iter().all(|l| l.status == Status::Proven)
     }
 }

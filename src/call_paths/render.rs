@@ -3,7 +3,7 @@
 //! and a fix for every link that is not proven.
 
 use std::fmt::Write as _;
-use std::time::SystemTime;
+use tokio::time::Instant;
 
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ pub const FAMILIES: &[Family] = &[
 ];
 
 /// Every path's lines, family by family (empty without paths).
-pub fn metrics(paths: &[PathState], now: SystemTime) -> String {
+pub fn metrics(paths: &[PathState], now: Instant) -> String {
     if paths.is_empty() {
         return String::new();
     }
@@ -123,7 +123,7 @@ struct HealthEntry<'a> {
 }
 
 /// The path's `/health` entry (a JSON object).
-pub fn health_json(p: &PathState, now: SystemTime) -> String {
+pub fn health_json(p: &PathState, now: Instant) -> String {
     let links = p.links(now);
     serde_json::to_string(&HealthEntry {
         call_path: &p.path.name,
@@ -140,7 +140,7 @@ pub fn health_json(p: &PathState, now: SystemTime) -> String {
 #[derive(Debug, Clone, Serialize)]
 pub struct LinkReport {
     pub link: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// The country of a destination link, `null` for the others.
     pub country: Option<String>,
     /// `proven`, `broken` or `unknown`.
     pub status: &'static str,
@@ -174,7 +174,7 @@ impl CallPathReport {
     }
 }
 
-pub fn report(p: &PathState, now: SystemTime) -> CallPathReport {
+pub fn report(p: &PathState, now: Instant) -> CallPathReport {
     let links = p.links(now);
     CallPathReport {
         name: p.path.name.clone(),
@@ -232,13 +232,18 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
     };
     let Some(problem) = l.status.problem() else {
         return match &l.link {
-            super::Link::CallerCredential => proven(format!("ElevenLabs credential `{}` is healthy", path.caller)),
+            super::Link::CallerCredential => proven(format!(
+                "ElevenLabs credential `{}` is healthy",
+                path.caller
+            )),
             super::Link::ConvaiWrite if l.inferred => proven(format!(
                 "`{}` holds convai_write (inferred: ElevenLabs is taken to check the permission before the agent; `credwatch calibrate` proves it on your account)",
                 path.caller
             )),
             super::Link::ConvaiWrite => proven(format!("`{}` holds convai_write", path.caller)),
-            super::Link::CarrierCredential => proven(format!("Twilio credential `{}` is healthy", path.carrier)),
+            super::Link::CarrierCredential => {
+                proven(format!("Twilio credential `{}` is healthy", path.carrier))
+            }
             _ => proven(detail.unwrap_or_else(|| format!("{} proven", l.link.as_str()))),
         };
     };

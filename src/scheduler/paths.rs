@@ -178,7 +178,10 @@ impl Scheduler {
         e.running = false;
         let transient = done.observations.iter().find_map(|o| match o.finding {
             Finding::Unknown(
-                r @ (Reason::RateLimited | Reason::UpstreamError | Reason::Timeout | Reason::Network),
+                r @ (Reason::RateLimited
+                | Reason::UpstreamError
+                | Reason::Timeout
+                | Reason::Network),
             ) => Some(r),
             _ => None,
         });

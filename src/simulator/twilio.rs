@@ -271,13 +271,22 @@ impl TwilioAccount {
 
     /// Allows or blocks calls to ordinary numbers of `iso` (geo permissions).
     pub fn with_geo_permission(mut self, iso: &str, low_risk_enabled: bool) -> TwilioAccount {
-        self.geo_permissions.insert(iso.to_owned(), low_risk_enabled);
+        self.geo_permissions
+            .insert(iso.to_owned(), low_risk_enabled);
         self
     }
 
     /// Sets the capabilities of an incoming number of the account.
-    pub fn with_number_capabilities(mut self, number: &str, capabilities: Capabilities) -> TwilioAccount {
-        for n in self.incoming_numbers.iter_mut().filter(|n| n.phone_number == number) {
+    pub fn with_number_capabilities(
+        mut self,
+        number: &str,
+        capabilities: Capabilities,
+    ) -> TwilioAccount {
+        for n in self
+            .incoming_numbers
+            .iter_mut()
+            .filter(|n| n.phone_number == number)
+        {
             n.capabilities = capabilities;
         }
         self
@@ -845,7 +854,14 @@ fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
     let world = &state.world.twilio;
     let account = match authenticate(state, ctx) {
         Ok(Principal::Token(a) | Principal::Key(a, _)) => a,
-        Ok(Principal::Test) => return error(403, 20008, "Cannot access this resource with Test Credentials", None),
+        Ok(Principal::Test) => {
+            return error(
+                403,
+                20008,
+                "Cannot access this resource with Test Credentials",
+                None,
+            );
+        }
         Err(reply) => return reply,
     };
     if account.status != AccountStatus::Active {

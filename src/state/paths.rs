@@ -28,8 +28,9 @@ impl PathSlot {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub(crate) fn record(&self, observations: Vec<Observation>, now: SystemTime) {
-        self.lock().record(observations, now);
+    pub(crate) fn record(&self, observations: Vec<Observation>) {
+        self.lock()
+            .record(observations, tokio::time::Instant::now(), SystemTime::now());
     }
 
     /// The path's settings now.

@@ -2,6 +2,7 @@
 //! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
 
 mod calibrate;
+mod call_paths;
 mod check;
 mod cli_ops;
 mod demo;

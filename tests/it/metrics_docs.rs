@@ -62,6 +62,11 @@ async fn docs_metrics_md_documents_exactly_the_families_credwatch_exports() {
                 .iter()
                 .map(|n| n.to_string()),
         )
+        .chain(
+            credwatch::call_paths::render::FAMILIES
+                .iter()
+                .map(|f| f.name.to_string()),
+        )
         .collect();
     let unlisted: Vec<&String> = live
         .iter()
@@ -106,4 +111,22 @@ fn the_docs_parser_reads_table_names_only() {
               text `credwatch_in_prose` \n| `reason` | x |\n";
     let got: Vec<String> = documented(md).into_iter().collect();
     assert_eq!(got, ["credwatch_a", "process_b", "process_c"]);
+}
+
+#[test]
+fn every_call_path_problem_is_documented() {
+    let doc =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/metrics.md"))
+            .expect("docs/metrics.md");
+    let section = doc
+        .split("### `problem` label values (call paths)")
+        .nth(1)
+        .expect("docs/metrics.md has the call-path problem table");
+    for p in credwatch::call_paths::LinkProblem::ALL {
+        assert!(
+            section.contains(&format!("| `{}` |", p.as_str())),
+            "docs/metrics.md does not document call-path problem `{}`",
+            p.as_str()
+        );
+    }
 }

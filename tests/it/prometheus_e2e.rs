@@ -64,7 +64,8 @@ const BROKEN: [(&str, &str); 6] = [
 /// CredwatchProviderChecksFailing), nor CredwatchChecksFailing,
 /// CredwatchCredentialRotated, CredwatchCredentialInvalidAfterRotation (the
 /// demo rotates nothing), nor the forecasts (the demo's numbers are steady).
-const EXPECTED_ALERTS: [(&str, &str, &str); 9] = [
+/// (alert, credential or call path, severity).
+const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
     ("CredwatchCredentialInvalid", "el-revoked", "critical"),
     (
         "CredwatchCredentialInvalid",
@@ -87,6 +88,25 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 9] = [
     ),
     // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
     ("CredwatchPhoneNumberNotReady", "el-agent-prod", "critical"),
+    // Every demo call path but sales-outbound is broken on purpose, and not critical.
+    ("CredwatchCallPathBroken", "agent-deleted", "warning"),
+    (
+        "CredwatchCallPathBroken",
+        "number-not-on-account",
+        "warning",
+    ),
+    ("CredwatchCallPathBroken", "number-without-voice", "warning"),
+    ("CredwatchCallPathBroken", "country-blocked", "warning"),
+    (
+        "CredwatchCallPathBroken",
+        "token-rotated-since-import",
+        "warning",
+    ),
+    (
+        "CredwatchCallPathBroken",
+        "twilio-token-rejected",
+        "warning",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -567,10 +587,13 @@ async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value>, String> 
     for a in &alerts {
         let name = a["labels"]["alertname"].as_str().unwrap_or("?");
         let state = a["state"].as_str().unwrap_or("?");
-        let Some(cred) = a["labels"]["credential"].as_str() else {
+        let subject = a["labels"]["credential"]
+            .as_str()
+            .or_else(|| a["labels"]["call_path"].as_str());
+        let Some(cred) = subject else {
             if state == "firing" {
                 return Err(format!(
-                    "alert {name} without a credential is firing; alerts: {all}"
+                    "alert {name} without a credential or call path is firing; alerts: {all}"
                 ));
             }
             not_yet.push(format!("{name} (no credential) is {state}"));

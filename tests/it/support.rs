@@ -301,6 +301,31 @@ pub fn assert_nothing_unclassified(metrics: &str, context: &str) {
     );
 }
 
+/// The README's table of the demo's call paths: each path's status and the
+/// problems of its links that are not proven (`destination_blocked:GB` for a
+/// country), as `/health` lists them.
+pub const DEMO_CALL_PATHS: [(&str, &str, &[&str]); 7] = [
+    ("sales-outbound", "ready", &[]),
+    ("agent-deleted", "broken", &["agent_not_found"]),
+    (
+        "number-not-on-account",
+        "broken",
+        &["number_not_on_twilio_account"],
+    ),
+    (
+        "number-without-voice",
+        "broken",
+        &["number_not_voice_capable"],
+    ),
+    ("country-blocked", "broken", &["destination_blocked:GB"]),
+    ("token-rotated-since-import", "broken", &["reimport_needed"]),
+    (
+        "twilio-token-rejected",
+        "broken",
+        &["twilio_credential_unhealthy", "twilio_number_unknown"],
+    ),
+];
+
 /// The README's table of `credwatch demo`: each demo credential's status and
 /// reason, in the demo config's order.
 pub const DEMO_VERDICTS: [(&str, &str, Option<&str>); 12] = [

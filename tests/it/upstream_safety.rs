@@ -188,6 +188,8 @@ fn allowed(r: &RecordedRequest) -> Result<(), String> {
             ["", "v1", "convai", "agents"] => exactly("page_size=1"),
             ["", "v1", "convai", "agents", agent] if id(agent) => no_query(),
             ["", "v1", "convai", "phone-numbers"] => exactly("provider=twilio"),
+            // A call path's imported number.
+            ["", "v1", "convai", "phone-numbers", number] if id(number) => no_query(),
             ["", "v1", "convai", "conversation", "get-signed-url"] => {
                 exactly(&format!("agent_id={PROBE_AGENT}"))
             }
@@ -202,6 +204,13 @@ fn allowed(r: &RecordedRequest) -> Result<(), String> {
                     };
                 }
                 ["", "2010-04-01", "Accounts", sid, resource] if account_sid(sid) => *resource,
+                // The Voice API (voice_base_url): one country's dialing
+                // permissions, for a call path's destinations.
+                ["", "v1", "DialingPermissions", "Countries", iso]
+                    if iso.len() == 2 && iso.chars().all(|c| c.is_ascii_uppercase()) =>
+                {
+                    return no_query();
+                }
                 _ => return Err("not a Twilio path credwatch may call".into()),
             };
             // Paging (`PageSize`, then the `Page` and `PageToken` of
@@ -294,7 +303,7 @@ fn the_reference_list_refuses_calls_credwatch_must_never_make() {
         "/v1/workspaces/api-keys/disable?api_key_name=self",
         "/v1/convai/agents?page_size=100",
         "/v1/convai/phone-numbers",
-        "/v1/convai/phone-numbers/phnum_ready",
+        "/v1/convai/phone-numbers/phnum_ready?x=1",
         "/v1/text-to-speech/voice",
         "/v1/user?x=1",
     ] {

@@ -3,7 +3,8 @@
 //!
 //! It uses the same providers and the same verdict rules as the daemon (the
 //! attempts go through [`State::record`]), so `check` and `/health` never
-//! disagree. Its JSON output is a stable interface (`version: 1`).
+//! disagree. Its JSON output is a stable interface (`version: 2`,
+//! `docs/check-output.md`).
 
 /// `credwatch calibrate` lives with the provider whose probes it proves.
 pub use crate::providers::calibrate;
@@ -189,7 +190,7 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         }
     };
     Ok(Report {
-        version: 1,
+        version: 2,
         ok,
         credentials,
         call_paths,

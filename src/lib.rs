@@ -25,6 +25,9 @@
 //!   jitter, backoff and a per-host concurrency cap.
 //! - [`verdict`]: what is known about one credential, how facts change it,
 //!   and the one "is this credential usable?" rule.
+//! - [`call_paths`]: the application's outbound call, link by link: its
+//!   config, the one "is this path ready?" rule and its exposition (the
+//!   links' requests are the providers', `providers::check_call_path`).
 //! - [`metrics`]: Prometheus text rendering of a credential, the exposition
 //!   store that keeps every credential's `/metrics` lines and `/health`
 //!   entry (with gzip), and credwatch's own metrics.

@@ -291,7 +291,7 @@ fn assert_all_keys(v: &serde_json::Value) {
 
 /// The enumerated values and formats the documentation promises.
 fn assert_values(r: &Report) {
-    assert_eq!(r.version, 1);
+    assert_eq!(r.version, 2);
     assert_eq!(
         r.ok,
         r.credentials

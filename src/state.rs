@@ -344,6 +344,7 @@ mod tests {
                         Ok(vec![Fact::Permission {
                             name: "convai_write".into(),
                             granted: round % 2 == 0,
+                            basis: crate::outcome::Basis::Inferred,
                         }]),
                     ),
                 ],

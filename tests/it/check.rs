@@ -48,6 +48,7 @@ pub struct CredReport {
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
+    pub permission_basis: BTreeMap<String, String>,
     pub quota: Option<Quota>,
     pub twilio_account: Option<TwAccount>,
     pub twilio_balance: Option<TwBalance>,
@@ -803,7 +804,7 @@ async fn elevenlabs_causes_are_explained() {
                 "    ✗ This key lacks `convai_write`.\n",
                 "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 401, code missing_permissions, permission convai_write, request id …\n",
                 "      fix: Create a key with Conversational AI → Write (\"ElevenLabs Agents: Write\") in ElevenLabs → Settings → API Keys, or edit this key's permissions there, then put it in the config file. Without it, outbound calls fail with 401 and signed URLs cannot be issued. (evidence: docs/upstream-evidence.md#elevenlabs-missing-permissions)\n",
-                "      (user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
+                "      (user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
             )
             .into(),
         },
@@ -823,7 +824,7 @@ async fn elevenlabs_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
                 "\n",
-                "✓ el-restricted (elevenlabs): healthy — convai_write granted; fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
+                "✓ el-restricted (elevenlabs): healthy — convai_write granted (inferred); fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
             )
             .into(),
         },
@@ -871,7 +872,7 @@ async fn elevenlabs_causes_are_explained() {
                 "    ✗ The account's character/credit quota is used up.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
                 "      fix: Requests that spend credits (calls, speech) fail until 2100-01-01T00:00:00Z. Upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can list keys' limits). (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
-                "      (convai_write, user_read granted; 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
+                "      (convai_write, user_read granted (inferred); 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
             )
             .into(),
         },
@@ -1030,7 +1031,7 @@ async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
         concat!(
             "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
             "\n",
-            "✓ el (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
+            "✓ el (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
         ),
         "{text:?}"
     );

@@ -1346,7 +1346,7 @@ async fn twilio_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
                 "\n",
-                "✓ tw-standard-key (twilio): healthy — 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
+                "✓ tw-standard-key (twilio): healthy — incoming_phone_numbers_read granted (direct); 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
             )
             .into(),
         },
@@ -2038,7 +2038,18 @@ async fn json_output_matches_the_documented_schema() {
     let b = tw.twilio_balance.as_ref().expect("balance");
     assert_eq!((b.amount, b.currency.as_str()), (42.17, "USD"));
     assert_eq!(tw.twilio_phone_numbers, Some(2));
-    assert!(tw.permissions.is_empty() && tw.quota.is_none());
+    // The auth check's own request is the permission a restricted key may lack.
+    assert_eq!(
+        tw.permissions,
+        BTreeMap::from([("incoming_phone_numbers_read".to_string(), true)])
+    );
+    assert_eq!(
+        tw.permission_basis
+            .get("incoming_phone_numbers_read")
+            .map(String::as_str),
+        Some("direct")
+    );
+    assert!(tw.quota.is_none());
     assert_eq!(
         tw.evidence
             .iter()

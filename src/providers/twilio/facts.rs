@@ -2,6 +2,8 @@
 //! the account, its balance and its numbers, and how they change what is
 //! known about a credential ([`Details`]).
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 
 use crate::providers::outcome::Reason;
@@ -59,7 +61,12 @@ impl Problem {
 pub enum Detail {
     /// The numbers on the account.
     #[serde(rename = "twilio_numbers")]
-    Numbers { count: u64 },
+    Numbers {
+        count: u64,
+        /// When the listing that counted them ended.
+        #[serde(skip)]
+        counted_at: SystemTime,
+    },
     /// `Accounts/{Sid}.json`.
     #[serde(rename = "twilio_account")]
     Account {
@@ -106,6 +113,9 @@ pub struct TwilioBalance {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Details {
     pub numbers: Option<u64>,
+    /// When `numbers` was counted: the count is as old as this.
+    #[serde(skip)]
+    pub numbers_counted_at: Option<SystemTime>,
     pub account: Option<TwilioAccount>,
     pub balance: Option<TwilioBalance>,
     /// The balance does not apply (subaccount).
@@ -115,7 +125,10 @@ pub struct Details {
 impl Details {
     pub fn apply(&mut self, detail: &Detail) {
         match detail {
-            Detail::Numbers { count } => self.numbers = Some(*count),
+            Detail::Numbers { count, counted_at } => {
+                self.numbers = Some(*count);
+                self.numbers_counted_at = Some(*counted_at);
+            }
             Detail::Account {
                 status,
                 kind,

@@ -26,7 +26,7 @@ use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue};
 pub use api::looks_like_account_sid;
 pub use checks::{
-    MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
+    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
     error_code, has_number, numbers, run,
 };
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
@@ -66,6 +66,15 @@ impl Kind for Twilio {
 
     fn reread(&self) -> Result<Option<Spec>, String> {
         Ok(self.reread_files()?.map(Spec::Twilio))
+    }
+
+    /// Reading the incoming numbers (the auth check's request): a
+    /// restricted key without it is unusable, and says so like any other
+    /// missing permission (`credwatch_permission_granted`, `/health`).
+    fn required_permissions(&self) -> &[String] {
+        static REQUIRED: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec![LIST_PERMISSION.to_string()]);
+        &REQUIRED
     }
 
     fn account(&self) -> Option<&str> {
@@ -118,7 +127,10 @@ impl Kind for Twilio {
 
     #[cfg(test)]
     fn sample_detail(n: u64) -> Detail {
-        Detail::Numbers { count: n }
+        Detail::Numbers {
+            count: n,
+            counted_at: std::time::SystemTime::UNIX_EPOCH,
+        }
     }
 
     #[cfg(test)]

@@ -132,7 +132,7 @@ const REASONS: [&str; 9] = [
     "unexpected_response",
 ];
 /// `Problem::code` of src/outcome.rs.
-const PROBLEM_CODES: [&str; 15] = [
+const PROBLEM_CODES: [&str; 14] = [
     "invalid_api_key",
     "key_not_received",
     "key_id_used_as_key",
@@ -143,7 +143,6 @@ const PROBLEM_CODES: [&str; 15] = [
     "payment_required",
     "subscription_disabled",
     "twilio_authenticate",
-    "test_credentials",
     "account_not_found",
     "account_suspended",
     "restricted_key",
@@ -1298,7 +1297,7 @@ async fn twilio_causes_are_explained() {
                     "✗ tw-wrong-token (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
-                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the Auth Token was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the Auth Token belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint b17b2f527392 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the Auth Token was rotated or deleted (Console → Account → API keys & tokens; promoting the secondary Auth Token deletes the old primary); the SID and the Auth Token belong to different accounts (live vs test, parent vs subaccount {sid}: here it needs its own Auth Token, since credwatch sends an Auth Token with the Account SID it checks and so cannot use the parent's — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint b17b2f527392 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
                     "      (fingerprint b17b2f527392)\n",
                 ),
                 sid = wrong_token
@@ -1307,24 +1306,25 @@ async fn twilio_causes_are_explained() {
         Case {
             credential: "tw-test-credentials",
             exit: 1,
-            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            // Test credentials authenticate but read nothing: neither valid nor invalid.
+            verdict: ("pending", None, None),
             fingerprint: "476e8c7c77a8",
-            finding: "test_credentials",
+            finding: "unexpected_response",
             severity: "error",
             check: "phone_numbers",
             request: numbers_request(&test_creds),
             http_status: Some(403),
             upstream_code: Some("20008"),
             request_id: Some("RQ"),
-            fix: &["Live credentials", "live"],
+            fix: &["test credentials", "live Account SID"],
             text: format!(
                 concat!(
                     "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                     "\n",
-                    "✗ tw-test-credentials (twilio): invalid_credentials\n",
-                    "    ✗ These are Twilio test credentials (403, code 20008).\n",
+                    "✗ tw-test-credentials (twilio): no verdict\n",
+                    "    ✗ No verdict: test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20008, request id RQ…\n",
-                    "      fix: Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in the config file. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
+                    "      fix: These are Twilio test credentials: Twilio accepts them only to simulate buying numbers, sending messages and placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
                     "      (fingerprint 476e8c7c77a8)\n",
                 ),
                 sid = test_creds
@@ -1374,7 +1374,7 @@ async fn twilio_causes_are_explained() {
                     "✗ tw-parent-key (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
-                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the API key secret was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the API key secret belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint 831e1349a534 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the API key secret was rotated or deleted (Console → Account → API keys & tokens; promoting the secondary Auth Token deletes the old primary); the SID and the API key secret belong to different accounts (live vs test, parent vs subaccount {sid}: here it needs its own Auth Token, since credwatch sends an Auth Token with the Account SID it checks and so cannot use the parent's — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint 831e1349a534 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
                     "      (fingerprint 831e1349a534)\n",
                 ),
                 sid = sub

@@ -133,8 +133,10 @@ async fn a_wrong_token_is_invalid_credentials_20003() {
     }
 }
 
+/// Test credentials authenticate, but Twilio lets them read nothing (403
+/// 20008): neither valid nor invalid, so no verdict — never a confident one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_credentials_are_invalid_credentials_20008() {
+async fn test_credentials_20008_are_neither_valid_nor_invalid() {
     let sid = ac_sid("test-creds");
     let test_token = tw_token("test-creds-test");
     let mut account =
@@ -146,21 +148,28 @@ async fn test_credentials_are_invalid_credentials_20008() {
         vec![tw("tw-test-creds", &sid, &test_token, url, "")]
     })
     .await;
-    wait_verdict(&d, "tw-test-creds").await;
-    assert_verdict(
+    let me = cred("tw-test-creds");
+    crate::support::wait_sample(
         &d,
-        "tw-test-creds",
-        "unhealthy",
-        Some("invalid_credentials"),
-        Some(false),
+        Duration::from_secs(20),
+        "credwatch_check_errors_total",
+        &[
+            &me,
+            "check=\"phone_numbers\"",
+            "reason=\"unexpected_response\"",
+        ],
+        |v| v >= 1.0,
     )
     .await;
+    assert_verdict(&d, "tw-test-creds", "pending", None, None).await;
+    let c = d.credential("tw-test-creds").await;
+    assert_eq!(c["check_error"], "unexpected_response", "{c}");
     // It really was 20008, not a plain 20003: nothing but the first list was asked.
     assert!(
         sim.requests()
             .iter()
             .all(|r| r.path.ends_with("/IncomingPhoneNumbers.json")),
-        "an invalid credential stops the cycle"
+        "no answer stops the cycle"
     );
 }
 

@@ -21,6 +21,9 @@ use crate::providers::{Clock, Context, Credential, Plan, Provider};
 /// have been rotated *or* its account suspended.
 const AUTHENTICATE: &str = "credentials rejected (20003 Authenticate): the Auth Token or API key was rotated, deleted or mistyped, or the account was suspended or closed";
 
+/// The detail of a 20008 answer (and the key of its fix, `failure_fix`).
+pub const TEST_CREDENTIALS: &str = "test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected";
+
 /// Safety net on paging: 100 pages of 1,000 numbers.
 pub const MAX_PAGES: usize = 100;
 
@@ -249,12 +252,15 @@ pub async fn numbers(
             ],
             "the account is not active (20005)",
         )),
-        Meaning::TestCredentials => Some((
-            vec![Fact::Invalid {
-                problem: Problem::TestCredentials.into(),
-            }],
-            "test credentials (20008) cannot read anything",
-        )),
+        // Test credentials authenticate, but Twilio lets them read nothing:
+        // no answer about them can be had, neither valid nor invalid.
+        Meaning::TestCredentials => {
+            return vec![clock.finish(
+                CHECK,
+                evidence(&first, &answer, TEST_CREDENTIALS.into()),
+                Err(failure(Reason::UnexpectedResponse, &answer)),
+            )];
+        }
         Meaning::Suspended => Some((
             vec![
                 Fact::Valid,

@@ -17,8 +17,6 @@ pub enum Problem {
     TwilioAuthenticate,
     /// 20005 "Account not active", whatever the HTTP status.
     AccountNotActive,
-    /// 403 20008: test credentials.
-    TestCredentials,
     /// 404 20404 on the account: the Account SID does not exist for these credentials.
     AccountNotFound,
     /// 403 20403 or account status suspended/closed.
@@ -33,7 +31,6 @@ impl Problem {
     pub fn reason(&self) -> Reason {
         match self {
             Problem::TwilioAuthenticate
-            | Problem::TestCredentials
             | Problem::AccountNotFound
             | Problem::KeySidInPath => Reason::InvalidCredentials,
             Problem::RestrictedKey => Reason::MissingPermission,
@@ -45,7 +42,6 @@ impl Problem {
     pub fn code(&self) -> &'static str {
         match self {
             Problem::TwilioAuthenticate => "twilio_authenticate",
-            Problem::TestCredentials => "test_credentials",
             Problem::AccountNotFound => "account_not_found",
             Problem::AccountSuspended { .. } => "account_suspended",
             Problem::AccountNotActive => "account_not_active",

@@ -121,6 +121,10 @@ impl Kind for Twilio {
         report::summary(r)
     }
 
+    fn failure_fix(_reason: Reason, detail: &str) -> Option<&'static str> {
+        explain::failure_fix(detail)
+    }
+
     fn explain_not_permitted(resource: &str) -> (String, String) {
         report::explain_not_permitted(resource)
     }

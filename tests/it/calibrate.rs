@@ -525,14 +525,14 @@ async fn a_recorded_non_discriminating_probe_leaves_the_permission_unknown() {
     let el = &report.credentials[0];
     assert_eq!(el.status, "pending");
     assert!(!el.permissions.contains_key("convai_write"), "{el:?}");
+    // Said as such, with the way out.
     assert!(
         el.findings
             .iter()
-            .any(|f| f.summary.contains("does not tell")
-                || f.fix.contains("does not tell")
-                || f.evidence
-                    .as_ref()
-                    .is_some_and(|e| e.detail.contains("does not tell"))),
+            .any(|f| f.check == "permission_convai_write"
+                && f.summary
+                    .contains("does not tell a key with `convai_write` from one without")
+                && f.fix.contains("permission_probes:")),
         "{el:?}"
     );
 }

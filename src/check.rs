@@ -18,7 +18,7 @@ use serde::Serialize;
 
 pub use crate::call_paths::render::CallPathReport;
 use crate::config::{Config, Credential};
-use crate::outcome::{Evidence, Fact, Reason};
+use crate::outcome::{Basis, Evidence, Fact, Reason};
 pub use crate::providers::report::{Finding, Severity};
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::State;
@@ -35,6 +35,9 @@ pub struct CredentialReport {
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
+    /// What each verdict in `permissions` rests on: `direct`, `calibrated`
+    /// or `inferred` (docs/check-output.md).
+    pub permission_basis: BTreeMap<String, Basis>,
     /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`, …).
     #[serde(flatten)]
     pub details: providers::Reports,
@@ -255,19 +258,30 @@ fn report(
                 });
             }
             Ok(facts) => {
+                // A problem of the check's own (a restricted Twilio key) already
+                // explains the permission it reports missing.
+                let explained = facts.iter().any(|f| {
+                    matches!(f, Fact::Blocked { problem } if problem.reason() == Reason::MissingPermission)
+                });
                 for fact in facts {
+                    let mut basis = None;
                     let (severity, problem) = match fact {
                         Fact::Invalid { problem } | Fact::Blocked { problem } => {
                             (Severity::Error, problem.clone())
                         }
+                        Fact::Permission { granted: false, .. } if explained => continue,
                         Fact::Permission {
                             name,
                             granted: false,
+                            basis: b,
                         } => (
-                            if required.contains(&name.as_str()) {
-                                Severity::Error
-                            } else {
-                                Severity::Info
+                            {
+                                basis = Some(*b);
+                                if required.contains(&name.as_str()) {
+                                    Severity::Error
+                                } else {
+                                    Severity::Info
+                                }
                             },
                             providers::Problem::PermissionMissing {
                                 permission: name.clone(),
@@ -288,6 +302,18 @@ fn report(
                         _ => continue,
                     };
                     let (mut summary, mut fix) = explain::problem(&problem, cred);
+                    match basis {
+                        Some(Basis::Inferred) => {
+                            summary = format!(
+                                "{summary} (Inferred: the probe's reading is not proven on this API; `credwatch calibrate` proves it.)"
+                            )
+                        }
+                        Some(Basis::Calibrated) => {
+                            summary =
+                                format!("{summary} (Calibrated: the probe was proven on this API.)")
+                        }
+                        _ => {}
+                    }
                     if severity == Severity::Info {
                         summary = format!(
                             "{summary} It is not required here, so the related data is unavailable."
@@ -328,9 +354,19 @@ fn report(
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
+        permission_basis: s.verdict.permission_basis.clone(),
         details: s.verdict.details.report(),
         findings,
-        evidence: attempts.iter().map(|a| a.evidence.clone()).collect(),
+        // Each request once, even when two checks read its answer (a
+        // Twilio listing's page 1: the auth check and the count).
+        evidence: attempts
+            .iter()
+            .fold(Vec::new(), |mut seen: Vec<Evidence>, a| {
+                if !seen.iter().any(|e| e.request == a.evidence.request) {
+                    seen.push(a.evidence.clone());
+                }
+                seen
+            }),
         ready_for_calls: s.ready_for_calls(),
     }
 }
@@ -368,14 +404,21 @@ fn evidence_line(e: &Evidence) -> String {
 
 fn summary_line(c: &CredentialReport) -> String {
     let mut bits = Vec::new();
-    let granted: Vec<&str> = c
-        .permissions
-        .iter()
-        .filter(|(_, g)| **g)
-        .map(|(p, _)| p.as_str())
-        .collect();
-    if !granted.is_empty() {
-        bits.push(format!("{} granted", granted.join(", ")));
+    // Grouped by what the verdict rests on, so an inferred grant reads as such.
+    for basis in [Basis::Direct, Basis::Calibrated, Basis::Inferred] {
+        let granted: Vec<&str> = c
+            .permissions
+            .iter()
+            .filter(|(p, g)| **g && c.permission_basis.get(*p) == Some(&basis))
+            .map(|(p, _)| p.as_str())
+            .collect();
+        if !granted.is_empty() {
+            bits.push(format!(
+                "{} granted ({})",
+                granted.join(", "),
+                basis.as_str()
+            ));
+        }
     }
     bits.extend(c.details.summary());
     bits.push(format!("fingerprint {}", c.fingerprint));

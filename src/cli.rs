@@ -672,6 +672,29 @@ async fn calibrate(
                 }
                 Output::Text => print!("{}", crate::check::calibrate::render_text(&c)),
             }
+            // Kept for `serve` and `check` when the config names a `calibration_file:`.
+            let el = &config.shared.elevenlabs;
+            if let Some(file) = &el.calibration_file {
+                match crate::check::calibrate::record(el, &c, &base_url, file) {
+                    Ok(()) => {
+                        let line = format!(
+                            "Recorded in {} (calibration_file): `serve` and `check` read it at start and on reload.",
+                            file.display()
+                        );
+                        match output {
+                            Output::Json => eprintln!("{line}"),
+                            Output::Text => println!("{line}"),
+                        }
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "credwatch calibrate: cannot record the result in calibration_file `{}`: {e}",
+                            file.display()
+                        );
+                        return ExitCode::from(1);
+                    }
+                }
+            }
             if c.discriminates {
                 ExitCode::SUCCESS
             } else {

@@ -520,6 +520,14 @@ impl Scheduler {
             e.last_details = Some(done.started);
         }
         let next = e.pacer.next(epoch, done.started, paced, &mut self.rng);
+        // A `Retry-After` on any request of the cycle is honoured, even when
+        // the auth check answered (a later page of a Twilio listing).
+        let retry_after = done
+            .attempts
+            .iter()
+            .filter_map(|a| a.result.as_ref().err()?.retry_after)
+            .max();
+        let next = retry_after.map_or(next, |r| next.max(done.started + r));
         if e.rerun {
             e.rerun = false;
             self.schedule(&done.name, Instant::now());

@@ -82,6 +82,11 @@ impl Slot {
         }
     }
 
+    /// What one of its permission verdicts rests on (without a copy).
+    pub(crate) fn permission_basis(&self, name: &str) -> Option<crate::outcome::Basis> {
+        self.lock().verdict.permission_basis.get(name).copied()
+    }
+
     /// What upstream said of one of its permissions (without a copy).
     pub(crate) fn permission(&self, name: &str) -> Option<bool> {
         self.lock().verdict.permissions.get(name).copied()
@@ -292,6 +297,9 @@ impl State {
         let credentials = Credentials {
             caller: caller.as_ref().map(|s| s.health()),
             convai_write: caller.as_ref().and_then(|s| s.permission("convai_write")),
+            convai_write_basis: caller
+                .as_ref()
+                .and_then(|s| s.permission_basis("convai_write")),
             carrier: carrier.as_ref().map(|s| s.health()),
         };
         paths::with_credentials(state, credentials)
@@ -471,6 +479,7 @@ mod tests {
                         Ok(vec![Fact::Permission {
                             name: "convai_write".into(),
                             granted: round % 2 == 0,
+                            basis: crate::outcome::Basis::Inferred,
                         }]),
                     ),
                 ],

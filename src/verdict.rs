@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Credential, Provider};
-use crate::outcome::{Attempt, Fact, Problem, Reason};
+use crate::outcome::{Attempt, Basis, Fact, Problem, Reason};
 use crate::providers::Details;
 
 /// What is known about one credential. Only definitive answers change it.
@@ -28,6 +28,8 @@ pub struct Verdict {
     pub problems: BTreeMap<String, Problem>,
     /// Every permission upstream told us about.
     pub permissions: BTreeMap<String, bool>,
+    /// What each of those verdicts rests on.
+    pub permission_basis: BTreeMap<String, Basis>,
     /// Resources this key type may not read (Twilio standard keys).
     pub not_permitted: BTreeSet<&'static str>,
     /// What only the credential's provider knows (quota, balance, numbers, …).
@@ -42,6 +44,7 @@ impl Verdict {
             invalid: None,
             problems: BTreeMap::new(),
             permissions: BTreeMap::new(),
+            permission_basis: BTreeMap::new(),
             not_permitted: BTreeSet::new(),
             details: Details::new(provider),
         }
@@ -59,8 +62,13 @@ impl Verdict {
                     self.valid = Some(false);
                     self.invalid = Some(problem.clone());
                 }
-                Fact::Permission { name, granted } => {
+                Fact::Permission {
+                    name,
+                    granted,
+                    basis,
+                } => {
                     self.permissions.insert(name.clone(), *granted);
+                    self.permission_basis.insert(name.clone(), *basis);
                 }
                 Fact::Blocked { problem } => {
                     self.problems.insert(check.to_string(), problem.clone());
@@ -325,8 +333,18 @@ pub(crate) struct HealthEntry<'a> {
     /// Why the last check got no definitive answer, when it did not.
     pub check_error: Option<Reason>,
     pub missing_permissions: Vec<&'a str>,
+    /// Each required permission that is known: granted or not, and on what basis.
+    pub permissions: Vec<PermissionEntry<'a>>,
     pub last_success: Option<String>,
     pub last_check: Option<String>,
+}
+
+/// One permission verdict in the `/health` entry.
+#[derive(Serialize)]
+pub(crate) struct PermissionEntry<'a> {
+    pub permission: &'a str,
+    pub granted: bool,
+    pub basis: Option<Basis>,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {
@@ -353,6 +371,18 @@ impl<'a> HealthEntry<'a> {
             },
             check_error: s.check_error,
             missing_permissions: s.missing_permissions(),
+            permissions: s
+                .settings
+                .required_permissions
+                .iter()
+                .filter_map(|p| {
+                    Some(PermissionEntry {
+                        permission: p,
+                        granted: *s.verdict.permissions.get(p)?,
+                        basis: s.verdict.permission_basis.get(p).copied(),
+                    })
+                })
+                .collect(),
             last_success: rfc3339(s.last_success),
             last_check: rfc3339(s.last_check),
         }

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use tokio::time::Instant;
 
-use crate::outcome::{Evidence, Reason};
+use crate::outcome::{Basis, Evidence, Reason};
 pub use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
 use crate::verdict::Health;
 
@@ -36,6 +36,8 @@ pub struct Credentials {
     pub caller: Option<Health>,
     /// `permissions["convai_write"]` of the caller.
     pub convai_write: Option<bool>,
+    /// What that verdict rests on.
+    pub convai_write_basis: Option<Basis>,
     pub carrier: Option<Health>,
 }
 
@@ -181,7 +183,7 @@ impl PathState {
                 // Until `credwatch calibrate` proves the probe on the account,
                 // a granted `convai_write` rests on the order seen on a
                 // sibling request (evidence-addendum.md).
-                inferred: c.convai_write == Some(true),
+                inferred: c.convai_write.is_some() && c.convai_write_basis == Some(Basis::Inferred),
                 last_failure: None,
             },
         ];

@@ -237,7 +237,7 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
                 path.caller
             )),
             super::Link::ConvaiWrite if l.inferred => proven(format!(
-                "`{}` holds convai_write (inferred: ElevenLabs is taken to check the permission before the agent; `credwatch calibrate` proves it on your account)",
+                "`{}` holds convai_write (inferred: ElevenLabs is taken to check the permission before the agent; `credwatch calibrate` with `calibration_file:` proves it on your account)",
                 path.caller
             )),
             super::Link::ConvaiWrite => proven(format!("`{}` holds convai_write", path.caller)),

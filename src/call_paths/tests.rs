@@ -26,6 +26,7 @@ fn healthy() -> Credentials {
     Credentials {
         caller: Some(Health::Healthy),
         convai_write: Some(true),
+        convai_write_basis: Some(crate::outcome::Basis::Inferred),
         carrier: Some(Health::Healthy),
     }
 }

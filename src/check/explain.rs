@@ -36,6 +36,11 @@ pub fn failure(provider: Provider, reason: Reason, detail: &str) -> (String, Str
              IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to \
              allow this IP."
         }
+        Reason::UnexpectedResponse if detail.contains("this probe does not tell") => {
+            "`credwatch calibrate` recorded (in `calibration_file`) that this probe gives a key with the permission and \
+             one without the same answer on this API, so its answers prove nothing and the permission stays unknown. \
+             Configure a probe that discriminates under `permission_probes:`, calibrate it, and the verdict returns."
+        }
         Reason::UnexpectedResponse if detail.contains("calibrate") => {
             "The permission probe got an answer it cannot read, so the permission is unknown (neither granted nor missing): \
              the probe itself needs attention. Prove what the probe tells apart on your account with two keys, one with \

@@ -70,6 +70,8 @@ crate::families! {
         "Static facts about a configured credential; critical=\"true\" means it counts for /health";
     Permission = "credwatch_permission_granted", "gauge",
         "1 if the required permission is granted, 0 if upstream said it is missing; absent while unknown";
+    PermissionBasis = "credwatch_permission_basis_info", "gauge",
+        "What the permission verdict rests on: basis=direct (upstream's answer says so), calibrated (probe proven by credwatch calibrate, see calibration_file) or inferred (probe not proven on this API); present while the permission is known";
     ProbeInconclusive = "credwatch_permission_probe_inconclusive", "gauge",
         "1 while the last answer to this permission's probe was neither granted nor missing (the probe needs credwatch calibrate), 0 after a conclusive answer; absent before the first answer";
     CheckSuccess = "credwatch_check_success", "gauge",
@@ -164,6 +166,17 @@ fn render_families(s: &CredentialState) -> Vec<String> {
                 F::Permission as usize,
                 &[("permission", p)],
                 if *granted { 1.0 } else { 0.0 },
+            );
+        }
+    }
+    for p in &s.settings.required_permissions {
+        if let Some(basis) = v.permission_basis.get(p)
+            && v.permissions.contains_key(p)
+        {
+            out.sample(
+                F::PermissionBasis as usize,
+                &[("permission", p), ("basis", basis.as_str())],
+                1.0,
             );
         }
     }

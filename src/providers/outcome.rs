@@ -98,8 +98,12 @@ pub enum Fact {
     Valid,
     /// Upstream rejected the credential.
     Invalid { problem: Problem },
-    /// A permission is or is not granted.
-    Permission { name: String, granted: bool },
+    /// A permission is or is not granted, and on what evidence.
+    Permission {
+        name: String,
+        granted: bool,
+        basis: Basis,
+    },
     /// A definitive problem other than invalidity: the account is blocked,
     /// suspended or out of quota, or the key may not do what the check needs.
     /// Each check owns its problems: its next definitive answer clears them.
@@ -111,6 +115,33 @@ pub enum Fact {
     /// What only one provider's answers establish (quota, balance, numbers, …).
     #[serde(untagged)]
     Detail(Detail),
+}
+
+/// What a permission verdict rests on (`credwatch_permission_basis_info`,
+/// `/health`, `check`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Basis {
+    /// The answer itself says so: upstream named the missing permission, or
+    /// answered the very request that needs it (a Twilio listing).
+    Direct,
+    /// The probe's reading was proven on this API by `credwatch calibrate`
+    /// (recorded in `calibration_file`).
+    Calibrated,
+    /// The probe's reading rests on evidence from elsewhere (the order seen
+    /// on a sibling request, an endpoint's permission taken from public
+    /// code), not proven on this API.
+    Inferred,
+}
+
+impl Basis {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Basis::Direct => "direct",
+            Basis::Calibrated => "calibrated",
+            Basis::Inferred => "inferred",
+        }
+    }
 }
 
 /// Why an attempt got no definitive answer.
@@ -222,6 +253,7 @@ impl Attempt {
                 Fact::Permission {
                     name,
                     granted: false,
+                    ..
                 } if self.check.strip_prefix("permission_") == Some(name) => {
                     Some(Reason::MissingPermission)
                 }

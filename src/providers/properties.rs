@@ -123,7 +123,7 @@ proptest! {
             prop_assert!(!changes_verdict(&result), "subscription trusted {:?}: {:?}", a, result);
         }
         for probe in default_permission_probes() {
-            let (result, detail) = permission_meaning(&probe, &a, &body);
+            let (result, detail) = permission_meaning(&probe, None, &a, &body);
             prop_assert!(!detail.is_empty());
             if not_definitive(&a) {
                 prop_assert!(!changes_verdict(&result), "{} trusted {:?}: {:?}", probe.permission, a, result);
@@ -190,7 +190,7 @@ mod regressions {
         let proxy_200 = a(200, "text/html", "<html>Welcome to the hotel wifi</html>");
         for probe in default_permission_probes() {
             assert!(
-                permission_meaning(&probe, &proxy_200, &parse_body(&proxy_200))
+                permission_meaning(&probe, None, &proxy_200, &parse_body(&proxy_200))
                     .0
                     .is_err(),
                 "{}",

@@ -181,6 +181,9 @@ pub struct TwilioAccount {
     pub date_created: String,
     /// A fault for requests whose path names this account.
     pub fault: Option<Fault>,
+    /// A fault for the later pages of this account's lists only (a request
+    /// with `Page` ≥ 1): page 1 answers, page 2 fails.
+    pub later_page_fault: Option<Fault>,
     /// Added to the world latency for this account.
     pub latency: Duration,
     /// Voice geo permissions: whether calls to ordinary (low-risk) numbers
@@ -207,6 +210,7 @@ impl TwilioAccount {
             api_keys: Vec::new(),
             date_created: DEFAULT_DATE.to_owned(),
             fault: None,
+            later_page_fault: None,
             latency: Duration::ZERO,
             geo_permissions: [("US".to_owned(), true)].into_iter().collect(),
         }
@@ -793,6 +797,12 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     if let Some(account) = path_account {
         latency += account.latency;
         fault = fault.or(account.fault.as_ref());
+        let later_page = query_param(ctx.query, "Page")
+            .and_then(|p| p.parse::<usize>().ok())
+            .is_some_and(|p| p >= 1);
+        if later_page {
+            fault = fault.or(account.later_page_fault.as_ref());
+        }
     }
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),

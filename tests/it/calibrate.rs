@@ -308,3 +308,259 @@ async fn the_base_url_flag_is_validated_like_the_config() {
     let run = s.run(&["--base-url", &url], s.keys()).await;
     assert_eq!(run.code, 0, "{run:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The basis of a permission verdict, and the calibration file.
+// ---------------------------------------------------------------------------
+
+use std::time::Duration;
+
+use crate::check::Report;
+use crate::harness::{Daemon, sample};
+
+const BASIS: &str = "credwatch_permission_basis_info";
+
+impl Setup {
+    /// The config with `calibration_file: calibration.json` and fast timing.
+    fn with_calibration_file(&self) -> String {
+        let yaml = format!(
+            "defaults:\n  interval: 1s\n  timeout: 500ms\ncalibration_file: calibration.json\nelevenlabs:\n  - name: el\n    api_key: {}\n    base_url: {}\n",
+            el_key("cal-monitored"),
+            self.sim.elevenlabs_url()
+        );
+        std::fs::write(self.dir.path().join("config.yaml"), &yaml).expect("write config");
+        yaml
+    }
+
+    /// `credwatch check --output json` on the setup's config.
+    async fn check(&self) -> Report {
+        let run = credwatch(
+            vec![
+                "check".into(),
+                "--config".into(),
+                self.dir
+                    .path()
+                    .join("config.yaml")
+                    .to_string_lossy()
+                    .into_owned(),
+                "--output".into(),
+                "json".into(),
+            ],
+            vec![],
+        )
+        .await;
+        serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("check json: {e}\n{run:?}"))
+    }
+}
+
+/// What the daemon says of `convai_write` for credential `el`: the basis
+/// series' label, and the verbose `/health` entry's permission.
+async fn daemon_basis(d: &Daemon) -> (Option<String>, serde_json::Value) {
+    let entry = d
+        .wait_for("el", Duration::from_secs(20), |c| {
+            c["last_check"].is_string()
+        })
+        .await;
+    let m = d.metrics().await;
+    let basis = ["direct", "calibrated", "inferred"]
+        .into_iter()
+        .find(|b| {
+            sample(
+                &m,
+                BASIS,
+                &[
+                    "credential=\"el\"",
+                    "permission=\"convai_write\"",
+                    &format!("basis=\"{b}\""),
+                ],
+            ) == Some(1.0)
+        })
+        .map(str::to_string);
+    let permission = entry["permissions"]
+        .as_array()
+        .and_then(|a| {
+            a.iter()
+                .find(|p| p["permission"] == "convai_write")
+                .cloned()
+        })
+        .unwrap_or(serde_json::Value::Null);
+    (basis, permission)
+}
+
+/// No calibration: a 404 `agent_not_found` still means granted (the default
+/// stays usable), and says everywhere that it is inferred.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_uncalibrated_grant_is_labelled_inferred_everywhere() {
+    let s = setup(SignedUrlMode::PermissionFirst).await;
+    let yaml = std::fs::read_to_string(s.dir.path().join("config.yaml")).expect("config");
+    let yaml = format!("defaults:\n  interval: 1s\n  timeout: 500ms\n{yaml}");
+    let d = Daemon::start(&yaml).await;
+    let (basis, permission) = daemon_basis(&d).await;
+    assert_eq!(basis.as_deref(), Some("inferred"), "{}", d.metrics().await);
+    assert_eq!(
+        permission,
+        serde_json::json!({"permission": "convai_write", "granted": true, "basis": "inferred"})
+    );
+    assert_eq!(d.credential("el").await["status"], "healthy");
+    d.stop().await;
+
+    let report = s.check().await;
+    let el = &report.credentials[0];
+    assert_eq!(el.permissions.get("convai_write"), Some(&true));
+    assert_eq!(
+        el.permission_basis.get("convai_write").map(String::as_str),
+        Some("inferred")
+    );
+}
+
+/// `calibrate` records a discriminating probe in `calibration_file`; `serve`
+/// and `check` read it and label the verdict `calibrated`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_calibration_makes_the_verdict_calibrated() {
+    let s = setup(SignedUrlMode::PermissionFirst).await;
+    let yaml = s.with_calibration_file();
+    let run = s.run(&[], s.keys()).await;
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("Recorded in "), "{run:?}");
+    let file = s.dir.path().join("calibration.json");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("calibration file written"))
+            .expect("JSON");
+    let entry = &recorded["calibrations"][0];
+    assert_eq!(recorded["version"], 1);
+    assert_eq!(entry["permission"], "convai_write");
+    assert_eq!(entry["discriminates"], true);
+    assert_eq!(
+        entry["base_url"],
+        s.sim.elevenlabs_url().trim_end_matches('/')
+    );
+    assert!(
+        entry["calibrated_at"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("20") && d.ends_with('Z')),
+        "{entry}"
+    );
+    assert_eq!(entry["results"][0]["http_status"], 404);
+    assert_eq!(entry["results"][1]["upstream_code"], "missing_permissions");
+    for secret in [&s.with, &s.without] {
+        assert!(!recorded.to_string().contains(secret.as_str()));
+    }
+
+    let d = Daemon::start_in(
+        std::sync::Arc::new(crate::harness::tempdir::TempDir::new()),
+        &yaml,
+    )
+    .await;
+    // The daemon's own directory has no calibration file: inferred.
+    let (basis, _) = daemon_basis(&d).await;
+    assert_eq!(basis.as_deref(), Some("inferred"));
+    d.stop().await;
+    // With the recorded file next to the config: calibrated.
+    let dir = std::sync::Arc::new(crate::harness::tempdir::TempDir::new());
+    std::fs::copy(&file, dir.path().join("calibration.json")).expect("copy");
+    let d = Daemon::start_in(dir, &yaml).await;
+    let (basis, permission) = daemon_basis(&d).await;
+    assert_eq!(
+        basis.as_deref(),
+        Some("calibrated"),
+        "{}",
+        d.metrics().await
+    );
+    assert_eq!(permission["basis"], "calibrated");
+    assert_eq!(permission["granted"], true);
+    d.stop().await;
+
+    let report = s.check().await;
+    assert_eq!(
+        report.credentials[0]
+            .permission_basis
+            .get("convai_write")
+            .map(String::as_str),
+        Some("calibrated")
+    );
+}
+
+/// A recorded "does not discriminate": the probe's 404 proves nothing, so
+/// the permission is unknown (inconclusive), never granted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_non_discriminating_probe_leaves_the_permission_unknown() {
+    let s = setup(SignedUrlMode::LookupFirst).await;
+    let yaml = s.with_calibration_file();
+    let run = s.run(&[], s.keys()).await;
+    assert_eq!(run.code, 1, "{run:?}");
+    let file = s.dir.path().join("calibration.json");
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("written")).expect("JSON");
+    assert_eq!(recorded["calibrations"][0]["discriminates"], false);
+
+    let dir = std::sync::Arc::new(crate::harness::tempdir::TempDir::new());
+    std::fs::copy(&file, dir.path().join("calibration.json")).expect("copy");
+    let d = Daemon::start_in(dir, &yaml).await;
+    let m = crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_permission_probe_inconclusive",
+        &["credential=\"el\"", "permission=\"convai_write\""],
+        |v| v == 1.0,
+    )
+    .await;
+    assert_eq!(m, 1.0);
+    let metrics = d.metrics().await;
+    assert_eq!(
+        sample(
+            &metrics,
+            "credwatch_permission_granted",
+            &["credential=\"el\""]
+        ),
+        None,
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, BASIS, &["credential=\"el\""]), None);
+    let entry = d.credential("el").await;
+    assert_eq!(entry["status"], "pending", "{entry}");
+    assert_eq!(entry["permissions"], serde_json::json!([]));
+    d.stop().await;
+
+    let report = s.check().await;
+    let el = &report.credentials[0];
+    assert_eq!(el.status, "pending");
+    assert!(!el.permissions.contains_key("convai_write"), "{el:?}");
+    // Said as such, with the way out.
+    assert!(
+        el.findings
+            .iter()
+            .any(|f| f.check == "permission_convai_write"
+                && f.summary
+                    .contains("does not tell a key with `convai_write` from one without")
+                && f.fix.contains("permission_probes:")),
+        "{el:?}"
+    );
+}
+
+/// A calibration file that is not one stops `serve`/`check`/`validate` with
+/// the key and the file named.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_calibration_file_is_a_config_error() {
+    let s = setup(SignedUrlMode::PermissionFirst).await;
+    s.with_calibration_file();
+    std::fs::write(
+        s.dir.path().join("calibration.json"),
+        "{\"version\": 1, \"calibrations\": [{}]}",
+    )
+    .expect("write");
+    let config = s.dir.path().join("config.yaml");
+    let run = credwatch(
+        vec![
+            "validate".into(),
+            "--config".into(),
+            config.to_string_lossy().into_owned(),
+        ],
+        vec![],
+    )
+    .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("calibration_file") && run.stderr.contains("calibration.json"),
+        "{run:?}"
+    );
+}

@@ -76,6 +76,7 @@ pub struct CredReport {
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
+    pub permission_basis: BTreeMap<String, String>,
     pub quota: Option<Quota>,
     pub twilio_account: Option<TwAccount>,
     pub twilio_balance: Option<TwBalance>,
@@ -159,7 +160,7 @@ const REASONS: [&str; 9] = [
     "unexpected_response",
 ];
 /// `Problem::code` of src/outcome.rs.
-const PROBLEM_CODES: [&str; 15] = [
+const PROBLEM_CODES: [&str; 14] = [
     "invalid_api_key",
     "key_not_received",
     "key_id_used_as_key",
@@ -170,7 +171,6 @@ const PROBLEM_CODES: [&str; 15] = [
     "payment_required",
     "subscription_disabled",
     "twilio_authenticate",
-    "test_credentials",
     "account_not_found",
     "account_suspended",
     "restricted_key",
@@ -843,7 +843,7 @@ async fn elevenlabs_causes_are_explained() {
                 "    ✗ This key lacks `convai_write`.\n",
                 "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 401, code missing_permissions, permission convai_write, request id …\n",
                 "      fix: Create a key with Conversational AI → Write (\"ElevenLabs Agents: Write\") in ElevenLabs → Settings → API Keys, or edit this key's permissions there, then put it in the config file. Without it, outbound calls fail with 401 and signed URLs cannot be issued. (evidence: docs/upstream-evidence.md#elevenlabs-missing-permissions)\n",
-                "      (user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
+                "      (user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
             )
             .into(),
         },
@@ -863,7 +863,7 @@ async fn elevenlabs_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
                 "\n",
-                "✓ el-restricted (elevenlabs): healthy — convai_write granted; fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
+                "✓ el-restricted (elevenlabs): healthy — convai_write granted (inferred); fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
             )
             .into(),
         },
@@ -911,7 +911,7 @@ async fn elevenlabs_causes_are_explained() {
                 "    ✗ The account's character/credit quota is used up.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
                 "      fix: Requests that spend credits (calls, speech) fail until 2100-01-01T00:00:00Z. Upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or wait for the reset. The counters cover the whole workspace; a key can also hit a credit limit of its own, which credwatch cannot see (only a workspace admin's key can list keys' limits). (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
-                "      (convai_write, user_read granted; 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
+                "      (convai_write, user_read granted (inferred); 30000 of 30000 characters used (100%), resets 2100-01-01T00:00:00Z; fingerprint 5f1b722ae2ac)\n",
             )
             .into(),
         },
@@ -1070,7 +1070,7 @@ async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
         concat!(
             "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
             "\n",
-            "✓ el (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
+            "✓ el (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
         ),
         "{text:?}"
     );
@@ -1337,7 +1337,7 @@ async fn twilio_causes_are_explained() {
                     "✗ tw-wrong-token (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
-                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the Auth Token was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the Auth Token belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint b17b2f527392 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the Auth Token was rotated or deleted (Console → Account → API keys & tokens; promoting the secondary Auth Token deletes the old primary); the SID and the Auth Token belong to different accounts (live vs test, parent vs subaccount {sid}: here it needs its own Auth Token, since credwatch sends an Auth Token with the Account SID it checks and so cannot use the parent's — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint b17b2f527392 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
                     "      (fingerprint b17b2f527392)\n",
                 ),
                 sid = wrong_token
@@ -1346,24 +1346,25 @@ async fn twilio_causes_are_explained() {
         Case {
             credential: "tw-test-credentials",
             exit: 1,
-            verdict: ("unhealthy", Some("invalid_credentials"), Some(false)),
+            // Test credentials authenticate but read nothing: neither valid nor invalid.
+            verdict: ("pending", None, None),
             fingerprint: "476e8c7c77a8",
-            finding: "test_credentials",
+            finding: "unexpected_response",
             severity: "error",
             check: "phone_numbers",
             request: numbers_request(&test_creds),
             http_status: Some(403),
             upstream_code: Some("20008"),
             request_id: Some("RQ"),
-            fix: &["Live credentials", "live"],
+            fix: &["test credentials", "live Account SID"],
             text: format!(
                 concat!(
                     "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                     "\n",
-                    "✗ tw-test-credentials (twilio): invalid_credentials\n",
-                    "    ✗ These are Twilio test credentials (403, code 20008).\n",
+                    "✗ tw-test-credentials (twilio): no verdict\n",
+                    "    ✗ No verdict: test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20008, request id RQ…\n",
-                    "      fix: Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in the config file. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
+                    "      fix: These are Twilio test credentials: Twilio accepts them only to simulate buying numbers, sending messages and placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
                     "      (fingerprint 476e8c7c77a8)\n",
                 ),
                 sid = test_creds
@@ -1385,7 +1386,7 @@ async fn twilio_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
                 "\n",
-                "✓ tw-standard-key (twilio): healthy — 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
+                "✓ tw-standard-key (twilio): healthy — incoming_phone_numbers_read granted (direct); 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
             )
             .into(),
         },
@@ -1413,7 +1414,7 @@ async fn twilio_causes_are_explained() {
                     "✗ tw-parent-key (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 401, code 20003, request id RQ…\n",
-                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the API key secret was rotated or deleted (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the SID and the API key secret belong to different accounts (live vs test, parent vs subaccount {sid}: a subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint 831e1349a534 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
+                    "      fix: Twilio's 20003 page lists both kinds of cause. The credential: the API key secret was rotated or deleted (Console → Account → API keys & tokens; promoting the secondary Auth Token deletes the old primary); the SID and the API key secret belong to different accounts (live vs test, parent vs subaccount {sid}: here it needs its own Auth Token, since credwatch sends an Auth Token with the Account SID it checks and so cannot use the parent's — parent API keys cannot reach subaccounts); an API key from another region. The account: suspended or closed (check Console → Billing, or log in to the Console). Compare fingerprint 831e1349a534 with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value in the Console, then put the current value in the config file. If ElevenLabs holds the same Auth Token for imported numbers, re-import them too. (evidence: docs/upstream-evidence.md#twilio-20003)\n",
                     "      (fingerprint 831e1349a534)\n",
                 ),
                 sid = sub
@@ -2088,7 +2089,18 @@ async fn json_output_matches_the_documented_schema() {
     let b = tw.twilio_balance.as_ref().expect("balance");
     assert_eq!((b.amount, b.currency.as_str()), (42.17, "USD"));
     assert_eq!(tw.twilio_phone_numbers, Some(2));
-    assert!(tw.permissions.is_empty() && tw.quota.is_none());
+    // The auth check's own request is the permission a restricted key may lack.
+    assert_eq!(
+        tw.permissions,
+        BTreeMap::from([("incoming_phone_numbers_read".to_string(), true)])
+    );
+    assert_eq!(
+        tw.permission_basis
+            .get("incoming_phone_numbers_read")
+            .map(String::as_str),
+        Some("direct")
+    );
+    assert!(tw.quota.is_none());
     assert_eq!(
         tw.evidence
             .iter()

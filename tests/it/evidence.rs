@@ -98,7 +98,7 @@ fn classify(entry: &Value, check: &str) -> Option<Attempt> {
                 .find(|p| p.permission == permission)
                 .unwrap_or_else(|| panic!("no built-in probe for `{permission}`"));
             let body = elevenlabs::parse_body(&a);
-            elevenlabs::permission_meaning(&probe, &a, &body).0
+            elevenlabs::permission_meaning(&probe, None, &a, &body).0
         }
     };
     Some(attempt(check, result))
@@ -179,7 +179,9 @@ fn compare(attempt: &Attempt, expect: &Value) -> Vec<String> {
             .strip_prefix("permission_")
             .expect("a permission expectation needs a permission check");
         let fact = facts.iter().find_map(|f| match f {
-            Fact::Permission { name: n, granted } if n == name => Some(*granted),
+            Fact::Permission {
+                name: n, granted, ..
+            } if n == name => Some(*granted),
             _ => None,
         });
         let ok = match permission {

@@ -19,6 +19,7 @@ mod operator_artifacts;
 mod prometheus_e2e;
 mod reload;
 mod rotation;
+mod runbook_claims;
 mod secrets;
 mod server_limits;
 mod storm;

@@ -7,7 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use credwatch::config::Config;
-use credwatch::simulator::{AccountStatus, ApiKey, KeyKind, Simulator, TwilioAccount, World};
+use credwatch::simulator::{
+    AccountStatus, ApiKey, Fault, KeyKind, Simulator, TwilioAccount, World,
+};
 
 use crate::harness::{Daemon, sample};
 use crate::support::{
@@ -131,8 +133,10 @@ async fn a_wrong_token_is_invalid_credentials_20003() {
     }
 }
 
+/// Test credentials authenticate, but Twilio lets them read nothing (403
+/// 20008): neither valid nor invalid, so no verdict — never a confident one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn test_credentials_are_invalid_credentials_20008() {
+async fn test_credentials_20008_are_neither_valid_nor_invalid() {
     let sid = ac_sid("test-creds");
     let test_token = tw_token("test-creds-test");
     let mut account =
@@ -144,21 +148,28 @@ async fn test_credentials_are_invalid_credentials_20008() {
         vec![tw("tw-test-creds", &sid, &test_token, url, "")]
     })
     .await;
-    wait_verdict(&d, "tw-test-creds").await;
-    assert_verdict(
+    let me = cred("tw-test-creds");
+    crate::support::wait_sample(
         &d,
-        "tw-test-creds",
-        "unhealthy",
-        Some("invalid_credentials"),
-        Some(false),
+        Duration::from_secs(20),
+        "credwatch_check_errors_total",
+        &[
+            &me,
+            "check=\"phone_numbers\"",
+            "reason=\"unexpected_response\"",
+        ],
+        |v| v >= 1.0,
     )
     .await;
+    assert_verdict(&d, "tw-test-creds", "pending", None, None).await;
+    let c = d.credential("tw-test-creds").await;
+    assert_eq!(c["check_error"], "unexpected_response", "{c}");
     // It really was 20008, not a plain 20003: nothing but the first list was asked.
     assert!(
         sim.requests()
             .iter()
             .all(|r| r.path.ends_with("/IncomingPhoneNumbers.json")),
-        "an invalid credential stops the cycle"
+        "no answer stops the cycle"
     );
 }
 
@@ -338,4 +349,222 @@ fn swapped_sid_and_token_are_caught_at_config_load_without_showing_either() {
         !text.contains(&secret),
         "the secret must not be shown: {text}"
     );
+}
+
+/// The requests for the account's number list: (query, at) in order.
+fn listing_requests(sim: &Simulator, sid: &str) -> Vec<(String, std::time::SystemTime)> {
+    let path = format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json");
+    sim.requests()
+        .into_iter()
+        .filter(|r| r.path == path)
+        .map(|r| (r.query.unwrap_or_default(), r.at))
+        .collect()
+}
+
+/// Page 1 of the listing proves authentication: when a later page answers
+/// 503 or an HTML page, only the number count is affected (stale, its age
+/// exported), never the verdict, and the account check still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_later_page_leaves_the_verdict_and_makes_only_the_count_stale() {
+    let sid = ac_sid("page-two-fails");
+    let token = tw_token("page-two-fails");
+    let mut world = World::default();
+    let mut account = TwilioAccount::new(&sid, &token)
+        .with_balance(Some("10.00"), "USD")
+        .with_generated_numbers(1500);
+    account.later_page_fault = Some(Fault::SystemBusy);
+    world.twilio.add_account(account);
+    // Critical (the default): a wrong verdict would turn /health 503.
+    let (sim, d) = watch(world, |url| vec![tw("tw-pages", &sid, &token, url, "")]).await;
+    let me = cred("tw-pages");
+    // Every error counted for the count check, whatever its reason.
+    let count_errors = |m: &str| -> f64 {
+        m.lines()
+            .filter(|l| {
+                l.starts_with("credwatch_check_errors_total{")
+                    && l.contains("credential=\"tw-pages\"")
+                    && l.contains("check=\"phone_numbers_count\"")
+            })
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    let errors_reach = |n: f64| {
+        let d = &d;
+        crate::support::eventually(
+            Duration::from_secs(20),
+            "failed counts",
+            move || async move {
+                let m = d.metrics().await;
+                (count_errors(&m) >= n).then_some(()).ok_or(m)
+            },
+        )
+    };
+    // Page 2 answers 503 20503 from the start: healthy, no count yet.
+    errors_reach(2.0).await;
+    let m = d.metrics().await;
+    assert_verdict(&d, "tw-pages", "healthy", None, Some(true)).await;
+    assert_eq!(d.health().await.0, 200);
+    assert_eq!(sample(&m, "credwatch_twilio_phone_numbers", &[&me]), None);
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_twilio_phone_numbers_counted_timestamp_seconds",
+            &[&me]
+        ),
+        None
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"phone_numbers\""]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_check_success",
+            &[&me, "check=\"phone_numbers_count\""]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&m, "credwatch_check_success", &[&me, "check=\"account\""]),
+        Some(1.0),
+        "the account check still runs"
+    );
+    assert!(
+        sample(
+            &m,
+            "credwatch_twilio_account_info",
+            &[&me, "status=\"active\""]
+        )
+        .is_some()
+    );
+
+    // Page 2 answers again: the count and the time it was taken.
+    sim.update(|w| {
+        if let Some(a) = w.twilio.account_mut(&sid) {
+            a.later_page_fault = None;
+        }
+    });
+    let counted = crate::support::wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_twilio_phone_numbers_counted_timestamp_seconds",
+        &[&me],
+        |_| true,
+    )
+    .await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&me]),
+        Some(1500.0)
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(counted <= now && counted > now - 60.0, "{counted} vs {now}");
+
+    // Page 2 turns into an HTML page from a load balancer: the last count
+    // stays, with the time it was taken, and the verdict does not move.
+    sim.update(|w| {
+        if let Some(a) = w.twilio.account_mut(&sid) {
+            a.later_page_fault = Some(Fault::BadGatewayHtml);
+        }
+    });
+    let before = count_errors(&d.metrics().await);
+    errors_reach(before + 2.0).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&me]),
+        Some(1500.0)
+    );
+    let stale = sample(
+        &m,
+        "credwatch_twilio_phone_numbers_counted_timestamp_seconds",
+        &[&me],
+    )
+    .expect("the count's time stays");
+    assert!(stale >= counted && stale < now + 60.0);
+    assert_verdict(&d, "tw-pages", "healthy", None, Some(true)).await;
+    assert_eq!(d.health().await.0, 200);
+}
+
+/// A 429 on a later page is honoured (`Retry-After`), not retried at once,
+/// and the next cycle is not another full listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_later_page_is_honoured_and_not_relisted() {
+    let sid = ac_sid("page-two-429");
+    let token = tw_token("page-two-429");
+    let slow_sid = ac_sid("page-two-429-no-retry-after");
+    let slow_token = tw_token("page-two-429-no-retry-after");
+    let mut world = World::default();
+    let mut account = TwilioAccount::new(&sid, &token).with_generated_numbers(1200);
+    account.later_page_fault = Some(Fault::RateLimited {
+        retry_after_secs: Some(3600),
+    });
+    world.twilio.add_account(account);
+    let mut other = TwilioAccount::new(&slow_sid, &slow_token).with_generated_numbers(1200);
+    other.later_page_fault = Some(Fault::RateLimited {
+        retry_after_secs: None,
+    });
+    world.twilio.add_account(other);
+    let sim = Simulator::start(world).await.expect("simulator");
+    let url = sim.twilio_url();
+    // Interval 1s; the full listing is a detail, due once an hour.
+    let yaml = config(
+        "defaults:\n  interval: 1s\n  timeout: 500ms\n  detail_interval: 1h\n",
+        &[],
+        &[
+            tw("tw-429", &sid, &token, &url, ""),
+            tw("tw-429-bare", &slow_sid, &slow_token, &url, ""),
+        ],
+    );
+    let d = Daemon::start(&yaml).await;
+    // Without Retry-After: the next cycles come at the interval, each one
+    // page of one number; the full listing is not repeated.
+    crate::support::eventually(Duration::from_secs(20), "three more cycles", || {
+        let sim = &sim;
+        let slow_sid = &slow_sid;
+        async move {
+            let q = listing_requests(sim, slow_sid);
+            (q.len() >= 5).then_some(()).ok_or(format!("{q:?}"))
+        }
+    })
+    .await;
+    let q = listing_requests(&sim, &slow_sid);
+    assert!(
+        q[0].0.contains("PageSize=1000") && !q[0].0.contains("Page="),
+        "{q:?}"
+    );
+    assert!(
+        q[1].0.contains("Page=1"),
+        "page 2 of the first cycle: {q:?}"
+    );
+    for (query, _) in &q[2..] {
+        assert_eq!(query, "PageSize=1", "no second full listing: {q:?}");
+    }
+    assert_verdict(&d, "tw-429-bare", "healthy", None, Some(true)).await;
+    let m = d.metrics().await;
+    assert_error_counted(&m, "tw-429-bare", "phone_numbers_count", "rate_limited");
+
+    // With `Retry-After: 3600`: nothing more is asked of that account
+    // while the other one went through several cycles.
+    let q = listing_requests(&sim, &sid);
+    assert_eq!(
+        q.len(),
+        2,
+        "page 1 and page 2 of the first cycle only: {q:?}"
+    );
+    let account = format!("/2010-04-01/Accounts/{sid}.json");
+    let asked_account = sim.requests().iter().filter(|r| r.path == account).count();
+    assert_eq!(
+        asked_account, 1,
+        "the account check ran once, in the first cycle"
+    );
+    assert_verdict(&d, "tw-429", "healthy", None, Some(true)).await;
+    assert_eq!(d.health().await.0, 200);
 }

@@ -462,9 +462,43 @@ async fn a_restricted_key_refused_70051_is_a_missing_permission() {
     );
     let c = d.credential("tw-restricted").await;
     assert_ne!(c["valid"], false, "70051 is not an invalid credential: {c}");
+    // The missing permission is named like any other provider's, so the
+    // operator sees what to grant and CredwatchPermissionMissing fires.
+    assert_eq!(
+        c["missing_permissions"],
+        serde_json::json!(["incoming_phone_numbers_read"]),
+        "{c}"
+    );
+    assert_eq!(
+        c["permissions"],
+        serde_json::json!([{"permission": "incoming_phone_numbers_read", "granted": false, "basis": "direct"}]),
+        "{c}"
+    );
     let m = d.metrics().await;
-    assert_ne!(
-        sample(&m, "credwatch_credential_valid", &[&cred("tw-restricted")]),
+    let me = cred("tw-restricted");
+    assert_ne!(sample(&m, "credwatch_credential_valid", &[&me]), Some(0.0));
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_granted",
+            &[
+                &me,
+                "provider=\"twilio\"",
+                "permission=\"incoming_phone_numbers_read\""
+            ]
+        ),
         Some(0.0)
+    );
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_permission_basis_info",
+            &[
+                &me,
+                "permission=\"incoming_phone_numbers_read\"",
+                "basis=\"direct\""
+            ]
+        ),
+        Some(1.0)
     );
 }

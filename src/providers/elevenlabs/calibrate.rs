@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use super::api::PermissionProbe;
+use super::calibration::{self, CalibrationFile, Record};
 use super::config::{DEFAULT_URL, ElevenLabs};
 use super::permission_check;
 use crate::outcome::{Evidence, Fact};
@@ -32,7 +33,7 @@ pub struct Calibration {
 fn verdict(facts: &Result<Vec<Fact>, crate::outcome::Failure>, permission: &str) -> &'static str {
     match facts {
         Ok(f) => match f.iter().find_map(|f| match f {
-            Fact::Permission { name, granted } if name == permission => Some(*granted),
+            Fact::Permission { name, granted, .. } if name == permission => Some(*granted),
             _ => None,
         }) {
             Some(true) => "granted",
@@ -105,7 +106,7 @@ pub async fn run(
             detail_interval: std::time::Duration::from_secs(600),
             spec: Spec::ElevenLabs(el.clone()),
         };
-        let attempt = permission_check(&cred, &el, &ctx, probe).await;
+        let attempt = permission_check(&cred, &el, &ctx, probe, None).await;
         results.push(KeyResult {
             key: label,
             verdict: verdict(&attempt.result, &probe.permission),
@@ -119,6 +120,25 @@ pub async fn run(
         discriminates,
         results,
     })
+}
+
+/// Records `c` (run against `base_url`) in the calibration file at `path`,
+/// in place of any earlier result for the same permission and base URL.
+pub fn record(
+    shared: &super::config::Shared,
+    c: &Calibration,
+    base_url: &str,
+    path: &std::path::Path,
+) -> std::io::Result<()> {
+    let existing = CalibrationFile {
+        version: calibration::VERSION,
+        calibrations: shared.calibrations.clone(),
+    };
+    let file = calibration::merged(
+        existing,
+        Record::of(c, base_url, std::time::SystemTime::now()),
+    );
+    calibration::write(path, &file)
 }
 
 pub fn render_text(c: &Calibration) -> String {

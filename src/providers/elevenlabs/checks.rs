@@ -14,7 +14,8 @@ use super::api::{PermissionProbe, StatusMatch};
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
 use crate::providers::http::{Answer, Auth, TransportError};
-use crate::providers::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use super::calibration::Calibrated;
+use crate::providers::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
@@ -306,7 +307,8 @@ pub async fn run(
         else {
             continue;
         };
-        let attempt = permission_check(cred, el, ctx, probe).await;
+        let calibration = ctx.shared.elevenlabs.calibration(probe, &el.base_url);
+        let attempt = permission_check(cred, el, ctx, probe, calibration).await;
         let stop = match &attempt.result {
             Ok(facts) => facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
             Err(f) => f.ends_cycle(),
@@ -357,9 +359,12 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                 };
                 let mut facts = vec![
                     Fact::Valid,
+                    // That the subscription needs `user_read` is itself inferred
+                    // (elevenlabs-api.md §5.2).
                     Fact::Permission {
                         name: "user_read".into(),
                         granted: true,
+                        basis: Basis::Inferred,
                     },
                     Detail::Quota {
                         quota: quota.clone(),
@@ -422,6 +427,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                 facts.push(Fact::Permission {
                     name: p.clone(),
                     granted: false,
+                    basis: Basis::Direct,
                 });
             }
             (
@@ -457,12 +463,14 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
     (result, detail)
 }
 
-/// One row of the permission table.
+/// One row of the permission table, read in the light of its recorded
+/// calibration (`calibration_file:`), if any.
 pub async fn permission_check(
     cred: &Credential,
     el: &ElevenLabs,
     ctx: &Context<'_>,
     probe: &PermissionProbe,
+    calibration: Option<Calibrated<'_>>,
 ) -> Attempt {
     let check = format!("permission_{}", probe.permission);
     let clock = Clock::start();
@@ -471,7 +479,7 @@ pub async fn permission_check(
         Err(e) => return clock.failed(&check, &probe.path, e),
     };
     let body = parse_body(&answer);
-    let (result, detail) = permission_meaning(probe, &answer, &body);
+    let (result, detail) = permission_meaning(probe, calibration, &answer, &body);
     clock.finish(
         &check,
         evidence(&probe.path, &answer, &body, detail),
@@ -480,8 +488,17 @@ pub async fn permission_check(
 }
 
 /// The table row's verdict; anything the row does not name is unknown.
+///
+/// A verdict read from the table rests on the probe's assumptions (e.g.
+/// that get-signed-url checks the permission before looking up the agent,
+/// seen only on a sibling request): `inferred`, or `calibrated` when
+/// `credwatch calibrate` proved the probe on this API. A calibration that
+/// showed the probe does not discriminate makes its readings unknown. An
+/// answer naming the permission is upstream's own word (`direct`), whatever
+/// the calibration.
 pub fn permission_meaning(
     probe: &PermissionProbe,
+    calibration: Option<Calibrated<'_>>,
     answer: &Answer,
     body: &Body,
 ) -> (Result<Vec<Fact>, Failure>, String) {
@@ -501,15 +518,52 @@ pub fn permission_meaning(
                 || fields.is_some_and(|f| m.matches(answer.status, f.status.as_deref()))
         })
     };
+    let shown = || {
+        format!(
+            "HTTP {}{}",
+            answer.status,
+            code.map(|c| format!(" `{c}`")).unwrap_or_default()
+        )
+    };
+    // A reading of the table: its basis, or unknown when calibration
+    // showed the probe cannot tell keys apart.
+    let read = |granted: bool, what: String| -> (Result<Vec<Fact>, Failure>, String) {
+        match calibration {
+            Some(c) if !c.discriminates => (
+                Err(Failure::inconclusive()),
+                format!(
+                    "{} would mean `{p}` is {}, but `credwatch calibrate` showed on {} that this probe does not tell a key with `{p}` from one without: `{p}` stays unknown",
+                    shown(),
+                    if granted { "granted" } else { "not granted" },
+                    c.at
+                ),
+            ),
+            _ => {
+                let basis = if calibration.is_some() {
+                    Basis::Calibrated
+                } else {
+                    Basis::Inferred
+                };
+                (
+                    Ok(vec![
+                        Fact::Valid,
+                        Fact::Permission {
+                            name: p.clone(),
+                            granted,
+                            basis,
+                        },
+                    ]),
+                    match calibration {
+                        Some(c) => format!("{what} (probe calibrated on {})", c.at),
+                        None => format!("{what} (inferred: probe not calibrated)"),
+                    },
+                )
+            }
+        }
+    };
     if matches(&probe.granted) {
-        return (
-            Ok(vec![
-                Fact::Valid,
-                Fact::Permission {
-                    name: p.clone(),
-                    granted: true,
-                },
-            ]),
+        return read(
+            true,
             format!("HTTP {} means `{p}` is granted", answer.status),
         );
     }
@@ -522,6 +576,7 @@ pub fn permission_meaning(
                     Fact::Permission {
                         name: p.clone(),
                         granted: false,
+                        basis: Basis::Direct,
                     },
                 ]),
                 format!("the key lacks `{p}`"),
@@ -532,14 +587,8 @@ pub fn permission_meaning(
                     "the probe for `{p}` was refused for another permission, `{q}`: `{p}` stays unknown (run `credwatch calibrate`)"
                 ),
             ),
-            None if probe.overridden => (
-                Ok(vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: p.clone(),
-                        granted: false,
-                    },
-                ]),
+            None if probe.overridden => read(
+                false,
                 format!(
                     "HTTP {} means `{p}` is not granted (configured probe)",
                     answer.status

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::calibration;
 use super::api::{PermissionProbe, StatusMatch, check_path, default_permission_probes};
 use crate::providers::twilio;
 use crate::providers::{Credential, Provider, Section, Spec};
@@ -34,6 +35,24 @@ pub struct ElevenLabs {
 pub struct Shared {
     /// The permission probes (the built-in table plus `permission_probes:`).
     pub permission_probes: Vec<PermissionProbe>,
+    /// `calibration_file:`, resolved against the config file's directory.
+    pub calibration_file: Option<std::path::PathBuf>,
+    /// What `credwatch calibrate` recorded there.
+    pub calibrations: Vec<calibration::Record>,
+}
+
+impl Shared {
+    /// The recorded calibration of `probe` as sent to `base_url`, if any.
+    pub fn calibration(
+        &self,
+        probe: &PermissionProbe,
+        base_url: &str,
+    ) -> Option<calibration::Calibrated<'_>> {
+        self.calibrations
+            .iter()
+            .find(|r| r.applies_to(probe, base_url))
+            .map(Into::into)
+    }
 }
 
 /// The keys of the config file ElevenLabs owns, as written.
@@ -43,10 +62,12 @@ pub struct RawSection {
     pub credentials: Vec<RawElevenLabs>,
     /// `permission_probes:`, by permission name.
     pub permission_probes: BTreeMap<String, RawPermissionProbe>,
+    /// `calibration_file:`
+    pub calibration_file: Option<String>,
 }
 
 impl Section for RawSection {
-    const KEYS: &'static [&'static str] = &["elevenlabs", "permission_probes"];
+    const KEYS: &'static [&'static str] = &["elevenlabs", "permission_probes", "calibration_file"];
     type Shared = Shared;
 
     fn read<'de, A: serde::de::MapAccess<'de>>(
@@ -56,6 +77,7 @@ impl Section for RawSection {
     ) -> Result<(), A::Error> {
         match key {
             "elevenlabs" => self.credentials = map.next_value()?,
+            "calibration_file" => self.calibration_file = map.next_value()?,
             _ => self.permission_probes = map.next_value()?,
         }
         Ok(())
@@ -139,7 +161,29 @@ fn validate(
         .enumerate()
         .filter_map(|(i, el)| elevenlabs(v, &format!("elevenlabs[{i}]"), el, defaults, &known))
         .collect();
-    (credentials, Shared { permission_probes })
+    let calibration_file = match raw.calibration_file {
+        Some(p) if p.trim().is_empty() => {
+            v.error(
+                "calibration_file",
+                "empty; the path of the file `credwatch calibrate` records its results in",
+            );
+            None
+        }
+        Some(p) => Some(calibration::resolve(v.file, &p)),
+        None => None,
+    };
+    let calibrations = match &calibration_file {
+        Some(path) => calibration::load(v, "calibration_file", path, &permission_probes),
+        None => Vec::new(),
+    };
+    (
+        credentials,
+        Shared {
+            permission_probes,
+            calibration_file,
+            calibrations,
+        },
+    )
 }
 
 fn elevenlabs(

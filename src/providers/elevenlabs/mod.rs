@@ -4,7 +4,7 @@
 //! says about each finding. Below, the provider as credwatch sees it (its
 //! [`Kind`]); the folder:
 //!
-//! - `config`: the `elevenlabs:` and `permission_probes:` sections.
+//! - `config`: the `elevenlabs:`, `permission_probes:` and `calibration_file:` keys.
 //! - `api`: its arm of the allow-list and the permission-probe table.
 //! - `checks`: one cycle's requests and the classification of the answers.
 //! - `phone_numbers`: the cross-check of the imported Twilio numbers.
@@ -13,10 +13,12 @@
 //! - `report`: its metric families and its part of `check`'s report.
 //! - `explain`: `check`'s words for each problem, with their evidence.
 //! - `calibrate`: `credwatch calibrate`, proving a probe on a live account.
+//! - `calibration`: the `calibration_file:` it records its results in.
 //! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 pub mod calibrate;
+pub mod calibration;
 pub mod call_path;
 mod checks;
 pub mod config;

@@ -17,7 +17,7 @@ use super::facts::{Detail, PhoneNumber, PhoneProblem};
 use crate::providers::twilio::TwilioAuth;
 use crate::providers::{Credential, Provider, Spec};
 use crate::outcome::{
-    Attempt, Evidence, Fact, Failure, Reason, clean, clean_to,
+    Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to,
 };
 use crate::providers::http::Auth;
 use crate::providers::twilio::{self, NumberList};
@@ -74,6 +74,12 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             }
         },
         Meaning::MissingPermission(p) => {
+            // Named by upstream, or the permission this listing is thought to need.
+            let basis = if p.is_some() {
+                Basis::Direct
+            } else {
+                Basis::Inferred
+            };
             let p = p.unwrap_or_else(|| "convai_read".into());
             evidence.detail = format!(
                 "the key may not list phone numbers (missing `{p}`); `phone_numbers: true` needs convai_read"
@@ -86,6 +92,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                     Fact::Permission {
                         name: p,
                         granted: false,
+                        basis,
                     },
                     Detail::PhoneNumbersUnreadable.into(),
                 ]),
@@ -274,9 +281,11 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         evidence,
         Ok(vec![
             Fact::Valid,
+            // That this listing needs `convai_read` is inferred (elevenlabs-api.md §5.6).
             Fact::Permission {
                 name: "convai_read".into(),
                 granted: true,
+                basis: Basis::Inferred,
             },
             Detail::PhoneNumbers { numbers }.into(),
         ]),

@@ -13,13 +13,16 @@ use super::Twilio;
 use super::config::TwilioAuth;
 use super::facts::{Detail, Problem};
 use crate::providers::http::{Answer, Auth, TransportError};
-use crate::providers::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use crate::providers::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// What a 20003 means, in full: Twilio's own page lists a suspended or
 /// closed account among the causes, so a credential that used to work may
 /// have been rotated *or* its account suspended.
 const AUTHENTICATE: &str = "credentials rejected (20003 Authenticate): the Auth Token or API key was rotated, deleted or mistyped, or the account was suspended or closed";
+
+/// The detail of a 20008 answer (and the key of its fix, `failure_fix`).
+pub const TEST_CREDENTIALS: &str = "test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected";
 
 /// Safety net on paging: 100 pages of 1,000 numbers.
 pub const MAX_PAGES: usize = 100;
@@ -167,18 +170,33 @@ fn failure(reason: Reason, answer: &Answer) -> Failure {
     answer.failure(reason)
 }
 
+/// The permission the auth check proves or refuses: reading the account's
+/// incoming numbers. Twilio does not publish its restricted-key permission
+/// strings for this read (`twilio-api.md` §1.3), so it is named after the
+/// resource.
+pub const LIST_PERMISSION: &str = "incoming_phone_numbers_read";
+
+/// The check that counts every number on detail cycles, apart from the
+/// auth check: page 1 proves authentication, a later page only the count.
+pub const COUNT_CHECK: &str = "phone_numbers_count";
+
 /// One cycle: the numbers (one page unless details are due) and the
 /// account's status every time, since both decide `/health`; the balance
 /// when details are due. A resource the key may not read is not asked again
-/// (`plan.not_permitted`).
+/// (`plan.not_permitted`). A later page of the full listing that fails
+/// affects only the count (`phone_numbers_count`): the account check still
+/// runs.
 pub async fn run(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
-    let mut attempts = Vec::new();
-    let auth = numbers(cred, tw, ctx, plan.details).await;
-    let go_on = matches!(&auth.result, Ok(facts) if !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })));
-    attempts.push(auth);
+    let mut attempts = numbers(cred, tw, ctx, plan.details).await;
+    let go_on = matches!(&attempts[0].result, Ok(facts) if !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })));
     if !go_on {
         return attempts;
     }
+    // Upstream answered page 1 but refused a later one (429, 5xx): no more
+    // pile-on this cycle beyond the check that decides `/health`.
+    let busy = attempts[1..]
+        .iter()
+        .any(|a| a.result.as_ref().is_err_and(Failure::ends_cycle));
     if !plan.not_permitted.contains("account") {
         let account = account(cred, tw, ctx).await;
         let stop = account.result.as_ref().is_err_and(Failure::ends_cycle);
@@ -187,14 +205,23 @@ pub async fn run(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, plan: &Plan)
             return attempts;
         }
     }
-    if plan.details && !plan.not_permitted.contains("balance") {
+    if plan.details && !busy && !plan.not_permitted.contains("balance") {
         attempts.push(balance(cred, tw, ctx).await);
     }
     attempts
 }
 
-/// The auth check. With `full`, pages through every number to count them.
-pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bool) -> Attempt {
+/// The auth check: page 1 of the account's incoming numbers (one number,
+/// or 1,000 with `full`). With `full`, a second attempt,
+/// [`COUNT_CHECK`], pages through the rest to count them; its failure
+/// (a later page answering 429, 5xx, HTML, …) leaves the last count in
+/// place and never touches the verdict, which page 1 decided.
+pub async fn numbers(
+    cred: &Credential,
+    tw: &Twilio,
+    ctx: &Context<'_>,
+    full: bool,
+) -> Vec<Attempt> {
     const CHECK: &str = "phone_numbers";
     let base = format!(
         "/2010-04-01/Accounts/{}/IncomingPhoneNumbers.json",
@@ -202,153 +229,219 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
     );
     let first = format!("{base}?PageSize={}", if full { 1000 } else { 1 });
     let clock = Clock::start();
-    let mut path = first.clone();
-    let mut count: u64 = 0;
-    let mut pages = 0;
+    let answer = match get(ctx, tw, cred, &first).await {
+        Ok(a) => a,
+        Err(e) => return vec![clock.failed(CHECK, &first, e)],
+    };
+    let refused = |permission_granted: bool, problem: Problem| {
+        vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: LIST_PERMISSION.into(),
+                granted: permission_granted,
+                basis: Basis::Direct,
+            },
+            Fact::Blocked {
+                problem: problem.into(),
+            },
+        ]
+    };
+    let facts = match classify(&answer) {
+        Meaning::Ok => None,
+        Meaning::Authenticate => Some((
+            vec![Fact::Invalid {
+                problem: Problem::TwilioAuthenticate.into(),
+            }],
+            AUTHENTICATE,
+        )),
+        Meaning::NotActive => Some((
+            vec![
+                Fact::Valid,
+                Fact::Blocked {
+                    problem: Problem::AccountNotActive.into(),
+                },
+            ],
+            "the account is not active (20005)",
+        )),
+        // Test credentials authenticate, but Twilio lets them read nothing:
+        // no answer about them can be had, neither valid nor invalid.
+        Meaning::TestCredentials => {
+            return vec![clock.finish(
+                CHECK,
+                evidence(&first, &answer, TEST_CREDENTIALS.into()),
+                Err(failure(Reason::UnexpectedResponse, &answer)),
+            )];
+        }
+        Meaning::Suspended => Some((
+            vec![
+                Fact::Valid,
+                Fact::Blocked {
+                    problem: Problem::AccountSuspended { status: None }.into(),
+                },
+            ],
+            "the account lacks API access (20403): suspended or closed",
+        )),
+        Meaning::Restricted => Some((
+            refused(false, Problem::RestrictedKey),
+            "this restricted key may not list phone numbers (70051)",
+        )),
+        Meaning::NotFound => Some((
+            vec![Fact::Invalid {
+                problem: Problem::AccountNotFound.into(),
+            }],
+            "no such account for these credentials (20404)",
+        )),
+        Meaning::KeySidInPath => Some((
+            vec![Fact::Invalid {
+                problem: Problem::KeySidInPath.into(),
+            }],
+            "an API key SID was used as the Account SID",
+        )),
+        Meaning::Failure(reason, detail) => {
+            return vec![clock.finish(
+                CHECK,
+                evidence(&first, &answer, detail),
+                Err(failure(reason, &answer)),
+            )];
+        }
+    };
+    if let Some((facts, detail)) = facts {
+        return vec![clock.finish(CHECK, evidence(&first, &answer, detail.into()), Ok(facts))];
+    }
+    let page: NumbersPage = match serde_json::from_slice(&answer.body) {
+        Ok(p) => p,
+        Err(e) => {
+            let detail = format!(
+                "HTTP 200 but the number list could not be read: {}",
+                e.to_string().chars().take(160).collect::<String>()
+            );
+            return vec![clock.finish(
+                CHECK,
+                evidence(&first, &answer, detail),
+                Err(failure(Reason::UnexpectedResponse, &answer)),
+            )];
+        }
+    };
+    let auth = clock.finish(
+        CHECK,
+        evidence(&first, &answer, "credentials accepted".into()),
+        Ok(vec![
+            Fact::Valid,
+            Fact::Permission {
+                name: LIST_PERMISSION.into(),
+                granted: true,
+                basis: Basis::Direct,
+            },
+        ]),
+    );
+    if !full {
+        return vec![auth];
+    }
+    let count = count(cred, tw, ctx, &base, &first, &answer, page).await;
+    vec![auth, count]
+}
+
+/// The rest of a full listing after page 1 (`page`, the answer to `first`):
+/// the [`COUNT_CHECK`] attempt.
+async fn count(
+    cred: &Credential,
+    tw: &Twilio,
+    ctx: &Context<'_>,
+    base: &str,
+    first: &str,
+    first_answer: &Answer,
+    mut page: NumbersPage,
+) -> Attempt {
+    let clock = Clock::start();
+    let mut count = page.incoming_phone_numbers.len() as u64;
+    let mut pages = 1;
+    let stale = |pages: usize, why: &str| {
+        format!(
+            "number count not updated: {why} at page {}; the last count stays (credentials accepted on page 1)",
+            pages + 1
+        )
+    };
     loop {
-        let answer = match get(ctx, tw, cred, &path).await {
+        let Some(next) = page.next_page_uri.take().filter(|n| !n.is_empty()) else {
+            let detail = format!("{count} incoming number(s) over {pages} page(s)");
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(first, first_answer, detail),
+                Ok(vec![
+                    Detail::Numbers {
+                        count,
+                        counted_at: std::time::SystemTime::now(),
+                    }
+                    .into(),
+                ]),
+            );
+        };
+        if pages >= MAX_PAGES {
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(
+                    first,
+                    first_answer,
+                    format!("more than {MAX_PAGES} pages of numbers: count not exported"),
+                ),
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        }
+        if !next.starts_with(base)
+            || crate::providers::check_read_path(Provider::Twilio, &next).is_err()
+        {
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(
+                    first,
+                    first_answer,
+                    stale(pages, "next_page_uri points outside this account's number list (not followed)"),
+                ),
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        }
+        let answer = match get(ctx, tw, cred, &next).await {
             Ok(a) => a,
-            Err(e) if pages == 0 => return clock.failed(CHECK, &path, e),
             Err(e) => {
-                return clock.finish(
-                    CHECK,
-                    Evidence {
-                        request: format!("GET {first}"),
-                        http_status: Some(200),
-                        detail: format!(
-                            "credentials accepted; listing stopped at page {}: {e}",
-                            pages + 1
-                        ),
-                        ..Evidence::default()
-                    },
-                    Ok(vec![Fact::Valid]),
-                );
+                let mut attempt = clock.failed(COUNT_CHECK, &next, e);
+                attempt.evidence.detail = stale(pages, &attempt.evidence.detail);
+                return attempt;
             }
         };
-        let facts = match classify(&answer) {
-            Meaning::Ok => None,
-            Meaning::Authenticate => Some((
-                vec![Fact::Invalid {
-                    problem: Problem::TwilioAuthenticate.into(),
-                }],
-                AUTHENTICATE,
-            )),
-            Meaning::NotActive => Some((
-                vec![
-                    Fact::Valid,
-                    Fact::Blocked {
-                        problem: Problem::AccountNotActive.into(),
-                    },
-                ],
-                "the account is not active (20005)",
-            )),
-            Meaning::TestCredentials => Some((
-                vec![Fact::Invalid {
-                    problem: Problem::TestCredentials.into(),
-                }],
-                "test credentials (20008) cannot read anything",
-            )),
-            Meaning::Suspended => Some((
-                vec![
-                    Fact::Valid,
-                    Fact::Blocked {
-                        problem: Problem::AccountSuspended { status: None }.into(),
-                    },
-                ],
-                "the account lacks API access (20403): suspended or closed",
-            )),
-            Meaning::Restricted => Some((
-                vec![
-                    Fact::Valid,
-                    Fact::Blocked {
-                        problem: Problem::RestrictedKey.into(),
-                    },
-                ],
-                "this restricted key may not list phone numbers (70051)",
-            )),
-            Meaning::NotFound => Some((
-                vec![Fact::Invalid {
-                    problem: Problem::AccountNotFound.into(),
-                }],
-                "no such account for these credentials (20404)",
-            )),
-            Meaning::KeySidInPath => Some((
-                vec![Fact::Invalid {
-                    problem: Problem::KeySidInPath.into(),
-                }],
-                "an API key SID was used as the Account SID",
-            )),
+        match classify(&answer) {
+            Meaning::Ok => {}
+            // Carries `Retry-After`: the scheduler honours it.
             Meaning::Failure(reason, detail) => {
                 return clock.finish(
-                    CHECK,
-                    evidence(&path, &answer, detail),
+                    COUNT_CHECK,
+                    evidence(&next, &answer, stale(pages, &detail)),
                     Err(failure(reason, &answer)),
                 );
             }
-        };
-        if let Some((facts, detail)) = facts {
-            if pages == 0 {
-                return clock.finish(CHECK, evidence(&path, &answer, detail.into()), Ok(facts));
-            }
-            // A later page refused: the first one already proved authentication.
-            return clock.finish(
-                CHECK,
-                evidence(&path, &answer, format!("listing stopped: {detail}")),
-                Ok(vec![Fact::Valid]),
-            );
-        }
-        let page: NumbersPage = match serde_json::from_slice(&answer.body) {
-            Ok(p) => p,
-            Err(e) => {
-                let detail = format!(
-                    "HTTP 200 but the number list could not be read: {}",
-                    e.to_string().chars().take(160).collect::<String>()
-                );
+            other => {
                 return clock.finish(
-                    CHECK,
-                    evidence(&path, &answer, detail),
+                    COUNT_CHECK,
+                    evidence(
+                        &next,
+                        &answer,
+                        stale(pages, &format!("the listing was refused ({other:?})")),
+                    ),
+                    Err(failure(Reason::UnexpectedResponse, &answer)),
+                );
+            }
+        }
+        page = match serde_json::from_slice(&answer.body) {
+            Ok(p) => p,
+            Err(_) => {
+                return clock.finish(
+                    COUNT_CHECK,
+                    evidence(&next, &answer, stale(pages, "an unreadable page")),
                     Err(failure(Reason::UnexpectedResponse, &answer)),
                 );
             }
         };
         pages += 1;
         count += page.incoming_phone_numbers.len() as u64;
-        let next = page.next_page_uri.filter(|n| !n.is_empty());
-        match next {
-            Some(next) if full => {
-                if pages >= MAX_PAGES {
-                    let detail = format!(
-                        "credentials accepted; more than {MAX_PAGES} pages of numbers, count not exported"
-                    );
-                    return clock.finish(
-                        CHECK,
-                        evidence(&first, &answer, detail),
-                        Ok(vec![Fact::Valid]),
-                    );
-                }
-                if !next.starts_with(&base)
-                    || crate::providers::check_read_path(Provider::Twilio, &next).is_err()
-                {
-                    let detail = "credentials accepted; next_page_uri points outside this account's number list, not followed".to_string();
-                    return clock.finish(
-                        CHECK,
-                        evidence(&first, &answer, detail),
-                        Ok(vec![Fact::Valid]),
-                    );
-                }
-                path = next;
-            }
-            _ => {
-                let mut facts = vec![Fact::Valid];
-                let detail = if full {
-                    facts.push(Detail::Numbers { count }.into());
-                    format!("credentials accepted; {count} incoming number(s) over {pages} page(s)")
-                } else {
-                    "credentials accepted".to_string()
-                };
-                return clock.finish(CHECK, evidence(&first, &answer, detail), Ok(facts));
-            }
-        }
     }
 }
 

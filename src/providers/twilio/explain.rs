@@ -20,9 +20,10 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                     .into(),
                 format!(
                     "Twilio's 20003 page lists both kinds of cause. The credential: the {what} was rotated or deleted \
-                     (Console → Account → API keys & tokens; a promoted secondary token invalidates the old primary); the \
-                     SID and the {what} belong to different accounts (live vs test, parent vs subaccount {sid}: a \
-                     subaccount needs its own token or the parent's Auth Token — parent API keys cannot reach subaccounts); \
+                     (Console → Account → API keys & tokens; promoting the secondary Auth Token deletes the old primary); \
+                     the SID and the {what} belong to different accounts (live vs test, parent vs subaccount {sid}: \
+                     here it needs its own Auth Token, since credwatch sends an Auth Token with the Account SID it checks \
+                     and so cannot use the parent's — parent API keys cannot reach subaccounts); \
                      an API key from another region. The account: suspended or closed (check Console → Billing, or log in to \
                      the Console). Compare fingerprint {fp} with `printf %s \"$TOKEN\" | sha256sum | cut -c1-12` of the value \
                      in the Console, then put the current value in {src}. If ElevenLabs holds the same Auth Token for \
@@ -32,14 +33,6 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
                 ),
             )
         }
-        Problem::Twilio(Tw::TestCredentials) => (
-            "These are Twilio test credentials (403, code 20008).".into(),
-            format!(
-                "Test credentials can only simulate buying numbers, messages and calls; they read nothing. Use the live \
-                 Account SID and Auth Token (Console → Account → API keys & tokens, \"Live credentials\") in {src}.{}",
-                cite("twilio-20008")
-            ),
-        ),
         Problem::Twilio(Tw::AccountNotFound) => (
             "No such Twilio account for these credentials (404, code 20404).".into(),
             format!(
@@ -62,8 +55,9 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
         Problem::Twilio(Tw::AccountNotActive) => (
             "The Twilio account is not active (code 20005).".into(),
             format!(
-                "Twilio answers 20005 \"Account not active\" for suspended or closed accounts. Check the account's status \
-                 in the Console and contact Twilio support; calls through this account fail until it is active.{}",
+                "Twilio documents 20005 \"Account not active\" as \"potentially because you ran out of funds, or you have \
+                 not yet activated your free trial\". Check the balance (Console → Billing) and the account's status, and \
+                 contact Twilio support if it stays inactive; calls through this account fail until it is active.{}",
                 cite("twilio-20005")
             ),
         ),
@@ -83,4 +77,14 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
         ),
         _ => return None,
     })
+}
+
+/// The fix for an answer that was no verdict and that only Twilio sends.
+pub fn failure_fix(detail: &str) -> Option<&'static str> {
+    detail.starts_with("test credentials (20008)").then_some(
+        "These are Twilio test credentials: Twilio accepts them only to simulate buying numbers, sending messages and \
+         placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the \
+         live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: \
+         docs/upstream-evidence.md#twilio-20008)",
+    )
 }

@@ -2,6 +2,8 @@
 //! the account, its balance and its numbers, and how they change what is
 //! known about a credential ([`Details`]).
 
+use std::time::SystemTime;
+
 use serde::Serialize;
 
 use crate::providers::outcome::Reason;
@@ -15,8 +17,6 @@ pub enum Problem {
     TwilioAuthenticate,
     /// 20005 "Account not active", whatever the HTTP status.
     AccountNotActive,
-    /// 403 20008: test credentials.
-    TestCredentials,
     /// 404 20404 on the account: the Account SID does not exist for these credentials.
     AccountNotFound,
     /// 403 20403 or account status suspended/closed.
@@ -31,7 +31,6 @@ impl Problem {
     pub fn reason(&self) -> Reason {
         match self {
             Problem::TwilioAuthenticate
-            | Problem::TestCredentials
             | Problem::AccountNotFound
             | Problem::KeySidInPath => Reason::InvalidCredentials,
             Problem::RestrictedKey => Reason::MissingPermission,
@@ -43,7 +42,6 @@ impl Problem {
     pub fn code(&self) -> &'static str {
         match self {
             Problem::TwilioAuthenticate => "twilio_authenticate",
-            Problem::TestCredentials => "test_credentials",
             Problem::AccountNotFound => "account_not_found",
             Problem::AccountSuspended { .. } => "account_suspended",
             Problem::AccountNotActive => "account_not_active",
@@ -59,7 +57,12 @@ impl Problem {
 pub enum Detail {
     /// The numbers on the account.
     #[serde(rename = "twilio_numbers")]
-    Numbers { count: u64 },
+    Numbers {
+        count: u64,
+        /// When the listing that counted them ended.
+        #[serde(skip)]
+        counted_at: SystemTime,
+    },
     /// `Accounts/{Sid}.json`.
     #[serde(rename = "twilio_account")]
     Account {
@@ -106,6 +109,9 @@ pub struct TwilioBalance {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Details {
     pub numbers: Option<u64>,
+    /// When `numbers` was counted: the count is as old as this.
+    #[serde(skip)]
+    pub numbers_counted_at: Option<SystemTime>,
     pub account: Option<TwilioAccount>,
     pub balance: Option<TwilioBalance>,
     /// The balance does not apply (subaccount).
@@ -115,7 +121,10 @@ pub struct Details {
 impl Details {
     pub fn apply(&mut self, detail: &Detail) {
         match detail {
-            Detail::Numbers { count } => self.numbers = Some(*count),
+            Detail::Numbers { count, counted_at } => {
+                self.numbers = Some(*count);
+                self.numbers_counted_at = Some(*counted_at);
+            }
             Detail::Account {
                 status,
                 kind,

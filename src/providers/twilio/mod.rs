@@ -29,7 +29,7 @@ use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue};
 pub use api::looks_like_account_sid;
 pub use checks::{
-    MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
+    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
     error_code, has_number, numbers, run,
 };
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
@@ -69,6 +69,15 @@ impl Kind for Twilio {
 
     fn reread(&self) -> Result<Option<Spec>, String> {
         Ok(self.reread_files()?.map(Spec::Twilio))
+    }
+
+    /// Reading the incoming numbers (the auth check's request): a
+    /// restricted key without it is unusable, and says so like any other
+    /// missing permission (`credwatch_permission_granted`, `/health`).
+    fn required_permissions(&self) -> &[String] {
+        static REQUIRED: std::sync::LazyLock<Vec<String>> =
+            std::sync::LazyLock::new(|| vec![LIST_PERMISSION.to_string()]);
+        &REQUIRED
     }
 
     fn account(&self) -> Option<&str> {
@@ -115,13 +124,20 @@ impl Kind for Twilio {
         report::summary(r)
     }
 
+    fn failure_fix(_reason: Reason, detail: &str) -> Option<&'static str> {
+        explain::failure_fix(detail)
+    }
+
     fn explain_not_permitted(resource: &str) -> (String, String) {
         report::explain_not_permitted(resource)
     }
 
     #[cfg(test)]
     fn sample_detail(n: u64) -> Detail {
-        Detail::Numbers { count: n }
+        Detail::Numbers {
+            count: n,
+            counted_at: std::time::SystemTime::UNIX_EPOCH,
+        }
     }
 
     #[cfg(test)]

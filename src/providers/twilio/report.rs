@@ -10,6 +10,8 @@ crate::families! {
     pub(crate) enum F; pub const FAMILIES;
     Numbers = "credwatch_twilio_phone_numbers", "gauge",
         "Incoming phone numbers on the Twilio account (counted at the detail interval)";
+    NumbersCounted = "credwatch_twilio_phone_numbers_counted_timestamp_seconds", "gauge",
+        "Unix time credwatch_twilio_phone_numbers was last counted; time() minus it is the count's age (it stays while a later page of the listing fails)";
     Balance = "credwatch_twilio_balance", "gauge",
         "Twilio account balance in its currency";
     Account = "credwatch_twilio_account_info", "gauge",
@@ -19,6 +21,13 @@ crate::families! {
 pub(super) fn render(d: &Details, out: &mut Samples<'_>) {
     if let Some(n) = d.numbers {
         out.sample(F::Numbers as usize, &[], n as f64);
+    }
+    if let Some(at) = d.numbers_counted_at {
+        out.sample(
+            F::NumbersCounted as usize,
+            &[],
+            crate::exposition::seconds(at),
+        );
     }
     if let Some(b) = &d.balance {
         out.sample(F::Balance as usize, &[("currency", &b.currency)], b.amount);

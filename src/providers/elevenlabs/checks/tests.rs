@@ -247,7 +247,7 @@ fn probe(permission: &str) -> PermissionProbe {
 fn permission(status: u16, body: &str, p: &str) -> (Result<Vec<Fact>, Failure>, String) {
     let a = answer(status, "application/json", body);
     let b = parse_body(&a);
-    permission_meaning(&probe(p), &a, &b)
+    permission_meaning(&probe(p), None, &a, &b)
 }
 
 #[test]
@@ -263,7 +263,8 @@ fn convai_write_probe_reads_404_as_granted_and_401_as_missing() {
             Fact::Valid,
             Fact::Permission {
                 name: "convai_write".into(),
-                granted: true
+                granted: true,
+                basis: crate::outcome::Basis::Inferred,
             }
         ])
     );
@@ -278,7 +279,8 @@ fn convai_write_probe_reads_404_as_granted_and_401_as_missing() {
             Fact::Valid,
             Fact::Permission {
                 name: "convai_write".into(),
-                granted: false
+                granted: false,
+                basis: crate::outcome::Basis::Direct,
             }
         ])
     );
@@ -293,7 +295,8 @@ fn convai_write_probe_reads_404_as_granted_and_401_as_missing() {
             Fact::Valid,
             Fact::Permission {
                 name: "convai_write".into(),
-                granted: false
+                granted: false,
+                basis: crate::outcome::Basis::Direct,
             }
         ])
     );
@@ -439,7 +442,7 @@ fn convai_write_probe_answers_that_decide_nothing_are_inconclusive() {
         ),
     ] {
         let a = answer(status, ct, body);
-        let (r, _) = permission_meaning(&probe("convai_write"), &a, &parse_body(&a));
+        let (r, _) = permission_meaning(&probe("convai_write"), None, &a, &parse_body(&a));
         let f = r.expect_err("no verdict");
         assert!(!f.inconclusive, "{status} {body}");
     }
@@ -540,4 +543,51 @@ fn usage_based_billing_exports_its_ceiling() {
         r#"{"character_count":1,"character_limit":10000,"tier":"free","status":"free_disabled"}"#,
     );
     assert!(!q.billing_at_risk() && blocked);
+}
+
+/// A recorded calibration decides what a table reading rests on: proven
+/// (`calibrated`), or nothing at all when the probe was shown not to
+/// discriminate. Upstream naming the permission stays `direct` either way.
+#[test]
+fn calibration_decides_the_basis_of_a_table_reading() {
+    use super::super::calibration::Calibrated;
+    use crate::outcome::Basis;
+    let found = r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#;
+    let named = r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_write to execute this operation."}}"#;
+    let read = |status, body, c: Option<Calibrated<'_>>| {
+        let a = answer(status, "application/json", body);
+        permission_meaning(&probe("convai_write"), c, &a, &parse_body(&a))
+    };
+    let basis_of = |r: &Result<Vec<Fact>, Failure>| match r {
+        Ok(facts) => facts.iter().find_map(|f| match f {
+            Fact::Permission { granted, basis, .. } => Some((*granted, *basis)),
+            _ => None,
+        }),
+        Err(_) => None,
+    };
+    let proven = Calibrated {
+        discriminates: true,
+        at: "2026-01-31T12:00:00Z",
+    };
+    let useless = Calibrated {
+        discriminates: false,
+        at: "2026-01-31T12:00:00Z",
+    };
+    assert_eq!(
+        basis_of(&read(404, found, None).0),
+        Some((true, Basis::Inferred))
+    );
+    let (r, detail) = read(404, found, Some(proven));
+    assert_eq!(basis_of(&r), Some((true, Basis::Calibrated)));
+    assert!(detail.contains("2026-01-31T12:00:00Z"), "{detail}");
+    let (r, detail) = read(404, found, Some(useless));
+    assert_eq!(r, Err(Failure::inconclusive()));
+    assert!(detail.contains("does not tell"), "{detail}");
+    for c in [None, Some(proven), Some(useless)] {
+        assert_eq!(
+            basis_of(&read(401, named, c).0),
+            Some((false, Basis::Direct)),
+            "{c:?}"
+        );
+    }
 }

@@ -131,7 +131,8 @@ pub enum Command {
         web_enable_lifecycle: bool,
     },
     /// Run every check once and explain each problem with its evidence and fix.
-    /// Exit 0 when every credential is healthy, 1 when any is not, 2 on config errors.
+    /// Exit 0 when every credential is healthy, 1 when any is not (or, with
+    /// --fail-on-warning, when any warning is marked `!`), 2 on config errors.
     Check {
         /// Config file.
         #[arg(
@@ -152,6 +153,10 @@ pub enum Command {
         /// Check only this credential.
         #[arg(long)]
         credential: Option<String>,
+        /// Exit 1 on a warning too (quota at or above the alert threshold, low
+        /// balance, Trial account, billing at risk, a check without an answer).
+        #[arg(long)]
+        fail_on_warning: bool,
     },
     /// Test whether a permission probe tells a key with the permission from one without.
     Calibrate {
@@ -301,13 +306,14 @@ pub fn main() -> ExitCode {
                 demo,
                 output,
                 credential,
+                fail_on_warning,
             } => {
                 let source = match (config, demo) {
                     (_, true) => CheckSource::Demo,
                     (Some(path), false) => CheckSource::File(path),
                     (None, false) => return ExitCode::from(2),
                 };
-                check(source, output, credential.as_deref()).await
+                check(source, output, credential.as_deref(), fail_on_warning).await
             }
             Command::Calibrate {
                 config,
@@ -507,7 +513,12 @@ enum CheckSource {
     Demo,
 }
 
-async fn check(source: CheckSource, output: Output, only: Option<&str>) -> ExitCode {
+async fn check(
+    source: CheckSource,
+    output: Output,
+    only: Option<&str>,
+    fail_on_warning: bool,
+) -> ExitCode {
     let (config, sim) = match &source {
         CheckSource::File(path) => match Config::load(path, &ProcessEnv) {
             Ok(c) => (c, None),
@@ -535,7 +546,7 @@ async fn check(source: CheckSource, output: Output, only: Option<&str>) -> ExitC
             }
         }
     };
-    let code = check_config(&source, &config, output, only).await;
+    let code = check_config(&source, &config, output, only, fail_on_warning).await;
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
@@ -547,6 +558,7 @@ async fn check_config(
     config: &Config,
     output: Output,
     only: Option<&str>,
+    fail_on_warning: bool,
 ) -> ExitCode {
     if let Some(name) = only
         && config.credential(name).is_none()
@@ -582,7 +594,7 @@ async fn check_config(
         eprintln!("credwatch check: cannot write the report: {e}");
         return ExitCode::from(1);
     }
-    if report.ok {
+    if report.ok && !(fail_on_warning && report.warnings() > 0) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -106,26 +106,11 @@ pub(super) fn report(d: &Details) -> Report {
 pub(super) fn summary(r: &Report) -> Vec<String> {
     let mut bits = Vec::new();
     if let Some(q) = &r.quota {
-        let pct = if q.limit > 0 {
-            q.used as f64 * 100.0 / q.limit as f64
-        } else {
-            0.0
-        };
         let reset = q
             .reset_at
-            .map(|r| {
-                format!(
-                    ", resets {}",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.max(0) as u64)
-                    )
-                )
-            })
+            .map(|r| format!(", resets {}", crate::providers::words::date(r)))
             .unwrap_or_default();
-        bits.push(format!(
-            "{} of {} characters used ({pct:.0}%){reset}",
-            q.used, q.limit
-        ));
+        bits.push(format!("{}{reset}", quota_used(q)));
     }
     if !r.phone_numbers.is_empty() {
         bits.push(format!(
@@ -135,6 +120,26 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
         ));
     }
     bits
+}
+
+/// "N of L characters used (P%)": P is the share of the ceiling
+/// ([`Quota::used_share`]), rounded down so it never reads as the alert
+/// threshold or as exhausted before it is.
+pub fn quota_used(q: &Quota) -> String {
+    let share = match (q.used_share(), q.ceiling) {
+        (Some(s), Some(c)) if c == q.limit => format!("{}%", percent(s)),
+        (Some(s), Some(c)) => format!(
+            "{}% of the ceiling of {c} with usage-based billing",
+            percent(s)
+        ),
+        _ => "usage-based billing without a cap: no ceiling".into(),
+    };
+    format!("{} of {} characters used ({share})", q.used, q.limit)
+}
+
+/// A 0–1 share as a whole percentage, rounded down.
+pub fn percent(share: f64) -> u64 {
+    (share * 100.0).floor().max(0.0) as u64
 }
 
 /// This provider's details, if `fact` is one.
@@ -153,6 +158,19 @@ pub(super) fn findings(
     let mut findings = Vec::new();
     for a in attempts {
         for fact in a.result.iter().flatten() {
+            if let Some(Detail::Quota { quota }) = detail(fact)
+                && quota.high()
+            {
+                let (summary, fix) = explain::quota_high(quota);
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    code: "quota_high".into(),
+                    check: a.check.clone(),
+                    summary,
+                    fix,
+                    evidence: Some(a.evidence.clone()),
+                });
+            }
             if let Some(Detail::Quota { quota }) = detail(fact)
                 && (quota.billing_at_risk() || quota.open_invoices == Some(true))
             {

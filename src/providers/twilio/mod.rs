@@ -116,6 +116,14 @@ impl Kind for Twilio {
         report::explain_not_permitted(resource)
     }
 
+    fn findings(
+        details: &Details,
+        attempts: &[Attempt],
+        _linked: Option<&providers::Linked>,
+    ) -> Vec<providers::report::Finding> {
+        report::findings(details, attempts)
+    }
+
     #[cfg(test)]
     fn sample_detail(n: u64) -> Detail {
         Detail::Numbers { count: n }

@@ -1,0 +1,162 @@
+//! The findings of one cycle (what `credwatch check` prints, with evidence
+//! and fix), and how the daemon keeps them across cycles for the status page
+//! (`/`), so the page and `check` say the same words for the same answers.
+//!
+//! Severity: an error is why a credential is broken (its verdict, a
+//! required permission, an imported number that cannot call); a warning is
+//! worth acting on while the verdict is healthy (quota at or above the
+//! alert threshold, low balance, Trial account, billing at risk, a check
+//! without an answer, an inconclusive probe); info is advice.
+
+use crate::config::Credential;
+use crate::outcome::{Attempt, Fact};
+use crate::providers::report::{Finding, Severity};
+use crate::providers::{self, Linked};
+use crate::verdict::{CredentialState, Health};
+
+use super::explain;
+
+/// Everything one cycle's attempts say about `cred`, whose state `s`
+/// already has them recorded: each answer that was no answer, each
+/// definitive problem, and the provider's findings about its details.
+/// Errors first.
+pub fn cycle(
+    cred: &Credential,
+    s: &CredentialState,
+    attempts: &[Attempt],
+    linked: Option<&Linked>,
+) -> Vec<Finding> {
+    let healthy = s.health() == Health::Healthy;
+    let required: Vec<&str> = s
+        .settings
+        .required_permissions
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut findings: Vec<Finding> = Vec::new();
+    for a in attempts {
+        match &a.result {
+            Err(f) => {
+                let (summary, fix) =
+                    explain::failure(cred.provider(), f.reason, &a.evidence.detail);
+                findings.push(Finding {
+                    // Under a healthy verdict, a check without an answer (an
+                    // inconclusive probe, a timed-out detail) is a warning.
+                    severity: if healthy {
+                        Severity::Warning
+                    } else {
+                        Severity::Error
+                    },
+                    code: f.reason.as_str().into(),
+                    check: a.check.clone(),
+                    summary,
+                    fix,
+                    evidence: Some(a.evidence.clone()),
+                });
+            }
+            Ok(facts) => {
+                for fact in facts {
+                    let (severity, problem) = match fact {
+                        Fact::Invalid { problem } | Fact::Blocked { problem } => {
+                            (Severity::Error, problem.clone())
+                        }
+                        Fact::Permission {
+                            name,
+                            granted: false,
+                        } => (
+                            if required.contains(&name.as_str()) {
+                                Severity::Error
+                            } else {
+                                Severity::Info
+                            },
+                            providers::Problem::PermissionMissing {
+                                permission: name.clone(),
+                            },
+                        ),
+                        Fact::NotPermittedForKey { resource } => {
+                            let (summary, fix) = cred.provider().explain_not_permitted(resource);
+                            findings.push(Finding {
+                                severity: Severity::Info,
+                                code: "standard_key".into(),
+                                check: a.check.clone(),
+                                summary,
+                                fix,
+                                evidence: Some(a.evidence.clone()),
+                            });
+                            continue;
+                        }
+                        _ => continue,
+                    };
+                    let (mut summary, mut fix) = explain::problem(&problem, cred);
+                    if severity == Severity::Info {
+                        summary = format!(
+                            "{summary} It is not required here, so the related data is unavailable."
+                        );
+                        fix = format!("Only if you want that data: {fix}");
+                    }
+                    if findings.iter().any(|f| f.code == problem.code()) {
+                        continue;
+                    }
+                    findings.push(Finding {
+                        severity,
+                        code: problem.code().into(),
+                        check: a.check.clone(),
+                        summary,
+                        fix,
+                        evidence: Some(a.evidence.clone()),
+                    });
+                }
+            }
+        }
+    }
+    findings.extend(s.verdict.details.findings(attempts, linked));
+    findings.sort_by_key(|f| f.severity);
+    findings
+}
+
+/// Whether `f` says a check got no answer (its code is a failure reason).
+fn is_failure(f: &Finding) -> bool {
+    matches!(
+        f.code.as_str(),
+        "rate_limited" | "upstream_error" | "timeout" | "network" | "unexpected_response"
+    )
+}
+
+/// The findings that hold after a cycle, given those that held before it:
+/// a check attempted in this cycle with a definitive answer replaces its
+/// findings; one without an answer keeps what its last definitive answer
+/// found (the verdict stands) and says why there was none this time; a
+/// check not attempted (a detail check between detail cycles, a resource
+/// not asked again) keeps its findings. From nothing, one cycle's merge is
+/// [`cycle`]'s list, so `check` and the status page agree. `healthy` is the
+/// verdict after the cycle: a check without an answer is a warning under a
+/// healthy verdict, an error otherwise.
+pub fn merge(
+    before: &[Finding],
+    cycle: Vec<Finding>,
+    attempts: &[Attempt],
+    healthy: bool,
+) -> Vec<Finding> {
+    let attempt = |check: &str| attempts.iter().find(|a| a.check == check);
+    let mut out: Vec<Finding> = before
+        .iter()
+        .filter(|f| match attempt(&f.check) {
+            None => true,
+            Some(a) => !a.is_definitive() && !is_failure(f),
+        })
+        .cloned()
+        .collect();
+    out.extend(cycle.into_iter().filter(|f| match attempt(&f.check) {
+        None => false,
+        Some(a) => a.is_definitive() || is_failure(f),
+    }));
+    for f in out.iter_mut().filter(|f| is_failure(f)) {
+        f.severity = if healthy {
+            Severity::Warning
+        } else {
+            Severity::Error
+        };
+    }
+    out.sort_by_key(|f| f.severity);
+    out
+}

@@ -194,7 +194,8 @@ impl Style {
     }
 }
 
-fn evidence_line(e: &Evidence) -> String {
+/// One line for what upstream said, as `check` and the status page print it.
+pub fn evidence_line(e: &Evidence) -> String {
     let mut parts = Vec::new();
     if let Some(s) = e.http_status {
         parts.push(format!("HTTP {s}"));

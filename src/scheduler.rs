@@ -216,6 +216,8 @@ struct Done {
     started: Instant,
     plan: Plan,
     attempts: Vec<Attempt>,
+    /// The linked credential as the cycle saw it (for the findings).
+    linked: Option<providers::Linked>,
 }
 
 struct Scheduler {
@@ -431,6 +433,7 @@ impl Scheduler {
                     started,
                     plan,
                     attempts,
+                    linked,
                 }
             });
         }
@@ -453,6 +456,12 @@ impl Scheduler {
         let auth = e.cred.provider().auth_check();
         let had_account_problem = e.slot.has_problem(auth);
         self.state.record(&e.slot, &done.attempts);
+        // What `check` would say about these answers, kept for the status page.
+        e.slot.explain(|s, before| {
+            let cycle =
+                crate::check::findings::cycle(&e.cred, s, &done.attempts, done.linked.as_ref());
+            crate::check::findings::merge(before, cycle, &done.attempts, s.usable())
+        });
         if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;

@@ -89,13 +89,13 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
 /// (summary, fix) for a quota at or above the alert threshold
 /// ([`super::facts::QUOTA_HIGH_SHARE`] of the ceiling), not yet used up.
 pub fn quota_high(q: &Quota) -> (String, String) {
-    let share = q.used_share().map(super::report::percent).unwrap_or(0);
+    let share = q.used_share().map(crate::providers::words::percent).unwrap_or(0);
     (
         format!(
             "{share}% of the quota is used ({} of {} characters; the alert threshold is {}%).",
             q.used,
             q.ceiling.unwrap_or(q.limit),
-            super::report::percent(super::facts::QUOTA_HIGH_SHARE)
+            crate::providers::words::percent(super::facts::QUOTA_HIGH_SHARE)
         ),
         format!(
             "Calls and speech fail once the quota is used up{}. Decide before then: upgrade the plan or enable \

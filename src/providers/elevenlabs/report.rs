@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::explain;
-use super::facts::{Detail, Details, PhoneNumber, Quota};
+use super::facts::{Detail, Details, PhoneNumber, QUOTA_HIGH_SHARE, Quota};
 use crate::exposition::Samples;
 use crate::providers::outcome::{Attempt, Fact};
-use crate::providers::report::{Finding, Severity};
-use crate::providers::{self, Linked};
+use crate::providers::report::{Finding, Severity, Shown, ShownNumber};
+use crate::providers::{self, Linked, words};
 
 crate::families! {
     pub(crate) enum F; pub const FAMILIES;
@@ -122,24 +122,58 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
     bits
 }
 
+/// What the status page shows: the quota (with tier and subscription
+/// status) and the imported numbers.
+pub(super) fn shown(d: &Details) -> Vec<Shown> {
+    let mut out = Vec::new();
+    if let Some(q) = &d.quota {
+        out.push(Shown::Usage {
+            label: "Quota",
+            unit: "characters",
+            used: q.used,
+            limit: q.limit,
+            ceiling: q.ceiling,
+            share: q.used_share(),
+            high: q.high() || q.exhausted,
+            threshold: QUOTA_HIGH_SHARE,
+            reset_at: q.reset_at,
+        });
+        out.push(Shown::Text {
+            label: "Subscription",
+            value: format!("{} ({})", q.tier, q.status),
+            warn: q.billing_at_risk() || q.open_invoices == Some(true),
+        });
+    }
+    if let Some(numbers) = &d.phone_numbers {
+        out.push(Shown::Numbers(
+            numbers
+                .iter()
+                .map(|n| ShownNumber {
+                    id: n.phone_number_id.clone(),
+                    number: n.number.clone(),
+                    label: n.label.clone(),
+                    ready: n.ready(),
+                    problems: n.problems.iter().map(|p| p.as_str()).collect(),
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
 /// "N of L characters used (P%)": P is the share of the ceiling
 /// ([`Quota::used_share`]), rounded down so it never reads as the alert
 /// threshold or as exhausted before it is.
 pub fn quota_used(q: &Quota) -> String {
     let share = match (q.used_share(), q.ceiling) {
-        (Some(s), Some(c)) if c == q.limit => format!("{}%", percent(s)),
+        (Some(s), Some(c)) if c == q.limit => format!("{}%", words::percent(s)),
         (Some(s), Some(c)) => format!(
             "{}% of the ceiling of {c} with usage-based billing",
-            percent(s)
+            words::percent(s)
         ),
         _ => "usage-based billing without a cap: no ceiling".into(),
     };
     format!("{} of {} characters used ({share})", q.used, q.limit)
-}
-
-/// A 0–1 share as a whole percentage, rounded down.
-pub fn percent(share: f64) -> u64 {
-    (share * 100.0).floor().max(0.0) as u64
 }
 
 /// This provider's details, if `fact` is one.

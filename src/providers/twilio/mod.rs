@@ -116,6 +116,10 @@ impl Kind for Twilio {
         report::explain_not_permitted(resource)
     }
 
+    fn shown(details: &Details) -> Vec<providers::report::Shown> {
+        report::shown(details)
+    }
+
     fn findings(
         details: &Details,
         attempts: &[Attempt],

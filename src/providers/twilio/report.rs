@@ -4,10 +4,10 @@
 use serde::Serialize;
 
 use super::explain;
-use super::facts::{Detail, Details, TwilioAccount, TwilioBalance};
+use super::facts::{BALANCE_LOW_BELOW, Detail, Details, TwilioAccount, TwilioBalance};
 use crate::exposition::Samples;
 use crate::providers::outcome::{Attempt, Fact};
-use crate::providers::report::{Finding, Severity};
+use crate::providers::report::{Finding, Severity, Shown};
 
 crate::families! {
     pub(crate) enum F; pub const FAMILIES;
@@ -63,6 +63,41 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
         bits.push(format!("balance {:.2} {}", b.amount, b.currency));
     }
     bits
+}
+
+/// What the status page shows: the balance, the account, the numbers.
+pub(super) fn shown(d: &Details) -> Vec<Shown> {
+    let mut out = Vec::new();
+    if let Some(b) = &d.balance {
+        out.push(Shown::Money {
+            label: "Balance",
+            amount: b.amount,
+            currency: b.currency.clone(),
+            low: b.low(),
+            threshold: BALANCE_LOW_BELOW,
+        });
+    } else if d.balance_not_applicable {
+        out.push(Shown::Text {
+            label: "Balance",
+            value: "not applicable (subaccount)".into(),
+            warn: false,
+        });
+    }
+    if let Some(a) = &d.account {
+        out.push(Shown::Text {
+            label: "Account",
+            value: format!("{} ({})", a.status, a.kind),
+            warn: a.trial(),
+        });
+    }
+    if let Some(n) = d.numbers {
+        out.push(Shown::Text {
+            label: "Phone numbers",
+            value: n.to_string(),
+            warn: false,
+        });
+    }
+    out
 }
 
 /// `check`'s warnings about the details: a balance below the alert

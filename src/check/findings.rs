@@ -160,3 +160,113 @@ pub fn merge(
     out.sort_by_key(|f| f.severity);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use super::*;
+    use crate::outcome::{Evidence, Failure, Reason};
+
+    fn finding(severity: Severity, code: &str, check: &str) -> Finding {
+        Finding {
+            severity,
+            code: code.into(),
+            check: check.into(),
+            summary: format!("{code} summary"),
+            fix: format!("{code} fix"),
+            evidence: None,
+        }
+    }
+
+    fn attempt(check: &str, result: Result<Vec<Fact>, Failure>) -> Attempt {
+        Attempt {
+            check: check.into(),
+            started_at: SystemTime::UNIX_EPOCH,
+            duration: Duration::ZERO,
+            evidence: Evidence::default(),
+            result,
+        }
+    }
+
+    fn codes(f: &[Finding]) -> Vec<(&str, &str, Severity)> {
+        f.iter()
+            .map(|f| (f.check.as_str(), f.code.as_str(), f.severity))
+            .collect()
+    }
+
+    #[test]
+    fn a_check_without_an_answer_keeps_what_its_last_answer_found() {
+        let before = vec![
+            finding(Severity::Error, "invalid_api_key", "subscription"),
+            finding(Severity::Info, "no_agent", "phone_numbers"),
+        ];
+        let timeout = [attempt("subscription", Err(Failure::new(Reason::Timeout)))];
+        let cycle = vec![finding(Severity::Error, "timeout", "subscription")];
+        let after = merge(&before, cycle, &timeout, false);
+        assert_eq!(
+            codes(&after),
+            [
+                ("subscription", "invalid_api_key", Severity::Error),
+                ("subscription", "timeout", Severity::Error),
+                ("phone_numbers", "no_agent", Severity::Info),
+            ]
+        );
+
+        // The next answer replaces the check's findings, failure included;
+        // the phone numbers, not asked this cycle, keep theirs.
+        let answered = [attempt("subscription", Ok(vec![Fact::Valid]))];
+        let after = merge(&after, Vec::new(), &answered, true);
+        assert_eq!(
+            codes(&after),
+            [("phone_numbers", "no_agent", Severity::Info)]
+        );
+    }
+
+    #[test]
+    fn a_failure_is_a_warning_under_a_healthy_verdict_and_replaced_by_the_next() {
+        let balance_timeout = [attempt("balance", Err(Failure::new(Reason::Timeout)))];
+        let before = vec![finding(Severity::Warning, "balance_low", "balance")];
+        let after = merge(
+            &before,
+            vec![finding(Severity::Error, "timeout", "balance")],
+            &balance_timeout,
+            true,
+        );
+        assert_eq!(
+            codes(&after),
+            [
+                ("balance", "balance_low", Severity::Warning),
+                ("balance", "timeout", Severity::Warning),
+            ]
+        );
+        let network = [attempt("balance", Err(Failure::new(Reason::Network)))];
+        let after = merge(
+            &after,
+            vec![finding(Severity::Warning, "network", "balance")],
+            &network,
+            false,
+        );
+        assert_eq!(
+            codes(&after),
+            [
+                ("balance", "network", Severity::Error),
+                ("balance", "balance_low", Severity::Warning),
+            ]
+        );
+    }
+
+    #[test]
+    fn findings_of_a_check_not_run_in_the_cycle_are_not_taken_from_it() {
+        // A detail cycle's phone findings are recomputed from the details on
+        // every cycle, but only the cycle that asked may change them.
+        let cycle = vec![finding(Severity::Error, "agent_missing", "phone_numbers")];
+        let after = merge(
+            &[],
+            cycle,
+            &[attempt("subscription", Ok(vec![Fact::Valid]))],
+            true,
+        );
+        assert!(after.is_empty(), "{after:?}");
+    }
+}

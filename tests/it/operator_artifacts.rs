@@ -508,3 +508,41 @@ fn the_selector_finder_sees_names_and_matchers() {
         ]
     );
 }
+
+/// `check`'s `!` and the status page warn where the alerts fire: the
+/// shipped thresholds are the code's, and "quota used" is used / ceiling in
+/// both (the page's server-side constant `RUNBOOKS` is the rules' base too).
+#[test]
+fn check_and_the_page_warn_at_the_alert_thresholds() {
+    use credwatch::providers::{elevenlabs, twilio};
+    let expr = |name: &str| {
+        alerts()
+            .into_iter()
+            .find(|a| a["alert"].as_str() == Some(name))
+            .and_then(|a| a["expr"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    let high = expr("CredwatchQuotaHigh");
+    assert!(
+        high.contains(&format!(">= {} < 1", elevenlabs::facts::QUOTA_HIGH_SHARE)),
+        "CredwatchQuotaHigh fires at QUOTA_HIGH_SHARE, inclusive: {high}"
+    );
+    assert!(
+        high.contains("credwatch_elevenlabs_characters_used")
+            && high.contains("(credwatch_elevenlabs_characters_ceiling > 0)"),
+        "quota used is used / ceiling: {high}"
+    );
+    let low = expr("CredwatchTwilioBalanceLow");
+    assert!(
+        low.contains(&format!(
+            "credwatch_twilio_balance < {}",
+            twilio::facts::BALANCE_LOW_BELOW
+        )),
+        "CredwatchTwilioBalanceLow fires below BALANCE_LOW_BELOW: {low}"
+    );
+    assert_eq!(
+        format!("{}#", credwatch::server::page::RUNBOOKS),
+        RUNBOOKS,
+        "the page links the runbooks the alerts link"
+    );
+}

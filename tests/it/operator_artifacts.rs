@@ -546,3 +546,22 @@ fn check_and_the_page_warn_at_the_alert_thresholds() {
         "the page links the runbooks the alerts link"
     );
 }
+
+/// The dashboard's layout lint (`scripts/dashboard-queries.py --lint`, also
+/// run by scripts/check-rules.sh): runbook links on the panels of what the
+/// alerts fire on, panels under their area's row, the balance with its
+/// currency, a Warnings panel with each of `check`'s `!` marks.
+#[test]
+fn the_dashboard_links_runbooks_keeps_panels_under_their_rows_and_shows_warnings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/dashboard-queries.py"))
+        .arg("--lint")
+        .output()
+        .expect("run python3 scripts/dashboard-queries.py --lint (python3 is needed)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

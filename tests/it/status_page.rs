@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use credwatch::simulator::{ElAccount, ElKey, Simulator, Subscription, World};
 
 use crate::harness::{Daemon, tempdir::TempDir};
-use crate::support::{FAST_DETAILS, config, el, el_key};
+use crate::support::{FAST_DETAILS, config, cred, el, el_key, wait_sample};
 
 fn chromium() -> PathBuf {
     if let Some(p) = std::env::var_os("CREDWATCH_CHROMIUM") {
@@ -308,5 +308,61 @@ async fn hostile_names_and_upstream_strings_are_text_on_the_page() {
         missing.contains("&lt;script&gt;alert(3)&lt;/script&gt;&quot;&#39;"),
         "{missing}"
     );
+    d.stop().await;
+}
+
+/// A probe that stops being conclusive leaves the last definitive verdict
+/// standing (healthy), and the page says so where people look: a warning
+/// with check's words, the fix (`credwatch calibrate`) and the runbook.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_probe_turned_inconclusive_is_a_warning_under_the_standing_verdict() {
+    let key = el_key("page-probe");
+    let mut w = World::default();
+    w.elevenlabs.add_account(ElAccount::new("ws-page-probe"));
+    w.elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItPageProbe", "ws-page-probe"));
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        FAST_DETAILS,
+        &[el("el-probe", &key, &sim.elevenlabs_url(), "")],
+        &[],
+    );
+    let d = Daemon::start(&yaml).await;
+    d.wait_for("el-probe", Duration::from_secs(15), |c| {
+        c["status"] == "healthy"
+    })
+    .await;
+    let text = visible_text(&d.get("/").await.1);
+    assert!(text.contains("Healthy 1"), "{text}");
+
+    // ElevenLabs starts refusing the probe's agent id: 400 `invalid_uid`.
+    sim.update(|w| {
+        w.elevenlabs.validate_agent_ids = true;
+        w.elevenlabs.signed_url_mode = credwatch::simulator::SignedUrlMode::RejectEveryIdInvalidUid;
+    });
+    wait_sample(
+        &d,
+        Duration::from_secs(20),
+        "credwatch_permission_probe_inconclusive",
+        &[&cred("el-probe"), "permission=\"convai_write\""],
+        |v| v == 1.0,
+    )
+    .await;
+    let c = d.credential("el-probe").await;
+    assert_eq!(c["status"], "healthy", "the verdict stands: {c}");
+    let text = visible_text(&d.get("/").await.1);
+    assert!(text.contains("Warnings 1"), "{text}");
+    let card = card(&text, "el-probe", &[]);
+    for needle in [
+        "healthy, 1 warning",
+        "! No verdict:",
+        "evidence GET /v1/convai/conversation/get-signed-url?agent_id=",
+        "HTTP 400, code invalid_uid",
+        "credwatch calibrate",
+        "runbook: CredwatchPermissionProbeInconclusive",
+        "convai_write granted (required)",
+    ] {
+        assert!(card.contains(needle), "`{needle}` not in: {card}");
+    }
     d.stop().await;
 }

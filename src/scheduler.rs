@@ -208,6 +208,9 @@ struct Entry {
     /// until the secret or the credential's config changes.
     not_permitted: BTreeSet<&'static str>,
     files: Vec<(PathBuf, Option<FileStamp>)>,
+    /// The credential's config changed: its next cycle's findings replace
+    /// all of the old ones (a check it no longer runs says nothing).
+    fresh_findings: bool,
 }
 
 struct Done {
@@ -295,6 +298,7 @@ impl Scheduler {
                 force_details: true,
                 not_permitted: BTreeSet::new(),
                 files,
+                fresh_findings: false,
             },
         );
         self.schedule(&name, due);
@@ -457,7 +461,10 @@ impl Scheduler {
         let had_account_problem = e.slot.has_problem(auth);
         self.state.record(&e.slot, &done.attempts);
         // What `check` would say about these answers, kept for the status page.
+        // After a config change, the first cycle's findings replace all.
+        let fresh = std::mem::take(&mut e.fresh_findings);
         e.slot.explain(|s, before| {
+            let before = if fresh { &[] } else { before };
             let cycle =
                 crate::check::findings::cycle(&e.cred, s, &done.attempts, done.linked.as_ref());
             crate::check::findings::merge(before, cycle, &done.attempts, s.usable())
@@ -569,6 +576,7 @@ impl Scheduler {
                         e.cred = Arc::new(cred.clone());
                         e.generation += 1;
                         e.not_permitted.clear();
+                        e.fresh_findings = true;
                         e.files = cred
                             .secret_files()
                             .into_iter()

@@ -256,7 +256,9 @@ fn write_usage(out: &mut String, s: &Shown) {
             let of = if ceiling == *limit {
                 format!("{used} of {limit} {unit}")
             } else {
-                format!("{used} of {ceiling} {unit} (limit {limit} + usage-based billing)")
+                format!(
+                    "{used} of {ceiling} {unit} (the ceiling: limit {limit} + usage-based billing)"
+                )
             };
             let _ = write!(
                 out,
@@ -264,7 +266,7 @@ fn write_usage(out: &mut String, s: &Shown) {
                  <span class=\"bar\" role=\"meter\" aria-valuemin=\"0\" aria-valuemax=\"100\" aria-valuenow=\"{pct}\" aria-label=\"{label} used\">\
                  <span class=\"fill\" style=\"width:{width}%\"></span>\
                  <span class=\"mark-threshold\" style=\"left:{}%\" title=\"alert threshold\"></span></span> \
-                 <span class=\"pct\">{pct}% used</span> <span class=\"sub\">{} of the ceiling{}</span></div>",
+                 <span class=\"pct\">{pct}% used</span> <span class=\"sub\">{}{}</span></div>",
                 if *high { " high" } else { "" },
                 if pct >= 100 { " full" } else { "" },
                 crate::providers::words::percent(*threshold),

@@ -180,7 +180,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     for needle in [
         "healthy, 1 warning",
         "93% used",
-        "475000 of 510000 characters (limit 500000 + usage-based billing) of the ceiling",
+        "475000 of 510000 characters (the ceiling: limit 500000 + usage-based billing); resets ",
         "93% of the quota is used (475000 of 510000 characters; the alert threshold is 90%).",
         "runbook: CredwatchQuotaHigh",
     ] {
@@ -363,6 +363,59 @@ async fn a_probe_turned_inconclusive_is_a_warning_under_the_standing_verdict() {
         "convai_write granted (required)",
     ] {
         assert!(card.contains(needle), "`{needle}` not in: {card}");
+    }
+    d.stop().await;
+}
+
+/// After a reload changes a credential, the page says only what its new
+/// checks say: a permission no longer required (no longer probed) leaves no
+/// finding behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_leaves_no_finding_of_a_check_no_longer_run() {
+    let key = el_key("page-reload");
+    let mut w = World::default();
+    w.elevenlabs.add_account(ElAccount::new("ws-page-reload"));
+    w.elevenlabs.add_key(
+        key.clone(),
+        ElKey::new("keyItPageReload", "ws-page-reload")
+            .with_permissions(&["user_read", "convai_read"]),
+    );
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = |extra: &str| {
+        config(
+            FAST_DETAILS,
+            &[el("el-reload", &key, &sim.elevenlabs_url(), extra)],
+            &[],
+        )
+    };
+    let d = Daemon::start(&yaml("")).await;
+    d.wait_for("el-reload", Duration::from_secs(15), |c| {
+        c["reason"] == "missing_permission"
+    })
+    .await;
+    let text = visible_text(&d.get("/").await.1);
+    assert!(text.contains("This key lacks `convai_write`."), "{text}");
+
+    std::fs::write(
+        d.config_path(),
+        yaml("    required_permissions: [convai_read]\n"),
+    )
+    .expect("write config");
+    assert_eq!(d.post_reload().await.0, 200);
+    d.wait_for("el-reload", Duration::from_secs(15), |c| {
+        c["status"] == "healthy"
+    })
+    .await;
+    // The healthy verdict and the page's words come from the same cycle.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = visible_text(&d.get("/").await.1);
+        if text.contains("Healthy 1") {
+            assert!(!text.contains("lacks `convai_write`"), "{text}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     d.stop().await;
 }

@@ -679,6 +679,32 @@ mod tests {
     }
 
     #[test]
+    fn a_large_overview_shows_each_group_up_to_its_cap_and_counts_the_rest() {
+        let mut y = String::from("elevenlabs:\n");
+        for i in 0..MAX_CARDS + 100 {
+            y += &format!(
+                "  - name: el-{i}\n    api_key: sk_{i:048x}\n    base_url: http://127.0.0.1:9\n"
+            );
+        }
+        let config = crate::config::Config::from_yaml(
+            &y,
+            std::path::Path::new("t.yaml"),
+            &std::collections::HashMap::<String, String>::new(),
+        )
+        .expect("test config is valid");
+        let state = State::new(&config);
+        let page = overview(&state);
+        assert_eq!(page.matches("<article").count(), MAX_CARDS);
+        assert!(
+            page.contains(&format!("<b>{}</b> no verdict", MAX_CARDS + 100)),
+            "every credential is counted"
+        );
+        assert!(page.contains("… and 100 more"), "the rest are counted");
+        assert!(detail(&state, &format!("el-{}", MAX_CARDS + 99)).is_some());
+        assert!(detail(&state, "el-nope").is_none());
+    }
+
+    #[test]
     fn ages_read_as_people_say_them() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let ago = |s: u64| age(now - Duration::from_secs(s), now);

@@ -3,7 +3,8 @@
 #  - promtool check rules + promtool test rules for the alerting rules
 #  - the test copy with shortened `for:` still loads
 #  - deploy/kubernetes/prometheus-operator/prometheusrule.yaml is in sync
-#  - the Grafana dashboard parses and lists its queries
+#  - the Grafana dashboard parses and lists its queries; its layout is linted
+#    (runbook links, panels under the right rows, currency, Warnings panel)
 #  - amtool check-config of the Alertmanager example (inhibitions)
 # Installs prometheus/promtool first if needed (scripts/install-prometheus.sh).
 set -euo pipefail
@@ -34,6 +35,7 @@ rules = [{"record": "dashboard:query_%d" % i, "expr": line.strip()}
 print(json.dumps({"groups": [{"name": "dashboard", "rules": rules}]}))
 ' >"$queries"
 promtool check rules "$queries"
+python3 scripts/dashboard-queries.py --lint
 
 amtool check-config deploy/alertmanager/alertmanager.yml
 

@@ -9,6 +9,7 @@
 /// `credwatch calibrate` lives with the provider whose probes it proves.
 pub use crate::providers::calibrate;
 pub mod explain;
+pub mod findings;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 pub use crate::call_paths::render::CallPathReport;
 use crate::config::{Config, Credential};
-use crate::outcome::{Basis, Evidence, Fact, Reason};
+use crate::outcome::{Basis, Evidence, Reason};
 pub use crate::providers::report::{Finding, Severity};
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::State;
@@ -237,105 +238,7 @@ fn report(
     linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
-    let required: Vec<&str> = s
-        .settings
-        .required_permissions
-        .iter()
-        .map(String::as_str)
-        .collect();
-    for a in attempts {
-        match &a.result {
-            Err(f) => {
-                let (summary, fix) =
-                    explain::failure(cred.provider(), f.reason, &a.evidence.detail);
-                findings.push(Finding {
-                    severity: Severity::Error,
-                    code: f.reason.as_str().into(),
-                    check: a.check.clone(),
-                    summary,
-                    fix,
-                    evidence: Some(a.evidence.clone()),
-                });
-            }
-            Ok(facts) => {
-                // A problem of the check's own (a restricted Twilio key) already
-                // explains the permission it reports missing.
-                let explained = facts.iter().any(|f| {
-                    matches!(f, Fact::Blocked { problem } if problem.reason() == Reason::MissingPermission)
-                });
-                for fact in facts {
-                    let mut basis = None;
-                    let (severity, problem) = match fact {
-                        Fact::Invalid { problem } | Fact::Blocked { problem } => {
-                            (Severity::Error, problem.clone())
-                        }
-                        Fact::Permission { granted: false, .. } if explained => continue,
-                        Fact::Permission {
-                            name,
-                            granted: false,
-                            basis: b,
-                        } => (
-                            {
-                                basis = Some(*b);
-                                if required.contains(&name.as_str()) {
-                                    Severity::Error
-                                } else {
-                                    Severity::Info
-                                }
-                            },
-                            providers::Problem::PermissionMissing {
-                                permission: name.clone(),
-                            },
-                        ),
-                        Fact::NotPermittedForKey { resource } => {
-                            let (summary, fix) = cred.provider().explain_not_permitted(resource);
-                            findings.push(Finding {
-                                severity: Severity::Info,
-                                code: "standard_key".into(),
-                                check: a.check.clone(),
-                                summary,
-                                fix,
-                                evidence: Some(a.evidence.clone()),
-                            });
-                            continue;
-                        }
-                        _ => continue,
-                    };
-                    let (mut summary, mut fix) = explain::problem(&problem, cred);
-                    match basis {
-                        Some(Basis::Inferred) => {
-                            summary = format!(
-                                "{summary} (Inferred: the probe's reading is not proven on this API; `credwatch calibrate` proves it.)"
-                            )
-                        }
-                        Some(Basis::Calibrated) => {
-                            summary =
-                                format!("{summary} (Calibrated: the probe was proven on this API.)")
-                        }
-                        _ => {}
-                    }
-                    if severity == Severity::Info {
-                        summary = format!(
-                            "{summary} It is not required here, so the related data is unavailable."
-                        );
-                        fix = format!("Only if you want that data: {fix}");
-                    }
-                    if findings.iter().any(|f| f.code == problem.code()) {
-                        continue;
-                    }
-                    findings.push(Finding {
-                        severity,
-                        code: problem.code().into(),
-                        check: a.check.clone(),
-                        summary,
-                        fix,
-                        evidence: Some(a.evidence.clone()),
-                    });
-                }
-            }
-        }
-    }
-    findings.extend(s.verdict.details.findings(attempts, linked));
+    findings.extend(findings::cycle(cred, s, attempts, linked));
     findings.sort_by_key(|f| f.severity);
     let health = s.health();
     CredentialReport {
@@ -398,7 +301,8 @@ impl Style {
     }
 }
 
-fn evidence_line(e: &Evidence) -> String {
+/// One line for what upstream said, as `check` and the status page print it.
+pub fn evidence_line(e: &Evidence) -> String {
     e.line()
 }
 
@@ -425,33 +329,59 @@ fn summary_line(c: &CredentialReport) -> String {
     bits.join("; ")
 }
 
+impl CredentialReport {
+    /// Its warnings: what `check` marks `!` (see [`findings`]).
+    pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
+        self.findings
+            .iter()
+            .filter(|f| f.severity == Severity::Warning)
+    }
+}
+
+impl Report {
+    /// How many warnings the report holds, over every credential.
+    pub fn warnings(&self) -> usize {
+        self.credentials.iter().map(|c| c.warnings().count()).sum()
+    }
+}
+
+/// One finding's lines: the mark and summary, the evidence, the fix.
+fn write_finding(out: &mut dyn Write, style: &Style, f: &Finding) -> std::io::Result<()> {
+    let mark = match f.severity {
+        Severity::Error => style.paint("31", "✗"),
+        Severity::Warning => style.paint("33", "!"),
+        Severity::Info => style.paint("36", "i"),
+    };
+    writeln!(out, "    {mark} {}", f.summary)?;
+    if let Some(e) = &f.evidence {
+        writeln!(out, "      evidence: {}", evidence_line(e))?;
+    }
+    writeln!(out, "      fix: {}", f.fix)
+}
+
 /// The human-readable report.
 pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::io::Result<()> {
     let ok = report.credentials.iter().filter(|c| c.ok()).count();
     writeln!(
         out,
-        "credwatch check: {} credential(s), {ok} ok, {} with problems\n",
+        "credwatch check: {} credential(s), {ok} ok, {} with problems, {} warning(s)\n",
         report.credentials.len(),
-        report.credentials.len() - ok
+        report.credentials.len() - ok,
+        report.warnings()
     )?;
     for c in &report.credentials {
-        let notes: Vec<&Finding> = c
-            .findings
-            .iter()
-            .filter(|f| f.severity != Severity::Error)
-            .collect();
         if c.ok() {
+            // One line, advice as a note on it; each warning marked `!` below.
+            let notes: Vec<&str> = c
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Info)
+                .map(|f| f.summary.as_str())
+                .collect();
             let note = if notes.is_empty() {
                 String::new()
             } else {
-                format!(
-                    " — note: {}",
-                    notes
-                        .iter()
-                        .map(|f| f.summary.as_str())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                )
+                format!(" — note: {}", notes.join(" "))
             };
             writeln!(
                 out,
@@ -461,6 +391,9 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
                 c.provider,
                 summary_line(c)
             )?;
+            for f in c.warnings() {
+                write_finding(out, style, f)?;
+            }
             continue;
         }
         let why = match (c.status, c.reason) {
@@ -477,16 +410,7 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             style.paint("31;1", &why)
         )?;
         for f in &c.findings {
-            let mark = match f.severity {
-                Severity::Error => style.paint("31", "✗"),
-                Severity::Warning => style.paint("33", "!"),
-                Severity::Info => style.paint("36", "i"),
-            };
-            writeln!(out, "    {mark} {}", f.summary)?;
-            if let Some(e) = &f.evidence {
-                writeln!(out, "      evidence: {}", evidence_line(e))?;
-            }
-            writeln!(out, "      fix: {}", f.fix)?;
+            write_finding(out, style, f)?;
         }
         writeln!(out, "      ({})", summary_line(c))?;
     }

@@ -131,7 +131,8 @@ pub enum Command {
         web_enable_lifecycle: bool,
     },
     /// Run every check once and explain each problem with its evidence and fix.
-    /// Exit 0 when every credential is healthy, 1 when any is not, 2 on config errors.
+    /// Exit 0 when every credential is healthy, 1 when any is not (or, with
+    /// --fail-on-warning, when any warning is marked `!`), 2 on config errors.
     Check {
         /// Config file.
         #[arg(
@@ -156,6 +157,10 @@ pub enum Command {
         /// it is not ready.
         #[arg(long = "call-path")]
         call_path: Option<String>,
+        /// Exit 1 on a warning too (quota at or above the alert threshold, low
+        /// balance, Trial account, billing at risk, a check without an answer).
+        #[arg(long)]
+        fail_on_warning: bool,
     },
     /// Test whether a permission probe tells a key with the permission from one without.
     Calibrate {
@@ -306,6 +311,7 @@ pub fn main() -> ExitCode {
                 output,
                 credential,
                 call_path,
+                fail_on_warning,
             } => {
                 let source = match (config, demo) {
                     (_, true) => CheckSource::Demo,
@@ -317,7 +323,7 @@ pub fn main() -> ExitCode {
                     (None, Some(p)) => crate::check::Only::CallPath(p),
                     (None, None) => crate::check::Only::All,
                 };
-                check(source, output, only).await
+                check(source, output, only, fail_on_warning).await
             }
             Command::Calibrate {
                 config,
@@ -517,7 +523,12 @@ enum CheckSource {
     Demo,
 }
 
-async fn check(source: CheckSource, output: Output, only: crate::check::Only<'_>) -> ExitCode {
+async fn check(
+    source: CheckSource,
+    output: Output,
+    only: crate::check::Only<'_>,
+    fail_on_warning: bool,
+) -> ExitCode {
     let (config, sim) = match &source {
         CheckSource::File(path) => match Config::load(path, &ProcessEnv) {
             Ok(c) => (c, None),
@@ -545,7 +556,7 @@ async fn check(source: CheckSource, output: Output, only: crate::check::Only<'_>
             }
         }
     };
-    let code = check_config(&source, &config, output, only).await;
+    let code = check_config(&source, &config, output, only, fail_on_warning).await;
     if let Some(sim) = sim {
         sim.shutdown().await;
     }
@@ -557,6 +568,7 @@ async fn check_config(
     config: &Config,
     output: Output,
     only: crate::check::Only<'_>,
+    fail_on_warning: bool,
 ) -> ExitCode {
     let origin = || match source {
         CheckSource::File(path) => path.display().to_string(),
@@ -608,7 +620,7 @@ async fn check_config(
         eprintln!("credwatch check: cannot write the report: {e}");
         return ExitCode::from(1);
     }
-    if report.ok {
+    if report.ok && !(fail_on_warning && report.warnings() > 0) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -134,7 +134,7 @@ pub async fn run(listen: SocketAddr, enable_lifecycle: bool) -> ExitCode {
         "credwatch demo: {n} credentials against simulated APIs ({apis}).\n\
          Some are healthy, some broken on purpose (revoked key, missing convai_write, exhausted quota,\n\
          blocked account, rotated Twilio token, suspended account). Checks run every 10s.\n\n\
-         \x20 http://{addr}/          overview\n\
+         \x20 http://{addr}/          status page: what is broken, the evidence and the fix\n\
          \x20 http://{addr}/metrics   Prometheus metrics\n\
          \x20 http://{addr}/health    503 while a critical credential is broken (try ?credential=el-agent-prod)\n\
          \x20 http://{addr}/livez     liveness, never depends on credentials\n\n\

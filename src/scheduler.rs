@@ -211,6 +211,9 @@ struct Entry {
     /// until the secret or the credential's config changes.
     not_permitted: BTreeSet<&'static str>,
     files: Vec<(PathBuf, Option<FileStamp>)>,
+    /// The credential's config changed: its next cycle's findings replace
+    /// all of the old ones (a check it no longer runs says nothing).
+    fresh_findings: bool,
 }
 
 struct Done {
@@ -219,6 +222,8 @@ struct Done {
     started: Instant,
     plan: Plan,
     attempts: Vec<Attempt>,
+    /// The linked credential as the cycle saw it (for the findings).
+    linked: Option<providers::Linked>,
 }
 
 struct Scheduler {
@@ -304,6 +309,7 @@ impl Scheduler {
                 linked_seen: None,
                 not_permitted: BTreeSet::new(),
                 files,
+                fresh_findings: false,
             },
         );
         self.schedule(&name, due);
@@ -471,6 +477,7 @@ impl Scheduler {
                     started,
                     plan,
                     attempts,
+                    linked,
                 }
             });
         }
@@ -495,6 +502,15 @@ impl Scheduler {
         let usable_before = e.slot.usable();
         self.state.record(&e.slot, &done.attempts);
         let usable_changed = e.slot.usable() != usable_before;
+        // What `check` would say about these answers, kept for the status page.
+        // After a config change, the first cycle's findings replace all.
+        let fresh = std::mem::take(&mut e.fresh_findings);
+        e.slot.explain(|s, before| {
+            let before = if fresh { &[] } else { before };
+            let cycle =
+                crate::check::findings::cycle(&e.cred, s, &done.attempts, done.linked.as_ref());
+            crate::check::findings::merge(before, cycle, &done.attempts, s.usable())
+        });
         if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
@@ -632,6 +648,7 @@ impl Scheduler {
                         e.cred = Arc::new(cred.clone());
                         e.generation += 1;
                         e.not_permitted.clear();
+                        e.fresh_findings = true;
                         e.files = cred
                             .secret_files()
                             .into_iter()

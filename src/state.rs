@@ -20,6 +20,7 @@ use crate::config::{Config, Credential, Provider};
 use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
+use crate::providers::report::Finding;
 use crate::verdict::{CredentialState, Health, Settings};
 
 mod paths;
@@ -32,6 +33,9 @@ pub struct Slot {
     /// Where the slot is in the current list, and so in the store.
     position: AtomicUsize,
     inner: Mutex<CredentialState>,
+    /// What `check` says about the answers so far (`check::findings::merge`),
+    /// for the status page, with the fingerprint of the secret they are about.
+    findings: Mutex<(String, Vec<Finding>)>,
 }
 
 impl Slot {
@@ -41,6 +45,7 @@ impl Slot {
             provider: cred.provider(),
             position: AtomicUsize::new(position),
             inner: Mutex::new(CredentialState::new(cred)),
+            findings: Mutex::new((String::new(), Vec::new())),
         }
     }
 
@@ -51,6 +56,39 @@ impl Slot {
     /// A copy of the current state.
     pub fn snapshot(&self) -> CredentialState {
         self.lock().clone()
+    }
+
+    /// A copy of the current state and the findings about its secret (none
+    /// when they were about a secret since replaced).
+    pub fn view(&self) -> (CredentialState, Vec<Finding>) {
+        let state = self.snapshot();
+        let findings = lock(&self.findings);
+        let findings = if findings.0 == state.fingerprint {
+            findings.1.clone()
+        } else {
+            Vec::new()
+        };
+        (state, findings)
+    }
+
+    /// Replaces the findings with `f(state, findings so far)`; the findings
+    /// so far are none when they were about another secret.
+    pub fn explain(&self, f: impl FnOnce(&CredentialState, &[Finding]) -> Vec<Finding>) {
+        let state = self.lock();
+        let mut findings = lock(&self.findings);
+        let before: &[Finding] = if findings.0 == state.fingerprint {
+            &findings.1
+        } else {
+            &[]
+        };
+        let next = f(&state, before);
+        // Most credentials have nothing to say: keep no copy of the
+        // fingerprint for them.
+        *findings = if next.is_empty() {
+            (String::new(), next)
+        } else {
+            (state.fingerprint.clone(), next)
+        };
     }
 
     /// Whether the verdict holds a problem found by `check` (without a copy).

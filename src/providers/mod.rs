@@ -16,7 +16,7 @@ pub mod http;
 pub mod link;
 pub mod outcome;
 pub mod report;
-pub(crate) mod words;
+pub mod words;
 
 #[cfg(test)]
 pub(crate) mod properties;
@@ -150,6 +150,10 @@ pub trait Kind: Sized {
         _attempts: &[Attempt],
         _linked: Option<&Linked>,
     ) -> Vec<Finding> {
+        Vec::new()
+    }
+    /// What the status page shows of the details (quota, balance, numbers, …).
+    fn shown(_details: &Self::Details) -> Vec<report::Shown> {
         Vec::new()
     }
     /// The fix for an answer that was no verdict, when only this provider
@@ -450,6 +454,13 @@ macro_rules! registry {
                     $(Details::$Variant(s) => r.$module = <$module::$Type as Kind>::report(s),)+
                 }
                 r
+            }
+
+            /// What the status page shows of them.
+            pub fn shown(&self) -> Vec<report::Shown> {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::shown(s),)+
+                }
             }
 
             pub fn findings(&self, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {

@@ -39,3 +39,9 @@ pub fn ui_name(permission: &str) -> String {
 pub fn cite(anchor: &str) -> String {
     format!(" (evidence: docs/upstream-evidence.md#{anchor})")
 }
+
+/// A 0–1 share as a whole percentage, rounded down, so a quota never reads
+/// as at the alert threshold, or as used up, before it is.
+pub fn percent(share: f64) -> u64 {
+    (share * 100.0).floor().max(0.0) as u64
+}

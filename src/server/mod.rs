@@ -38,6 +38,7 @@ use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};
 
 mod guard;
+pub mod page;
 use guard::*;
 
 /// Limits that protect the server from its clients.
@@ -428,10 +429,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
                 )
             }
         }
-        "/" if readable => Response::builder()
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .body(Chunks::one(landing_page(&app.state)))
-            .unwrap_or_else(|_| Response::new(Chunks::one(""))),
+        "/" if readable => status_page(app, query),
         "/-/reload" if *req.method() == Method::POST => match &app.reloader {
             _ if !app.lifecycle => text(StatusCode::FORBIDDEN, LIFECYCLE_DISABLED),
             Some(reloader) => {
@@ -569,6 +567,27 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
     response
 }
 
+/// `/` (every credential) or `/?credential=NAME` (one), as HTML under a
+/// strict CSP: no script, nothing loaded from anywhere.
+fn status_page(app: &App, query: &str) -> Response<Chunks> {
+    let (status, body) = match query_param(query, "credential") {
+        Some(name) => match page::detail(&app.state, &name) {
+            Some(body) => (StatusCode::OK, body),
+            None => (StatusCode::NOT_FOUND, page::not_found(&name)),
+        },
+        None => (StatusCode::OK, page::overview(&app.state)),
+    };
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
+        .header(header::CONTENT_SECURITY_POLICY, page::CSP)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(header::REFERRER_POLICY, "no-referrer")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Chunks::one(body))
+        .unwrap_or_else(|_| Response::new(Chunks::one("")))
+}
+
 /// `/health` on the probe listener: the status code and `{"status":…}`,
 /// nothing about the credentials (no names, reasons or permissions).
 fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
@@ -619,57 +638,4 @@ pub fn accepts_gzip(headers: &http::HeaderMap) -> bool {
                 .unwrap_or(1.0);
             (coding.eq_ignore_ascii_case("gzip") || coding == "*") && q > 0.0
         })
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-fn landing_page(state: &State) -> String {
-    let mut rows = String::new();
-    let slots = state.slots();
-    for slot in slots.iter().take(1000) {
-        let s = slot.snapshot();
-        let (class, status) = match s.health() {
-            Health::Healthy => ("ok", "healthy".to_string()),
-            Health::Pending => ("pending", "pending".to_string()),
-            Health::Unhealthy(r) => ("bad", r.as_str().to_string()),
-        };
-        let last = s
-            .last_success
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
-            .unwrap_or_else(|| "never".into());
-        rows.push_str(&format!(
-            "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
-            html_escape(&s.name),
-            s.provider.as_str(),
-            if s.settings.critical { "yes" } else { "no" },
-            html_escape(&status),
-            match s.verdict.valid { Some(true) => "yes", Some(false) => "no", None => "unknown" },
-            html_escape(&last),
-        ));
-    }
-    if slots.len() > 1000 {
-        rows.push_str(&format!(
-            "<tr><td colspan=6>… and {} more (see /health?verbose=1)</td></tr>\n",
-            slots.len() - 1000
-        ));
-    }
-    format!(
-        r#"<!doctype html>
-<html><head><meta charset="utf-8"><title>credwatch</title>
-<style>body{{font-family:system-ui,sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}}.ok td:nth-child(4){{color:#1a7f37}}.bad td:nth-child(4){{color:#cf222e;font-weight:bold}}.pending td:nth-child(4){{color:#9a6700}}</style>
-</head><body>
-<h1>credwatch {version}</h1>
-<p>Background checks of ElevenLabs and Twilio credentials. Links: <a href="/metrics">/metrics</a> · <a href="/health?verbose=1">/health</a> · <a href="/livez">/livez</a> · <a href="/readyz">/readyz</a></p>
-<table><thead><tr><th>credential</th><th>provider</th><th>critical</th><th>status</th><th>valid</th><th>last definitive answer</th></tr></thead>
-<tbody>
-{rows}</tbody></table>
-</body></html>
-"#,
-        version = crate::VERSION
-    )
 }

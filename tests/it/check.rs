@@ -185,7 +185,15 @@ const PHONE_PROBLEMS: [&str; 7] = [
     "not_on_twilio_account",
     "reimport_needed",
 ];
-const OTHER_CODES: [&str; 3] = ["secret_whitespace", "config_warning", "standard_key"];
+const OTHER_CODES: [&str; 7] = [
+    "secret_whitespace",
+    "config_warning",
+    "standard_key",
+    "billing_at_risk",
+    "quota_high",
+    "balance_low",
+    "trial_account",
+];
 const CHECKS: [&str; 9] = [
     "subscription",
     "permission_convai_write",
@@ -539,17 +547,40 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
             lines[at].starts_with(&format!("✓{head}healthy — ")),
             "{text:?}"
         );
+        // Advice is a note on the line; each warning is marked `!` below
+        // it, with its evidence and fix; nothing else.
+        let warnings: Vec<&Finding> = c
+            .findings
+            .iter()
+            .filter(|f| f.severity == "warning")
+            .collect();
+        assert_eq!(
+            block[1..]
+                .iter()
+                .filter(|l| l.starts_with("    ! "))
+                .count(),
+            warnings.len(),
+            "one `!` per warning\n{text:?}"
+        );
         assert!(
-            lines
-                .get(at + 1)
-                .is_none_or(|l| l.starts_with('✓') || l.starts_with('✗')),
-            "a healthy credential takes exactly one line\n{text:?}"
+            block[1..]
+                .iter()
+                .all(|l| l.starts_with("    ! ") || l.starts_with("      ")),
+            "only warnings under a healthy credential\n{text:?}"
         );
         for f in &c.findings {
-            assert!(
-                lines[at].contains(&f.summary),
-                "notes are on the line: {f:?}\n{text:?}"
-            );
+            if f.severity == "warning" {
+                assert!(
+                    joined.contains(&format!("    ! {}\n", f.summary))
+                        && joined.contains(&format!("fix: {}", f.fix)),
+                    "warnings are marked below: {f:?}\n{text:?}"
+                );
+            } else {
+                assert!(
+                    lines[at].contains(&f.summary),
+                    "notes are on the line: {f:?}\n{text:?}"
+                );
+            }
         }
         return;
     }
@@ -813,7 +844,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["Settings → API Keys", "xi-api-key"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-invalid (elevenlabs): invalid_credentials\n",
                 "    ✗ ElevenLabs does not accept this API key (401 invalid_api_key).\n",
@@ -837,13 +868,13 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["Conversational AI → Write", "Settings → API Keys", "401"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-no-write (elevenlabs): missing_permission\n",
                 "    ✗ This key lacks `convai_write`.\n",
                 "      evidence: GET /v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000 → HTTP 401, code missing_permissions, permission convai_write, request id …\n",
                 "      fix: Create a key with Conversational AI → Write (\"ElevenLabs Agents: Write\") in ElevenLabs → Settings → API Keys, or edit this key's permissions there, then put it in the config file. Without it, outbound calls fail with 401 and signed URLs cannot be issued. (evidence: docs/upstream-evidence.md#elevenlabs-missing-permissions)\n",
-                "      (user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
+                "      (user_read granted (inferred); 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2025-01-31T20:54:18Z; fingerprint 9401a0847bc2)\n",
             )
             .into(),
         },
@@ -861,7 +892,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["User → Read"],
             text: concat!(
-                "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+                "credwatch check: 1 credential(s), 1 ok, 0 with problems, 0 warning(s)\n",
                 "\n",
                 "✓ el-restricted (elevenlabs): healthy — convai_write granted (inferred); fingerprint 8054fac39d02 — note: This key lacks `user_read`. It is not required here, so the related data is unavailable.\n",
             )
@@ -881,7 +912,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["sk_", "Settings → API Keys", "the config file"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-key-id (elevenlabs): invalid_credentials\n",
                 "    ✗ This is an API key ID, not the key (400 api_key_id_used_as_api_key).\n",
@@ -905,7 +936,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["2100-01-01T00:00:00Z", "usage-based billing"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-exhausted (elevenlabs): quota_exhausted\n",
                 "    ✗ The account's character/credit quota is used up.\n",
@@ -929,7 +960,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["paid plan", "VPN"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-unusual (elevenlabs): account_blocked\n",
                 "    ✗ ElevenLabs disabled this account's free tier (detected_unusual_activity).\n",
@@ -953,7 +984,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["payment method", "Billing"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-payment-issue (elevenlabs): account_blocked\n",
                 "    ✗ The subscription has a failed or incomplete payment (payment_issue).\n",
@@ -979,7 +1010,7 @@ async fn elevenlabs_causes_are_explained() {
             request_id: Some(""),
             fix: &["not a verdict"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-payment-required (elevenlabs): no verdict\n",
                 "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
@@ -1045,7 +1076,9 @@ async fn elevenlabs_causes_are_explained() {
         .collect();
     assert_eq!(
         masked(&text.stdout),
-        format!("credwatch check: 8 credential(s), 1 ok, 7 with problems\n\n{blocks}"),
+        format!(
+            "credwatch check: 8 credential(s), 1 ok, 7 with problems, 0 warning(s)\n\n{blocks}"
+        ),
         "{text:?}"
     );
     for c in &report.credentials {
@@ -1068,9 +1101,11 @@ async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
     assert_eq!(
         text.stdout,
         concat!(
-            "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+            "credwatch check: 1 credential(s), 1 ok, 0 with problems, 1 warning(s)\n",
             "\n",
-            "✓ el (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (10%), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d — note: elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
+            "✓ el (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2025-01-31T20:54:18Z; fingerprint e1b071da291d\n",
+            "    ! elevenlabs[0].api_key_env: the value from environment variable CREDWATCH_IT_CHECK_KEY has surrounding whitespace (a trailing newline?); credwatch trimmed it, but other clients of this secret will send it as-is and get 401: fix the source\n",
+            "      fix: Remove the surrounding whitespace (often a trailing newline from `echo` or an editor) at the source: credwatch trims it, but your application may send it as-is and get 401.\n",
         ),
         "{text:?}"
     );
@@ -1129,7 +1164,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             request_id: None,
             fix: &["not a credential problem", "Cloudflare"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-cloudflare (elevenlabs): no verdict\n",
                 "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
@@ -1156,7 +1191,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             request_id: Some(""),
             fix: &["Nothing to fix on your side"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-5xx (elevenlabs): no verdict\n",
                 "    ✗ No verdict: HTTP 500 `something_went_wrong`: server error.\n",
@@ -1180,7 +1215,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             request_id: None,
             fix: &["timeout"],
             text: concat!(
-                "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
                 "✗ el-hang (elevenlabs): no verdict\n",
                 "    ✗ No verdict: no complete answer within 300ms.\n",
@@ -1332,7 +1367,7 @@ async fn twilio_causes_are_explained() {
             ],
             text: format!(
                 concat!(
-                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
                     "✗ tw-wrong-token (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
@@ -1359,7 +1394,7 @@ async fn twilio_causes_are_explained() {
             fix: &["test credentials", "live Account SID"],
             text: format!(
                 concat!(
-                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
                     "✗ tw-test-credentials (twilio): no verdict\n",
                     "    ✗ No verdict: test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected.\n",
@@ -1384,7 +1419,7 @@ async fn twilio_causes_are_explained() {
             request_id: Some("RQ"),
             fix: &["Main API key", "Auth Token"],
             text: concat!(
-                "credwatch check: 1 credential(s), 1 ok, 0 with problems\n",
+                "credwatch check: 1 credential(s), 1 ok, 0 with problems, 0 warning(s)\n",
                 "\n",
                 "✓ tw-standard-key (twilio): healthy — incoming_phone_numbers_read granted (direct); 2 number(s); balance 18.03 USD; fingerprint 328a6b665ec5 — note: This API key may not read the account: it is a Standard (or restricted) key.\n",
             )
@@ -1409,7 +1444,7 @@ async fn twilio_causes_are_explained() {
             ],
             text: format!(
                 concat!(
-                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
                     "✗ tw-parent-key (twilio): invalid_credentials\n",
                     "    ✗ Twilio rejected the credentials (401, code 20003 Authenticate): rotated, deleted, or the account was suspended or closed.\n",
@@ -1435,7 +1470,7 @@ async fn twilio_causes_are_explained() {
             fix: &["Billing", "Twilio support"],
             text: format!(
                 concat!(
-                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
                     "✗ tw-suspended (twilio): account_blocked\n",
                     "    ✗ The Twilio account is suspended or closed (20403): it cannot use the API.\n",
@@ -1461,7 +1496,7 @@ async fn twilio_causes_are_explained() {
             fix: &["Account SID", "Console → Account info"],
             text: format!(
                 concat!(
-                    "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
+                    "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
                     "✗ tw-wrong-account-sid (twilio): invalid_credentials\n",
                     "    ✗ No such Twilio account for these credentials (404, code 20404).\n",
@@ -1898,9 +1933,12 @@ async fn exit_codes_and_credential_selection() {
     }
     assert!(
         text.stdout
-            .starts_with("credwatch check: 3 credential(s), 2 ok, 1 with problems\n"),
+            .starts_with("credwatch check: 3 credential(s), 2 ok, 1 with problems, 0 warning(s)\n"),
         "{text:?}"
     );
+    // --fail-on-warning changes nothing without a warning.
+    let strict = s.run(&["--fail-on-warning", "--credential", "el-ok"]).await;
+    assert_eq!(strict.code, 0, "{strict:?}");
 
     // Only the healthy ones, one at a time: 0, and only that one is printed.
     for (name, other) in [("el-ok", "el-revoked"), ("tw-ok", "el-ok")] {
@@ -2111,5 +2149,117 @@ async fn json_output_matches_the_documented_schema() {
             format!("GET /2010-04-01/Accounts/{sid}.json"),
             format!("GET /2010-04-01/Accounts/{sid}/Balance.json"),
         ]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Warnings under a healthy verdict
+// ---------------------------------------------------------------------------
+
+/// Healthy credentials that deserve attention: a quota at or above 90 % of
+/// its ceiling, a subscription past due, a Trial account with a low balance.
+async fn warnings_scenario() -> Scenario {
+    let sid = ac_sid("chk-trial");
+    let token = tw_token("chk-trial");
+    let mut w = World::default();
+    w.elevenlabs
+        .add_account(ElAccount::new("ws-high").with_subscription(Subscription {
+            tier: "pro".into(),
+            character_count: 475_000,
+            character_limit: 500_000,
+            next_character_count_reset_unix: Some(RESET_AT),
+            ..Subscription::default()
+        }));
+    w.elevenlabs.add_account(
+        ElAccount::new("ws-past-due").with_subscription(Subscription {
+            status: credwatch::simulator::SubscriptionStatus::PastDue,
+            next_character_count_reset_unix: Some(RESET_AT),
+            ..Subscription::default()
+        }),
+    );
+    w.elevenlabs
+        .add_key(el_key("chk-high"), ElKey::new("keyChkHigh", "ws-high"));
+    w.elevenlabs.add_key(
+        el_key("chk-past-due"),
+        ElKey::new("keyChkPastDue", "ws-past-due"),
+    );
+    w.twilio.add_account(
+        TwilioAccount::new(&sid, &token)
+            .with_type(credwatch::simulator::AccountType::Trial)
+            .with_balance(Some("0.85"), "USD")
+            .with_numbers(&["+15005550042"]),
+    );
+    let mut s = Scenario::start(w).await;
+    let url = s.el_url();
+    let yaml = format!(
+        "elevenlabs:\n{}{}twilio:\n{}",
+        el_item("el-high", &s.secret(&el_key("chk-high")), &url, ""),
+        el_item("el-past-due", &s.secret(&el_key("chk-past-due")), &url, ""),
+        tw_item("tw-trial", &sid, &s.secret(&token), &s.tw_url()),
+    );
+    s.write(&yaml);
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_are_marked_under_a_healthy_verdict_and_counted() {
+    let s = warnings_scenario().await;
+    let (text, _, report) = s.both(&[]).await;
+    assert_eq!(text.code, 0, "warnings alone keep exit 0: {text:?}");
+    assert!(report.ok);
+    for c in &report.credentials {
+        assert_text_explains(&text, c);
+    }
+    assert_eq!(
+        masked(&text.stdout),
+        [
+            "credwatch check: 3 credential(s), 3 ok, 0 with problems, 4 warning(s)\n",
+            "\n",
+            "✓ el-high (elevenlabs): healthy — convai_write, user_read granted; 475000 of 500000 characters used (93% of the ceiling of 510000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 8428dfbc1406\n",
+            "    ! 93% of the quota is used (475000 of 510000 characters; the alert threshold is 90%).\n",
+            "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
+            "      fix: Calls and speech fail once the quota is used up (it resets 2100-01-01T00:00:00Z). Decide before then: upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or move traffic to another workspace's key. (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
+            "✓ el-past-due (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 7ae40c33e338\n",
+            "    ! The ElevenLabs subscription is `past_due`: billing is at risk, calls still work for now.\n",
+            "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
+            "      fix: Pay the open invoice or update the payment method in ElevenLabs → Subscription → Billing. What ElevenLabs does when a subscription stays unpaid is not documented; credwatch reports a blocked account only when ElevenLabs says so (`free_disabled`, `payment_issue`). (evidence: docs/upstream-evidence.md#elevenlabs-subscription-status)\n",
+            "✓ tw-trial (twilio): healthy — account active (Trial); 1 number(s); balance 0.85 USD; fingerprint 477868c313e7\n",
+            "    ! This is a Twilio Trial account: it can call only verified numbers, and callers hear a trial notice first.\n",
+            "      evidence: GET /2010-04-01/Accounts/SID.json → HTTP 200, request id RQ…\n",
+            "      fix: Upgrade the account in Twilio Console → Billing before real callers use it.\n",
+            "    ! The Twilio balance is 0.85 USD, below the alert threshold of 5 USD.\n",
+            "      evidence: GET /2010-04-01/Accounts/SID/Balance.json → HTTP 200, request id RQ…\n",
+            "      fix: Top up the balance or enable auto-recharge in Twilio Console → Billing: when it runs out, calls and messages through this account fail.\n",
+        ]
+        .concat()
+        .replace("SID", &ac_sid("chk-trial")),
+        "{text:?}"
+    );
+    let codes: Vec<(&str, &str, &str)> = report
+        .credentials
+        .iter()
+        .flat_map(|c| {
+            c.findings
+                .iter()
+                .map(|f| (c.name.as_str(), f.code.as_str(), f.severity.as_str()))
+        })
+        .collect();
+    assert_eq!(
+        codes,
+        [
+            ("el-high", "quota_high", "warning"),
+            ("el-past-due", "billing_at_risk", "warning"),
+            ("tw-trial", "trial_account", "warning"),
+            ("tw-trial", "balance_low", "warning"),
+        ]
+    );
+
+    // --fail-on-warning: the same report, exit 1.
+    let strict = s.run(&["--fail-on-warning"]).await;
+    assert_eq!(strict.code, 1, "{strict:?}");
+    assert_eq!(
+        masked(&strict.stdout),
+        masked(&text.stdout),
+        "the same report"
     );
 }

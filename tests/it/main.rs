@@ -22,6 +22,7 @@ mod rotation;
 mod runbook_claims;
 mod secrets;
 mod server_limits;
+mod status_page;
 mod storm;
 mod support;
 mod twilio;

@@ -513,3 +513,60 @@ fn the_selector_finder_sees_names_and_matchers() {
         ]
     );
 }
+
+/// `check`'s `!` and the status page warn where the alerts fire: the
+/// shipped thresholds are the code's, and "quota used" is used / ceiling in
+/// both (the page's server-side constant `RUNBOOKS` is the rules' base too).
+#[test]
+fn check_and_the_page_warn_at_the_alert_thresholds() {
+    use credwatch::providers::{elevenlabs, twilio};
+    let expr = |name: &str| {
+        alerts()
+            .into_iter()
+            .find(|a| a["alert"].as_str() == Some(name))
+            .and_then(|a| a["expr"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| panic!("no alert {name}"))
+    };
+    let high = expr("CredwatchQuotaHigh");
+    assert!(
+        high.contains(&format!(">= {} < 1", elevenlabs::facts::QUOTA_HIGH_SHARE)),
+        "CredwatchQuotaHigh fires at QUOTA_HIGH_SHARE, inclusive: {high}"
+    );
+    assert!(
+        high.contains("credwatch_elevenlabs_characters_used")
+            && high.contains("(credwatch_elevenlabs_characters_ceiling > 0)"),
+        "quota used is used / ceiling: {high}"
+    );
+    let low = expr("CredwatchTwilioBalanceLow");
+    assert!(
+        low.contains(&format!(
+            "credwatch_twilio_balance < {}",
+            twilio::facts::BALANCE_LOW_BELOW
+        )),
+        "CredwatchTwilioBalanceLow fires below BALANCE_LOW_BELOW: {low}"
+    );
+    assert_eq!(
+        format!("{}#", credwatch::server::page::RUNBOOKS),
+        RUNBOOKS,
+        "the page links the runbooks the alerts link"
+    );
+}
+
+/// The dashboard's layout lint (`scripts/dashboard-queries.py --lint`, also
+/// run by scripts/check-rules.sh): runbook links on the panels of what the
+/// alerts fire on, panels under their area's row, the balance with its
+/// currency, a Warnings panel with each of `check`'s `!` marks.
+#[test]
+fn the_dashboard_links_runbooks_keeps_panels_under_their_rows_and_shows_warnings() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("python3")
+        .arg(root.join("scripts/dashboard-queries.py"))
+        .arg("--lint")
+        .output()
+        .expect("run python3 scripts/dashboard-queries.py --lint (python3 is needed)");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

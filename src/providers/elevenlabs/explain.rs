@@ -86,6 +86,28 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
     })
 }
 
+/// (summary, fix) for a quota at or above the alert threshold
+/// ([`super::facts::QUOTA_HIGH_SHARE`] of the ceiling), not yet used up.
+pub fn quota_high(q: &Quota) -> (String, String) {
+    let share = q.used_share().map(crate::providers::words::percent).unwrap_or(0);
+    (
+        format!(
+            "{share}% of the quota is used ({} of {} characters; the alert threshold is {}%).",
+            q.used,
+            q.ceiling.unwrap_or(q.limit),
+            crate::providers::words::percent(super::facts::QUOTA_HIGH_SHARE)
+        ),
+        format!(
+            "Calls and speech fail once the quota is used up{}. Decide before then: upgrade the plan or enable \
+             usage-based billing in ElevenLabs → Subscription, or move traffic to another workspace's key.{}",
+            q.reset_at
+                .map(|r| format!(" (it resets {})", date(r)))
+                .unwrap_or_default(),
+            cite("elevenlabs-quota")
+        ),
+    )
+}
+
 /// (summary, fix) for a subscription whose billing is at risk (`past_due`,
 /// `incomplete`, open invoices): calls still work, so it is no verdict.
 pub fn billing_at_risk(q: &Quota) -> (String, String) {

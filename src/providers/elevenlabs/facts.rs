@@ -118,7 +118,28 @@ pub struct Quota {
     pub exhausted: bool,
 }
 
+/// The share of the ceiling at or above which a quota is worth a warning:
+/// `CredwatchQuotaHigh`'s threshold (deploy/prometheus/credwatch-rules.yml),
+/// so `check`, `/` and the alert warn together.
+pub const QUOTA_HIGH_SHARE: f64 = 0.9;
+
 impl Quota {
+    /// "Quota used", the one definition `check`, `/`, the alerts and the
+    /// dashboard share: `used / ceiling`, the share of what may be used
+    /// before the quota is exhausted (the limit plus what usage-based
+    /// billing may add). `None` when there is no ceiling (usage-based
+    /// billing without a cap) or it is 0.
+    pub fn used_share(&self) -> Option<f64> {
+        self.ceiling
+            .filter(|c| *c > 0)
+            .map(|c| self.used as f64 / c as f64)
+    }
+
+    /// At or above [`QUOTA_HIGH_SHARE`] of the ceiling, not yet exhausted.
+    pub fn high(&self) -> bool {
+        !self.exhausted && self.used_share().is_some_and(|s| s >= QUOTA_HIGH_SHARE)
+    }
+
     /// Billing at risk (`past_due`, `incomplete`): calls still work; worth a warning, not a verdict.
     pub fn billing_at_risk(&self) -> bool {
         matches!(self.status.as_str(), "past_due" | "incomplete")

@@ -144,6 +144,10 @@ impl Kind for ElevenLabs {
         report::findings(details, attempts, linked)
     }
 
+    fn shown(details: &Details) -> Vec<crate::providers::report::Shown> {
+        report::shown(details)
+    }
+
     #[cfg(test)]
     fn sample_detail(n: u64) -> Detail {
         Detail::Quota {

@@ -5,11 +5,11 @@
 use serde::Serialize;
 
 use super::explain;
-use super::facts::{Detail, Details, PhoneNumber, Quota};
+use super::facts::{Detail, Details, PhoneNumber, QUOTA_HIGH_SHARE, Quota};
 use crate::exposition::Samples;
 use crate::providers::outcome::{Attempt, Fact};
-use crate::providers::report::{Finding, Severity};
-use crate::providers::{self, Linked};
+use crate::providers::report::{Finding, Severity, Shown, ShownNumber};
+use crate::providers::{self, Linked, words};
 
 crate::families! {
     pub(crate) enum F; pub const FAMILIES;
@@ -106,26 +106,11 @@ pub(super) fn report(d: &Details) -> Report {
 pub(super) fn summary(r: &Report) -> Vec<String> {
     let mut bits = Vec::new();
     if let Some(q) = &r.quota {
-        let pct = if q.limit > 0 {
-            q.used as f64 * 100.0 / q.limit as f64
-        } else {
-            0.0
-        };
         let reset = q
             .reset_at
-            .map(|r| {
-                format!(
-                    ", resets {}",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.max(0) as u64)
-                    )
-                )
-            })
+            .map(|r| format!(", resets {}", crate::providers::words::date(r)))
             .unwrap_or_default();
-        bits.push(format!(
-            "{} of {} characters used ({pct:.0}%){reset}",
-            q.used, q.limit
-        ));
+        bits.push(format!("{}{reset}", quota_used(q)));
     }
     if !r.phone_numbers.is_empty() {
         bits.push(format!(
@@ -135,6 +120,60 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
         ));
     }
     bits
+}
+
+/// What the status page shows: the quota (with tier and subscription
+/// status) and the imported numbers.
+pub(super) fn shown(d: &Details) -> Vec<Shown> {
+    let mut out = Vec::new();
+    if let Some(q) = &d.quota {
+        out.push(Shown::Usage {
+            label: "Quota",
+            unit: "characters",
+            used: q.used,
+            limit: q.limit,
+            ceiling: q.ceiling,
+            share: q.used_share(),
+            high: q.high() || q.exhausted,
+            threshold: QUOTA_HIGH_SHARE,
+            reset_at: q.reset_at,
+        });
+        out.push(Shown::Text {
+            label: "Subscription",
+            value: format!("{} ({})", q.tier, q.status),
+            warn: q.billing_at_risk() || q.open_invoices == Some(true),
+        });
+    }
+    if let Some(numbers) = &d.phone_numbers {
+        out.push(Shown::Numbers(
+            numbers
+                .iter()
+                .map(|n| ShownNumber {
+                    id: n.phone_number_id.clone(),
+                    number: n.number.clone(),
+                    label: n.label.clone(),
+                    ready: n.ready(),
+                    problems: n.problems.iter().map(|p| p.as_str()).collect(),
+                })
+                .collect(),
+        ));
+    }
+    out
+}
+
+/// "N of L characters used (P%)": P is the share of the ceiling
+/// ([`Quota::used_share`]), rounded down so it never reads as the alert
+/// threshold or as exhausted before it is.
+pub fn quota_used(q: &Quota) -> String {
+    let share = match (q.used_share(), q.ceiling) {
+        (Some(s), Some(c)) if c == q.limit => format!("{}%", words::percent(s)),
+        (Some(s), Some(c)) => format!(
+            "{}% of the ceiling of {c} with usage-based billing",
+            words::percent(s)
+        ),
+        _ => "usage-based billing without a cap: no ceiling".into(),
+    };
+    format!("{} of {} characters used ({share})", q.used, q.limit)
 }
 
 /// This provider's details, if `fact` is one.
@@ -153,6 +192,19 @@ pub(super) fn findings(
     let mut findings = Vec::new();
     for a in attempts {
         for fact in a.result.iter().flatten() {
+            if let Some(Detail::Quota { quota }) = detail(fact)
+                && quota.high()
+            {
+                let (summary, fix) = explain::quota_high(quota);
+                findings.push(Finding {
+                    severity: Severity::Warning,
+                    code: "quota_high".into(),
+                    check: a.check.clone(),
+                    summary,
+                    fix,
+                    evidence: Some(a.evidence.clone()),
+                });
+            }
             if let Some(Detail::Quota { quota }) = detail(fact)
                 && (quota.billing_at_risk() || quota.open_invoices == Some(true))
             {

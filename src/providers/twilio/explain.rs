@@ -3,7 +3,7 @@
 //! evidence in `docs/upstream-evidence.md`.
 
 use crate::providers::Credential;
-use super::facts::Problem as Tw;
+use super::facts::{BALANCE_LOW_BELOW, Problem as Tw, TwilioBalance};
 use crate::providers::Problem;
 use crate::providers::words::{cite, source};
 
@@ -86,5 +86,27 @@ pub fn failure_fix(detail: &str) -> Option<&'static str> {
          placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the \
          live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: \
          docs/upstream-evidence.md#twilio-20008)",
+    )
+}
+
+/// (summary, fix) for a balance below the alert threshold ([`BALANCE_LOW_BELOW`]).
+pub fn balance_low(b: &TwilioBalance) -> (String, String) {
+    (
+        format!(
+            "The Twilio balance is {:.2} {}, below the alert threshold of {BALANCE_LOW_BELOW:.0} {}.",
+            b.amount, b.currency, b.currency
+        ),
+        "Top up the balance or enable auto-recharge in Twilio Console → Billing: when it runs out, calls and \
+         messages through this account fail."
+            .into(),
+    )
+}
+
+/// (summary, fix) for a Trial account.
+pub fn trial_account() -> (String, String) {
+    (
+        "This is a Twilio Trial account: it can call only verified numbers, and callers hear a trial notice first."
+            .into(),
+        "Upgrade the account in Twilio Console → Billing before real callers use it.".into(),
     )
 }

@@ -92,6 +92,12 @@ impl Detail {
     }
 }
 
+/// The balance below which it is worth a warning, in the account's
+/// currency: `CredwatchTwilioBalanceLow`'s threshold
+/// (deploy/prometheus/credwatch-rules.yml), so `check`, `/` and the alert
+/// warn together.
+pub const BALANCE_LOW_BELOW: f64 = 5.0;
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TwilioAccount {
     pub status: String,
@@ -99,10 +105,24 @@ pub struct TwilioAccount {
     pub subaccount: bool,
 }
 
+impl TwilioAccount {
+    /// A Trial account (calls only to verified numbers, with a trial notice).
+    pub fn trial(&self) -> bool {
+        self.kind.eq_ignore_ascii_case("trial")
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TwilioBalance {
     pub amount: f64,
     pub currency: String,
+}
+
+impl TwilioBalance {
+    /// Below [`BALANCE_LOW_BELOW`].
+    pub fn low(&self) -> bool {
+        self.amount < BALANCE_LOW_BELOW
+    }
 }
 
 /// What is known about a Twilio credential beyond the common verdict.

@@ -132,6 +132,18 @@ impl Kind for Twilio {
         report::explain_not_permitted(resource)
     }
 
+    fn shown(details: &Details) -> Vec<providers::report::Shown> {
+        report::shown(details)
+    }
+
+    fn findings(
+        details: &Details,
+        attempts: &[Attempt],
+        _linked: Option<&providers::Linked>,
+    ) -> Vec<providers::report::Finding> {
+        report::findings(details, attempts)
+    }
+
     #[cfg(test)]
     fn sample_detail(n: u64) -> Detail {
         Detail::Numbers {

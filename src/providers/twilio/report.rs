@@ -3,8 +3,11 @@
 
 use serde::Serialize;
 
-use super::facts::{Details, TwilioAccount, TwilioBalance};
+use super::explain;
+use super::facts::{BALANCE_LOW_BELOW, Detail, Details, TwilioAccount, TwilioBalance};
 use crate::exposition::Samples;
+use crate::providers::outcome::{Attempt, Fact};
+use crate::providers::report::{Finding, Severity, Shown};
 
 crate::families! {
     pub(crate) enum F; pub const FAMILIES;
@@ -69,6 +72,86 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
         bits.push(format!("balance {:.2} {}", b.amount, b.currency));
     }
     bits
+}
+
+/// What the status page shows: the balance, the account, the numbers.
+pub(super) fn shown(d: &Details) -> Vec<Shown> {
+    let mut out = Vec::new();
+    if let Some(b) = &d.balance {
+        out.push(Shown::Money {
+            label: "Balance",
+            amount: b.amount,
+            currency: b.currency.clone(),
+            low: b.low(),
+            threshold: BALANCE_LOW_BELOW,
+        });
+    } else if d.balance_not_applicable {
+        out.push(Shown::Text {
+            label: "Balance",
+            value: "not applicable (subaccount)".into(),
+            warn: false,
+        });
+    }
+    if let Some(a) = &d.account {
+        out.push(Shown::Text {
+            label: "Account",
+            value: format!("{} ({})", a.status, a.kind),
+            warn: a.trial(),
+        });
+    }
+    if let Some(n) = d.numbers {
+        out.push(Shown::Text {
+            label: "Phone numbers",
+            value: n.to_string(),
+            warn: false,
+        });
+    }
+    out
+}
+
+/// `check`'s warnings about the details: a balance below the alert
+/// threshold, a Trial account (each from the attempt that read it).
+pub(super) fn findings(d: &Details, attempts: &[Attempt]) -> Vec<Finding> {
+    let read = |pick: fn(&Detail) -> bool| {
+        attempts.iter().find(|a| {
+            a.result.iter().flatten().any(|f| match f {
+                Fact::Detail(crate::providers::Detail::Twilio(d)) => pick(d),
+                _ => false,
+            })
+        })
+    };
+    let mut findings = Vec::new();
+    let mut warn = |code: &str, (summary, fix): (String, String), by: Option<&Attempt>| {
+        if let Some(a) = by {
+            findings.push(Finding {
+                severity: Severity::Warning,
+                code: code.into(),
+                check: a.check.clone(),
+                summary,
+                fix,
+                evidence: Some(a.evidence.clone()),
+            });
+        }
+    };
+    if let Some(a) = &d.account
+        && a.trial()
+    {
+        warn(
+            "trial_account",
+            explain::trial_account(),
+            read(|d| matches!(d, Detail::Account { .. })),
+        );
+    }
+    if let Some(b) = &d.balance
+        && b.low()
+    {
+        warn(
+            "balance_low",
+            explain::balance_low(b),
+            read(|d| matches!(d, Detail::Balance { .. })),
+        );
+    }
+    findings
 }
 
 /// A Standard (or restricted) key may not read the account or its balance.

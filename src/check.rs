@@ -129,7 +129,7 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         // A credential checked only for its verdict (another's link) skips
         // the informational requests.
         let is_reported = reported.iter().any(|r| r.name == cred.name);
-        let attempts = providers::run(
+        let mut attempts = providers::run(
             cred,
             &ctx,
             &Plan {
@@ -138,6 +138,11 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
             },
         )
         .await;
+        if is_reported && providers::went_on(&attempts) {
+            let deadline = tokio::time::Instant::now() + providers::informational_budget(cred);
+            let more = providers::informational(cred, &ctx, deadline).await;
+            attempts.extend(more.attempts);
+        }
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };

@@ -214,6 +214,30 @@ struct Entry {
     /// The credential's config changed: its next cycle's findings replace
     /// all of the old ones (a check it no longer runs says nothing).
     fresh_findings: bool,
+    /// Its informational work ([`providers::informational`]) is running.
+    details_running: bool,
+    /// Upstream's `Retry-After` stopped the informational work: no details before this.
+    details_not_before: Option<Instant>,
+    /// When its last cycle started (for the interval histogram).
+    last_started: Option<Instant>,
+}
+
+/// Checks this late (the most overdue one) start an episode of lateness:
+/// one warning naming the request rate needed and achieved.
+pub const LATE: Duration = Duration::from_secs(10);
+/// An episode ends after the checks were on time (lag under [`LATE`]) this long.
+const CALM: Duration = Duration::from_secs(60);
+/// The achieved request rate is measured over the last 30 to 60 s.
+const RATE_WINDOW: Duration = Duration::from_secs(30);
+
+/// Whether checks run late, and the request counts to say how late.
+struct Lateness {
+    /// Since when checks have run late, if they do.
+    episode: Option<Instant>,
+    calm_since: Option<Instant>,
+    /// Two samples of (time, requests sent), [`RATE_WINDOW`] apart.
+    older: (Instant, u64),
+    newer: (Instant, u64),
 }
 
 struct Done {
@@ -223,6 +247,14 @@ struct Done {
     plan: Plan,
     attempts: Vec<Attempt>,
     /// The linked credential as the cycle saw it (for the findings).
+    linked: Option<providers::Linked>,
+}
+
+/// The informational work of one cycle, finished.
+struct DetailsDone {
+    name: String,
+    generation: u64,
+    informational: providers::Informational,
     linked: Option<providers::Linked>,
 }
 
@@ -247,6 +279,10 @@ struct Scheduler {
     waiting: HashMap<String, Vec<String>>,
     /// The call paths' cycles.
     paths: paths::Paths,
+    /// Informational work in flight, apart from the decisive probes (one
+    /// per credential at most; each bounds its own lookups and deadline).
+    details: JoinSet<DetailsDone>,
+    lateness: Lateness,
 }
 
 impl Scheduler {
@@ -274,6 +310,13 @@ impl Scheduler {
             max_in_flight: 1,
             waiting: HashMap::new(),
             paths: paths::Paths::default(),
+            details: JoinSet::new(),
+            lateness: Lateness {
+                episode: None,
+                calm_since: None,
+                older: (Instant::now(), 0),
+                newer: (Instant::now(), 0),
+            },
         };
         s.max_in_flight = max_in_flight(&config);
         for cred in &config.credentials {
@@ -310,6 +353,9 @@ impl Scheduler {
                 not_permitted: BTreeSet::new(),
                 files,
                 fresh_findings: false,
+                details_running: false,
+                details_not_before: None,
+                last_started: None,
             },
         );
         self.schedule(&name, due);
@@ -339,6 +385,7 @@ impl Scheduler {
         let mut running: JoinSet<Done> = JoinSet::new();
         let mut poll = poll_timer(self.secret_poll_interval);
         loop {
+            self.watch_lag();
             let next_due = self.queue.peek().map(|Reverse((at, _, _))| *at);
             let room = running.len() < self.max_in_flight;
             let path_due = self.paths.next_due();
@@ -371,6 +418,11 @@ impl Scheduler {
                         self.path_finished(done);
                     }
                 }
+                Some(done) = self.details.join_next(), if !self.details.is_empty() => {
+                    if let Ok(done) = done {
+                        self.details_finished(done);
+                    }
+                }
                 _ = sleep_until(next_due), if next_due.is_some() && room => self.start_due(&mut running),
                 _ = sleep_until(path_due), if path_due.is_some() && path_room => self.start_due_paths(),
                 _ = poll.tick() => self.poll_secrets().await,
@@ -378,8 +430,10 @@ impl Scheduler {
         }
         running.abort_all();
         self.paths.running.abort_all();
+        self.details.abort_all();
         while running.join_next().await.is_some() {}
         while self.paths.running.join_next().await.is_some() {}
+        while self.details.join_next().await.is_some() {}
     }
 
     /// A graceful stop: record what the probes in flight find, for as long
@@ -439,11 +493,22 @@ impl Scheduler {
             let Some(e) = self.entries.get_mut(&name) else {
                 continue;
             };
-            let details = e.force_details
+            // Informational work still running (or told to wait by a
+            // `Retry-After`) puts off the details, never the cycle.
+            let details = (e.force_details
                 || e.last_details
-                    .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval);
+                    .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval))
+                && !e.details_running
+                && e.details_not_before.is_none_or(|t| now >= t);
             e.force_details = false;
             e.running = true;
+            if let Some(last) = e.last_started.replace(now) {
+                self.state
+                    .self_metrics
+                    .check_interval
+                    .with_label_values(&[&humantime::format_duration(e.cred.interval).to_string()])
+                    .observe(now.duration_since(last).as_secs_f64());
+            }
             let plan = Plan {
                 details,
                 not_permitted: e.not_permitted.clone(),
@@ -505,12 +570,7 @@ impl Scheduler {
         // What `check` would say about these answers, kept for the status page.
         // After a config change, the first cycle's findings replace all.
         let fresh = std::mem::take(&mut e.fresh_findings);
-        e.slot.explain(|s, before| {
-            let before = if fresh { &[] } else { before };
-            let cycle =
-                crate::check::findings::cycle(&e.cred, s, &done.attempts, done.linked.as_ref());
-            crate::check::findings::merge(before, cycle, &done.attempts, s.usable())
-        });
+        explain(e, &done.attempts, done.linked.as_ref(), fresh);
         if had_account_problem && !done.plan.details && !e.slot.has_problem(auth) {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
@@ -535,6 +595,36 @@ impl Scheduler {
         if done.plan.details && paced == Paced::Definitive {
             e.last_details = Some(done.started);
         }
+        let informational = done.plan.details
+            && !e.details_running
+            && providers::has_informational(&e.cred)
+            && providers::went_on(&done.attempts);
+        if informational {
+            e.details_running = true;
+            let cred = e.cred.clone();
+            let generation = e.generation;
+            let linked = done.linked.clone();
+            let upstream = self.upstream.clone();
+            let shared = self.shared.clone();
+            self.details.spawn(async move {
+                let deadline = Instant::now() + providers::informational_budget(&cred);
+                let ctx = Context {
+                    upstream: &upstream,
+                    shared: &shared,
+                    linked: linked.as_ref(),
+                };
+                let informational = providers::informational(&cred, &ctx, deadline).await;
+                DetailsDone {
+                    name: cred.name.clone(),
+                    generation,
+                    informational,
+                    linked,
+                }
+            });
+        }
+        let Some(e) = self.entries.get_mut(&done.name) else {
+            return;
+        };
         let next = e.pacer.next(epoch, done.started, paced, &mut self.rng);
         // A `Retry-After` on any request of the cycle is honoured, even when
         // the auth check answered (a later page of a Twilio listing).
@@ -570,6 +660,96 @@ impl Scheduler {
             for name in stale {
                 self.probe_now(&name);
             }
+        }
+    }
+
+    /// Drops stale entries at the head of the queue, publishes the due time
+    /// of the most overdue check not yet started
+    /// (`credwatch_scheduler_lag_seconds`), and logs once per episode of
+    /// lateness the request rate needed and achieved.
+    fn watch_lag(&mut self) {
+        while let Some(Reverse((_, ticket, name))) = self.queue.peek() {
+            let live = self
+                .entries
+                .get(name)
+                .is_some_and(|e| e.ticket == *ticket && !e.running);
+            if live {
+                break;
+            }
+            self.queue.pop();
+        }
+        let due = self.queue.peek().map(|Reverse((at, _, _))| *at);
+        self.state.self_metrics.set_oldest_due(due);
+        let now = Instant::now();
+        let sent = self.upstream.sent();
+        let l = &mut self.lateness;
+        if now.duration_since(l.newer.0) >= RATE_WINDOW {
+            l.older = l.newer;
+            l.newer = (now, sent);
+        }
+        let lag = due.map_or(Duration::ZERO, |d| now.saturating_duration_since(d));
+        if lag < LATE {
+            if l.episode.is_some() {
+                let calm = *l.calm_since.get_or_insert(now);
+                if now.duration_since(calm) >= CALM {
+                    l.episode = None;
+                    l.calm_since = None;
+                    tracing::info!("checks are on time again");
+                }
+            }
+            return;
+        }
+        l.calm_since = None;
+        if l.episode.is_some() {
+            return;
+        }
+        l.episode = Some(now);
+        let window = now.duration_since(l.older.0).as_secs_f64();
+        let achieved = if window > 0.0 {
+            sent.saturating_sub(l.older.1) as f64 / window
+        } else {
+            0.0
+        };
+        let required: f64 = self
+            .entries
+            .values()
+            .map(|e| providers::request_rate(&e.cred))
+            .sum();
+        tracing::warn!(
+            lag_seconds = lag.as_secs(),
+            required_requests_per_second = format!("{required:.1}"),
+            achieved_requests_per_second = format!("{achieved:.1}"),
+            in_flight_cap = self.max_in_flight,
+            "checks are running late: the most overdue is {}s behind its interval; the configuration needs about {required:.1} requests/s and {achieved:.1}/s were sent (raise max_concurrent_requests_per_host, lengthen `interval`, or see docs/performance.md)",
+            lag.as_secs()
+        );
+    }
+
+    /// Records a cycle's informational work. Validity belongs to the
+    /// decisive checks, which may have run since it started: its `Valid` /
+    /// `Invalid` facts are left out.
+    fn details_finished(&mut self, done: DetailsDone) {
+        let Some(e) = self.entries.get_mut(&done.name) else {
+            return;
+        };
+        e.details_running = false;
+        if e.generation != done.generation {
+            // About the old secret; the change asked for details again.
+            return;
+        }
+        if let Some(wait) = done.informational.retry_after {
+            e.details_not_before = Some(Instant::now() + wait);
+        }
+        let mut attempts = done.informational.attempts;
+        for a in &mut attempts {
+            if let Ok(facts) = &mut a.result {
+                facts.retain(|f| !matches!(f, Fact::Valid | Fact::Invalid { .. }));
+            }
+        }
+        self.state.record(&e.slot, &attempts);
+        explain(e, &attempts, done.linked.as_ref(), false);
+        for a in &attempts {
+            log_attempt(&e.cred, a);
         }
     }
 
@@ -675,11 +855,21 @@ impl Scheduler {
     }
 }
 
+/// Keeps what `check` would say about `attempts` for the status page,
+/// merged with what it said before (`fresh`: replacing it).
+fn explain(e: &Entry, attempts: &[Attempt], linked: Option<&providers::Linked>, fresh: bool) {
+    e.slot.explain(|s, before| {
+        let before = if fresh { &[] } else { before };
+        let cycle = crate::check::findings::cycle(&e.cred, s, attempts, linked);
+        crate::check::findings::merge(before, cycle, attempts, s.usable())
+    });
+}
+
 fn max_in_flight(config: &Config) -> usize {
-    let hosts: std::collections::HashSet<&str> = config
+    let hosts: std::collections::HashSet<String> = config
         .credentials
         .iter()
-        .map(Credential::base_url)
+        .map(|c| crate::providers::http::host_key(c.base_url()))
         .collect();
     (hosts.len().max(1) * config.max_concurrent_requests_per_host).max(1)
 }

@@ -9,6 +9,7 @@
 //! `defaults`, …); each provider's section is validated by the provider
 //! ([`crate::providers::Kind`]), with the pieces in [`crate::section`].
 
+pub mod capacity;
 pub mod raw;
 mod validate;
 

@@ -104,6 +104,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     let (credentials, shared) = raw.sections.validate(&mut v, &defaults);
     let call_paths = crate::call_paths::config::validate(&mut v, raw.call_paths, &credentials);
 
+    for warning in super::capacity::warnings(&credentials, max_per_host) {
+        v.warn("max_concurrent_requests_per_host", warning);
+    }
     if !v.errors.is_empty() {
         return Err(ConfigError {
             file: file.to_path_buf(),

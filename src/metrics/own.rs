@@ -7,7 +7,9 @@
 use std::fmt::Write as _;
 use std::time::{Instant, SystemTime};
 
-use prometheus::{Encoder, IntCounterVec, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+};
 
 use crate::exposition::{escape, seconds, value};
 
@@ -20,7 +22,21 @@ pub struct SelfMetrics {
     process: Registry,
     process_text: std::sync::Mutex<Option<(Instant, String)>>,
     pub upstream_requests: IntCounterVec,
+    /// Time between two consecutive starts of a credential's checks, by
+    /// its configured `interval`.
+    pub check_interval: HistogramVec,
+    /// The due time of the most overdue check not yet started (the
+    /// scheduler sets it; a scrape reads how long ago that was).
+    pub oldest_due: std::sync::Mutex<Option<tokio::time::Instant>>,
 }
+
+/// Buckets of `credwatch_check_interval_length_seconds`: the usual
+/// intervals (10 s, 30 s, 60 s, …) with a bucket just above each, and the
+/// backoff's longer waits.
+pub const INTERVAL_BUCKETS: &[f64] = &[
+    1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 75.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+    900.0, 1800.0, 3600.0,
+];
 
 /// How old the `process_*` samples in a scrape may be.
 pub(crate) const PROCESS_METRICS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -37,6 +53,16 @@ impl SelfMetrics {
         )
         .expect("static metric definition is valid");
         let _ = registry.register(Box::new(upstream_requests.clone()));
+        let check_interval = HistogramVec::new(
+            HistogramOpts::new(
+                "credwatch_check_interval_length_seconds",
+                "Time between two consecutive starts of a credential's checks, by configured interval.",
+            )
+            .buckets(INTERVAL_BUCKETS.to_vec()),
+            &["interval"],
+        )
+        .expect("static metric definition is valid");
+        let _ = registry.register(Box::new(check_interval.clone()));
         let process = Registry::new();
         #[cfg(target_os = "linux")]
         {
@@ -49,7 +75,24 @@ impl SelfMetrics {
             process,
             process_text: std::sync::Mutex::new(None),
             upstream_requests,
+            check_interval,
+            oldest_due: std::sync::Mutex::new(None),
         }
+    }
+}
+
+impl SelfMetrics {
+    /// How far behind its due time the most overdue check is now.
+    pub fn lag(&self) -> std::time::Duration {
+        let due = *self.oldest_due.lock().unwrap_or_else(|p| p.into_inner());
+        due.map_or(std::time::Duration::ZERO, |due| {
+            tokio::time::Instant::now().saturating_duration_since(due)
+        })
+    }
+
+    /// Sets the due time of the most overdue check not yet started.
+    pub fn set_oldest_due(&self, due: Option<tokio::time::Instant>) {
+        *self.oldest_due.lock().unwrap_or_else(|p| p.into_inner()) = due;
     }
 }
 
@@ -65,9 +108,11 @@ impl Default for SelfMetrics {
 /// (tested).
 pub const SELF_FAMILIES: &[&str] = &[
     "credwatch_build_info",
+    "credwatch_check_interval_length_seconds",
     "credwatch_config_last_reload_successful",
     "credwatch_config_last_reload_success_timestamp_seconds",
     "credwatch_runtime_alive_tasks",
+    "credwatch_scheduler_lag_seconds",
     "credwatch_upstream_requests_total",
     // Only with --web.config.file.
     "credwatch_web_config_last_reload_successful",
@@ -165,6 +210,16 @@ pub fn render_self(
             handle.metrics().num_alive_tasks()
         );
     }
+    let _ = writeln!(
+        s,
+        "# HELP credwatch_scheduler_lag_seconds How far behind its due time the most overdue check not yet started is now (0: every check starts on time)."
+    );
+    let _ = writeln!(s, "# TYPE credwatch_scheduler_lag_seconds gauge");
+    let _ = writeln!(
+        s,
+        "credwatch_scheduler_lag_seconds {}",
+        value(own.lag().as_secs_f64())
+    );
     let mut buf = Vec::new();
     if TextEncoder::new()
         .encode(&own.registry.gather(), &mut buf)

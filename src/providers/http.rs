@@ -151,6 +151,23 @@ pub struct Upstream {
     hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
     body_limit: usize,
     requests: Option<prometheus::IntCounterVec>,
+    sent: std::sync::atomic::AtomicU64,
+}
+
+/// The host a `base_url` reaches, as the per-host cap counts it: scheme,
+/// host and port after URL parsing (`HTTPS://API.example.com:443/` and
+/// `https://api.example.com` are one host). A value that does not parse
+/// (refused at load) counts as itself.
+pub fn host_key(base_url: &str) -> String {
+    match url::Url::parse(base_url) {
+        Ok(u) => format!(
+            "{}://{}:{}",
+            u.scheme(),
+            u.host_str().unwrap_or(""),
+            u.port_or_known_default().unwrap_or(0)
+        ),
+        Err(_) => base_url.to_string(),
+    }
 }
 
 /// The proxy settings credwatch honours, read from the environment.
@@ -238,16 +255,17 @@ impl Upstream {
             hosts: Mutex::new(HashMap::new()),
             body_limit: BODY_LIMIT,
             requests,
+            sent: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
+    /// Requests sent so far (all providers), for the achieved request rate.
+    pub fn sent(&self) -> u64 {
+        self.sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     fn semaphore(&self, base_url: &str) -> Arc<Semaphore> {
-        let host = base_url
-            .split("://")
-            .nth(1)
-            .and_then(|rest| rest.split('/').next())
-            .unwrap_or(base_url)
-            .to_string();
+        let host = host_key(base_url);
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
         hosts
             .entry(host)
@@ -269,6 +287,7 @@ impl Upstream {
         if let Some(counter) = &self.requests {
             counter.with_label_values(&[provider.as_str()]).inc();
         }
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let permits = self.semaphore(base_url);
         let _permit = permits
             .acquire_owned()
@@ -493,6 +512,22 @@ mod tests {
         let none: HashMap<String, String> =
             [("HTTP_PROXY".to_string(), "http://forward:3128".to_string())].into();
         assert_eq!(ProxyConfig::from_env(&none), ProxyConfig::default());
+    }
+
+    #[test]
+    fn one_host_however_base_url_spells_it() {
+        let one = host_key("https://api.elevenlabs.io");
+        for spelling in [
+            "https://API.ElevenLabs.io",
+            "https://api.elevenlabs.io/",
+            "https://api.elevenlabs.io:443",
+            "HTTPS://api.elevenlabs.io:443/",
+        ] {
+            assert_eq!(host_key(spelling), one, "{spelling}");
+        }
+        assert_ne!(host_key("http://api.elevenlabs.io"), one);
+        assert_ne!(host_key("https://api.elevenlabs.io:8443"), one);
+        assert_ne!(host_key("https://api.us.elevenlabs.io"), one);
     }
 
     #[test]

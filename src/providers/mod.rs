@@ -530,6 +530,74 @@ pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attem
     each!(&cred.spec, s => s.run(cred, ctx, plan).await)
 }
 
+/// The requests a second `cred` needs in steady state when everything
+/// answers: its decisive requests every `interval` (ElevenLabs: the
+/// subscription and one per required permission; Twilio: page 1 of the
+/// numbers and the account), its informational ones every
+/// `detail_interval` (ElevenLabs' cross-check counted as its list alone;
+/// Twilio's balance). A lower bound: a cross-check adds a lookup per agent
+/// and two per number, a Twilio account a page per 1,000 numbers.
+pub fn request_rate(cred: &Credential) -> f64 {
+    let (decisive, informational) = match &cred.spec {
+        Spec::ElevenLabs(el) => (
+            1 + el.required_permissions.len(),
+            usize::from(el.phone_numbers),
+        ),
+        Spec::Twilio(_) => (2, 1),
+    };
+    decisive as f64 / cred.interval.as_secs_f64().max(1.0)
+        + informational as f64 / cred.detail_interval.as_secs_f64().max(1.0)
+}
+
+/// Whether a cycle's decisive attempts let informational work follow: no
+/// key rejected, and no sign that upstream is down or busy.
+pub fn went_on(attempts: &[Attempt]) -> bool {
+    attempts.iter().all(|a| match &a.result {
+        Ok(facts) => !facts.iter().any(|f| matches!(f, Fact::Invalid { .. })),
+        Err(f) => !f.ends_cycle(),
+    })
+}
+
+/// The informational work of a cycle with details that may need many
+/// requests (ElevenLabs' phone-number cross-check). It runs apart from the
+/// decisive checks ([`run`]), so they never wait behind it, and stops at
+/// `deadline`, at the first 429, leaving what it could not look at unknown.
+#[derive(Debug, Default)]
+pub struct Informational {
+    pub attempts: Vec<Attempt>,
+    /// Upstream's `Retry-After` on a 429 that stopped it.
+    pub retry_after: Option<std::time::Duration>,
+}
+
+/// Whether `cred` has informational work ([`informational`]) on a cycle with details.
+pub fn has_informational(cred: &Credential) -> bool {
+    matches!(&cred.spec, Spec::ElevenLabs(el) if el.phone_numbers)
+}
+
+/// How long a cycle's informational work may take: the credential's
+/// `interval` (at least its `timeout`), so it never runs into the next one's.
+pub fn informational_budget(cred: &Credential) -> std::time::Duration {
+    cred.interval.max(cred.timeout)
+}
+
+/// Runs `cred`'s informational work ([`Informational`]).
+pub async fn informational(
+    cred: &Credential,
+    ctx: &Context<'_>,
+    deadline: tokio::time::Instant,
+) -> Informational {
+    match &cred.spec {
+        Spec::ElevenLabs(el) if el.phone_numbers => {
+            let found = elevenlabs::phone_numbers::check(cred, el, ctx, deadline).await;
+            Informational {
+                attempts: vec![found.attempt],
+                retry_after: found.retry_after,
+            }
+        }
+        _ => Informational::default(),
+    }
+}
+
 /// One cycle of a call path: every link that needs a request, looked at by
 /// the provider of its caller (ElevenLabs places the call through the
 /// carrier's account). A caller of another provider has no such links.

@@ -58,6 +58,8 @@ pub struct ElevenLabsWorld {
     pub fault: Option<Fault>,
     /// Added to every answer (per-key latency adds to it).
     pub latency: Duration,
+    /// Latency and faults for some requests only, by path.
+    pub path_rules: Vec<super::faults::PathRule>,
 }
 
 impl ElevenLabsWorld {
@@ -1093,6 +1095,13 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
         fault = fault.or(c.key.fault.as_ref());
         max_concurrent = c.account.max_concurrent_requests;
     }
+    super::faults::PathRule::apply(
+        &world.path_rules,
+        ctx.path,
+        ctx.query,
+        &mut latency,
+        &mut fault,
+    );
 
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),

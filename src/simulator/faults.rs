@@ -70,6 +70,38 @@ pub enum Fault {
     },
 }
 
+/// Latency and a fault for the requests whose path and query contain
+/// `contains` (e.g. `/v1/convai/agents/` or `PhoneNumber=`): one kind of
+/// request slow or failing while the others answer. Added to the world's
+/// and the key's or account's; the first matching rule's fault applies
+/// after theirs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathRule {
+    pub contains: String,
+    pub latency: std::time::Duration,
+    pub fault: Option<Fault>,
+}
+
+impl PathRule {
+    /// The latency and fault `rules` add to a request for `path` (`?query`).
+    pub(crate) fn apply<'r>(
+        rules: &'r [PathRule],
+        path: &str,
+        query: Option<&str>,
+        latency: &mut std::time::Duration,
+        fault: &mut Option<&'r Fault>,
+    ) {
+        for rule in rules {
+            let hit = path.contains(rule.contains.as_str())
+                || query.is_some_and(|q| q.contains(rule.contains.as_str()));
+            if hit {
+                *latency += rule.latency;
+                *fault = fault.or(rule.fault.as_ref());
+            }
+        }
+    }
+}
+
 /// An error body the upstream module must render in its own envelope.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum UpstreamError {

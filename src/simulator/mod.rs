@@ -63,7 +63,7 @@ pub use elevenlabs::{
     ElPhoneNumber, ElevenLabsWorld, ErrorFormat, PermissionErrorForm, SignedUrlMode, Subscription,
     SubscriptionStatus,
 };
-pub use faults::Fault;
+pub use faults::{Fault, PathRule};
 pub use twilio::{
     AccountStatus, AccountType, ApiKey, CallerId, Capabilities, InactiveAnswer, IncomingNumber,
     KeyKind, RateLimitCasing, SkInPathError, StoredTwilioCredentials, TwilioAccount, TwilioWorld,

@@ -54,6 +54,8 @@ pub struct TwilioWorld {
     pub fault: Option<Fault>,
     /// Added to every answer (account latency adds to it).
     pub latency: Duration,
+    /// Latency and faults for some requests only, by path.
+    pub path_rules: Vec<super::faults::PathRule>,
 }
 
 impl TwilioWorld {
@@ -804,6 +806,13 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
             fault = fault.or(account.later_page_fault.as_ref());
         }
     }
+    super::faults::PathRule::apply(
+        &world.path_rules,
+        ctx.path,
+        ctx.query,
+        &mut latency,
+        &mut fault,
+    );
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),
         Some(FaultAction::Upstream(e)) => {

@@ -20,6 +20,7 @@ mod prometheus_e2e;
 mod reload;
 mod rotation;
 mod runbook_claims;
+mod scale;
 mod secrets;
 mod server_limits;
 mod status_page;

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::api::{PermissionProbe, StatusMatch};
 use super::facts::{Detail, Problem, Quota};
-use super::{ElevenLabs, phone_numbers};
+use super::ElevenLabs;
 use crate::providers::http::{Answer, Auth, TransportError};
 use super::calibration::Calibrated;
 use crate::providers::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean};
@@ -277,8 +277,8 @@ async fn get(
 
 /// One cycle for one key. Everything that decides `/health` runs every
 /// cycle: the subscription (validity, quota, account state) and each
-/// required permission. The phone-number cross-check, informational,
-/// waits for details. Only a failure to reach upstream (timeout, network,
+/// required permission. The phone-number cross-check, informational, is
+/// not part of it (`providers::informational`). Only a failure to reach upstream (timeout, network,
 /// 429, 5xx) ends the cycle early; an answer one probe cannot read does not
 /// cancel the others.
 pub async fn run(
@@ -318,9 +318,9 @@ pub async fn run(
             return attempts; // upstream trouble: don't pile on.
         }
     }
-    if el.phone_numbers && plan.details {
-        attempts.push(phone_numbers::check(cred, el, ctx).await);
-    }
+    // The phone-number cross-check is informational and may need many
+    // requests: `providers::informational` runs it apart from these.
+    let _ = plan;
     attempts
 }
 

@@ -7,35 +7,225 @@
 //! linked credential is reported as "re-import needed" until the operator
 //! confirms the re-import (`twilio_imported_fingerprint`).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+use std::time::Duration;
 
-use serde_json::Value;
+use futures_util::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use tokio::time::Instant;
 
-use super::{Body, Meaning, classify, parse_body};
 use super::ElevenLabs;
 use super::facts::{Detail, PhoneNumber, PhoneProblem};
-use crate::providers::twilio::TwilioAuth;
-use crate::providers::{Credential, Provider, Spec};
-use crate::outcome::{
-    Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to,
-};
+use super::{Body, Meaning, classify, parse_body};
+use crate::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to};
 use crate::providers::http::Auth;
+use crate::providers::twilio::TwilioAuth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
+use crate::providers::{Credential, Provider, Spec};
 
 pub const CHECK: &str = "phone_numbers";
 const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
 
+/// Lookups (agents, Twilio numbers) of one cross-check in flight at most.
+pub const LOOKUP_CONCURRENCY: usize = 4;
+
 /// The Twilio credential that owns the imported numbers.
 pub type LinkedTwilio = crate::providers::Linked;
 
-fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
-    path.iter()
-        .try_fold(v, |v, k| v.get(*k))
-        .and_then(Value::as_str)
+/// A value of the expected type, or anything else (read as absent), so one
+/// odd field does not make the whole list unreadable.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Loose<T> {
+    Is(T),
+    #[allow(dead_code)]
+    Not(IgnoredAny),
 }
 
-pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Attempt {
+impl<T> Loose<T> {
+    fn get(this: Option<Self>) -> Option<T> {
+        match this {
+            Some(Loose::Is(v)) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// One entry of the phone-number list: only the fields credwatch reads.
+#[derive(Deserialize)]
+struct Imported {
+    provider: Option<Loose<String>>,
+    supports_outbound: Option<Loose<bool>>,
+    assigned_agent: Option<Loose<AssignedAgent>>,
+    phone_number_id: Option<Loose<String>>,
+    phone_number: Option<Loose<String>>,
+    label: Option<Loose<String>>,
+}
+
+#[derive(Deserialize)]
+struct AssignedAgent {
+    agent_id: Option<Loose<String>>,
+}
+
+/// An agent: only its audio formats.
+#[derive(Deserialize, Default)]
+struct AgentBody {
+    conversation_config: Option<Loose<ConversationConfig>>,
+}
+
+#[derive(Deserialize, Default)]
+struct ConversationConfig {
+    tts: Option<Loose<Tts>>,
+    asr: Option<Loose<Asr>>,
+}
+
+#[derive(Deserialize)]
+struct Tts {
+    agent_output_audio_format: Option<Loose<String>>,
+}
+
+#[derive(Deserialize)]
+struct Asr {
+    user_input_audio_format: Option<Loose<String>>,
+}
+
+/// An agent looked up: its (TTS, ASR) formats, or `None` when it does not exist.
+type AgentLook = Option<(String, String)>;
+
+/// The format an agent uses when its config names none.
+const DEFAULT_FORMAT: &str = "pcm_16000";
+
+impl AgentBody {
+    /// (TTS output, ASR input) formats, cleaned.
+    fn formats(self) -> (String, String) {
+        let config = Loose::get(self.conversation_config).unwrap_or_default();
+        let tts = Loose::get(config.tts).and_then(|t| Loose::get(t.agent_output_audio_format));
+        let asr = Loose::get(config.asr).and_then(|a| Loose::get(a.user_input_audio_format));
+        (
+            clean(tts.as_deref().unwrap_or(DEFAULT_FORMAT)),
+            clean(asr.as_deref().unwrap_or(DEFAULT_FORMAT)),
+        )
+    }
+
+    fn default_formats() -> (String, String) {
+        (DEFAULT_FORMAT.into(), DEFAULT_FORMAT.into())
+    }
+}
+
+/// Why lookups stopped being sent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stop {
+    RateLimited(Option<Duration>),
+    Deadline,
+}
+
+/// The lookups of one cross-check: a shared deadline, and a stop at the
+/// first 429 (what was not looked at stays unknown).
+struct Lookups {
+    deadline: Instant,
+    stopped: Mutex<Option<Stop>>,
+}
+
+impl Lookups {
+    fn new(deadline: Instant) -> Self {
+        Lookups {
+            deadline,
+            stopped: Mutex::new(None),
+        }
+    }
+
+    fn stopped(&self) -> Option<Stop> {
+        *self.stopped.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn stop(&self, why: Stop) {
+        let mut stopped = self.stopped.lock().unwrap_or_else(|p| p.into_inner());
+        match (*stopped, why) {
+            (None, _) | (Some(Stop::Deadline), Stop::RateLimited(_)) => *stopped = Some(why),
+            (Some(Stop::RateLimited(a)), Stop::RateLimited(b)) => {
+                *stopped = Some(Stop::RateLimited(a.max(b)))
+            }
+            _ => {}
+        }
+    }
+
+    fn rate_limited(&self, retry_after: Option<Duration>) {
+        self.stop(Stop::RateLimited(retry_after));
+    }
+
+    /// Runs one lookup unless the cross-check has stopped; `None`: no answer.
+    /// (`lookup` is not polled, so sends nothing, when it has stopped.)
+    async fn run<T>(&self, lookup: impl std::future::Future<Output = Option<T>>) -> Option<T> {
+        if self.stopped().is_some() {
+            return None;
+        }
+        if Instant::now() >= self.deadline {
+            self.stop(Stop::Deadline);
+            return None;
+        }
+        match tokio::time::timeout_at(self.deadline, lookup).await {
+            Ok(found) => found,
+            Err(_) => {
+                self.stop(Stop::Deadline);
+                None
+            }
+        }
+    }
+
+    fn why_not(&self) -> String {
+        match self.stopped() {
+            Some(Stop::RateLimited(_)) => {
+                "not looked up: upstream answered 429, so the cross-check stopped".into()
+            }
+            Some(Stop::Deadline) => "not looked up within the cross-check's deadline".into(),
+            None => "no answer".into(),
+        }
+    }
+
+    /// The note for the evidence, and the `Retry-After` to honour.
+    fn outcome(&self) -> (String, Option<Duration>) {
+        match self.stopped() {
+            Some(Stop::RateLimited(retry_after)) => (
+                "; upstream answered 429, so the remaining lookups were not sent".into(),
+                retry_after,
+            ),
+            Some(Stop::Deadline) => (
+                "; the cross-check's deadline passed before every lookup was answered".into(),
+                None,
+            ),
+            None => (String::new(), None),
+        }
+    }
+}
+
+/// What one cross-check found, and how long upstream asked it to wait
+/// (`Retry-After` of a 429 that stopped it).
+pub struct CrossCheck {
+    pub attempt: Attempt,
+    pub retry_after: Option<Duration>,
+}
+
+impl From<Attempt> for CrossCheck {
+    fn from(attempt: Attempt) -> Self {
+        let retry_after = attempt.result.as_ref().err().and_then(|f| f.retry_after);
+        CrossCheck {
+            attempt,
+            retry_after,
+        }
+    }
+}
+
+/// The cross-check, its lookups bounded by `deadline` (the list itself
+/// has the credential's `timeout`).
+pub async fn check(
+    cred: &Credential,
+    el: &ElevenLabs,
+    ctx: &Context<'_>,
+    deadline: Instant,
+) -> CrossCheck {
     let clock = Clock::start();
     let auth = Auth::XiApiKey(&el.api_key.value);
     let answer = match ctx
@@ -44,7 +234,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         .await
     {
         Ok(a) => a,
-        Err(e) => return clock.failed(CHECK, PATH, e),
+        Err(e) => return clock.failed(CHECK, PATH, e).into(),
     };
     let body = if answer.status == 200 {
         Body::OtherJson
@@ -61,7 +251,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         evidence.upstream_code = f.key().map(str::to_string);
         evidence.permission = f.permission();
     }
-    let items: Vec<Value> = match classify(&answer, &body) {
+    let items: Vec<Imported> = match classify(&answer, &body) {
         Meaning::Ok => match serde_json::from_slice(&answer.body) {
             Ok(items) => items,
             Err(_) => {
@@ -70,7 +260,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                     CHECK,
                     evidence,
                     Err(Failure::new(Reason::UnexpectedResponse)),
-                );
+                ).into();
             }
         },
         Meaning::MissingPermission(p) => {
@@ -96,17 +286,17 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                     },
                     Detail::PhoneNumbersUnreadable.into(),
                 ]),
-            );
+            ).into();
         }
         Meaning::Invalid(problem) => {
             evidence.detail = "the key was rejected".into();
             return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid {
                 problem: problem.into(),
-            }]));
+            }])).into();
         }
         Meaning::Failure(reason, detail) => {
             evidence.detail = detail;
-            return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
+            return clock.finish(CHECK, evidence, Err(answer.failure(reason))).into();
         }
         other => {
             evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");
@@ -114,28 +304,40 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
                 CHECK,
                 evidence,
                 Err(Failure::new(Reason::UnexpectedResponse)),
-            );
+            ).into();
         }
     };
 
+    // One entry per phone_number_id: a duplicate id is folded into the first.
+    let mut seen = BTreeSet::new();
     let mut numbers: Vec<PhoneNumber> = items
-        .iter()
-        .filter(|i| str_at(i, &["provider"]).is_none_or(|p| p == "twilio"))
+        .into_iter()
         .filter_map(|i| {
+            if let Some(Loose::Is(p)) = &i.provider
+                && p != "twilio"
+            {
+                return None;
+            }
             let mut problems = Vec::new();
-            match i.get("supports_outbound").and_then(Value::as_bool) {
+            match Loose::get(i.supports_outbound) {
                 Some(true) => {}
                 Some(false) => problems.push(PhoneProblem::NotOutboundCapable),
                 None => problems.push(PhoneProblem::OutboundUnknown),
             }
-            let agent_id = str_at(i, &["assigned_agent", "agent_id"]).map(clean);
+            let agent_id = Loose::get(i.assigned_agent)
+                .and_then(|a| Loose::get(a.agent_id))
+                .map(|a| clean(&a));
             if agent_id.is_none() {
                 problems.push(PhoneProblem::NoAgent);
             }
+            let id = clean(&Loose::get(i.phone_number_id)?);
+            if !seen.insert(id.clone()) {
+                return None;
+            }
             Some(PhoneNumber {
-                phone_number_id: clean(str_at(i, &["phone_number_id"])?),
-                number: clean_to(str_at(i, &["phone_number"]).unwrap_or(""), 32),
-                label: clean(str_at(i, &["label"]).unwrap_or("")),
+                phone_number_id: id,
+                number: clean_to(&Loose::get(i.phone_number).unwrap_or_default(), 32),
+                label: clean(&Loose::get(i.label).unwrap_or_default()),
                 agent_id,
                 agent_formats: None,
                 problems,
@@ -144,47 +346,59 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         })
         .collect();
 
-    // Each distinct agent once.
-    let agents: HashSet<String> = numbers.iter().filter_map(|n| n.agent_id.clone()).collect();
-    let mut formats: BTreeMap<String, Option<(String, String)>> = BTreeMap::new();
-    let mut unknown_agents = 0;
-    for agent in agents {
-        let path = format!("/v1/convai/agents/{agent}");
-        if crate::providers::http::check_read_path(Provider::ElevenLabs, &path).is_err() {
-            unknown_agents += 1;
-            continue;
-        }
-        match ctx
-            .upstream
-            .get(
-                Provider::ElevenLabs,
-                &el.base_url,
-                &path,
-                auth,
-                cred.timeout,
-            )
-            .await
-        {
-            Ok(a) if a.status == 200 => {
-                let v: Value = serde_json::from_slice(&a.body).unwrap_or(Value::Null);
-                let tts = str_at(
-                    &v,
-                    &["conversation_config", "tts", "agent_output_audio_format"],
-                )
-                .unwrap_or("pcm_16000");
-                let asr = str_at(
-                    &v,
-                    &["conversation_config", "asr", "user_input_audio_format"],
-                )
-                .unwrap_or("pcm_16000");
-                formats.insert(agent, Some((clean(tts), clean(asr))));
+    // Each distinct agent once, a few at a time, within the deadline.
+    let lookups = Lookups::new(deadline);
+    let agents: BTreeSet<String> = numbers.iter().filter_map(|n| n.agent_id.clone()).collect();
+    let lookups_ref = &lookups;
+    let agent_lookups: Vec<_> = agents
+        .into_iter()
+        .map(|agent| {
+            let lookups = lookups_ref;
+            async move {
+                let path = format!("/v1/convai/agents/{agent}");
+                if crate::providers::http::check_read_path(Provider::ElevenLabs, &path).is_err() {
+                    return (agent, None);
+                }
+                let found = lookups
+                    .run(async {
+                        let a = ctx
+                            .upstream
+                            .get(Provider::ElevenLabs, &el.base_url, &path, auth, cred.timeout)
+                            .await
+                            .ok()?;
+                        if a.status == 429 {
+                            lookups.rate_limited(a.retry_after);
+                            return None;
+                        }
+                        if a.status == 200 {
+                            let formats = serde_json::from_slice::<AgentBody>(&a.body)
+                                .ok()
+                                .map(|b| b.formats())
+                                .unwrap_or_else(AgentBody::default_formats);
+                            return Some(Some(formats));
+                        }
+                        (classify(&a, &parse_body(&a)) == Meaning::AgentNotFound).then_some(None)
+                    })
+                    .await;
+                (agent, found)
             }
-            Ok(a) if classify(&a, &parse_body(&a)) == Meaning::AgentNotFound => {
-                formats.insert(agent, None);
-            }
-            _ => unknown_agents += 1,
-        }
-    }
+        })
+        .collect();
+    let found: Vec<(String, Option<AgentLook>)> = stream::iter(agent_lookups)
+        .buffer_unordered(LOOKUP_CONCURRENCY)
+        .collect()
+        .await;
+    let formats: BTreeMap<String, Option<(String, String)>> = found
+        .into_iter()
+        .filter_map(|(agent, found)| found.map(|f| (agent, f)))
+        .collect();
+    let unknown_agents = numbers
+        .iter()
+        .filter_map(|n| n.agent_id.as_ref())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .filter(|a| !formats.contains_key(*a))
+        .count();
     for n in &mut numbers {
         let Some(agent) = &n.agent_id else { continue };
         match formats.get(agent) {
@@ -204,18 +418,43 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
     if let Some(linked) = ctx.linked
         && let Spec::Twilio(tw) = &linked.cred.spec
     {
-        let mut unchecked = None;
-        for n in &mut numbers {
-            if n.number.is_empty() {
-                continue;
-            }
-            let mut owned = Ok(false);
-            for list in [NumberList::Incoming, NumberList::CallerIds] {
-                owned = twilio::has_number(&linked.cred, tw, ctx, list, &n.number).await;
-                if !matches!(owned, Ok(false)) {
-                    break;
+        let owner_lookups: Vec<_> = numbers
+            .iter()
+            .map(|n| n.number.clone())
+            .map(|number| {
+                let lookups = lookups_ref;
+                async move {
+                    if number.is_empty() {
+                        return None;
+                    }
+                    let owned = lookups
+                        .run(async {
+                            let mut owned = Ok(false);
+                            for list in [NumberList::Incoming, NumberList::CallerIds] {
+                                owned = twilio::has_number(&linked.cred, tw, ctx, list, &number).await;
+                                if !matches!(owned, Ok(false)) {
+                                    break;
+                                }
+                            }
+                            Some(owned.map_err(|e| {
+                                if e.rate_limited {
+                                    lookups.rate_limited(e.retry_after);
+                                }
+                                e.message
+                            }))
+                        })
+                        .await;
+                    Some(owned.unwrap_or_else(|| Err(lookups.why_not())))
                 }
-            }
+            })
+            .collect();
+        let owned: Vec<Option<Result<bool, String>>> = stream::iter(owner_lookups)
+            .buffered(LOOKUP_CONCURRENCY)
+            .collect()
+            .await;
+        let mut unchecked = None;
+        for (n, owned) in numbers.iter_mut().zip(owned) {
+            let Some(owned) = owned else { continue };
             match owned {
                 Ok(true) => {}
                 Ok(false) => n.problems.push(PhoneProblem::NotOnTwilioAccount),
@@ -267,8 +506,9 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         n.problems.dedup();
     }
     let ready = numbers.iter().filter(|n| n.ready()).count();
+    let (stopped, retry_after) = lookups.outcome();
     evidence.detail = format!(
-        "{} Twilio number(s) imported, {ready} ready{}{twilio_note}",
+        "{} Twilio number(s) imported, {ready} ready{}{twilio_note}{stopped}",
         numbers.len(),
         if unknown_agents > 0 {
             format!("; {unknown_agents} agent(s) could not be read")
@@ -276,7 +516,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             String::new()
         }
     );
-    clock.finish(
+    let attempt = clock.finish(
         CHECK,
         evidence,
         Ok(vec![
@@ -289,5 +529,9 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             },
             Detail::PhoneNumbers { numbers }.into(),
         ]),
-    )
+    );
+    CrossCheck {
+        attempt,
+        retry_after,
+    }
 }

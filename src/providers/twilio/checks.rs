@@ -490,6 +490,22 @@ struct FilteredPage {
     outgoing_caller_ids: Vec<NumberItem>,
 }
 
+/// Why a number lookup got no answer: one line for people (never a
+/// secret), and whether upstream asked to slow down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LookupError {
+    pub message: String,
+    /// Twilio answered 429: send no more lookups this cycle.
+    pub rate_limited: bool,
+    pub retry_after: Option<std::time::Duration>,
+}
+
+impl std::fmt::Display for LookupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Is `number` (E.164) on `list` of the account? One GET with Twilio's
 /// `PhoneNumber=` filter (which also matches partial numbers, so the answer
 /// is compared exactly): no full listing per ElevenLabs key. The error is one
@@ -500,7 +516,7 @@ pub async fn has_number(
     ctx: &Context<'_>,
     list: NumberList,
     number: &str,
-) -> Result<bool, String> {
+) -> Result<bool, LookupError> {
     let resource = match list {
         NumberList::Incoming => "IncomingPhoneNumbers.json",
         NumberList::CallerIds => "OutgoingCallerIds.json",
@@ -510,18 +526,29 @@ pub async fn has_number(
         .append_pair("PageSize", "20")
         .finish();
     let path = format!("/2010-04-01/Accounts/{}/{resource}?{query}", tw.account_sid);
-    let answer = get(ctx, tw, cred, &path).await.map_err(|e| e.to_string())?;
+    let plain = |message: String| LookupError {
+        message,
+        rate_limited: false,
+        retry_after: None,
+    };
+    let answer = get(ctx, tw, cred, &path)
+        .await
+        .map_err(|e| plain(e.to_string()))?;
     if classify(&answer) != Meaning::Ok {
-        return Err(format!(
-            "Twilio answered HTTP {}{}",
-            answer.status,
-            error_code(&answer)
-                .map(|c| format!(" (code {c})"))
-                .unwrap_or_default()
-        ));
+        return Err(LookupError {
+            message: format!(
+                "Twilio answered HTTP {}{}",
+                answer.status,
+                error_code(&answer)
+                    .map(|c| format!(" (code {c})"))
+                    .unwrap_or_default()
+            ),
+            rate_limited: answer.status == 429,
+            retry_after: answer.retry_after,
+        });
     }
     let page: FilteredPage = serde_json::from_slice(&answer.body)
-        .map_err(|_| "the number list could not be read".to_string())?;
+        .map_err(|_| plain("the number list could not be read".to_string()))?;
     Ok(page
         .incoming_phone_numbers
         .iter()

@@ -69,6 +69,11 @@ impl Pacer {
         self.interval.min(STARTUP_SPREAD).mul_f64(rng.f64())
     }
 
+    /// Cycles finished.
+    pub fn cycles(&self) -> u64 {
+        self.cycles
+    }
+
     /// Consecutive cycles without a definitive answer.
     pub fn failures(&self) -> u32 {
         self.failures
@@ -502,7 +507,11 @@ impl Scheduler {
                 && e.details_not_before.is_none_or(|t| now >= t);
             e.force_details = false;
             e.running = true;
-            if let Some(last) = e.last_started.replace(now) {
+            // From the second interval on: the first leads from the
+            // start-up spread to the credential's own phase, by design.
+            if let Some(last) = e.last_started.replace(now)
+                && e.pacer.cycles() >= 2
+            {
                 self.state
                     .self_metrics
                     .check_interval

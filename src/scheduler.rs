@@ -824,6 +824,8 @@ impl Scheduler {
         self.entries.retain(|name, _| names.contains(name.as_str()));
         self.shared = Arc::new(config.shared.clone());
         self.max_in_flight = max_in_flight(&config);
+        self.upstream
+            .set_per_host(config.max_concurrent_requests_per_host);
         self.drain = drain(&config);
         for cred in &config.credentials {
             let Some(slot) = self.state.slot(&cred.name) else {

@@ -70,10 +70,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     let max_per_host = match raw.max_concurrent_requests_per_host {
         Some(0) => {
             v.error("max_concurrent_requests_per_host", "must be at least 1");
-            DEFAULT_MAX_PER_HOST
+            Some(DEFAULT_MAX_PER_HOST)
         }
-        Some(n) => n,
-        None => DEFAULT_MAX_PER_HOST,
+        other => other,
     };
     let secret_poll_interval = match raw.secret_poll_interval {
         Some(d) if d < MIN_INTERVAL => {
@@ -104,6 +103,9 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     let (credentials, shared) = raw.sections.validate(&mut v, &defaults);
     let call_paths = crate::call_paths::config::validate(&mut v, raw.call_paths, &credentials);
 
+    // Unset: sized to the work (at least the old default of 16).
+    let max_per_host = max_per_host
+        .unwrap_or_else(|| super::capacity::sized(&credentials).max(DEFAULT_MAX_PER_HOST));
     for warning in super::capacity::warnings(&credentials, max_per_host) {
         v.warn("max_concurrent_requests_per_host", warning);
     }

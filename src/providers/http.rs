@@ -147,11 +147,17 @@ pub enum TransportError {
 /// The shared HTTP client: pooled keep-alive connections per host.
 pub struct Upstream {
     client: reqwest::Client,
-    per_host: usize,
-    hosts: Mutex<HashMap<String, Arc<Semaphore>>>,
+    /// The cap, and each host's semaphore with the permits it was given.
+    hosts: Mutex<Hosts>,
     body_limit: usize,
     requests: Option<prometheus::IntCounterVec>,
     sent: std::sync::atomic::AtomicU64,
+}
+
+/// The per-host cap and the semaphores enforcing it.
+struct Hosts {
+    per_host: usize,
+    semaphores: HashMap<String, (Arc<Semaphore>, usize)>,
 }
 
 /// The host a `base_url` reaches, as the per-host cap counts it: scheme,
@@ -251,8 +257,10 @@ impl Upstream {
         let client = ProxyConfig::from_env(env).apply(builder)?.build()?;
         Ok(Upstream {
             client,
-            per_host: per_host.max(1),
-            hosts: Mutex::new(HashMap::new()),
+            hosts: Mutex::new(Hosts {
+                per_host: per_host.max(1),
+                semaphores: HashMap::new(),
+            }),
             body_limit: BODY_LIMIT,
             requests,
             sent: std::sync::atomic::AtomicU64::new(0),
@@ -267,10 +275,35 @@ impl Upstream {
     fn semaphore(&self, base_url: &str) -> Arc<Semaphore> {
         let host = host_key(base_url);
         let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        let per_host = hosts.per_host;
         hosts
+            .semaphores
             .entry(host)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_host)))
+            .or_insert_with(|| (Arc::new(Semaphore::new(per_host)), per_host))
+            .0
             .clone()
+    }
+
+    /// A reloaded `max_concurrent_requests_per_host`: every host's cap
+    /// follows (permits in use when it shrinks are retired as they return).
+    pub fn set_per_host(&self, per_host: usize) {
+        let per_host = per_host.max(1);
+        let mut hosts = self.hosts.lock().unwrap_or_else(|p| p.into_inner());
+        hosts.per_host = per_host;
+        for (semaphore, size) in hosts.semaphores.values_mut() {
+            if per_host > *size {
+                semaphore.add_permits(per_host - *size);
+            } else if per_host < *size {
+                let retire = *size - per_host;
+                let forgotten = semaphore.forget_permits(retire);
+                if forgotten < retire {
+                    // The rest are in use: a fresh semaphore of the new size
+                    // for new requests; those in flight finish on the old one.
+                    *semaphore = Arc::new(Semaphore::new(per_host));
+                }
+            }
+            *size = per_host;
+        }
     }
 
     /// GETs `base_url` + `path`. `path` must pass [`check_read_path`].
@@ -512,6 +545,25 @@ mod tests {
         let none: HashMap<String, String> =
             [("HTTP_PROXY".to_string(), "http://forward:3128".to_string())].into();
         assert_eq!(ProxyConfig::from_env(&none), ProxyConfig::default());
+    }
+
+    #[tokio::test]
+    async fn a_reloaded_cap_applies_to_every_host() {
+        let up = Upstream::with_env(4, None, &HashMap::<String, String>::new()).expect("client");
+        let a = up.semaphore("https://a.example");
+        assert_eq!(a.available_permits(), 4);
+        up.set_per_host(6);
+        assert_eq!(up.semaphore("https://a.example").available_permits(), 6);
+        assert_eq!(up.semaphore("https://b.example").available_permits(), 6);
+        let held = up
+            .semaphore("https://a.example")
+            .acquire_owned()
+            .await
+            .expect("permit");
+        up.set_per_host(2);
+        assert!(up.semaphore("https://a.example").available_permits() <= 2);
+        drop(held);
+        assert_eq!(up.semaphore("https://b.example").available_permits(), 2);
     }
 
     #[test]

@@ -97,7 +97,6 @@ pub fn warnings(credentials: &[Credential], per_host: usize) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::config::Config;
 
     fn keys(n: usize, base_url: &str, interval: &str) -> String {

@@ -27,9 +27,51 @@ use crate::providers::Provider;
 use crate::secret::{Secret, WipedBuf};
 use crate::section::{Env, ProcessEnv};
 
-/// Bodies above this are not read to the end (the answers we need are a few KiB;
-/// a full page of 1,000 Twilio numbers is about 1.5 MiB).
-pub const BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// The largest answer read from any endpoint: a page of 1,000 Twilio
+/// numbers is about 1 MiB, ElevenLabs' list of imported numbers of the
+/// same order. Bodies above an endpoint's cap ([`body_cap`]) are not read
+/// to the end.
+pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
+/// One agent's configuration (prompts, tools): generous for the largest seen.
+pub const AGENT_BODY_LIMIT: usize = 1024 * 1024;
+/// Answers of a known small shape: the subscription (under 2 KiB), the
+/// Twilio account and balance, a signed URL, a country's dialing permissions.
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
+/// Any other answer (a permission probe's, configurable): a page of one item
+/// or an error.
+pub const OTHER_BODY_LIMIT: usize = 256 * 1024;
+
+/// How much of the answer to `path` (with its query) is read at most: what
+/// a real answer needs, so a hostile or broken upstream costs at most that.
+pub fn body_cap(path: &str) -> usize {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path.ends_with("/IncomingPhoneNumbers.json") || path.ends_with("/OutgoingCallerIds.json") {
+        // A Twilio number is about 1.5 KiB of JSON: page 1 of one number
+        // and a lookup of up to 20 fit in 64 KiB; a full page needs 2 MiB.
+        let page_size = url::form_urlencoded::parse(query.as_bytes())
+            .find(|(k, _)| k == "PageSize")
+            .and_then(|(_, v)| v.parse::<usize>().ok())
+            .unwrap_or(50);
+        if page_size <= 20 {
+            SMALL_BODY_LIMIT
+        } else {
+            BODY_LIMIT
+        }
+    } else if path == "/v1/convai/phone-numbers" {
+        BODY_LIMIT
+    } else if path.starts_with("/v1/convai/agents/") {
+        AGENT_BODY_LIMIT
+    } else if path == "/v1/user/subscription"
+        || path == "/v1/convai/conversation/get-signed-url"
+        || path.starts_with("/v1/DialingPermissions/")
+        || path.ends_with("/Balance.json")
+        || (path.starts_with("/2010-04-01/Accounts/") && path.matches('/').count() == 3)
+    {
+        SMALL_BODY_LIMIT
+    } else {
+        OTHER_BODY_LIMIT
+    }
+}
 
 /// How a request authenticates.
 #[derive(Clone, Copy)]
@@ -138,8 +180,8 @@ pub enum TransportError {
     Timeout(Duration),
     #[error("{0}")]
     Network(String),
-    #[error("the answer is larger than {} bytes", BODY_LIMIT)]
-    TooLarge,
+    #[error("the answer is larger than {0} bytes, more than a real one needs")]
+    TooLarge(usize),
     #[error("refused to send: {0}")]
     NotAllowed(String),
 }
@@ -152,7 +194,16 @@ pub struct Upstream {
     body_limit: usize,
     requests: Option<prometheus::IntCounterVec>,
     sent: std::sync::atomic::AtomicU64,
+    /// KiB of answer bodies in flight at most, all requests together
+    /// ([`BODY_BUDGET`]).
+    budget: Arc<Semaphore>,
 }
+
+/// Answer bodies being read hold at most this much memory together: a
+/// request reserves its Content-Length (or its endpoint's cap) before
+/// reading, and waits (within its timeout) while the budget is taken. Eight
+/// full pages of Twilio numbers fit at once.
+pub const BODY_BUDGET: usize = 16 * 1024 * 1024;
 
 /// The per-host cap and the semaphores enforcing it.
 struct Hosts {
@@ -264,6 +315,7 @@ impl Upstream {
             body_limit: BODY_LIMIT,
             requests,
             sent: std::sync::atomic::AtomicU64::new(0),
+            budget: Arc::new(Semaphore::new(BODY_BUDGET / 1024)),
         })
     }
 
@@ -316,6 +368,7 @@ impl Upstream {
         timeout: Duration,
     ) -> Result<Answer, TransportError> {
         check_read_path(provider, path).map_err(TransportError::NotAllowed)?;
+        let limit = self.body_limit.min(body_cap(path));
         let url = format!("{base_url}{path}");
         if let Some(counter) = &self.requests {
             counter.with_label_values(&[provider.as_str()]).inc();
@@ -346,26 +399,33 @@ impl Upstream {
                 .or_else(|| header(headers, "twilio-request-id"));
             let retry_after = header(headers, "retry-after")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now()));
-            if response
-                .content_length()
-                .is_some_and(|n| n > self.body_limit as u64)
-            {
-                return Err(TransportError::TooLarge);
+            if response.content_length().is_some_and(|n| n > limit as u64) {
+                return Err(TransportError::TooLarge(limit));
             }
+            // Room in the budget of every answer in flight, taken at once
+            // (all or nothing, so two answers never wait for each other's):
+            // Content-Length, or the endpoint's cap when the length is unknown.
+            let reserve = response.content_length().map_or(limit, |n| n as usize);
+            let _room = self
+                .budget
+                .clone()
+                .acquire_many_owned(reserve.div_ceil(1024).max(1) as u32)
+                .await
+                .map_err(|_| TransportError::Network("client shutting down".into()))?;
             // Sized from Content-Length when there is one, so it rarely grows.
             let mut body = WipedBuf::with_capacity(
                 response
                     .content_length()
                     .map_or(8 * 1024, |n| n as usize)
-                    .min(self.body_limit),
+                    .min(limit),
             );
             while let Some(chunk) = response
                 .chunk()
                 .await
                 .map_err(|e| transport_error(&e, timeout))?
             {
-                if body.len() + chunk.len() > self.body_limit {
-                    return Err(TransportError::TooLarge);
+                if body.len() + chunk.len() > limit {
+                    return Err(TransportError::TooLarge(limit));
                 }
                 body.extend_from_slice(&chunk);
             }
@@ -564,6 +624,59 @@ mod tests {
         assert!(up.semaphore("https://a.example").available_permits() <= 2);
         drop(held);
         assert_eq!(up.semaphore("https://b.example").available_permits(), 2);
+    }
+
+    #[test]
+    fn each_endpoint_reads_what_a_real_answer_needs() {
+        let sid = AC;
+        for (path, cap) in [
+            ("/v1/user/subscription".to_string(), SMALL_BODY_LIMIT),
+            (format!("/2010-04-01/Accounts/{sid}.json"), SMALL_BODY_LIMIT),
+            (
+                format!("/2010-04-01/Accounts/{sid}/Balance.json"),
+                SMALL_BODY_LIMIT,
+            ),
+            (
+                "/v1/DialingPermissions/Countries/US".to_string(),
+                SMALL_BODY_LIMIT,
+            ),
+            (
+                "/v1/convai/conversation/get-signed-url?agent_id=agent_x".to_string(),
+                SMALL_BODY_LIMIT,
+            ),
+            (
+                format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000"),
+                BODY_LIMIT,
+            ),
+            (
+                format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1"),
+                SMALL_BODY_LIMIT,
+            ),
+            (
+                format!(
+                    "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000&Page=3&PageToken=PA1"
+                ),
+                BODY_LIMIT,
+            ),
+            (
+                format!(
+                    "/2010-04-01/Accounts/{sid}/OutgoingCallerIds.json?PhoneNumber=%2B1&PageSize=20"
+                ),
+                SMALL_BODY_LIMIT,
+            ),
+            (
+                "/v1/convai/phone-numbers?provider=twilio".to_string(),
+                BODY_LIMIT,
+            ),
+            ("/v1/convai/agents/agent_123".to_string(), AGENT_BODY_LIMIT),
+            (
+                "/v1/convai/agents?page_size=1".to_string(),
+                OTHER_BODY_LIMIT,
+            ),
+            ("/v1/models".to_string(), OTHER_BODY_LIMIT),
+        ] {
+            assert_eq!(body_cap(&path), cap, "{path}");
+        }
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! provider.
 
 pub mod http;
+pub mod json;
 pub mod link;
 pub mod outcome;
 pub mod report;
@@ -649,7 +650,7 @@ pub(crate) fn failure_from_transport(e: &TransportError) -> Reason {
     match e {
         TransportError::Timeout(_) => Reason::Timeout,
         TransportError::Network(_) => Reason::Network,
-        TransportError::TooLarge | TransportError::NotAllowed(_) => Reason::UnexpectedResponse,
+        TransportError::TooLarge(_) | TransportError::NotAllowed(_) => Reason::UnexpectedResponse,
     }
 }
 

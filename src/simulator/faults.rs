@@ -46,6 +46,9 @@ pub enum Fault {
     InvalidUtf8,
     /// 200 with a `bytes`-long body, generated while streaming.
     Oversized { bytes: usize },
+    /// 200 JSON: an array of about `bytes` bytes of zeros (`[0,0,…]`, the
+    /// most values per byte), streamed chunked, without Content-Length.
+    Hostile { bytes: usize },
     /// Read the request and never answer.
     Hang,
     /// The normal answer, one body byte per second.
@@ -190,6 +193,7 @@ impl Fault {
             Fault::WrongTypes => T(Transform::WrongTypes),
             Fault::InvalidUtf8 => T(Transform::InvalidUtf8),
             Fault::Oversized { bytes } => T(Transform::Deliver(Delivery::Oversized(*bytes))),
+            Fault::Hostile { bytes } => T(Transform::Deliver(Delivery::Hostile(*bytes))),
             Fault::Hang => T(Transform::Deliver(Delivery::Hang)),
             Fault::Trickle => T(Transform::Deliver(Delivery::Trickle)),
             Fault::ResetMidBody => T(Transform::Deliver(Delivery::ResetMidBody)),
@@ -205,6 +209,15 @@ impl Transform {
                 reply.status = 200;
                 reply.body = Bytes::new();
                 (reply, Delivery::Oversized(bytes))
+            }
+            Transform::Deliver(Delivery::Hostile(bytes)) => {
+                reply.status = 200;
+                reply.headers.retain(|(name, _)| *name != "content-type");
+                reply
+                    .headers
+                    .push(("content-type", "application/json".into()));
+                reply.body = Bytes::new();
+                (reply, Delivery::Hostile(bytes))
             }
             Transform::Deliver(d) => (reply, d),
             Transform::Truncate => {

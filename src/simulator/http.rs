@@ -78,6 +78,9 @@ pub(crate) enum Delivery {
     ResetMidBody,
     /// A `200` whose body is `bytes` long and generated on the fly.
     Oversized(usize),
+    /// A `200` JSON array of zeros, about `bytes` long, generated on the fly
+    /// and sent chunked (no Content-Length).
+    Hostile(usize),
 }
 
 /// The body type of every simulator response.
@@ -88,6 +91,10 @@ pub(crate) enum SimBody {
         prefix: Option<Bytes>,
         chunk: Bytes,
         remaining: usize,
+        /// Sent after `remaining` reaches 0.
+        suffix: Option<Bytes>,
+        /// Whether the length is announced (Content-Length).
+        declared: bool,
     },
     Trickle {
         data: Bytes,
@@ -112,6 +119,17 @@ impl SimBody {
 /// 64 KiB of filler for oversized bodies; shared, never copied.
 static FILLER: [u8; 65536] = [b'a'; 65536];
 
+/// `0,0,0,…` for hostile arrays: the smallest JSON values, the most of them.
+static ZEROS: [u8; 65536] = {
+    let mut a = [b'0'; 65536];
+    let mut i = 1;
+    while i < a.len() {
+        a[i] = b',';
+        i += 2;
+    }
+    a
+};
+
 impl Body for SimBody {
     type Data = Bytes;
     type Error = io::Error;
@@ -126,9 +144,11 @@ impl Body for SimBody {
                 prefix,
                 chunk,
                 remaining,
+                suffix,
+                ..
             } => {
                 if *remaining == 0 {
-                    return Poll::Ready(None);
+                    return Poll::Ready(suffix.take().map(|s| Ok(Frame::data(s))));
                 }
                 let mut next = match prefix.take() {
                     Some(p) => p,
@@ -171,7 +191,9 @@ impl Body for SimBody {
     fn is_end_stream(&self) -> bool {
         match self {
             SimBody::Full(d) => d.is_none(),
-            SimBody::Generated { remaining, .. } => *remaining == 0,
+            SimBody::Generated {
+                remaining, suffix, ..
+            } => *remaining == 0 && suffix.is_none(),
             SimBody::Trickle { data, pos, .. } => *pos >= data.len(),
             SimBody::FailAfter { .. } => false,
         }
@@ -180,7 +202,13 @@ impl Body for SimBody {
     fn size_hint(&self) -> SizeHint {
         match self {
             SimBody::Full(d) => SizeHint::with_exact(d.as_ref().map_or(0, |b| b.len() as u64)),
-            SimBody::Generated { remaining, .. } => SizeHint::with_exact(*remaining as u64),
+            SimBody::Generated {
+                remaining,
+                suffix,
+                declared: true,
+                ..
+            } => SizeHint::with_exact((*remaining + suffix.as_ref().map_or(0, Bytes::len)) as u64),
+            SimBody::Generated { .. } => SizeHint::default(),
             SimBody::Trickle { data, pos, .. } => {
                 SizeHint::with_exact((data.len().saturating_sub(*pos)) as u64)
             }
@@ -191,7 +219,7 @@ impl Body for SimBody {
 
 /// Either a response to send, or "never answer".
 pub(crate) enum Outcome {
-    Respond(Response<SimBody>),
+    Respond(Box<Response<SimBody>>),
     Hang,
 }
 
@@ -224,6 +252,16 @@ pub(crate) fn deliver(reply: Reply, delivery: &Delivery) -> Outcome {
             prefix: Some(Bytes::from_static(b"{\"padding\":\"")),
             chunk: Bytes::from_static(&FILLER),
             remaining: *bytes,
+            suffix: None,
+            declared: true,
+        },
+        Delivery::Hostile(bytes) => SimBody::Generated {
+            prefix: Some(Bytes::from_static(b"[")),
+            chunk: Bytes::from_static(&ZEROS),
+            // `[` and an even count of `0,`, so the suffix follows a comma.
+            remaining: 1 + (bytes.saturating_sub(3) & !1),
+            suffix: Some(Bytes::from_static(b"0]")),
+            declared: false,
         },
     };
     let mut response = Response::new(body);
@@ -235,7 +273,7 @@ pub(crate) fn deliver(reply: Reply, delivery: &Delivery) -> Outcome {
             map.append(HeaderName::from_static(name), value);
         }
     }
-    Outcome::Respond(response)
+    Outcome::Respond(Box::new(response))
 }
 
 /// Accepts connections until the task is aborted. Dropping the task drops

@@ -287,7 +287,7 @@ async fn handle(
         tokio::time::sleep(plan.latency).await;
     }
     match http::deliver(plan.reply, &plan.delivery) {
-        http::Outcome::Respond(response) => response,
+        http::Outcome::Respond(response) => *response,
         http::Outcome::Hang => {
             let counted_for = *shared
                 .hang_counted_for

@@ -413,3 +413,168 @@ async fn checks_on_time_show_no_lag_and_log_nothing() {
     assert_eq!(within, count, "{m}");
     d.stop().await;
 }
+
+/// Peak resident memory of a process (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// A memory bound, not a timing target (BENCHMARKS.md has the release
+/// build's figure): what issue #19 asks of 32 credentials under hostile
+/// answers.
+const HOSTILE_RSS_LIMIT: u64 = 48 * 1024 * 1024;
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_two_credentials_answered_with_4_mib_hostile_bodies_keep_peak_rss_bounded() {
+    // Every answer, of either API, is a 200 JSON array of zeros just under
+    // 4 MiB, streamed without Content-Length: two million values each.
+    let bytes = 4 * 1024 * 1024 - 1;
+    let mut w = World::default();
+    w.elevenlabs.add_account(ElAccount::new("ws-hostile"));
+    let mut el_items = Vec::new();
+    let mut tw_items = Vec::new();
+    for i in 0..16 {
+        let key = el_key(&format!("hostile-{i}"));
+        w.elevenlabs.add_key(
+            key.clone(),
+            ElKey::new(format!("keyHostile{i}"), "ws-hostile"),
+        );
+        el_items.push((format!("el-{i}"), key));
+        let sid = ac_sid(&format!("hostile-{i}"));
+        let token = tw_token(&format!("hostile-{i}"));
+        w.twilio.add_account(TwilioAccount::new(&sid, &token));
+        tw_items.push((format!("tw-{i}"), sid, token));
+    }
+    w.elevenlabs.fault = Some(Fault::Hostile { bytes });
+    w.twilio.fault = Some(Fault::Hostile { bytes });
+    let sim = Simulator::start(w).await.expect("simulator");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    // Details every cycle: Twilio asks for full pages (the largest cap).
+    let yaml = config(
+        "defaults:\n  interval: 2s\n  timeout: 1500ms\n  detail_interval: 2s\n",
+        &el_items
+            .iter()
+            .map(|(n, k)| el(n, k, &sim.elevenlabs_url(), ""))
+            .collect::<Vec<_>>(),
+        &tw_items
+            .iter()
+            .map(|(n, s, t)| tw(n, s, t, &sim.twilio_url(), ""))
+            .collect::<Vec<_>>(),
+    );
+    let dir = crate::harness::tempdir::TempDir::new();
+    let path = dir.path().join("hostile.yaml");
+    std::fs::write(&path, yaml).expect("config");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["serve", "--config.file"])
+        .arg(&path)
+        .args(["--web.listen-address", &format!("127.0.0.1:{port}")])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn credwatch serve");
+    let pid = child.id();
+    credwatch::providers::http::install_crypto_provider();
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/metrics");
+    // Five cycles of every credential at least.
+    let mut checks = 0.0;
+    for _ in 0..600 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let Ok(r) = client.get(&url).send().await else {
+            continue;
+        };
+        let m = r.text().await.unwrap_or_default();
+        checks = m
+            .lines()
+            .filter(|l| l.starts_with("credwatch_checks_total{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum();
+        if checks >= 32.0 * 5.0 {
+            break;
+        }
+    }
+    let peak = peak_rss(pid);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(checks >= 32.0 * 5.0, "only {checks} checks ran");
+    let received = sim.requests().len();
+    assert!(received >= 32 * 5, "only {received} requests answered");
+    let peak = peak.expect("VmHWM of the daemon");
+    assert!(
+        peak <= HOSTILE_RSS_LIMIT,
+        "peak RSS {:.1} MiB under hostile answers",
+        peak as f64 / 1048576.0
+    );
+    eprintln!(
+        "peak RSS under hostile answers: {:.1} MiB",
+        peak as f64 / 1048576.0
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn numbers_beyond_max_phone_numbers_are_counted_not_exported_and_duplicates_fold() {
+    let key = el_key("scale-cap");
+    let sid = ac_sid("scale-cap");
+    let token = tw_token("scale-cap");
+    let mut w = world(&key, &sid, &token);
+    // The first number listed twice under its id.
+    if let Some(a) = w.elevenlabs.accounts.get_mut("ws-scale") {
+        let first = a.phone_numbers[0].clone();
+        a.phone_numbers.push(first);
+    }
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        "defaults:\n  interval: 2s\n  timeout: 1s\n",
+        &[el(
+            "el",
+            &key,
+            &sim.elevenlabs_url(),
+            "    phone_numbers: true\n    twilio: tw\n    max_phone_numbers: 25\n",
+        )],
+        &[tw("tw", &sid, &token, &sim.twilio_url(), "")],
+    );
+    let d = Daemon::start(&yaml).await;
+    until_status(&d, 200, Duration::from_secs(10)).await;
+    wait(&d, Duration::from_secs(5)).await;
+    let m = d.metrics().await;
+    let ready = m
+        .lines()
+        .filter(|l| l.starts_with("credwatch_elevenlabs_phone_number_ready{"))
+        .count();
+    assert_eq!(ready, 25, "{m}");
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_phone_numbers_not_exported",
+            &[&cred("el")]
+        ),
+        Some((NUMBERS - 25) as f64),
+        "{m}"
+    );
+    // The lowest ids are the ones exported, each once.
+    let first = m
+        .lines()
+        .filter(|l| {
+            l.starts_with("credwatch_elevenlabs_phone_number_ready{")
+                && l.contains("phone_number_id=\"phnum_scale0\"")
+        })
+        .count();
+    assert_eq!(first, 1, "{m}");
+    // Only the exported numbers are looked up on Twilio.
+    let looked: std::collections::BTreeSet<String> = sim
+        .requests()
+        .iter()
+        .filter_map(|r| r.query.clone())
+        .filter(|q| q.contains(OWNERSHIP))
+        .collect();
+    assert!(looked.len() <= 2 * 25, "{} distinct lookups", looked.len());
+    d.stop().await;
+}

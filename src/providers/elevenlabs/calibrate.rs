@@ -96,6 +96,7 @@ pub async fn run(
             phone_numbers: false,
             twilio: None,
             expose_numbers: false,
+            max_phone_numbers: super::config::DEFAULT_MAX_PHONE_NUMBERS,
             twilio_imported_fingerprint: None,
         };
         let cred = Credential {

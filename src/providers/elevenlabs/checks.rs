@@ -8,7 +8,8 @@
 //! name from `missing the permission <name>`.
 
 use serde::Deserialize;
-use serde_json::Value;
+use serde::de::IgnoredAny;
+use crate::providers::json::Scalar;
 
 use super::api::{PermissionProbe, StatusMatch};
 use super::facts::{Detail, Problem, Quota};
@@ -61,40 +62,163 @@ pub enum Body {
     NotJson,
 }
 
-fn string_of(v: Option<&Value>) -> Option<String> {
-    match v? {
-        Value::String(s) => Some(s.chars().take(512).collect()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
+/// The fields of one object of an envelope; `detail` only at the top.
+#[derive(Default)]
+struct Fields {
+    code: Option<String>,
+    status: Option<String>,
+    kind: Option<String>,
+    message: Option<String>,
+    request_id: Option<String>,
+    has_code_or_status: bool,
+    detail: Option<Box<Shape>>,
+}
+
+impl Fields {
+    fn into_error(self) -> ErrorFields {
+        ErrorFields {
+            code: self.code.map(|s| clean(&s)),
+            status: self.status.map(|s| clean(&s)),
+            kind: self.kind.map(|s| clean(&s)),
+            message: self.message,
+            request_id: self.request_id.map(|s| clean(&s)),
+        }
     }
 }
 
-fn fields_of(obj: &serde_json::Map<String, Value>) -> ErrorFields {
-    ErrorFields {
-        code: string_of(obj.get("code")).map(|s| clean(&s)),
-        status: string_of(obj.get("status")).map(|s| clean(&s)),
-        kind: string_of(obj.get("type")).map(|s| clean(&s)),
-        message: string_of(obj.get("message")),
-        request_id: string_of(obj.get("request_id")).map(|s| clean(&s)),
+/// The shape of a JSON value, read in one pass without building a tree:
+/// only what the envelopes of `elevenlabs-api.md` §2 need.
+enum Shape {
+    Object(Fields),
+    Array,
+    Text(String),
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Shape {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V {
+            top: bool,
+        }
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Shape;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Shape, E> {
+                Ok(Shape::Text(v.chars().take(512).collect()))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Shape, E> {
+                Ok(Shape::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Shape, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Shape::Array)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Shape, A::Error> {
+                let mut f = Fields::default();
+                while let Some(key) = a.next_key::<Key>()? {
+                    let slot = match key {
+                        Key::Code => &mut f.code,
+                        Key::Status => &mut f.status,
+                        Key::Type => &mut f.kind,
+                        Key::Message => &mut f.message,
+                        Key::RequestId => &mut f.request_id,
+                        Key::Detail if self.top => {
+                            let inner: Inner = a.next_value()?;
+                            f.detail = Some(Box::new(inner.0));
+                            continue;
+                        }
+                        Key::Detail | Key::Other => {
+                            a.next_value::<IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    if matches!(key, Key::Code | Key::Status) {
+                        f.has_code_or_status = true;
+                    }
+                    let v: Scalar = a.next_value()?;
+                    *slot = v.text();
+                }
+                Ok(Shape::Object(f))
+            }
+        }
+        /// `detail`'s value: read with the same visitor, one level only.
+        struct Inner(Shape);
+        impl<'de> serde::Deserialize<'de> for Inner {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                d.deserialize_any(V { top: false }).map(Inner)
+            }
+        }
+        d.deserialize_any(V { top: true })
     }
 }
 
-/// Parses any of the envelopes in `shared/reference/elevenlabs-api.md` §2.
+/// The keys of an envelope object that matter.
+#[derive(Clone, Copy)]
+enum Key {
+    Code,
+    Status,
+    Type,
+    Message,
+    RequestId,
+    Detail,
+    Other,
+}
+
+impl<'de> serde::Deserialize<'de> for Key {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Key, E> {
+                Ok(match v {
+                    "code" => Key::Code,
+                    "status" => Key::Status,
+                    "type" => Key::Type,
+                    "message" => Key::Message,
+                    "request_id" => Key::RequestId,
+                    "detail" => Key::Detail,
+                    _ => Key::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
+    }
+}
+
+/// Parses any of the envelopes in `shared/reference/elevenlabs-api.md` §2,
+/// in one pass over the body: no tree of the body is built, whatever its size.
 pub fn parse_body(answer: &Answer) -> Body {
     if !answer.is_json() {
         return Body::NotJson;
     }
-    let Ok(value) = serde_json::from_slice::<Value>(&answer.body) else {
+    let Ok(shape) = serde_json::from_slice::<Shape>(&answer.body) else {
         return Body::NotJson;
     };
-    let Value::Object(top) = value else {
+    let Shape::Object(mut top) = shape else {
         return Body::OtherJson;
     };
-    match top.get("detail") {
-        Some(Value::Object(detail)) => Body::Error(fields_of(detail)),
-        Some(Value::Array(_)) => Body::Validation,
-        Some(Value::String(s)) => Body::Text(clean(s)),
-        _ if top.contains_key("code") || top.contains_key("status") => Body::Error(fields_of(&top)),
+    match top.detail.take().map(|d| *d) {
+        Some(Shape::Object(detail)) => Body::Error(detail.into_error()),
+        Some(Shape::Array) => Body::Validation,
+        Some(Shape::Text(s)) => Body::Text(clean(&s)),
+        _ if top.has_code_or_status => Body::Error(top.into_error()),
         _ => Body::OtherJson,
     }
 }
@@ -209,7 +333,7 @@ struct Subscription {
     #[serde(default)]
     can_extend_character_limit: bool,
     #[serde(default)]
-    max_credit_limit_extension: Option<Value>,
+    max_credit_limit_extension: Option<Scalar>,
     #[serde(default)]
     has_open_invoices: Option<bool>,
 }
@@ -224,12 +348,9 @@ impl Subscription {
             return Some(self.character_limit);
         }
         match &self.max_credit_limit_extension {
-            Some(Value::String(s)) if s == "unlimited" => None,
-            Some(Value::Number(n)) => match n.as_u64() {
-                Some(extra) => Some(self.character_limit.saturating_add(extra)),
-                // Not a whole number: read no extension rather than guess one.
-                None => Some(self.character_limit),
-            },
+            Some(Scalar::Str(s)) if s == "unlimited" => None,
+            Some(Scalar::UInt(extra)) => Some(self.character_limit.saturating_add(*extra)),
+            // Not a whole number: read no extension rather than guess one.
             _ => Some(self.character_limit),
         }
     }

@@ -16,6 +16,9 @@ use crate::section::{SecretValue, Timing, Validator, secret, source_suffix};
 pub const DEFAULT_URL: &str = "https://api.elevenlabs.io";
 
 /// One `elevenlabs:` credential as validated.
+/// `max_phone_numbers` unset: one series per number up to this many.
+pub const DEFAULT_MAX_PHONE_NUMBERS: usize = 1000;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElevenLabs {
     pub base_url: String,
@@ -25,6 +28,9 @@ pub struct ElevenLabs {
     /// Name of the linked Twilio credential, for the phone-number cross-check.
     pub twilio: Option<String>,
     pub expose_numbers: bool,
+    /// Imported numbers exported and cross-checked one by one at most; the
+    /// rest are counted (`credwatch_elevenlabs_phone_numbers_not_exported`).
+    pub max_phone_numbers: usize,
     /// The linked Twilio credential's fingerprint when the numbers were last
     /// imported into ElevenLabs; a different current fingerprint means re-import.
     pub twilio_imported_fingerprint: Option<String>,
@@ -122,6 +128,8 @@ pub struct RawElevenLabs {
     pub expose_numbers: Option<bool>,
     /// Fingerprint of the linked Twilio secret the numbers were imported with.
     pub twilio_imported_fingerprint: Option<String>,
+    /// Imported numbers exported (and cross-checked) one by one at most.
+    pub max_phone_numbers: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -226,6 +234,23 @@ fn elevenlabs(
         }
     }
     let phone_numbers = raw.phone_numbers.unwrap_or(false);
+    let max_phone_numbers = match raw.max_phone_numbers {
+        Some(0) => {
+            v.error(
+                format!("{path}.max_phone_numbers"),
+                "must be at least 1 (leave `phone_numbers` off to watch no numbers)",
+            );
+            DEFAULT_MAX_PHONE_NUMBERS
+        }
+        Some(n) => n,
+        None => DEFAULT_MAX_PHONE_NUMBERS,
+    };
+    if raw.max_phone_numbers.is_some() && !phone_numbers {
+        v.warn(
+            format!("{path}.max_phone_numbers"),
+            "has no effect without `phone_numbers: true`",
+        );
+    }
     if let Some(fp) = &raw.twilio_imported_fingerprint
         && (fp.len() != 12 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
     {
@@ -259,6 +284,7 @@ fn elevenlabs(
             phone_numbers,
             twilio: raw.twilio,
             expose_numbers: raw.expose_numbers.unwrap_or(false),
+            max_phone_numbers,
             twilio_imported_fingerprint: raw
                 .twilio_imported_fingerprint
                 .map(|f| f.to_ascii_lowercase()),

@@ -57,7 +57,11 @@ pub enum Detail {
     /// The subscription cannot be read with this key (no `user_read`): quota unknown.
     QuotaUnreadable,
     /// The Twilio numbers imported into Conversational AI, checked.
-    PhoneNumbers { numbers: Vec<PhoneNumber> },
+    PhoneNumbers {
+        numbers: Vec<PhoneNumber>,
+        /// Numbers beyond `max_phone_numbers`: counted, not exported or judged.
+        left_out: usize,
+    },
     /// The imported numbers can no longer be read (no `convai_read`).
     PhoneNumbersUnreadable,
 }
@@ -78,6 +82,8 @@ pub struct Details {
     pub quota: Option<Quota>,
     /// The imported Twilio numbers, when `phone_numbers: true`.
     pub phone_numbers: Option<Vec<PhoneNumber>>,
+    /// Imported numbers beyond `max_phone_numbers`, not in `phone_numbers`.
+    pub numbers_left_out: usize,
 }
 
 impl Details {
@@ -85,8 +91,14 @@ impl Details {
         match detail {
             Detail::Quota { quota } => self.quota = Some(quota.clone()),
             Detail::QuotaUnreadable => self.quota = None,
-            Detail::PhoneNumbers { numbers } => self.phone_numbers = Some(numbers.clone()),
-            Detail::PhoneNumbersUnreadable => self.phone_numbers = None,
+            Detail::PhoneNumbers { numbers, left_out } => {
+                self.phone_numbers = Some(numbers.clone());
+                self.numbers_left_out = *left_out;
+            }
+            Detail::PhoneNumbersUnreadable => {
+                self.phone_numbers = None;
+                self.numbers_left_out = 0;
+            }
         }
     }
 

@@ -345,6 +345,11 @@ pub async fn check(
             })
         })
         .collect();
+    // One series per number up to `max_phone_numbers` (by id, so the same
+    // ones every cycle); the rest are counted, not looked at.
+    numbers.sort_by(|a, b| a.phone_number_id.cmp(&b.phone_number_id));
+    let left_out = numbers.len().saturating_sub(el.max_phone_numbers);
+    numbers.truncate(el.max_phone_numbers);
 
     // Each distinct agent once, a few at a time, within the deadline.
     let lookups = Lookups::new(deadline);
@@ -507,8 +512,13 @@ pub async fn check(
     }
     let ready = numbers.iter().filter(|n| n.ready()).count();
     let (stopped, retry_after) = lookups.outcome();
+    let beyond = if left_out > 0 {
+        format!(" (and {left_out} more beyond max_phone_numbers, not checked)")
+    } else {
+        String::new()
+    };
     evidence.detail = format!(
-        "{} Twilio number(s) imported, {ready} ready{}{twilio_note}{stopped}",
+        "{} Twilio number(s) imported{beyond}, {ready} ready{}{twilio_note}{stopped}",
         numbers.len(),
         if unknown_agents > 0 {
             format!("; {unknown_agents} agent(s) could not be read")
@@ -527,7 +537,7 @@ pub async fn check(
                 granted: true,
                 basis: Basis::Inferred,
             },
-            Detail::PhoneNumbers { numbers }.into(),
+            Detail::PhoneNumbers { numbers, left_out }.into(),
         ]),
     );
     CrossCheck {

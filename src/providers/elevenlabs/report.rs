@@ -31,6 +31,8 @@ crate::families! {
         "A problem found with an imported Twilio number, by stable problem label";
     PhoneProblem = "credwatch_elevenlabs_phone_number_problem", "gauge",
         "Deprecated: the same series as credwatch_elevenlabs_phone_number_problem_info, under its old name";
+    NumbersLeftOut = "credwatch_elevenlabs_phone_numbers_not_exported", "gauge",
+        "Imported Twilio numbers beyond max_phone_numbers: counted, neither exported one by one nor cross-checked";
 }
 
 pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
@@ -51,6 +53,9 @@ pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
         if let Some(open) = q.open_invoices {
             out.flag(F::OpenInvoices as usize, &[], open);
         }
+    }
+    if d.phone_numbers.is_some() {
+        out.sample(F::NumbersLeftOut as usize, &[], d.numbers_left_out as f64);
     }
     for n in d.phone_numbers.iter().flatten() {
         let mut labels: Vec<(&str, &str)> = vec![("phone_number_id", &n.phone_number_id)];

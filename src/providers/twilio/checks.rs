@@ -7,7 +7,6 @@
 //! it is deserialized into a struct without that field and dropped at once.
 
 use serde::Deserialize;
-use serde_json::Value;
 
 use super::Twilio;
 use super::config::TwilioAuth;
@@ -57,17 +56,13 @@ pub fn error_code(answer: &Answer) -> Option<u64> {
     // account's Auth Token) is skipped in place, never copied into a String.
     #[derive(Deserialize)]
     struct ErrorBody {
-        code: Option<Value>,
+        code: Option<crate::providers::json::Scalar>,
     }
     let object = answer.body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let body: ErrorBody = serde_json::from_slice(&answer.body)
         .ok()
         .filter(|_| object)?;
-    match body.code.as_ref()? {
-        Value::Number(n) => n.as_u64(),
-        Value::String(s) => s.parse().ok(),
-        _ => None,
-    }
+    body.code.as_ref()?.as_u64()
 }
 
 /// Classifies an answer: only JSON from the API is ever definitive, 429 and

@@ -10,7 +10,10 @@
 //! Optional per set: `"phone": N` imports the first number of Twilio
 //! account i into ElevenLabs account i (i < N), assigned to a `ulaw_8000`
 //! agent, so credwatch's phone-number cross-check finds it ready;
-//! `"tw_keys": N` gives Twilio accounts i < N a Standard API key.
+//! `"tw_keys": N` gives Twilio accounts i < N a Standard API key;
+//! `"latency_ms": N` delays every answer of the set by N ms;
+//! `"hostile_bytes": N` answers every request of the set with a 200 JSON
+//! array of zeros N bytes long, chunked.
 //! Every set gets its own pair of fake servers (so its counters are its own)
 //! and its own generated keys and accounts. OUT.json is written once every
 //! server listens: per set, the base URLs and the secrets (all fake), for the
@@ -72,6 +75,12 @@ struct SetSpec {
     phone: usize,
     #[serde(default)]
     tw_keys: usize,
+    /// Every answer of the set after this long (real upstreams: 100–300 ms).
+    #[serde(default)]
+    latency_ms: u64,
+    /// Every answer of the set a 200 JSON array of zeros this long, chunked.
+    #[serde(default)]
+    hostile_bytes: usize,
 }
 
 struct Set {
@@ -115,6 +124,15 @@ struct Generated {
 
 fn world(spec: &SetSpec) -> Generated {
     let mut world = World::default();
+    world.elevenlabs.latency = Duration::from_millis(spec.latency_ms);
+    world.twilio.latency = Duration::from_millis(spec.latency_ms);
+    if spec.hostile_bytes > 0 {
+        let hostile = Fault::Hostile {
+            bytes: spec.hostile_bytes,
+        };
+        world.elevenlabs.fault = Some(hostile.clone());
+        world.twilio.fault = Some(hostile);
+    }
     let mut el_keys = Vec::with_capacity(spec.el);
     let mut el_accounts = Vec::with_capacity(spec.el);
     let mut tw = Vec::with_capacity(spec.tw);

@@ -12,10 +12,11 @@ use crate::support::{FAST_DETAILS, ac_sid, config, cred, el, el_key, tw, tw_toke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_escape_laden_upstream_strings_are_capped_and_cleaned() {
-    // 100 kB each, with a forged metric line, CR/LF and ANSI escapes.
+    // 40 kB each (the subscription and the balance are read up to 64 KiB,
+    // `http::body_cap`), with a forged metric line, CR/LF and ANSI escapes.
     let evil = format!(
         "pro\r\ncredwatch_credential_healthy{{credential=\"forged\"}} 1\n\u{1b}[2J\u{1b}[31m{}",
-        "A".repeat(100_000)
+        "A".repeat(40_000)
     );
     let key = el_key("hostile-tier");
     let sid = ac_sid("hostile-currency");

@@ -578,3 +578,17 @@ async fn numbers_beyond_max_phone_numbers_are_counted_not_exported_and_duplicate
     assert!(looked.len() <= 2 * 25, "{} distinct lookups", looked.len());
     d.stop().await;
 }
+
+#[test]
+fn the_late_alert_and_the_late_warning_use_one_threshold() {
+    let rules = include_str!("../../deploy/prometheus/credwatch-rules.yml");
+    let rule = rules
+        .split("- alert: ")
+        .find(|r| r.starts_with("CredwatchChecksLate"))
+        .expect("CredwatchChecksLate in the rules");
+    let late = credwatch::scheduler::LATE.as_secs();
+    assert!(
+        rule.contains(&format!("credwatch_scheduler_lag_seconds > {late}\n")),
+        "the rule's threshold is not the log's ({late}s): {rule}"
+    );
+}

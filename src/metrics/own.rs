@@ -31,10 +31,10 @@ pub struct SelfMetrics {
 }
 
 /// Buckets of `credwatch_check_interval_length_seconds`: the usual
-/// intervals (10 s, 30 s, 60 s, …) with a bucket just above each, and the
-/// backoff's longer waits.
+/// intervals (10 s, 30 s, 60 s, …), 70 s (the default `interval + timeout`,
+/// the detection promise), and the backoff's longer waits.
 pub const INTERVAL_BUCKETS: &[f64] = &[
-    1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 75.0, 90.0, 120.0, 180.0, 300.0, 600.0,
+    1.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 70.0, 90.0, 120.0, 180.0, 300.0, 600.0,
     900.0, 1800.0, 3600.0,
 ];
 

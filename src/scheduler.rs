@@ -219,8 +219,9 @@ struct Entry {
     /// The credential's config changed: its next cycle's findings replace
     /// all of the old ones (a check it no longer runs says nothing).
     fresh_findings: bool,
-    /// Its informational work ([`providers::informational`]) is running.
-    details_running: bool,
+    /// Its informational work ([`providers::informational`]) is running,
+    /// under this ticket (unique across the scheduler's life).
+    details_running: Option<u64>,
     /// Upstream's `Retry-After` stopped the informational work: no details before this.
     details_not_before: Option<Instant>,
     /// When its last cycle started (for the interval histogram).
@@ -257,7 +258,10 @@ struct Done {
 
 /// The informational work of one cycle, finished.
 struct DetailsDone {
-    name: String,
+    /// The credential as the work saw it: a replaced one (a reload, a new
+    /// secret) drops the result.
+    cred: Arc<Credential>,
+    ticket: u64,
     generation: u64,
     informational: providers::Informational,
     linked: Option<providers::Linked>,
@@ -287,6 +291,7 @@ struct Scheduler {
     /// Informational work in flight, apart from the decisive probes (one
     /// per credential at most; each bounds its own lookups and deadline).
     details: JoinSet<DetailsDone>,
+    details_seq: u64,
     lateness: Lateness,
 }
 
@@ -316,6 +321,7 @@ impl Scheduler {
             waiting: HashMap::new(),
             paths: paths::Paths::default(),
             details: JoinSet::new(),
+            details_seq: 0,
             lateness: Lateness {
                 episode: None,
                 calm_since: None,
@@ -358,7 +364,7 @@ impl Scheduler {
                 not_permitted: BTreeSet::new(),
                 files,
                 fresh_findings: false,
-                details_running: false,
+                details_running: None,
                 details_not_before: None,
                 last_started: None,
             },
@@ -503,7 +509,7 @@ impl Scheduler {
             let details = (e.force_details
                 || e.last_details
                     .is_none_or(|t| now.duration_since(t) >= e.cred.detail_interval))
-                && !e.details_running
+                && e.details_running.is_none()
                 && e.details_not_before.is_none_or(|t| now >= t);
             e.force_details = false;
             e.running = true;
@@ -605,11 +611,13 @@ impl Scheduler {
             e.last_details = Some(done.started);
         }
         let informational = done.plan.details
-            && !e.details_running
+            && e.details_running.is_none()
             && providers::has_informational(&e.cred)
             && providers::went_on(&done.attempts);
         if informational {
-            e.details_running = true;
+            self.details_seq += 1;
+            let ticket = self.details_seq;
+            e.details_running = Some(ticket);
             let cred = e.cred.clone();
             let generation = e.generation;
             let linked = done.linked.clone();
@@ -624,7 +632,8 @@ impl Scheduler {
                 };
                 let informational = providers::informational(&cred, &ctx, deadline).await;
                 DetailsDone {
-                    name: cred.name.clone(),
+                    cred,
+                    ticket,
                     generation,
                     informational,
                     linked,
@@ -738,11 +747,15 @@ impl Scheduler {
     /// decisive checks, which may have run since it started: its `Valid` /
     /// `Invalid` facts are left out.
     fn details_finished(&mut self, done: DetailsDone) {
-        let Some(e) = self.entries.get_mut(&done.name) else {
+        let Some(e) = self.entries.get_mut(&done.cred.name) else {
             return;
         };
-        e.details_running = false;
-        if e.generation != done.generation {
+        if e.details_running != Some(done.ticket) {
+            // Work of an entry a reload replaced: this one's is another.
+            return;
+        }
+        e.details_running = None;
+        if e.generation != done.generation || !Arc::ptr_eq(&e.cred, &done.cred) {
             // About the old secret; the change asked for details again.
             return;
         }

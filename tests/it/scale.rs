@@ -592,3 +592,67 @@ fn the_late_alert_and_the_late_warning_use_one_threshold() {
         "the rule's threshold is not the log's ({late}s): {rule}"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn counting_a_large_twilio_account_never_holds_its_verdict_back_beyond_the_timeout() {
+    let sid = ac_sid("scale-count");
+    let token = tw_token("scale-count");
+    let mut w = World::default();
+    w.twilio
+        .add_account(TwilioAccount::new(&sid, &token).with_generated_numbers(2500));
+    // Every page after the first takes 0.9 s: the two of them, 1.8 s,
+    // more than the 1 s timeout together.
+    w.twilio.path_rules.push(PathRule {
+        contains: "Page=".into(),
+        latency: Duration::from_millis(900),
+        fault: None,
+    });
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        "defaults:\n  interval: 2s\n  timeout: 1s\n  detail_interval: 2s\n",
+        &[],
+        &[tw("tw-count", &sid, &token, &sim.twilio_url(), "")],
+    );
+    let d = Daemon::start(&yaml).await;
+    let start = Instant::now();
+    loop {
+        let (code, body) = d.get("/health?credential=tw-count").await;
+        if code == 200 {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "{code}: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait(&d, 3 * Duration::from_secs(2)).await;
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(&m, "credwatch_twilio_phone_numbers", &[&cred("tw-count")]),
+        None,
+        "a count that was never finished is not exported: {m}"
+    );
+    assert!(
+        crate::harness::logs().contains("took longer than `timeout` together"),
+        "the stale count does not say why"
+    );
+    // The suspension shows at the next cycle's account check, the count's
+    // deadline included: within interval + 2 × timeout.
+    sim.update(|w| {
+        if let Some(a) = w.twilio.accounts.get_mut(&sid) {
+            a.status = credwatch::simulator::AccountStatus::Suspended;
+        }
+    });
+    let changed = Instant::now();
+    loop {
+        let (code, _) = d.get("/health?credential=tw-count").await;
+        if code == 503 {
+            break;
+        }
+        assert!(
+            changed.elapsed() <= Duration::from_secs(2 + 2),
+            "still {code} after {:?}",
+            changed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.stop().await;
+}

@@ -337,7 +337,9 @@ pub async fn numbers(
 }
 
 /// The rest of a full listing after page 1 (`page`, the answer to `first`):
-/// the [`COUNT_CHECK`] attempt.
+/// the [`COUNT_CHECK`] attempt. The later pages share one deadline, the
+/// credential's `timeout`: counting never holds the cycle's verdict back by
+/// more than that (a count not finished in time stays the last one).
 async fn count(
     cred: &Credential,
     tw: &Twilio,
@@ -348,6 +350,7 @@ async fn count(
     mut page: NumbersPage,
 ) -> Attempt {
     let clock = Clock::start();
+    let deadline = tokio::time::Instant::now() + cred.timeout;
     let mut count = page.incoming_phone_numbers.len() as u64;
     let mut pages = 1;
     let stale = |pages: usize, why: &str| {
@@ -395,11 +398,20 @@ async fn count(
                 Err(Failure::new(Reason::UnexpectedResponse)),
             );
         }
-        let answer = match get(ctx, tw, cred, &next).await {
-            Ok(a) => a,
-            Err(e) => {
+        let answer = match tokio::time::timeout_at(deadline, get(ctx, tw, cred, &next)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
                 let mut attempt = clock.failed(COUNT_CHECK, &next, e);
                 attempt.evidence.detail = stale(pages, &attempt.evidence.detail);
+                return attempt;
+            }
+            Err(_) => {
+                let mut attempt =
+                    clock.failed(COUNT_CHECK, &next, TransportError::Timeout(cred.timeout));
+                attempt.evidence.detail = stale(
+                    pages,
+                    "the pages after the first took longer than `timeout` together",
+                );
                 return attempt;
             }
         };

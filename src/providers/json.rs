@@ -15,7 +15,8 @@ pub enum Scalar {
     UInt(u64),
     Int(i64),
     Float(f64),
-    /// `null`, a boolean, an array or an object.
+    Bool(bool),
+    /// `null`, an array or an object.
     Other,
 }
 
@@ -31,7 +32,23 @@ impl Scalar {
                 Some(format!("{f:.1}"))
             }
             Scalar::Float(f) => Some(f.to_string()),
-            Scalar::Other => None,
+            Scalar::Bool(_) | Scalar::Other => None,
+        }
+    }
+
+    /// A string, nothing else.
+    pub fn string(this: Option<Scalar>) -> Option<String> {
+        match this {
+            Some(Scalar::Str(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// A boolean, nothing else.
+    pub fn boolean(this: Option<Scalar>) -> Option<bool> {
+        match this {
+            Some(Scalar::Bool(b)) => Some(b),
+            _ => None,
         }
     }
 
@@ -65,8 +82,8 @@ impl<'de> serde::Deserialize<'de> for Scalar {
             fn visit_f64<E>(self, v: f64) -> Result<Scalar, E> {
                 Ok(Scalar::Float(v))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Scalar, E> {
-                Ok(Scalar::Other)
+            fn visit_bool<E>(self, v: bool) -> Result<Scalar, E> {
+                Ok(Scalar::Bool(v))
             }
             fn visit_unit<E>(self) -> Result<Scalar, E> {
                 Ok(Scalar::Other)
@@ -87,6 +104,56 @@ impl<'de> serde::Deserialize<'de> for Scalar {
     }
 }
 
+/// An object read as `T` (whose fields are all [`Scalar`]s or
+/// `Lenient`s, so reading it cannot fail), or `None` for anything else,
+/// skipped in place: no value of the body is buffered.
+#[derive(Debug)]
+pub struct Lenient<T>(pub Option<T>);
+
+impl<T> Default for Lenient<T> {
+    fn default() -> Self {
+        Lenient(None)
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for Lenient<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: serde::Deserialize<'de>> de::Visitor<'de> for V<T> {
+            type Value = Lenient<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, a: A) -> Result<Lenient<T>, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(a)).map(|t| Lenient(Some(t)))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut a: A) -> Result<Lenient<T>, A::Error> {
+                while a.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Lenient(None))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+            fn visit_unit<E>(self) -> Result<Lenient<T>, E> {
+                Ok(Lenient(None))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,7 +167,9 @@ mod tests {
         assert_eq!(read("-4").text().as_deref(), Some("-4"));
         assert_eq!(read("1.0").text().as_deref(), Some("1.0"));
         assert_eq!(read("1.5").text().as_deref(), Some("1.5"));
-        for other in ["null", "true", "[1,[2,{}]]", r#"{"a":{"b":[1]}}"#] {
+        assert_eq!(Scalar::boolean(Some(read("true"))), Some(true));
+        assert_eq!(Scalar::string(Some(read("true"))), None);
+        for other in ["null", "[1,[2,{}]]", r#"{"a":{"b":[1]}}"#] {
             assert_eq!(read(other), Scalar::Other, "{other}");
         }
         let long = format!("\"{}\"", "x".repeat(10_000));

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use crate::providers::json::{Lenient, Scalar};
 use tokio::time::Instant;
 
 use super::ElevenLabs;
@@ -35,61 +35,48 @@ pub const LOOKUP_CONCURRENCY: usize = 4;
 /// The Twilio credential that owns the imported numbers.
 pub type LinkedTwilio = crate::providers::Linked;
 
-/// A value of the expected type, or anything else (read as absent), so one
-/// odd field does not make the whole list unreadable.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Loose<T> {
-    Is(T),
-    #[allow(dead_code)]
-    Not(IgnoredAny),
-}
-
-impl<T> Loose<T> {
-    fn get(this: Option<Self>) -> Option<T> {
-        match this {
-            Some(Loose::Is(v)) => Some(v),
-            _ => None,
-        }
-    }
-}
-
 /// One entry of the phone-number list: only the fields credwatch reads.
+/// Every field is read leniently (a value of another type is absent), in
+/// one pass without buffering (`providers::json`).
 #[derive(Deserialize)]
 struct Imported {
-    provider: Option<Loose<String>>,
-    supports_outbound: Option<Loose<bool>>,
-    assigned_agent: Option<Loose<AssignedAgent>>,
-    phone_number_id: Option<Loose<String>>,
-    phone_number: Option<Loose<String>>,
-    label: Option<Loose<String>>,
+    provider: Option<Scalar>,
+    supports_outbound: Option<Scalar>,
+    #[serde(default)]
+    assigned_agent: Lenient<AssignedAgent>,
+    phone_number_id: Option<Scalar>,
+    phone_number: Option<Scalar>,
+    label: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct AssignedAgent {
-    agent_id: Option<Loose<String>>,
+    agent_id: Option<Scalar>,
 }
 
 /// An agent: only its audio formats.
 #[derive(Deserialize, Default)]
 struct AgentBody {
-    conversation_config: Option<Loose<ConversationConfig>>,
+    #[serde(default)]
+    conversation_config: Lenient<ConversationConfig>,
 }
 
 #[derive(Deserialize, Default)]
 struct ConversationConfig {
-    tts: Option<Loose<Tts>>,
-    asr: Option<Loose<Asr>>,
+    #[serde(default)]
+    tts: Lenient<Tts>,
+    #[serde(default)]
+    asr: Lenient<Asr>,
 }
 
 #[derive(Deserialize)]
 struct Tts {
-    agent_output_audio_format: Option<Loose<String>>,
+    agent_output_audio_format: Option<Scalar>,
 }
 
 #[derive(Deserialize)]
 struct Asr {
-    user_input_audio_format: Option<Loose<String>>,
+    user_input_audio_format: Option<Scalar>,
 }
 
 /// An agent looked up: its (TTS, ASR) formats, or `None` when it does not exist.
@@ -101,9 +88,15 @@ const DEFAULT_FORMAT: &str = "pcm_16000";
 impl AgentBody {
     /// (TTS output, ASR input) formats, cleaned.
     fn formats(self) -> (String, String) {
-        let config = Loose::get(self.conversation_config).unwrap_or_default();
-        let tts = Loose::get(config.tts).and_then(|t| Loose::get(t.agent_output_audio_format));
-        let asr = Loose::get(config.asr).and_then(|a| Loose::get(a.user_input_audio_format));
+        let config = self.conversation_config.0.unwrap_or_default();
+        let tts = config
+            .tts
+            .0
+            .and_then(|t| Scalar::string(t.agent_output_audio_format));
+        let asr = config
+            .asr
+            .0
+            .and_then(|a| Scalar::string(a.user_input_audio_format));
         (
             clean(tts.as_deref().unwrap_or(DEFAULT_FORMAT)),
             clean(asr.as_deref().unwrap_or(DEFAULT_FORMAT)),
@@ -251,7 +244,8 @@ pub async fn check(
         evidence.upstream_code = f.key().map(str::to_string);
         evidence.permission = f.permission();
     }
-    let items: Vec<Imported> = match classify(&answer, &body) {
+    // An entry that is not an object is skipped, like one without an id.
+    let items: Vec<Lenient<Imported>> = match classify(&answer, &body) {
         Meaning::Ok => match serde_json::from_slice(&answer.body) {
             Ok(items) => items,
             Err(_) => {
@@ -312,32 +306,35 @@ pub async fn check(
     let mut seen = BTreeSet::new();
     let mut numbers: Vec<PhoneNumber> = items
         .into_iter()
+        .filter_map(|i| i.0)
         .filter_map(|i| {
-            if let Some(Loose::Is(p)) = &i.provider
+            if let Some(Scalar::Str(p)) = &i.provider
                 && p != "twilio"
             {
                 return None;
             }
             let mut problems = Vec::new();
-            match Loose::get(i.supports_outbound) {
+            match Scalar::boolean(i.supports_outbound) {
                 Some(true) => {}
                 Some(false) => problems.push(PhoneProblem::NotOutboundCapable),
                 None => problems.push(PhoneProblem::OutboundUnknown),
             }
-            let agent_id = Loose::get(i.assigned_agent)
-                .and_then(|a| Loose::get(a.agent_id))
+            let agent_id = i
+                .assigned_agent
+                .0
+                .and_then(|a| Scalar::string(a.agent_id))
                 .map(|a| clean(&a));
             if agent_id.is_none() {
                 problems.push(PhoneProblem::NoAgent);
             }
-            let id = clean(&Loose::get(i.phone_number_id)?);
+            let id = clean(&Scalar::string(i.phone_number_id)?);
             if !seen.insert(id.clone()) {
                 return None;
             }
             Some(PhoneNumber {
                 phone_number_id: id,
-                number: clean_to(&Loose::get(i.phone_number).unwrap_or_default(), 32),
-                label: clean(&Loose::get(i.label).unwrap_or_default()),
+                number: clean_to(&Scalar::string(i.phone_number).unwrap_or_default(), 32),
+                label: clean(&Scalar::string(i.label).unwrap_or_default()),
                 agent_id,
                 agent_formats: None,
                 problems,
@@ -543,5 +540,46 @@ pub async fn check(
     CrossCheck {
         attempt,
         retry_after,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn odd_entries_and_fields_are_skipped_without_failing_the_list() {
+        let body = r#"[1, "x", [], {"phone_number_id": "p1", "supports_outbound": "yes",
+            "assigned_agent": "agent_x", "label": [1, [2, {"a": 3}]], "phone_number": 15},
+            {"phone_number_id": "p2", "provider": "twilio", "supports_outbound": true,
+            "assigned_agent": {"agent_id": "agent_y", "extra": {"deep": [1, 2]}}}]"#;
+        let items: Vec<Lenient<Imported>> = serde_json::from_str(body).expect("parses");
+        let items: Vec<Imported> = items.into_iter().filter_map(|i| i.0).collect();
+        assert_eq!(items.len(), 2);
+        let first = &items[0];
+        assert_eq!(Scalar::string(first.phone_number_id.clone()).as_deref(), Some("p1"));
+        assert_eq!(Scalar::boolean(first.supports_outbound.clone()), None);
+        assert!(first.assigned_agent.0.is_none());
+        assert_eq!(Scalar::string(first.label.clone()), None);
+        assert_eq!(Scalar::string(first.phone_number.clone()), None);
+        let second = &items[1];
+        assert_eq!(Scalar::boolean(second.supports_outbound.clone()), Some(true));
+        let agent = second.assigned_agent.0.as_ref().and_then(|a| Scalar::string(a.agent_id.clone()));
+        assert_eq!(agent.as_deref(), Some("agent_y"));
+    }
+
+    #[test]
+    fn an_agent_without_formats_uses_the_default_and_odd_shapes_are_absent() {
+        let f = |body: &str| {
+            serde_json::from_str::<AgentBody>(body)
+                .map(AgentBody::formats)
+                .unwrap_or_else(|_| AgentBody::default_formats())
+        };
+        assert_eq!(f("{}"), ("pcm_16000".into(), "pcm_16000".into()));
+        assert_eq!(
+            f(r#"{"conversation_config": {"tts": {"agent_output_audio_format": "ulaw_8000"}, "asr": 7}}"#),
+            ("ulaw_8000".into(), "pcm_16000".into())
+        );
+        assert_eq!(f(r#"{"conversation_config": [1, 2, 3]}"#), ("pcm_16000".into(), "pcm_16000".into()));
     }
 }

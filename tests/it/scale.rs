@@ -656,3 +656,49 @@ async fn counting_a_large_twilio_account_never_holds_its_verdict_back_beyond_the
     }
     d.stop().await;
 }
+
+#[test]
+fn validate_warns_when_the_cap_cannot_serve_the_configuration() {
+    let dir = crate::harness::tempdir::TempDir::new();
+    let path = dir.path().join("big.yaml");
+    // 2,000 keys every 10 s need 400 requests/s; 16 at once serve 64/s at
+    // 250 ms per answer.
+    let mut yaml = String::from(
+        "max_concurrent_requests_per_host: 16\ndefaults:\n  interval: 10s\n  timeout: 5s\nelevenlabs:\n",
+    );
+    for i in 0..2000 {
+        yaml += &format!("  - name: k{i}\n    api_key: sk_{i:048}\n");
+    }
+    std::fs::write(&path, &yaml).expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["validate", "--config.file"])
+        .arg(&path)
+        .output()
+        .expect("run validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning:")
+            && stderr.contains("max_concurrent_requests_per_host")
+            && stderr.contains("need about 400 requests/s")
+            && stderr.contains("at least 100"),
+        "{stderr}"
+    );
+    // Left unset, the cap is sized to the work: no warning.
+    std::fs::write(
+        &path,
+        yaml.replace("max_concurrent_requests_per_host: 16\n", ""),
+    )
+    .expect("config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["validate", "--config.file"])
+        .arg(&path)
+        .output()
+        .expect("run validate");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("max_concurrent_requests_per_host"),
+        "{stderr}"
+    );
+}

@@ -425,10 +425,12 @@ fn peak_rss(pid: u32) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// A memory bound, not a timing target (BENCHMARKS.md has the release
-/// build's figure): what issue #19 asks of 32 credentials under hostile
-/// answers.
-const HOSTILE_RSS_LIMIT: u64 = 48 * 1024 * 1024;
+/// A generous memory bound, not a timing target: issue #19's target for 32
+/// credentials under hostile answers is 48 MiB of the release build, which
+/// `scripts/bench-latency` measures (BENCHMARKS.md, section 9); this is the
+/// debug build (larger code, slower while other tests run), which stays near
+/// 37 MiB. Reading each answer to 4 MiB into a `Value` tree took 140 MiB.
+const HOSTILE_RSS_LIMIT: u64 = 64 * 1024 * 1024;
 
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

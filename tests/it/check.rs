@@ -185,7 +185,8 @@ const PHONE_PROBLEMS: [&str; 7] = [
     "not_on_twilio_account",
     "reimport_needed",
 ];
-const OTHER_CODES: [&str; 7] = [
+const OTHER_CODES: [&str; 8] = [
+    "phone_numbers_not_checked",
     "secret_whitespace",
     "config_warning",
     "standard_key",

@@ -707,3 +707,68 @@ fn validate_warns_when_the_cap_cannot_serve_the_configuration() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_warns_about_numbers_it_did_not_check_and_does_not_call_them_ready() {
+    let key = el_key("scale-check-cap");
+    let sid = ac_sid("scale-check-cap");
+    let token = tw_token("scale-check-cap");
+    let sim = Simulator::start(world(&key, &sid, &token))
+        .await
+        .expect("simulator");
+    let yaml = config(
+        "",
+        &[el(
+            "el",
+            &key,
+            &sim.elevenlabs_url(),
+            "    phone_numbers: true\n    twilio: tw\n    max_phone_numbers: 10\n",
+        )],
+        &[tw("tw", &sid, &token, &sim.twilio_url(), "")],
+    );
+    let dir = crate::harness::tempdir::TempDir::new();
+    let path = dir.path().join("cap.yaml");
+    std::fs::write(&path, yaml).expect("config");
+    // On a blocking thread: the simulator answers on this runtime meanwhile.
+    let run = path.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
+            .args(["check", "--config.file"])
+            .arg(&run)
+            .args(["--output", "json"])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("run check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("JSON report");
+    let el = report["credentials"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "el"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        el["phone_numbers"].as_array().map(Vec::len),
+        Some(10),
+        "{stdout}"
+    );
+    let warning = el["findings"]
+        .as_array()
+        .and_then(|f| f.iter().find(|f| f["code"] == "phone_numbers_not_checked"))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(warning["severity"], "warning", "{stdout}");
+    assert!(
+        warning["summary"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("30 imported number(s)"),
+        "{warning}"
+    );
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "30 unchecked numbers are not ready for calls: {stdout}"
+    );
+}

@@ -103,12 +103,15 @@ impl Details {
     }
 
     /// Every imported number can place calls as far as credwatch can tell
-    /// (true when none are watched).
+    /// (true when none are watched); numbers beyond `max_phone_numbers` were
+    /// not checked, so none of them is known to.
     pub fn numbers_ready(&self) -> bool {
-        self.phone_numbers
-            .iter()
-            .flatten()
-            .all(PhoneNumber::ready)
+        self.numbers_left_out == 0
+            && self
+                .phone_numbers
+                .iter()
+                .flatten()
+                .all(PhoneNumber::ready)
     }
 }
 

@@ -234,6 +234,19 @@ pub(super) fn findings(
             )
         })
     });
+    if d.phone_numbers.is_some() && d.numbers_left_out > 0 {
+        findings.push(Finding {
+            severity: Severity::Warning,
+            code: "phone_numbers_not_checked".into(),
+            check: "phone_numbers".into(),
+            summary: format!(
+                "{} imported number(s) beyond `max_phone_numbers` are counted but not checked: whether they can place calls is unknown.",
+                d.numbers_left_out
+            ),
+            fix: "Raise `max_phone_numbers` of this credential to check every imported number (one series per number), or release the numbers you do not use.".into(),
+            evidence: phone_evidence.map(|a| a.evidence.clone()),
+        });
+    }
     let linked_fingerprint = linked.map(|l| l.cred.fingerprint());
     for n in d.phone_numbers.iter().flatten() {
         findings.extend(phone_findings(

@@ -717,3 +717,25 @@ fn unknown_enum_values_and_unforeseen_messages_are_not_echoed() {
         "expected `true` or `false`; a string that is not one was found (the value is not shown, in case it is a secret)"
     );
 }
+
+#[test]
+fn max_phone_numbers_is_at_least_one_and_defaults_to_a_thousand() {
+    let item = |extra: &str| {
+        format!(
+            "elevenlabs:\n  - name: el\n    api_key: sk_{:048}\n    phone_numbers: true\n{extra}",
+            0
+        )
+    };
+    let e = errors(&item("    max_phone_numbers: 0\n"));
+    has(&e, "elevenlabs[0].max_phone_numbers", "at least 1");
+    let c = load(&item(""), &env(&[])).expect("valid");
+    let crate::config::Spec::ElevenLabs(el) = &c.credentials[0].spec else {
+        panic!("not ElevenLabs");
+    };
+    assert_eq!(el.max_phone_numbers, 1000);
+    let c = load(&item("    max_phone_numbers: 25000\n"), &env(&[])).expect("valid");
+    let crate::config::Spec::ElevenLabs(el) = &c.credentials[0].spec else {
+        panic!("not ElevenLabs");
+    };
+    assert_eq!(el.max_phone_numbers, 25000);
+}

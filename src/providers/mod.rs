@@ -576,9 +576,10 @@ pub fn has_informational(cred: &Credential) -> bool {
 }
 
 /// How long a cycle's informational work may take: the credential's
-/// `interval` (at least its `timeout`), so it never runs into the next one's.
+/// `detail_interval` (at least its `timeout`), so it never runs into the
+/// next one's. It runs apart from the decisive checks, which it never delays.
 pub fn informational_budget(cred: &Credential) -> std::time::Duration {
-    cred.interval.max(cred.timeout)
+    cred.detail_interval.max(cred.timeout)
 }
 
 /// Runs `cred`'s informational work ([`Informational`]).

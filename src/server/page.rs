@@ -174,9 +174,11 @@ fn runbook_alert(f: &Finding) -> Option<&'static str> {
         | "account_not_active" => "CredwatchAccountBlocked",
         "billing_at_risk" => "CredwatchSubscriptionPastDue",
         "balance_low" => "CredwatchTwilioBalanceLow",
-        "not_outbound_capable" | "agent_missing" | "not_on_twilio_account" | "reimport_needed" => {
-            "CredwatchPhoneNumberNotReady"
-        }
+        "not_outbound_capable"
+        | "agent_missing"
+        | "agent_unchecked"
+        | "not_on_twilio_account"
+        | "reimport_needed" => "CredwatchPhoneNumberNotReady",
         "unexpected_response" if f.check.starts_with("permission_") => {
             "CredwatchPermissionProbeInconclusive"
         }

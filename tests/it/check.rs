@@ -176,11 +176,12 @@ const PROBLEM_CODES: [&str; 14] = [
     "restricted_key",
     "key_sid_in_path",
 ];
-const PHONE_PROBLEMS: [&str; 7] = [
+const PHONE_PROBLEMS: [&str; 8] = [
     "not_outbound_capable",
     "outbound_unknown",
     "no_agent",
     "agent_missing",
+    "agent_unchecked",
     "agent_not_ulaw",
     "not_on_twilio_account",
     "reimport_needed",

@@ -176,8 +176,20 @@ async fn a_slow_cross_check_keeps_to_its_deadline_and_says_what_it_could_not_loo
         })
         .collect();
     assert_eq!(ready.len(), NUMBERS, "{m}");
+    let unchecked = m
+        .lines()
+        .filter(|l| {
+            l.starts_with("credwatch_elevenlabs_phone_number_problem_info{")
+                && l.contains("problem=\"agent_unchecked\"")
+        })
+        .count();
+    assert!(unchecked > 0, "no agent left unchecked by the deadline: {m}");
+    assert!(
+        ready.iter().filter(|r| **r == 1.0).count() + unchecked <= NUMBERS,
+        "a number whose agent was not looked up is ready: {m}"
+    );
     // Each cross-check (one list request) looks up at most four agents at
-    // once, 0.9 s each, within its deadline (the 2 s interval): at most
+    // once, 0.9 s each, within its deadline (the 2 s detail_interval): at most
     // 4 × ⌈2 / 0.9⌉ = 12 of its 40 agents.
     let looked = count(&sim, AGENTS);
     let lists = count(&sim, "/v1/convai/phone-numbers");

@@ -162,6 +162,12 @@ pub fn phone(
              the agent_id your application sends."
                 .into(),
         ),
+        PhoneProblem::AgentUnchecked => (
+            format!("Nothing proves the agent assigned to {number} exists: its lookup got no answer this detail cycle."),
+            "It is looked up again at the next detail cycle; the evidence says why there was no answer (a 429 from \
+             ElevenLabs, no time left in the cross-check, an error)."
+                .into(),
+        ),
         PhoneProblem::AgentNotUlaw => (
             format!("The agent on {number} does not use μ-law 8000 Hz audio."),
             format!(

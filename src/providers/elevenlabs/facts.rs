@@ -174,6 +174,9 @@ pub enum PhoneProblem {
     NoAgent,
     /// The assigned agent does not exist (404 `agent_not_found`).
     AgentMissing,
+    /// Nothing proves the assigned agent exists: its lookup got no answer
+    /// (no time left in the cross-check, a 429, an error).
+    AgentUnchecked,
     /// The agent's audio formats are not `ulaw_8000` (advice: needed with a custom Twilio server).
     AgentNotUlaw,
     /// The number is on neither the linked Twilio account's incoming numbers nor its verified caller IDs.
@@ -197,6 +200,7 @@ impl PhoneProblem {
             PhoneProblem::OutboundUnknown => "outbound_unknown",
             PhoneProblem::NoAgent => "no_agent",
             PhoneProblem::AgentMissing => "agent_missing",
+            PhoneProblem::AgentUnchecked => "agent_unchecked",
             PhoneProblem::AgentNotUlaw => "agent_not_ulaw",
             PhoneProblem::NotOnTwilioAccount => "not_on_twilio_account",
             PhoneProblem::ReimportNeeded => "reimport_needed",

@@ -411,7 +411,7 @@ pub async fn check(
                 n.agent_formats = Some(f.clone());
             }
             Some(None) => n.problems.push(PhoneProblem::AgentMissing),
-            None => {}
+            None => n.problems.push(PhoneProblem::AgentUnchecked),
         }
     }
 

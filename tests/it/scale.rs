@@ -183,7 +183,10 @@ async fn a_slow_cross_check_keeps_to_its_deadline_and_says_what_it_could_not_loo
                 && l.contains("problem=\"agent_unchecked\"")
         })
         .count();
-    assert!(unchecked > 0, "no agent left unchecked by the deadline: {m}");
+    assert!(
+        unchecked > 0,
+        "no agent left unchecked by the deadline: {m}"
+    );
     assert!(
         ready.iter().filter(|r| **r == 1.0).count() + unchecked <= NUMBERS,
         "a number whose agent was not looked up is ready: {m}"

@@ -105,6 +105,8 @@ pub struct CheckState {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub critical: bool,
+    /// Routing labels, on `credwatch_credential_info`.
+    pub labels: crate::section::Labels,
     pub interval: Duration,
     pub required_permissions: Vec<String>,
     pub auth_check: &'static str,
@@ -116,6 +118,7 @@ impl Settings {
     pub(crate) fn of(cred: &Credential) -> Self {
         Settings {
             critical: cred.critical,
+            labels: cred.labels.clone(),
             interval: cred.interval,
             required_permissions: cred.required_permissions().to_vec(),
             auth_check: cred.provider().auth_check(),

@@ -67,7 +67,7 @@ crate::families! {
     ProblemInfo = "credwatch_credential_problem_info", "gauge",
         "Why the credential is unhealthy, as a stable reason label; present only while it is";
     Info = "credwatch_credential_info", "gauge",
-        "Static facts about a configured credential; critical=\"true\" means it counts for /health";
+        "Static facts about a configured credential: critical=\"true\" means it counts for /health; the credential's labels: for alert routing (join with group_left)";
     Permission = "credwatch_permission_granted", "gauge",
         "1 if the required permission is granted, 0 if upstream said it is missing; absent while unknown";
     ProbeInconclusive = "credwatch_permission_probe_inconclusive", "gauge",
@@ -150,14 +150,18 @@ fn render_families(s: &CredentialState) -> Vec<String> {
     if let Health::Unhealthy(reason) = health {
         out.sample(F::ProblemInfo as usize, &[("reason", reason.as_str())], 1.0);
     }
-    out.sample(
-        F::Info as usize,
-        &[(
-            "critical",
-            if s.settings.critical { "true" } else { "false" },
-        )],
-        1.0,
+    let mut info: Vec<(&str, &str)> = Vec::with_capacity(1 + s.settings.labels.len());
+    info.push((
+        "critical",
+        if s.settings.critical { "true" } else { "false" },
+    ));
+    info.extend(
+        s.settings
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
     );
+    out.sample(F::Info as usize, &info, 1.0);
     for p in &s.settings.required_permissions {
         if let Some(granted) = v.permissions.get(p) {
             out.sample(

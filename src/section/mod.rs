@@ -8,7 +8,9 @@
 //! Nothing here repeats a configured value in a message.
 
 mod env;
+pub mod labels;
 pub mod secrets;
+mod wrapped;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,6 +18,7 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use env::{Env, ProcessEnv};
+pub use labels::Labels;
 pub use secrets::{
     SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
 };
@@ -91,6 +94,13 @@ impl<'a> Validator<'a> {
         }
     }
 
+    /// The key path of the entry that declared credential `name`
+    /// (`twilio[0]`), whether or not the entry validated: a link to an entry
+    /// that failed is not "unknown", it has its own errors.
+    pub fn declared(&self, name: &str) -> Option<&str> {
+        self.names.get(name).map(String::as_str)
+    }
+
     pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Diagnostic {
             path: path.into(),
@@ -108,6 +118,8 @@ pub struct Common {
     pub timeout: Duration,
     pub detail_interval: Duration,
     pub base_url: String,
+    /// `labels:`, for alert routing.
+    pub labels: Labels,
 }
 
 /// `raw_common!(raw)`: the [`RawCommon`] keys taken out of a provider's raw
@@ -124,6 +136,7 @@ macro_rules! raw_common {
             detail_interval: $raw.detail_interval,
             base_url: $raw.base_url,
             allow_insecure_http: $raw.allow_insecure_http,
+            labels: $raw.labels,
         }
     };
 }
@@ -137,6 +150,7 @@ pub struct RawCommon {
     pub detail_interval: Option<Duration>,
     pub base_url: Option<String>,
     pub allow_insecure_http: Option<bool>,
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl RawCommon {
@@ -168,8 +182,10 @@ impl RawCommon {
             default_url,
             self.allow_insecure_http,
         );
+        let labels = labels::labels(v, path, self.labels);
         Common {
             name,
+            labels,
             critical: self.critical.unwrap_or(true),
             interval,
             timeout,

@@ -43,6 +43,7 @@ pub struct CredReport {
     pub name: String,
     pub provider: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub status: String,
     pub reason: Option<String>,
     pub valid: Option<bool>,
@@ -478,7 +479,18 @@ fn parse(run: &Run) -> Report {
 /// the two renderings; what the text must say is written out in the scenarios.
 fn assert_text_explains(text: &Run, c: &CredReport) {
     let lines: Vec<&str> = text.stdout.lines().collect();
-    let head = format!(" {} ({}): ", c.name, c.provider);
+    // Labels follow the provider as in a Prometheus selector.
+    let labels = if c.labels.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = c
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        format!(" {{{}}}", pairs.join(","))
+    };
+    let head = format!(" {} ({}){labels}: ", c.name, c.provider);
     let at = lines
         .iter()
         .position(|l| l.contains(&head))

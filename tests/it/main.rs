@@ -13,6 +13,7 @@ mod example_config;
 mod faults;
 mod harness;
 mod hostile_upstream;
+mod labels;
 mod metrics_docs;
 mod operator_artifacts;
 mod prometheus_e2e;

@@ -233,7 +233,7 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
                 item("")
             ),
             vec![
-                "listen: is not an address:port",
+                "listen: is not a listen address",
                 "elevenlabs[0].base_url: is not a URL",
                 "elevenlabs[0].twilio: is not the name of a configured Twilio credential",
                 "elevenlabs[0].required_permissions[0]: credwatch has no side-effect-free probe",

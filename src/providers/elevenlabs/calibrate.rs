@@ -100,6 +100,7 @@ pub async fn run(
         let cred = Credential {
             name: format!("calibrate-{label}"),
             critical: false,
+            labels: Default::default(),
             interval: std::time::Duration::from_secs(60),
             timeout: std::time::Duration::from_secs(10),
             detail_interval: std::time::Duration::from_secs(600),

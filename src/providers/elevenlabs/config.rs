@@ -86,6 +86,8 @@ pub struct RawElevenLabs {
     pub allow_insecure_http: Option<bool>,
     pub required_permissions: Option<Vec<String>>,
     pub critical: Option<bool>,
+    /// Prometheus labels for alert routing, on `credwatch_credential_info`.
+    pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -205,6 +207,7 @@ fn elevenlabs(
     Some(Credential {
         name: common.name?,
         critical: common.critical,
+        labels: common.labels,
         interval: common.interval,
         timeout: common.timeout,
         detail_interval: common.detail_interval,
@@ -327,33 +330,49 @@ fn permission_probes(
 
 /// `elevenlabs[i].twilio` must name a Twilio credential; one that
 /// authenticates with an API key cannot follow the Auth Token ElevenLabs' import stores.
+/// Only credentials that validated are here: a link to a Twilio entry that
+/// failed is left to that entry's own errors.
 fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
     let twilio: Vec<&Credential> = credentials
         .iter()
         .filter(|c| c.provider() == Provider::Twilio)
         .collect();
     let links = credentials.iter().filter_map(|c| match &c.spec {
-        Spec::ElevenLabs(el) => Some(el.twilio.as_deref()),
+        Spec::ElevenLabs(el) => Some((c.name.as_str(), el.twilio.as_deref()?)),
         _ => None,
     });
-    for (i, link) in links.enumerate() {
-        let Some(link) = link else { continue };
-        let at = format!("elevenlabs[{i}].twilio");
+    let links: Vec<(String, &str)> = links
+        .map(|(name, link)| {
+            let at = v.declared(name).unwrap_or("elevenlabs[?]");
+            (format!("{at}.twilio"), link)
+        })
+        .collect();
+    for (at, link) in links {
         match twilio.iter().find(|c| c.name == link) {
-            None => {
-                let known: Vec<&str> = twilio.iter().map(|c| c.name.as_str()).collect();
-                v.error(
-                    at,
-                    format!(
-                        "is not the name of a configured Twilio credential (configured: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-            }
+            None => match v.declared(link) {
+                Some(entry) if entry.starts_with("twilio[") => {}
+                Some(entry) => {
+                    let entry = entry.to_string();
+                    v.error(
+                        at,
+                        format!("names the credential at {entry}, which is not a Twilio credential; name one under `twilio:`"),
+                    );
+                }
+                None => {
+                    let known: Vec<&str> = twilio.iter().map(|c| c.name.as_str()).collect();
+                    v.error(
+                        at,
+                        format!(
+                            "is not the name of a configured Twilio credential (configured: {})",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                }
+            },
             Some(target) if matches!(&target.spec, Spec::Twilio(tw) if tw.is_api_key()) => v.warn(
                 at,
                 format!(

@@ -1,0 +1,52 @@
+//! `labels:` for alert routing: a credential's labels reach
+//! `credwatch_credential_info` on `/metrics` (where alerts join them with
+//! `group_left`), escaped, and nowhere else; a reload that changes them is
+//! applied.
+
+use credwatch::simulator::{ElAccount, ElKey, Simulator, World};
+
+use crate::harness::Daemon;
+use crate::support::{FAST, config, el, el_key, wait_verdict};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn labels_are_exported_on_credential_info_only() {
+    let mut world = World::default();
+    world.elevenlabs.add_account(ElAccount::new("ws-labels"));
+    world
+        .elevenlabs
+        .add_key(el_key("labelled"), ElKey::new("keyLabelled", "ws-labels"));
+    let sim = Simulator::start(world).await.expect("simulator");
+    let yaml = config(
+        FAST,
+        &[
+            el(
+                "el-labelled",
+                &el_key("labelled"),
+                &sim.elevenlabs_url(),
+                "    labels:\n      team: voice\n      environment: 'prod \"eu\"'\n",
+            ),
+            el("el-plain", &el_key("labelled"), &sim.elevenlabs_url(), ""),
+        ],
+        &[],
+    );
+    let d = Daemon::start(&yaml).await;
+    wait_verdict(&d, "el-labelled").await;
+    let metrics = d.metrics().await;
+    assert!(
+        metrics.lines().any(|l| l
+            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-labelled\",critical=\"true\",environment=\"prod \\\"eu\\\"\",team=\"voice\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.lines().any(|l| l
+            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-plain\",critical=\"true\"} 1"),
+        "{metrics}"
+    );
+    // Only the info series carries them: every other series joins it.
+    let elsewhere: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.contains("team=") && !l.starts_with("credwatch_credential_info{"))
+        .collect();
+    assert!(elsewhere.is_empty(), "{elsewhere:?}");
+    d.stop().await;
+}

@@ -107,6 +107,9 @@ pub struct Settings {
     pub critical: bool,
     /// Routing labels, on `credwatch_credential_info`.
     pub labels: crate::section::Labels,
+    /// The account (Twilio Account SID, ElevenLabs `account:`) whose
+    /// quota or balance this credential reads; its `account` label.
+    pub account: Option<String>,
     pub interval: Duration,
     pub required_permissions: Vec<String>,
     pub auth_check: &'static str,
@@ -119,6 +122,7 @@ impl Settings {
         Settings {
             critical: cred.critical,
             labels: cred.labels.clone(),
+            account: cred.account().map(str::to_string),
             interval: cred.interval,
             required_permissions: cred.required_permissions().to_vec(),
             auth_check: cred.provider().auth_check(),
@@ -146,6 +150,9 @@ pub struct CredentialState {
     /// The reason of the auth check's last attempt when it got no definitive answer.
     pub check_error: Option<Reason>,
     pub cycles: u64,
+    /// This credential exports its account's series (decided across the
+    /// account's credentials by [`crate::state::State`]).
+    pub owns_account: bool,
 }
 
 /// Overall judgement, derived from the verdict.
@@ -173,6 +180,7 @@ impl CredentialState {
             last_success: None,
             check_error: None,
             cycles: 0,
+            owns_account: false,
         }
     }
 

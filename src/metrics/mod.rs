@@ -132,10 +132,18 @@ fn render_families(s: &CredentialState) -> Vec<String> {
         escape(&s.name)
     );
     let (common, rest) = texts.split_at_mut(COMMON.len());
+    let account = s.settings.account.as_deref().map(|a| {
+        format!(
+            "provider=\"{}\",account=\"{}\"",
+            s.provider.as_str(),
+            escape(a)
+        )
+    });
     let mut out = Samples {
         families: COMMON,
         texts: common,
         base: &base,
+        account: None,
     };
     let v = &s.verdict;
     if let Some(valid) = v.valid {
@@ -150,11 +158,14 @@ fn render_families(s: &CredentialState) -> Vec<String> {
     if let Health::Unhealthy(reason) = health {
         out.sample(F::ProblemInfo as usize, &[("reason", reason.as_str())], 1.0);
     }
-    let mut info: Vec<(&str, &str)> = Vec::with_capacity(1 + s.settings.labels.len());
+    let mut info: Vec<(&str, &str)> = Vec::with_capacity(2 + s.settings.labels.len());
     info.push((
         "critical",
         if s.settings.critical { "true" } else { "false" },
     ));
+    if let Some(account) = &s.settings.account {
+        info.push(("account", account));
+    }
     info.extend(
         s.settings
             .labels
@@ -236,6 +247,7 @@ fn render_families(s: &CredentialState) -> Vec<String> {
             families: part,
             texts: &mut rest[start..start + part.len()],
             base: &base,
+            account: account.as_deref().filter(|_| s.owns_account),
         },
     );
     texts

@@ -18,6 +18,7 @@ pub const RESERVED: &[&str] = &[
     "job",
     "instance",
     "critical",
+    "account",
     "reason",
     "check",
     "permission",

@@ -156,7 +156,7 @@ async fn health_answers_per_credential_and_only_critical_ones_fail_it() {
     assert!(
         d.metrics()
             .await
-            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\"} 1")
+            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\",account=\"el-bad-not-critical\"} 1")
     );
 
     // Methods and paths.

@@ -34,12 +34,12 @@ async fn labels_are_exported_on_credential_info_only() {
     let metrics = d.metrics().await;
     assert!(
         metrics.lines().any(|l| l
-            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-labelled\",critical=\"true\",environment=\"prod \\\"eu\\\"\",team=\"voice\"} 1"),
+            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-labelled\",critical=\"true\",account=\"el-labelled\",environment=\"prod \\\"eu\\\"\",team=\"voice\"} 1"),
         "{metrics}"
     );
     assert!(
         metrics.lines().any(|l| l
-            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-plain\",critical=\"true\"} 1"),
+            == "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-plain\",critical=\"true\",account=\"el-plain\"} 1"),
         "{metrics}"
     );
     // Only the info series carries them: every other series joins it.

@@ -1,6 +1,7 @@
 //! One integration-test binary (matklad's advice): scenarios against the
 //! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
 
+mod accounts;
 mod calibrate;
 mod check;
 mod cli_ops;

@@ -86,6 +86,7 @@ pub async fn run(
     let mut results = Vec::new();
     for (label, key) in [("with", with), ("without", without)] {
         let el = ElevenLabs {
+            account: format!("calibrate-{label}"),
             base_url: base_url.to_string(),
             api_key: SecretValue {
                 source: SecretSource::Literal,

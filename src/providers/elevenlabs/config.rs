@@ -18,6 +18,11 @@ pub const DEFAULT_URL: &str = "https://api.elevenlabs.io";
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElevenLabs {
     pub base_url: String,
+    /// The workspace the key belongs to, as the operator names it
+    /// (`account:`; default: the credential's name). ElevenLabs shows no
+    /// workspace id to a key, so keys of one workspace are grouped by
+    /// this name: its quota is exported once, labelled `account`.
+    pub account: String,
     pub api_key: SecretValue,
     pub required_permissions: Vec<String>,
     pub phone_numbers: bool,
@@ -102,6 +107,8 @@ pub struct RawElevenLabs {
     pub expose_numbers: Option<bool>,
     /// Fingerprint of the linked Twilio secret the numbers were imported with.
     pub twilio_imported_fingerprint: Option<String>,
+    /// The workspace's name, shared by the keys of one workspace.
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -184,6 +191,14 @@ fn elevenlabs(
         }
     }
     let phone_numbers = raw.phone_numbers.unwrap_or(false);
+    if let Some(account) = &raw.account
+        && (account.is_empty() || account.len() > 128 || account.chars().any(char::is_control))
+    {
+        v.error(
+            format!("{path}.account"),
+            "must be a name of 1 to 128 characters without control characters (it becomes the `account` label)",
+        );
+    }
     if let Some(fp) = &raw.twilio_imported_fingerprint
         && (fp.len() != 12 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
     {
@@ -204,14 +219,16 @@ fn elevenlabs(
             "has no effect without `phone_numbers: true`",
         );
     }
+    let name = common.name?;
     Some(Credential {
-        name: common.name?,
+        name: name.clone(),
         critical: common.critical,
         labels: common.labels,
         interval: common.interval,
         timeout: common.timeout,
         detail_interval: common.detail_interval,
         spec: Spec::ElevenLabs(ElevenLabs {
+            account: raw.account.unwrap_or_else(|| name.clone()),
             base_url: common.base_url,
             api_key: api_key?,
             required_permissions,

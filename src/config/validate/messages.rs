@@ -103,7 +103,7 @@ const CASES: &[Case] = &[
         "elevenlabs:\n  - name: a\n    api_key_env: EL_KEY\n    colour: blue\n",
         &[],
         &[
-            "elevenlabs[0].colour: unknown key `colour` at line 4 column 5; the keys here are `name`, `api_key`, `api_key_env`, `api_key_file`, `base_url`, `allow_insecure_http`, `required_permissions`, `critical`, `labels`, `interval`, `timeout`, `detail_interval`, `phone_numbers`, `twilio`, `expose_numbers`, `twilio_imported_fingerprint` (config.example.yaml has every key)",
+            "elevenlabs[0].colour: unknown key `colour` at line 4 column 5; the keys here are `name`, `api_key`, `api_key_env`, `api_key_file`, `base_url`, `allow_insecure_http`, `required_permissions`, `critical`, `labels`, `interval`, `timeout`, `detail_interval`, `phone_numbers`, `twilio`, `expose_numbers`, `twilio_imported_fingerprint`, `account` (config.example.yaml has every key)",
         ],
     ),
     (
@@ -111,7 +111,7 @@ const CASES: &[Case] = &[
         "elevenlabs:\n  - name: a\n    sk_0123456789abcdef0123: true\n",
         &[],
         &[
-            "elevenlabs[0]: an unknown key at line 3 column 5 that looks like a secret (not shown); a secret is a value, e.g. `api_key_file: /path/to/file`; the keys here are `name`, `api_key`, `api_key_env`, `api_key_file`, `base_url`, `allow_insecure_http`, `required_permissions`, `critical`, `labels`, `interval`, `timeout`, `detail_interval`, `phone_numbers`, `twilio`, `expose_numbers`, `twilio_imported_fingerprint` (config.example.yaml has every key)",
+            "elevenlabs[0]: an unknown key at line 3 column 5 that looks like a secret (not shown); a secret is a value, e.g. `api_key_file: /path/to/file`; the keys here are `name`, `api_key`, `api_key_env`, `api_key_file`, `base_url`, `allow_insecure_http`, `required_permissions`, `critical`, `labels`, `interval`, `timeout`, `detail_interval`, `phone_numbers`, `twilio`, `expose_numbers`, `twilio_imported_fingerprint`, `account` (config.example.yaml has every key)",
         ],
     ),
     (

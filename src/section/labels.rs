@@ -51,7 +51,8 @@ pub fn labels(v: &mut Validator<'_>, path: &str, raw: Option<BTreeMap<String, St
     }
     let mut out = Labels::new();
     for (name, value) in raw {
-        // The name is shown only when it is shaped like a label name.
+        // The name is left out only when it looks like a secret.
+        let shown = !super::looks_like_secret(&name);
         let at = |shown: bool| {
             if shown {
                 format!("{path}.labels.{name}")
@@ -59,10 +60,15 @@ pub fn labels(v: &mut Validator<'_>, path: &str, raw: Option<BTreeMap<String, St
                 format!("{path}.labels")
             }
         };
-        if !is_label_name(&name) {
+        if !shown {
             v.error(
                 at(false),
-                "a label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus label names), e.g. `team` or `environment`; the name is not shown",
+                "a label name that looks like a secret (not shown); labels are exported on /metrics: use a name such as `team`",
+            );
+        } else if !is_label_name(&name) {
+            v.error(
+                at(shown),
+                "a label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus label names), e.g. `team` or `environment`",
             );
         } else if name.starts_with("__") {
             v.error(
@@ -73,6 +79,11 @@ pub fn labels(v: &mut Validator<'_>, path: &str, raw: Option<BTreeMap<String, St
             v.error(
                 at(true),
                 format!("`{name}` is a label credwatch or Prometheus already sets; choose another name (reserved: {})", RESERVED.join(", ")),
+            );
+        } else if looks_like_secret_value(&value) {
+            v.error(
+                at(true),
+                "the value looks like a secret (an ElevenLabs key or a Twilio token; not shown); labels are exported on /metrics",
             );
         } else if value.is_empty() {
             v.error(
@@ -89,6 +100,12 @@ pub fn labels(v: &mut Validator<'_>, path: &str, raw: Option<BTreeMap<String, St
         }
     }
     out
+}
+
+/// The shapes of the secrets credwatch knows: an ElevenLabs key, a Twilio
+/// Auth Token or API key secret (32 hex digits).
+fn looks_like_secret_value(value: &str) -> bool {
+    value.starts_with("sk_") || (value.len() == 32 && value.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 fn is_label_name(name: &str) -> bool {

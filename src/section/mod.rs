@@ -26,6 +26,19 @@ pub use secrets::{
 /// Appended where a value was wrong but is not repeated.
 pub const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
 
+/// A key (or label name) that is more likely a pasted value than a
+/// misspelt name: long, or mixing letters and several digits (keys, tokens,
+/// SIDs), or an ElevenLabs key's prefix, or anything that would not print
+/// cleanly. Such a name is left out of messages; any other is shown.
+pub fn looks_like_secret(name: &str) -> bool {
+    let digits = name.bytes().filter(u8::is_ascii_digit).count();
+    let letters = name.bytes().filter(u8::is_ascii_alphabetic).count();
+    name.len() > 48
+        || (name.len() >= 16 && digits >= 3 && letters >= 3)
+        || (name.starts_with("sk_") && name.len() > 8)
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
+
 /// The shortest `interval`.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
 /// `detail_interval` when neither the credential nor `defaults` set it

@@ -148,7 +148,7 @@ fn unknown_key(path: String, key: &str, known: &[&str], location: &str) -> (Stri
                 .join(", ")
         )
     };
-    if looks_like_secret(key) {
+    if crate::section::looks_like_secret(key) {
         // Name the mapping it is in, not the key.
         let parent = path
             .strip_suffix(key)
@@ -171,18 +171,6 @@ fn unknown_key(path: String, key: &str, known: &[&str], location: &str) -> (Stri
 /// The names between backticks in serde's "expected one of `a`, `b`".
 fn backticked(text: &str) -> Vec<&str> {
     text.split('`').skip(1).step_by(2).collect()
-}
-
-/// A key that is more likely a pasted value than a misspelt key: long, or
-/// mixing letters and several digits (keys, tokens, SIDs), or an ElevenLabs
-/// key's prefix, or anything that would not print cleanly.
-pub(super) fn looks_like_secret(key: &str) -> bool {
-    let digits = key.bytes().filter(u8::is_ascii_digit).count();
-    let letters = key.bytes().filter(u8::is_ascii_alphabetic).count();
-    key.len() > 48
-        || (key.len() >= 16 && digits >= 3 && letters >= 3)
-        || (key.starts_with("sk_") && key.len() > 8)
-        || key.chars().any(|c| c.is_control() || c.is_whitespace())
 }
 
 /// The known key `key` is probably meant to be: the same letters in another
@@ -231,10 +219,12 @@ pub(super) fn syntax_error(msg: &str, text: &str) -> Option<Diagnostic> {
         .strip_prefix(" at line ")
         .and_then(|l| l.split(' ').next())
         .and_then(|l| l.parse::<usize>().ok());
+    // " that starts at line L2", when the parser says where.
     let started = context_location
         .strip_prefix(" at line ")
         .and_then(|l| l.split(' ').next())
-        .unwrap_or("?");
+        .map(|l| format!(" that starts at line {l}"))
+        .unwrap_or_default();
     let tab_on_line = line
         .and_then(|l| text.lines().nth(l.saturating_sub(1)))
         .is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
@@ -245,11 +235,11 @@ pub(super) fn syntax_error(msg: &str, text: &str) -> Option<Diagnostic> {
         "an unexpected `:`. Either a value contains `: ` (quote the value: `name: \"a: b\"`), or this line is indented deeper than the keys of its mapping (line it up with them)".to_string()
     } else if problem.contains("did not find expected '-' indicator") {
         format!(
-            "the indentation does not match the list that starts at line {started}: line up its `- ` entries, and the keys of each entry with each other"
+            "the indentation does not match the list{started}: line up its `- ` entries, and the keys of each entry with each other"
         )
     } else if problem.contains("did not find expected key") {
         format!(
-            "the indentation does not match the mapping that starts at line {started}: every key of one mapping starts in the same column (spaces only)"
+            "the indentation does not match the mapping{started}: every key of one mapping starts in the same column (spaces only)"
         )
     } else if problem.contains("block sequence entries are not allowed") {
         "a `- ` list entry where a value was expected: put the list on the lines below its key, indented".to_string()
@@ -257,7 +247,8 @@ pub(super) fn syntax_error(msg: &str, text: &str) -> Option<Diagnostic> {
         "a line that is not `key: value` or `- entry` (a missing `:`, or a quote left open above it)".to_string()
     } else if problem.contains("found unexpected end of stream") {
         format!(
-            "the file ends inside a quoted value or a bracket opened at line {started}: close the quote or bracket"
+            "the file ends inside a quoted value or a bracket{}: close the quote or bracket",
+            started.replace(" that starts", " opened")
         )
     } else if problem.contains("found unknown escape character") {
         "a backslash in a double-quoted value that is not an escape YAML knows: use single quotes, or write `\\\\`".to_string()

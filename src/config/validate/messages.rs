@@ -175,13 +175,15 @@ const CASES: &[Case] = &[
     ),
     (
         "routing labels that would clash or cannot be labels",
-        "elevenlabs:\n  - name: a\n    api_key_env: EL_KEY\n    labels:\n      team: voice\n      credential: x\n      __meta: y\n      team-name: z\n      env: ''\n",
+        "elevenlabs:\n  - name: a\n    api_key_env: EL_KEY\n    labels:\n      team: voice\n      credential: x\n      __meta: y\n      team-name: z\n      env: ''\n      sk_live_0123456789abcdef: x\n      tenant: sk_0123456789abcdef\n",
         &[("EL_KEY", "sk_0123456789abcdef")],
         &[
             "elevenlabs[0].labels.__meta: names starting with `__` are reserved for Prometheus' own use",
             "elevenlabs[0].labels.credential: `credential` is a label credwatch or Prometheus already sets; choose another name (reserved: credential, provider, job, instance, critical, account, reason, check, permission, fingerprint, tier, status, type, currency, phone_number_id, number, problem, version, revision, severity)",
             "elevenlabs[0].labels.env: is empty; in Prometheus an empty label is no label: remove it or give it a value",
-            "elevenlabs[0].labels: a label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus label names), e.g. `team` or `environment`; the name is not shown",
+            "elevenlabs[0].labels: a label name that looks like a secret (not shown); labels are exported on /metrics: use a name such as `team`",
+            "elevenlabs[0].labels.team-name: a label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus label names), e.g. `team` or `environment`",
+            "elevenlabs[0].labels.tenant: the value looks like a secret (an ElevenLabs key or a Twilio token; not shown); labels are exported on /metrics",
         ],
     ),
 ];

@@ -48,5 +48,35 @@ async fn labels_are_exported_on_credential_info_only() {
         .filter(|l| l.contains("team=") && !l.starts_with("credwatch_credential_info{"))
         .collect();
     assert!(elsewhere.is_empty(), "{elsewhere:?}");
+
+    // A reload that changes them is applied to the same series set.
+    let reloaded = config(
+        FAST,
+        &[
+            el(
+                "el-labelled",
+                &el_key("labelled"),
+                &sim.elevenlabs_url(),
+                "    labels:\n      team: payments\n",
+            ),
+            el("el-plain", &el_key("labelled"), &sim.elevenlabs_url(), ""),
+        ],
+        &[],
+    );
+    std::fs::write(d.config_path(), reloaded).expect("write config");
+    let (code, body) = d.post_reload().await;
+    assert_eq!(code, 200, "{body}");
+    let metrics = d.metrics().await;
+    let info: Vec<&str> = metrics
+        .lines()
+        .filter(|l| l.starts_with("credwatch_credential_info{") && l.contains("el-labelled"))
+        .collect();
+    assert_eq!(
+        info,
+        [
+            "credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-labelled\",critical=\"true\",account=\"el-labelled\",team=\"payments\"} 1"
+        ],
+        "{metrics}"
+    );
     d.stop().await;
 }

@@ -30,6 +30,8 @@ pub struct CredentialReport {
     pub name: String,
     pub provider: &'static str,
     pub critical: bool,
+    /// The credential's `labels:` (routing labels on `credwatch_credential_info`).
+    pub labels: crate::section::Labels,
     /// `healthy`, `unhealthy` or `pending` (no definitive answer).
     pub status: &'static str,
     pub reason: Option<Reason>,
@@ -245,6 +247,7 @@ fn report(
         name: s.name.clone(),
         provider: s.provider.as_str(),
         critical: s.settings.critical,
+        labels: s.settings.labels.clone(),
         status: match health {
             Health::Healthy => "healthy",
             Health::Unhealthy(_) => "unhealthy",
@@ -304,6 +307,16 @@ impl Style {
 /// One line for what upstream said, as `check` and the status page print it.
 pub fn evidence_line(e: &Evidence) -> String {
     e.line()
+}
+
+/// ` {team="voice",env="prod"}` after the provider, as in a Prometheus
+/// selector; empty without labels.
+fn labels_text(c: &CredentialReport) -> String {
+    if c.labels.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!(" {{{}}}", pairs.join(","))
 }
 
 fn summary_line(c: &CredentialReport) -> String {
@@ -385,10 +398,11 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             };
             writeln!(
                 out,
-                "{} {} ({}): healthy — {}{note}",
+                "{} {} ({}){}: healthy — {}{note}",
                 style.paint("32", "✓"),
                 c.name,
                 c.provider,
+                labels_text(c),
                 summary_line(c)
             )?;
             for f in c.warnings() {
@@ -403,10 +417,11 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
         };
         writeln!(
             out,
-            "{} {} ({}): {}",
+            "{} {} ({}){}: {}",
             style.paint("31;1", "✗"),
             c.name,
             c.provider,
+            labels_text(c),
             style.paint("31;1", &why)
         )?;
         for f in &c.findings {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use tokio::net::TcpListener;
 
 use crate::config::{Config, ProcessEnv};
 // The daemon's entry points, where scripts and tests have always found them.
@@ -93,15 +92,16 @@ pub enum Command {
             env = "CREDWATCH_CONFIG"
         )]
         config: PathBuf,
-        /// Listen address (overrides `listen:` in the config; default 0.0.0.0:9863).
-        #[arg(long = "web.listen-address", visible_alias = "listen")]
+        /// Listen address (overrides `listen:` in the config; default 0.0.0.0:9863;
+        /// `:PORT` is every interface).
+        #[arg(long = "web.listen-address", visible_alias = "listen", value_parser = crate::listen::parse)]
         listen: Option<SocketAddr>,
         /// exporter-toolkit web config: TLS, client certificates, basic auth, headers.
         #[arg(long = "web.config.file")]
         web_config_file: Option<PathBuf>,
         /// Extra plain-HTTP listener serving only /livez, /readyz and /health
         /// (for kubelet probes when the main port needs TLS or auth).
-        #[arg(long = "probe.listen-address")]
+        #[arg(long = "probe.listen-address", value_parser = crate::listen::parse)]
         probe_listen_address: Option<SocketAddr>,
         /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
         #[arg(long = "web.enable-lifecycle")]
@@ -123,7 +123,8 @@ pub enum Command {
         #[arg(
             long = "web.listen-address",
             visible_alias = "listen",
-            default_value = "127.0.0.1:9863"
+            default_value = "127.0.0.1:9863",
+            value_parser = crate::listen::parse
         )]
         listen: SocketAddr,
         /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
@@ -455,7 +456,7 @@ async fn serve(
     };
     let addr = listen.or(config.listen).unwrap_or(DEFAULT_LISTEN);
     let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr).await.map_err(|e| {
+        crate::listen::bind(addr).await.map_err(|e| {
             eprintln!("credwatch: cannot listen on {addr}: {e}");
             ExitCode::from(1)
         })
@@ -473,7 +474,8 @@ async fn serve(
     };
     tracing::info!(
         listen = %addr,
-        probe_listen = ?probe,
+        // Only when set: never `probe_listen=None`.
+        probe_listen = probe.map(tracing::field::display),
         tls = web.as_ref().is_some_and(|w| w.current().tls.is_some()),
         credentials = config.credentials.len(),
         config = %path.display(),

@@ -7,8 +7,6 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tokio::net::TcpListener;
-
 use crate::config::{Config, Provider};
 use crate::simulator::{Simulator, World};
 
@@ -122,7 +120,7 @@ pub async fn run(listen: SocketAddr, enable_lifecycle: bool) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let listener = match TcpListener::bind(listen).await {
+    let listener = match crate::listen::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
             eprintln!("credwatch demo: cannot listen on {listen}: {e} (try --listen 127.0.0.1:0)");

@@ -52,6 +52,7 @@ pub mod daemon;
 pub mod demo;
 pub mod exposition;
 pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod providers;
 pub mod scheduler;

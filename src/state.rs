@@ -101,6 +101,12 @@ impl Slot {
         self.lock().changed_at
     }
 
+    /// `provider/account` of the account whose series it may export.
+    fn account_key(&self) -> Option<String> {
+        let account = self.lock().settings.account.clone()?;
+        Some(format!("{}/{account}", self.provider.as_str()))
+    }
+
     /// The credential's health (without a copy).
     pub(crate) fn health(&self) -> Health {
         self.lock().health()
@@ -170,22 +176,34 @@ pub struct State {
     unready: AtomicUsize,
     reload: Mutex<(bool, Option<SystemTime>)>,
     store: Mutex<Store>,
+    /// Held while deciding which credential exports an account's series,
+    /// so two decisions never interleave.
+    accounts: Mutex<()>,
     web: std::sync::OnceLock<Arc<crate::web::WebConfig>>,
     pub self_metrics: metrics::SelfMetrics,
 }
 
-/// The slots in config order, and by name.
+/// The slots in config order, by name, and by account.
 struct Slots {
     list: Arc<Vec<Arc<Slot>>>,
     by_name: HashMap<String, Arc<Slot>>,
+    /// The credentials of each account (`provider/account`), in config order.
+    by_account: HashMap<String, Vec<Arc<Slot>>>,
 }
 
 impl Slots {
     fn new(list: Vec<Arc<Slot>>) -> Self {
         let by_name = list.iter().map(|s| (s.name.clone(), s.clone())).collect();
+        let mut by_account: HashMap<String, Vec<Arc<Slot>>> = HashMap::new();
+        for s in &list {
+            if let Some(key) = s.account_key() {
+                by_account.entry(key).or_default().push(s.clone());
+            }
+        }
         Slots {
             list: Arc::new(list),
             by_name,
+            by_account,
         }
     }
 }
@@ -199,7 +217,7 @@ impl State {
             .map(|(i, c)| Arc::new(Slot::new(c, i)))
             .collect();
         let store = build_store(&slots);
-        Arc::new(State {
+        let state = Arc::new(State {
             unready: AtomicUsize::new(slots.len()),
             slots: RwLock::new(Arc::new(Slots::new(slots))),
             paths: RwLock::new(Arc::new(paths::reconcile(&[], config))),
@@ -207,9 +225,59 @@ impl State {
             paths_ready: AtomicBool::new(false),
             reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
+            accounts: Mutex::new(()),
             web: std::sync::OnceLock::new(),
             self_metrics: metrics::SelfMetrics::new(),
-        })
+        });
+        state.settle_accounts();
+        state
+    }
+
+    /// Decides, for the account of `slot`, which of its credentials exports
+    /// the account's series (quota, balance): the first in config order
+    /// that holds the values and is not rejected, else the first that holds
+    /// them, else the first. Re-renders the credentials whose part changed.
+    /// Called after every write, outside the slot's lock.
+    fn settle_account(&self, slot: &Slot) {
+        let Some(key) = slot.account_key() else {
+            return;
+        };
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(members) = slots.by_account.get(&key) {
+            self.settle(members);
+        }
+    }
+
+    fn settle_accounts(&self) {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for members in slots.by_account.values() {
+            self.settle(members);
+        }
+    }
+
+    fn settle(&self, members: &[Arc<Slot>]) {
+        let _one_at_a_time = lock(&self.accounts);
+        let seen: Vec<(bool, bool, bool)> = members
+            .iter()
+            .map(|m| {
+                let s = m.lock();
+                (
+                    s.verdict.details.account_values(),
+                    s.verdict.valid != Some(false),
+                    s.owns_account,
+                )
+            })
+            .collect();
+        let owner = seen
+            .iter()
+            .position(|(values, accepted, _)| *values && *accepted)
+            .or_else(|| seen.iter().position(|(values, _, _)| *values))
+            .unwrap_or(0);
+        for (i, (m, (_, _, owns))) in members.iter().zip(&seen).enumerate() {
+            if *owns != (i == owner) {
+                m.update(&self.store, |s| s.owns_account = i == owner);
+            }
+        }
     }
 
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
@@ -232,6 +300,7 @@ impl State {
     /// Records one cycle's attempts for `slot`.
     pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
         let first = slot.update(&self.store, |s| s.record(attempts));
+        self.settle_account(slot);
         if first && !self.ready.load(Ordering::Relaxed) {
             let left = self
                 .unready
@@ -309,6 +378,7 @@ impl State {
         let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
+        self.settle_accounts();
     }
 
     /// The call paths' slots, in config order.

@@ -113,6 +113,11 @@ pub struct CheckState {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub critical: bool,
+    /// Routing labels, on `credwatch_credential_info`.
+    pub labels: crate::section::Labels,
+    /// The account (Twilio Account SID, ElevenLabs `account:`) whose
+    /// quota or balance this credential reads; its `account` label.
+    pub account: Option<String>,
     pub interval: Duration,
     pub required_permissions: Vec<String>,
     pub auth_check: &'static str,
@@ -124,6 +129,8 @@ impl Settings {
     pub(crate) fn of(cred: &Credential) -> Self {
         Settings {
             critical: cred.critical,
+            labels: cred.labels.clone(),
+            account: cred.account().map(str::to_string),
             interval: cred.interval,
             required_permissions: cred.required_permissions().to_vec(),
             auth_check: cred.provider().auth_check(),
@@ -151,6 +158,9 @@ pub struct CredentialState {
     /// The reason of the auth check's last attempt when it got no definitive answer.
     pub check_error: Option<Reason>,
     pub cycles: u64,
+    /// This credential exports its account's series (decided across the
+    /// account's credentials by [`crate::state::State`]).
+    pub owns_account: bool,
 }
 
 /// Overall judgement, derived from the verdict.
@@ -178,6 +188,7 @@ impl CredentialState {
             last_success: None,
             check_error: None,
             cycles: 0,
+            owns_account: false,
         }
     }
 

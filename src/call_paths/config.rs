@@ -117,7 +117,7 @@ fn reference<'c>(
             );
             None
         }
-        None if v.is_named(&name) => None,
+        None if v.declared(&name).is_some() => None,
         None => {
             let configured: Vec<&str> = credentials
                 .iter()

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Kind, Provider, Spec};
-use crate::section::{SecretSource, SecretValue};
+use crate::section::{Labels, SecretSource, SecretValue};
 
 /// One monitored credential.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,8 @@ pub struct Credential {
     pub name: String,
     /// Counts for `/health`.
     pub critical: bool,
+    /// `labels:`: routing labels on `credwatch_credential_info`.
+    pub labels: Labels,
     /// The period of every check that decides `/health`.
     pub interval: Duration,
     /// Per-request timeout.

@@ -138,6 +138,11 @@ pub trait Kind: Sized {
     fn numbers_ready(_details: &Self::Details) -> bool {
         true
     }
+    /// Whether the details hold the values of its account's series (quota,
+    /// balance): which of an account's credentials exports them.
+    fn account_values(_details: &Self::Details) -> bool {
+        false
+    }
     /// Its families' samples of one credential.
     fn render(details: &Self::Details, expose_numbers: bool, out: &mut Samples<'_>);
     /// `check`'s report of the details.
@@ -430,6 +435,12 @@ macro_rules! registry {
             pub fn not_permitted(&mut self, resource: &str) {
                 match self {
                     $(Details::$Variant(s) => <$module::$Type as Kind>::not_permitted(s, resource),)+
+                }
+            }
+
+            pub fn account_values(&self) -> bool {
+                match self {
+                    $(Details::$Variant(s) => <$module::$Type as Kind>::account_values(s),)+
                 }
             }
 

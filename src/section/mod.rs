@@ -8,7 +8,9 @@
 //! Nothing here repeats a configured value in a message.
 
 mod env;
+pub mod labels;
 pub mod secrets;
+mod wrapped;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,12 +18,26 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use env::{Env, ProcessEnv};
+pub use labels::Labels;
 pub use secrets::{
     SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
 };
 
 /// Appended where a value was wrong but is not repeated.
 pub const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
+
+/// A key (or label name) that is more likely a pasted value than a
+/// misspelt name: long, or mixing letters and several digits (keys, tokens,
+/// SIDs), or an ElevenLabs key's prefix, or anything that would not print
+/// cleanly. Such a name is left out of messages; any other is shown.
+pub fn looks_like_secret(name: &str) -> bool {
+    let digits = name.bytes().filter(u8::is_ascii_digit).count();
+    let letters = name.bytes().filter(u8::is_ascii_alphabetic).count();
+    name.len() > 48
+        || (name.len() >= 16 && digits >= 3 && letters >= 3)
+        || (name.starts_with("sk_") && name.len() > 8)
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
 
 /// The shortest `interval`.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,9 +107,11 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Whether an entry of the file, valid or not, is named `name`.
-    pub fn is_named(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+    /// The key path of the entry that declared credential `name`
+    /// (`twilio[0]`), whether or not the entry validated: a link to an entry
+    /// that failed is not "unknown", it has its own errors.
+    pub fn declared(&self, name: &str) -> Option<&str> {
+        self.names.get(name).map(String::as_str)
     }
 
     pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -113,6 +131,8 @@ pub struct Common {
     pub timeout: Duration,
     pub detail_interval: Duration,
     pub base_url: String,
+    /// `labels:`, for alert routing.
+    pub labels: Labels,
 }
 
 /// `raw_common!(raw)`: the [`RawCommon`] keys taken out of a provider's raw
@@ -129,6 +149,7 @@ macro_rules! raw_common {
             detail_interval: $raw.detail_interval,
             base_url: $raw.base_url,
             allow_insecure_http: $raw.allow_insecure_http,
+            labels: $raw.labels,
         }
     };
 }
@@ -142,6 +163,7 @@ pub struct RawCommon {
     pub detail_interval: Option<Duration>,
     pub base_url: Option<String>,
     pub allow_insecure_http: Option<bool>,
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl RawCommon {
@@ -173,8 +195,10 @@ impl RawCommon {
             default_url,
             self.allow_insecure_http,
         );
+        let labels = labels::labels(v, path, self.labels);
         Common {
             name,
+            labels,
             critical: self.critical.unwrap_or(true),
             interval,
             timeout,

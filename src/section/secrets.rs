@@ -157,6 +157,10 @@ pub fn secret(
         v.error(at, format!("the value from {source} is empty"));
         return None;
     }
+    if let Some(why) = super::wrapped::wrapped(trimmed, &source) {
+        v.error(at, why);
+        return None;
+    }
     if trimmed.len() != value.len() {
         v.warn(
             at,

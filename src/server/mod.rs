@@ -103,7 +103,7 @@ pub struct App {
     pub lifecycle: bool,
     /// TLS, basic auth and headers (`--web.config.file`); `None` for plain HTTP.
     pub web: Option<Arc<WebConfig>>,
-    /// Serve only `/livez`, `/healthz`, `/readyz` and a minimal `/health`
+    /// Serve only `/livez`, `/readyz` and a minimal `/health`
     /// (the `--probe.listen-address` listener, for kubelet probes).
     pub probe_only: bool,
 }
@@ -137,8 +137,13 @@ impl Body for Chunks {
     }
 }
 
+/// The answer on `/healthz`: the liveness alias, removed because it was one
+/// letter from `/health` (the gate) while always 200 (docs/endpoints.md).
+const HEALTHZ_REMOVED: &str = "/healthz was removed: use /livez for liveness, \
+     /health for the credentials' verdicts\n";
+
 fn is_probe(path: &str) -> bool {
-    matches!(path, "/livez" | "/healthz" | "/readyz" | "/health")
+    matches!(path, "/livez" | "/readyz" | "/health")
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
@@ -418,7 +423,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
         }
         "/health" if readable && app.probe_only => minimal_health(app, query),
         "/health" if readable => health(app, query),
-        "/livez" | "/healthz" if readable => text(StatusCode::OK, "ok\n"),
+        "/livez" if readable => text(StatusCode::OK, "ok\n"),
         "/readyz" if readable => {
             if app.state.ready() {
                 text(StatusCode::OK, "ready\n")
@@ -445,9 +450,9 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
             ),
         },
         "/-/reload" => not_allowed("POST"),
-        "/metrics" | "/health" | "/livez" | "/healthz" | "/readyz" | "/" => {
-            not_allowed("GET, HEAD")
-        }
+        "/metrics" | "/health" | "/livez" | "/readyz" | "/" => not_allowed("GET, HEAD"),
+        // Removed: one letter from `/health` (the gate) while always 200.
+        "/healthz" => text(StatusCode::NOT_FOUND, HEALTHZ_REMOVED),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /health, /livez, /readyz or /\n",

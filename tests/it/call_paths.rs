@@ -384,6 +384,10 @@ async fn a_transient_fault_keeps_a_ready_path_for_one_detail_interval_then_not()
 async fn a_rejected_twilio_credential_breaks_the_path_before_its_next_look() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dm = one_path(&sim).await;
+    // Let the credentials settle into their random phase (after the first
+    // round a check may wait up to two intervals), as `detection` does.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    until(&dm, 200, Duration::ZERO).await;
     let looks = dialing_requests(&sim);
     // The Auth Token is rotated upstream: `tw` is rejected at its next check.
     sim.update(|w| {

@@ -71,6 +71,7 @@ pub struct CredReport {
     pub name: String,
     pub provider: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub status: String,
     pub reason: Option<String>,
     pub valid: Option<bool>,
@@ -526,7 +527,18 @@ pub fn parse(run: &Run) -> Report {
 /// the two renderings; what the text must say is written out in the scenarios.
 fn assert_text_explains(text: &Run, c: &CredReport) {
     let lines: Vec<&str> = text.stdout.lines().collect();
-    let head = format!(" {} ({}): ", c.name, c.provider);
+    // Labels follow the provider as in a Prometheus selector.
+    let labels = if c.labels.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = c
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        format!(" {{{}}}", pairs.join(","))
+    };
+    let head = format!(" {} ({}){labels}: ", c.name, c.provider);
     let at = lines
         .iter()
         .position(|l| l.contains(&head))
@@ -2215,15 +2227,15 @@ async fn warnings_are_marked_under_a_healthy_verdict_and_counted() {
         [
             "credwatch check: 3 credential(s), 3 ok, 0 with problems, 4 warning(s)\n",
             "\n",
-            "✓ el-high (elevenlabs): healthy — convai_write, user_read granted; 475000 of 500000 characters used (93% of the ceiling of 510000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 8428dfbc1406\n",
+            "✓ el-high (elevenlabs): healthy — convai_write, user_read granted (inferred); 475000 of 500000 characters used (93% of the ceiling of 510000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 8428dfbc1406\n",
             "    ! 93% of the quota is used (475000 of 510000 characters; the alert threshold is 90%).\n",
             "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
             "      fix: Calls and speech fail once the quota is used up (it resets 2100-01-01T00:00:00Z). Decide before then: upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or move traffic to another workspace's key. (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
-            "✓ el-past-due (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 7ae40c33e338\n",
+            "✓ el-past-due (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 7ae40c33e338\n",
             "    ! The ElevenLabs subscription is `past_due`: billing is at risk, calls still work for now.\n",
             "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
             "      fix: Pay the open invoice or update the payment method in ElevenLabs → Subscription → Billing. What ElevenLabs does when a subscription stays unpaid is not documented; credwatch reports a blocked account only when ElevenLabs says so (`free_disabled`, `payment_issue`). (evidence: docs/upstream-evidence.md#elevenlabs-subscription-status)\n",
-            "✓ tw-trial (twilio): healthy — account active (Trial); 1 number(s); balance 0.85 USD; fingerprint 477868c313e7\n",
+            "✓ tw-trial (twilio): healthy — incoming_phone_numbers_read granted (direct); account active (Trial); 1 number(s); balance 0.85 USD; fingerprint 477868c313e7\n",
             "    ! This is a Twilio Trial account: it can call only verified numbers, and callers hear a trial notice first.\n",
             "      evidence: GET /2010-04-01/Accounts/SID.json → HTTP 200, request id RQ…\n",
             "      fix: Upgrade the account in Twilio Console → Billing before real callers use it.\n",

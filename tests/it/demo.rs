@@ -40,6 +40,14 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
         ),
         None
     );
+    // Its workspace's quota is there once, from a key that may read it, for
+    // the three keys of workspace-prod.
+    let workspace: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("credwatch_elevenlabs_account_characters_used{"))
+        .filter(|l| l.contains("account=\"workspace-prod\""))
+        .collect();
+    assert_eq!(workspace.len(), 1, "{m}");
     assert_eq!(
         sample(
             &m,

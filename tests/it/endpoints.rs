@@ -97,6 +97,10 @@ async fn livez_is_200_while_every_credential_is_broken() {
     let (code, body) = d.get("/livez").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(d.get("/readyz").await.0, 200);
+    // The old alias, one letter from `/health`, is gone and says where to go.
+    let (code, body) = d.get("/healthz").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("use /livez for liveness"), "{body}");
     d.stop().await;
 }
 
@@ -152,7 +156,7 @@ async fn health_answers_per_credential_and_only_critical_ones_fail_it() {
     assert!(
         d.metrics()
             .await
-            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\"} 1")
+            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\",account=\"el-bad-not-critical\"} 1")
     );
 
     // Methods and paths.

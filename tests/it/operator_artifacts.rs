@@ -11,8 +11,29 @@ use std::path::Path;
 const RUNBOOKS: &str = "https://github.com/credwatch/credwatch/blob/main/docs/runbooks.md#";
 
 /// Alerts that are not about one credential, and the labels they carry
-/// instead of `credential` (and `provider`).
-const NOT_PER_CREDENTIAL: [(&str, &[&str]); 3] = [
+/// instead of `credential` (and `provider`): the per-account ones (quota,
+/// balance) carry `account`.
+const NOT_PER_CREDENTIAL: [(&str, &[&str]); 8] = [
+    (
+        "CredwatchQuotaExhausted",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchQuotaHigh",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchQuotaRunsOutBeforeReset",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchTwilioBalanceLow",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchTwilioBalanceRunsOut",
+        &["job", "instance", "provider", "account"],
+    ),
     (
         "CredwatchProviderChecksFailing",
         &["job", "instance", "provider"],

@@ -81,9 +81,10 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
     ("CredwatchQuotaHigh", "el-quota-high", "warning"),
     ("CredwatchAccountBlocked", "el-blocked", "critical"),
     ("CredwatchAccountBlocked", "twilio-suspended", "critical"),
+    // Per account: the Account SID, not the credential's name.
     (
         "CredwatchTwilioBalanceLow",
-        "twilio-trial-low-balance",
+        credwatch::simulator::demo::TWILIO_TRIAL_SID,
         "warning",
     ),
     // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
@@ -587,8 +588,11 @@ async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value>, String> 
     for a in &alerts {
         let name = a["labels"]["alertname"].as_str().unwrap_or("?");
         let state = a["state"].as_str().unwrap_or("?");
+        // A per-account alert (quota, balance) is about its `account`, a
+        // call-path alert about its `call_path`.
         let subject = a["labels"]["credential"]
             .as_str()
+            .or_else(|| a["labels"]["account"].as_str())
             .or_else(|| a["labels"]["call_path"].as_str());
         let Some(cred) = subject else {
             if state == "firing" {

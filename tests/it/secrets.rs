@@ -216,6 +216,23 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
             item(&format!("    required_permissions: {tw_secret}\n")),
             vec!["elevenlabs[0].required_permissions", "expected a list"],
         ),
+        // A secret with a wrapper (quotes, `Bearer `, a dotenv line) is named
+        // as such, with the fix, and not repeated.
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: '\"{secret}\"'\n"),
+            vec!["elevenlabs[0].api_key", "is wrapped in quotes"],
+        ),
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: 'Bearer {secret}'\n"),
+            vec!["elevenlabs[0].api_key", "starts with `Bearer `"],
+        ),
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: 'ELEVENLABS_API_KEY={secret}'\n"),
+            vec![
+                "elevenlabs[0].api_key",
+                "is a whole `ELEVENLABS_API_KEY=…` line",
+            ],
+        ),
         (
             format!("max_concurrent_requests_per_host: {tw_secret}\n"),
             vec![
@@ -233,7 +250,7 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
                 item("")
             ),
             vec![
-                "listen: is not an address:port",
+                "listen: is not a listen address",
                 "elevenlabs[0].base_url: is not a URL",
                 "elevenlabs[0].twilio: is not the name of a configured Twilio credential",
                 "elevenlabs[0].required_permissions[0]: credwatch has no side-effect-free probe",

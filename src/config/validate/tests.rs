@@ -67,13 +67,13 @@ fn unknown_keys_are_named_with_their_path() {
     let e = errors("twilio:\n  - name: a\n    auth_tokn: x\n");
     assert!(
         e.iter()
-            .any(|e| e.starts_with("twilio[0].auth_tokn: unknown field `auth_tokn`")),
+            .any(|e| e.starts_with("twilio[0].auth_tokn: unknown key `auth_tokn`")),
         "{e:?}"
     );
     let e = errors("defaults:\n  intervall: 5s\n");
     assert!(
         e.iter()
-            .any(|e| e.contains("defaults.intervall") && e.contains("unknown field")),
+            .any(|e| e.contains("defaults.intervall") && e.contains("unknown key")),
         "{e:?}"
     );
 }
@@ -469,7 +469,7 @@ fn a_secret_under_the_wrong_key_is_never_echoed() {
         (
             "listen: {S}\nelevenlabs:\n  - name: a\n    api_key: sk_x\n",
             "listen",
-            "is not an address:port",
+            "is not a listen address",
         ),
         (
             "max_concurrent_requests_per_host: {S}\n",
@@ -509,7 +509,7 @@ fn a_secret_under_the_wrong_key_is_never_echoed() {
     let e = errors("elevenlabs:\n  - name: a\n    api_key: sk_x\n    critical: nope\n");
     has(&e, "elevenlabs[0].critical", "at line 4 column 15");
     let e = errors("elevenlabs:\n  - name: a\n    api_kye: sk_x\n");
-    has(&e, "elevenlabs[0].api_kye", "unknown field `api_kye`");
+    has(&e, "elevenlabs[0].api_kye", "unknown key `api_kye`");
 }
 
 #[test]

@@ -116,6 +116,23 @@ pub enum Meaning {
     Failure(Reason, String),
 }
 
+/// In words, for evidence details (never a Rust `Option` or struct).
+impl std::fmt::Display for Meaning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Meaning::Ok => f.write_str("a success"),
+            Meaning::Invalid(_) => f.write_str("the key was rejected"),
+            Meaning::MissingPermission(Some(p)) => write!(f, "permission {p} is missing"),
+            Meaning::MissingPermission(None) => f.write_str("a permission is missing"),
+            Meaning::QuotaExceeded => f.write_str("the quota is exceeded"),
+            Meaning::Blocked(_) => f.write_str("the account is blocked"),
+            Meaning::AgentNotFound => f.write_str("agent not found"),
+            Meaning::Unrecognised(what) => write!(f, "an unrecognised error ({what})"),
+            Meaning::Failure(reason, detail) => write!(f, "{}: {detail}", reason.as_str()),
+        }
+    }
+}
+
 /// Classifies a non-200 answer: code, then status, then the HTTP status.
 pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     let status = answer.status;

@@ -84,6 +84,10 @@ impl Kind for ElevenLabs {
         Ok(self.reread_files()?.map(Spec::ElevenLabs))
     }
 
+    fn account(&self) -> Option<&str> {
+        Some(&self.account)
+    }
+
     fn linked(&self) -> Option<&str> {
         self.twilio.as_deref().filter(|_| self.phone_numbers)
     }
@@ -126,6 +130,10 @@ impl Kind for ElevenLabs {
 
     fn numbers_ready(details: &Details) -> bool {
         details.numbers_ready()
+    }
+
+    fn account_values(details: &Details) -> bool {
+        details.quota.is_some()
     }
 
     fn render(details: &Details, expose_numbers: bool, out: &mut Samples<'_>) {

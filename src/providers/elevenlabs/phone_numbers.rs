@@ -109,7 +109,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
         }
         other => {
-            evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");
+            evidence.detail = format!("unexpected answer to the phone-number list: {other}");
             return clock.finish(
                 CHECK,
                 evidence,

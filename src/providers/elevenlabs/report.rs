@@ -31,6 +31,14 @@ crate::families! {
         "A problem found with an imported Twilio number, by stable problem label";
     PhoneProblem = "credwatch_elevenlabs_phone_number_problem", "gauge",
         "Deprecated: the same series as credwatch_elevenlabs_phone_number_problem_info, under its old name";
+    AccountUsed = "credwatch_elevenlabs_account_characters_used", "gauge",
+        "Characters (credits) used in the current billing period, once per account (workspace): the same value as credwatch_elevenlabs_characters_used of its keys";
+    AccountLimit = "credwatch_elevenlabs_account_characters_limit", "gauge",
+        "Character (credit) limit of the current billing period, once per account (workspace)";
+    AccountCeiling = "credwatch_elevenlabs_account_characters_ceiling", "gauge",
+        "Characters (credits) at which the account's quota is used up, once per account (workspace); absent when the extension is unlimited";
+    AccountReset = "credwatch_elevenlabs_account_characters_reset_timestamp_seconds", "gauge",
+        "Unix time of the next character-count reset, once per account (workspace)";
 }
 
 pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
@@ -42,6 +50,15 @@ pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
         }
         if let Some(reset) = q.reset_at {
             out.sample(F::Reset as usize, &[], reset as f64);
+        }
+        // The account's series, from the one key of the account that exports them.
+        out.account_sample(F::AccountUsed as usize, &[], q.used as f64);
+        out.account_sample(F::AccountLimit as usize, &[], q.limit as f64);
+        if let Some(ceiling) = q.ceiling {
+            out.account_sample(F::AccountCeiling as usize, &[], ceiling as f64);
+        }
+        if let Some(reset) = q.reset_at {
+            out.account_sample(F::AccountReset as usize, &[], reset as f64);
         }
         out.sample(
             F::Subscription as usize,

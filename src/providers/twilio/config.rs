@@ -2,6 +2,7 @@
 //! shapes (swapped values, a key SID where the Account SID belongs) and the
 //! auth kind (Auth Token, or API key SID + secret).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -110,6 +111,8 @@ pub struct RawTwilio {
     /// Permit a plain-http `base_url` to a non-loopback host.
     pub allow_insecure_http: Option<bool>,
     pub critical: Option<bool>,
+    /// Prometheus labels for alert routing, on `credwatch_credential_info`.
+    pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -273,6 +276,7 @@ fn twilio(
     Some(Credential {
         name: common.name?,
         critical: common.critical,
+        labels: common.labels,
         interval: common.interval,
         timeout: common.timeout,
         detail_interval: common.detail_interval,

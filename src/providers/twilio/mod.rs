@@ -112,6 +112,10 @@ impl Kind for Twilio {
         details.not_permitted(resource)
     }
 
+    fn account_values(details: &Details) -> bool {
+        details.balance.is_some()
+    }
+
     fn render(details: &Details, _expose_numbers: bool, out: &mut Samples<'_>) {
         report::render(details, out)
     }

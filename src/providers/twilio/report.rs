@@ -19,6 +19,8 @@ crate::families! {
         "Twilio account balance in its currency";
     Account = "credwatch_twilio_account_info", "gauge",
         "Twilio account status (active, suspended, closed) and type (Trial, Full)";
+    AccountBalance = "credwatch_twilio_account_balance", "gauge",
+        "Twilio account balance in its currency, once per account (account=\"<Account SID>\"): the same value as credwatch_twilio_balance of its credentials";
 }
 
 pub(super) fn render(d: &Details, out: &mut Samples<'_>) {
@@ -34,6 +36,11 @@ pub(super) fn render(d: &Details, out: &mut Samples<'_>) {
     }
     if let Some(b) = &d.balance {
         out.sample(F::Balance as usize, &[("currency", &b.currency)], b.amount);
+        out.account_sample(
+            F::AccountBalance as usize,
+            &[("currency", &b.currency)],
+            b.amount,
+        );
     }
     if let Some(a) = &d.account {
         out.sample(

@@ -554,14 +554,14 @@ fn check_and_the_page_warn_at_the_alert_thresholds() {
         "CredwatchQuotaHigh fires at QUOTA_HIGH_SHARE, inclusive: {high}"
     );
     assert!(
-        high.contains("credwatch_elevenlabs_characters_used")
-            && high.contains("(credwatch_elevenlabs_characters_ceiling > 0)"),
+        high.contains("credwatch_elevenlabs_account_characters_used")
+            && high.contains("(credwatch_elevenlabs_account_characters_ceiling > 0)"),
         "quota used is used / ceiling: {high}"
     );
     let low = expr("CredwatchTwilioBalanceLow");
     assert!(
         low.contains(&format!(
-            "credwatch_twilio_balance < {}",
+            "credwatch_twilio_account_balance < {}",
             twilio::facts::BALANCE_LOW_BELOW
         )),
         "CredwatchTwilioBalanceLow fires below BALANCE_LOW_BELOW: {low}"

@@ -462,40 +462,104 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str
     url::form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == key).then_some(v))
 }
 
-fn health(app: &App, query: &str) -> Response<Chunks> {
-    if let Some(name) = query_param(query, "credential") {
-        return match app.state.health_entry(&name) {
-            Some((health, entry)) => {
-                let ok = health == Some(Health::Healthy);
-                let mut response = json(
-                    if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    },
-                    Bytes::new(),
-                );
-                *response.body_mut() = Chunks(VecDeque::from([
-                    Bytes::from_static(if ok {
-                        b"{\"status\":\"ok\",\"credentials\":["
-                    } else {
-                        b"{\"status\":\"fail\",\"credentials\":["
-                    }),
-                    entry,
-                    Bytes::from_static(b"]}\n"),
-                ]));
-                response
+/// What a `/health` query gates on: every named subject must be healthy.
+/// Each repeated parameter adds one; the order does not matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subject {
+    /// `credential=NAME`.
+    Credential(String),
+    // Issue #17: `call_path=NAME` becomes `CallPath(String)` here, parsed in
+    // `Gate::parse` and resolved to its credentials in `Gate::resolve`.
+}
+
+/// The subjects a `/health` query names, in the order given, without duplicates.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Gate {
+    subjects: Vec<Subject>,
+}
+
+impl Gate {
+    fn parse(query: &str) -> Self {
+        let mut subjects = Vec::new();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let subject = match &*key {
+                "credential" => Subject::Credential(value.into_owned()),
+                _ => continue,
+            };
+            if !subjects.contains(&subject) {
+                subjects.push(subject);
             }
-            None => json(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "{{\"status\":\"unknown\",\"error\":\"no credential named {}\"}}\n",
-                    serde_json::to_string(&name)
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                ),
-            ),
+        }
+        Gate { subjects }
+    }
+
+    /// Every named credential's health and `/health` entry, or the names
+    /// that exist nowhere.
+    fn resolve(&self, state: &State) -> Result<Vec<(Option<Health>, Bytes)>, Vec<String>> {
+        let mut found = Vec::with_capacity(self.subjects.len());
+        let mut unknown = Vec::new();
+        for subject in &self.subjects {
+            match subject {
+                Subject::Credential(name) => match state.health_entry(name) {
+                    Some(entry) => found.push(entry),
+                    None => unknown.push(name.clone()),
+                },
+            }
+        }
+        if unknown.is_empty() {
+            Ok(found)
+        } else {
+            Err(unknown)
+        }
+    }
+}
+
+/// 404 for a gate naming what does not exist; `names` lists them (not on
+/// the probe listener, which names nothing).
+fn unknown_subjects(names: Option<&[String]>) -> Response<Chunks> {
+    let body = match names {
+        Some(names) => serde_json::json!({
+            "status": "unknown",
+            "error": format!("no credential named {}", names.join(", ")),
+            "unknown": names,
+        })
+        .to_string(),
+        None => "{\"status\":\"unknown\"}".to_string(),
+    };
+    json(StatusCode::NOT_FOUND, body + "\n")
+}
+
+fn health(app: &App, query: &str) -> Response<Chunks> {
+    let gate = Gate::parse(query);
+    if !gate.subjects.is_empty() {
+        let entries = match gate.resolve(&app.state) {
+            Ok(entries) => entries,
+            Err(unknown) => return unknown_subjects(Some(&unknown)),
         };
+        let ok = entries.iter().all(|(h, _)| *h == Some(Health::Healthy));
+        let mut response = json(
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            Bytes::new(),
+        );
+        let mut chunks = VecDeque::with_capacity(entries.len() * 2 + 1);
+        chunks.push_back(Bytes::from_static(if ok {
+            b"{\"status\":\"ok\",\"credentials\":["
+        } else {
+            b"{\"status\":\"fail\",\"credentials\":["
+        }));
+        for (i, (_, entry)) in entries.into_iter().enumerate() {
+            if i > 0 {
+                chunks.push_back(Bytes::from_static(b","));
+            }
+            chunks.push_back(entry);
+        }
+        chunks.push_back(Bytes::from_static(b"]}\n"));
+        *response.body_mut() = Chunks(chunks);
+        return response;
     }
     let verbose = matches!(query_param(query, "verbose").as_deref(), Some("1" | "true"));
     let (ok, chunks) = app.state.health_body(verbose);
@@ -514,12 +578,14 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
 /// `/health` on the probe listener: the status code and `{"status":…}`,
 /// nothing about the credentials (no names, reasons or permissions).
 fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
-    let ok = match query_param(query, "credential") {
-        Some(name) => match app.state.health_entry(&name) {
-            Some((health, _)) => health == Some(Health::Healthy),
-            None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
-        },
-        None => app.state.health_body(false).0,
+    let gate = Gate::parse(query);
+    let ok = if gate.subjects.is_empty() {
+        app.state.health_body(false).0
+    } else {
+        match gate.resolve(&app.state) {
+            Ok(entries) => entries.iter().all(|(h, _)| *h == Some(Health::Healthy)),
+            Err(_) => return unknown_subjects(None),
+        }
     };
     if ok {
         json(StatusCode::OK, "{\"status\":\"ok\"}\n")

@@ -30,6 +30,9 @@ pub struct CredentialReport {
     /// `healthy`, `unhealthy` or `pending` (no definitive answer).
     pub status: &'static str,
     pub reason: Option<Reason>,
+    /// Why there is no verdict, while `status` is `pending` (the same
+    /// object as `/health`'s `pending`).
+    pub pending: Option<serde_json::Value>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
@@ -80,19 +83,30 @@ pub async fn run(config: &Config, only: Option<&str>) -> anyhow::Result<Report> 
             shared: &config.shared,
             linked: linked.as_ref(),
         };
-        let attempts = providers::run(
-            cred,
-            &ctx,
-            &Plan {
-                details: true,
-                ..Plan::default()
-            },
-        )
-        .await;
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };
-        state.record(&slot, &attempts);
+        let key_path = cred.key_path(&config.credentials).unwrap_or_default();
+        let attempts = match crate::verdict::refusal(cred, &key_path, "") {
+            // Refused before anything is sent, as the daemon does.
+            Some(why) => {
+                state.record_refusal(&slot, why);
+                Vec::new()
+            }
+            None => {
+                let attempts = providers::run(
+                    cred,
+                    &ctx,
+                    &Plan {
+                        details: true,
+                        ..Plan::default()
+                    },
+                )
+                .await;
+                state.record(&slot, &attempts);
+                attempts
+            }
+        };
         let snapshot = slot.snapshot();
         credentials.push(report(config, cred, &snapshot, &attempts, linked.as_ref()));
     }
@@ -140,6 +154,19 @@ fn report(
     linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
+    if let Some(why) = &s.refused {
+        findings.push(Finding {
+            severity: Severity::Error,
+            code: Reason::InvalidConfig.as_str().into(),
+            check: "config".into(),
+            summary: format!("credwatch refuses the secret: {why}."),
+            fix: format!(
+                "Put the {} alone in its source, without line breaks or other control characters (e.g. `printf %s \"$VALUE\" > FILE`, not an editor that adds lines).",
+                cred.secret_name()
+            ),
+            evidence: None,
+        });
+    }
     let required: Vec<&str> = s
         .settings
         .required_permissions
@@ -231,6 +258,7 @@ fn report(
             Health::Unhealthy(r) => Some(r),
             _ => None,
         },
+        pending: s.pending_json(),
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
@@ -344,7 +372,10 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             continue;
         }
         let why = match (c.status, c.reason) {
-            ("pending", _) => "no verdict".to_string(),
+            ("pending", _) => match c.pending.as_ref().and_then(|p| p["message"].as_str()) {
+                Some(message) => format!("no verdict: {message}"),
+                None => "no verdict".to_string(),
+            },
             (_, Some(r)) => r.as_str().to_string(),
             _ => "imported numbers not ready".to_string(),
         };

@@ -19,7 +19,7 @@ use crate::config::{Config, Credential, Provider};
 use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
-use crate::verdict::{CredentialState, Health, Settings};
+use crate::verdict::{CredentialState, Health, Recorded, Settings, Standing};
 
 /// One credential's slot: its state, under one short lock.
 pub struct Slot {
@@ -57,6 +57,11 @@ impl Slot {
     /// When a new secret was seen while running (without a copy).
     pub fn changed_at(&self) -> Option<SystemTime> {
         self.lock().changed_at
+    }
+
+    /// What credwatch refuses in the secret's value, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        self.lock().refused.clone()
     }
 
     /// The credential's health (without a copy).
@@ -157,31 +162,58 @@ impl State {
             .cloned()
     }
 
-    /// Records one cycle's attempts for `slot`.
-    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
-        let first = slot.update(&self.store, |s| s.record(attempts));
-        if first && !self.ready.load(Ordering::Relaxed) {
-            let left = self
-                .unready
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_sub(1))
-                })
-                .unwrap_or(0)
-                .saturating_sub(1);
-            if left == 0 && self.slots().iter().all(|s| s.lock().cycles > 0) {
-                self.ready.store(true, Ordering::Release);
-            }
+    /// Records one cycle's attempts for `slot`; says what changed, for the log.
+    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) -> Recorded {
+        let recorded = slot.update(&self.store, |s| s.record(attempts));
+        if recorded.first {
+            self.settled_one();
+        }
+        recorded
+    }
+
+    /// One more credential has its first outcome: ready once all have.
+    fn settled_one(&self) {
+        if self.ready.load(Ordering::Relaxed) {
+            return;
+        }
+        let left = self
+            .unready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0)
+            .saturating_sub(1);
+        if left == 0 && self.slots().iter().all(|s| s.lock().settled()) {
+            self.ready.store(true, Ordering::Release);
         }
     }
 
-    /// Records a new secret fingerprint seen while running (a rotation).
+    /// Records a new secret seen while running (a rotation): the credential
+    /// starts from nothing until the new value gets a definitive answer
+    /// ([`CredentialState::secret_changed`]). Also ends a refusal.
     pub fn record_fingerprint(&self, slot: &Slot, fingerprint: String) {
         slot.update(&self.store, |s| {
-            if s.fingerprint != fingerprint {
-                s.fingerprint = fingerprint;
-                s.changed_at = Some(SystemTime::now());
-            }
+            s.secret_changed(fingerprint, SystemTime::now());
         });
+    }
+
+    /// Records that credwatch refuses the secret's new value (`why`: the
+    /// key path and what is wrong, never the value): unhealthy,
+    /// `invalid_config`, until the value changes.
+    pub fn record_refusal(&self, slot: &Slot, why: String) {
+        let first = slot.update(&self.store, |s| {
+            let first = !s.settled();
+            s.refuse(why, SystemTime::now());
+            first
+        });
+        if first {
+            self.settled_one();
+        }
+    }
+
+    /// How the credential stands now (for the log).
+    pub fn standing(&self, slot: &Slot) -> Standing {
+        slot.lock().standing()
     }
 
     /// Every credential has finished at least one cycle.
@@ -206,10 +238,7 @@ impl State {
                     let fingerprint = cred.fingerprint();
                     slot.update(&self.store, |s| {
                         s.settings = settings;
-                        if s.fingerprint != fingerprint {
-                            s.fingerprint = fingerprint;
-                            s.changed_at = Some(SystemTime::now());
-                        }
+                        s.secret_changed(fingerprint, SystemTime::now());
                     });
                     next.push(slot.clone());
                 }
@@ -221,7 +250,7 @@ impl State {
         }
         let store = build_store(&next);
         *lock(&self.store) = store;
-        let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
+        let unready = next.iter().filter(|s| !s.lock().settled()).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
     }

@@ -628,7 +628,11 @@ fn landing_page(state: &State) -> String {
         let s = slot.snapshot();
         let (class, status) = match s.health() {
             Health::Healthy => ("ok", "healthy".to_string()),
-            Health::Pending => ("pending", "pending".to_string()),
+            Health::Pending => (
+                "pending",
+                s.pending_why()
+                    .map_or("pending".into(), |p| format!("pending: {}", p.message())),
+            ),
             Health::Unhealthy(r) => ("bad", r.as_str().to_string()),
         };
         let last = s

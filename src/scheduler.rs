@@ -725,8 +725,10 @@ fn log_cycle(e: &mut Entry, attempts: &[Attempt], recorded: &Recorded) {
     let cred = &e.cred;
     for (a, changed) in attempts.iter().zip(&recorded.changed) {
         let failing = a.error_reason().is_some();
+        // While the credential itself is failing, its own reminder says so.
         let remind = failing
             && !changed
+            && !recorded.after.failing()
             && e.log
                 .checks
                 .get(&a.check)

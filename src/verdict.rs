@@ -171,7 +171,8 @@ pub struct Recorded {
     pub before: Standing,
     pub after: Standing,
     /// Per attempt: whether its check's outcome (answered or not, and the
-    /// reason) differs from that check's previous attempt for this secret.
+    /// reason) differs from that check's previous attempt for this secret
+    /// (a first clean answer is no change).
     pub changed: Vec<bool>,
 }
 
@@ -401,7 +402,11 @@ impl CredentialState {
                     check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.clone());
                 }
             }
-            changed.push(outcome_before != (true, check.success, check.last_reason));
+            // A change worth a line: a new failure or negative answer, or a
+            // different one, or a recovery; not a first clean answer.
+            let first_clean = !outcome_before.0 && check.last_reason.is_none();
+            changed
+                .push(!first_clean && outcome_before != (true, check.success, check.last_reason));
             if let Some(reason) = check.last_reason {
                 *check.errors.entry(reason).or_insert(0) += 1;
             }

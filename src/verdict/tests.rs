@@ -171,7 +171,8 @@ fn an_inconclusive_probe_is_pending_naming_the_permission_the_answer_and_the_fix
     };
     let first = s.record(&cycle(0));
     assert_eq!(first.after.pending, Some(PendingCause::ProbeInconclusive));
-    assert_eq!(first.changed, vec![true, true]);
+    // A first clean answer is no change; a first inconclusive one is.
+    assert_eq!(first.changed, vec![false, true]);
     for n in 1..4 {
         let again = s.record(&cycle(n * 60));
         assert_eq!(again.before, again.after, "no change to log");

@@ -20,6 +20,7 @@ mod reload;
 mod rotation;
 mod secrets;
 mod server_limits;
+mod state_changes;
 mod storm;
 mod support;
 mod twilio;

@@ -372,7 +372,7 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             continue;
         }
         let why = match (c.status, c.reason) {
-            ("pending", _) => match c.pending.as_ref().and_then(|p| p["message"].as_str()) {
+            ("pending", _) => match c.pending.as_ref().and_then(|p| p["summary"].as_str()) {
                 Some(message) => format!("no verdict: {message}"),
                 None => "no verdict".to_string(),
             },

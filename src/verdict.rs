@@ -299,6 +299,32 @@ impl PendingWhy {
         m
     }
 
+    /// A few words without times or answers (`check`'s headline; its
+    /// findings carry the evidence).
+    pub fn short(&self) -> String {
+        match (self.why, &self.permission) {
+            (PendingCause::NotChecked, _) => "not checked yet".into(),
+            (PendingCause::SecretChanged, _) => {
+                "the secret changed; the new value is not checked yet".into()
+            }
+            (PendingCause::UpstreamUnreachable, _) => format!(
+                "upstream unreachable (`{}`: {})",
+                self.check,
+                self.reason.map_or("no answer", Reason::as_str)
+            ),
+            (PendingCause::UnexpectedResponse, _) => {
+                format!("no answer credwatch can classify (`{}`)", self.check)
+            }
+            (PendingCause::ProbeInconclusive, Some(p)) => format!(
+                "the probe `{}` is inconclusive: `{p}` unknown, run `credwatch calibrate`",
+                self.check
+            ),
+            (PendingCause::ProbeInconclusive, None) => {
+                format!("the probe `{}` is inconclusive", self.check)
+            }
+        }
+    }
+
     /// What to do about it, where there is something to do.
     pub fn fix(&self) -> Option<&'static str> {
         match self.why {
@@ -679,6 +705,8 @@ pub(crate) struct HealthEntry<'a> {
 #[derive(Serialize)]
 pub(crate) struct PendingJson {
     pub why: PendingCause,
+    /// [`PendingWhy::short`].
+    pub summary: String,
     pub check: String,
     pub permission: Option<String>,
     pub reason: Option<Reason>,
@@ -692,6 +720,7 @@ pub(crate) struct PendingJson {
 impl PendingJson {
     fn of(p: PendingWhy) -> Self {
         PendingJson {
+            summary: p.short(),
             message: p.message(),
             fix: p.fix(),
             why: p.why,

@@ -957,7 +957,7 @@ async fn elevenlabs_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                 "\n",
-                "✗ el-payment-required (elevenlabs): no verdict\n",
+                "✗ el-payment-required (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 402, code payment_required, request id …\n",
                 "      fix: ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use library voices via the API\"). This is not a verdict on the key or the account.\n",
@@ -1107,7 +1107,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                 "\n",
-                "✗ el-cloudflare (elevenlabs): no verdict\n",
+                "✗ el-cloudflare (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 403\n",
                 "      fix: A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to allow this IP.\n",
@@ -1134,7 +1134,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                 "\n",
-                "✗ el-5xx (elevenlabs): no verdict\n",
+                "✗ el-5xx (elevenlabs): no verdict: upstream unreachable (`subscription`: upstream_error)\n",
                 "    ✗ No verdict: HTTP 500 `something_went_wrong`: server error.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 500, code something_went_wrong, request id …\n",
                 "      fix: Upstream had a server error. Nothing to fix on your side; retry later or check the provider's status page.\n",
@@ -1158,7 +1158,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems\n",
                 "\n",
-                "✗ el-hang (elevenlabs): no verdict\n",
+                "✗ el-hang (elevenlabs): no verdict: upstream unreachable (`subscription`: timeout)\n",
                 "    ✗ No verdict: no complete answer within 300ms.\n",
                 "      evidence: GET /v1/user/subscription → no complete answer within 300ms\n",
                 "      fix: No answer within the timeout. Check egress from this host (firewall, proxy, DNS) or raise `timeout`.\n",

@@ -409,6 +409,14 @@ async fn a_changed_secret_starts_from_nothing_and_a_refused_one_is_invalid_confi
         None
     );
     assert_eq!(d.get("/health?credential=el-fresh").await.0, 503);
+    // The refused value is nowhere: not in /metrics, /health or /.
+    for path in ["/metrics", "/health?verbose=1", "/"] {
+        let (_, body) = d.get(path).await;
+        assert!(
+            !body.contains("second-line") && !body.contains(&key_good),
+            "{path}: {body}"
+        );
+    }
     assert!(
         sim.requests()[sent_before..].iter().all(|r| r
             .header("xi-api-key")

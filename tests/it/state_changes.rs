@@ -133,7 +133,7 @@ async fn a_probe_answering_200_is_pending_probe_inconclusive_every_cycle() {
         .expect("render");
     let text = String::from_utf8(text).expect("UTF-8");
     assert!(
-        text.contains("el-probe-200 (elevenlabs): no verdict: the probe `permission_convai_write` is inconclusive"),
+        text.contains("el-probe-200 (elevenlabs): no verdict: the probe `permission_convai_write` is inconclusive: `convai_write` unknown, run `credwatch calibrate`"),
         "{text}"
     );
     assert!(text.contains("credwatch calibrate"), "{text}");

@@ -765,13 +765,12 @@ fn log_standing(e: &Entry, before: Standing, still: Option<SystemTime>) {
         .unwrap_or_default();
     let pending = e.slot.snapshot().pending_why();
     match after.health {
+        // (A refusal is logged where it happens, `Scheduler::refuse`.)
+        Health::Unhealthy(reason) if still.is_some() => {
+            tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), "credential still unhealthy{since}: {}", reason.as_str());
+        }
         Health::Unhealthy(reason) => {
-            let detail = e.slot.refusal().unwrap_or_default();
-            if still.is_some() {
-                tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), "credential still unhealthy{since}: {}", reason.as_str());
-            } else {
-                tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), was = was, "credential unhealthy: {}{}{detail}", reason.as_str(), if detail.is_empty() { "" } else { ": " });
-            }
+            tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), was = was, "credential unhealthy: {}", reason.as_str());
         }
         Health::Healthy
             if before.health == Health::Pending

@@ -229,3 +229,103 @@ async fn a_revoked_key_is_logged_once_then_at_most_every_still_failing_period() 
     );
     d.stop().await;
 }
+
+/// The same rules at start and on reload. A key with a line break inside
+/// (accepted by the YAML loader, which trims only the ends) is refused at
+/// start: `invalid_config`, nothing sent, `/readyz` ready, and `check`
+/// reports it. A reload to a good key gives a verdict; a reload to a key
+/// that only gets 5xx starts from nothing (no verdict of the old key).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_at_start_and_reset_on_reload() {
+    let key_good = el_key("reload-good");
+    let key_5xx = el_key("reload-5xx");
+    let mut world = World::default();
+    world
+        .elevenlabs
+        .add_account(ElAccount::new("ws-reload-fresh"));
+    world.elevenlabs.add_key(
+        key_good.clone(),
+        ElKey::new("keyItReload1", "ws-reload-fresh"),
+    );
+    let mut broken = ElKey::new("keyItReload2", "ws-reload-fresh");
+    broken.fault = Some(credwatch::simulator::Fault::ServerError);
+    world.elevenlabs.add_key(key_5xx.clone(), broken);
+    let sim = Simulator::start(world).await.expect("simulator");
+    let url = sim.elevenlabs_url();
+    let with_key = |key: &str| {
+        config(
+            FAST_DETAILS,
+            &[format!(
+                "  - name: el-reload-fresh\n    api_key: \"{key}\"\n    base_url: {url}\n"
+            )],
+            &[],
+        )
+    };
+    // YAML `\n` inside double quotes: a line break inside the key.
+    let two_lines = with_key(&format!("{key_good}\\nsecond-line"));
+    let d = Daemon::start(&two_lines).await;
+    let c = d
+        .wait_for("el-reload-fresh", Duration::from_secs(20), |c| {
+            c["reason"] == "invalid_config"
+        })
+        .await;
+    let error = c["config_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("elevenlabs[0]: the API key from the config file contains a line break"),
+        "{c}"
+    );
+    assert!(!error.contains("second-line"), "{c}");
+    d.wait_ready(Duration::from_secs(10)).await;
+    assert_eq!(d.get("/health?credential=el-reload-fresh").await.0, 503);
+    assert!(sim.requests().is_empty(), "nothing was sent");
+
+    let checked = Config::from_yaml(
+        &two_lines,
+        Path::new("check.yaml"),
+        &HashMap::<String, String>::new(),
+    )
+    .expect("config");
+    let report = credwatch::check::run(&checked, None).await.expect("check");
+    let r = &report.credentials[0];
+    assert_eq!(
+        (r.status, r.reason.map(|r| r.as_str())),
+        ("unhealthy", Some("invalid_config"))
+    );
+    assert!(
+        r.findings
+            .iter()
+            .any(|f| f.code == "invalid_config" && f.summary.contains("elevenlabs[0]"))
+    );
+    assert!(sim.requests().is_empty(), "check sent nothing either");
+
+    // A reload to a good key: a verdict.
+    std::fs::write(d.config_path(), with_key(&key_good)).expect("write");
+    assert_eq!(d.post_reload().await.0, 200);
+    crate::support::wait_status(&d, "el-reload-fresh", "healthy").await;
+
+    // A reload to a key that only gets 5xx: nothing of the good key stays.
+    std::fs::write(d.config_path(), with_key(&key_5xx)).expect("write");
+    assert_eq!(d.post_reload().await.0, 200);
+    let c = d
+        .wait_for("el-reload-fresh", Duration::from_secs(20), |c| {
+            c["pending"]["why"] == "upstream_unreachable"
+        })
+        .await;
+    assert_eq!(c["valid"], serde_json::Value::Null, "{c}");
+    assert!(c["pending"]["secret_changed"].is_string(), "{c}");
+    let m = d.metrics().await;
+    let me = cred("el-reload-fresh");
+    for family in [
+        "credwatch_credential_valid",
+        "credwatch_permission_granted",
+        "credwatch_elevenlabs_characters_used",
+    ] {
+        assert_eq!(
+            sample(&m, family, &[&me]),
+            None,
+            "{family}:\n{}",
+            lines_of(&m, "el-reload-fresh")
+        );
+    }
+    d.stop().await;
+}

@@ -778,6 +778,9 @@ fn log_standing(e: &Entry, before: Standing, still: Option<SystemTime>) {
         {
             tracing::debug!(credential = %cred.name, provider = %cred.provider(), "credential healthy");
         }
+        Health::Healthy if before.pending == Some(PendingCause::SecretChanged) => {
+            tracing::info!(credential = %cred.name, provider = %cred.provider(), was = was, "credential healthy: the new secret is confirmed");
+        }
         Health::Healthy => {
             tracing::info!(credential = %cred.name, provider = %cred.provider(), was = was, "credential healthy again (was {was})");
         }

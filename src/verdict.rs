@@ -695,9 +695,12 @@ pub(crate) struct HealthEntry<'a> {
     pub missing_permissions: Vec<&'a str>,
     pub last_success: Option<String>,
     pub last_check: Option<String>,
-    /// Why there is no verdict, while `status` is `pending`.
+    /// Why there is no verdict; only while `status` is `pending` (absent
+    /// otherwise, so a healthy entry costs nothing more).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingJson>,
-    /// What credwatch refuses in the secret's value, with `invalid_config`.
+    /// What credwatch refuses in the secret's value; only with `invalid_config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub config_error: Option<&'a str>,
 }
 

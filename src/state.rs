@@ -203,7 +203,7 @@ impl State {
     pub fn record_refusal(&self, slot: &Slot, why: String) {
         let first = slot.update(&self.store, |s| {
             let first = !s.settled();
-            s.refuse(why, SystemTime::now());
+            s.refuse(why);
             first
         });
         if first {

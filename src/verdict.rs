@@ -469,8 +469,12 @@ impl CredentialState {
         if self.fingerprint == fingerprint && self.refused.is_none() {
             return false;
         }
-        self.fingerprint = fingerprint;
-        self.changed_at = Some(at);
+        // Back to the same value after a refusal is not a new secret (a
+        // linked ElevenLabs import, for one, is not stale because of it).
+        if self.fingerprint != fingerprint {
+            self.fingerprint = fingerprint;
+            self.changed_at = Some(at);
+        }
         self.refused = None;
         self.forget(true);
         true
@@ -479,10 +483,9 @@ impl CredentialState {
     /// credwatch refuses the secret's new value (`why`: the key path and
     /// what is wrong, never the value): a local, definitive verdict,
     /// unhealthy with [`Reason::InvalidConfig`], until the value changes.
-    pub(crate) fn refuse(&mut self, why: String, at: SystemTime) {
-        if self.refused.as_deref() != Some(why.as_str()) {
-            self.changed_at = Some(at);
-        }
+    /// The fingerprint and `changed_at` stay those of the last value
+    /// accepted.
+    pub(crate) fn refuse(&mut self, why: String) {
         self.refused = Some(why);
         self.forget(false);
     }

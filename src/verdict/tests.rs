@@ -137,7 +137,7 @@ fn a_refused_value_is_unhealthy_invalid_config_until_the_value_changes() {
     let mut s = credential();
     s.record(&healthy_cycle(0));
     let why = "elevenlabs[0]: the new API key from file /run/k contains a line break".to_string();
-    s.refuse(why.clone(), SystemTime::UNIX_EPOCH + AT);
+    s.refuse(why.clone());
     assert_eq!(s.health(), Health::Unhealthy(Reason::InvalidConfig));
     assert!(!s.usable());
     assert_eq!(s.verdict.valid, None, "the old verdict is dropped");
@@ -146,10 +146,13 @@ fn a_refused_value_is_unhealthy_invalid_config_until_the_value_changes() {
     assert_eq!(entry["config_error"], why.as_str(), "{entry}");
     assert!(s.settled());
 
-    // Back to the value in use: pending until it is answered again.
+    assert_eq!(s.changed_at, None, "a refused value is no new secret");
+    // Back to the value in use: pending until it is answered again, and
+    // still no new secret.
     let fingerprint = s.fingerprint.clone();
     assert!(s.secret_changed(fingerprint, SystemTime::UNIX_EPOCH + AT));
     assert_eq!(s.refused, None);
+    assert_eq!(s.changed_at, None);
     assert_eq!(s.health(), Health::Pending);
     s.record(&healthy_cycle(10));
     assert_eq!(s.health(), Health::Healthy);

@@ -193,6 +193,19 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
             && error.contains("el-key"),
         "{c}"
     );
+    // Nothing is sent while it is refused, not even the previous key
+    // (three intervals pass).
+    let sent = |sim: &Simulator| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.header("xi-api-key") == Some(key_b.as_str()))
+            .count()
+    };
+    // (A probe started just before the refusal ends within the 500 ms timeout.)
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = sent(&sim);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sent(&sim), before, "a refused credential is not probed");
     write_secret(&dir.path().join("el-key"), &key_b);
     crate::support::wait_status(&d, "el-file", "healthy").await;
     crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;

@@ -32,7 +32,7 @@ pub struct CredentialReport {
     pub reason: Option<Reason>,
     /// Why there is no verdict, while `status` is `pending` (the same
     /// object as `/health`'s `pending`).
-    pub pending: Option<serde_json::Value>,
+    pub pending: Option<crate::verdict::PendingJson>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
@@ -372,8 +372,8 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             continue;
         }
         let why = match (c.status, c.reason) {
-            ("pending", _) => match c.pending.as_ref().and_then(|p| p["summary"].as_str()) {
-                Some(message) => format!("no verdict: {message}"),
+            ("pending", _) => match &c.pending {
+                Some(p) => format!("no verdict: {}", p.summary),
                 None => "no verdict".to_string(),
             },
             (_, Some(r)) => r.as_str().to_string(),

@@ -78,6 +78,11 @@ impl Pacer {
         self.failures
     }
 
+    /// A new secret: the old one's failures say nothing about it.
+    pub fn forget_failures(&mut self) {
+        self.failures = 0;
+    }
+
     /// When the next cycle is due, given when this one started and how it ended.
     pub fn next(
         &mut self,
@@ -381,6 +386,7 @@ impl Scheduler {
         e.refused = false;
         e.generation += 1;
         e.not_permitted.clear();
+        e.pacer.forget_failures();
         self.state.record_fingerprint(&e.slot, fingerprint);
         e.log = LogState::new(self.state.standing(&e.slot));
         self.probe_now(name);

@@ -707,9 +707,9 @@ pub(crate) struct HealthEntry<'a> {
     pub config_error: Option<&'a str>,
 }
 
-/// [`PendingWhy`] in the `/health` entry.
-#[derive(Serialize)]
-pub(crate) struct PendingJson {
+/// [`PendingWhy`] as `/health` and `check --output json` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingJson {
     pub why: PendingCause,
     /// [`PendingWhy::short`].
     pub summary: String,
@@ -774,9 +774,8 @@ impl<'a> HealthEntry<'a> {
 
 impl CredentialState {
     /// Why it is pending, as `/health`'s `pending` object (for `check`).
-    pub fn pending_json(&self) -> Option<serde_json::Value> {
-        self.pending_why()
-            .and_then(|p| serde_json::to_value(PendingJson::of(p)).ok())
+    pub fn pending_json(&self) -> Option<PendingJson> {
+        self.pending_why().map(PendingJson::of)
     }
 
     /// The credential's `/health` entry, a JSON object.

@@ -127,7 +127,7 @@ async fn a_probe_answering_200_is_pending_probe_inconclusive_every_cycle() {
     let c = &report.credentials[0];
     assert_eq!(c.status, "pending");
     let pending = c.pending.as_ref().expect("pending says why");
-    assert_eq!(pending["why"], "probe_inconclusive", "{pending}");
+    assert_eq!(pending.why.as_str(), "probe_inconclusive", "{pending:?}");
     let mut text = Vec::new();
     credwatch::check::render_text(&report, &credwatch::check::Style::plain(), &mut text)
         .expect("render");

@@ -35,6 +35,9 @@ pub struct CredentialReport {
     /// `healthy`, `unhealthy` or `pending` (no definitive answer).
     pub status: &'static str,
     pub reason: Option<Reason>,
+    /// Why there is no verdict, while `status` is `pending` (the same
+    /// object as `/health`'s `pending`).
+    pub pending: Option<crate::verdict::PendingJson>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
@@ -128,22 +131,33 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
             shared: &config.shared,
             linked: linked.as_ref(),
         };
-        // A credential checked only for its verdict (another's link) skips
-        // the informational requests.
-        let is_reported = reported.iter().any(|r| r.name == cred.name);
-        let attempts = providers::run(
-            cred,
-            &ctx,
-            &Plan {
-                details: is_reported,
-                ..Plan::default()
-            },
-        )
-        .await;
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };
-        state.record(&slot, &attempts);
+        // A credential checked only for its verdict (another's link) skips
+        // the informational requests.
+        let is_reported = reported.iter().any(|r| r.name == cred.name);
+        let key_path = cred.key_path(&config.credentials).unwrap_or_default();
+        let attempts = match crate::verdict::refusal(cred, &key_path, "") {
+            // Refused before anything is sent, as the daemon does.
+            Some(why) => {
+                state.record_refusal(&slot, why);
+                Vec::new()
+            }
+            None => {
+                let attempts = providers::run(
+                    cred,
+                    &ctx,
+                    &Plan {
+                        details: is_reported,
+                        ..Plan::default()
+                    },
+                )
+                .await;
+                state.record(&slot, &attempts);
+                attempts
+            }
+        };
         if !is_reported {
             continue;
         }
@@ -240,6 +254,19 @@ fn report(
     linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
+    if let Some(why) = &s.refused {
+        findings.push(Finding {
+            severity: Severity::Error,
+            code: Reason::InvalidConfig.as_str().into(),
+            check: "config".into(),
+            summary: format!("credwatch refuses the secret: {why}."),
+            fix: format!(
+                "Put the {} alone in its source, without line breaks or other control characters (e.g. `printf %s \"$VALUE\" > FILE`, not an editor that adds lines).",
+                cred.secret_name()
+            ),
+            evidence: None,
+        });
+    }
     findings.extend(findings::cycle(cred, s, attempts, linked));
     findings.sort_by_key(|f| f.severity);
     let health = s.health();
@@ -257,6 +284,7 @@ fn report(
             Health::Unhealthy(r) => Some(r),
             _ => None,
         },
+        pending: s.pending_json(),
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
@@ -411,7 +439,10 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             continue;
         }
         let why = match (c.status, c.reason) {
-            ("pending", _) => "no verdict".to_string(),
+            ("pending", _) => match &c.pending {
+                Some(p) => format!("no verdict: {}", p.summary),
+                None => "no verdict".to_string(),
+            },
             (_, Some(r)) => r.as_str().to_string(),
             _ => "imported numbers not ready".to_string(),
         };

@@ -39,6 +39,22 @@ impl Secret {
         self.0.len()
     }
 
+    /// Why credwatch will not send this value, if it will not: empty, or a
+    /// control character (a line break, a tab, NUL, …), which no header may
+    /// carry and no ElevenLabs key or Twilio secret contains. Never names
+    /// the value.
+    pub fn unsendable(&self) -> Option<&'static str> {
+        if self.0.is_empty() {
+            Some("is empty")
+        } else if self.0.chars().any(char::is_control) {
+            Some(
+                "contains a line break or another control character, which cannot be sent in an HTTP header",
+            )
+        } else {
+            None
+        }
+    }
+
     /// The first 12 hex digits of the SHA-256 of the value: enough to see a
     /// rotation, not enough to learn anything about the secret.
     /// Operators can compute the same with `printf %s "$KEY" | sha256sum | cut -c1-12`.

@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
 use crate::providers::report::Finding;
-use crate::verdict::{CredentialState, Health, Settings};
+use crate::verdict::{CredentialState, Health, Recorded, Settings, Standing};
 
 mod paths;
 pub use paths::PathSlot;
@@ -105,6 +105,11 @@ impl Slot {
     fn account_key(&self) -> Option<String> {
         let account = self.lock().settings.account.clone()?;
         Some(format!("{}/{account}", self.provider.as_str()))
+    }
+
+    /// What credwatch refuses in the secret's value, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        self.lock().refused.clone()
     }
 
     /// The credential's health (without a copy).
@@ -297,32 +302,59 @@ impl State {
             .cloned()
     }
 
-    /// Records one cycle's attempts for `slot`.
-    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
-        let first = slot.update(&self.store, |s| s.record(attempts));
+    /// Records one cycle's attempts for `slot`; says what changed, for the log.
+    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) -> Recorded {
+        let recorded = slot.update(&self.store, |s| s.record(attempts));
         self.settle_account(slot);
-        if first && !self.ready.load(Ordering::Relaxed) {
-            let left = self
-                .unready
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_sub(1))
-                })
-                .unwrap_or(0)
-                .saturating_sub(1);
-            if left == 0 && self.slots().iter().all(|s| s.lock().cycles > 0) {
-                self.ready.store(true, Ordering::Release);
-            }
+        if recorded.first {
+            self.settled_one();
+        }
+        recorded
+    }
+
+    /// One more credential has its first outcome: ready once all have.
+    fn settled_one(&self) {
+        if self.ready.load(Ordering::Relaxed) {
+            return;
+        }
+        let left = self
+            .unready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0)
+            .saturating_sub(1);
+        if left == 0 && self.slots().iter().all(|s| s.lock().settled()) {
+            self.ready.store(true, Ordering::Release);
         }
     }
 
-    /// Records a new secret fingerprint seen while running (a rotation).
+    /// Records a new secret seen while running (a rotation): the credential
+    /// starts from nothing until the new value gets a definitive answer
+    /// ([`CredentialState::secret_changed`]). Also ends a refusal.
     pub fn record_fingerprint(&self, slot: &Slot, fingerprint: String) {
         slot.update(&self.store, |s| {
-            if s.fingerprint != fingerprint {
-                s.fingerprint = fingerprint;
-                s.changed_at = Some(SystemTime::now());
-            }
+            s.secret_changed(fingerprint, SystemTime::now());
         });
+    }
+
+    /// Records that credwatch refuses the secret's new value (`why`: the
+    /// key path and what is wrong, never the value): unhealthy,
+    /// `invalid_config`, until the value changes.
+    pub fn record_refusal(&self, slot: &Slot, why: String) {
+        let first = slot.update(&self.store, |s| {
+            let first = !s.settled();
+            s.refuse(why);
+            first
+        });
+        if first {
+            self.settled_one();
+        }
+    }
+
+    /// How the credential stands now (for the log).
+    pub fn standing(&self, slot: &Slot) -> Standing {
+        slot.lock().standing()
     }
 
     /// Every credential has finished at least one cycle, and every call path
@@ -358,10 +390,7 @@ impl State {
                     let fingerprint = cred.fingerprint();
                     slot.update(&self.store, |s| {
                         s.settings = settings;
-                        if s.fingerprint != fingerprint {
-                            s.fingerprint = fingerprint;
-                            s.changed_at = Some(SystemTime::now());
-                        }
+                        s.secret_changed(fingerprint, SystemTime::now());
                     });
                     next.push(slot.clone());
                 }
@@ -375,7 +404,7 @@ impl State {
         *lock(&self.store) = store;
         let paths = paths::reconcile(&self.paths(), config);
         *self.paths.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(paths);
-        let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
+        let unready = next.iter().filter(|s| !s.lock().settled()).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
         self.settle_accounts();

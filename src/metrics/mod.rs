@@ -66,6 +66,8 @@ crate::families! {
         "1 if the credential is valid, holds every required permission and its account is usable (what /health reports); 0 otherwise, including before the first verdict";
     ProblemInfo = "credwatch_credential_problem_info", "gauge",
         "Why the credential is unhealthy, as a stable reason label; present only while it is";
+    PendingInfo = "credwatch_credential_pending_info", "gauge",
+        "Why the credential has no verdict (not_checked, secret_changed, upstream_unreachable, unexpected_response, probe_inconclusive); present only while it is pending";
     Info = "credwatch_credential_info", "gauge",
         "Static facts about a configured credential: critical=\"true\" means it counts for /health; the credential's labels: for alert routing (join with group_left)";
     Permission = "credwatch_permission_granted", "gauge",
@@ -168,6 +170,13 @@ fn render_families(s: &CredentialState) -> Vec<String> {
     );
     if let Health::Unhealthy(reason) = health {
         out.sample(F::ProblemInfo as usize, &[("reason", reason.as_str())], 1.0);
+    }
+    if let Some(pending) = s.pending_why() {
+        out.sample(
+            F::PendingInfo as usize,
+            &[("why", pending.why.as_str())],
+            1.0,
+        );
     }
     let mut info: Vec<(&str, &str)> = Vec::with_capacity(2 + s.settings.labels.len());
     info.push((

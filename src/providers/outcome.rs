@@ -17,8 +17,9 @@ pub use super::{Detail, Problem};
 /// Why a check did not end well: the stable, documented label values of
 /// `credwatch_check_errors_total{reason}` and of `/health`.
 ///
-/// The first four are verdicts (a definitive upstream answer); the other five
-/// are failures to get an answer, which never change a verdict.
+/// The first five are verdicts (four from a definitive upstream answer,
+/// `invalid_config` from credwatch itself); the other five are failures to
+/// get an answer, which never change a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -30,6 +31,11 @@ pub enum Reason {
     QuotaExhausted,
     /// The account is blocked, suspended, closed or has a payment problem.
     AccountBlocked,
+    /// A local verdict, no request sent: credwatch refuses the secret's
+    /// current value (a re-read file that is empty, holds a line break or
+    /// another character not allowed in a header, or fails the load-time
+    /// checks).
+    InvalidConfig,
     /// 429 from upstream.
     RateLimited,
     /// 5xx from upstream.
@@ -50,6 +56,7 @@ impl Reason {
             Reason::MissingPermission => "missing_permission",
             Reason::QuotaExhausted => "quota_exhausted",
             Reason::AccountBlocked => "account_blocked",
+            Reason::InvalidConfig => "invalid_config",
             Reason::RateLimited => "rate_limited",
             Reason::UpstreamError => "upstream_error",
             Reason::Timeout => "timeout",

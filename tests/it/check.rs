@@ -74,6 +74,7 @@ pub struct CredReport {
     pub labels: BTreeMap<String, String>,
     pub status: String,
     pub reason: Option<String>,
+    pub pending: Option<serde_json::Value>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
@@ -149,11 +150,12 @@ pub struct Evidence {
 }
 
 const STATUSES: [&str; 3] = ["healthy", "unhealthy", "pending"];
-const REASONS: [&str; 9] = [
+const REASONS: [&str; 10] = [
     "invalid_credentials",
     "missing_permission",
     "quota_exhausted",
     "account_blocked",
+    "invalid_config",
     "rate_limited",
     "upstream_error",
     "timeout",
@@ -248,6 +250,7 @@ fn assert_all_keys(v: &serde_json::Value) {
                 "critical",
                 "status",
                 "reason",
+                "pending",
                 "valid",
                 "fingerprint",
                 "permissions",
@@ -315,7 +318,7 @@ fn assert_values(r: &Report) {
         );
         assert!(STATUSES.contains(&c.status.as_str()), "{c:?}");
         match (&c.status[..], &c.reason) {
-            ("unhealthy", Some(r)) => assert!(REASONS[..4].contains(&r.as_str()), "{c:?}"),
+            ("unhealthy", Some(r)) => assert!(REASONS[..5].contains(&r.as_str()), "{c:?}"),
             ("unhealthy", None) => panic!("unhealthy without a reason: {c:?}"),
             (_, Some(_)) => panic!("a reason without being unhealthy: {c:?}"),
             _ => {}
@@ -339,7 +342,8 @@ fn assert_values(r: &Report) {
             assert!(rank >= last, "findings are sorted by severity: {c:?}");
             last = rank;
             assert!(
-                REASONS[4..].contains(&f.code.as_str())
+                REASONS[5..].contains(&f.code.as_str())
+                    || f.code == "invalid_config"
                     || PROBLEM_CODES.contains(&f.code.as_str())
                     || PHONE_PROBLEMS.contains(&f.code.as_str())
                     || OTHER_CODES.contains(&f.code.as_str()),
@@ -596,12 +600,24 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         }
         return;
     }
-    let why = match (&c.status[..], &c.reason) {
-        ("pending", _) => "no verdict".to_string(),
-        (_, Some(r)) => r.clone(),
-        _ => "imported numbers not ready".to_string(),
-    };
-    assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
+    if c.status == "pending" {
+        // Why, in words; its times differ between the text and JSON runs.
+        let pending = c.pending.as_ref().expect("a pending credential says why");
+        let check = pending["check"]
+            .as_str()
+            .expect("the check without a verdict");
+        assert!(
+            lines[at].starts_with(&format!("✗{head}no verdict: ")) && lines[at].contains(check),
+            "{text:?}"
+        );
+    } else {
+        assert_eq!(c.pending, None, "only a pending credential says why it is");
+        let why = match &c.reason {
+            Some(r) => r.clone(),
+            None => "imported numbers not ready".to_string(),
+        };
+        assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
+    }
     for f in &c.findings {
         assert!(joined.contains(&f.summary), "{f:?}\n{text:?}");
         assert!(
@@ -1024,7 +1040,7 @@ async fn elevenlabs_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-payment-required (elevenlabs): no verdict\n",
+                "✗ el-payment-required (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 402, code payment_required, request id …\n",
                 "      fix: ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use library voices via the API\"). This is not a verdict on the key or the account.\n",
@@ -1178,7 +1194,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-cloudflare (elevenlabs): no verdict\n",
+                "✗ el-cloudflare (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 403\n",
                 "      fix: A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to allow this IP.\n",
@@ -1205,7 +1221,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-5xx (elevenlabs): no verdict\n",
+                "✗ el-5xx (elevenlabs): no verdict: upstream unreachable (`subscription`: upstream_error)\n",
                 "    ✗ No verdict: HTTP 500 `something_went_wrong`: server error.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 500, code something_went_wrong, request id …\n",
                 "      fix: Upstream had a server error. Nothing to fix on your side; retry later or check the provider's status page.\n",
@@ -1229,7 +1245,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-hang (elevenlabs): no verdict\n",
+                "✗ el-hang (elevenlabs): no verdict: upstream unreachable (`subscription`: timeout)\n",
                 "    ✗ No verdict: no complete answer within 300ms.\n",
                 "      evidence: GET /v1/user/subscription → no complete answer within 300ms\n",
                 "      fix: No answer within the timeout. Check egress from this host (firewall, proxy, DNS) or raise `timeout`.\n",

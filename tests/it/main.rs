@@ -24,6 +24,7 @@ mod rotation;
 mod runbook_claims;
 mod secrets;
 mod server_limits;
+mod state_changes;
 mod status_page;
 mod storm;
 mod support;

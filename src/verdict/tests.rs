@@ -53,6 +53,7 @@ fn healthy_cycle(secs: u64) -> Vec<Attempt> {
             Ok(vec![Fact::Permission {
                 name: "convai_write".into(),
                 granted: true,
+                basis: crate::outcome::Basis::Inferred,
             }]),
             "",
         ),

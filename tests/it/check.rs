@@ -1424,7 +1424,7 @@ async fn twilio_causes_are_explained() {
                 concat!(
                     "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
-                    "✗ tw-test-credentials (twilio): no verdict\n",
+                    "✗ tw-test-credentials (twilio): no verdict: no answer credwatch can classify (`phone_numbers`)\n",
                     "    ✗ No verdict: test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20008, request id RQ…\n",
                     "      fix: These are Twilio test credentials: Twilio accepts them only to simulate buying numbers, sending messages and placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: docs/upstream-evidence.md#twilio-20008)\n",

@@ -377,11 +377,16 @@ async fn a_changed_secret_starts_from_nothing_and_a_refused_one_is_invalid_confi
     assert_eq!(code, 503, "{body}");
     assert!(body.contains("upstream_unreachable"), "{body}");
     let (_, page) = d.get("/").await;
-    let row = page
-        .lines()
-        .find(|l| l.contains(">el-fresh<"))
+    // The status page's card of the credential.
+    let card = page
+        .split("<article ")
+        .find(|c| c.contains("id=\"c-el-fresh\""))
+        .and_then(|c| c.split("</article>").next())
         .unwrap_or_default();
-    assert!(row.contains("pending") && !row.contains("healthy"), "{row}");
+    assert!(
+        card.contains("badge pending") && !card.contains("healthy"),
+        "{card}"
+    );
 
     // 2. A value with a line break inside: refused, nothing sent with it.
     let sent_before = sim.requests().len();

@@ -123,7 +123,9 @@ async fn a_probe_answering_200_is_pending_probe_inconclusive_every_cycle() {
         &HashMap::<String, String>::new(),
     )
     .expect("config");
-    let report = credwatch::check::run(&checked, None).await.expect("check");
+    let report = credwatch::check::run(&checked, credwatch::check::Only::All)
+        .await
+        .expect("check");
     let c = &report.credentials[0];
     assert_eq!(c.status, "pending");
     let pending = c.pending.as_ref().expect("pending says why");
@@ -285,7 +287,9 @@ async fn refused_at_start_and_reset_on_reload() {
         &HashMap::<String, String>::new(),
     )
     .expect("config");
-    let report = credwatch::check::run(&checked, None).await.expect("check");
+    let report = credwatch::check::run(&checked, credwatch::check::Only::All)
+        .await
+        .expect("check");
     let r = &report.credentials[0];
     assert_eq!(
         (r.status, r.reason.map(|r| r.as_str())),

@@ -330,7 +330,7 @@ pub(crate) struct HealthEntry<'a> {
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {
-    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    t.map(crate::providers::words::time)
 }
 
 impl<'a> HealthEntry<'a> {

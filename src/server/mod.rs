@@ -567,7 +567,7 @@ fn landing_page(state: &State) -> String {
         };
         let last = s
             .last_success
-            .map(|t| humantime::format_rfc3339_seconds(t).to_string())
+            .map(crate::providers::words::time)
             .unwrap_or_else(|| "never".into());
         rows.push_str(&format!(
             "<tr class=\"{class}\"><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",

@@ -114,12 +114,7 @@ pub(super) fn summary(r: &Report) -> Vec<String> {
         let reset = q
             .reset_at
             .map(|r| {
-                format!(
-                    ", resets {}",
-                    humantime::format_rfc3339_seconds(
-                        std::time::UNIX_EPOCH + std::time::Duration::from_secs(r.max(0) as u64)
-                    )
-                )
+format!(", resets {}", crate::providers::words::date(r))
             })
             .unwrap_or_default();
         bits.push(format!(
@@ -197,7 +192,7 @@ fn phone_findings(
 ) -> Vec<Finding> {
     let changed = n
         .twilio_changed_at
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        .map(crate::providers::words::time);
     let shown = if n.number.is_empty() {
         n.phone_number_id.clone()
     } else {

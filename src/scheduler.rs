@@ -622,12 +622,14 @@ fn log_attempt(cred: &Credential, a: &Attempt) {
         ),
         (Ok(_), Some(reason)) => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
             "{}", ev.detail
         ),
         (Err(f), _) => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = f.reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
             "no definitive answer, keeping the last verdict: {}", ev.detail
         ),
     }

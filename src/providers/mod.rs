@@ -590,8 +590,8 @@ impl Clock {
         self.finish(
             check,
             Evidence {
-                request: format!("GET {path}"),
-                detail: e.to_string(),
+                request: outcome::Clean::request(path),
+                detail: e.to_string().into(),
                 ..Evidence::default()
             },
             Err(Failure::new(failure_from_transport(&e))),

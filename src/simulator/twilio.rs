@@ -183,6 +183,9 @@ pub struct TwilioAccount {
     pub fault: Option<Fault>,
     /// Added to the world latency for this account.
     pub latency: Duration,
+    /// A hostile upstream: sent verbatim as the `next_page_uri` of every
+    /// list page of this account (escape sequences and all).
+    pub hostile_next_page_uri: Option<String>,
 }
 
 impl TwilioAccount {
@@ -205,6 +208,7 @@ impl TwilioAccount {
             date_created: DEFAULT_DATE.to_owned(),
             fault: None,
             latency: Duration::ZERO,
+            hostile_next_page_uri: None,
         }
     }
 
@@ -1251,6 +1255,7 @@ fn page_with<T>(
         Value::from(first_start + slice.len().saturating_sub(1)),
     );
     body.insert("first_page_uri".into(), Value::from(link(0, None)));
+    let next = account.hostile_next_page_uri.clone().or(next);
     body.insert("next_page_uri".into(), Value::from(next));
     body.insert("page".into(), Value::from(page_no));
     body.insert("page_size".into(), Value::from(page_size));

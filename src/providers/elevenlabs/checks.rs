@@ -14,7 +14,7 @@ use super::api::{PermissionProbe, StatusMatch};
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
 use crate::providers::http::{Answer, Auth, TransportError};
-use crate::providers::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use crate::providers::outcome::{Attempt, Clean, Evidence, Fact, Failure, Reason, clean};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
@@ -250,9 +250,12 @@ fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidenc
         fields.and_then(|f| f.key().map(str::to_string)),
         detail,
     );
-    evidence.permission = fields.and_then(ErrorFields::permission);
-    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
-        evidence.request_id = Some(id);
+    evidence.permission = fields
+        .and_then(ErrorFields::permission)
+        .as_deref()
+        .map(Clean::new);
+    if let Some(id) = fields.and_then(|f| f.request_id.as_deref()) {
+        evidence.request_id = Some(Clean::new(id));
     }
     evidence
 }

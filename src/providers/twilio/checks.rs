@@ -13,7 +13,7 @@ use super::Twilio;
 use super::config::TwilioAuth;
 use super::facts::{Detail, Problem};
 use crate::providers::http::{Answer, Auth, TransportError};
-use crate::providers::outcome::{Attempt, Evidence, Fact, Failure, Reason, clean};
+use crate::providers::outcome::{Attempt, Clean, Evidence, Fact, Failure, Reason, clean};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// What a 20003 means, in full: Twilio's own page lists a suspended or
@@ -202,12 +202,13 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
                 return clock.finish(
                     CHECK,
                     Evidence {
-                        request: format!("GET {first}"),
+                        request: Clean::request(&first),
                         http_status: Some(200),
                         detail: format!(
                             "credentials accepted; listing stopped at page {}: {e}",
                             pages + 1
-                        ),
+                        )
+                        .into(),
                         ..Evidence::default()
                     },
                     Ok(vec![Fact::Valid]),
@@ -302,7 +303,21 @@ pub async fn numbers(cred: &Credential, tw: &Twilio, ctx: &Context<'_>, full: bo
         };
         pages += 1;
         count += page.incoming_phone_numbers.len() as u64;
-        let next = page.next_page_uri.filter(|n| !n.is_empty());
+        let next = match page.next_page_uri.filter(|n| !n.is_empty()) {
+            Some(raw) => match crate::providers::outcome::upstream_uri(&raw) {
+                Some(next) => Some(next),
+                None if full => {
+                    let detail = "credentials accepted; next_page_uri is malformed (control characters, spaces, non-ASCII or over 1024 bytes), not followed".to_string();
+                    return clock.finish(
+                        CHECK,
+                        evidence(&first, &answer, detail),
+                        Ok(vec![Fact::Valid]),
+                    );
+                }
+                None => None,
+            },
+            None => None,
+        };
         match next {
             Some(next) if full => {
                 if pages >= MAX_PAGES {

@@ -152,6 +152,25 @@ impl SchedulerHandle {
     }
 }
 
+impl SchedulerHandle {
+    /// [`SchedulerHandle::shutdown`], bounded: after `bound` (plus a
+    /// second) the loop is aborted wherever it waits.
+    pub async fn shutdown_within(&self, bound: Duration) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut task) = task
+            && tokio::time::timeout(bound + DRAIN_MARGIN, &mut task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the scheduler did not stop within {bound:?}; aborting it");
+            self.cancel.cancel();
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for SchedulerHandle {
     fn drop(&mut self) {
         self.cancel.cancel();
@@ -504,18 +523,24 @@ impl Scheduler {
         if due.is_empty() {
             return;
         }
-        // Secret files are read on a blocking thread, never on the runtime's.
-        let Ok(reread) = tokio::task::spawn_blocking(move || {
+        // Secret files are read on a blocking thread, never on the runtime's;
+        // a stop does not wait for it.
+        let read = tokio::task::spawn_blocking(move || {
             due.into_iter()
                 .map(|(name, cred)| {
                     let result = cred.reread_files();
                     (name, result)
                 })
                 .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            return;
+        });
+        let (stop, cancel) = (self.stop.clone(), self.cancel.clone());
+        let reread = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = cancel.cancelled() => return,
+            read = read => match read {
+                Ok(reread) => reread,
+                Err(_) => return,
+            },
         };
         let mut changed = Vec::new();
         for (name, result) in reread {

@@ -717,3 +717,87 @@ fn unknown_enum_values_and_unforeseen_messages_are_not_echoed() {
         "expected `true` or `false`; a string that is not one was found (the value is not shown, in case it is a secret)"
     );
 }
+
+/// Spellings a URL parser repairs silently are refused, each with its own
+/// message (issue #21: `http:127.0.0.1:…` and `\@evil.example` reached
+/// loopback with odd request paths). `calibrate --base-url` uses the same
+/// check.
+#[test]
+fn malformed_base_urls_are_refused_not_normalised() {
+    const CANONICAL: &str = "is not written the way URL parsers read it (an IP address in another notation, percent-encoding, a default port, `.` or `..` in the path, or non-ASCII); write it plainly, e.g. `https://api.elevenlabs.io` or `http://127.0.0.1:8080`";
+    let cases: &[(&str, &str)] = &[
+        (
+            "http:127.0.0.1:8080",
+            "the scheme must be followed by `//`, e.g. `http://127.0.0.1:8080`",
+        ),
+        (
+            "https:/api.elevenlabs.io",
+            "the scheme must be followed by `//`, e.g. `https://127.0.0.1:8080`",
+        ),
+        (
+            "http://x\\@evil.example",
+            "contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`",
+        ),
+        (
+            "https:\\\\api.elevenlabs.io",
+            "contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`",
+        ),
+        ("http:///127.0.0.1:8080", "has no host"),
+        (
+            "http://@127.0.0.1:8080",
+            "must not contain credentials; use the credential's secret keys",
+        ),
+        (
+            " http://127.0.0.1:8080",
+            "contains whitespace or control characters",
+        ),
+        (
+            "http://127.0.0.1:8080/a\tb",
+            "contains whitespace or control characters",
+        ),
+        ("http://0x7f.1:8080", CANONICAL),
+        ("http://2130706433:8080", CANONICAL),
+        ("https://api.elevenlabs.io:443", CANONICAL),
+        ("http://127.0.0.1:8080/a/../b", CANONICAL),
+        ("http://127.0.0.1:8080/{v1}", CANONICAL),
+        ("https://bücher.example", CANONICAL),
+        (
+            "http://127.0.0.1:8080/?",
+            "must not have a query or fragment",
+        ),
+        (
+            "http://127.0.0.1:8080#",
+            "must not have a query or fragment",
+        ),
+    ];
+    for (url, want) in cases {
+        assert_eq!(
+            crate::config::check_base_url(url, true).map(|b| b.url),
+            Err(want.to_string()),
+            "{url:?}"
+        );
+    }
+    // Through the loader: the key path and the message.
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: \"http:127.0.0.1:8080\"\n",
+    );
+    has(
+        &e,
+        "elevenlabs[0].base_url",
+        "the scheme must be followed by `//`",
+    );
+    // What is written plainly passes, as written (case of the host aside).
+    for ok in [
+        "https://api.elevenlabs.io",
+        "https://API.ElevenLabs.io/",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080/prefix/v1",
+        "http://localhost:9",
+    ] {
+        assert_eq!(
+            crate::config::check_base_url(ok, false).map(|b| b.url),
+            Ok(ok.trim_end_matches('/').to_string()),
+            "{ok}"
+        );
+    }
+}

@@ -227,6 +227,8 @@ struct Entry {
     /// until the secret or the credential's config changes.
     not_permitted: BTreeSet<&'static str>,
     files: Vec<(PathBuf, Option<FileStamp>)>,
+    /// `elevenlabs[i]` / `twilio[i]`: where re-read problems are reported.
+    key_path: String,
 }
 
 struct Done {
@@ -249,6 +251,8 @@ struct Scheduler {
     cancel: CancellationToken,
     /// How long a graceful stop waits for probes in flight.
     drain: Duration,
+    /// The config's `strict`, for secret-file re-reads.
+    strict: bool,
     entries: HashMap<String, Entry>,
     queue: BinaryHeap<Reverse<(Instant, u64, String)>>,
     epoch: Instant,
@@ -274,6 +278,7 @@ impl Scheduler {
             stop,
             cancel,
             drain: drain(&config),
+            strict: config.strict,
             entries: HashMap::new(),
             queue: BinaryHeap::new(),
             epoch: Instant::now(),
@@ -281,15 +286,15 @@ impl Scheduler {
             max_in_flight: 1,
         };
         s.max_in_flight = max_in_flight(&config);
-        for cred in &config.credentials {
+        for (cred, key_path) in with_key_paths(&config) {
             if let Some(slot) = s.state.slot(&cred.name) {
-                s.add(cred.clone(), slot);
+                s.add(cred.clone(), slot, key_path);
             }
         }
         s
     }
 
-    fn add(&mut self, cred: Credential, slot: Arc<Slot>) {
+    fn add(&mut self, cred: Credential, slot: Arc<Slot>, key_path: String) {
         let pacer = Pacer::new(cred.interval, &mut self.rng);
         let due = Instant::now() + pacer.first_delay(&mut self.rng);
         let files = cred
@@ -312,6 +317,7 @@ impl Scheduler {
                 force_details: true,
                 not_permitted: BTreeSet::new(),
                 files,
+                key_path,
             },
         );
         self.schedule(&name, due);
@@ -517,7 +523,7 @@ impl Scheduler {
                 }
             }
             if any {
-                due.push((name.clone(), e.cred.clone()));
+                due.push((name.clone(), e.cred.clone(), e.key_path.clone()));
             }
         }
         if due.is_empty() {
@@ -525,10 +531,11 @@ impl Scheduler {
         }
         // Secret files are read on a blocking thread, never on the runtime's;
         // a stop does not wait for it.
+        let strict = self.strict;
         let read = tokio::task::spawn_blocking(move || {
             due.into_iter()
-                .map(|(name, cred)| {
-                    let result = cred.reread_files();
+                .map(|(name, cred, key_path)| {
+                    let result = cred.reread_files(&key_path, strict);
                     (name, result)
                 })
                 .collect::<Vec<_>>()
@@ -545,7 +552,12 @@ impl Scheduler {
         let mut changed = Vec::new();
         for (name, result) in reread {
             match result {
-                Ok(Some(new)) => changed.push((name, new)),
+                Ok(Some(reread)) => {
+                    for w in &reread.warnings {
+                        tracing::warn!(credential = %name, "{w}");
+                    }
+                    changed.push((name, reread.credential));
+                }
                 Ok(None) => {}
                 Err(why) => {
                     tracing::warn!(credential = %name, "secret file changed but cannot be used, keeping the previous value: {why}")
@@ -573,13 +585,15 @@ impl Scheduler {
         self.shared = Arc::new(config.shared.clone());
         self.max_in_flight = max_in_flight(&config);
         self.drain = drain(&config);
-        for cred in &config.credentials {
+        self.strict = config.strict;
+        for (cred, key_path) in with_key_paths(&config) {
             let Some(slot) = self.state.slot(&cred.name) else {
                 continue;
             };
             match self.entries.get_mut(&cred.name) {
                 Some(e) if e.cred.provider() == cred.provider() => {
                     e.slot = slot;
+                    e.key_path = key_path;
                     if *e.cred != *cred {
                         e.pacer.set_interval(cred.interval, &mut self.rng);
                         e.cred = Arc::new(cred.clone());
@@ -596,7 +610,7 @@ impl Scheduler {
                 }
                 _ => {
                     self.entries.remove(&cred.name);
-                    self.add(cred.clone(), slot);
+                    self.add(cred.clone(), slot, key_path);
                 }
             }
         }
@@ -622,6 +636,22 @@ fn drain(config: &Config) -> Duration {
         .max()
         .unwrap_or(Duration::ZERO);
     (longest + DRAIN_MARGIN).min(MAX_DRAIN)
+}
+
+/// Each credential with its key path (`twilio[1]`), in one pass.
+fn with_key_paths(config: &Config) -> Vec<(&Credential, String)> {
+    let mut seen: HashMap<&'static str, usize> = HashMap::new();
+    config
+        .credentials
+        .iter()
+        .map(|c| {
+            let provider = c.provider();
+            let i = seen.entry(provider.as_str()).or_default();
+            let path = format!("{provider}[{i}]");
+            *i += 1;
+            (c, path)
+        })
+        .collect()
 }
 
 /// The secret-file poll; its period follows reloads.

@@ -33,6 +33,9 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub max_concurrent_requests_per_host: usize,
     pub secret_poll_interval: Duration,
+    /// `strict: true`: loosely readable secret files are errors, at load
+    /// and on every re-read.
+    pub strict: bool,
     pub credentials: Vec<Credential>,
     /// What each provider's credentials share (ElevenLabs: the permission
     /// probes, the built-in table plus `permission_probes:`).

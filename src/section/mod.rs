@@ -17,7 +17,7 @@ use std::time::Duration;
 
 pub use env::{Env, ProcessEnv};
 pub use secrets::{
-    SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
+    SecretSource, SecretValue, read_secret_file, resolve_file, secret, source_suffix,
 };
 
 /// Appended where a value was wrong but is not repeated.

@@ -8,6 +8,8 @@
 /// `credwatch calibrate` lives with the provider whose probes it proves.
 pub use crate::providers::calibrate;
 pub mod explain;
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 use std::io::Write;

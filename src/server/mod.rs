@@ -555,7 +555,7 @@ fn html_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn landing_page(state: &State) -> String {
+pub(crate) fn landing_page(state: &State) -> String {
     let mut rows = String::new();
     let slots = state.slots();
     for slot in slots.iter().take(1000) {

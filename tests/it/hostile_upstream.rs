@@ -239,3 +239,51 @@ async fn an_escape_attack_in_next_page_uri_reaches_no_output() {
         assert_inert(&format!("the {format} log"), &log);
     }
 }
+
+/// Issue #21: `check` exited 101 (a `fmt::Error` panic) when ElevenLabs
+/// answered `next_character_count_reset_unix: 300000000000` (year 11476),
+/// in text, and in JSON when the quota was also used up. The date is shown
+/// as what it is, and the exit code is one of the documented ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_date_past_year_9999_is_shown_not_a_panic() {
+    let key = el_key("far-future-reset");
+    let mut w = World::default();
+    w.elevenlabs.add_account(
+        ElAccount::new("ws-far-future").with_subscription(Subscription {
+            character_count: 10_000,
+            character_limit: 10_000,
+            next_character_count_reset_unix: Some(300_000_000_000),
+            can_extend_character_limit: false,
+            ..Subscription::default()
+        }),
+    );
+    w.elevenlabs
+        .add_key(key.clone(), ElKey::new("keyItFarFuture", "ws-far-future"));
+    let sim = Simulator::start(w).await.expect("simulator");
+    let yaml = config(
+        FAST_DETAILS,
+        &[el("el-far-future", &key, &sim.elevenlabs_url(), "")],
+        &[],
+    );
+    let dir = crate::harness::tempdir::TempDir::new();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(&path, &yaml).expect("write config");
+    let path = path.display().to_string();
+    for format in ["text", "json"] {
+        let run = crate::check::credwatch(
+            ["check", "--config.file", &path, "--output", format]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            vec![],
+        )
+        .await;
+        assert!((0..=2).contains(&run.code), "{format}: {run:?}");
+        assert!(
+            run.stdout
+                .contains("after 9999-12-31 (unix time 300000000000)"),
+            "{format}: {run:?}"
+        );
+        assert!(run.stdout.contains("quota_exhausted"), "{format}: {run:?}");
+    }
+}

@@ -512,43 +512,61 @@ impl Scheduler {
     }
 
     async fn poll_secrets(&mut self) {
-        let mut due = Vec::new();
-        for (name, e) in &mut self.entries {
-            let mut any = false;
-            for (path, last) in &mut e.files {
-                let now = stamp(path);
-                if now != *last {
-                    *last = now;
-                    any = true;
-                }
-            }
-            if any {
-                due.push((name.clone(), e.cred.clone(), e.key_path.clone()));
-            }
-        }
-        if due.is_empty() {
+        // What to look at: every watched file with its last stamp.
+        let watched: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.files.is_empty())
+            .map(|(name, e)| {
+                (
+                    name.clone(),
+                    e.cred.clone(),
+                    e.key_path.clone(),
+                    e.files.clone(),
+                )
+            })
+            .collect();
+        if watched.is_empty() {
             return;
         }
-        // Secret files are read on a blocking thread, never on the runtime's;
-        // a stop does not wait for it.
+        // Secret files are looked at (`stat`) and read on a blocking thread,
+        // never on the runtime's (a hung mount must not stall it); a stop
+        // does not wait for it.
         let strict = self.strict;
         let read = tokio::task::spawn_blocking(move || {
-            due.into_iter()
-                .map(|(name, cred, key_path)| {
-                    let result = cred.reread_files(&key_path, strict);
-                    (name, result)
+            watched
+                .into_iter()
+                .filter_map(|(name, cred, key_path, files)| {
+                    let stamps: Vec<_> = files.iter().map(|(path, _)| stamp(path)).collect();
+                    let changed = files
+                        .iter()
+                        .zip(&stamps)
+                        .any(|((_, last), now)| last != now);
+                    changed.then(|| {
+                        let result = cred.reread_files(&key_path, strict);
+                        (name, stamps, result)
+                    })
                 })
                 .collect::<Vec<_>>()
         });
         let (stop, cancel) = (self.stop.clone(), self.cancel.clone());
-        let reread = tokio::select! {
+        let looked = tokio::select! {
             _ = stop.cancelled() => return,
             _ = cancel.cancelled() => return,
             read = read => match read {
-                Ok(reread) => reread,
+                Ok(looked) => looked,
                 Err(_) => return,
             },
         };
+        let mut reread = Vec::new();
+        for (name, stamps, result) in looked {
+            if let Some(e) = self.entries.get_mut(&name) {
+                for ((_, last), now) in e.files.iter_mut().zip(stamps) {
+                    *last = now;
+                }
+            }
+            reread.push((name, result));
+        }
         let mut changed = Vec::new();
         for (name, result) in reread {
             match result {

@@ -14,7 +14,7 @@ use super::api::{PermissionProbe, StatusMatch};
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
 use crate::providers::http::{Answer, Auth, TransportError};
-use crate::providers::outcome::{Attempt, Clean, Evidence, Fact, Failure, Reason, clean};
+use crate::providers::outcome::{Attempt, Clean, Evidence, Fact, Failure, Reason, clean, clean_to};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
@@ -40,6 +40,7 @@ impl ErrorFields {
         let name: String = rest
             .chars()
             .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .take(crate::providers::outcome::UPSTREAM_STRING_MAX)
             .collect();
         (!name.is_empty()).then_some(name)
     }
@@ -73,7 +74,8 @@ fn fields_of(obj: &serde_json::Map<String, Value>) -> ErrorFields {
         code: string_of(obj.get("code")).map(|s| clean(&s)),
         status: string_of(obj.get("status")).map(|s| clean(&s)),
         kind: string_of(obj.get("type")).map(|s| clean(&s)),
-        message: string_of(obj.get("message")),
+        // Kept only to find a permission name in; cleaned like every upstream string.
+        message: string_of(obj.get("message")).map(|s| clean_to(&s, 512)),
         request_id: string_of(obj.get("request_id")).map(|s| clean(&s)),
     }
 }

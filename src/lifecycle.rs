@@ -103,6 +103,20 @@ impl Reloader {
                 tokio::select! {
                     _ = stop.cancelled() => break,
                     _ = worker.wake.notified() => {}
+                    // A reload that overran its deadline and has now
+                    // returned: its outcome is the state of things (it may
+                    // have applied a config), so it is reported too.
+                    late = async {
+                        match overdue.as_mut() {
+                            Some(task) => task.await,
+                            None => std::future::pending().await,
+                        }
+                    }, if overdue.is_some() => {
+                        overdue = None;
+                        let ok = matches!(late, Ok(Ok(())));
+                        tracing::warn!(ok, "a configuration reload that overran its deadline has returned");
+                        report(ok);
+                    }
                 }
             }
             // Stopped: every waiter, now and later, gets a failure.
@@ -236,6 +250,15 @@ mod tests {
         assert!(!reloader.reload().await, "still blocked: refused");
         assert_eq!(*reported.lock().expect("lock"), [false, false]);
         release.send(()).expect("release");
+        // Its late success is reported (it applied a config).
+        let reported_late = tokio::time::timeout(Duration::from_secs(30), async {
+            while reported.lock().expect("lock").len() < 3 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+        assert!(reported_late.is_ok());
+        assert_eq!(*reported.lock().expect("lock"), [false, false, true]);
         // The blocked one returns; the next reload works (hang guard only).
         let ok = tokio::time::timeout(Duration::from_secs(30), async {
             loop {

@@ -451,3 +451,63 @@ async fn sigterm_during_a_reload_of_a_fifo_ends_the_process() {
     }
     assert_eq!(status.and_then(|s| s.code()), Some(0));
 }
+
+/// At start too: `validate`, `serve` and `check` given a config path that
+/// is a FIFO or `/dev/zero` refuse it at once (exit 2, the reason named)
+/// instead of blocking or reading without end.
+#[cfg(unix)]
+#[test]
+fn a_config_path_that_is_a_fifo_or_a_device_is_refused_at_start() {
+    use std::process::{Command, Stdio};
+    let dir = crate::harness::tempdir::TempDir::new();
+    let fifo = dir.path().join("config.yaml");
+    let made = Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .expect("mkfifo runs");
+    assert!(made.success());
+    let zero = dir.path().join("zero.yaml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).expect("symlink");
+    for path in [&fifo, &zero] {
+        for command in ["validate", "serve", "check"] {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+                .arg(command)
+                .arg("--config.file")
+                .arg(path)
+                .env_remove("CREDWATCH_LOG")
+                .env_remove("CREDWATCH_LOG_FORMAT")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn credwatch");
+            // Hang guard, not a timing assertion.
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            let status = loop {
+                if let Some(status) = child.try_wait().expect("wait") {
+                    break status;
+                }
+                if std::time::Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("`{command}` blocked on {}", path.display());
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(&mut child.stderr.take().expect("stderr"), &mut stderr)
+                .expect("stderr");
+            assert_eq!(
+                status.code(),
+                Some(2),
+                "{command} {}: {stderr}",
+                path.display()
+            );
+            assert!(
+                stderr.contains("not a regular file"),
+                "{command} {}: {stderr}",
+                path.display()
+            );
+        }
+    }
+}

@@ -291,6 +291,10 @@ async fn a_config_path_that_is_a_fifo_a_directory_a_device_or_huge_is_refused_pr
     for (what, reason, make) in make {
         let _ = std::fs::remove_file(&path);
         make(&path);
+        // Without the fix a FIFO reader blocks forever, and the test runtime
+        // would wait for it after the assertion failed: a writer that
+        // opens and closes the FIFO on the way out releases it.
+        let _release = ReleaseFifo(path.clone());
         // The harness client gives up after 10 s: a wedged reload fails here.
         let (code, body) = d.post_reload().await;
         assert_eq!(code, 500, "{what}: {body}");
@@ -336,6 +340,24 @@ async fn a_config_path_that_is_a_fifo_a_directory_a_device_or_huge_is_refused_pr
         );
     }
     d.stop().await;
+}
+
+/// Opens (non-blocking) and closes a FIFO when dropped, so a reader blocked
+/// on it gets end-of-file.
+#[cfg(unix)]
+struct ReleaseFifo(std::path::PathBuf);
+
+#[cfg(unix)]
+impl Drop for ReleaseFifo {
+    fn drop(&mut self) {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        if std::fs::symlink_metadata(&self.0).is_ok_and(|m| m.file_type().is_fifo()) {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.0);
+        }
+    }
 }
 
 /// SIGTERM while a reload is wedged on a config path that is a FIFO ends

@@ -10,6 +10,8 @@
 pub use crate::providers::calibrate;
 pub mod explain;
 pub mod findings;
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 use std::io::Write;

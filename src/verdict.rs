@@ -444,7 +444,7 @@ impl CredentialState {
                 }
                 Err(f) => {
                     check.failing_since.get_or_insert(attempt.started_at);
-                    check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.clone());
+                    check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.to_string());
                 }
             }
             // A change worth a line: a new failure or negative answer, or a
@@ -770,7 +770,7 @@ pub(crate) struct PermissionEntry<'a> {
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {
-    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    t.map(crate::providers::words::time)
 }
 
 impl<'a> HealthEntry<'a> {

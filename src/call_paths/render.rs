@@ -213,7 +213,7 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
     let detail = l
         .evidence
         .as_ref()
-        .map(|e| e.detail.clone())
+        .map(|e| e.detail.to_string())
         .filter(|d| !d.is_empty());
     let proven = |what: String| {
         let what = match &l.info {

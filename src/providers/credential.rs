@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::{Kind, Provider, Spec};
-use crate::section::{Labels, SecretSource, SecretValue};
+use crate::section::{Diagnostic, Labels, SecretSource, SecretValue, Validator};
 
 /// One monitored credential.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,13 +93,76 @@ impl Credential {
             .collect()
     }
 
-    /// Re-reads every `*_file` value. `Ok(None)` when nothing changed.
-    /// Errors name the file, never its content.
-    pub fn reread_files(&self) -> Result<Option<Credential>, String> {
-        let spec = each!(&self.spec, s => s.reread())?;
-        Ok(spec.map(|spec| Credential {
-            spec,
-            ..self.clone()
+    /// Re-reads every `*_file` value (a rotation) through the same path as
+    /// at load: the hardened reader (regular file after symlinks, size cap,
+    /// non-blocking open), the mode check (an error with `strict`), and the
+    /// provider's shape checks (an ElevenLabs key ID used as the key, a
+    /// swapped Twilio SID and token, …). `key_path` is the credential's
+    /// (`twilio[1]`, [`Credential::key_path`]); `strict` the config's.
+    ///
+    /// `Ok(None)` when nothing changed; `Ok(Some(_))` with the new
+    /// credential and the load-time warnings its values deserve; `Err` with
+    /// every problem, each with its key path (`twilio[1].auth_token_file`)
+    /// and what is wrong: never a value.
+    pub fn reread_files(
+        &self,
+        key_path: &str,
+        strict: bool,
+    ) -> Result<Option<Reread>, RereadError> {
+        let env = std::collections::HashMap::<String, String>::new();
+        let mut v = Validator::new(Path::new(""), &env, strict);
+        let spec = each!(&self.spec, s => s.reread(&mut v, key_path));
+        let spec = match spec {
+            Some(spec) if v.errors.is_empty() => spec,
+            _ => {
+                let mut errors = v.errors;
+                if errors.is_empty() {
+                    errors.push(Diagnostic {
+                        path: key_path.to_string(),
+                        message: "a re-read value cannot be used".into(),
+                    });
+                }
+                return Err(RereadError { errors });
+            }
+        };
+        if spec == self.spec {
+            return Ok(None);
+        }
+        Ok(Some(Reread {
+            credential: Credential {
+                spec,
+                ..self.clone()
+            },
+            warnings: v.warnings,
         }))
     }
 }
+
+/// A credential whose `*_file` values changed, as re-read.
+#[derive(Debug, Clone)]
+pub struct Reread {
+    pub credential: Credential,
+    /// What load would have warned about (whitespace, an unusual shape).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why re-read `*_file` values cannot be used: each problem with its key
+/// path and what is wrong, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RereadError {
+    pub errors: Vec<Diagnostic>,
+}
+
+impl std::fmt::Display for RereadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RereadError {}

@@ -87,13 +87,14 @@ impl Answer {
         code: Option<String>,
         detail: String,
     ) -> crate::outcome::Evidence {
+        use crate::outcome::Clean;
         crate::outcome::Evidence {
-            request: format!("GET {path}"),
+            request: Clean::request(path),
             http_status: Some(self.status),
-            upstream_code: code,
+            upstream_code: code.as_deref().map(Clean::new),
             permission: None,
-            request_id: self.request_id.clone(),
-            detail,
+            request_id: self.request_id.as_deref().map(Clean::new),
+            detail: Clean::detail(&detail),
         }
     }
 

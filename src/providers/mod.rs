@@ -29,7 +29,7 @@ use serde::Serialize;
 use crate::exposition::{Family, Samples};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 pub use allow::check_read_path;
-pub use credential::Credential;
+pub use credential::{Credential, Reread, RereadError};
 use http::{TransportError, Upstream};
 use outcome::{Attempt, Evidence, Fact, Failure, Reason};
 use report::Finding;
@@ -88,8 +88,10 @@ pub trait Kind: Sized {
     fn secret_name(&self) -> &'static str;
     /// Where its secret values come from (`*_file` ones are watched).
     fn sources(&self) -> Vec<&SecretSource>;
-    /// Re-reads its `*_file` values: `Ok(None)` when nothing changed.
-    fn reread(&self) -> Result<Option<Spec>, String>;
+    /// Re-reads its `*_file` values through the load path (reader, mode
+    /// check, shape checks), reporting into `v` at `path` (`twilio[i]`):
+    /// its spec as it now reads, or `None` (the reasons are in `v`).
+    fn reread(&self, v: &mut crate::section::Validator<'_>, path: &str) -> Option<Spec>;
     /// The credential whose account this one's checks also read.
     fn linked(&self) -> Option<&str> {
         None
@@ -630,8 +632,8 @@ impl Clock {
         self.finish(
             check,
             Evidence {
-                request: format!("GET {path}"),
-                detail: e.to_string(),
+                request: outcome::Clean::request(path),
+                detail: e.to_string().into(),
                 ..Evidence::default()
             },
             Err(Failure::new(failure_from_transport(&e))),

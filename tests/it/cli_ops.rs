@@ -91,7 +91,7 @@ async fn config_file_and_its_old_name_config_both_work() {
 /// Spawns `credwatch <args>` with stderr piped, waits (real time, bounded)
 /// until a stderr line contains `until`, then kills it. Returns every stderr
 /// line read.
-fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
+pub(crate) fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("NO_COLOR")

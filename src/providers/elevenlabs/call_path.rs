@@ -13,7 +13,7 @@ use super::ElevenLabs;
 use super::checks::{Meaning, classify, parse_body};
 use crate::providers::http::{Answer, Auth, TransportError};
 use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
-use crate::providers::outcome::{Evidence, Reason, clean, clean_to};
+use crate::providers::outcome::{Clean, Evidence, Reason, clean, clean_to};
 use crate::providers::twilio::{self, TwilioAuth};
 use crate::providers::{Context, Credential, Linked, Provider, Spec};
 
@@ -109,7 +109,7 @@ trait WithDetail {
 
 impl WithDetail for Observation {
     fn with_detail(mut self, detail: &str) -> Self {
-        self.evidence.detail = detail.to_string();
+        self.evidence.detail = detail.into();
         self
     }
 }
@@ -131,8 +131,8 @@ fn transport(link: Link, path: &str, e: &TransportError) -> Observation {
         link,
         Finding::Unknown(crate::providers::failure_from_transport(e)),
         Evidence {
-            request: format!("GET {path}"),
-            detail: e.to_string(),
+            request: Clean::request(path),
+            detail: e.to_string().into(),
             ..Evidence::default()
         },
     )
@@ -329,7 +329,8 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
             (Some(fp), _) if *fp != current => {
                 evidence.detail = format!(
                     "the Auth Token's fingerprint is {current}, not {fp} (twilio_imported_fingerprint)"
-                );
+                )
+                .into();
                 Finding::Broken(LinkProblem::ReimportNeeded)
             }
             (Some(_), _) => {

@@ -33,7 +33,7 @@ use super::report::Finding;
 use super::{Context, Kind, Linked, Plan, Spec};
 use crate::exposition::{Family, Samples};
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue};
+use crate::section::{SecretSource, SecretValue, Validator};
 pub use checks::{
     Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
     subscription, subscription_outcome,
@@ -80,8 +80,8 @@ impl Kind for ElevenLabs {
         vec![&self.api_key.source]
     }
 
-    fn reread(&self) -> Result<Option<Spec>, String> {
-        Ok(self.reread_files()?.map(Spec::ElevenLabs))
+    fn reread(&self, v: &mut Validator<'_>, path: &str) -> Option<Spec> {
+        self.reread_files(v, path).map(Spec::ElevenLabs)
     }
 
     fn account(&self) -> Option<&str> {

@@ -17,7 +17,7 @@ use super::facts::{Detail, PhoneNumber, PhoneProblem};
 use crate::providers::twilio::TwilioAuth;
 use crate::providers::{Credential, Provider, Spec};
 use crate::outcome::{
-    Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to,
+    Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
 };
 use crate::providers::http::Auth;
 use crate::providers::twilio::{self, NumberList};
@@ -52,14 +52,14 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         parse_body(&answer)
     };
     let mut evidence = Evidence {
-        request: format!("GET {PATH}"),
+        request: Clean::request(PATH),
         http_status: Some(answer.status),
-        request_id: answer.request_id.clone(),
+        request_id: answer.request_id.as_deref().map(Clean::new),
         ..Evidence::default()
     };
     if let Body::Error(f) = &body {
-        evidence.upstream_code = f.key().map(str::to_string);
-        evidence.permission = f.permission();
+        evidence.upstream_code = f.key().map(Clean::new);
+        evidence.permission = f.permission().as_deref().map(Clean::new);
     }
     let items: Vec<Value> = match classify(&answer, &body) {
         Meaning::Ok => match serde_json::from_slice(&answer.body) {
@@ -83,7 +83,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             let p = p.unwrap_or_else(|| "convai_read".into());
             evidence.detail = format!(
                 "the key may not list phone numbers (missing `{p}`); `phone_numbers: true` needs convai_read"
-            );
+            ).into();
             return clock.finish(
                 CHECK,
                 evidence,
@@ -105,11 +105,11 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             }]));
         }
         Meaning::Failure(reason, detail) => {
-            evidence.detail = detail;
+            evidence.detail = detail.into();
             return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
         }
         other => {
-            evidence.detail = format!("unexpected answer to the phone-number list: {other}");
+            evidence.detail = format!("unexpected answer to the phone-number list: {other}").into();
             return clock.finish(
                 CHECK,
                 evidence,
@@ -275,7 +275,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         } else {
             String::new()
         }
-    );
+    ).into();
     clock.finish(
         CHECK,
         evidence,

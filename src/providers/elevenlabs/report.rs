@@ -266,7 +266,7 @@ fn phone_findings(
 ) -> Vec<Finding> {
     let changed = n
         .twilio_changed_at
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        .map(crate::providers::words::time);
     let shown = if n.number.is_empty() {
         n.phone_number_id.clone()
     } else {

@@ -376,6 +376,21 @@ async fn count(
                 ]),
             );
         };
+        // Followed exactly as sent, or not at all (`outcome::upstream_uri`).
+        let Some(next) = crate::providers::outcome::upstream_uri(&next) else {
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(
+                    first,
+                    first_answer,
+                    stale(
+                        pages,
+                        "next_page_uri is malformed (control characters, spaces, non-ASCII or over 1024 bytes; not followed)",
+                    ),
+                ),
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        };
         if pages >= MAX_PAGES {
             return clock.finish(
                 COUNT_CHECK,
@@ -404,7 +419,7 @@ async fn count(
             Ok(a) => a,
             Err(e) => {
                 let mut attempt = clock.failed(COUNT_CHECK, &next, e);
-                attempt.evidence.detail = stale(pages, &attempt.evidence.detail);
+                attempt.evidence.detail = stale(pages, &attempt.evidence.detail).into();
                 return attempt;
             }
         };

@@ -26,7 +26,7 @@ use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Spec};
 use crate::exposition::{Family, Samples};
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue};
+use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
 pub use checks::{
     COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
@@ -67,8 +67,8 @@ impl Kind for Twilio {
         self.all_sources()
     }
 
-    fn reread(&self) -> Result<Option<Spec>, String> {
-        Ok(self.reread_files()?.map(Spec::Twilio))
+    fn reread(&self, v: &mut Validator<'_>, path: &str) -> Option<Spec> {
+        self.reread_files(v, path).map(Spec::Twilio)
     }
 
     /// Reading the incoming numbers (the auth check's request): a

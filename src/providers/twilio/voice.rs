@@ -8,7 +8,7 @@ use super::Twilio;
 use super::checks::{Meaning, classify, error_code, get, get_at};
 use crate::providers::http::Answer;
 use crate::providers::link::{Finding, Link, LinkProblem, Observation};
-use crate::providers::outcome::{Evidence, Reason, clean};
+use crate::providers::outcome::{Clean, Evidence, Reason, clean};
 use crate::providers::{Context, Credential};
 
 #[derive(Deserialize)]
@@ -225,8 +225,8 @@ fn failed(link: Link, path: &str, e: &crate::providers::http::TransportError) ->
         link,
         Finding::Unknown(crate::providers::failure_from_transport(e)),
         Evidence {
-            request: format!("GET {path}"),
-            detail: e.to_string(),
+            request: Clean::request(path),
+            detail: e.to_string().into(),
             ..Evidence::default()
         },
     )

@@ -926,7 +926,7 @@ fn log_standing(e: &Entry, before: Standing, still: Option<SystemTime>) {
     let after = e.log.standing;
     let was = describe(before);
     let since = still
-        .map(|t| format!(" since {}", humantime::format_rfc3339_seconds(t)))
+        .map(|t| format!(" since {}", crate::providers::words::time(t)))
         .unwrap_or_default();
     let pending = e.slot.snapshot().pending_why();
     match after.health {

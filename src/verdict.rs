@@ -276,7 +276,7 @@ impl PendingWhy {
             None => "whether the credential authenticates".to_string(),
         };
         let since = |t: Option<SystemTime>| {
-            t.map(|t| format!(" since {}", humantime::format_rfc3339_seconds(t)))
+            t.map(|t| format!(" since {}", crate::providers::words::time(t)))
                 .unwrap_or_default()
         };
         let mut m = match self.why {
@@ -311,7 +311,7 @@ impl PendingWhy {
         {
             m.push_str(&format!(
                 "; the secret changed at {} and the new value is not confirmed yet",
-                humantime::format_rfc3339_seconds(t)
+                crate::providers::words::time(t)
             ));
         }
         m

@@ -146,12 +146,13 @@ fn age(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
+/// Dates no calendar can show are shown as what they are (`providers::words`).
 fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::providers::words::time(t)
 }
 
 fn date(unix: i64) -> String {
-    time(SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+    crate::providers::words::date(unix)
 }
 
 /// The alert whose runbook section covers a finding's code (the stable

@@ -448,3 +448,106 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
     }
     assert_eq!(sim.request_count(), 0, "nothing is sent for a bad config");
 }
+
+/// The demo's el-agent-prod with `phone_numbers: true`, linked to `twilio`
+/// (or to nothing), and the demo's Twilio credentials.
+fn numbers_config(sim: &Simulator, twilio: Option<&str>) -> String {
+    format!(
+        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
+         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n    phone_numbers: true\n{link}\
+         twilio:\n  - name: tw-rotated\n    account_sid: {rsid}\n    auth_token: {rtoken}\n    base_url: {tw}\n\
+         \x20 - name: tw-prod\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
+        key = d::EL_AGENT_PROD_KEY,
+        el = sim.elevenlabs_url(),
+        link = twilio
+            .map(|t| format!("    twilio: {t}\n"))
+            .unwrap_or_default(),
+        rsid = d::TWILIO_ROTATED_SID,
+        rtoken = d::TWILIO_ROTATED_TOKEN,
+        sid = d::TWILIO_PROD_SID,
+        token = d::TWILIO_PROD_TOKEN,
+        tw = sim.twilio_url(),
+    )
+}
+
+/// Every `problem` of `credwatch_elevenlabs_phone_number_problem_info` for one number.
+fn number_problems(metrics: &str, id: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("credwatch_elevenlabs_phone_number_problem_info{")
+                && l.contains(&format!("phone_number_id=\"{id}\""))
+        })
+        .filter_map(|l| {
+            l.split("problem=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ownership() {
+    let sim = Simulator::start(World::demo()).await.expect("simulator");
+
+    // Linked to a Twilio credential that is rejected: no number is ready,
+    // the one on the account included.
+    let dm = Daemon::start(&numbers_config(&sim, Some("tw-rotated"))).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_phone_number_ready",
+            &[d::EL_PHONE_SUPPORT_ID]
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    let support = number_problems(&m, d::EL_PHONE_SUPPORT_ID);
+    assert!(
+        support.contains(&"twilio_credential_unhealthy".to_string()),
+        "{support:?}"
+    );
+    dm.stop().await;
+
+    // The same number through the Twilio credential that owns it: ready.
+    let dm = Daemon::start(&numbers_config(&sim, Some("tw-prod"))).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_phone_number_ready",
+            &[d::EL_PHONE_SUPPORT_ID]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(number_problems(&m, d::EL_PHONE_SUPPORT_ID).is_empty());
+    dm.stop().await;
+
+    // No `twilio:` link: nothing proves ownership, so nothing is ready.
+    let dm = Daemon::start(&numbers_config(&sim, None)).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    for id in [
+        d::EL_PHONE_SUPPORT_ID,
+        d::EL_PHONE_SPARE_ID,
+        d::EL_PHONE_LEGACY_ID,
+    ] {
+        assert_eq!(
+            sample(&m, "credwatch_elevenlabs_phone_number_ready", &[id]),
+            Some(0.0),
+            "{id}: {m}"
+        );
+        assert!(
+            number_problems(&m, id).contains(&"ownership_unchecked".to_string()),
+            "{id}: {:?}",
+            number_problems(&m, id)
+        );
+    }
+    dm.stop().await;
+}

@@ -425,4 +425,77 @@ mod tests {
         let (o, _) = phone_number_outcome(REQ, &answer(404, r#"{"detail":{"status":"something_else","message":"x"}}"#));
         assert_eq!(o.finding, Finding::Unknown(Reason::UnexpectedResponse));
     }
+
+    /// The ElevenLabs credential (linking `tw`, imported with `imported`),
+    /// and `tw` with its Auth Token, or an API key when `key`.
+    fn creds(imported: Option<&str>, key: bool) -> (ElevenLabs, Credential) {
+        let auth = if key {
+            "    api_key_sid: SK0123456789abcdef0123456789abcdef\n    api_key_secret: secret0123456789\n"
+        } else {
+            "    auth_token: 0123456789abcdef0123456789abcdef\n"
+        };
+        let yaml = format!(
+            "elevenlabs:\n  - name: el\n    api_key: sk_{}\n    phone_numbers: true\n    twilio: tw\n{}twilio:\n  - name: tw\n    account_sid: AC0123456789abcdef0123456789abcdef\n{auth}",
+            "0".repeat(48),
+            imported.map(|f| format!("    twilio_imported_fingerprint: {f}\n")).unwrap_or_default(),
+        );
+        let config = crate::config::Config::from_yaml(
+            &yaml,
+            std::path::Path::new("t.yaml"),
+            &std::collections::HashMap::<String, String>::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let el = match &config.credentials[0].spec {
+            Spec::ElevenLabs(el) => el.clone(),
+            _ => panic!("not elevenlabs"),
+        };
+        (el, config.credentials[1].clone())
+    }
+
+    fn path() -> CallPath {
+        CallPath {
+            name: "p".into(),
+            caller: "el".into(),
+            agent_id: "agent_1".into(),
+            phone_number_id: "phnum_1".into(),
+            carrier: "tw".into(),
+            destinations: vec![],
+            critical: true,
+            imported_fingerprint: None,
+        }
+    }
+
+    fn linked(cred: Credential, changed: bool) -> Linked {
+        Linked {
+            cred: std::sync::Arc::new(cred),
+            changed_at: changed.then(std::time::SystemTime::now),
+            usable: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_token_rotated_since_the_import_needs_a_reimport() {
+        let (el, tw) = creds(None, false);
+        let current = tw.fingerprint();
+        // Nothing recorded, nothing seen: no rotation known (an inference).
+        let o = import_link(&path(), &el, &linked(tw.clone(), false));
+        assert_eq!((o.finding, o.inferred), (Finding::Proven, true));
+        // A change seen while running.
+        let o = import_link(&path(), &el, &linked(tw.clone(), true));
+        assert_eq!(o.finding, Finding::Broken(LinkProblem::ReimportNeeded));
+        // The recorded fingerprint decides, the path's before the credential's.
+        let (el, tw) = creds(Some("5ca1ab1e0000"), false);
+        let o = import_link(&path(), &el, &linked(tw.clone(), false));
+        assert_eq!(o.finding, Finding::Broken(LinkProblem::ReimportNeeded));
+        assert!(o.evidence.detail.contains(&current), "{}", o.evidence.detail);
+        let mut confirmed = path();
+        confirmed.imported_fingerprint = Some(current.clone());
+        let o = import_link(&confirmed, &el, &linked(tw.clone(), true));
+        assert_eq!(o.finding, Finding::Proven, "the path's fingerprint is the current one");
+        // Watched through an API key: the Auth Token's rotation cannot be seen.
+        let (el, tw) = creds(None, true);
+        let o = import_link(&path(), &el, &linked(tw, true));
+        assert_eq!((o.finding, o.inferred), (Finding::Proven, true));
+        assert!(o.evidence.detail.contains("API key"), "{}", o.evidence.detail);
+    }
 }

@@ -46,8 +46,8 @@ pub struct CredentialReport {
     /// What each verdict in `permissions` rests on: `direct`, `calibrated`
     /// or `inferred` (docs/check-output.md).
     pub permission_basis: BTreeMap<String, Basis>,
-    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`, …).
-    #[serde(flatten)]
+    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`,
+    /// …), in an object whose shape `provider` says (version 2).
     pub details: providers::Reports,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.

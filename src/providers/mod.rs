@@ -459,14 +459,11 @@ macro_rules! registry {
                 }
             }
 
-            /// `check`'s report of the details: the provider's fields filled,
-            /// every other provider's empty.
+            /// `check`'s report of the details: the provider's own object.
             pub fn report(&self) -> Reports {
-                let mut r = Reports::default();
                 match self {
-                    $(Details::$Variant(s) => r.$module = <$module::$Type as Kind>::report(s),)+
+                    $(Details::$Variant(s) => Reports::$Variant(<$module::$Type as Kind>::report(s)),)+
                 }
-                r
             }
 
             /// What the status page shows of them.
@@ -483,19 +480,22 @@ macro_rules! registry {
             }
         }
 
-        /// Every provider's report fields (`quota`, `twilio_account`, …), as
-        /// `check --output json` has them.
-        #[derive(Clone, Debug, Default, Serialize)]
-        pub struct Reports {
-            $(#[serde(flatten)] pub $module: <$module::$Type as Kind>::Report,)+
+        /// One credential's provider fields (`quota`, `twilio_account`, …):
+        /// the object `details` of `check --output json` (version 2), whose
+        /// shape the credential's `provider` says; adding a provider adds a
+        /// shape, it changes no other.
+        #[derive(Clone, Debug, Serialize)]
+        #[serde(untagged)]
+        pub enum Reports {
+            $($Variant(<$module::$Type as Kind>::Report),)+
         }
 
         impl Reports {
-            /// The reports in a few words each.
+            /// The report in a few words.
             pub fn summary(&self) -> Vec<String> {
-                let mut bits = Vec::new();
-                $(bits.extend(<$module::$Type as Kind>::summary(&self.$module));)+
-                bits
+                match self {
+                    $(Reports::$Variant(r) => <$module::$Type as Kind>::summary(r),)+
+                }
             }
         }
 

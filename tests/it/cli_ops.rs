@@ -343,7 +343,7 @@ async fn check_demo_shows_the_demo_verdicts_without_any_account() {
         "{agent}"
     );
     // The imported number that is not on the linked Twilio account is explained.
-    let legacy = agent["phone_numbers"]
+    let legacy = agent["details"]["phone_numbers"]
         .as_array()
         .into_iter()
         .flatten()

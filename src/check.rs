@@ -342,11 +342,7 @@ pub fn evidence_line(e: &Evidence) -> String {
 /// ` {team="voice",env="prod"}` after the provider, as in a Prometheus
 /// selector; empty without labels.
 fn labels_text(c: &CredentialReport) -> String {
-    if c.labels.is_empty() {
-        return String::new();
-    }
-    let pairs: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!(" {{{}}}", pairs.join(","))
+    crate::section::labels::selector(&c.labels)
 }
 
 fn summary_line(c: &CredentialReport) -> String {

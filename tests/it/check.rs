@@ -43,6 +43,7 @@ pub struct Report {
 pub struct PathReport {
     pub name: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub elevenlabs: String,
     pub twilio: String,
     pub agent_id: String,

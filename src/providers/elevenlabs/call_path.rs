@@ -462,6 +462,7 @@ mod tests {
             destinations: vec![],
             critical: true,
             imported_fingerprint: None,
+            labels: Default::default(),
         }
     }
 

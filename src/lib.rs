@@ -12,8 +12,10 @@
 //!   sample writer, escaping). A leaf.
 //! - [`secret`]: the one type that holds a secret; it redacts itself and
 //!   zeroes its memory on drop.
-//! - [`providers`]: one folder per upstream (ElevenLabs, Twilio) behind one
-//!   interface, [`providers::Kind`], registered in one line. Each owns its
+//! - [`providers`]: one folder per upstream (ElevenLabs, Twilio) behind
+//!   plain traits ([`providers::Kind`], [`providers::Settings`] and those of
+//!   its associated types), registered as a variant in the enums of
+//!   `providers/registry.rs`. Each owns its
 //!   config section, its allow-list arm, its checks (GET requests through
 //!   [`providers::http::Upstream`], which cannot send anything else) and
 //!   the classification of every answer into [`outcome`] facts, its metric

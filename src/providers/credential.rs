@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Kind, Provider, Spec};
+use super::{Provider, Spec};
 use crate::section::{Diagnostic, Labels, SecretSource, SecretValue, Validator};
 
 /// One monitored credential.
@@ -31,23 +31,23 @@ impl Credential {
 
     /// Where its requests go.
     pub fn base_url(&self) -> &str {
-        each!(&self.spec, s => s.base_url())
+        self.spec.settings().base_url()
     }
 
     /// The credential whose account this one's checks also read (an
     /// ElevenLabs key's `twilio:` link, with `phone_numbers: true`).
     pub fn linked(&self) -> Option<&str> {
-        each!(&self.spec, s => s.linked())
+        self.spec.settings().linked()
     }
 
     /// The permissions whose absence makes it unhealthy.
     pub fn required_permissions(&self) -> &[String] {
-        each!(&self.spec, s => s.required_permissions())
+        self.spec.settings().required_permissions()
     }
 
     /// Whether phone numbers may appear in metric labels.
     pub fn expose_numbers(&self) -> bool {
-        each!(&self.spec, s => s.expose_numbers())
+        self.spec.settings().expose_numbers()
     }
 
     /// Its position among the credentials of its provider in `credentials`:
@@ -68,22 +68,22 @@ impl Credential {
 
     /// The secret that authenticates this credential, with its source.
     pub fn secret(&self) -> &SecretValue {
-        each!(&self.spec, s => s.secret())
+        self.spec.settings().secret()
     }
 
     /// What the secret is called in the provider's console.
     pub fn secret_name(&self) -> &'static str {
-        each!(&self.spec, s => s.secret_name())
+        self.spec.settings().secret_name()
     }
 
     /// The account the credential names, where it names one (a Twilio Account SID).
     pub fn account(&self) -> Option<&str> {
-        each!(&self.spec, s => s.account())
+        self.spec.settings().account()
     }
 
     /// Secrets read from files, which are watched for rotation.
     pub fn secret_files(&self) -> Vec<&Path> {
-        let sources = each!(&self.spec, s => s.sources());
+        let sources = self.spec.settings().sources();
         sources
             .into_iter()
             .filter_map(|s| match s {
@@ -111,7 +111,7 @@ impl Credential {
     ) -> Result<Option<Reread>, RereadError> {
         let env = std::collections::HashMap::<String, String>::new();
         let mut v = Validator::new(Path::new(""), &env, strict);
-        let spec = each!(&self.spec, s => s.reread(&mut v, key_path));
+        let spec = self.spec.settings().reread(&mut v, key_path);
         let spec = match spec {
             Some(spec) if v.errors.is_empty() => spec,
             _ => {

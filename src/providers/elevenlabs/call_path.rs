@@ -122,7 +122,13 @@ async fn get(
 ) -> Result<Answer, TransportError> {
     let auth = Auth::XiApiKey(&el.api_key.value);
     ctx.upstream
-        .get(Provider::ElevenLabs, &el.base_url, path, auth, caller.timeout)
+        .get(
+            Provider::ElevenLabs,
+            &el.base_url,
+            path,
+            auth,
+            caller.timeout,
+        )
         .await
 }
 
@@ -250,7 +256,10 @@ pub fn phone_number_outcome(req: &str, answer: &Answer) -> (Observation, Option<
                 if provider != "twilio" {
                     (
                         Finding::Broken(LinkProblem::PhoneNumberNotTwilio),
-                        format!("the number is imported through `{}`, not Twilio", clean(provider)),
+                        format!(
+                            "the number is imported through `{}`, not Twilio",
+                            clean(provider)
+                        ),
                     )
                 } else if n.supports_outbound == Some(false) {
                     (
@@ -335,7 +344,8 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
             }
             (Some(_), _) => {
                 evidence.detail =
-                    "the Auth Token is the one recorded as imported (twilio_imported_fingerprint)".into();
+                    "the Auth Token is the one recorded as imported (twilio_imported_fingerprint)"
+                        .into();
                 Finding::Proven
             }
             (None, Some(_)) => {
@@ -344,7 +354,8 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
                 Finding::Broken(LinkProblem::ReimportNeeded)
             }
             (None, None) => {
-                evidence.detail = "no rotation of the Auth Token seen since credwatch started".into();
+                evidence.detail =
+                    "no rotation of the Auth Token seen since credwatch started".into();
                 Finding::Proven
             }
         }
@@ -381,19 +392,41 @@ mod tests {
             ),
         );
         assert_eq!(found.finding, Finding::Proven);
-        assert_eq!(found.info.as_deref(), Some("audio: output ulaw_8000, input pcm_16000"));
+        assert_eq!(
+            found.info.as_deref(),
+            Some("audio: output ulaw_8000, input pcm_16000")
+        );
         let gone = agent_outcome(
             REQ,
-            &answer(404, r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#),
+            &answer(
+                404,
+                r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#,
+            ),
         );
         assert_eq!(gone.finding, Finding::Broken(LinkProblem::AgentNotFound));
         for (status, body, reason) in [
-            (503, r#"{"detail":{"status":"system_busy","message":"busy"}}"#, Reason::UpstreamError),
-            (429, r#"{"detail":{"status":"rate_limit_exceeded","message":"x"}}"#, Reason::RateLimited),
-            (401, r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#, Reason::UnexpectedResponse),
+            (
+                503,
+                r#"{"detail":{"status":"system_busy","message":"busy"}}"#,
+                Reason::UpstreamError,
+            ),
+            (
+                429,
+                r#"{"detail":{"status":"rate_limit_exceeded","message":"x"}}"#,
+                Reason::RateLimited,
+            ),
+            (
+                401,
+                r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#,
+                Reason::UnexpectedResponse,
+            ),
             (200, "[1,2]", Reason::UnexpectedResponse),
         ] {
-            assert_eq!(agent_outcome(REQ, &answer(status, body)).finding, Finding::Unknown(reason), "{status} {body}");
+            assert_eq!(
+                agent_outcome(REQ, &answer(status, body)).finding,
+                Finding::Unknown(reason),
+                "{status} {body}"
+            );
         }
     }
 
@@ -405,7 +438,10 @@ mod tests {
         assert_eq!(n.as_deref(), Some("+14155550101"));
         // `provider` and `supports_outbound` absent: a Twilio number, not marked incapable.
         let bare = r#"{"phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1"}"#;
-        assert_eq!(phone_number_outcome(REQ, &answer(200, bare)).0.finding, Finding::Proven);
+        assert_eq!(
+            phone_number_outcome(REQ, &answer(200, bare)).0.finding,
+            Finding::Proven
+        );
         let sip = r#"{"provider":"sip_trunk","phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1"}"#;
         assert_eq!(
             phone_number_outcome(REQ, &answer(200, sip)).0.finding,
@@ -413,16 +449,28 @@ mod tests {
         );
         let no_out = r#"{"provider":"twilio","phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1","supports_outbound":false}"#;
         let (o, n) = phone_number_outcome(REQ, &answer(200, no_out));
-        assert_eq!(o.finding, Finding::Broken(LinkProblem::PhoneNumberNotOutboundCapable));
+        assert_eq!(
+            o.finding,
+            Finding::Broken(LinkProblem::PhoneNumberNotOutboundCapable)
+        );
         assert_eq!(n, None);
         let (o, _) = phone_number_outcome(
             REQ,
-            &answer(404, r#"{"detail":{"status":"phone_number_not_found","message":"Phone number not found"}}"#),
+            &answer(
+                404,
+                r#"{"detail":{"status":"phone_number_not_found","message":"Phone number not found"}}"#,
+            ),
         );
         assert_eq!(o.finding, Finding::Broken(LinkProblem::PhoneNumberNotFound));
         assert!(o.inferred);
         // A 404 that does not say "not found" proves nothing.
-        let (o, _) = phone_number_outcome(REQ, &answer(404, r#"{"detail":{"status":"something_else","message":"x"}}"#));
+        let (o, _) = phone_number_outcome(
+            REQ,
+            &answer(
+                404,
+                r#"{"detail":{"status":"something_else","message":"x"}}"#,
+            ),
+        );
         assert_eq!(o.finding, Finding::Unknown(Reason::UnexpectedResponse));
     }
 
@@ -437,7 +485,9 @@ mod tests {
         let yaml = format!(
             "elevenlabs:\n  - name: el\n    api_key: sk_{}\n    phone_numbers: true\n    twilio: tw\n{}twilio:\n  - name: tw\n    account_sid: AC0123456789abcdef0123456789abcdef\n{auth}",
             "0".repeat(48),
-            imported.map(|f| format!("    twilio_imported_fingerprint: {f}\n")).unwrap_or_default(),
+            imported
+                .map(|f| format!("    twilio_imported_fingerprint: {f}\n"))
+                .unwrap_or_default(),
         );
         let config = crate::config::Config::from_yaml(
             &yaml,
@@ -488,15 +538,27 @@ mod tests {
         let (el, tw) = creds(Some("5ca1ab1e0000"), false);
         let o = import_link(&path(), &el, &linked(tw.clone(), false));
         assert_eq!(o.finding, Finding::Broken(LinkProblem::ReimportNeeded));
-        assert!(o.evidence.detail.contains(&current), "{}", o.evidence.detail);
+        assert!(
+            o.evidence.detail.contains(&current),
+            "{}",
+            o.evidence.detail
+        );
         let mut confirmed = path();
         confirmed.imported_fingerprint = Some(current.clone());
         let o = import_link(&confirmed, &el, &linked(tw.clone(), true));
-        assert_eq!(o.finding, Finding::Proven, "the path's fingerprint is the current one");
+        assert_eq!(
+            o.finding,
+            Finding::Proven,
+            "the path's fingerprint is the current one"
+        );
         // Watched through an API key: the Auth Token's rotation cannot be seen.
         let (el, tw) = creds(None, true);
         let o = import_link(&path(), &el, &linked(tw, true));
         assert_eq!((o.finding, o.inferred), (Finding::Proven, true));
-        assert!(o.evidence.detail.contains("API key"), "{}", o.evidence.detail);
+        assert!(
+            o.evidence.detail.contains("API key"),
+            "{}",
+            o.evidence.detail
+        );
     }
 }

@@ -11,10 +11,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::api::{PermissionProbe, StatusMatch};
+use super::calibration::Calibrated;
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
+use crate::providers::ProviderProblem;
 use crate::providers::http::{Answer, Auth, TransportError};
-use super::calibration::Calibrated;
 use crate::providers::outcome::{
     Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
 };
@@ -392,13 +393,15 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     },
                     Detail::Quota {
                         quota: quota.clone(),
-                    }.into(),
+                    }
+                    .into(),
                 ];
                 if exhausted {
                     facts.push(Fact::Blocked {
                         problem: Problem::QuotaExhausted {
                             reset_at: quota.reset_at,
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 // Only `free_disabled` is evidence of a disabled account;
@@ -407,7 +410,8 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     facts.push(Fact::Blocked {
                         problem: Problem::SubscriptionDisabled {
                             status: quota.status.clone(),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 let detail = format!(
@@ -472,9 +476,12 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
             "key accepted; quota exceeded".into(),
         ),
         Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked {
-                problem: problem.into(),
-            }]),
+            Ok(vec![
+                Fact::Valid,
+                Fact::Blocked {
+                    problem: problem.into(),
+                },
+            ]),
             "key accepted; the account is blocked".into(),
         ),
         Meaning::AgentNotFound => (

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::calibration;
 use super::api::{PermissionProbe, StatusMatch, check_path, default_permission_probes};
+use super::calibration;
 use crate::providers::twilio;
 use crate::providers::{Credential, Provider, Section, Spec};
 use crate::section::{SecretValue, Timing, Validator, secret, source_suffix};
@@ -334,9 +334,7 @@ fn permission_probes(
             );
             continue;
         };
-        if let Err(why) =
-            check_path(&path)
-        {
+        if let Err(why) = check_path(&path) {
             v.error(format!("{at}.path"), why);
             continue;
         }

@@ -15,7 +15,9 @@ pub(super) fn section(base_url: &str) -> String {
     y += &el(
         "el-agent-prod",
         d::EL_AGENT_PROD_KEY,
-        &format!("{prod}    required_permissions: [convai_write, convai_read]\n    phone_numbers: true\n    twilio: twilio-prod\n    labels: {{team: voice, environment: prod}}\n"),
+        &format!(
+            "{prod}    required_permissions: [convai_write, convai_read]\n    phone_numbers: true\n    twilio: twilio-prod\n    labels: {{team: voice, environment: prod}}\n"
+        ),
     );
     y += &el("el-no-convai-write", d::EL_NO_CONVAI_WRITE_KEY, prod);
     y += &el("el-revoked", d::EL_REVOKED_KEY, "");

@@ -11,17 +11,15 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::{Body, Meaning, classify, parse_body};
 use super::ElevenLabs;
 use super::facts::{Detail, PhoneNumber, PhoneProblem};
-use crate::providers::twilio::TwilioAuth;
-use crate::providers::{Credential, Provider, Spec};
-use crate::outcome::{
-    Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
-};
+use super::{Body, Meaning, classify, parse_body};
+use crate::outcome::{Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to};
 use crate::providers::http::Auth;
+use crate::providers::twilio::TwilioAuth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
+use crate::providers::{Credential, Provider, Spec};
 
 pub const CHECK: &str = "phone_numbers";
 const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
@@ -100,9 +98,13 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         }
         Meaning::Invalid(problem) => {
             evidence.detail = "the key was rejected".into();
-            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid {
-                problem: problem.into(),
-            }]));
+            return clock.finish(
+                CHECK,
+                evidence,
+                Ok(vec![Fact::Invalid {
+                    problem: problem.into(),
+                }]),
+            );
         }
         Meaning::Failure(reason, detail) => {
             evidence.detail = detail.into();
@@ -275,7 +277,8 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         } else {
             String::new()
         }
-    ).into();
+    )
+    .into();
     clock.finish(
         CHECK,
         evidence,

@@ -410,7 +410,10 @@ async fn count(
                 evidence(
                     first,
                     first_answer,
-                    stale(pages, "next_page_uri points outside this account's number list (not followed)"),
+                    stale(
+                        pages,
+                        "next_page_uri points outside this account's number list (not followed)",
+                    ),
                 ),
                 Err(Failure::new(Reason::UnexpectedResponse)),
             );
@@ -560,16 +563,20 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
-                let mut facts = vec![Detail::Account {
-                    status: status.clone(),
-                    kind: kind.clone(),
-                    subaccount,
-                }.into()];
+                let mut facts = vec![
+                    Detail::Account {
+                        status: status.clone(),
+                        kind: kind.clone(),
+                        subaccount,
+                    }
+                    .into(),
+                ];
                 if status == "suspended" || status == "closed" {
                     facts.push(Fact::Blocked {
                         problem: Problem::AccountSuspended {
                             status: Some(status.clone()),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 (
@@ -629,17 +636,23 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                     .map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
-                        Ok(vec![Detail::Balance {
-                            amount: None,
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: None,
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         "balance not reported".into(),
                     ),
                     Some(Ok(amount)) if amount.is_finite() => (
-                        Ok(vec![Detail::Balance {
-                            amount: Some(amount),
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: Some(amount),
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         format!("balance {amount} {currency}"),
                     ),
                     Some(_) => (
@@ -754,7 +767,12 @@ mod tests {
             .to_string();
         let (r, detail) = account_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account { status, kind, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account {
+            status,
+            kind,
+            ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         for s in [status, kind] {
@@ -765,7 +783,10 @@ mod tests {
         let body = serde_json::json!({"balance": "1.00", "currency": evil}).to_string();
         let (r, _) = balance_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance { currency, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance {
+            currency, ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         assert!(currency.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);

@@ -9,9 +9,7 @@ use serde::Deserialize;
 
 use super::api::looks_like_account_sid;
 use crate::providers::{Credential, Section, Spec};
-use crate::section::{
-    SecretSource, SecretValue, Timing, Validator, secret, source_suffix,
-};
+use crate::section::{SecretSource, SecretValue, Timing, Validator, secret, source_suffix};
 
 pub const DEFAULT_URL: &str = "https://api.twilio.com";
 /// Where the Voice API (dialing permissions) is served.
@@ -121,7 +119,11 @@ pub struct RawTwilio {
     pub detail_interval: Option<Duration>,
 }
 
-fn validate(v: &mut Validator<'_>, raw: RawSection, defaults: &Timing) -> (Vec<Credential>, Shared) {
+fn validate(
+    v: &mut Validator<'_>,
+    raw: RawSection,
+    defaults: &Timing,
+) -> (Vec<Credential>, Shared) {
     let credentials = raw
         .credentials
         .into_iter()
@@ -288,7 +290,13 @@ fn token_auth(
         } else if looks_like_key_sid(text) {
             v.error(at, "is an API key SID (`SK…`); put it in `api_key_sid` with its secret in `api_key_secret`, or use the Auth Token here");
         } else if !looks_like_auth_token(text) {
-            v.warn(at, format!("the value from {} is not 32 hex digits like Twilio Auth Tokens are; check it", t.source));
+            v.warn(
+                at,
+                format!(
+                    "the value from {} is not 32 hex digits like Twilio Auth Tokens are; check it",
+                    t.source
+                ),
+            );
         }
     }
     token.map(TwilioAuth::AuthToken)
@@ -302,7 +310,7 @@ fn account_sid(
     sid: Option<SecretValue>,
     auth: Option<&TwilioAuth>,
 ) -> Option<(String, SecretSource)> {
-sid.and_then(|s| {
+    sid.and_then(|s| {
     let text = s.value.expose().to_string();
     let at = format!("{path}.account_sid{}", source_suffix(&s.source));
     if looks_like_account_sid(&text) {

@@ -7,7 +7,9 @@ use crate::simulator::demo as d;
 pub(super) fn section(base_url: &str) -> String {
     let tw = |name: &str, sid: &str, auth: &str| {
         // The simulator serves the Voice API (dialing permissions) too.
-        format!("  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n    voice_base_url: {base_url}\n")
+        format!(
+            "  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n    voice_base_url: {base_url}\n"
+        )
     };
     let token = |t: &str| format!("    auth_token: {t}\n");
     let mut y = String::from("twilio:\n");

@@ -73,10 +73,7 @@ fn lookup_path(tw: &Twilio, resource: &str, number: &str) -> String {
         .append_pair("PhoneNumber", number)
         .append_pair("PageSize", "20")
         .finish();
-    format!(
-        "/2010-04-01/Accounts/{}/{resource}?{query}",
-        tw.account_sid
-    )
+    format!("/2010-04-01/Accounts/{}/{resource}?{query}", tw.account_sid)
 }
 
 /// The calling number (E.164, as ElevenLabs has it) on the account: an
@@ -143,7 +140,9 @@ pub fn incoming_outcome(number: &str, answer: &Answer) -> Option<(Finding, Strin
         ),
         None => (
             Finding::Unknown(Reason::UnexpectedResponse),
-            format!("{number} is on the account, but Twilio did not say whether it can make voice calls"),
+            format!(
+                "{number} is on the account, but Twilio did not say whether it can make voice calls"
+            ),
             false,
         ),
     })
@@ -175,7 +174,9 @@ pub fn caller_id_outcome(number: &str, account_sid: &str, answer: &Answer) -> (F
     } else {
         (
             Finding::Broken(LinkProblem::NumberNotOnTwilioAccount),
-            format!("{number} is neither an incoming number nor a verified caller id of {account_sid}"),
+            format!(
+                "{number} is neither an incoming number nor a verified caller id of {account_sid}"
+            ),
         )
     }
 }
@@ -211,12 +212,16 @@ pub fn destination_outcome(iso: &str, answer: &Answer) -> (Finding, String) {
                 if enabled {
                     (
                         Finding::Proven,
-                        format!("calls to {name} ({iso}) are allowed (low_risk_numbers_enabled: true)"),
+                        format!(
+                            "calls to {name} ({iso}) are allowed (low_risk_numbers_enabled: true)"
+                        ),
                     )
                 } else {
                     (
                         Finding::Broken(LinkProblem::DestinationBlocked),
-                        format!("calls to {name} ({iso}) are blocked by the account's geo permissions (low_risk_numbers_enabled: false)"),
+                        format!(
+                            "calls to {name} ({iso}) are blocked by the account's geo permissions (low_risk_numbers_enabled: false)"
+                        ),
                     )
                 }
             }
@@ -270,9 +275,18 @@ mod tests {
     fn low_risk_dialing_decides_the_destination() {
         let (f, detail) = destination_outcome("US", &answer(200, US_OFF));
         assert_eq!(f, Finding::Broken(LinkProblem::DestinationBlocked));
-        assert!(detail.contains("United States/Canada (US) are blocked"), "{detail}");
-        let on = US_OFF.replace(r#""low_risk_numbers_enabled":false"#, r#""low_risk_numbers_enabled":true"#);
-        assert_eq!(destination_outcome("US", &answer(200, &on)).0, Finding::Proven);
+        assert!(
+            detail.contains("United States/Canada (US) are blocked"),
+            "{detail}"
+        );
+        let on = US_OFF.replace(
+            r#""low_risk_numbers_enabled":false"#,
+            r#""low_risk_numbers_enabled":true"#,
+        );
+        assert_eq!(
+            destination_outcome("US", &answer(200, &on)).0,
+            Finding::Proven
+        );
     }
 
     const N: &str = "+14155550101";
@@ -280,27 +294,48 @@ mod tests {
     #[test]
     fn the_number_must_be_on_the_account_with_voice_capability() {
         let incoming = |voice: &str| {
-            format!(r#"{{"incoming_phone_numbers":[{{"phone_number":"+141555501011","capabilities":{{"voice":true}}}},{{"phone_number":"{N}","capabilities":{{"voice":{voice},"sms":true}}}}],"next_page_uri":null}}"#)
+            format!(
+                r#"{{"incoming_phone_numbers":[{{"phone_number":"+141555501011","capabilities":{{"voice":true}}}},{{"phone_number":"{N}","capabilities":{{"voice":{voice},"sms":true}}}}],"next_page_uri":null}}"#
+            )
         };
         let (f, _, inferred) = incoming_outcome(N, &answer(200, &incoming("true"))).expect("found");
         assert_eq!((f, inferred), (Finding::Proven, false));
         let (f, detail, inferred) =
             incoming_outcome(N, &answer(200, &incoming("false"))).expect("found");
-        assert_eq!((f, inferred), (Finding::Broken(LinkProblem::NumberNotVoiceCapable), true));
+        assert_eq!(
+            (f, inferred),
+            (Finding::Broken(LinkProblem::NumberNotVoiceCapable), true)
+        );
         assert!(detail.contains("capabilities.voice is false"), "{detail}");
         let (f, _, _) = incoming_outcome(N, &answer(200, &incoming("null"))).expect("found");
-        assert_eq!(f, Finding::Unknown(Reason::UnexpectedResponse), "null proves nothing");
+        assert_eq!(
+            f,
+            Finding::Unknown(Reason::UnexpectedResponse),
+            "null proves nothing"
+        );
         // A partial match (Twilio's filter) is not the number: ask the caller ids.
         let partial = r#"{"incoming_phone_numbers":[{"phone_number":"+141555501011","capabilities":{"voice":true}}]}"#;
         assert_eq!(incoming_outcome(N, &answer(200, partial)), None);
         assert_eq!(
-            incoming_outcome(N, &answer(401, r#"{"code":20003,"message":"Authenticate","status":401}"#))
-                .map(|o| o.0),
+            incoming_outcome(
+                N,
+                &answer(
+                    401,
+                    r#"{"code":20003,"message":"Authenticate","status":401}"#
+                )
+            )
+            .map(|o| o.0),
             Some(Finding::Unknown(Reason::UnexpectedResponse))
         );
         assert_eq!(
-            incoming_outcome(N, &answer(503, r#"{"code":20503,"message":"Service unavailable","status":503}"#))
-                .map(|o| o.0),
+            incoming_outcome(
+                N,
+                &answer(
+                    503,
+                    r#"{"code":20503,"message":"Service unavailable","status":503}"#
+                )
+            )
+            .map(|o| o.0),
             Some(Finding::Unknown(Reason::UpstreamError))
         );
     }
@@ -308,13 +343,24 @@ mod tests {
     #[test]
     fn a_verified_caller_id_can_call_and_no_match_is_not_on_the_account() {
         let ids = format!(r#"{{"outgoing_caller_ids":[{{"phone_number":"{N}"}}]}}"#);
-        assert_eq!(caller_id_outcome(N, "AC1", &answer(200, &ids)).0, Finding::Proven);
+        assert_eq!(
+            caller_id_outcome(N, "AC1", &answer(200, &ids)).0,
+            Finding::Proven
+        );
         let none = r#"{"outgoing_caller_ids":[]}"#;
         let (f, detail) = caller_id_outcome(N, "AC1", &answer(200, none));
         assert_eq!(f, Finding::Broken(LinkProblem::NumberNotOnTwilioAccount));
         assert!(detail.contains("neither an incoming number nor a verified caller id of AC1"));
         assert_eq!(
-            caller_id_outcome(N, "AC1", &answer(429, r#"{"code":20429,"message":"Too Many Requests","status":429}"#)).0,
+            caller_id_outcome(
+                N,
+                "AC1",
+                &answer(
+                    429,
+                    r#"{"code":20429,"message":"Too Many Requests","status":429}"#
+                )
+            )
+            .0,
             Finding::Unknown(Reason::RateLimited)
         );
     }
@@ -327,10 +373,22 @@ mod tests {
             Finding::Broken(LinkProblem::DestinationBlocked)
         );
         for (status, body, reason) in [
-            (503, r#"{"code":20503,"message":"Service unavailable","status":503}"#, Reason::UpstreamError),
-            (429, r#"{"code":20429,"message":"Too Many Requests","status":429}"#, Reason::RateLimited),
+            (
+                503,
+                r#"{"code":20503,"message":"Service unavailable","status":503}"#,
+                Reason::UpstreamError,
+            ),
+            (
+                429,
+                r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
+                Reason::RateLimited,
+            ),
             (200, r#"{"iso_code":"US"}"#, Reason::UnexpectedResponse),
-            (401, r#"{"code":20003,"message":"Authenticate","status":401}"#, Reason::UnexpectedResponse),
+            (
+                401,
+                r#"{"code":20003,"message":"Authenticate","status":401}"#,
+                Reason::UnexpectedResponse,
+            ),
         ] {
             assert_eq!(
                 destination_outcome("US", &answer(status, body)).0,

@@ -70,7 +70,7 @@ impl Verdict {
                     self.permissions.insert(name.clone(), *granted);
                     self.permission_basis.insert(name.clone(), *basis);
                 }
-                Fact::Blocked { problem } => {
+                Fact::Problem { problem } => {
                     self.problems.insert(check.to_string(), problem.clone());
                 }
                 Fact::NotPermittedForKey { resource } => {

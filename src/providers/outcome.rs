@@ -208,10 +208,12 @@ pub enum Fact {
         granted: bool,
         basis: Basis,
     },
-    /// A definitive problem other than invalidity: the account is blocked,
-    /// suspended or out of quota, or the key may not do what the check needs.
-    /// Each check owns its problems: its next definitive answer clears them.
-    Blocked { problem: Problem },
+    /// A definitive problem other than invalidity, named by its [`Problem`]
+    /// (whose reason says what kind: an account blocked or suspended, a
+    /// quota used up, a key restricted from what the check needs, which
+    /// comes with the [`Fact::Permission`] it lacks). Each check owns its
+    /// problems: its next definitive answer clears them.
+    Problem { problem: Problem },
     /// This key type may not read a resource (a Twilio Standard key and
     /// the account or balance): not asked again until the secret or the
     /// config changes.
@@ -352,7 +354,7 @@ impl Attempt {
         match &self.result {
             Err(failure) => Some(failure.reason),
             Ok(facts) => facts.iter().find_map(|fact| match fact {
-                Fact::Invalid { problem } | Fact::Blocked { problem } => Some(problem.reason()),
+                Fact::Invalid { problem } | Fact::Problem { problem } => Some(problem.reason()),
                 // Only the permission's own probe counts it: a subscription read
                 // refused for `user_read` is a finding, not a failed check.
                 Fact::Permission {

@@ -397,7 +397,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     .into(),
                 ];
                 if exhausted {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::QuotaExhausted {
                             reset_at: quota.reset_at,
                         }
@@ -407,7 +407,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                 // Only `free_disabled` is evidence of a disabled account;
                 // `past_due`/`incomplete` are exported as billing at risk.
                 if sub.status == "free_disabled" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::SubscriptionDisabled {
                             status: quota.status.clone(),
                         }
@@ -469,7 +469,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
         Meaning::QuotaExceeded => (
             Ok(vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::QuotaExhausted { reset_at: None }.into(),
                 },
             ]),
@@ -478,7 +478,7 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
         Meaning::Blocked(problem) => (
             Ok(vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: problem.into(),
                 },
             ]),

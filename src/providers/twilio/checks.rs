@@ -241,7 +241,7 @@ pub async fn numbers(
                 granted: permission_granted,
                 basis: Basis::Direct,
             },
-            Fact::Blocked {
+            Fact::Problem {
                 problem: problem.into(),
             },
         ]
@@ -257,7 +257,7 @@ pub async fn numbers(
         Meaning::NotActive => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountNotActive.into(),
                 },
             ],
@@ -275,7 +275,7 @@ pub async fn numbers(
         Meaning::Suspended => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountSuspended { status: None }.into(),
                 },
             ],
@@ -572,7 +572,7 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                     .into(),
                 ];
                 if status == "suspended" || status == "closed" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::AccountSuspended {
                             status: Some(status.clone()),
                         }
@@ -599,13 +599,13 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             "this API key may not read the account (only Main keys and the Auth Token can)".into(),
         ),
         Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountSuspended { status: None }.into(),
             }]),
             "the account lacks API access (20403)".into(),
         ),
         Meaning::NotActive => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into(),
             }]),
             "the account is not active (20005)".into(),
@@ -753,7 +753,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into()
             }])
         );

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::lifecycle::Reloader;
 use crate::providers::http::Upstream;
+use crate::reload::Reloader;
 use crate::scheduler::{self, SchedulerHandle};
 use crate::server::{self, App, Limits};
 use crate::state::State;
@@ -85,7 +85,7 @@ where
     let reloader = {
         let state = state.clone();
         let scheduler = scheduler.clone();
-        let reload: Arc<crate::lifecycle::ReloadFn> = Arc::new(move || match reload_config() {
+        let reload: Arc<crate::reload::ReloadFn> = Arc::new(move || match reload_config() {
             Ok(config) => {
                 for w in &config.warnings {
                     tracing::warn!("{}: {}", config.source.display(), w);
@@ -110,12 +110,7 @@ where
             let state = state.clone();
             Arc::new(move |ok: bool| state.set_reload_result(ok))
         };
-        Reloader::spawn(
-            reload,
-            report,
-            stop.clone(),
-            crate::lifecycle::RELOAD_DEADLINE,
-        )
+        Reloader::spawn(reload, report, stop.clone(), crate::reload::RELOAD_DEADLINE)
     };
     let sighup = spawn_sighup(reloader.clone(), stop.clone());
     if let Some(web) = &listeners.web {

@@ -40,7 +40,7 @@
 //! - [`daemon`]: the scheduler and the server wired together for `serve` and
 //!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
 //! - [`demo`]: `credwatch demo` and `check --demo`, against the simulator.
-//! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
+//! - [`reload`]: config reloads (SIGHUP, `POST /-/reload`), coalesced, with a deadline.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
 //! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
@@ -53,10 +53,10 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod exposition;
-pub mod lifecycle;
 pub mod listen;
 pub mod metrics;
 pub mod providers;
+pub mod reload;
 pub mod scheduler;
 pub mod secret;
 pub mod section;

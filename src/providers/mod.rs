@@ -168,6 +168,9 @@ pub trait Kind: Settings + Sized {
     const AUTH_CHECK: &'static str;
     /// Its metric families, exported after the common ones (`report.rs`).
     const FAMILIES: &'static [Family];
+    /// The answer headers that carry its request id (for support tickets),
+    /// the first present wins.
+    const REQUEST_ID_HEADERS: &'static [&'static str];
 
     /// Its arm of the read-only allow-list ([`check_read_path`]): whether
     /// the path, split into segments, and the query may be asked.

@@ -70,6 +70,14 @@ impl Provider {
         }
     }
 
+    /// The answer headers that carry its request id.
+    pub fn request_id_headers(self) -> &'static [&'static str] {
+        match self {
+            Provider::ElevenLabs => ElevenLabs::REQUEST_ID_HEADERS,
+            Provider::Twilio => Twilio::REQUEST_ID_HEADERS,
+        }
+    }
+
     /// The name of its check that decides validity.
     pub fn auth_check(self) -> &'static str {
         match self {

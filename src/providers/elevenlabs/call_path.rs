@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::ElevenLabs;
 use super::checks::{Meaning, classify, parse_body};
-use crate::providers::http::{Answer, Auth, TransportError};
+use crate::providers::http::{Answer, TransportError};
 use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
 use crate::providers::outcome::{Clean, Evidence, Reason, clean, clean_to};
 use crate::providers::twilio::{self, TwilioAuth};
@@ -120,7 +120,7 @@ async fn get(
     ctx: &Context<'_>,
     path: &str,
 ) -> Result<Answer, TransportError> {
-    let auth = Auth::XiApiKey(&el.api_key.value);
+    let auth = el.auth();
     ctx.upstream
         .get(
             Provider::ElevenLabs,

@@ -15,7 +15,7 @@ use super::calibration::Calibrated;
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
 use crate::providers::ProviderProblem;
-use crate::providers::http::{Answer, Auth, TransportError};
+use crate::providers::http::{Answer, TransportError};
 use crate::providers::outcome::{
     Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
 };
@@ -294,7 +294,7 @@ async fn get(
             Provider::ElevenLabs,
             &el.base_url,
             path,
-            Auth::XiApiKey(&el.api_key.value),
+            el.auth(),
             cred.timeout,
         )
         .await

@@ -50,6 +50,17 @@ pub const NONEXISTENT_AGENT_ID: &str = api::PROBE_AGENT_ID;
 
 pub use api::default_permission_probes;
 
+impl ElevenLabs {
+    /// How its requests authenticate: `xi-api-key: <key>`.
+    pub fn auth(&self) -> super::http::Auth<'_> {
+        super::http::Auth::Header {
+            name: "xi-api-key",
+            prefix: "",
+            secret: &self.api_key.value,
+        }
+    }
+}
+
 impl Settings for ElevenLabs {
     fn base_url(&self) -> &str {
         &self.base_url
@@ -94,6 +105,7 @@ impl Kind for ElevenLabs {
     type Details = Details;
     const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "subscription";
+    const REQUEST_ID_HEADERS: &'static [&'static str] = &["request-id", "x-trace-id"];
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
         api::allowed(segments, query)

@@ -15,7 +15,6 @@ use super::ElevenLabs;
 use super::facts::{Detail, PhoneNumber, PhoneProblem};
 use super::{Body, Meaning, classify, parse_body};
 use crate::outcome::{Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to};
-use crate::providers::http::Auth;
 use crate::providers::twilio::TwilioAuth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
@@ -35,7 +34,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Attempt {
     let clock = Clock::start();
-    let auth = Auth::XiApiKey(&el.api_key.value);
+    let auth = el.auth();
     let answer = match ctx
         .upstream
         .get(Provider::ElevenLabs, &el.base_url, PATH, auth, cred.timeout)

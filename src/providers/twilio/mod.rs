@@ -79,6 +79,7 @@ impl Kind for Twilio {
     type Details = Details;
     const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "phone_numbers";
+    const REQUEST_ID_HEADERS: &'static [&'static str] = &["twilio-request-id"];
 
     fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
         api::allowed(segments, query)

@@ -71,6 +71,18 @@ impl std::fmt::Debug for Answer {
 }
 
 impl Answer {
+    /// Test data: a JSON answer with `status` and `body`, no headers.
+    #[cfg(test)]
+    pub(crate) fn json(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
     pub fn is_json(&self) -> bool {
         self.content_type
             .as_deref()

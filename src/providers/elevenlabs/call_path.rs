@@ -368,16 +368,9 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: Bytes::copy_from_slice(body.as_bytes()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     const REQ: &str = "/v1/convai/agents/agent_x";

@@ -701,13 +701,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: bytes::Bytes::from(body.to_string()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     fn error(status: u16, code: u64) -> Meaning {

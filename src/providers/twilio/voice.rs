@@ -256,16 +256,9 @@ fn failed(link: Link, path: &str, e: &crate::providers::http::TransportError) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: Bytes::copy_from_slice(body.as_bytes()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     // The spec's example answer, with low-risk dialing on and off.

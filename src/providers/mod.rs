@@ -180,9 +180,6 @@ pub trait Kind: Sized {
     /// Test data: the provider's "credential rejected" problem.
     #[cfg(test)]
     fn sample_problem() -> Self::Problem;
-    /// The `credwatch demo` cast: its config section (credentials whose
-    /// secrets are simulator fixtures) against the simulator at `base_url`.
-    fn demo(base_url: &str) -> String;
 }
 
 /// Generates, from the list of providers, the types and the dispatch that
@@ -247,13 +244,6 @@ macro_rules! registry {
             pub(crate) fn sample_problem(self) -> Problem {
                 match self {
                     $(Provider::$Variant => <$module::$Type as Kind>::sample_problem().into(),)+
-                }
-            }
-
-            /// Its `credwatch demo` config section, against the simulator at `base_url`.
-            pub fn demo(self, base_url: &str) -> String {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::demo(base_url),)+
                 }
             }
 

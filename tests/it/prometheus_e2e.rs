@@ -84,7 +84,7 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
     // Per account: the Account SID, not the credential's name.
     (
         "CredwatchTwilioBalanceLow",
-        credwatch::simulator::demo::TWILIO_TRIAL_SID,
+        credwatch_sim::demo::TWILIO_TRIAL_SID,
         "warning",
     ),
     // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).

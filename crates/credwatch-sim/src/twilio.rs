@@ -1410,3 +1410,81 @@ pub(crate) fn stored_credentials_status(
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// The fake, as the simulator serves it
+// ---------------------------------------------------------------------------
+
+/// The fake Twilio API (REST 2010 and the Voice API's dialing permissions)
+/// in [`super::FAKES`].
+pub struct TwilioFake;
+
+impl super::Fake for TwilioFake {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+        handle(state, ctx)
+    }
+
+    fn forbidden_reason(&self, _state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+        forbidden_reason(ctx)
+    }
+
+    /// A healthy account, a rotated token, a Standard key, a trial with a
+    /// low balance and a suspended account.
+    fn demo_section(&self, base_url: &str) -> String {
+        use super::demo as d;
+        let tw = |name: &str, sid: &str, auth: &str| {
+            // The simulator serves the Voice API (dialing permissions) too.
+            format!(
+                "  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n    voice_base_url: {base_url}\n"
+            )
+        };
+        let token = |t: &str| format!("    auth_token: {t}\n");
+        let mut y = String::from("twilio:\n");
+        y += &tw(
+            "twilio-prod",
+            d::TWILIO_PROD_SID,
+            &token(d::TWILIO_PROD_TOKEN),
+        );
+        y += &tw(
+            "twilio-rotated-token",
+            d::TWILIO_ROTATED_SID,
+            &token(d::TWILIO_ROTATED_TOKEN),
+        );
+        y += &tw(
+            "twilio-standard-key",
+            d::TWILIO_STANDARD_ACCOUNT_SID,
+            &format!(
+                "    api_key_sid: {}\n    api_key_secret: {}\n",
+                d::TWILIO_STANDARD_KEY_SID,
+                d::TWILIO_STANDARD_KEY_SECRET
+            ),
+        );
+        y += &tw(
+            "twilio-trial-low-balance",
+            d::TWILIO_TRIAL_SID,
+            &token(d::TWILIO_TRIAL_TOKEN),
+        );
+        y += &tw(
+            "twilio-suspended",
+            d::TWILIO_SUSPENDED_SID,
+            &token(d::TWILIO_SUSPENDED_TOKEN),
+        );
+        y
+    }
+
+    fn demo_cast(&self) -> &'static [super::demo::CastMember] {
+        use super::demo::CastMember as C;
+        const CAST: &[C] = &[
+            C::healthy("twilio-prod"),
+            C::unhealthy("twilio-rotated-token", "invalid_credentials"),
+            C::healthy("twilio-standard-key"),
+            C::healthy("twilio-trial-low-balance"),
+            C::unhealthy("twilio-suspended", "account_blocked"),
+        ];
+        CAST
+    }
+}

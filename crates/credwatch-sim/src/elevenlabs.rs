@@ -1643,3 +1643,70 @@ pub(crate) fn unix_in_days(days: u64) -> i64 {
         .map_or(0, |d| d.as_secs());
     i64::try_from(now + days * 86_400).unwrap_or(i64::MAX)
 }
+
+// ---------------------------------------------------------------------------
+// The fake, as the simulator serves it
+// ---------------------------------------------------------------------------
+
+/// The fake ElevenLabs API in [`super::FAKES`].
+pub struct ElevenLabsFake;
+
+impl super::Fake for ElevenLabsFake {
+    fn name(&self) -> &'static str {
+        "elevenlabs"
+    }
+
+    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+        handle(state, ctx)
+    }
+
+    fn forbidden_reason(&self, state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+        forbidden_reason(state, ctx)
+    }
+
+    /// The outbound-call model reads the request, to record what was asked.
+    fn reads_body(&self, method: &Method) -> bool {
+        method == Method::POST
+    }
+
+    /// One key of each kind the demo world knows (healthy, missing
+    /// `convai_write`, revoked, out of quota, …).
+    fn demo_section(&self, base_url: &str) -> String {
+        use super::demo as d;
+        let el = |name: &str, key: &str, extra: &str| {
+            format!("  - name: {name}\n    api_key: {key}\n    base_url: {base_url}\n{extra}")
+        };
+        let mut y = String::from("elevenlabs:\n");
+        // Three keys of one workspace: its quota is exported once, as
+        // account="workspace-prod".
+        let prod = "    account: workspace-prod\n";
+        y += &el(
+            "el-agent-prod",
+            d::EL_AGENT_PROD_KEY,
+            &format!(
+                "{prod}    required_permissions: [convai_write, convai_read]\n    phone_numbers: true\n    twilio: twilio-prod\n    labels: {{team: voice, environment: prod}}\n"
+            ),
+        );
+        y += &el("el-no-convai-write", d::EL_NO_CONVAI_WRITE_KEY, prod);
+        y += &el("el-revoked", d::EL_REVOKED_KEY, "");
+        y += &el("el-quota-exhausted", d::EL_QUOTA_EXHAUSTED_KEY, "");
+        y += &el("el-quota-high", d::EL_QUOTA_HIGH_KEY, "");
+        y += &el("el-restricted", d::EL_RESTRICTED_KEY, prod);
+        y += &el("el-blocked", d::EL_BLOCKED_KEY, "");
+        y
+    }
+
+    fn demo_cast(&self) -> &'static [super::demo::CastMember] {
+        use super::demo::CastMember as C;
+        const CAST: &[C] = &[
+            C::healthy("el-agent-prod"),
+            C::unhealthy("el-no-convai-write", "missing_permission"),
+            C::unhealthy("el-revoked", "invalid_credentials"),
+            C::unhealthy("el-quota-exhausted", "quota_exhausted"),
+            C::healthy("el-quota-high"),
+            C::healthy("el-restricted"),
+            C::unhealthy("el-blocked", "account_blocked"),
+        ];
+        CAST
+    }
+}

@@ -23,8 +23,8 @@ use serde_json::Value;
 use super::http::Reply;
 
 const FILES: [&str; 2] = [
-    include_str!("../../tests/fixtures/upstream/elevenlabs.json"),
-    include_str!("../../tests/fixtures/upstream/twilio.json"),
+    include_str!("../../../tests/fixtures/upstream/elevenlabs.json"),
+    include_str!("../../../tests/fixtures/upstream/twilio.json"),
 ];
 
 /// One recorded answer (the fields the simulator needs, plus provenance).

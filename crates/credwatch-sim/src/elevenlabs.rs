@@ -1696,6 +1696,10 @@ impl super::Fake for ElevenLabsFake {
         y
     }
 
+    fn corpus(&self) -> &'static str {
+        include_str!("../../../tests/fixtures/upstream/elevenlabs.json")
+    }
+
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
         use super::demo::CastMember as C;
         const CAST: &[C] = &[

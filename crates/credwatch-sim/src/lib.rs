@@ -83,9 +83,9 @@ pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 pub const FORBIDDEN_LOG_CAPACITY: usize = 10_000;
 
 /// One fake upstream API. Adding one is its module (its world, its handler,
-/// this impl), its field in [`World`] (and in [`State`] if it needs
-/// lookups) and its line in [`FAKES`]; the simulator serves every fake on
-/// its own listener.
+/// this impl with its demo cast and its corpus file), its field in [`World`]
+/// (and in [`State`] if it needs lookups) and its line in [`FAKES`]; the
+/// simulator serves every fake on its own listener.
 pub trait Fake: Sync {
     /// The name of the credwatch config section whose `base_url` points at
     /// it (`elevenlabs`); also [`RecordedRequest::upstream`].
@@ -107,6 +107,9 @@ pub trait Fake: Sync {
     /// Its credentials in `credwatch demo` and what each must show, in the
     /// order of [`Fake::demo_section`].
     fn demo_cast(&self) -> &'static [demo::CastMember];
+    /// Its file of recorded answers (`tests/fixtures/upstream/NAME.json`,
+    /// compiled in), which [`corpus`] serves error bodies from.
+    fn corpus(&self) -> &'static str;
 }
 
 /// Every fake upstream, in the order the demo config lists their sections.

@@ -1476,6 +1476,10 @@ impl super::Fake for TwilioFake {
         y
     }
 
+    fn corpus(&self) -> &'static str {
+        include_str!("../../../tests/fixtures/upstream/twilio.json")
+    }
+
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
         use super::demo::CastMember as C;
         const CAST: &[C] = &[

@@ -27,8 +27,8 @@
 //! # Layout
 //!
 //! - [`Fake`]: what the simulator needs of one fake upstream (its name, its
-//!   handler, what a read-only prober must never send it, its demo cast);
-//!   [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
+//!   handler, what a read-only prober must never send it, its demo config
+//!   section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
 //!   Everything per upstream (listeners, counters, URLs, dispatch) follows
 //!   that list.
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.

@@ -25,13 +25,6 @@
 //! | twilio-trial-low-balance | [`TWILIO_TRIAL_SID`], [`TWILIO_TRIAL_TOKEN`] | active Trial, balance 0.85 USD |
 //! | twilio-suspended | [`TWILIO_SUSPENDED_SID`], [`TWILIO_SUSPENDED_TOKEN`] | suspended (403/20403 on lists) |
 
-use super::elevenlabs::{
-    AccountBlock, Agent, CreditLimitExtension, ElAccount, ElKey, ElPhoneNumber, ElevenLabsWorld,
-    Subscription, SubscriptionStatus, unix_in_days,
-};
-use super::twilio::{
-    AccountStatus, AccountType, ApiKey, Capabilities, KeyKind, TwilioAccount, TwilioWorld,
-};
 use super::{FAKES, Simulator, World};
 
 // --- ElevenLabs keys -------------------------------------------------------
@@ -278,170 +271,13 @@ pub(crate) fn call_paths_section() -> String {
 }
 
 impl World {
-    /// The demo world (see the module docs for what each credential shows).
+    /// The demo world (see the module docs for what each credential shows):
+    /// each fake's part, [`super::Fake::demo_world`].
     pub fn demo() -> World {
-        World {
-            elevenlabs: demo_elevenlabs(),
-            twilio: demo_twilio(),
+        let mut world = World::default();
+        for fake in FAKES {
+            fake.demo_world(&mut world);
         }
+        world
     }
-}
-
-fn demo_elevenlabs() -> ElevenLabsWorld {
-    let mut world = ElevenLabsWorld {
-        // As the real API does: a malformed agent id gets 400 `invalid_uid`.
-        validate_agent_ids: true,
-        ..ElevenLabsWorld::default()
-    };
-    let reset = Some(unix_in_days(18));
-
-    let ulaw = Agent::new(EL_AGENT_ULAW_ID, "Support (phone)", "ulaw_8000");
-    let pcm = Agent::new(EL_AGENT_PCM_ID, "Sales (web)", "pcm_16000");
-    let prod = ElAccount::new("workspace-prod")
-        .with_subscription(Subscription {
-            tier: "creator".to_owned(),
-            character_count: 12_000,
-            character_limit: 100_000,
-            next_character_count_reset_unix: reset,
-            max_credit_limit_extension: CreditLimitExtension::Unlimited,
-            ..Subscription::default()
-        })
-        .with_phone_number(
-            ElPhoneNumber::twilio(EL_PHONE_SUPPORT_ID, EL_PHONE_SUPPORT_NUMBER, "Support line")
-                .assigned_to(&ulaw)
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
-        )
-        .with_phone_number(ElPhoneNumber {
-            supports_inbound: None,
-            supports_outbound: None,
-            ..ElPhoneNumber::twilio(EL_PHONE_SPARE_ID, EL_PHONE_SPARE_NUMBER, "Spare line")
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
-        })
-        .with_phone_number(
-            ElPhoneNumber::twilio(EL_PHONE_LEGACY_ID, EL_PHONE_LEGACY_NUMBER, "Legacy line")
-                .assigned_to(&pcm)
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
-        )
-        .with_agent(ulaw)
-        .with_agent(pcm);
-    world.add_account(prod);
-
-    world.add_account(
-        ElAccount::new("workspace-exhausted").with_subscription(Subscription {
-            tier: "starter".to_owned(),
-            character_count: 30_000,
-            character_limit: 30_000,
-            next_character_count_reset_unix: reset,
-            can_extend_character_limit: false,
-            allowed_to_extend_character_limit: false,
-            max_credit_limit_extension: CreditLimitExtension::Limit(0),
-            max_character_limit_extension: Some(0),
-            ..Subscription::default()
-        }),
-    );
-    world.add_account(
-        ElAccount::new("workspace-high").with_subscription(Subscription {
-            tier: "pro".to_owned(),
-            character_count: 475_000,
-            character_limit: 500_000,
-            next_character_count_reset_unix: reset,
-            ..Subscription::default()
-        }),
-    );
-    world.add_account(
-        ElAccount::new("workspace-blocked")
-            .with_subscription(Subscription {
-                tier: "free".to_owned(),
-                status: SubscriptionStatus::Free,
-                character_count: 200,
-                character_limit: 10_000,
-                can_extend_character_limit: false,
-                allowed_to_extend_character_limit: false,
-                max_credit_limit_extension: CreditLimitExtension::Limit(0),
-                max_character_limit_extension: None,
-                currency: None,
-                billing_period: None,
-                ..Subscription::default()
-            })
-            .with_block(AccountBlock::DetectedUnusualActivity),
-    );
-
-    world.add_key(
-        EL_AGENT_PROD_KEY,
-        ElKey::new(EL_AGENT_PROD_KEY_ID, "workspace-prod"),
-    );
-    world.add_key(
-        EL_NO_CONVAI_WRITE_KEY,
-        ElKey::new(EL_NO_CONVAI_WRITE_KEY_ID, "workspace-prod")
-            .with_permissions(&["user_read", "convai_read"]),
-    );
-    world.add_key(
-        EL_QUOTA_EXHAUSTED_KEY,
-        ElKey::new(EL_QUOTA_EXHAUSTED_KEY_ID, "workspace-exhausted"),
-    );
-    world.add_key(
-        EL_QUOTA_HIGH_KEY,
-        ElKey::new(EL_QUOTA_HIGH_KEY_ID, "workspace-high"),
-    );
-    world.add_key(
-        EL_RESTRICTED_KEY,
-        ElKey::new(EL_RESTRICTED_KEY_ID, "workspace-prod")
-            .with_permissions(&["convai_write", "convai_read"]),
-    );
-    world.add_key(
-        EL_BLOCKED_KEY,
-        ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
-    );
-    world
-}
-
-fn demo_twilio() -> TwilioWorld {
-    let mut world = TwilioWorld::default();
-    world.add_account(
-        TwilioAccount::new(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
-            .with_balance(Some("42.17"), "USD")
-            .with_numbers(&[
-                EL_PHONE_SUPPORT_NUMBER,
-                EL_PHONE_SPARE_NUMBER,
-                TWILIO_PROD_EXTRA_NUMBER,
-            ])
-            .with_caller_id(TWILIO_PROD_CALLER_ID)
-            .with_number_capabilities(
-                EL_PHONE_SPARE_NUMBER,
-                Capabilities {
-                    voice: false,
-                    ..Capabilities::default()
-                },
-            )
-            // Geo permissions: US/Canada allowed (the default), UK blocked.
-            .with_geo_permission("GB", false),
-    );
-    world.add_account(
-        TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)
-            .with_balance(Some("12.50"), "USD")
-            .with_numbers(&["+13105550110"]),
-    );
-    world.add_account(
-        TwilioAccount::new(TWILIO_STANDARD_ACCOUNT_SID, TWILIO_STANDARD_ACCOUNT_TOKEN)
-            .with_balance(Some("18.03"), "USD")
-            .with_numbers(&["+12025550111", "+12025550112"])
-            .with_key(ApiKey::new(
-                TWILIO_STANDARD_KEY_SID,
-                TWILIO_STANDARD_KEY_SECRET,
-                KeyKind::Standard,
-            )),
-    );
-    world.add_account(
-        TwilioAccount::new(TWILIO_TRIAL_SID, TWILIO_TRIAL_TOKEN)
-            .with_type(AccountType::Trial)
-            .with_balance(Some("0.85"), "USD")
-            .with_numbers(&["+13125550120"]),
-    );
-    world.add_account(
-        TwilioAccount::new(TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN)
-            .with_status(AccountStatus::Suspended)
-            .with_balance(Some("-3.20"), "USD")
-            .with_numbers(&["+16175550130"]),
-    );
-    world
 }

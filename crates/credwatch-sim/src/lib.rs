@@ -83,9 +83,9 @@ pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 pub const FORBIDDEN_LOG_CAPACITY: usize = 10_000;
 
 /// One fake upstream API. Adding one is its module (its world, its handler,
-/// this impl with its demo cast and its corpus file), its field in [`World`]
-/// (and in [`State`] if it needs lookups) and its line in [`FAKES`]; the
-/// simulator serves every fake on its own listener.
+/// this impl with its demo world, section and cast and its corpus file),
+/// its field in [`World`] (and in [`State`] if it needs lookups) and its
+/// line in [`FAKES`]; the simulator serves every fake on its own listener.
 pub trait Fake: Sync {
     /// The name of the credwatch config section whose `base_url` points at
     /// it (`elevenlabs`); also [`RecordedRequest::upstream`].
@@ -110,6 +110,9 @@ pub trait Fake: Sync {
     /// Its file of recorded answers (`tests/fixtures/upstream/NAME.json`,
     /// compiled in), which [`corpus`] serves error bodies from.
     fn corpus(&self) -> &'static str;
+    /// Puts its part of the demo world ([`World::demo`]) in `world`: what
+    /// its [`Fake::demo_cast`] needs.
+    fn demo_world(&self, world: &mut World);
 }
 
 /// Every fake upstream, in the order the demo config lists their sections.

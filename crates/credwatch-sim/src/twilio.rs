@@ -1480,6 +1480,10 @@ impl super::Fake for TwilioFake {
         include_str!("../../../tests/fixtures/upstream/twilio.json")
     }
 
+    fn demo_world(&self, world: &mut super::World) {
+        world.twilio = demo_world();
+    }
+
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
         use super::demo::CastMember as C;
         const CAST: &[C] = &[
@@ -1491,4 +1495,58 @@ impl super::Fake for TwilioFake {
         ];
         CAST
     }
+}
+
+/// Its part of the demo world: the accounts of its demo cast.
+fn demo_world() -> TwilioWorld {
+    use super::demo::*;
+
+    let mut world = TwilioWorld::default();
+    world.add_account(
+        TwilioAccount::new(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
+            .with_balance(Some("42.17"), "USD")
+            .with_numbers(&[
+                EL_PHONE_SUPPORT_NUMBER,
+                EL_PHONE_SPARE_NUMBER,
+                TWILIO_PROD_EXTRA_NUMBER,
+            ])
+            .with_caller_id(TWILIO_PROD_CALLER_ID)
+            .with_number_capabilities(
+                EL_PHONE_SPARE_NUMBER,
+                Capabilities {
+                    voice: false,
+                    ..Capabilities::default()
+                },
+            )
+            // Geo permissions: US/Canada allowed (the default), UK blocked.
+            .with_geo_permission("GB", false),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)
+            .with_balance(Some("12.50"), "USD")
+            .with_numbers(&["+13105550110"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_STANDARD_ACCOUNT_SID, TWILIO_STANDARD_ACCOUNT_TOKEN)
+            .with_balance(Some("18.03"), "USD")
+            .with_numbers(&["+12025550111", "+12025550112"])
+            .with_key(ApiKey::new(
+                TWILIO_STANDARD_KEY_SID,
+                TWILIO_STANDARD_KEY_SECRET,
+                KeyKind::Standard,
+            )),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_TRIAL_SID, TWILIO_TRIAL_TOKEN)
+            .with_type(AccountType::Trial)
+            .with_balance(Some("0.85"), "USD")
+            .with_numbers(&["+13125550120"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN)
+            .with_status(AccountStatus::Suspended)
+            .with_balance(Some("-3.20"), "USD")
+            .with_numbers(&["+16175550130"]),
+    );
+    world
 }

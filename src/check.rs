@@ -10,6 +10,8 @@
 pub use crate::providers::calibrate;
 pub mod explain;
 pub mod findings;
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -44,8 +46,8 @@ pub struct CredentialReport {
     /// What each verdict in `permissions` rests on: `direct`, `calibrated`
     /// or `inferred` (docs/check-output.md).
     pub permission_basis: BTreeMap<String, Basis>,
-    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`, …).
-    #[serde(flatten)]
+    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`,
+    /// …), in an object whose shape `provider` says (version 2).
     pub details: providers::Reports,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.
@@ -340,11 +342,7 @@ pub fn evidence_line(e: &Evidence) -> String {
 /// ` {team="voice",env="prod"}` after the provider, as in a Prometheus
 /// selector; empty without labels.
 fn labels_text(c: &CredentialReport) -> String {
-    if c.labels.is_empty() {
-        return String::new();
-    }
-    let pairs: Vec<String> = c.labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
-    format!(" {{{}}}", pairs.join(","))
+    crate::section::labels::selector(&c.labels)
 }
 
 fn summary_line(c: &CredentialReport) -> String {

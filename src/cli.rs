@@ -278,7 +278,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve {
                 config,
@@ -346,7 +346,11 @@ pub fn main() -> ExitCode {
             }
             Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         }
-    })
+    });
+    // Dropping a runtime waits for every blocking thread; a read blocked
+    // on one (a file on a hung mount) must not keep the process alive.
+    runtime.shutdown_timeout(crate::daemon::EXIT_GRACE);
+    code
 }
 
 fn completions(shell: clap_complete::Shell) -> ExitCode {

@@ -161,6 +161,25 @@ impl SchedulerHandle {
     }
 }
 
+impl SchedulerHandle {
+    /// [`SchedulerHandle::shutdown`], bounded: after `bound` (plus a
+    /// second) the loop is aborted wherever it waits.
+    pub async fn shutdown_within(&self, bound: Duration) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut task) = task
+            && tokio::time::timeout(bound + DRAIN_MARGIN, &mut task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the scheduler did not stop within {bound:?}; aborting it");
+            self.cancel.cancel();
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for SchedulerHandle {
     fn drop(&mut self) {
         self.cancel.cancel();
@@ -276,6 +295,8 @@ struct Scheduler {
     cancel: CancellationToken,
     /// How long a graceful stop waits for probes in flight.
     drain: Duration,
+    /// The config's `strict`, for secret-file re-reads.
+    strict: bool,
     entries: HashMap<String, Entry>,
     queue: BinaryHeap<Reverse<(Instant, u64, String)>>,
     epoch: Instant,
@@ -305,6 +326,7 @@ impl Scheduler {
             stop,
             cancel,
             drain: drain(&config),
+            strict: config.strict,
             entries: HashMap::new(),
             queue: BinaryHeap::new(),
             epoch: Instant::now(),
@@ -314,9 +336,8 @@ impl Scheduler {
             paths: paths::Paths::default(),
         };
         s.max_in_flight = max_in_flight(&config);
-        for cred in &config.credentials {
+        for (cred, key_path) in with_key_paths(&config) {
             if let Some(slot) = s.state.slot(&cred.name) {
-                let key_path = key_path(&config, cred);
                 s.add(cred.clone(), slot, key_path);
             }
         }
@@ -669,48 +690,80 @@ impl Scheduler {
     }
 
     async fn poll_secrets(&mut self) {
-        let mut due = Vec::new();
-        for (name, e) in &mut self.entries {
-            let mut any = false;
-            for (path, last) in &mut e.files {
-                let now = stamp(path);
-                if now != *last {
-                    *last = now;
-                    any = true;
-                }
-            }
-            if any {
-                due.push((name.clone(), e.cred.clone()));
-            }
-        }
-        if due.is_empty() {
+        // What to look at: every watched file with its last stamp.
+        let watched: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.files.is_empty())
+            .map(|(name, e)| {
+                (
+                    name.clone(),
+                    e.cred.clone(),
+                    e.key_path.clone(),
+                    e.files.clone(),
+                )
+            })
+            .collect();
+        if watched.is_empty() {
             return;
         }
-        // Secret files are read on a blocking thread, never on the runtime's.
-        let Ok(reread) = tokio::task::spawn_blocking(move || {
-            due.into_iter()
-                .map(|(name, cred)| {
-                    let result = cred.reread_files();
-                    (name, result)
+        // Secret files are looked at (`stat`) and read on a blocking thread,
+        // never on the runtime's (a hung mount must not stall it); a stop
+        // does not wait for it.
+        let strict = self.strict;
+        let read = tokio::task::spawn_blocking(move || {
+            watched
+                .into_iter()
+                .filter_map(|(name, cred, key_path, files)| {
+                    let stamps: Vec<_> = files.iter().map(|(path, _)| stamp(path)).collect();
+                    let changed = files
+                        .iter()
+                        .zip(&stamps)
+                        .any(|((_, last), now)| last != now);
+                    changed.then(|| {
+                        let result = cred.reread_files(&key_path, strict);
+                        (name, stamps, result)
+                    })
                 })
                 .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            return;
+        });
+        let (stop, cancel) = (self.stop.clone(), self.cancel.clone());
+        let looked = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = cancel.cancelled() => return,
+            read = read => match read {
+                Ok(looked) => looked,
+                Err(_) => return,
+            },
         };
-        for (name, result) in reread {
+        for (name, stamps, result) in looked {
+            if let Some(e) = self.entries.get_mut(&name) {
+                for ((_, last), now) in e.files.iter_mut().zip(stamps) {
+                    *last = now;
+                }
+            }
             let Some(e) = self.entries.get(&name) else {
                 continue;
             };
+            // The same checks as at load (`Credential::reread_files`), then
+            // what credwatch refuses to send (`verdict::refusal`).
             let outcome = match result {
-                Ok(Some(new)) => match refusal(&new, &e.key_path, "new ") {
-                    Some(why) => Err(why),
-                    None => Ok(Some(new)),
-                },
+                Ok(Some(reread)) => {
+                    for w in &reread.warnings {
+                        tracing::warn!(credential = %name, "{w}");
+                    }
+                    match refusal(&reread.credential, &e.key_path, "new ") {
+                        Some(why) => Err(why),
+                        None => Ok(Some(reread.credential)),
+                    }
+                }
                 Ok(None) => Ok(None),
-                Err(why) if why.starts_with(&e.key_path) => Err(why),
-                Err(why) => Err(format!("{}: {why}", e.key_path)),
+                Err(err) => Err(err
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")),
             };
             match outcome {
                 Ok(Some(new)) => self.accept(&name, Some(new)),
@@ -730,11 +783,11 @@ impl Scheduler {
         self.shared = Arc::new(config.shared.clone());
         self.max_in_flight = max_in_flight(&config);
         self.drain = drain(&config);
-        for cred in &config.credentials {
+        self.strict = config.strict;
+        for (cred, key_path) in with_key_paths(&config) {
             let Some(slot) = self.state.slot(&cred.name) else {
                 continue;
             };
-            let key_path = key_path(&config, cred);
             match self.entries.get_mut(&cred.name) {
                 Some(e) if e.cred.provider() == cred.provider() => {
                     e.slot = slot;
@@ -799,6 +852,22 @@ fn drain(config: &Config) -> Duration {
     (longest + DRAIN_MARGIN).min(MAX_DRAIN)
 }
 
+/// Each credential with its key path (`twilio[1]`), in one pass.
+fn with_key_paths(config: &Config) -> Vec<(&Credential, String)> {
+    let mut seen: HashMap<&'static str, usize> = HashMap::new();
+    config
+        .credentials
+        .iter()
+        .map(|c| {
+            let provider = c.provider();
+            let i = seen.entry(provider.as_str()).or_default();
+            let path = format!("{provider}[{i}]");
+            *i += 1;
+            (c, path)
+        })
+        .collect()
+}
+
 /// The secret-file poll; its period follows reloads.
 fn poll_timer(period: Duration) -> tokio::time::Interval {
     let mut poll = tokio::time::interval(period);
@@ -811,12 +880,6 @@ async fn sleep_until(at: Option<Instant>) {
         Some(at) => tokio::time::sleep_until(at).await,
         None => std::future::pending().await,
     }
-}
-
-/// Where `cred` is in the config file, for messages (`elevenlabs[0]`).
-fn key_path(config: &Config, cred: &Credential) -> String {
-    cred.key_path(&config.credentials)
-        .unwrap_or_else(|| format!("{}[{}]", cred.provider(), cred.name))
 }
 
 /// The log lines of one recorded cycle: each check whose outcome changed,
@@ -863,7 +926,7 @@ fn log_standing(e: &Entry, before: Standing, still: Option<SystemTime>) {
     let after = e.log.standing;
     let was = describe(before);
     let since = still
-        .map(|t| format!(" since {}", humantime::format_rfc3339_seconds(t)))
+        .map(|t| format!(" since {}", crate::providers::words::time(t)))
         .unwrap_or_default();
     let pending = e.slot.snapshot().pending_why();
     match after.health {
@@ -934,17 +997,20 @@ fn log_attempt(cred: &Credential, a: &Attempt, changed: bool, remind: bool) {
         ),
         (Ok(_), Some(reason)) if changed || remind => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
             "{still}{}", ev.detail
         ),
         (Err(f), _) if changed || remind => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = f.reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
             "{still}no definitive answer, keeping the last verdict: {}", ev.detail
         ),
         (_, reason) => tracing::debug!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.map(|r| r.as_str()),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
             "unchanged: {}", ev.detail
         ),
     }

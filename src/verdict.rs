@@ -70,7 +70,7 @@ impl Verdict {
                     self.permissions.insert(name.clone(), *granted);
                     self.permission_basis.insert(name.clone(), *basis);
                 }
-                Fact::Blocked { problem } => {
+                Fact::Problem { problem } => {
                     self.problems.insert(check.to_string(), problem.clone());
                 }
                 Fact::NotPermittedForKey { resource } => {
@@ -276,7 +276,7 @@ impl PendingWhy {
             None => "whether the credential authenticates".to_string(),
         };
         let since = |t: Option<SystemTime>| {
-            t.map(|t| format!(" since {}", humantime::format_rfc3339_seconds(t)))
+            t.map(|t| format!(" since {}", crate::providers::words::time(t)))
                 .unwrap_or_default()
         };
         let mut m = match self.why {
@@ -311,7 +311,7 @@ impl PendingWhy {
         {
             m.push_str(&format!(
                 "; the secret changed at {} and the new value is not confirmed yet",
-                humantime::format_rfc3339_seconds(t)
+                crate::providers::words::time(t)
             ));
         }
         m
@@ -444,7 +444,7 @@ impl CredentialState {
                 }
                 Err(f) => {
                     check.failing_since.get_or_insert(attempt.started_at);
-                    check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.clone());
+                    check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.to_string());
                 }
             }
             // A change worth a line: a new failure or negative answer, or a
@@ -770,7 +770,7 @@ pub(crate) struct PermissionEntry<'a> {
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {
-    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    t.map(crate::providers::words::time)
 }
 
 impl<'a> HealthEntry<'a> {

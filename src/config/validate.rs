@@ -113,6 +113,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         listen,
         max_concurrent_requests_per_host: max_per_host,
         secret_poll_interval,
+        strict: v.strict,
         credentials,
         call_paths,
         shared,

@@ -1,7 +1,7 @@
 //! `labels:` on a credential: Prometheus labels for alert routing (a team,
 //! an environment, a tenant), exported on `credwatch_credential_info` and
 //! joined onto alerts with `group_left`. Shared by every kind of entry that
-//! takes them (credentials; call paths later).
+//! takes them: credentials, and call paths (on `credwatch_call_path_info`).
 
 use std::collections::BTreeMap;
 
@@ -33,7 +33,21 @@ pub const RESERVED: &[&str] = &[
     "version",
     "revision",
     "severity",
+    "call_path",
+    "elevenlabs",
+    "twilio",
+    "destination",
 ];
+
+/// ` {team="voice",env="prod"}`, as in a Prometheus selector, for text
+/// after a name; empty without labels.
+pub fn selector(labels: &Labels) -> String {
+    if labels.is_empty() {
+        return String::new();
+    }
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!(" {{{}}}", pairs.join(","))
+}
 
 /// At most this many labels per entry: they are on every alert joined with them.
 pub const MAX_LABELS: usize = 16;

@@ -20,7 +20,7 @@ use std::time::Duration;
 pub use env::{Env, ProcessEnv};
 pub use labels::Labels;
 pub use secrets::{
-    SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
+    SecretSource, SecretValue, read_secret_file, resolve_file, secret, source_suffix,
 };
 
 /// Appended where a value was wrong but is not repeated.
@@ -370,20 +370,42 @@ pub struct BaseUrl {
 /// The rules for an upstream base URL, for the config's `base_url` and
 /// `calibrate --base-url`: http(s), a host, no credentials, query or
 /// fragment, and plain http only to a loopback host unless
-/// `allow_insecure_http`. Messages never repeat the URL.
+/// `allow_insecure_http`. A spelling that a URL parser repairs silently
+/// (`http:host` without `//`, a backslash, surrounding whitespace, an IP
+/// address in hex, `:443` on https, `..` in the path) is refused rather
+/// than normalised: what is requested must be what the operator reads.
+/// Messages never repeat the URL.
 pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
     let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL ({e}){NOT_SHOWN}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if text.contains('\\') {
+        return Err("contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`".into());
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or control characters".into());
+    }
+    // `http:host`, `http:/host`, `http:///host`: parsed as `http://host`.
+    let after_scheme = &text[url.scheme().len() + 1..];
+    let Some(rest) = after_scheme.strip_prefix("//") else {
+        return Err(format!(
+            "the scheme must be followed by `//`, e.g. `{}://127.0.0.1:8080`",
+            url.scheme()
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') || !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials; use the credential's secret keys".into());
     }
-    if url.query().is_some() || url.fragment().is_some() {
+    if url.query().is_some() || url.fragment().is_some() || text.contains(['?', '#']) {
         return Err("must not have a query or fragment".into());
     }
-    if url.host_str().is_none() {
+    if authority.is_empty() || url.host_str().is_none_or(str::is_empty) {
         return Err("has no host".into());
+    }
+    if !canonical(text, &url) {
+        return Err("is not written the way URL parsers read it (an IP address in another notation, percent-encoding, a default port, `.` or `..` in the path, or non-ASCII); write it plainly, e.g. `https://api.elevenlabs.io` or `http://127.0.0.1:8080`".into());
     }
     let insecure = url.scheme() == "http" && !is_loopback(&url);
     if insecure && !allow_insecure_http {
@@ -393,6 +415,24 @@ pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, 
         url: text.trim_end_matches('/').to_string(),
         insecure,
     })
+}
+
+/// Whether `text` is the URL as the parser serialises it (up to the case of
+/// scheme and host, and a trailing `/`): nothing was repaired or rewritten.
+fn canonical(text: &str, url: &reqwest::Url) -> bool {
+    let parsed = url.as_str().trim_end_matches('/');
+    let written = text.trim_end_matches('/');
+    let (Some((pw, pp)), Some((ww, wp))) = (split_origin(parsed), split_origin(written)) else {
+        return false;
+    };
+    pw.eq_ignore_ascii_case(ww) && pp == wp
+}
+
+/// `scheme://authority` and the path, of a URL without query or fragment.
+fn split_origin(s: &str) -> Option<(&str, &str)> {
+    let start = s.find("://")? + 3;
+    let end = s[start..].find('/').map_or(s.len(), |i| start + i);
+    Some((&s[..end], &s[end..]))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
-pub use crate::lifecycle::Reloader;
+pub use crate::reload::Reloader;
 use crate::state::State;
 use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};

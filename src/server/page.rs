@@ -130,6 +130,14 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Routing labels (`labels:`) as tags, `team=voice`; empty without.
+fn labels_html(labels: &crate::section::Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!(" <span class=\"tag\">{}={}</span>", escape(k), escape(v)))
+        .collect()
+}
+
 fn detail_href(name: &str) -> String {
     let q: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
     format!("/?credential={q}")
@@ -146,12 +154,13 @@ fn age(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
+/// Dates no calendar can show are shown as what they are (`providers::words`).
 fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::providers::words::time(t)
 }
 
 fn date(unix: i64) -> String {
-    time(SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+    crate::providers::words::date(unix)
 }
 
 /// The alert whose runbook section covers a finding's code (the stable
@@ -450,7 +459,7 @@ fn write_card(out: &mut String, item: &Item, now: SystemTime, full: bool) {
     let _ = write!(
         out,
         "<article class=\"card {}\" id=\"c-{}\"><header class=\"head\"><h3><a href=\"{}\">{}</a></h3> \
-         <span class=\"prov\">{}</span>{} <span class=\"badge {}\">{}</span></header>",
+         <span class=\"prov\">{}</span>{}{} <span class=\"badge {}\">{}</span></header>",
         group.class(),
         escape(&s.name),
         escape(&detail_href(&s.name)),
@@ -461,6 +470,7 @@ fn write_card(out: &mut String, item: &Item, now: SystemTime, full: bool) {
         } else {
             ""
         },
+        labels_html(&s.settings.labels),
         group.class(),
         escape(&item.verdict())
     );

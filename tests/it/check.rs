@@ -43,6 +43,7 @@ pub struct Report {
 pub struct PathReport {
     pub name: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub elevenlabs: String,
     pub twilio: String,
     pub agent_id: String,
@@ -79,13 +80,71 @@ pub struct CredReport {
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
     pub permission_basis: BTreeMap<String, String>,
+    /// Version 2: the provider's fields, in an object whose shape
+    /// `provider` says.
+    pub details: Details,
+    pub findings: Vec<Finding>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// `details` of an ElevenLabs or a Twilio credential: exactly one shape
+/// fits, each refusing the other's fields.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Details {
+    ElevenLabs(ElDetails),
+    Twilio(TwDetails),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElDetails {
     pub quota: Option<Quota>,
+    pub phone_numbers: Vec<PhoneReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwDetails {
     pub twilio_account: Option<TwAccount>,
     pub twilio_balance: Option<TwBalance>,
     pub twilio_phone_numbers: Option<u64>,
-    pub phone_numbers: Vec<PhoneReport>,
-    pub findings: Vec<Finding>,
-    pub evidence: Vec<Evidence>,
+}
+
+impl CredReport {
+    fn el(&self) -> Option<&ElDetails> {
+        match &self.details {
+            Details::ElevenLabs(d) => Some(d),
+            Details::Twilio(_) => None,
+        }
+    }
+
+    fn tw(&self) -> Option<&TwDetails> {
+        match &self.details {
+            Details::Twilio(d) => Some(d),
+            Details::ElevenLabs(_) => None,
+        }
+    }
+
+    pub fn quota(&self) -> Option<&Quota> {
+        self.el().and_then(|d| d.quota.as_ref())
+    }
+
+    pub fn phone_numbers(&self) -> &[PhoneReport] {
+        self.el().map_or(&[], |d| d.phone_numbers.as_slice())
+    }
+
+    pub fn twilio_account(&self) -> Option<&TwAccount> {
+        self.tw().and_then(|d| d.twilio_account.as_ref())
+    }
+
+    pub fn twilio_balance(&self) -> Option<&TwBalance> {
+        self.tw().and_then(|d| d.twilio_balance.as_ref())
+    }
+
+    pub fn twilio_phone_numbers(&self) -> Option<u64> {
+        self.tw().and_then(|d| d.twilio_phone_numbers)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,24 +313,27 @@ fn assert_all_keys(v: &serde_json::Value) {
                 "valid",
                 "fingerprint",
                 "permissions",
-                "quota",
-                "twilio_account",
-                "twilio_balance",
-                "twilio_phone_numbers",
-                "phone_numbers",
+                "details",
                 "findings",
                 "evidence",
             ],
             "credential",
         );
-        if !c["quota"].is_null() {
+        let details = &c["details"];
+        let own: &[&str] = match c["provider"].as_str() {
+            Some("elevenlabs") => &["quota", "phone_numbers"],
+            Some("twilio") => &["twilio_account", "twilio_balance", "twilio_phone_numbers"],
+            other => panic!("provider {other:?}"),
+        };
+        keys(details, own, "details");
+        if !details["quota"].is_null() {
             keys(
-                &c["quota"],
+                &details["quota"],
                 &["used", "limit", "reset_at", "tier", "status", "exhausted"],
                 "quota",
             );
         }
-        for p in c["phone_numbers"].as_array().expect("phone_numbers array") {
+        for p in details["phone_numbers"].as_array().into_iter().flatten() {
             keys(
                 p,
                 &[
@@ -308,7 +370,7 @@ fn assert_values(r: &Report) {
         r.ok,
         r.credentials
             .iter()
-            .all(|c| c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready)),
+            .all(|c| c.status == "healthy" && c.phone_numbers().iter().all(|p| p.ready)),
         "`ok` is every credential healthy with every number ready"
     );
     for c in &r.credentials {
@@ -328,7 +390,7 @@ fn assert_values(r: &Report) {
             "fingerprint is 12 hex digits: {}",
             c.fingerprint
         );
-        for p in &c.phone_numbers {
+        for p in c.phone_numbers() {
             for problem in &p.problems {
                 assert!(PHONE_PROBLEMS.contains(&problem.as_str()), "{p:?}");
             }
@@ -557,7 +619,7 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         )
         .collect();
     let joined = block.join("\n");
-    let ok = c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready);
+    let ok = c.status == "healthy" && c.phone_numbers().iter().all(|p| p.ready);
     if ok {
         assert!(
             lines[at].starts_with(&format!("✓{head}healthy — ")),
@@ -1066,7 +1128,7 @@ async fn elevenlabs_causes_are_explained() {
     // Without `user_read`: healthy, the quota unreadable, a note.
     let restricted = &reports["el-restricted"];
     assert!(
-        restricted.quota.is_none(),
+        restricted.quota().is_none(),
         "quota unreadable without user_read"
     );
     assert_eq!(restricted.permissions.get("user_read"), Some(&false));
@@ -1079,7 +1141,7 @@ async fn elevenlabs_causes_are_explained() {
     assert_contains(&f.summary, &["api_key_id_used_as_api_key"]);
 
     // The reset date, and no usage-based billing: the ceiling is the limit.
-    let q = reports["el-exhausted"].quota.as_ref().expect("quota");
+    let q = reports["el-exhausted"].quota().expect("quota");
     assert_eq!(
         (q.used, q.limit, q.reset_at, q.exhausted),
         (30_000, 30_000, Some(RESET_AT), true)
@@ -1543,9 +1605,9 @@ async fn twilio_causes_are_explained() {
 
     // A Standard key counts the numbers but may not read the account.
     let standard_key = &reports["tw-standard-key"];
-    assert_eq!(standard_key.twilio_phone_numbers, Some(2));
+    assert_eq!(standard_key.twilio_phone_numbers(), Some(2));
     assert!(
-        standard_key.twilio_account.is_none(),
+        standard_key.twilio_account().is_none(),
         "a Standard key may not read the account"
     );
     // The parent's key on a subaccount: the fix names the subaccount.
@@ -1668,8 +1730,8 @@ async fn phone_scenario() -> PhoneScenario {
 
 /// The one imported number of a case.
 fn the_number(c: &CredReport) -> &PhoneReport {
-    assert_eq!(c.phone_numbers.len(), 1, "{c:#?}");
-    &c.phone_numbers[0]
+    assert_eq!(c.phone_numbers().len(), 1, "{c:#?}");
+    &c.phone_numbers()[0]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2119,7 +2181,7 @@ async fn json_output_matches_the_documented_schema() {
         (ready.provider.as_str(), ready.critical),
         ("elevenlabs", false)
     );
-    let q = ready.quota.as_ref().expect("quota");
+    let q = ready.quota().expect("quota");
     assert_eq!((q.used, q.limit, q.exhausted), (1000, 10000, false));
     assert_eq!((q.tier.as_str(), q.status.as_str()), ("starter", "active"));
     assert!(q.reset_at.is_some());
@@ -2137,7 +2199,7 @@ async fn json_output_matches_the_documented_schema() {
 
     let restricted = by("el-restricted");
     assert_eq!(restricted.status, "healthy");
-    assert!(!restricted.phone_numbers[0].ready);
+    assert!(!restricted.phone_numbers()[0].ready);
     assert_eq!(finding(restricted, "permission_missing").severity, "info");
 
     let hang = by("el-hang");
@@ -2147,14 +2209,14 @@ async fn json_output_matches_the_documented_schema() {
     let tw = by("tw");
     assert_eq!(tw.provider, "twilio");
     assert!(tw.critical, "critical by default");
-    let a = tw.twilio_account.as_ref().expect("account");
+    let a = tw.twilio_account().expect("account");
     assert_eq!(
         (a.status.as_str(), a.kind.as_str(), a.subaccount),
         ("active", "Full", false)
     );
-    let b = tw.twilio_balance.as_ref().expect("balance");
+    let b = tw.twilio_balance().expect("balance");
     assert_eq!((b.amount, b.currency.as_str()), (42.17, "USD"));
-    assert_eq!(tw.twilio_phone_numbers, Some(2));
+    assert_eq!(tw.twilio_phone_numbers(), Some(2));
     // The auth check's own request is the permission a restricted key may lack.
     assert_eq!(
         tw.permissions,
@@ -2166,7 +2228,7 @@ async fn json_output_matches_the_documented_schema() {
             .map(String::as_str),
         Some("direct")
     );
-    assert!(tw.quota.is_none());
+    assert!(tw.quota().is_none());
     assert_eq!(
         tw.evidence
             .iter()

@@ -91,7 +91,7 @@ async fn config_file_and_its_old_name_config_both_work() {
 /// Spawns `credwatch <args>` with stderr piped, waits (real time, bounded)
 /// until a stderr line contains `until`, then kills it. Returns every stderr
 /// line read.
-fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
+pub(crate) fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("NO_COLOR")
@@ -348,7 +348,7 @@ async fn check_demo_shows_the_demo_verdicts_without_any_account() {
         "{agent}"
     );
     // The imported number that is not on the linked Twilio account is explained.
-    let legacy = agent["phone_numbers"]
+    let legacy = agent["details"]["phone_numbers"]
         .as_array()
         .into_iter()
         .flatten()

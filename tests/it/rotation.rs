@@ -188,7 +188,7 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
         .await;
     let error = c["config_error"].as_str().unwrap_or_default();
     assert!(
-        error.starts_with("elevenlabs[0]: ")
+        error.starts_with("elevenlabs[0].api_key_file: ")
             && error.contains("is empty")
             && error.contains("el-key"),
         "{c}"

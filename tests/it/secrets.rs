@@ -560,7 +560,11 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
                     Provider::ElevenLabs,
                     "https://127.0.0.1:1",
                     "/v1/user",
-                    Auth::XiApiKey(key),
+                    Auth::Header {
+                        name: "xi-api-key",
+                        prefix: "",
+                        secret: key,
+                    },
                     Duration::from_secs(5),
                 )
                 .await

@@ -189,6 +189,9 @@ pub struct TwilioAccount {
     /// Voice geo permissions: whether calls to ordinary (low-risk) numbers
     /// of each country (ISO code) are allowed. New accounts allow US/Canada.
     pub geo_permissions: std::collections::BTreeMap<String, bool>,
+    /// A hostile upstream: sent verbatim as the `next_page_uri` of every
+    /// list page of this account (escape sequences and all).
+    pub hostile_next_page_uri: Option<String>,
 }
 
 impl TwilioAccount {
@@ -213,6 +216,7 @@ impl TwilioAccount {
             later_page_fault: None,
             latency: Duration::ZERO,
             geo_permissions: [("US".to_owned(), true)].into_iter().collect(),
+            hostile_next_page_uri: None,
         }
     }
 
@@ -1359,6 +1363,7 @@ fn page_with<T>(
         Value::from(first_start + slice.len().saturating_sub(1)),
     );
     body.insert("first_page_uri".into(), Value::from(link(0, None)));
+    let next = account.hostile_next_page_uri.clone().or(next);
     body.insert("next_page_uri".into(), Value::from(next));
     body.insert("page".into(), Value::from(page_no));
     body.insert("page_size".into(), Value::from(page_size));

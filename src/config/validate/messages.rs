@@ -179,7 +179,7 @@ const CASES: &[Case] = &[
         &[("EL_KEY", "sk_0123456789abcdef")],
         &[
             "elevenlabs[0].labels.__meta: names starting with `__` are reserved for Prometheus' own use",
-            "elevenlabs[0].labels.credential: `credential` is a label credwatch or Prometheus already sets; choose another name (reserved: credential, provider, job, instance, critical, account, reason, check, permission, fingerprint, tier, status, type, currency, phone_number_id, number, problem, version, revision, severity)",
+            "elevenlabs[0].labels.credential: `credential` is a label credwatch or Prometheus already sets; choose another name (reserved: credential, provider, job, instance, critical, account, reason, check, permission, fingerprint, tier, status, type, currency, phone_number_id, number, problem, version, revision, severity, call_path, elevenlabs, twilio, destination)",
             "elevenlabs[0].labels.env: is empty; in Prometheus an empty label is no label: remove it or give it a value",
             "elevenlabs[0].labels: a label name that looks like a secret (not shown); labels are exported on /metrics: use a name such as `team`",
             "elevenlabs[0].labels.team-name: a label name must match `[a-zA-Z_][a-zA-Z0-9_]*` (Prometheus label names), e.g. `team` or `environment`",

@@ -11,11 +11,14 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::api::{PermissionProbe, StatusMatch};
+use super::calibration::Calibrated;
 use super::facts::{Detail, Problem, Quota};
 use super::{ElevenLabs, phone_numbers};
-use crate::providers::http::{Answer, Auth, TransportError};
-use super::calibration::Calibrated;
-use crate::providers::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean};
+use crate::providers::ProviderProblem;
+use crate::providers::http::{Answer, TransportError};
+use crate::providers::outcome::{
+    Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
+};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
@@ -41,6 +44,7 @@ impl ErrorFields {
         let name: String = rest
             .chars()
             .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .take(crate::providers::outcome::UPSTREAM_STRING_MAX)
             .collect();
         (!name.is_empty()).then_some(name)
     }
@@ -74,7 +78,8 @@ fn fields_of(obj: &serde_json::Map<String, Value>) -> ErrorFields {
         code: string_of(obj.get("code")).map(|s| clean(&s)),
         status: string_of(obj.get("status")).map(|s| clean(&s)),
         kind: string_of(obj.get("type")).map(|s| clean(&s)),
-        message: string_of(obj.get("message")),
+        // Kept only to find a permission name in; cleaned like every upstream string.
+        message: string_of(obj.get("message")).map(|s| clean_to(&s, 512)),
         request_id: string_of(obj.get("request_id")).map(|s| clean(&s)),
     }
 }
@@ -268,9 +273,12 @@ fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidenc
         fields.and_then(|f| f.key().map(str::to_string)),
         detail,
     );
-    evidence.permission = fields.and_then(ErrorFields::permission);
-    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
-        evidence.request_id = Some(id);
+    evidence.permission = fields
+        .and_then(ErrorFields::permission)
+        .as_deref()
+        .map(Clean::new);
+    if let Some(id) = fields.and_then(|f| f.request_id.as_deref()) {
+        evidence.request_id = Some(Clean::new(id));
     }
     evidence
 }
@@ -286,7 +294,7 @@ async fn get(
             Provider::ElevenLabs,
             &el.base_url,
             path,
-            Auth::XiApiKey(&el.api_key.value),
+            el.auth(),
             cred.timeout,
         )
         .await
@@ -385,22 +393,25 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     },
                     Detail::Quota {
                         quota: quota.clone(),
-                    }.into(),
+                    }
+                    .into(),
                 ];
                 if exhausted {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::QuotaExhausted {
                             reset_at: quota.reset_at,
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 // Only `free_disabled` is evidence of a disabled account;
                 // `past_due`/`incomplete` are exported as billing at risk.
                 if sub.status == "free_disabled" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::SubscriptionDisabled {
                             status: quota.status.clone(),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 let detail = format!(
@@ -458,16 +469,19 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
         Meaning::QuotaExceeded => (
             Ok(vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::QuotaExhausted { reset_at: None }.into(),
                 },
             ]),
             "key accepted; quota exceeded".into(),
         ),
         Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked {
-                problem: problem.into(),
-            }]),
+            Ok(vec![
+                Fact::Valid,
+                Fact::Problem {
+                    problem: problem.into(),
+                },
+            ]),
             "key accepted; the account is blocked".into(),
         ),
         Meaning::AgentNotFound => (

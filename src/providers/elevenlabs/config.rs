@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::calibration;
 use super::api::{PermissionProbe, StatusMatch, check_path, default_permission_probes};
+use super::calibration;
 use crate::providers::twilio;
 use crate::providers::{Credential, Provider, Section, Spec};
 use crate::section::{SecretValue, Timing, Validator, secret, source_suffix};
@@ -334,9 +334,7 @@ fn permission_probes(
             );
             continue;
         };
-        if let Err(why) =
-            check_path(&path)
-        {
+        if let Err(why) = check_path(&path) {
             v.error(format!("{at}.path"), why);
             continue;
         }
@@ -449,11 +447,15 @@ fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
 }
 
 impl ElevenLabs {
-    /// Re-reads the `api_key_file`: `Ok(None)` when nothing changed.
-    pub fn reread_files(&self) -> Result<Option<ElevenLabs>, String> {
-        Ok(self.api_key.reread()?.map(|api_key| ElevenLabs {
+    /// Re-reads the `api_key_file` through the load path (the reader, the
+    /// mode check, the key's shape checks), reporting into `v` at `path`
+    /// (`elevenlabs[i]`): the credential as it now reads, or `None`.
+    pub fn reread_files(&self, v: &mut Validator<'_>, path: &str) -> Option<ElevenLabs> {
+        let api_key = self.api_key.reread(v, path, "api_key")?;
+        check_elevenlabs_key(v, path, &api_key);
+        Some(ElevenLabs {
             api_key,
             ..self.clone()
-        }))
+        })
     }
 }

@@ -11,17 +11,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use serde_json::Value;
 
-use super::{Body, Meaning, classify, parse_body};
 use super::ElevenLabs;
 use super::facts::{Detail, PhoneNumber, PhoneProblem};
+use super::{Body, Meaning, classify, parse_body};
+use crate::outcome::{Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to};
 use crate::providers::twilio::TwilioAuth;
-use crate::providers::{Credential, Provider, Spec};
-use crate::outcome::{
-    Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to,
-};
-use crate::providers::http::Auth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
+use crate::providers::{Credential, Provider, Spec};
 
 pub const CHECK: &str = "phone_numbers";
 const PATH: &str = "/v1/convai/phone-numbers?provider=twilio";
@@ -37,7 +34,7 @@ fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
 
 pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Attempt {
     let clock = Clock::start();
-    let auth = Auth::XiApiKey(&el.api_key.value);
+    let auth = el.auth();
     let answer = match ctx
         .upstream
         .get(Provider::ElevenLabs, &el.base_url, PATH, auth, cred.timeout)
@@ -52,14 +49,14 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         parse_body(&answer)
     };
     let mut evidence = Evidence {
-        request: format!("GET {PATH}"),
+        request: Clean::request(PATH),
         http_status: Some(answer.status),
-        request_id: answer.request_id.clone(),
+        request_id: answer.request_id.as_deref().map(Clean::new),
         ..Evidence::default()
     };
     if let Body::Error(f) = &body {
-        evidence.upstream_code = f.key().map(str::to_string);
-        evidence.permission = f.permission();
+        evidence.upstream_code = f.key().map(Clean::new);
+        evidence.permission = f.permission().as_deref().map(Clean::new);
     }
     let items: Vec<Value> = match classify(&answer, &body) {
         Meaning::Ok => match serde_json::from_slice(&answer.body) {
@@ -83,7 +80,7 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
             let p = p.unwrap_or_else(|| "convai_read".into());
             evidence.detail = format!(
                 "the key may not list phone numbers (missing `{p}`); `phone_numbers: true` needs convai_read"
-            );
+            ).into();
             return clock.finish(
                 CHECK,
                 evidence,
@@ -100,16 +97,20 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         }
         Meaning::Invalid(problem) => {
             evidence.detail = "the key was rejected".into();
-            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid {
-                problem: problem.into(),
-            }]));
+            return clock.finish(
+                CHECK,
+                evidence,
+                Ok(vec![Fact::Invalid {
+                    problem: problem.into(),
+                }]),
+            );
         }
         Meaning::Failure(reason, detail) => {
-            evidence.detail = detail;
+            evidence.detail = detail.into();
             return clock.finish(CHECK, evidence, Err(answer.failure(reason)));
         }
         other => {
-            evidence.detail = format!("unexpected answer to the phone-number list: {other}");
+            evidence.detail = format!("unexpected answer to the phone-number list: {other}").into();
             return clock.finish(
                 CHECK,
                 evidence,
@@ -275,7 +276,8 @@ pub async fn check(cred: &Credential, el: &ElevenLabs, ctx: &Context<'_>) -> Att
         } else {
             String::new()
         }
-    );
+    )
+    .into();
     clock.finish(
         CHECK,
         evidence,

@@ -120,23 +120,26 @@ pub(super) fn report(d: &Details) -> Report {
     }
 }
 
-pub(super) fn summary(r: &Report) -> Vec<String> {
-    let mut bits = Vec::new();
-    if let Some(q) = &r.quota {
-        let reset = q
-            .reset_at
-            .map(|r| format!(", resets {}", crate::providers::words::date(r)))
-            .unwrap_or_default();
-        bits.push(format!("{}{reset}", quota_used(q)));
+impl crate::providers::ProviderReport for Report {
+    fn summary(&self) -> Vec<String> {
+        let r = self;
+        let mut bits = Vec::new();
+        if let Some(q) = &r.quota {
+            let reset = q
+                .reset_at
+                .map(|r| format!(", resets {}", crate::providers::words::date(r)))
+                .unwrap_or_default();
+            bits.push(format!("{}{reset}", quota_used(q)));
+        }
+        if !r.phone_numbers.is_empty() {
+            bits.push(format!(
+                "{}/{} imported numbers ready",
+                r.phone_numbers.iter().filter(|p| p.ready).count(),
+                r.phone_numbers.len()
+            ));
+        }
+        bits
     }
-    if !r.phone_numbers.is_empty() {
-        bits.push(format!(
-            "{}/{} imported numbers ready",
-            r.phone_numbers.iter().filter(|p| p.ready).count(),
-            r.phone_numbers.len()
-        ));
-    }
-    bits
 }
 
 /// What the status page shows: the quota (with tier and subscription
@@ -201,11 +204,7 @@ fn detail(fact: &Fact) -> Option<&Detail> {
     }
 }
 
-pub(super) fn findings(
-    d: &Details,
-    attempts: &[Attempt],
-    linked: Option<&Linked>,
-) -> Vec<Finding> {
+pub(super) fn findings(d: &Details, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
     let mut findings = Vec::new();
     for a in attempts {
         for fact in a.result.iter().flatten() {
@@ -264,9 +263,7 @@ fn phone_findings(
     linked_fingerprint: Option<&str>,
     evidence: Option<&Attempt>,
 ) -> Vec<Finding> {
-    let changed = n
-        .twilio_changed_at
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+    let changed = n.twilio_changed_at.map(crate::providers::words::time);
     let shown = if n.number.is_empty() {
         n.phone_number_id.clone()
     } else {

@@ -241,7 +241,7 @@ pub async fn numbers(
                 granted: permission_granted,
                 basis: Basis::Direct,
             },
-            Fact::Blocked {
+            Fact::Problem {
                 problem: problem.into(),
             },
         ]
@@ -257,7 +257,7 @@ pub async fn numbers(
         Meaning::NotActive => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountNotActive.into(),
                 },
             ],
@@ -275,7 +275,7 @@ pub async fn numbers(
         Meaning::Suspended => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountSuspended { status: None }.into(),
                 },
             ],
@@ -376,6 +376,21 @@ async fn count(
                 ]),
             );
         };
+        // Followed exactly as sent, or not at all (`outcome::upstream_uri`).
+        let Some(next) = crate::providers::outcome::upstream_uri(&next) else {
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(
+                    first,
+                    first_answer,
+                    stale(
+                        pages,
+                        "next_page_uri is malformed (control characters, spaces, non-ASCII or over 1024 bytes; not followed)",
+                    ),
+                ),
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        };
         if pages >= MAX_PAGES {
             return clock.finish(
                 COUNT_CHECK,
@@ -395,7 +410,10 @@ async fn count(
                 evidence(
                     first,
                     first_answer,
-                    stale(pages, "next_page_uri points outside this account's number list (not followed)"),
+                    stale(
+                        pages,
+                        "next_page_uri points outside this account's number list (not followed)",
+                    ),
                 ),
                 Err(Failure::new(Reason::UnexpectedResponse)),
             );
@@ -404,7 +422,7 @@ async fn count(
             Ok(a) => a,
             Err(e) => {
                 let mut attempt = clock.failed(COUNT_CHECK, &next, e);
-                attempt.evidence.detail = stale(pages, &attempt.evidence.detail);
+                attempt.evidence.detail = stale(pages, &attempt.evidence.detail).into();
                 return attempt;
             }
         };
@@ -545,16 +563,20 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
-                let mut facts = vec![Detail::Account {
-                    status: status.clone(),
-                    kind: kind.clone(),
-                    subaccount,
-                }.into()];
+                let mut facts = vec![
+                    Detail::Account {
+                        status: status.clone(),
+                        kind: kind.clone(),
+                        subaccount,
+                    }
+                    .into(),
+                ];
                 if status == "suspended" || status == "closed" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::AccountSuspended {
                             status: Some(status.clone()),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 (
@@ -577,13 +599,13 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             "this API key may not read the account (only Main keys and the Auth Token can)".into(),
         ),
         Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountSuspended { status: None }.into(),
             }]),
             "the account lacks API access (20403)".into(),
         ),
         Meaning::NotActive => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into(),
             }]),
             "the account is not active (20005)".into(),
@@ -614,17 +636,23 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                     .map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
-                        Ok(vec![Detail::Balance {
-                            amount: None,
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: None,
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         "balance not reported".into(),
                     ),
                     Some(Ok(amount)) if amount.is_finite() => (
-                        Ok(vec![Detail::Balance {
-                            amount: Some(amount),
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: Some(amount),
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         format!("balance {amount} {currency}"),
                     ),
                     Some(_) => (
@@ -725,7 +753,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into()
             }])
         );
@@ -739,7 +767,12 @@ mod tests {
             .to_string();
         let (r, detail) = account_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account { status, kind, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account {
+            status,
+            kind,
+            ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         for s in [status, kind] {
@@ -750,7 +783,10 @@ mod tests {
         let body = serde_json::json!({"balance": "1.00", "currency": evil}).to_string();
         let (r, _) = balance_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance { currency, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance {
+            currency, ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         assert!(currency.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);

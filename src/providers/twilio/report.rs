@@ -67,18 +67,21 @@ pub(super) fn report(d: &Details) -> Report {
     }
 }
 
-pub(super) fn summary(r: &Report) -> Vec<String> {
-    let mut bits = Vec::new();
-    if let Some(a) = &r.twilio_account {
-        bits.push(format!("account {} ({})", a.status, a.kind));
+impl crate::providers::ProviderReport for Report {
+    fn summary(&self) -> Vec<String> {
+        let r = self;
+        let mut bits = Vec::new();
+        if let Some(a) = &r.twilio_account {
+            bits.push(format!("account {} ({})", a.status, a.kind));
+        }
+        if let Some(n) = r.twilio_phone_numbers {
+            bits.push(format!("{n} number(s)"));
+        }
+        if let Some(b) = &r.twilio_balance {
+            bits.push(format!("balance {:.2} {}", b.amount, b.currency));
+        }
+        bits
     }
-    if let Some(n) = r.twilio_phone_numbers {
-        bits.push(format!("{n} number(s)"));
-    }
-    if let Some(b) = &r.twilio_balance {
-        bits.push(format!("balance {:.2} {}", b.amount, b.currency));
-    }
-    bits
 }
 
 /// What the status page shows: the balance, the account, the numbers.

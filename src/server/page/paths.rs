@@ -51,7 +51,7 @@ fn write_path(out: &mut String, p: &CallPathReport) {
     let _ = write!(
         out,
         "<article class=\"card {class}\" id=\"p-{name}\"><header class=\"head\"><h3>{name}</h3> \
-         <span class=\"prov\">call path</span>{crit} <span class=\"badge {class}\">{verdict}</span></header>\
+         <span class=\"prov\">call path</span>{crit}{labels} <span class=\"badge {class}\">{verdict}</span></header>\
          <p class=\"sub\">agent <code>{agent}</code> · number <code>{number}</code> · {el} → {tw}{dest}</p>",
         name = escape(&p.name),
         crit = if p.critical {
@@ -59,6 +59,7 @@ fn write_path(out: &mut String, p: &CallPathReport) {
         } else {
             ""
         },
+        labels = super::labels_html(&p.labels),
         agent = escape(&p.agent_id),
         number = escape(&p.agent_phone_number_id),
         el = escape(&p.elevenlabs),

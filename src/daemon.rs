@@ -68,9 +68,10 @@ where
     F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
 {
     let state = State::new(&config);
+    let own = crate::metrics::own::Own::new();
     let upstream = match Upstream::new(
         config.max_concurrent_requests_per_host,
-        Some(state.self_metrics.upstream_requests.clone()),
+        Some(own.metrics.upstream_requests.clone()),
     ) {
         Ok(u) => Arc::new(u),
         Err(e) => {
@@ -83,7 +84,6 @@ where
         Arc::new(scheduler::spawn(Arc::new(config), state.clone(), upstream));
     let stop = tokio_util::sync::CancellationToken::new();
     let reloader = {
-        let state = state.clone();
         let scheduler = scheduler.clone();
         let reload: Arc<crate::reload::ReloadFn> = Arc::new(move || match reload_config() {
             Ok(config) => {
@@ -107,17 +107,15 @@ where
         });
         // Every outcome, a reload past its deadline included.
         let report = {
-            let state = state.clone();
-            Arc::new(move |ok: bool| state.set_reload_result(ok))
+            let own = own.clone();
+            Arc::new(move |ok: bool| own.set_reload_result(ok))
         };
         Reloader::spawn(reload, report, stop.clone(), crate::reload::RELOAD_DEADLINE)
     };
     let sighup = spawn_sighup(reloader.clone(), stop.clone());
-    if let Some(web) = &listeners.web {
-        state.set_web_config(web.clone());
-    }
     let app = Arc::new(App {
         state: state.clone(),
+        own: own.clone(),
         reloader: Some(reloader.clone()),
         lifecycle: listeners.enable_lifecycle,
         web: listeners.web,
@@ -126,6 +124,7 @@ where
     let probe_server = listeners.probe.map(|probe| {
         let app = Arc::new(App {
             state,
+            own,
             reloader: None,
             lifecycle: false,
             web: None,

@@ -179,13 +179,10 @@ pub struct State {
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
     /// per probe result.
     unready: AtomicUsize,
-    reload: Mutex<(bool, Option<SystemTime>)>,
     store: Mutex<Store>,
     /// Held while deciding which credential exports an account's series,
     /// so two decisions never interleave.
     accounts: Mutex<()>,
-    web: std::sync::OnceLock<Arc<crate::web::WebConfig>>,
-    pub self_metrics: metrics::SelfMetrics,
 }
 
 /// The slots in config order, by name, and by account.
@@ -228,11 +225,8 @@ impl State {
             paths: RwLock::new(Arc::new(paths::reconcile(&[], config))),
             ready: AtomicBool::new(false),
             paths_ready: AtomicBool::new(false),
-            reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
             accounts: Mutex::new(()),
-            web: std::sync::OnceLock::new(),
-            self_metrics: metrics::SelfMetrics::new(),
         });
         state.settle_accounts();
         state
@@ -458,29 +452,12 @@ impl State {
         ))
     }
 
-    pub fn set_reload_result(&self, ok: bool) {
-        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
-        r.0 = ok;
-        if ok {
-            r.1 = Some(SystemTime::now());
-        }
-        drop(r);
-    }
-
-    pub(crate) fn reload_result(&self) -> (bool, Option<SystemTime>) {
-        *self.reload.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The `/metrics` body as chunks: the credentials' part (shared
     /// buffers, assembled only when something changed since the last
-    /// scrape), then credwatch's own metrics. With `gzip`, the same text as
-    /// one gzip member.
-    pub(crate) fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
-        let mut own = metrics::render_self(
-            self.reload_result(),
-            self.web_config().map(|web| web.last_reload()),
-            &self.self_metrics,
-        );
+    /// scrape), the call paths', then `own` (credwatch's own metrics,
+    /// `metrics::own::Own::render`). With `gzip`, the same text as one gzip
+    /// member.
+    pub(crate) fn metrics_body(&self, mut own: String, gzip: bool) -> Vec<Bytes> {
         let paths = self.path_states();
         if !paths.is_empty() {
             own = crate::call_paths::render::metrics(&paths, tokio::time::Instant::now()) + &own;
@@ -518,15 +495,6 @@ impl State {
         }
         (ok && paths_ok, with_paths(&chunks, ok, paths_ok, &entries))
     }
-
-    /// The web config whose reload result `/metrics` exports.
-    pub fn set_web_config(&self, web: Arc<crate::web::WebConfig>) {
-        let _ = self.web.set(web);
-    }
-
-    pub(crate) fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
-        self.web.get()
-    }
 }
 
 /// The credentials' `/health` body (`{"status":…,"credentials":[…]}\n`)
@@ -553,6 +521,11 @@ fn with_paths(chunks: &[Bytes], ok: bool, paths_ok: bool, entries: &[String]) ->
 
 #[cfg(test)]
 mod tests {
+    /// credwatch's own part of `/metrics`, as the server adds it.
+    fn own() -> String {
+        crate::metrics::own::Own::new().render(None)
+    }
+
     use std::io::Read;
     use std::path::Path;
     use std::time::Duration;
@@ -702,7 +675,7 @@ mod tests {
                 churn(&state, round);
             }
             let (text, health, ok) = expected(&state);
-            let body = state.metrics_body(false);
+            let body = state.metrics_body(own(), false);
             let credentials = join(&body[..body.len() - 1]);
             assert_eq!(credentials, text, "round {round}");
             let (got_ok, chunks) = state.health_body(true);
@@ -716,7 +689,7 @@ mod tests {
 
             // gzip: one member whose CRC and length check out, same text.
             let gz: Vec<u8> = state
-                .metrics_body(true)
+                .metrics_body(own(), true)
                 .iter()
                 .flat_map(|c| c.iter().copied())
                 .collect();
@@ -744,7 +717,7 @@ mod tests {
     fn checks_total_counts_every_attempt_answered_or_not_from_the_first() {
         let state = State::new(&config(1, 0));
         let slot = state.slot("el-0").expect("slot");
-        let text = |state: &State| join(&state.metrics_body(false));
+        let text = |state: &State| join(&state.metrics_body(own(), false));
         let line = |text: &str, name: &str| -> Option<String> {
             text.lines()
                 .find(|l| l.starts_with(name) && l.contains("check=\"subscription\""))
@@ -788,7 +761,7 @@ mod tests {
         state.reconcile(&config(3, 300));
         churn(&state, 2);
         let (text, health, _) = expected(&state);
-        let body = state.metrics_body(false);
+        let body = state.metrics_body(own(), false);
         assert_eq!(join(&body[..body.len() - 1]), text);
         assert_eq!(join(&state.health_body(true).1), health);
         assert_eq!(join(&state.health_body(false).1), expected_brief(&state));

@@ -263,7 +263,7 @@ proptest! {
         let json = serde_json::to_string(&report).expect("check json");
         let back: serde_json::Value = serde_json::from_str(&json).expect("check json parses");
         inert("check json", &back.to_string())?;
-        let metrics: Vec<u8> = state.metrics_body(false).iter().flat_map(|b| b.iter().copied()).collect();
+        let metrics: Vec<u8> = state.metrics_body(String::new(), false).iter().flat_map(|b| b.iter().copied()).collect();
         let metrics = String::from_utf8(metrics).expect("metrics UTF-8");
         inert("/metrics", &metrics)?;
         for line in metrics.lines() {

@@ -97,6 +97,8 @@ impl Default for Limits {
 /// What the handlers need.
 pub struct App {
     pub state: Arc<State>,
+    /// credwatch's own metrics (the config reload result, counters).
+    pub own: Arc<crate::metrics::own::Own>,
     /// Runs reloads (SIGHUP always; `POST /-/reload` only with `lifecycle`).
     pub reloader: Option<Reloader>,
     /// `--web.enable-lifecycle`: `POST /-/reload` reloads; without it, 403.
@@ -407,7 +409,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
     match path {
         "/metrics" if readable => {
             let gzip = accepts_gzip(req.headers());
-            let chunks = app.state.metrics_body(gzip);
+            let own = app
+                .own
+                .render(app.web.as_ref().map(|web| web.last_reload()));
+            let chunks = app.state.metrics_body(own, gzip);
             let mut builder = Response::builder()
                 .header(
                     header::CONTENT_TYPE,

@@ -247,6 +247,7 @@ async fn many_healthy(
     for probe_only in [false, true] {
         let app = std::sync::Arc::new(App {
             state: state.clone(),
+            own: credwatch::metrics::own::Own::new(),
             reloader: None,
             lifecycle: false,
             web: None,

@@ -19,7 +19,7 @@
 //!   config section, its allow-list arm, its checks (GET requests through
 //!   [`providers::http::Upstream`], which cannot send anything else) and
 //!   the classification of every answer into [`outcome`] facts, its metric
-//!   families, its explanations and its demo cast.
+//!   families and its explanations.
 //! - [`outcome`] (`providers::outcome`): the vocabulary every provider answers
 //!   in (facts, reasons, problems, evidence) and `clean`, the cap on upstream
 //!   strings.
@@ -39,10 +39,11 @@
 //!   connection-level defences in `server::guard`.
 //! - [`daemon`]: the scheduler and the server wired together for `serve` and
 //!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
-//! - [`demo`]: `credwatch demo` and `check --demo`, against the simulator.
+//! - `demo`: `credwatch demo` and `check --demo`, against the simulator
+//!   (the `credwatch-sim` crate). Only with the `demo` cargo feature (on by
+//!   default); no other module uses the simulator.
 //! - [`reload`]: config reloads (SIGHUP, `POST /-/reload`), coalesced, with a deadline.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
-//! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
 //! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
 
@@ -51,6 +52,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exposition;
 pub mod listen;
@@ -61,7 +63,6 @@ pub mod scheduler;
 pub mod secret;
 pub mod section;
 pub mod server;
-pub mod simulator;
 pub mod state;
 pub mod verdict;
 pub mod web;

@@ -203,9 +203,6 @@ pub trait Kind: Settings + Sized {
     /// Test data: the provider's "credential rejected" problem.
     #[cfg(test)]
     fn sample_problem() -> Self::Problem;
-    /// The `credwatch demo` cast: its config section (credentials whose
-    /// secrets are simulator fixtures) against the simulator at `base_url`.
-    fn demo(base_url: &str) -> String;
 }
 
 // The providers: a folder each, and their place in `registry.rs`'s enums.

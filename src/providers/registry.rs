@@ -86,14 +86,6 @@ impl Provider {
         }
     }
 
-    /// Its `credwatch demo` config section, against the simulator at `base_url`.
-    pub fn demo(self, base_url: &str) -> String {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::demo(base_url),
-            Provider::Twilio => Twilio::demo(base_url),
-        }
-    }
-
     /// Test data: see [`Kind::sample_detail`].
     #[cfg(test)]
     pub(crate) fn sample_detail(self, n: u64) -> Fact {

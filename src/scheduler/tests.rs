@@ -114,8 +114,8 @@ mod the_loop {
     use crate::config::Config;
     use crate::outcome::Reason;
     use crate::providers::http::Upstream;
-    use crate::simulator::{ElAccount, ElKey, Fault, Simulator, World};
     use crate::state::State;
+    use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, World};
 
     const KEY: &str = "sk_loop0123456789abcdef0123456789abcdef0123456789";
     const NEW_KEY: &str = "sk_loop9876543210fedcba9876543210fedcba9876543210";

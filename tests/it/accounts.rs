@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
 use crate::support::{

@@ -2,7 +2,7 @@
 //! whether the probe tells them apart — against the simulator's default
 //! check order (permission first) and the one where it cannot (lookup first).
 
-use credwatch::simulator::{ElAccount, ElKey, SignedUrlMode, Simulator, World};
+use credwatch_sim::{ElAccount, ElKey, SignedUrlMode, Simulator, World};
 use serde::Deserialize;
 
 use crate::check::{Run, assert_no_secret, credwatch};

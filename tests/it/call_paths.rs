@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::demo as d;
-use credwatch::simulator::{Fault, Simulator, World};
+use credwatch_sim::demo as d;
+use credwatch_sim::{Fault, Simulator, World};
 use tokio::time::Instant;
 
 use crate::check::{credwatch, parse};
 use crate::harness::{Daemon, sample, tempdir::TempDir};
-use crate::support::DEMO_CALL_PATHS;
+use credwatch_sim::demo::CALL_PATHS;
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -31,12 +31,13 @@ fn problems(entry: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_call_paths_end_in_the_documented_verdicts() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let dm = Daemon::start(&yaml).await;
     dm.wait_ready(Duration::from_secs(20)).await;
 
     let m = dm.metrics().await;
-    for (name, status, want) in DEMO_CALL_PATHS {
+    for path in CALL_PATHS {
+        let (name, status, want) = (path.name, path.status, path.problems);
         let (code, body) = dm.get(&format!("/health?call_path={name}")).await;
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         let entry = &v["call_paths"][0];
@@ -105,7 +106,7 @@ async fn the_demo_call_paths_end_in_the_documented_verdicts() {
     let (_, verbose) = dm.health().await;
     assert_eq!(
         verbose["call_paths"].as_array().map(Vec::len),
-        Some(DEMO_CALL_PATHS.len()),
+        Some(CALL_PATHS.len()),
         "{verbose}"
     );
     assert!(sim.forbidden_requests().is_empty());
@@ -141,13 +142,13 @@ fn the_readme_lists_the_demo_call_paths() {
         }
         rows.push((name.to_string(), status, problems));
     }
-    let want: Vec<(String, String, Vec<String>)> = DEMO_CALL_PATHS
+    let want: Vec<(String, String, Vec<String>)> = CALL_PATHS
         .iter()
-        .map(|(n, s, p)| {
+        .map(|p| {
             (
-                n.to_string(),
-                s.to_string(),
-                p.iter().map(|x| x.to_string()).collect(),
+                p.name.to_string(),
+                p.status.to_string(),
+                p.problems.iter().map(|x| x.to_string()).collect(),
             )
         })
         .collect();
@@ -175,13 +176,13 @@ async fn check_demo_explains_every_call_path_and_gates_on_one() {
             (p.name.clone(), p.status.clone(), problems)
         })
         .collect();
-    let want: Vec<(String, String, Vec<String>)> = DEMO_CALL_PATHS
+    let want: Vec<(String, String, Vec<String>)> = CALL_PATHS
         .iter()
-        .map(|(n, s, p)| {
+        .map(|p| {
             (
-                n.to_string(),
-                s.to_string(),
-                p.iter().map(|x| x.to_string()).collect(),
+                p.name.to_string(),
+                p.status.to_string(),
+                p.problems.iter().map(|x| x.to_string()).collect(),
             )
         })
         .collect();

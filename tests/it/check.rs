@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use credwatch::simulator::twilio::AUTH_TOKEN_SENTINEL;
-use credwatch::simulator::{
+use credwatch_sim::twilio::AUTH_TOKEN_SENTINEL;
+use credwatch_sim::{
     AccountBlock, AccountStatus, Agent, ApiKey, AssignedAgent, CreditLimitExtension, ElAccount,
     ElKey, ElPhoneNumber, Fault, KeyKind, Simulator, Subscription, TwilioAccount, World,
 };
@@ -2262,7 +2262,7 @@ async fn warnings_scenario() -> Scenario {
         }));
     w.elevenlabs.add_account(
         ElAccount::new("ws-past-due").with_subscription(Subscription {
-            status: credwatch::simulator::SubscriptionStatus::PastDue,
+            status: credwatch_sim::SubscriptionStatus::PastDue,
             next_character_count_reset_unix: Some(RESET_AT),
             ..Subscription::default()
         }),
@@ -2275,7 +2275,7 @@ async fn warnings_scenario() -> Scenario {
     );
     w.twilio.add_account(
         TwilioAccount::new(&sid, &token)
-            .with_type(credwatch::simulator::AccountType::Trial)
+            .with_type(credwatch_sim::AccountType::Trial)
             .with_balance(Some("0.85"), "USD")
             .with_numbers(&["+15005550042"]),
     );

@@ -329,10 +329,15 @@ async fn check_demo_shows_the_demo_verdicts_without_any_account() {
             )
         })
         .collect();
-    // The README's table of `credwatch demo`.
-    let want: Vec<(String, String, Option<String>)> = crate::support::DEMO_VERDICTS
-        .iter()
-        .map(|(n, s, r)| (n.to_string(), s.to_string(), r.map(str::to_string)))
+    // The demo's cast (the README's table is held to it too).
+    let want: Vec<(String, String, Option<String>)> = credwatch_sim::demo::cast()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.status.to_string(),
+                c.reason.map(str::to_string),
+            )
+        })
         .collect();
     assert_eq!(got, want);
     // The demo's routing labels, in JSON and text.

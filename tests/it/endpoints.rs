@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
 use crate::support::{FAST, ac_sid, config, el, el_key, tw, tw_token, wait_status, wait_verdict};

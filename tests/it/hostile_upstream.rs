@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, Subscription, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, Subscription, TwilioAccount, World};
 
 use crate::harness::{Daemon, logs, sample};
 use crate::support::{FAST_DETAILS, ac_sid, config, cred, el, el_key, tw, tw_token, wait_sample};

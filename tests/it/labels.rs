@@ -3,7 +3,7 @@
 //! `group_left`), escaped, and nowhere else; a reload that changes them is
 //! applied.
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, World};
 
 use crate::harness::Daemon;
 use crate::support::{FAST, config, el, el_key, wait_verdict};

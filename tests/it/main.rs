@@ -1,5 +1,5 @@
 //! One integration-test binary (matklad's advice): scenarios against the
-//! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
+//! real daemon, with only the upstream APIs faked (by `credwatch_sim`).
 
 mod accounts;
 mod calibrate;

@@ -28,32 +28,6 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// The `for:` every rule gets in the test copy of the rules.
 const TEST_FOR: &str = "5s";
 
-/// Every credential of `credwatch demo` (src/demo.rs).
-const CREDENTIALS: [&str; 12] = [
-    "el-agent-prod",
-    "el-no-convai-write",
-    "el-revoked",
-    "el-quota-exhausted",
-    "el-quota-high",
-    "el-restricted",
-    "el-blocked",
-    "twilio-prod",
-    "twilio-rotated-token",
-    "twilio-standard-key",
-    "twilio-trial-low-balance",
-    "twilio-suspended",
-];
-
-/// The unhealthy demo credentials and their `credwatch_credential_problem_info` reason.
-const BROKEN: [(&str, &str); 6] = [
-    ("el-no-convai-write", "missing_permission"),
-    ("el-revoked", "invalid_credentials"),
-    ("el-quota-exhausted", "quota_exhausted"),
-    ("el-blocked", "account_blocked"),
-    ("twilio-rotated-token", "invalid_credentials"),
-    ("twilio-suspended", "account_blocked"),
-];
-
 /// Exactly the alerts the demo must fire: (alertname, credential, severity).
 /// Every demo credential is critical, so the templated severities are
 /// `critical` for what is broken and `warning` for early warnings.
@@ -84,7 +58,7 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
     // Per account: the Account SID, not the credential's name.
     (
         "CredwatchTwilioBalanceLow",
-        credwatch::simulator::demo::TWILIO_TRIAL_SID,
+        credwatch_sim::demo::TWILIO_TRIAL_SID,
         "warning",
     ),
     // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
@@ -353,8 +327,14 @@ async fn check_series(p: &Prom) -> Result<(), String> {
             problems.push(what);
         }
     };
-    let broken: BTreeMap<&str, &str> = BROKEN.into_iter().collect();
-    let all: BTreeSet<String> = CREDENTIALS.iter().map(|c| c.to_string()).collect();
+    // The demo's cast: every credential, and the unhealthy ones with their
+    // `credwatch_credential_problem_info` reason.
+    let cast: Vec<&credwatch_sim::demo::CastMember> = credwatch_sim::demo::cast().collect();
+    let broken: BTreeMap<&str, &str> = cast
+        .iter()
+        .filter_map(|c| Some((c.name, c.reason?)))
+        .collect();
+    let all: BTreeSet<String> = cast.iter().map(|c| c.name.to_string()).collect();
 
     // One value per credential, for every credential.
     let per_credential = |rows: &[Row]| -> BTreeMap<String, f64> {
@@ -366,10 +346,10 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         &p.query(r#"credwatch_credential_valid{job="credwatch"}"#)
             .await?,
     );
-    let want: BTreeMap<String, f64> = CREDENTIALS
+    let want: BTreeMap<String, f64> = all
         .iter()
         .map(|c| {
-            let v = matches!(broken.get(c), Some(&"invalid_credentials"));
+            let v = matches!(broken.get(c.as_str()), Some(&"invalid_credentials"));
             (c.to_string(), if v { 0.0 } else { 1.0 })
         })
         .collect();
@@ -382,10 +362,14 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         &p.query(r#"credwatch_credential_healthy{job="credwatch"}"#)
             .await?,
     );
-    let want: BTreeMap<String, f64> = CREDENTIALS
+    let want: BTreeMap<String, f64> = all
         .iter()
         .map(|c| {
-            let h = if broken.contains_key(c) { 0.0 } else { 1.0 };
+            let h = if broken.contains_key(c.as_str()) {
+                0.0
+            } else {
+                1.0
+            };
             (c.to_string(), h)
         })
         .collect();
@@ -427,7 +411,7 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         .iter()
         .map(|r| (r.label("credential"), r.label("reason")))
         .collect();
-    let want: BTreeSet<(String, String)> = BROKEN
+    let want: BTreeSet<(String, String)> = broken
         .iter()
         .map(|(c, r)| (c.to_string(), r.to_string()))
         .collect();

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample};
 use crate::support::{

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credwatch::secret::Secret;
-use credwatch::simulator::{ElAccount, ElKey, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample, tempdir::TempDir};
 use crate::support::{ac_sid, cred, el_key, eventually, lines_of, tw_token};
@@ -282,7 +282,7 @@ async fn a_changed_secret_starts_from_nothing_and_a_refused_one_is_invalid_confi
         .elevenlabs
         .add_key(key_good.clone(), ElKey::new("keyItFresh1", "ws-fresh"));
     let mut broken = ElKey::new("keyItFresh2", "ws-fresh");
-    broken.fault = Some(credwatch::simulator::Fault::ServerError);
+    broken.fault = Some(credwatch_sim::Fault::ServerError);
     world.elevenlabs.add_key(key_5xx.clone(), broken);
     let sim = Simulator::start(world).await.expect("simulator");
 

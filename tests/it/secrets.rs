@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use credwatch::simulator::demo as d;
-use credwatch::simulator::twilio::AUTH_TOKEN_SENTINEL;
-use credwatch::simulator::{Fault, Simulator};
+use credwatch_sim::demo as d;
+use credwatch_sim::twilio::AUTH_TOKEN_SENTINEL;
+use credwatch_sim::{Fault, Simulator};
 
 use crate::harness::{Daemon, logs};
 use crate::support::{registered_secrets, sk_sid, tw_key_secret};
@@ -284,13 +284,13 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
     }
 
     // A reload: the answer and the log say what is wrong, not the value.
-    let mut world = credwatch::simulator::World::default();
+    let mut world = credwatch_sim::World::default();
     world
         .elevenlabs
-        .add_account(credwatch::simulator::ElAccount::new("ws-wrong-key"));
+        .add_account(credwatch_sim::ElAccount::new("ws-wrong-key"));
     world.elevenlabs.add_key(
         good_key.clone(),
-        credwatch::simulator::ElKey::new("keyItWrongKey", "ws-wrong-key"),
+        credwatch_sim::ElKey::new("keyItWrongKey", "ws-wrong-key"),
     );
     let sim = Simulator::start(world).await.expect("simulator");
     let base = format!("    base_url: {}\n", sim.elevenlabs_url());
@@ -467,7 +467,7 @@ impl Drop for FakeProxy {
 async fn a_proxy_never_sees_a_secret_sent_over_plain_http() {
     use crate::harness::tempdir::TempDir;
     use crate::support::{ac_sid, el_key, tw_token};
-    use credwatch::simulator::{ElAccount, ElKey, TwilioAccount, World};
+    use credwatch_sim::{ElAccount, ElKey, TwilioAccount, World};
 
     let proxy = FakeProxy::start().await;
     let key = el_key("through-a-proxy");

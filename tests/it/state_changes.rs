@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use credwatch::config::Config;
 use credwatch::scheduler::STILL_FAILING_LOG_EVERY;
-use credwatch::simulator::{Agent, ElAccount, ElKey, Simulator, World};
+use credwatch_sim::{Agent, ElAccount, ElKey, Simulator, World};
 
 use crate::harness::{Daemon, sample};
 use crate::support::{FAST_DETAILS, config, cred, el, el_key, lines_of, wait_sample};
@@ -250,7 +250,7 @@ async fn refused_at_start_and_reset_on_reload() {
         ElKey::new("keyItReload1", "ws-reload-fresh"),
     );
     let mut broken = ElKey::new("keyItReload2", "ws-reload-fresh");
-    broken.fault = Some(credwatch::simulator::Fault::ServerError);
+    broken.fault = Some(credwatch_sim::Fault::ServerError);
     world.elevenlabs.add_key(key_5xx.clone(), broken);
     let sim = Simulator::start(world).await.expect("simulator");
     let url = sim.elevenlabs_url();

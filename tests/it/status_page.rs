@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, Subscription, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, Subscription, World};
 
 use crate::harness::{Daemon, tempdir::TempDir};
 use crate::support::{FAST_DETAILS, config, cred, el, el_key, wait_sample};
@@ -122,7 +122,7 @@ fn card<'a>(text: &'a str, name: &str, next: &[&str]) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
 
@@ -146,10 +146,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
 
     let dom = browse(format!("{}/", d.url), vec!["--dump-dom".into()]).await;
     let text = visible_text(&dom);
-    let names: Vec<&str> = crate::support::DEMO_VERDICTS
-        .iter()
-        .map(|(n, _, _)| *n)
-        .collect();
+    let names: Vec<&str> = credwatch_sim::demo::cast().map(|c| c.name).collect();
 
     // Broken first, then warnings, then healthy.
     let at = |s: &str| {
@@ -364,7 +361,7 @@ async fn a_probe_turned_inconclusive_is_a_warning_under_the_standing_verdict() {
     // ElevenLabs starts refusing the probe's agent id: 400 `invalid_uid`.
     sim.update(|w| {
         w.elevenlabs.validate_agent_ids = true;
-        w.elevenlabs.signed_url_mode = credwatch::simulator::SignedUrlMode::RejectEveryIdInvalidUid;
+        w.elevenlabs.signed_url_mode = credwatch_sim::SignedUrlMode::RejectEveryIdInvalidUid;
     });
     wait_sample(
         &d,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use credwatch::cli::{Listeners, run_daemon_with};
 use credwatch::config::{Config, ProcessEnv};
-use credwatch::simulator::{Simulator, World, demo as d};
+use credwatch_sim::{Simulator, World, demo as d};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };

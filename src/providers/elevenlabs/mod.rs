@@ -14,7 +14,6 @@
 //! - `explain`: `check`'s words for each problem, with their evidence.
 //! - `calibrate`: `credwatch calibrate`, proving a probe on a live account.
 //! - `calibration`: the `calibration_file:` it records its results in.
-//! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 pub mod calibrate;
@@ -22,7 +21,6 @@ pub mod calibration;
 pub mod call_path;
 mod checks;
 pub mod config;
-mod demo;
 pub mod explain;
 pub mod facts;
 pub mod phone_numbers;
@@ -142,9 +140,5 @@ impl Kind for ElevenLabs {
     #[cfg(test)]
     fn sample_problem() -> Problem {
         Problem::InvalidApiKey
-    }
-
-    fn demo(base_url: &str) -> String {
-        demo::section(base_url)
     }
 }

@@ -11,12 +11,10 @@
 //! - `explain`: `check`'s words for each problem, with their evidence.
 //! - `voice`: its links of a call path (the calling number, destination
 //!   countries' dialing permissions).
-//! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 mod checks;
 pub mod config;
-mod demo;
 pub mod explain;
 pub mod facts;
 pub mod report;
@@ -112,9 +110,5 @@ impl Kind for Twilio {
     #[cfg(test)]
     fn sample_problem() -> Problem {
         Problem::TwilioAuthenticate
-    }
-
-    fn demo(base_url: &str) -> String {
-        demo::section(base_url)
     }
 }

@@ -15,31 +15,41 @@
 # org.opencontainers.image.version label; keep it equal to Cargo.toml's
 # version, a test checks the default), CREDWATCH_SOURCE (the repository URL),
 # SOURCE_DATE_EPOCH (the build date `credwatch --version` prints).
+#
+# CARGO_FLAGS (extra `cargo build` flags): by default the image has
+# `credwatch demo` (the default `demo` cargo feature: the simulator crate,
+# crates/credwatch-sim, is in the binary); a production image without it:
+# --build-arg CARGO_FLAGS=--no-default-features (docs/deployment.md, "Builds").
 
 ARG RUST_VERSION=1.95
 
 # ---------------------------------------------------------------------------
 FROM rust:${RUST_VERSION}-bookworm AS build
 WORKDIR /src
+ARG CARGO_FLAGS=
 
 # Dependencies first: with only the manifests and stub targets, this layer
 # is rebuilt when Cargo.toml/Cargo.lock change, not on every source edit.
 COPY Cargo.toml Cargo.lock build.rs ./
-RUN mkdir src \
+COPY crates/credwatch-sim/Cargo.toml ./crates/credwatch-sim/
+RUN mkdir src crates/credwatch-sim/src \
  && echo 'fn main() {}' > src/main.rs \
- && touch src/lib.rs \
+ && touch src/lib.rs crates/credwatch-sim/src/lib.rs \
  && cargo fetch --locked \
- && cargo build --release --locked \
- && rm -rf src target/release/credwatch target/release/deps/credwatch-* \
-           target/release/deps/libcredwatch-* target/release/.fingerprint/credwatch-*
+ && cargo build --release --locked ${CARGO_FLAGS} \
+ && rm -rf src crates/credwatch-sim/src target/release/credwatch \
+           target/release/deps/credwatch-* target/release/deps/libcredwatch-* \
+           target/release/deps/credwatch_sim-* target/release/deps/libcredwatch_sim-* \
+           target/release/.fingerprint/credwatch-*
 
 COPY src ./src
+COPY crates/credwatch-sim/src ./crates/credwatch-sim/src
 # The simulator (`credwatch demo`) serves the recorded upstream answers.
 COPY tests/fixtures/upstream ./tests/fixtures/upstream
 ARG CREDWATCH_REVISION=unknown
 ARG SOURCE_DATE_EPOCH
 ENV CREDWATCH_REVISION=${CREDWATCH_REVISION} SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH}
-RUN cargo build --release --locked \
+RUN cargo build --release --locked ${CARGO_FLAGS} \
  && install -D -m 0755 target/release/credwatch /out/credwatch
 
 # ---------------------------------------------------------------------------

@@ -49,9 +49,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use credwatch::simulator::{
+use credwatch_sim::{
     AccountBlock, AccountStatus, Agent, ApiKey, CreditLimitExtension, ElAccount, ElKey,
-    ElPhoneNumber, Fault, KeyKind, Simulator, TwilioAccount, Upstream, World, twilio::sid_from,
+    ElPhoneNumber, Fault, KeyKind, Simulator, TwilioAccount, World, twilio::sid_from,
 };
 use http_body_util::Full;
 use hyper::{Request, Response};
@@ -95,8 +95,7 @@ struct Set {
 
 impl Set {
     fn total(&self) -> u64 {
-        self.sim.upstream_request_count(Upstream::ElevenLabs)
-            + self.sim.upstream_request_count(Upstream::Twilio)
+        self.sim.upstream_request_count("elevenlabs") + self.sim.upstream_request_count("twilio")
     }
 }
 
@@ -210,7 +209,7 @@ impl Driver {
     fn stats(&self, reset: bool) -> Value {
         let mut sets = serde_json::Map::new();
         for set in &self.sets {
-            let up = |u: Upstream| {
+            let up = |u: &str| {
                 json!({
                     "requests": set.sim.upstream_request_count(u),
                     "connections": set.sim.connection_count(u),
@@ -234,8 +233,8 @@ impl Driver {
             sets.insert(
                 set.spec.name.clone(),
                 json!({
-                    "elevenlabs": up(Upstream::ElevenLabs),
-                    "twilio": up(Upstream::Twilio),
+                    "elevenlabs": up("elevenlabs"),
+                    "twilio": up("twilio"),
                     "forbidden": set.sim.forbidden_requests().len(),
                     "non_get": set.sim.forbidden_requests().iter().filter(|r| r.method != "GET").count(),
                     "characters_used": characters,

@@ -10,6 +10,8 @@
 pub use crate::providers::calibrate;
 pub mod explain;
 pub mod findings;
+#[cfg(test)]
+mod properties;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -30,17 +32,22 @@ pub struct CredentialReport {
     pub name: String,
     pub provider: &'static str,
     pub critical: bool,
+    /// The credential's `labels:` (routing labels on `credwatch_credential_info`).
+    pub labels: crate::section::Labels,
     /// `healthy`, `unhealthy` or `pending` (no definitive answer).
     pub status: &'static str,
     pub reason: Option<Reason>,
+    /// Why there is no verdict, while `status` is `pending` (the same
+    /// object as `/health`'s `pending`).
+    pub pending: Option<crate::verdict::PendingJson>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
     /// What each verdict in `permissions` rests on: `direct`, `calibrated`
     /// or `inferred` (docs/check-output.md).
     pub permission_basis: BTreeMap<String, Basis>,
-    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`, …).
-    #[serde(flatten)]
+    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`,
+    /// …), in an object whose shape `provider` says (version 2).
     pub details: providers::Reports,
     pub findings: Vec<Finding>,
     /// Every request made, with what came back.
@@ -126,27 +133,39 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
             shared: &config.shared,
             linked: linked.as_ref(),
         };
-        // A credential checked only for its verdict (another's link) skips
-        // the informational requests.
-        let is_reported = reported.iter().any(|r| r.name == cred.name);
-        let mut attempts = providers::run(
-            cred,
-            &ctx,
-            &Plan {
-                details: is_reported,
-                ..Plan::default()
-            },
-        )
-        .await;
-        if is_reported && providers::went_on(&attempts) {
-            let deadline = tokio::time::Instant::now() + providers::informational_budget(cred);
-            let more = providers::informational(cred, &ctx, deadline).await;
-            attempts.extend(more.attempts);
-        }
         let Some(slot) = state.slot(&cred.name) else {
             continue;
         };
-        state.record(&slot, &attempts);
+        // A credential checked only for its verdict (another's link) skips
+        // the informational requests.
+        let is_reported = reported.iter().any(|r| r.name == cred.name);
+        let key_path = cred.key_path(&config.credentials).unwrap_or_default();
+        let attempts = match crate::verdict::refusal(cred, &key_path, "") {
+            // Refused before anything is sent, as the daemon does.
+            Some(why) => {
+                state.record_refusal(&slot, why);
+                Vec::new()
+            }
+            None => {
+                let mut attempts = providers::run(
+                    cred,
+                    &ctx,
+                    &Plan {
+                        details: is_reported,
+                        ..Plan::default()
+                    },
+                )
+                .await;
+                if is_reported && providers::went_on(&attempts) {
+                    let deadline =
+                        tokio::time::Instant::now() + providers::informational_budget(cred);
+                    let more = providers::informational(cred, &ctx, deadline).await;
+                    attempts.extend(more.attempts);
+                }
+                state.record(&slot, &attempts);
+                attempts
+            }
+        };
         if !is_reported {
             continue;
         }
@@ -243,6 +262,19 @@ fn report(
     linked: Option<&providers::Linked>,
 ) -> CredentialReport {
     let mut findings = config_findings(config, cred);
+    if let Some(why) = &s.refused {
+        findings.push(Finding {
+            severity: Severity::Error,
+            code: Reason::InvalidConfig.as_str().into(),
+            check: "config".into(),
+            summary: format!("credwatch refuses the secret: {why}."),
+            fix: format!(
+                "Put the {} alone in its source, without line breaks or other control characters (e.g. `printf %s \"$VALUE\" > FILE`, not an editor that adds lines).",
+                cred.secret_name()
+            ),
+            evidence: None,
+        });
+    }
     findings.extend(findings::cycle(cred, s, attempts, linked));
     findings.sort_by_key(|f| f.severity);
     let health = s.health();
@@ -250,6 +282,7 @@ fn report(
         name: s.name.clone(),
         provider: s.provider.as_str(),
         critical: s.settings.critical,
+        labels: s.settings.labels.clone(),
         status: match health {
             Health::Healthy => "healthy",
             Health::Unhealthy(_) => "unhealthy",
@@ -259,6 +292,7 @@ fn report(
             Health::Unhealthy(r) => Some(r),
             _ => None,
         },
+        pending: s.pending_json(),
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
@@ -309,6 +343,12 @@ impl Style {
 /// One line for what upstream said, as `check` and the status page print it.
 pub fn evidence_line(e: &Evidence) -> String {
     e.line()
+}
+
+/// ` {team="voice",env="prod"}` after the provider, as in a Prometheus
+/// selector; empty without labels.
+fn labels_text(c: &CredentialReport) -> String {
+    crate::section::labels::selector(&c.labels)
 }
 
 fn summary_line(c: &CredentialReport) -> String {
@@ -390,10 +430,11 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             };
             writeln!(
                 out,
-                "{} {} ({}): healthy — {}{note}",
+                "{} {} ({}){}: healthy — {}{note}",
                 style.paint("32", "✓"),
                 c.name,
                 c.provider,
+                labels_text(c),
                 summary_line(c)
             )?;
             for f in c.warnings() {
@@ -402,16 +443,20 @@ pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::
             continue;
         }
         let why = match (c.status, c.reason) {
-            ("pending", _) => "no verdict".to_string(),
+            ("pending", _) => match &c.pending {
+                Some(p) => format!("no verdict: {}", p.summary),
+                None => "no verdict".to_string(),
+            },
             (_, Some(r)) => r.as_str().to_string(),
             _ => "imported numbers not ready".to_string(),
         };
         writeln!(
             out,
-            "{} {} ({}): {}",
+            "{} {} ({}){}: {}",
             style.paint("31;1", "✗"),
             c.name,
             c.provider,
+            labels_text(c),
             style.paint("31;1", &why)
         )?;
         for f in &c.findings {

@@ -15,7 +15,6 @@ use std::sync::Arc;
 use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
-use tokio::net::TcpListener;
 
 use crate::config::{Config, ProcessEnv};
 // The daemon's entry points, where scripts and tests have always found them.
@@ -93,15 +92,16 @@ pub enum Command {
             env = "CREDWATCH_CONFIG"
         )]
         config: PathBuf,
-        /// Listen address (overrides `listen:` in the config; default 0.0.0.0:9863).
-        #[arg(long = "web.listen-address", visible_alias = "listen")]
+        /// Listen address (overrides `listen:` in the config; default 0.0.0.0:9863;
+        /// `:PORT` is every interface).
+        #[arg(long = "web.listen-address", visible_alias = "listen", value_parser = crate::listen::parse)]
         listen: Option<SocketAddr>,
         /// exporter-toolkit web config: TLS, client certificates, basic auth, headers.
         #[arg(long = "web.config.file")]
         web_config_file: Option<PathBuf>,
         /// Extra plain-HTTP listener serving only /livez, /readyz and /health
         /// (for kubelet probes when the main port needs TLS or auth).
-        #[arg(long = "probe.listen-address")]
+        #[arg(long = "probe.listen-address", value_parser = crate::listen::parse)]
         probe_listen_address: Option<SocketAddr>,
         /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
         #[arg(long = "web.enable-lifecycle")]
@@ -123,7 +123,8 @@ pub enum Command {
         #[arg(
             long = "web.listen-address",
             visible_alias = "listen",
-            default_value = "127.0.0.1:9863"
+            default_value = "127.0.0.1:9863",
+            value_parser = crate::listen::parse
         )]
         listen: SocketAddr,
         /// Allow `POST /-/reload` (otherwise 403; SIGHUP always reloads).
@@ -277,7 +278,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    runtime.block_on(async move {
+    let code = runtime.block_on(async move {
         match cli.command {
             Command::Serve {
                 config,
@@ -303,7 +304,7 @@ pub fn main() -> ExitCode {
             Command::Demo {
                 listen,
                 web_enable_lifecycle,
-            } => crate::demo::run(listen, web_enable_lifecycle).await,
+            } => demo(listen, web_enable_lifecycle).await,
             Command::Healthcheck { url } => healthcheck(&url).await,
             Command::Check {
                 config,
@@ -345,7 +346,11 @@ pub fn main() -> ExitCode {
             }
             Command::Completions { .. } | Command::Man => ExitCode::SUCCESS,
         }
-    })
+    });
+    // Dropping a runtime waits for every blocking thread; a read blocked
+    // on one (a file on a hung mount) must not keep the process alive.
+    runtime.shutdown_timeout(crate::daemon::EXIT_GRACE);
+    code
 }
 
 fn completions(shell: clap_complete::Shell) -> ExitCode {
@@ -455,7 +460,7 @@ async fn serve(
     };
     let addr = listen.or(config.listen).unwrap_or(DEFAULT_LISTEN);
     let bind = |addr: SocketAddr| async move {
-        TcpListener::bind(addr).await.map_err(|e| {
+        crate::listen::bind(addr).await.map_err(|e| {
             eprintln!("credwatch: cannot listen on {addr}: {e}");
             ExitCode::from(1)
         })
@@ -473,7 +478,8 @@ async fn serve(
     };
     tracing::info!(
         listen = %addr,
-        probe_listen = ?probe,
+        // Only when set: never `probe_listen=None`.
+        probe_listen = probe.map(tracing::field::display),
         tls = web.as_ref().is_some_and(|w| w.current().tls.is_some()),
         credentials = config.credentials.len(),
         config = %path.display(),
@@ -537,30 +543,79 @@ async fn check(
                 return ExitCode::from(2);
             }
         },
-        CheckSource::Demo => {
-            let sim =
-                match crate::simulator::Simulator::start(crate::simulator::World::demo()).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        eprintln!("credwatch check --demo: cannot start the simulator: {e}");
-                        return ExitCode::from(1);
-                    }
-                };
-            match crate::demo::config(&crate::demo::urls(&sim)) {
-                Ok(c) => (c, Some(sim)),
-                Err(e) => {
-                    eprintln!("credwatch check --demo: {e}");
-                    sim.shutdown().await;
-                    return ExitCode::from(1);
-                }
-            }
-        }
+        CheckSource::Demo => match demo_check_config().await {
+            Ok((c, sim)) => (c, Some(sim)),
+            Err(code) => return code,
+        },
     };
     let code = check_config(&source, &config, output, only, fail_on_warning).await;
     if let Some(sim) = sim {
-        sim.shutdown().await;
+        stop_demo(sim).await;
     }
     code
+}
+
+/// What `demo` and `check --demo` say in a build without the `demo` cargo
+/// feature (exit 2: the command cannot be run as asked).
+#[cfg(not(feature = "demo"))]
+const NO_DEMO: &str = "this credwatch was built without the `demo` cargo feature \
+     (`cargo build --no-default-features`), so it has no built-in simulator and no demo; \
+     build it with the default features (`cargo build --release`) or use the container image";
+
+/// `credwatch demo`.
+#[cfg(feature = "demo")]
+async fn demo(listen: SocketAddr, enable_lifecycle: bool) -> ExitCode {
+    crate::demo::run(listen, enable_lifecycle).await
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo(_listen: SocketAddr, _enable_lifecycle: bool) -> ExitCode {
+    eprintln!("credwatch demo: {NO_DEMO}");
+    ExitCode::from(2)
+}
+
+/// The simulator `check --demo` runs against, stopped when the check is done.
+#[cfg(feature = "demo")]
+type DemoUpstreams = credwatch_sim::Simulator;
+/// Without the `demo` feature there is no simulator (`demo_check_config`
+/// never returns one).
+#[cfg(not(feature = "demo"))]
+enum DemoUpstreams {}
+
+/// The demo's config against a freshly started simulator, for `check --demo`.
+#[cfg(feature = "demo")]
+async fn demo_check_config() -> Result<(Config, DemoUpstreams), ExitCode> {
+    let sim = match credwatch_sim::Simulator::start(credwatch_sim::World::demo()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("credwatch check --demo: cannot start the simulator: {e}");
+            return Err(ExitCode::from(1));
+        }
+    };
+    match crate::demo::config(&sim) {
+        Ok(c) => Ok((c, sim)),
+        Err(e) => {
+            eprintln!("credwatch check --demo: {e}");
+            sim.shutdown().await;
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+async fn demo_check_config() -> Result<(Config, DemoUpstreams), ExitCode> {
+    eprintln!("credwatch check --demo: {NO_DEMO}");
+    Err(ExitCode::from(2))
+}
+
+#[cfg(feature = "demo")]
+async fn stop_demo(sim: DemoUpstreams) {
+    sim.shutdown().await;
+}
+
+#[cfg(not(feature = "demo"))]
+async fn stop_demo(sim: DemoUpstreams) {
+    match sim {}
 }
 
 async fn check_config(

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::lifecycle::Reloader;
 use crate::providers::http::Upstream;
+use crate::reload::Reloader;
 use crate::scheduler::{self, SchedulerHandle};
 use crate::server::{self, App, Limits};
 use crate::state::State;
@@ -68,9 +68,10 @@ where
     F: Fn() -> Result<Config, crate::config::ConfigError> + Send + Sync + 'static,
 {
     let state = State::new(&config);
+    let own = crate::metrics::own::Own::new();
     let upstream = match Upstream::new(
         config.max_concurrent_requests_per_host,
-        Some(state.self_metrics.upstream_requests.clone()),
+        Some(own.metrics.upstream_requests.clone()),
     ) {
         Ok(u) => Arc::new(u),
         Err(e) => {
@@ -79,13 +80,16 @@ where
         }
     };
     let listen = config.listen;
-    let scheduler: Arc<SchedulerHandle> =
-        Arc::new(scheduler::spawn(Arc::new(config), state.clone(), upstream));
+    let scheduler: Arc<SchedulerHandle> = Arc::new(scheduler::spawn(
+        Arc::new(config),
+        state.clone(),
+        own.clone(),
+        upstream,
+    ));
     let stop = tokio_util::sync::CancellationToken::new();
     let reloader = {
-        let state = state.clone();
         let scheduler = scheduler.clone();
-        let reload: Arc<crate::lifecycle::ReloadFn> = Arc::new(move || match reload_config() {
+        let reload: Arc<crate::reload::ReloadFn> = Arc::new(move || match reload_config() {
             Ok(config) => {
                 for w in &config.warnings {
                     tracing::warn!("{}: {}", config.source.display(), w);
@@ -98,24 +102,25 @@ where
                     "configuration reloaded"
                 );
                 scheduler.reload(Arc::new(config));
-                state.set_reload_result(true);
                 Ok(())
             }
             Err(e) => {
                 tracing::error!("configuration reload failed, keeping the running one: {e}");
-                state.set_reload_result(false);
                 Err(e.to_string())
             }
         });
-        Reloader::spawn(reload, stop.clone())
+        // Every outcome, a reload past its deadline included.
+        let report = {
+            let own = own.clone();
+            Arc::new(move |ok: bool| own.set_reload_result(ok))
+        };
+        Reloader::spawn(reload, report, stop.clone(), crate::reload::RELOAD_DEADLINE)
     };
-    spawn_sighup(reloader.clone());
-    if let Some(web) = &listeners.web {
-        state.set_web_config(web.clone());
-    }
+    let sighup = spawn_sighup(reloader.clone(), stop.clone());
     let app = Arc::new(App {
         state: state.clone(),
-        reloader: Some(reloader),
+        own: own.clone(),
+        reloader: Some(reloader.clone()),
         lifecycle: listeners.enable_lifecycle,
         web: listeners.web,
         probe_only: false,
@@ -123,6 +128,7 @@ where
     let probe_server = listeners.probe.map(|probe| {
         let app = Arc::new(App {
             state,
+            own,
             reloader: None,
             lifecycle: false,
             web: None,
@@ -142,11 +148,17 @@ where
     // On the signal the server drains its requests while the scheduler
     // starts no new checks and waits for the ones in flight (the reloader
     // holds a clone of its handle, so it stops through a shared reference).
+    // The reload worker and the SIGHUP task stop with `stop`; a reload
+    // blocked on its thread is left behind (`cli` does not wait for it).
     let trigger = async {
         shutdown.await;
         tracing::info!("shutting down");
         stop.cancel();
-        scheduler.shutdown().await;
+        scheduler.shutdown_within(scheduler::MAX_DRAIN).await;
+        reloader.join().await;
+        if let Some(task) = sighup {
+            let _ = task.await;
+        }
     };
     tokio::join!(main, trigger);
     if let Some(p) = probe_server {
@@ -155,24 +167,45 @@ where
     ExitCode::SUCCESS
 }
 
+/// How long the process may take to stop after the daemon returns: what is
+/// still running then (a read blocked on its thread) is abandoned.
+pub const EXIT_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 #[cfg(unix)]
-fn spawn_sighup(reload: Reloader) {
+fn spawn_sighup(
+    reload: Reloader,
+    stop: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::hangup()) {
-        Ok(mut hup) => {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    reload.trigger();
+        Ok(mut hup) => Some(tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    got = hup.recv() => {
+                        if got.is_none() {
+                            break;
+                        }
+                        tracing::info!("SIGHUP: reloading the configuration");
+                        reload.trigger();
+                    }
                 }
-            });
+            }
+        })),
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGHUP: {e}");
+            None
         }
-        Err(e) => tracing::warn!("cannot listen for SIGHUP: {e}"),
     }
 }
 
 #[cfg(not(unix))]
-fn spawn_sighup(_: Reloader) {}
+fn spawn_sighup(
+    _: Reloader,
+    _: tokio_util::sync::CancellationToken,
+) -> Option<tokio::task::JoinHandle<()>> {
+    None
+}
 
 /// Resolves on SIGTERM or SIGINT.
 pub async fn shutdown_signal() {

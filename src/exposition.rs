@@ -38,6 +38,11 @@ pub struct Samples<'a> {
     pub texts: &'a mut [String],
     /// The labels every sample has (`provider="…",credential="…"`).
     pub base: &'a str,
+    /// The labels of the account's samples (`provider="…",account="…"`),
+    /// when this credential exports its account's series (one credential
+    /// per account does, so a workspace's quota is one series, not one per
+    /// key); `None` otherwise.
+    pub account: Option<&'a str>,
 }
 
 impl Samples<'_> {
@@ -47,6 +52,20 @@ impl Samples<'_> {
         s.push_str(self.families[f].name);
         s.push('{');
         s.push_str(self.base);
+        for (k, val) in extra {
+            let _ = write!(s, ",{k}=\"{}\"", escape(val));
+        }
+        let _ = writeln!(s, "}} {}", value(v));
+    }
+
+    /// One sample of an account family, written only when this credential
+    /// exports its account's series ([`Samples::account`]).
+    pub fn account_sample(&mut self, f: usize, extra: &[(&str, &str)], v: f64) {
+        let Some(base) = self.account else { return };
+        let s = &mut self.texts[f];
+        s.push_str(self.families[f].name);
+        s.push('{');
+        s.push_str(base);
         for (k, val) in extra {
             let _ = write!(s, ",{k}=\"{}\"", escape(val));
         }

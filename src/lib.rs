@@ -12,12 +12,14 @@
 //!   sample writer, escaping). A leaf.
 //! - [`secret`]: the one type that holds a secret; it redacts itself and
 //!   zeroes its memory on drop.
-//! - [`providers`]: one folder per upstream (ElevenLabs, Twilio) behind one
-//!   interface, [`providers::Kind`], registered in one line. Each owns its
+//! - [`providers`]: one folder per upstream (ElevenLabs, Twilio) behind
+//!   plain traits ([`providers::Kind`], [`providers::Settings`] and those of
+//!   its associated types), registered as a variant in the enums of
+//!   `providers/registry.rs`. Each owns its
 //!   config section, its allow-list arm, its checks (GET requests through
 //!   [`providers::http::Upstream`], which cannot send anything else) and
 //!   the classification of every answer into [`outcome`] facts, its metric
-//!   families, its explanations and its demo cast.
+//!   families and its explanations.
 //! - [`outcome`] (`providers::outcome`): the vocabulary every provider answers
 //!   in (facts, reasons, problems, evidence) and `clean`, the cap on upstream
 //!   strings.
@@ -37,10 +39,11 @@
 //!   connection-level defences in `server::guard`.
 //! - [`daemon`]: the scheduler and the server wired together for `serve` and
 //!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
-//! - [`demo`]: `credwatch demo` and `check --demo`, against the simulator.
-//! - [`lifecycle`]: config reloads (SIGHUP, `POST /-/reload`), coalesced.
+//! - `demo`: `credwatch demo` and `check --demo`, against the simulator
+//!   (the `credwatch-sim` crate). Only with the `demo` cargo feature (on by
+//!   default); no other module uses the simulator.
+//! - [`reload`]: config reloads (SIGHUP, `POST /-/reload`), coalesced, with a deadline.
 //! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
-//! - [`simulator`]: fakes of both upstream APIs, for `credwatch demo` and tests.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
 //! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
 
@@ -49,16 +52,17 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod exposition;
-pub mod lifecycle;
+pub mod listen;
 pub mod metrics;
 pub mod providers;
+pub mod reload;
 pub mod scheduler;
 pub mod secret;
 pub mod section;
 pub mod server;
-pub mod simulator;
 pub mod state;
 pub mod verdict;
 pub mod web;

@@ -21,14 +21,19 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{Config, Credential, Shared};
+use crate::metrics::own::Own;
 use crate::outcome::{Attempt, Fact};
 use crate::providers::{self, Context, Plan, http::Upstream};
 use crate::state::{Slot, State};
+use crate::verdict::{Health, PendingCause, Recorded, Standing, refusal};
 
 /// The first round is spread over at most this long.
 pub const STARTUP_SPREAD: Duration = Duration::from_secs(5);
 /// Backoff never waits longer than this (or the interval, if longer).
 pub const MAX_BACKOFF: Duration = Duration::from_secs(600);
+/// A failure that persists (the same reason, the same standing) is logged
+/// when it starts, then at most once per this period ("still failing").
+pub const STILL_FAILING_LOG_EVERY: Duration = Duration::from_secs(15 * 60);
 
 /// When to check next: the timing policy, free of I/O so it is tested on paused time.
 #[derive(Debug, Clone)]
@@ -77,6 +82,11 @@ impl Pacer {
     /// Consecutive cycles without a definitive answer.
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// A new secret: the old one's failures say nothing about it.
+    pub fn forget_failures(&mut self) {
+        self.failures = 0;
     }
 
     /// When the next cycle is due, given when this one started and how it ended.
@@ -157,18 +167,51 @@ impl SchedulerHandle {
     }
 }
 
+impl SchedulerHandle {
+    /// [`SchedulerHandle::shutdown`], bounded: after `bound` (plus a
+    /// second) the loop is aborted wherever it waits.
+    pub async fn shutdown_within(&self, bound: Duration) {
+        self.stop.cancel();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(mut task) = task
+            && tokio::time::timeout(bound + DRAIN_MARGIN, &mut task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the scheduler did not stop within {bound:?}; aborting it");
+            self.cancel.cancel();
+            task.abort();
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for SchedulerHandle {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
 }
 
-/// Starts the scheduler for `config`, writing into `state`.
-pub fn spawn(config: Arc<Config>, state: Arc<State>, upstream: Arc<Upstream>) -> SchedulerHandle {
+/// Starts the scheduler for `config`, writing into `state`; its own
+/// figures (lag, actual intervals) go to `own`.
+pub fn spawn(
+    config: Arc<Config>,
+    state: Arc<State>,
+    own: Arc<Own>,
+    upstream: Arc<Upstream>,
+) -> SchedulerHandle {
     let (tx, rx) = mpsc::unbounded_channel();
     let cancel = CancellationToken::new();
     let stop = CancellationToken::new();
-    let scheduler = Scheduler::new(config, state, upstream, rx, stop.clone(), cancel.clone());
+    let scheduler = Scheduler::new(
+        config,
+        state,
+        own,
+        upstream,
+        rx,
+        stop.clone(),
+        cancel.clone(),
+    );
     let task = tokio::spawn(scheduler.run());
     SchedulerHandle {
         commands: tx,
@@ -226,6 +269,35 @@ struct Entry {
     details_not_before: Option<Instant>,
     /// When its last cycle started (for the interval histogram).
     last_started: Option<Instant>,
+    /// `elevenlabs[0]`, `twilio[2]`: where it is in the config file.
+    key_path: String,
+    /// credwatch refuses the secret's value: nothing is sent until it changes.
+    refused: bool,
+    /// What the log last said about it.
+    log: LogState,
+}
+
+/// When the log last spoke about a credential and each of its checks, so a
+/// persisting failure is not repeated every interval.
+struct LogState {
+    /// The standing last logged, since when (wall clock, for the message)
+    /// and when it was last logged.
+    standing: Standing,
+    since: SystemTime,
+    logged: Instant,
+    /// Per check: when its persisting failure was last logged.
+    checks: HashMap<String, Instant>,
+}
+
+impl LogState {
+    fn new(standing: Standing) -> Self {
+        LogState {
+            standing,
+            since: SystemTime::now(),
+            logged: Instant::now(),
+            checks: HashMap::new(),
+        }
+    }
 }
 
 /// Checks this late (the most overdue one) start an episode of lateness:
@@ -273,12 +345,16 @@ struct Scheduler {
     secret_poll_interval: Duration,
     shared: Arc<Shared>,
     state: Arc<State>,
+    /// credwatch's own metrics: the lag and the actual intervals.
+    own: Arc<Own>,
     upstream: Arc<Upstream>,
     commands: mpsc::UnboundedReceiver<Command>,
     stop: CancellationToken,
     cancel: CancellationToken,
     /// How long a graceful stop waits for probes in flight.
     drain: Duration,
+    /// The config's `strict`, for secret-file re-reads.
+    strict: bool,
     entries: HashMap<String, Entry>,
     queue: BinaryHeap<Reverse<(Instant, u64, String)>>,
     epoch: Instant,
@@ -299,6 +375,7 @@ impl Scheduler {
     fn new(
         config: Arc<Config>,
         state: Arc<State>,
+        own: Arc<Own>,
         upstream: Arc<Upstream>,
         commands: mpsc::UnboundedReceiver<Command>,
         stop: CancellationToken,
@@ -308,11 +385,13 @@ impl Scheduler {
             shared: Arc::new(config.shared.clone()),
             secret_poll_interval: config.secret_poll_interval,
             state,
+            own,
             upstream,
             commands,
             stop,
             cancel,
             drain: drain(&config),
+            strict: config.strict,
             entries: HashMap::new(),
             queue: BinaryHeap::new(),
             epoch: Instant::now(),
@@ -330,16 +409,16 @@ impl Scheduler {
             },
         };
         s.max_in_flight = max_in_flight(&config);
-        for cred in &config.credentials {
+        for (cred, key_path) in with_key_paths(&config) {
             if let Some(slot) = s.state.slot(&cred.name) {
-                s.add(cred.clone(), slot);
+                s.add(cred.clone(), slot, key_path);
             }
         }
         s.reconcile_paths(&config);
         s
     }
 
-    fn add(&mut self, cred: Credential, slot: Arc<Slot>) {
+    fn add(&mut self, cred: Credential, slot: Arc<Slot>, key_path: String) {
         let pacer = Pacer::new(cred.interval, &mut self.rng);
         let due = Instant::now() + pacer.first_delay(&mut self.rng);
         let files = cred
@@ -348,6 +427,8 @@ impl Scheduler {
             .map(|p| (p.to_path_buf(), stamp(&p.to_path_buf())))
             .collect();
         let name = cred.name.clone();
+        let refusal = refusal(&cred, &key_path, "");
+        let standing = self.state.standing(&slot);
         self.entries.insert(
             name.clone(),
             Entry {
@@ -367,9 +448,63 @@ impl Scheduler {
                 details_running: None,
                 details_not_before: None,
                 last_started: None,
+                key_path,
+                refused: false,
+                log: LogState::new(standing),
             },
         );
-        self.schedule(&name, due);
+        match refusal {
+            Some(why) => self.refuse(&name, why),
+            None => self.schedule(&name, due),
+        }
+    }
+
+    /// credwatch refuses the credential's secret (`why` names the key path
+    /// and what is wrong): unhealthy `invalid_config`, no request sent, any
+    /// probe in flight discarded, until the value changes.
+    fn refuse(&mut self, name: &str, why: String) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if e.refused
+            && self
+                .state
+                .slot(name)
+                .is_some_and(|s| s.refusal().as_deref() == Some(&why))
+        {
+            return;
+        }
+        tracing::warn!(
+            credential = %name, provider = %e.cred.provider(), reason = "invalid_config",
+            "credwatch refuses the secret and sends nothing until it is fixed; unhealthy: {why}"
+        );
+        e.refused = true;
+        e.generation += 1;
+        e.not_permitted.clear();
+        e.ticket += 1;
+        self.state.record_refusal(&e.slot, why);
+        e.log = LogState::new(self.state.standing(&e.slot));
+    }
+
+    /// The secret changed to a value credwatch accepts (or back to the one
+    /// in use, after a refusal): start from nothing and probe it now.
+    fn accept(&mut self, name: &str, new: Option<Credential>) {
+        let Some(e) = self.entries.get_mut(name) else {
+            return;
+        };
+        if let Some(cred) = new {
+            e.cred = Arc::new(cred);
+        }
+        let fingerprint = e.cred.fingerprint();
+        tracing::info!(credential = %name, fingerprint = %fingerprint, "secret changed; no verdict until the new value is checked; re-checking now");
+        e.refused = false;
+        e.generation += 1;
+        e.not_permitted.clear();
+        e.pacer.forget_failures();
+        self.state.record_fingerprint(&e.slot, fingerprint);
+        e.log = LogState::new(self.state.standing(&e.slot));
+        self.probe_now(name);
+        self.paths_of_changed(name);
     }
 
     fn schedule(&mut self, name: &str, at: Instant) {
@@ -486,7 +621,7 @@ impl Scheduler {
             let Some(e) = self.entries.get_mut(&name) else {
                 continue;
             };
-            if e.ticket != ticket || e.running {
+            if e.ticket != ticket || e.running || e.refused {
                 continue;
             }
             // A credential whose checks read another's verdict (an
@@ -518,8 +653,8 @@ impl Scheduler {
             if let Some(last) = e.last_started.replace(now)
                 && e.pacer.cycles() >= 2
             {
-                self.state
-                    .self_metrics
+                self.own
+                    .metrics
                     .check_interval
                     .with_label_values(&[&humantime::format_duration(e.cred.interval).to_string()])
                     .observe(now.duration_since(last).as_secs_f64());
@@ -580,7 +715,7 @@ impl Scheduler {
         let auth = e.cred.provider().auth_check();
         let had_account_problem = e.slot.has_problem(auth);
         let usable_before = e.slot.usable();
-        self.state.record(&e.slot, &done.attempts);
+        let recorded = self.state.record(&e.slot, &done.attempts);
         let usable_changed = e.slot.usable() != usable_before;
         // What `check` would say about these answers, kept for the status page.
         // After a config change, the first cycle's findings replace all.
@@ -590,8 +725,8 @@ impl Scheduler {
             // The account recovered: refresh what the detail checks found at once.
             e.force_details = true;
         }
+        log_cycle(e, &done.attempts, &recorded);
         for a in &done.attempts {
-            log_attempt(&e.cred, a);
             if let Ok(facts) = &a.result {
                 for f in facts {
                     if let Fact::NotPermittedForKey { resource } = f {
@@ -697,7 +832,7 @@ impl Scheduler {
             self.queue.pop();
         }
         let due = self.queue.peek().map(|Reverse((at, _, _))| *at);
-        self.state.self_metrics.set_oldest_due(due);
+        self.own.metrics.set_oldest_due(due);
         let now = Instant::now();
         let sent = self.upstream.sent();
         let l = &mut self.lateness;
@@ -768,65 +903,94 @@ impl Scheduler {
                 facts.retain(|f| !matches!(f, Fact::Valid | Fact::Invalid { .. }));
             }
         }
-        self.state.record(&e.slot, &attempts);
+        let recorded = self.state.record(&e.slot, &attempts);
         explain(e, &attempts, done.linked.as_ref(), false);
-        for a in &attempts {
-            log_attempt(&e.cred, a);
-        }
+        log_cycle(e, &attempts, &recorded);
     }
 
     async fn poll_secrets(&mut self) {
-        let mut due = Vec::new();
-        for (name, e) in &mut self.entries {
-            let mut any = false;
-            for (path, last) in &mut e.files {
-                let now = stamp(path);
-                if now != *last {
-                    *last = now;
-                    any = true;
-                }
-            }
-            if any {
-                due.push((name.clone(), e.cred.clone()));
-            }
-        }
-        if due.is_empty() {
+        // What to look at: every watched file with its last stamp.
+        let watched: Vec<_> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| !e.files.is_empty())
+            .map(|(name, e)| {
+                (
+                    name.clone(),
+                    e.cred.clone(),
+                    e.key_path.clone(),
+                    e.files.clone(),
+                )
+            })
+            .collect();
+        if watched.is_empty() {
             return;
         }
-        // Secret files are read on a blocking thread, never on the runtime's.
-        let Ok(reread) = tokio::task::spawn_blocking(move || {
-            due.into_iter()
-                .map(|(name, cred)| {
-                    let result = cred.reread_files();
-                    (name, result)
+        // Secret files are looked at (`stat`) and read on a blocking thread,
+        // never on the runtime's (a hung mount must not stall it); a stop
+        // does not wait for it.
+        let strict = self.strict;
+        let read = tokio::task::spawn_blocking(move || {
+            watched
+                .into_iter()
+                .filter_map(|(name, cred, key_path, files)| {
+                    let stamps: Vec<_> = files.iter().map(|(path, _)| stamp(path)).collect();
+                    let changed = files
+                        .iter()
+                        .zip(&stamps)
+                        .any(|((_, last), now)| last != now);
+                    changed.then(|| {
+                        let result = cred.reread_files(&key_path, strict);
+                        (name, stamps, result)
+                    })
                 })
                 .collect::<Vec<_>>()
-        })
-        .await
-        else {
-            return;
+        });
+        let (stop, cancel) = (self.stop.clone(), self.cancel.clone());
+        let looked = tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = cancel.cancelled() => return,
+            read = read => match read {
+                Ok(looked) => looked,
+                Err(_) => return,
+            },
         };
-        let mut changed = Vec::new();
-        for (name, result) in reread {
-            match result {
-                Ok(Some(new)) => changed.push((name, new)),
-                Ok(None) => {}
-                Err(why) => {
-                    tracing::warn!(credential = %name, "secret file changed but cannot be used, keeping the previous value: {why}")
+        for (name, stamps, result) in looked {
+            if let Some(e) = self.entries.get_mut(&name) {
+                for ((_, last), now) in e.files.iter_mut().zip(stamps) {
+                    *last = now;
                 }
             }
-        }
-        for (name, cred) in changed {
-            let fingerprint = cred.fingerprint();
-            if let Some(e) = self.entries.get_mut(&name) {
-                tracing::info!(credential = %name, fingerprint = %fingerprint, "secret changed; re-checking now");
-                e.cred = Arc::new(cred);
-                e.generation += 1;
-                e.not_permitted.clear();
-                self.state.record_fingerprint(&e.slot, fingerprint);
+            let Some(e) = self.entries.get(&name) else {
+                continue;
+            };
+            // The same checks as at load (`Credential::reread_files`), then
+            // what credwatch refuses to send (`verdict::refusal`).
+            let outcome = match result {
+                Ok(Some(reread)) => {
+                    for w in &reread.warnings {
+                        tracing::warn!(credential = %name, "{w}");
+                    }
+                    match refusal(&reread.credential, &e.key_path, "new ") {
+                        Some(why) => Err(why),
+                        None => Ok(Some(reread.credential)),
+                    }
+                }
+                Ok(None) => Ok(None),
+                Err(err) => Err(err
+                    .errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")),
+            };
+            match outcome {
+                Ok(Some(new)) => self.accept(&name, Some(new)),
+                // Back to the value in use after a refusal: a change too.
+                Ok(None) if e.refused => self.accept(&name, None),
+                Ok(None) => {}
+                Err(why) => self.refuse(&name, why),
             }
-            self.probe_now(&name);
-            self.paths_of_changed(&name);
         }
     }
 
@@ -840,14 +1004,16 @@ impl Scheduler {
         self.upstream
             .set_per_host(config.max_concurrent_requests_per_host);
         self.drain = drain(&config);
-        for cred in &config.credentials {
+        self.strict = config.strict;
+        for (cred, key_path) in with_key_paths(&config) {
             let Some(slot) = self.state.slot(&cred.name) else {
                 continue;
             };
             match self.entries.get_mut(&cred.name) {
                 Some(e) if e.cred.provider() == cred.provider() => {
                     e.slot = slot;
-                    if *e.cred != *cred {
+                    e.key_path.clone_from(&key_path);
+                    if *e.cred != *cred || e.refused {
                         e.pacer.set_interval(cred.interval, &mut self.rng);
                         e.cred = Arc::new(cred.clone());
                         e.generation += 1;
@@ -859,13 +1025,21 @@ impl Scheduler {
                             .map(|p| (p.to_path_buf(), stamp(&p.to_path_buf())))
                             .collect();
                         let name = cred.name.clone();
-                        self.probe_now(&name);
-                        self.paths_of_changed(&name);
+                        match refusal(cred, &key_path, "") {
+                            Some(why) => self.refuse(&name, why),
+                            None => {
+                                if let Some(e) = self.entries.get_mut(&name) {
+                                    e.refused = false;
+                                }
+                                self.probe_now(&name);
+                                self.paths_of_changed(&name);
+                            }
+                        }
                     }
                 }
                 _ => {
                     self.entries.remove(&cred.name);
-                    self.add(cred.clone(), slot);
+                    self.add(cred.clone(), slot, key_path);
                 }
             }
         }
@@ -909,6 +1083,22 @@ fn drain(config: &Config) -> Duration {
     (longest + DRAIN_MARGIN).min(MAX_DRAIN)
 }
 
+/// Each credential with its key path (`twilio[1]`), in one pass.
+fn with_key_paths(config: &Config) -> Vec<(&Credential, String)> {
+    let mut seen: HashMap<&'static str, usize> = HashMap::new();
+    config
+        .credentials
+        .iter()
+        .map(|c| {
+            let provider = c.provider();
+            let i = seen.entry(provider.as_str()).or_default();
+            let path = format!("{provider}[{i}]");
+            *i += 1;
+            (c, path)
+        })
+        .collect()
+}
+
 /// The secret-file poll; its period follows reloads.
 fn poll_timer(period: Duration) -> tokio::time::Interval {
     let mut poll = tokio::time::interval(period);
@@ -923,22 +1113,136 @@ async fn sleep_until(at: Option<Instant>) {
     }
 }
 
-fn log_attempt(cred: &Credential, a: &Attempt) {
+/// The log lines of one recorded cycle: each check whose outcome changed,
+/// and the credential's standing when it changed, once; a failure that
+/// persists at most once per [`STILL_FAILING_LOG_EVERY`]. The rest is debug.
+fn log_cycle(e: &mut Entry, attempts: &[Attempt], recorded: &Recorded) {
+    let now = Instant::now();
+    let cred = &e.cred;
+    for (a, changed) in attempts.iter().zip(&recorded.changed) {
+        let failing = a.error_reason().is_some();
+        // While the credential itself is failing, its own reminder says so.
+        let remind = failing
+            && !changed
+            && !recorded.after.failing()
+            && e.log
+                .checks
+                .get(&a.check)
+                .is_none_or(|t| now.duration_since(*t) >= STILL_FAILING_LOG_EVERY);
+        if failing && (*changed || remind) {
+            e.log.checks.insert(a.check.clone(), now);
+        }
+        log_attempt(cred, a, *changed, remind);
+    }
+    let after = recorded.after;
+    if after != e.log.standing {
+        let before = e.log.standing;
+        e.log = LogState {
+            standing: after,
+            since: SystemTime::now(),
+            logged: now,
+            checks: std::mem::take(&mut e.log.checks),
+        };
+        log_standing(e, before, None);
+    } else if after.failing() && now.duration_since(e.log.logged) >= STILL_FAILING_LOG_EVERY {
+        e.log.logged = now;
+        log_standing(e, after, Some(e.log.since));
+    }
+}
+
+/// One line about the credential's standing: a transition from `before`,
+/// or (`still`) a failure that persists since then.
+fn log_standing(e: &Entry, before: Standing, still: Option<SystemTime>) {
+    let cred = &e.cred;
+    let after = e.log.standing;
+    let was = describe(before);
+    let since = still
+        .map(|t| format!(" since {}", crate::providers::words::time(t)))
+        .unwrap_or_default();
+    let pending = e.slot.snapshot().pending_why();
+    match after.health {
+        // (A refusal is logged where it happens, `Scheduler::refuse`.)
+        Health::Unhealthy(reason) if still.is_some() => {
+            tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), "credential still unhealthy{since}: {}", reason.as_str());
+        }
+        Health::Unhealthy(reason) => {
+            tracing::warn!(credential = %cred.name, provider = %cred.provider(), reason = reason.as_str(), was = was, "credential unhealthy: {}", reason.as_str());
+        }
+        Health::Healthy
+            if before.health == Health::Pending
+                && before.pending == Some(PendingCause::NotChecked) =>
+        {
+            tracing::debug!(credential = %cred.name, provider = %cred.provider(), "credential healthy");
+        }
+        Health::Healthy if before.pending == Some(PendingCause::SecretChanged) => {
+            tracing::info!(credential = %cred.name, provider = %cred.provider(), was = was, "credential healthy: the new secret is confirmed");
+        }
+        Health::Healthy => {
+            tracing::info!(credential = %cred.name, provider = %cred.provider(), was = was, "credential healthy again (was {was})");
+        }
+        Health::Pending => {
+            let why = pending
+                .as_ref()
+                .map(|p| p.why.as_str())
+                .unwrap_or("not_checked");
+            let message = pending.as_ref().map(|p| p.message()).unwrap_or_default();
+            let fix = pending
+                .as_ref()
+                .and_then(|p| p.fix())
+                .map(|f| format!("; fix: {f}"))
+                .unwrap_or_default();
+            if still.is_some() {
+                tracing::warn!(credential = %cred.name, provider = %cred.provider(), why = why, "credential still has no verdict{since}: {message}{fix}");
+            } else if after.failing() {
+                tracing::warn!(credential = %cred.name, provider = %cred.provider(), why = why, was = was, "credential has no verdict: {message}{fix}");
+            } else {
+                tracing::info!(credential = %cred.name, provider = %cred.provider(), why = why, was = was, "credential has no verdict: {message}");
+            }
+        }
+    }
+}
+
+fn describe(s: Standing) -> &'static str {
+    match (s.health, s.pending) {
+        (Health::Healthy, _) => "healthy",
+        (Health::Unhealthy(r), _) => r.as_str(),
+        (Health::Pending, Some(why)) => why.as_str(),
+        (Health::Pending, None) => "pending",
+    }
+}
+
+/// One attempt: at warn when its check's outcome changed to a failure or a
+/// negative answer (or, `remind`, when one persists), at info when it
+/// recovered, at debug otherwise.
+fn log_attempt(cred: &Credential, a: &Attempt, changed: bool, remind: bool) {
     let ev = &a.evidence;
+    let still = if remind && !changed { "still: " } else { "" };
     match (&a.result, a.error_reason()) {
+        (Ok(_), None) if changed => tracing::info!(
+            credential = %cred.name, provider = %cred.provider(), check = %a.check,
+            status = ev.http_status, duration_ms = a.duration.as_millis() as u64, "check answered: {}", ev.detail
+        ),
         (Ok(_), None) => tracing::debug!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check,
             status = ev.http_status, duration_ms = a.duration.as_millis() as u64, "{}", ev.detail
         ),
-        (Ok(_), Some(reason)) => tracing::warn!(
+        (Ok(_), Some(reason)) if changed || remind => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
-            "{}", ev.detail
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
+            "{still}{}", ev.detail
         ),
-        (Err(f), _) => tracing::warn!(
+        (Err(f), _) if changed || remind => tracing::warn!(
             credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = f.reason.as_str(),
-            status = ev.http_status, code = ev.upstream_code.as_deref(), request_id = ev.request_id.as_deref(),
-            "no definitive answer, keeping the last verdict: {}", ev.detail
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
+            "{still}no definitive answer, keeping the last verdict: {}", ev.detail
+        ),
+        (_, reason) => tracing::debug!(
+            credential = %cred.name, provider = %cred.provider(), check = %a.check, reason = reason.map(|r| r.as_str()),
+            request = %ev.request, status = ev.http_status, code = ev.upstream_code.as_deref(),
+            request_id = ev.request_id.as_deref(),
+            "unchanged: {}", ev.detail
         ),
     }
 }

@@ -39,6 +39,22 @@ impl Secret {
         self.0.len()
     }
 
+    /// Why credwatch will not send this value, if it will not: empty, or a
+    /// control character (a line break, a tab, NUL, …), which no header may
+    /// carry and no ElevenLabs key or Twilio secret contains. Never names
+    /// the value.
+    pub fn unsendable(&self) -> Option<&'static str> {
+        if self.0.is_empty() {
+            Some("is empty")
+        } else if self.0.chars().any(char::is_control) {
+            Some(
+                "contains a line break or another control character, which cannot be sent in an HTTP header",
+            )
+        } else {
+            None
+        }
+    }
+
     /// The first 12 hex digits of the SHA-256 of the value: enough to see a
     /// rotation, not enough to learn anything about the secret.
     /// Operators can compute the same with `printf %s "$KEY" | sha256sum | cut -c1-12`.
@@ -128,7 +144,22 @@ impl fmt::Debug for WipedBuf {
 /// Secret files above this are refused.
 pub const SECRET_FILE_LIMIT: usize = 64 * 1024;
 
-/// Reads a secret file (at most `cap` bytes of UTF-8) into wiped memory.
+/// Reads a secret file (at most `cap` bytes of UTF-8) into wiped memory:
+/// [`read_regular_file`] with words for a secret.
+pub fn read_secret_file(
+    path: &Path,
+    cap: usize,
+) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
+    read_regular_file(path, cap, "secret")
+}
+
+/// The config file is at most this large (4 MiB: a thousand credentials
+/// take about 200 KiB).
+pub const CONFIG_FILE_LIMIT: usize = 4 * 1024 * 1024;
+
+/// Reads a file credwatch is pointed at (a secret, the config file) into
+/// wiped memory: the one hardened reader for every such file. `what` names
+/// the file in messages (`secret`, `config file`).
 ///
 /// The file is opened once (non-blocking, so a FIFO cannot hang the open),
 /// its type and size are checked on the open handle (no swap between check
@@ -137,9 +168,13 @@ pub const SECRET_FILE_LIMIT: usize = 64 * 1024;
 /// not the size it reports (a pseudo-file, or one rewritten mid-read) is
 /// refused. Returns the text and the handle's metadata (for the mode check).
 /// Errors name neither the path (the caller does) nor any content.
-pub fn read_secret_file(
+/// Symlinks are followed, and the type checked is the target's (a symlink
+/// to `/dev/zero` is a device). The read is synchronous: callers on the
+/// async runtime run it on a blocking thread.
+pub fn read_regular_file(
     path: &Path,
     cap: usize,
+    what: &str,
 ) -> std::io::Result<(Zeroizing<String>, std::fs::Metadata)> {
     let mut options = std::fs::OpenOptions::new();
     options.read(true);
@@ -148,12 +183,12 @@ pub fn read_secret_file(
     let mut file = options.open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
-        return Err(std::io::Error::other(
-            "not a regular file (a directory, FIFO, socket or device); mount the secret as a file",
-        ));
+        return Err(std::io::Error::other(format!(
+            "not a regular file (a directory, FIFO, socket or device, or a symlink to one); the {what} must be a regular file"
+        )));
     }
     let too_large =
-        || std::io::Error::other(format!("larger than {cap} bytes; is this really a secret?"));
+        || std::io::Error::other(format!("larger than {cap} bytes; is this really a {what}?"));
     if meta.len() > cap as u64 {
         return Err(too_large());
     }
@@ -173,7 +208,7 @@ pub fn read_secret_file(
     }
     if n as u64 != meta.len() {
         return Err(std::io::Error::other(format!(
-            "its size is {} bytes but {} could be read: a pseudo-file (such as /proc or /sys) or a file being rewritten, not a secret file",
+            "its size is {} bytes but {} could be read: a pseudo-file (such as /proc or /sys) or a file being rewritten, not a {what}",
             meta.len(),
             if n == 0 {
                 "none".to_string()

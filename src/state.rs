@@ -21,7 +21,7 @@ use crate::metrics;
 use crate::metrics::store::{Entry, Store};
 use crate::outcome::Attempt;
 use crate::providers::report::Finding;
-use crate::verdict::{CredentialState, Health, Settings};
+use crate::verdict::{CredentialState, Health, Recorded, Settings, Standing};
 
 mod paths;
 pub use paths::PathSlot;
@@ -101,6 +101,17 @@ impl Slot {
         self.lock().changed_at
     }
 
+    /// `provider/account` of the account whose series it may export.
+    fn account_key(&self) -> Option<String> {
+        let account = self.lock().settings.account.clone()?;
+        Some(format!("{}/{account}", self.provider.as_str()))
+    }
+
+    /// What credwatch refuses in the secret's value, if it does.
+    pub fn refusal(&self) -> Option<String> {
+        self.lock().refused.clone()
+    }
+
     /// The credential's health (without a copy).
     pub(crate) fn health(&self) -> Health {
         self.lock().health()
@@ -168,24 +179,33 @@ pub struct State {
     /// by a full scan when it reaches 0), so readiness is not an O(n) scan
     /// per probe result.
     unready: AtomicUsize,
-    reload: Mutex<(bool, Option<SystemTime>)>,
     store: Mutex<Store>,
-    web: std::sync::OnceLock<Arc<crate::web::WebConfig>>,
-    pub self_metrics: metrics::SelfMetrics,
+    /// Held while deciding which credential exports an account's series,
+    /// so two decisions never interleave.
+    accounts: Mutex<()>,
 }
 
-/// The slots in config order, and by name.
+/// The slots in config order, by name, and by account.
 struct Slots {
     list: Arc<Vec<Arc<Slot>>>,
     by_name: HashMap<String, Arc<Slot>>,
+    /// The credentials of each account (`provider/account`), in config order.
+    by_account: HashMap<String, Vec<Arc<Slot>>>,
 }
 
 impl Slots {
     fn new(list: Vec<Arc<Slot>>) -> Self {
         let by_name = list.iter().map(|s| (s.name.clone(), s.clone())).collect();
+        let mut by_account: HashMap<String, Vec<Arc<Slot>>> = HashMap::new();
+        for s in &list {
+            if let Some(key) = s.account_key() {
+                by_account.entry(key).or_default().push(s.clone());
+            }
+        }
         Slots {
             list: Arc::new(list),
             by_name,
+            by_account,
         }
     }
 }
@@ -199,17 +219,64 @@ impl State {
             .map(|(i, c)| Arc::new(Slot::new(c, i)))
             .collect();
         let store = build_store(&slots);
-        Arc::new(State {
+        let state = Arc::new(State {
             unready: AtomicUsize::new(slots.len()),
             slots: RwLock::new(Arc::new(Slots::new(slots))),
             paths: RwLock::new(Arc::new(paths::reconcile(&[], config))),
             ready: AtomicBool::new(false),
             paths_ready: AtomicBool::new(false),
-            reload: Mutex::new((true, Some(SystemTime::now()))),
             store: Mutex::new(store),
-            web: std::sync::OnceLock::new(),
-            self_metrics: metrics::SelfMetrics::new(),
-        })
+            accounts: Mutex::new(()),
+        });
+        state.settle_accounts();
+        state
+    }
+
+    /// Decides, for the account of `slot`, which of its credentials exports
+    /// the account's series (quota, balance): the first in config order
+    /// that holds the values and is not rejected, else the first that holds
+    /// them, else the first. Re-renders the credentials whose part changed.
+    /// Called after every write, outside the slot's lock.
+    fn settle_account(&self, slot: &Slot) {
+        let Some(key) = slot.account_key() else {
+            return;
+        };
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(members) = slots.by_account.get(&key) {
+            self.settle(members);
+        }
+    }
+
+    fn settle_accounts(&self) {
+        let slots = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        for members in slots.by_account.values() {
+            self.settle(members);
+        }
+    }
+
+    fn settle(&self, members: &[Arc<Slot>]) {
+        let _one_at_a_time = lock(&self.accounts);
+        let seen: Vec<(bool, bool, bool)> = members
+            .iter()
+            .map(|m| {
+                let s = m.lock();
+                (
+                    s.verdict.details.account_values(),
+                    s.verdict.valid != Some(false),
+                    s.owns_account,
+                )
+            })
+            .collect();
+        let owner = seen
+            .iter()
+            .position(|(values, accepted, _)| *values && *accepted)
+            .or_else(|| seen.iter().position(|(values, _, _)| *values))
+            .unwrap_or(0);
+        for (i, (m, (_, _, owns))) in members.iter().zip(&seen).enumerate() {
+            if *owns != (i == owner) {
+                m.update(&self.store, |s| s.owns_account = i == owner);
+            }
+        }
     }
 
     pub fn slots(&self) -> Arc<Vec<Arc<Slot>>> {
@@ -229,31 +296,59 @@ impl State {
             .cloned()
     }
 
-    /// Records one cycle's attempts for `slot`.
-    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) {
-        let first = slot.update(&self.store, |s| s.record(attempts));
-        if first && !self.ready.load(Ordering::Relaxed) {
-            let left = self
-                .unready
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    Some(n.saturating_sub(1))
-                })
-                .unwrap_or(0)
-                .saturating_sub(1);
-            if left == 0 && self.slots().iter().all(|s| s.lock().cycles > 0) {
-                self.ready.store(true, Ordering::Release);
-            }
+    /// Records one cycle's attempts for `slot`; says what changed, for the log.
+    pub fn record(&self, slot: &Slot, attempts: &[Attempt]) -> Recorded {
+        let recorded = slot.update(&self.store, |s| s.record(attempts));
+        self.settle_account(slot);
+        if recorded.first {
+            self.settled_one();
+        }
+        recorded
+    }
+
+    /// One more credential has its first outcome: ready once all have.
+    fn settled_one(&self) {
+        if self.ready.load(Ordering::Relaxed) {
+            return;
+        }
+        let left = self
+            .unready
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                Some(n.saturating_sub(1))
+            })
+            .unwrap_or(0)
+            .saturating_sub(1);
+        if left == 0 && self.slots().iter().all(|s| s.lock().settled()) {
+            self.ready.store(true, Ordering::Release);
         }
     }
 
-    /// Records a new secret fingerprint seen while running (a rotation).
+    /// Records a new secret seen while running (a rotation): the credential
+    /// starts from nothing until the new value gets a definitive answer
+    /// ([`CredentialState::secret_changed`]). Also ends a refusal.
     pub fn record_fingerprint(&self, slot: &Slot, fingerprint: String) {
         slot.update(&self.store, |s| {
-            if s.fingerprint != fingerprint {
-                s.fingerprint = fingerprint;
-                s.changed_at = Some(SystemTime::now());
-            }
+            s.secret_changed(fingerprint, SystemTime::now());
         });
+    }
+
+    /// Records that credwatch refuses the secret's new value (`why`: the
+    /// key path and what is wrong, never the value): unhealthy,
+    /// `invalid_config`, until the value changes.
+    pub fn record_refusal(&self, slot: &Slot, why: String) {
+        let first = slot.update(&self.store, |s| {
+            let first = !s.settled();
+            s.refuse(why);
+            first
+        });
+        if first {
+            self.settled_one();
+        }
+    }
+
+    /// How the credential stands now (for the log).
+    pub fn standing(&self, slot: &Slot) -> Standing {
+        slot.lock().standing()
     }
 
     /// Every credential has finished at least one cycle, and every call path
@@ -289,10 +384,7 @@ impl State {
                     let fingerprint = cred.fingerprint();
                     slot.update(&self.store, |s| {
                         s.settings = settings;
-                        if s.fingerprint != fingerprint {
-                            s.fingerprint = fingerprint;
-                            s.changed_at = Some(SystemTime::now());
-                        }
+                        s.secret_changed(fingerprint, SystemTime::now());
                     });
                     next.push(slot.clone());
                 }
@@ -306,9 +398,10 @@ impl State {
         *lock(&self.store) = store;
         let paths = paths::reconcile(&self.paths(), config);
         *self.paths.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(paths);
-        let unready = next.iter().filter(|s| s.lock().cycles == 0).count();
+        let unready = next.iter().filter(|s| !s.lock().settled()).count();
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Slots::new(next));
         self.unready.store(unready, Ordering::Release);
+        self.settle_accounts();
     }
 
     /// The call paths' slots, in config order.
@@ -359,29 +452,12 @@ impl State {
         ))
     }
 
-    pub fn set_reload_result(&self, ok: bool) {
-        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
-        r.0 = ok;
-        if ok {
-            r.1 = Some(SystemTime::now());
-        }
-        drop(r);
-    }
-
-    pub(crate) fn reload_result(&self) -> (bool, Option<SystemTime>) {
-        *self.reload.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// The `/metrics` body as chunks: the credentials' part (shared
     /// buffers, assembled only when something changed since the last
-    /// scrape), then credwatch's own metrics. With `gzip`, the same text as
-    /// one gzip member.
-    pub(crate) fn metrics_body(&self, gzip: bool) -> Vec<Bytes> {
-        let mut own = metrics::render_self(
-            self.reload_result(),
-            self.web_config().map(|web| web.last_reload()),
-            &self.self_metrics,
-        );
+    /// scrape), the call paths', then `own` (credwatch's own metrics,
+    /// `metrics::own::Own::render`). With `gzip`, the same text as one gzip
+    /// member.
+    pub(crate) fn metrics_body(&self, mut own: String, gzip: bool) -> Vec<Bytes> {
         let paths = self.path_states();
         if !paths.is_empty() {
             own = crate::call_paths::render::metrics(&paths, tokio::time::Instant::now()) + &own;
@@ -419,15 +495,6 @@ impl State {
         }
         (ok && paths_ok, with_paths(&chunks, ok, paths_ok, &entries))
     }
-
-    /// The web config whose reload result `/metrics` exports.
-    pub fn set_web_config(&self, web: Arc<crate::web::WebConfig>) {
-        let _ = self.web.set(web);
-    }
-
-    pub(crate) fn web_config(&self) -> Option<&Arc<crate::web::WebConfig>> {
-        self.web.get()
-    }
 }
 
 /// The credentials' `/health` body (`{"status":…,"credentials":[…]}\n`)
@@ -454,6 +521,11 @@ fn with_paths(chunks: &[Bytes], ok: bool, paths_ok: bool, entries: &[String]) ->
 
 #[cfg(test)]
 mod tests {
+    /// credwatch's own part of `/metrics`, as the server adds it.
+    fn own() -> String {
+        crate::metrics::own::Own::new().render(None)
+    }
+
     use std::io::Read;
     use std::path::Path;
     use std::time::Duration;
@@ -603,7 +675,7 @@ mod tests {
                 churn(&state, round);
             }
             let (text, health, ok) = expected(&state);
-            let body = state.metrics_body(false);
+            let body = state.metrics_body(own(), false);
             let credentials = join(&body[..body.len() - 1]);
             assert_eq!(credentials, text, "round {round}");
             let (got_ok, chunks) = state.health_body(true);
@@ -617,7 +689,7 @@ mod tests {
 
             // gzip: one member whose CRC and length check out, same text.
             let gz: Vec<u8> = state
-                .metrics_body(true)
+                .metrics_body(own(), true)
                 .iter()
                 .flat_map(|c| c.iter().copied())
                 .collect();
@@ -645,7 +717,7 @@ mod tests {
     fn checks_total_counts_every_attempt_answered_or_not_from_the_first() {
         let state = State::new(&config(1, 0));
         let slot = state.slot("el-0").expect("slot");
-        let text = |state: &State| join(&state.metrics_body(false));
+        let text = |state: &State| join(&state.metrics_body(own(), false));
         let line = |text: &str, name: &str| -> Option<String> {
             text.lines()
                 .find(|l| l.starts_with(name) && l.contains("check=\"subscription\""))
@@ -689,7 +761,7 @@ mod tests {
         state.reconcile(&config(3, 300));
         churn(&state, 2);
         let (text, health, _) = expected(&state);
-        let body = state.metrics_body(false);
+        let body = state.metrics_body(own(), false);
         assert_eq!(join(&body[..body.len() - 1]), text);
         assert_eq!(join(&state.health_body(true).1), health);
         assert_eq!(join(&state.health_body(false).1), expected_brief(&state));

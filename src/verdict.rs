@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::Serialize;
 
 use crate::config::{Credential, Provider};
-use crate::outcome::{Attempt, Basis, Fact, Problem, Reason};
+use crate::outcome::{Attempt, Basis, Fact, Failure, Problem, Reason};
 use crate::providers::Details;
 
 /// What is known about one credential. Only definitive answers change it.
@@ -70,7 +70,7 @@ impl Verdict {
                     self.permissions.insert(name.clone(), *granted);
                     self.permission_basis.insert(name.clone(), *basis);
                 }
-                Fact::Blocked { problem } => {
+                Fact::Problem { problem } => {
                     self.problems.insert(check.to_string(), problem.clone());
                 }
                 Fact::NotPermittedForKey { resource } => {
@@ -102,6 +102,17 @@ pub struct CheckState {
     /// by the probe (it needs calibration). `None` until the first answer;
     /// a failure to reach upstream leaves it as it was.
     pub inconclusive: Option<bool>,
+    /// Since when its attempts get no definitive answer (the first of the
+    /// current run of failures); `None` after a definitive one.
+    #[serde(skip)]
+    pub failing_since: Option<SystemTime>,
+    /// What the last answer was, in our words, when it was inconclusive or
+    /// could not be classified (never a secret or raw body).
+    #[serde(skip)]
+    pub answer: Option<String>,
+    /// Whether it was attempted for the secret in use (false after a change).
+    #[serde(skip)]
+    pub current: bool,
     /// Attempts, answered or not (`credwatch_checks_total`).
     #[serde(skip)]
     pub attempts: u64,
@@ -113,6 +124,11 @@ pub struct CheckState {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub critical: bool,
+    /// Routing labels, on `credwatch_credential_info`.
+    pub labels: crate::section::Labels,
+    /// The account (Twilio Account SID, ElevenLabs `account:`) whose
+    /// quota or balance this credential reads; its `account` label.
+    pub account: Option<String>,
     pub interval: Duration,
     pub required_permissions: Vec<String>,
     pub auth_check: &'static str,
@@ -124,6 +140,8 @@ impl Settings {
     pub(crate) fn of(cred: &Credential) -> Self {
         Settings {
             critical: cred.critical,
+            labels: cred.labels.clone(),
+            account: cred.account().map(str::to_string),
             interval: cred.interval,
             required_permissions: cred.required_permissions().to_vec(),
             auth_check: cred.provider().auth_check(),
@@ -145,12 +163,201 @@ pub struct CredentialState {
     pub fingerprint: String,
     /// When a new fingerprint was seen while running.
     pub changed_at: Option<SystemTime>,
+    /// The secret changed and no definitive answer about the new value has
+    /// arrived yet.
+    pub unconfirmed: bool,
+    /// credwatch refuses the secret's current value (a local verdict,
+    /// [`Reason::InvalidConfig`]): the key path and what is wrong, never
+    /// the value.
+    pub refused: Option<String>,
     /// The auth check's last attempt and last definitive answer.
     pub last_check: Option<SystemTime>,
     pub last_success: Option<SystemTime>,
     /// The reason of the auth check's last attempt when it got no definitive answer.
     pub check_error: Option<Reason>,
     pub cycles: u64,
+    /// This credential exports its account's series (decided across the
+    /// account's credentials by [`crate::state::State`]).
+    pub owns_account: bool,
+}
+
+/// What recording a cycle did, for the scheduler's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recorded {
+    /// The credential's first cycle.
+    pub first: bool,
+    pub before: Standing,
+    pub after: Standing,
+    /// Per attempt: whether its check's outcome (answered or not, and the
+    /// reason) differs from that check's previous attempt for this secret
+    /// (a first clean answer is no change).
+    pub changed: Vec<bool>,
+}
+
+/// A credential's health and, while pending, why: what a state-change log
+/// line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub health: Health,
+    pub pending: Option<PendingCause>,
+}
+
+impl Standing {
+    /// Something for an operator to look at: unhealthy, or pending for a
+    /// reason other than not having been asked yet.
+    pub fn failing(&self) -> bool {
+        match self.health {
+            Health::Healthy => false,
+            Health::Unhealthy(_) => true,
+            Health::Pending => !matches!(
+                self.pending,
+                None | Some(PendingCause::NotChecked | PendingCause::SecretChanged)
+            ),
+        }
+    }
+}
+
+/// Why a credential has no verdict: the `why` label of
+/// `credwatch_credential_pending_info` and of `/health`'s `pending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PendingCause {
+    /// The check that decides has not been asked yet.
+    NotChecked,
+    /// The secret changed and the check that decides has not been asked
+    /// about the new value yet.
+    SecretChanged,
+    /// Its attempts get no answer (timeout, network, 429, 5xx) since `since`.
+    UpstreamUnreachable,
+    /// Upstream answered, but with nothing credwatch can classify (HTML
+    /// from a proxy, an unknown code, …).
+    UnexpectedResponse,
+    /// A permission probe got an answer that proves neither granted nor
+    /// missing: it needs `credwatch calibrate`.
+    ProbeInconclusive,
+}
+
+impl PendingCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PendingCause::NotChecked => "not_checked",
+            PendingCause::SecretChanged => "secret_changed",
+            PendingCause::UpstreamUnreachable => "upstream_unreachable",
+            PendingCause::UnexpectedResponse => "unexpected_response",
+            PendingCause::ProbeInconclusive => "probe_inconclusive",
+        }
+    }
+}
+
+/// Why a credential is [`Health::Pending`], with what an operator needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingWhy {
+    pub why: PendingCause,
+    /// The check whose answer is missing.
+    pub check: String,
+    /// The permission that stays unknown, when it is one.
+    pub permission: Option<String>,
+    /// The failure reason of the check's last attempt.
+    pub reason: Option<Reason>,
+    /// Since when: the first attempt of the current run of failures, or the
+    /// secret change.
+    pub since: Option<SystemTime>,
+    /// When the secret changed, while its new value is unconfirmed.
+    pub secret_changed: Option<SystemTime>,
+    /// The last answer, in our words (inconclusive or unclassified).
+    pub answer: Option<String>,
+}
+
+impl PendingWhy {
+    /// One sentence for `/health`, `check` and the log.
+    pub fn message(&self) -> String {
+        let what = match &self.permission {
+            Some(p) => format!("whether `{p}` is granted"),
+            None => "whether the credential authenticates".to_string(),
+        };
+        let since = |t: Option<SystemTime>| {
+            t.map(|t| format!(" since {}", crate::providers::words::time(t)))
+                .unwrap_or_default()
+        };
+        let mut m = match self.why {
+            PendingCause::NotChecked => format!("not checked yet ({what}: `{}`)", self.check),
+            PendingCause::SecretChanged => format!(
+                "the secret changed{}; `{}` has not been asked about the new value yet",
+                since(self.secret_changed),
+                self.check
+            ),
+            PendingCause::UpstreamUnreachable => format!(
+                "upstream unreachable{} (`{}`: {}): {what} is unknown",
+                since(self.since),
+                self.check,
+                self.reason.map_or("no answer", Reason::as_str)
+            ),
+            PendingCause::UnexpectedResponse => format!(
+                "no answer credwatch can classify{} (`{}`): {what} is unknown",
+                since(self.since),
+                self.check
+            ),
+            PendingCause::ProbeInconclusive => format!(
+                "the probe `{}` is inconclusive{}: {what} is unknown",
+                self.check,
+                since(self.since)
+            ),
+        };
+        if let Some(answer) = &self.answer {
+            m.push_str(&format!("; last answer: {answer}"));
+        }
+        if self.why != PendingCause::SecretChanged
+            && let Some(t) = self.secret_changed
+        {
+            m.push_str(&format!(
+                "; the secret changed at {} and the new value is not confirmed yet",
+                crate::providers::words::time(t)
+            ));
+        }
+        m
+    }
+
+    /// A few words without times or answers (`check`'s headline; its
+    /// findings carry the evidence).
+    pub fn short(&self) -> String {
+        match (self.why, &self.permission) {
+            (PendingCause::NotChecked, _) => "not checked yet".into(),
+            (PendingCause::SecretChanged, _) => {
+                "the secret changed; the new value is not checked yet".into()
+            }
+            (PendingCause::UpstreamUnreachable, _) => format!(
+                "upstream unreachable (`{}`: {})",
+                self.check,
+                self.reason.map_or("no answer", Reason::as_str)
+            ),
+            (PendingCause::UnexpectedResponse, _) => {
+                format!("no answer credwatch can classify (`{}`)", self.check)
+            }
+            (PendingCause::ProbeInconclusive, Some(p)) => format!(
+                "the probe `{}` is inconclusive: `{p}` unknown, run `credwatch calibrate`",
+                self.check
+            ),
+            (PendingCause::ProbeInconclusive, None) => {
+                format!("the probe `{}` is inconclusive", self.check)
+            }
+        }
+    }
+
+    /// What to do about it, where there is something to do.
+    pub fn fix(&self) -> Option<&'static str> {
+        match self.why {
+            PendingCause::ProbeInconclusive => Some(
+                "prove what the probe tells apart on this account with two keys, one with the permission and one without: `credwatch calibrate --config FILE --permission NAME --with-key-env A --without-key-env B`",
+            ),
+            PendingCause::UpstreamUnreachable => Some(
+                "check egress from credwatch to the provider (DNS, firewall, proxy) and the provider's status page; credwatch retries with backoff",
+            ),
+            PendingCause::UnexpectedResponse => Some(
+                "run `credwatch check` for the evidence; an HTML answer means a proxy or CDN answered instead of the API",
+            ),
+            PendingCause::NotChecked | PendingCause::SecretChanged => None,
+        }
+    }
 }
 
 /// Overall judgement, derived from the verdict.
@@ -174,18 +381,24 @@ impl CredentialState {
             checks: Vec::new(),
             fingerprint: cred.fingerprint(),
             changed_at: None,
+            unconfirmed: false,
+            refused: None,
             last_check: None,
             last_success: None,
             check_error: None,
             cycles: 0,
+            owns_account: false,
         }
     }
 
     /// Records one cycle's attempts: check bookkeeping for every attempt,
-    /// the facts of the definitive ones into the verdict. Returns whether
-    /// this was the credential's first cycle.
-    pub(crate) fn record(&mut self, attempts: &[Attempt]) -> bool {
+    /// the facts of the definitive ones into the verdict. Says whether this
+    /// was the credential's first cycle, how its [`Standing`] moved and
+    /// which attempts changed their check's outcome (for the log).
+    pub(crate) fn record(&mut self, attempts: &[Attempt]) -> Recorded {
+        let before = self.standing();
         self.cycles += 1;
+        let mut changed = Vec::with_capacity(attempts.len());
         for attempt in attempts {
             let at = match self
                 .checks
@@ -199,6 +412,9 @@ impl CredentialState {
                         last_attempt: attempt.started_at,
                         last_reason: None,
                         inconclusive: None,
+                        failing_since: None,
+                        answer: None,
+                        current: false,
                         attempts: 0,
                         errors: BTreeMap::new(),
                     };
@@ -208,7 +424,9 @@ impl CredentialState {
                 }
             };
             let check = &mut self.checks[at].1;
+            let outcome_before = (check.current, check.success, check.last_reason);
             check.attempts += 1;
+            check.current = true;
             check.success = attempt.is_definitive();
             check.duration = attempt.duration;
             check.last_attempt = attempt.started_at;
@@ -219,6 +437,21 @@ impl CredentialState {
                 Err(f) if !f.ends_cycle() => check.inconclusive = Some(false),
                 Err(_) => {}
             }
+            match &attempt.result {
+                Ok(_) => {
+                    check.failing_since = None;
+                    check.answer = None;
+                }
+                Err(f) => {
+                    check.failing_since.get_or_insert(attempt.started_at);
+                    check.answer = (!f.ends_cycle()).then(|| attempt.evidence.detail.to_string());
+                }
+            }
+            // A change worth a line: a new failure or negative answer, or a
+            // different one, or a recovery; not a first clean answer.
+            let first_clean = !outcome_before.0 && check.last_reason.is_none();
+            changed
+                .push(!first_clean && outcome_before != (true, check.success, check.last_reason));
             if let Some(reason) = check.last_reason {
                 *check.errors.entry(reason).or_insert(0) += 1;
             }
@@ -228,6 +461,7 @@ impl CredentialState {
                     Ok(_) => {
                         self.last_success = Some(attempt.started_at + attempt.duration);
                         self.check_error = None;
+                        self.unconfirmed = false;
                     }
                     Err(f) => self.check_error = Some(f.reason),
                 }
@@ -236,7 +470,74 @@ impl CredentialState {
                 self.verdict.apply(&attempt.check, facts);
             }
         }
-        self.cycles == 1
+        Recorded {
+            first: self.cycles == 1 && self.refused.is_none(),
+            before,
+            after: self.standing(),
+            changed,
+        }
+    }
+
+    /// The secret in use changed (a re-read file, a reload): nothing known
+    /// about the old value holds for the new one. The verdict, permissions
+    /// and details start from nothing, and stay pending until a definitive
+    /// answer about the new value arrives; history (counters, timings) stays.
+    /// Also ends a refusal, when the value is the one in use again.
+    /// Returns whether anything changed.
+    pub(crate) fn secret_changed(&mut self, fingerprint: String, at: SystemTime) -> bool {
+        if self.fingerprint == fingerprint && self.refused.is_none() {
+            return false;
+        }
+        // Back to the same value after a refusal is not a new secret (a
+        // linked ElevenLabs import, for one, is not stale because of it).
+        if self.fingerprint != fingerprint {
+            self.fingerprint = fingerprint;
+            self.changed_at = Some(at);
+        }
+        self.refused = None;
+        self.forget(true);
+        true
+    }
+
+    /// credwatch refuses the secret's new value (`why`: the key path and
+    /// what is wrong, never the value): a local, definitive verdict,
+    /// unhealthy with [`Reason::InvalidConfig`], until the value changes.
+    /// The fingerprint and `changed_at` stay those of the last value
+    /// accepted.
+    pub(crate) fn refuse(&mut self, why: String) {
+        self.refused = Some(why);
+        self.forget(false);
+    }
+
+    fn forget(&mut self, unconfirmed: bool) {
+        self.verdict = Verdict::new(self.provider);
+        self.unconfirmed = unconfirmed;
+        self.check_error = None;
+        for (_, check) in &mut self.checks {
+            check.current = false;
+            check.inconclusive = None;
+            check.failing_since = None;
+            check.answer = None;
+        }
+    }
+
+    /// Whether it has an outcome of its own: a cycle recorded, or a refused
+    /// secret (which is never sent, so has no cycle). `/readyz` waits for it.
+    pub fn settled(&self) -> bool {
+        self.cycles > 0 || self.refused.is_some()
+    }
+
+    /// How the credential stands, for the log: its health and, while
+    /// pending, why.
+    pub fn standing(&self) -> Standing {
+        let health = self.health();
+        Standing {
+            health,
+            pending: match health {
+                Health::Pending => self.pending_why().map(|p| p.why),
+                _ => None,
+            },
+        }
     }
 
     /// Whether the credential is usable: [`Health::Healthy`]. The one
@@ -263,11 +564,15 @@ impl CredentialState {
         self.usable() && self.numbers_ready()
     }
 
-    /// The one rule for "is this credential usable?": valid, no definitive
+    /// The one rule for "is this credential usable?": a secret credwatch
+    /// accepts to send (else [`Reason::InvalidConfig`]), valid, no definitive
     /// problem (an account block first, as it explains everything else),
     /// and every required permission granted. [`Health::Pending`] until
     /// the answers needed are in.
     pub fn health(&self) -> Health {
+        if self.refused.is_some() {
+            return Health::Unhealthy(Reason::InvalidConfig);
+        }
         match self.verdict.valid {
             None => Health::Pending,
             Some(false) => Health::Unhealthy(
@@ -308,6 +613,67 @@ impl CredentialState {
         }
     }
 
+    /// Why the credential is pending; `None` when it is not. The check
+    /// that decides is the auth check until it has answered, then each
+    /// required permission's probe in turn.
+    pub fn pending_why(&self) -> Option<PendingWhy> {
+        if self.health() != Health::Pending {
+            return None;
+        }
+        let (check, permission) = if self.verdict.valid.is_none() {
+            (self.settings.auth_check.to_string(), None)
+        } else {
+            let p = self
+                .settings
+                .required_permissions
+                .iter()
+                .find(|p| !self.verdict.permissions.contains_key(*p))?;
+            (format!("permission_{p}"), Some(p.clone()))
+        };
+        let state = self
+            .checks
+            .iter()
+            .find(|(name, _)| *name == check)
+            .map(|(_, c)| c)
+            .filter(|c| c.current);
+        let secret_changed = if self.unconfirmed {
+            self.changed_at
+        } else {
+            None
+        };
+        let mut why = PendingWhy {
+            why: PendingCause::NotChecked,
+            check,
+            permission,
+            reason: None,
+            since: None,
+            secret_changed,
+            answer: None,
+        };
+        match state {
+            None if secret_changed.is_some() => {
+                why.why = PendingCause::SecretChanged;
+                why.since = secret_changed;
+            }
+            None => {}
+            Some(c) => {
+                why.reason = c.last_reason;
+                why.since = c.failing_since;
+                why.answer = c.answer.clone();
+                why.why = match (c.inconclusive, c.last_reason) {
+                    (Some(true), _) => PendingCause::ProbeInconclusive,
+                    (_, Some(r)) if Failure::new(r).ends_cycle() => {
+                        PendingCause::UpstreamUnreachable
+                    }
+                    // Not classified, or answered without establishing the
+                    // permission (e.g. while the account is blocked).
+                    _ => PendingCause::UnexpectedResponse,
+                };
+            }
+        }
+        Some(why)
+    }
+
     /// Required permissions not granted (definitively).
     pub fn missing_permissions(&self) -> Vec<&str> {
         self.settings
@@ -317,6 +683,22 @@ impl CredentialState {
             .map(String::as_str)
             .collect()
     }
+}
+
+/// Why credwatch will not send `cred`'s secret ([`Secret::unsendable`]),
+/// naming the key path and the source, never the value; `new` is `"new "`
+/// for a re-read value. The one rule the scheduler and `check` apply
+/// before anything is sent; a refusal is [`Reason::InvalidConfig`].
+///
+/// [`Secret::unsendable`]: crate::secret::Secret::unsendable
+pub fn refusal(cred: &Credential, key_path: &str, new: &str) -> Option<String> {
+    let secret = cred.secret();
+    let what = secret.value.unsendable()?;
+    Some(format!(
+        "{key_path}: the {new}{} from {} {what}; fix the source (credwatch sends nothing until then)",
+        cred.secret_name(),
+        secret.source
+    ))
 }
 
 /// One credential in the `/health` body.
@@ -337,6 +719,46 @@ pub(crate) struct HealthEntry<'a> {
     pub permissions: Vec<PermissionEntry<'a>>,
     pub last_success: Option<String>,
     pub last_check: Option<String>,
+    /// Why there is no verdict; only while `status` is `pending` (absent
+    /// otherwise, so a healthy entry costs nothing more).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingJson>,
+    /// What credwatch refuses in the secret's value; only with `invalid_config`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_error: Option<&'a str>,
+}
+
+/// [`PendingWhy`] as `/health` and `check --output json` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PendingJson {
+    pub why: PendingCause,
+    /// [`PendingWhy::short`].
+    pub summary: String,
+    pub check: String,
+    pub permission: Option<String>,
+    pub reason: Option<Reason>,
+    pub since: Option<String>,
+    pub secret_changed: Option<String>,
+    pub answer: Option<String>,
+    pub message: String,
+    pub fix: Option<&'static str>,
+}
+
+impl PendingJson {
+    fn of(p: PendingWhy) -> Self {
+        PendingJson {
+            summary: p.short(),
+            message: p.message(),
+            fix: p.fix(),
+            why: p.why,
+            since: rfc3339(p.since),
+            secret_changed: rfc3339(p.secret_changed),
+            check: p.check,
+            permission: p.permission,
+            reason: p.reason,
+            answer: p.answer,
+        }
+    }
 }
 
 /// One permission verdict in the `/health` entry.
@@ -348,7 +770,7 @@ pub(crate) struct PermissionEntry<'a> {
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {
-    t.map(|t| humantime::format_rfc3339_seconds(t).to_string())
+    t.map(crate::providers::words::time)
 }
 
 impl<'a> HealthEntry<'a> {
@@ -385,13 +807,23 @@ impl<'a> HealthEntry<'a> {
                 .collect(),
             last_success: rfc3339(s.last_success),
             last_check: rfc3339(s.last_check),
+            pending: s.pending_why().map(PendingJson::of),
+            config_error: s.refused.as_deref(),
         }
     }
 }
 
 impl CredentialState {
+    /// Why it is pending, as `/health`'s `pending` object (for `check`).
+    pub fn pending_json(&self) -> Option<PendingJson> {
+        self.pending_why().map(PendingJson::of)
+    }
+
     /// The credential's `/health` entry, a JSON object.
     pub fn health_json(&self) -> String {
         serde_json::to_string(&HealthEntry::of(self)).unwrap_or_else(|_| "{}".into())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -156,10 +156,20 @@ fn relative(base: &Path, file: &str) -> PathBuf {
     crate::section::resolve_file(base, file)
 }
 
-/// Reads and validates the file and everything it names.
+/// Certificate, key and CA files above this are refused.
+pub const PEM_FILE_LIMIT: usize = 1024 * 1024;
+
+/// Reads and validates the file and everything it names. Every file is read
+/// by the one hardened reader ([`crate::secret::read_regular_file`]: a
+/// regular file after symlinks, size-capped, opened non-blocking), since
+/// this runs on the request path: a FIFO or a device put in place of one
+/// is refused at once, never waited on.
 pub fn load(path: &Path) -> Result<Loaded, String> {
     let at = |m: String| format!("{}: {m}", path.display());
-    let text = std::fs::read_to_string(path).map_err(|e| at(format!("cannot read: {e}")))?;
+    let text =
+        crate::secret::read_regular_file(path, crate::secret::CONFIG_FILE_LIMIT, "web config file")
+            .map(|(text, _)| text)
+            .map_err(|e| at(format!("cannot read: {e}")))?;
     let raw: RawWebConfig = if text.trim().is_empty() {
         RawWebConfig::default()
     } else {
@@ -210,21 +220,39 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
             );
             use rustls::pki_types::pem::PemObject;
             use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-            let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert_file)
-                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| {
-                    at(format!(
-                        "tls_server_config.cert_file: cannot read certificates from `{}`: {e}",
-                        cert_file.display()
-                    ))
-                })?;
+            let pem = |file: &Path, what: &str| {
+                crate::secret::read_regular_file(file, PEM_FILE_LIMIT, what).map(|(text, _)| text)
+            };
+            let cert_pem = pem(&cert_file, "certificate file").map_err(|e| {
+                at(format!(
+                    "tls_server_config.cert_file: cannot read `{}`: {e}",
+                    cert_file.display()
+                ))
+            })?;
+            let certs: Vec<CertificateDer<'static>> =
+                CertificateDer::pem_slice_iter(cert_pem.as_bytes())
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| {
+                        at(format!(
+                            "tls_server_config.cert_file: cannot read certificates from `{}`: {e}",
+                            cert_file.display()
+                        ))
+                    })?;
             if certs.is_empty() {
                 return Err(at(format!(
                     "tls_server_config.cert_file: no certificate in `{}`",
                     cert_file.display()
                 )));
             }
-            let key = PrivateKeyDer::from_pem_file(&key_file).map_err(|e| {
+            let key_pem = crate::secret::read_secret_file(&key_file, PEM_FILE_LIMIT)
+                .map(|(text, _)| text)
+                .map_err(|e| {
+                    at(format!(
+                        "tls_server_config.key_file: cannot read `{}`: {e}",
+                        key_file.display()
+                    ))
+                })?;
+            let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes()).map_err(|e| {
                 at(format!(
                     "tls_server_config.key_file: cannot read a private key from `{}`: {e}",
                     key_file.display()
@@ -264,12 +292,15 @@ pub fn load(path: &Path) -> Result<Loaded, String> {
             let client_roots = || -> Result<Arc<rustls::RootCertStore>, String> {
                 let ca = relative(path, t.client_ca_file.as_deref().ok_or_else(|| at(format!("tls_server_config.client_ca_file: needed with client_auth_type {auth_type}")))?);
                 let mut roots = rustls::RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(&ca).map_err(|e| {
-                    at(format!(
-                        "tls_server_config.client_ca_file: cannot read `{}`: {e}",
-                        ca.display()
-                    ))
-                })? {
+                let ca_pem = crate::secret::read_regular_file(&ca, PEM_FILE_LIMIT, "CA file")
+                    .map(|(text, _)| text)
+                    .map_err(|e| {
+                        at(format!(
+                            "tls_server_config.client_ca_file: cannot read `{}`: {e}",
+                            ca.display()
+                        ))
+                    })?;
+                for c in CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
                     let c = c.map_err(|e| at(format!("tls_server_config.client_ca_file: {e}")))?;
                     roots
                         .add(c)

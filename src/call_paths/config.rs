@@ -20,6 +20,7 @@ pub struct RawCallPath {
     pub destinations: Option<Vec<String>>,
     pub critical: Option<bool>,
     pub twilio_imported_fingerprint: Option<String>,
+    pub labels: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Validates every call path against the validated `credentials`.
@@ -65,6 +66,7 @@ pub fn validate(
                 "phnum_0801k7t2dq9yf5s3h6x1z4c7v2bn",
             );
             let destinations = destinations(v, &at, r.destinations.unwrap_or_default());
+            let labels = crate::section::labels::labels(v, &at, r.labels);
             if let Some(fp) = &r.twilio_imported_fingerprint
                 && (fp.len() != 12 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
             {
@@ -81,6 +83,7 @@ pub fn validate(
                 carrier: carrier?.to_string(),
                 destinations: destinations?,
                 critical: r.critical.unwrap_or(true),
+                labels,
                 imported_fingerprint: r.twilio_imported_fingerprint.map(|f| f.to_ascii_lowercase()),
             })
         })
@@ -117,7 +120,7 @@ fn reference<'c>(
             );
             None
         }
-        None if v.is_named(&name) => None,
+        None if v.declared(&name).is_some() => None,
         None => {
             let configured: Vec<&str> = credentials
                 .iter()

@@ -26,7 +26,7 @@ pub const FAMILIES: &[Family] = &[
     Family {
         name: "credwatch_call_path_info",
         kind: "gauge",
-        help: "The call path's settings: its ElevenLabs and Twilio credentials and whether it is critical.",
+        help: "The call path's settings: its ElevenLabs and Twilio credentials, whether it is critical, and its labels: for alert routing (join with group_left).",
     },
     Family {
         name: "credwatch_call_path_last_check_timestamp_seconds",
@@ -65,9 +65,15 @@ pub fn metrics(paths: &[PathState], now: Instant) -> String {
                 problem.as_str()
             );
         }
+        let labels: String = p
+            .path
+            .labels
+            .iter()
+            .map(|(k, v)| format!(",{k}=\"{}\"", escape(v)))
+            .collect();
         let _ = writeln!(
             texts[2],
-            "credwatch_call_path_info{{call_path=\"{name}\",elevenlabs=\"{}\",twilio=\"{}\",critical=\"{}\"}} 1",
+            "credwatch_call_path_info{{call_path=\"{name}\",elevenlabs=\"{}\",twilio=\"{}\",critical=\"{}\"{labels}}} 1",
             escape(&p.path.caller),
             escape(&p.path.carrier),
             p.path.critical
@@ -158,6 +164,8 @@ pub struct LinkReport {
 pub struct CallPathReport {
     pub name: String,
     pub critical: bool,
+    /// The path's `labels:`.
+    pub labels: crate::section::Labels,
     pub elevenlabs: String,
     pub twilio: String,
     pub agent_id: String,
@@ -179,6 +187,7 @@ pub fn report(p: &PathState, now: Instant) -> CallPathReport {
     CallPathReport {
         name: p.path.name.clone(),
         critical: p.path.critical,
+        labels: p.path.labels.clone(),
         elevenlabs: p.path.caller.clone(),
         twilio: p.path.carrier.clone(),
         agent_id: p.path.agent_id.clone(),
@@ -213,7 +222,7 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
     let detail = l
         .evidence
         .as_ref()
-        .map(|e| e.detail.clone())
+        .map(|e| e.detail.to_string())
         .filter(|d| !d.is_empty());
     let proven = |what: String| {
         let what = match &l.info {
@@ -356,9 +365,10 @@ pub fn text(
             "broken" => (paint("31;1", "✗"), paint("31;1", "broken")),
             _ => (paint("33;1", "?"), paint("33;1", "not proven")),
         };
+        let labels = crate::section::labels::selector(&p.labels);
         writeln!(
             out,
-            "{mark} call path {}: {verdict} — agent {} from number {} via {} → {}{}",
+            "{mark} call path {}{labels}: {verdict} — agent {} from number {} via {} → {}{}",
             p.name,
             p.agent_id,
             p.agent_phone_number_id,

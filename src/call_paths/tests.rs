@@ -19,6 +19,7 @@ fn path(destinations: &[&str]) -> CallPath {
         destinations: destinations.iter().map(|d| d.to_string()).collect(),
         critical: true,
         imported_fingerprint: None,
+        labels: Default::default(),
     }
 }
 

@@ -45,7 +45,7 @@ pub fn failure(provider: Provider, reason: Reason, detail: &str) -> (String, Str
             "The permission probe got an answer it cannot read, so the permission is unknown (neither granted nor missing): \
              the probe itself needs attention. Prove what the probe tells apart on your account with two keys, one with \
              the permission and one without: `credwatch calibrate --config FILE --permission NAME --with-key-env A \
-             --without-key-env B` (see README, \"Calibrating a permission probe\")."
+             --without-key-env B` (see docs/check.md, \"Calibrating a permission probe\")."
         }
         Reason::UnexpectedResponse => {
             "An answer credwatch cannot classify. If it persists, run `credwatch check --output json` and report the evidence \

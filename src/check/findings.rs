@@ -58,12 +58,12 @@ pub fn cycle(
                 // A problem of the check's own (a restricted Twilio key) already
                 // explains the permission it reports missing.
                 let explained = facts.iter().any(|f| {
-                    matches!(f, Fact::Blocked { problem } if problem.reason() == Reason::MissingPermission)
+                    matches!(f, Fact::Problem { problem } if problem.reason() == Reason::MissingPermission)
                 });
                 for fact in facts {
                     let mut basis = None;
                     let (severity, problem) = match fact {
-                        Fact::Invalid { problem } | Fact::Blocked { problem } => {
+                        Fact::Invalid { problem } | Fact::Problem { problem } => {
                             (Severity::Error, problem.clone())
                         }
                         Fact::Permission { granted: false, .. } if explained => continue,

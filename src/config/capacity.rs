@@ -128,7 +128,7 @@ mod tests {
         for (i, url) in [
             "https://api.elevenlabs.io",
             "https://API.elevenlabs.io/",
-            "https://api.elevenlabs.io:443",
+            "https://Api.ElevenLabs.IO",
         ]
         .iter()
         .cycle()

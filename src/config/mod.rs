@@ -21,6 +21,7 @@ use std::time::Duration;
 // A credential and its spec are the providers' registry's; the pieces every
 // section is built with are `section`'s. Re-exported: the loader's vocabulary.
 pub use crate::providers::{Credential, Provider, Shared, Spec};
+pub use crate::secret::CONFIG_FILE_LIMIT;
 pub use crate::section::{
     BaseUrl, Diagnostic, Env, ProcessEnv, SecretSource, SecretValue, check_base_url, resolve_file,
 };
@@ -33,6 +34,9 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     pub max_concurrent_requests_per_host: usize,
     pub secret_poll_interval: Duration,
+    /// `strict: true`: loosely readable secret files are errors, at load
+    /// and on every re-read.
+    pub strict: bool,
     pub credentials: Vec<Credential>,
     /// `call_paths:`, each naming credentials of `credentials`.
     pub call_paths: Vec<crate::call_paths::CallPath>,
@@ -71,11 +75,16 @@ impl std::error::Error for ConfigError {}
 
 impl Config {
     /// Reads, parses and validates `path`, resolving secrets from `env` and files.
+    ///
+    /// The file is read like a secret file, by the same reader
+    /// ([`crate::secret::read_regular_file`]): a regular file (symlinks
+    /// resolved), at most [`CONFIG_FILE_LIMIT`] bytes, opened non-blocking,
+    /// so a FIFO, a device or a huge file is refused at once. It may hold
+    /// literal secrets: wiped after parsing. Blocking: run it off the async
+    /// runtime.
     pub fn load(path: &Path, env: &dyn Env) -> Result<Config, ConfigError> {
-        // The file may hold literal secrets: wiped after parsing (std sizes
-        // the buffer from the file's length, so it is not reallocated).
-        let text = std::fs::read_to_string(path)
-            .map(zeroize::Zeroizing::new)
+        let text = crate::secret::read_regular_file(path, CONFIG_FILE_LIMIT, "config file")
+            .map(|(text, _)| text)
             .map_err(|e| ConfigError {
                 file: path.to_path_buf(),
                 errors: vec![Diagnostic {

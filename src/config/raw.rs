@@ -10,7 +10,7 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde::de::{Deserializer, Error as _, MapAccess, Visitor};
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, Visitor};
 
 use crate::providers::RawSections;
 
@@ -62,7 +62,7 @@ impl<'de> Deserialize<'de> for RawConfig {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawConfig, A::Error> {
                 let mut raw = RawConfig::default();
                 let mut seen: Vec<String> = Vec::new();
-                while let Some(key) = map.next_key::<String>()? {
+                while let Some(key) = map.next_key_seed(TopKey)? {
                     if seen.contains(&key) {
                         let known = ALL_KEYS.iter().find(|k| **k == key);
                         return Err(A::Error::duplicate_field(known.copied().unwrap_or("a key")));
@@ -92,6 +92,34 @@ impl<'de> Deserialize<'de> for RawConfig {
             }
         }
         d.deserialize_map(Top)
+    }
+}
+
+/// A top-level key, refused while it is read when nobody owns it, so the
+/// parser's error carries the key's line and column.
+struct TopKey;
+
+impl<'de> DeserializeSeed<'de> for TopKey {
+    type Value = String;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<String, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl Visitor<'_> for TopKey {
+    type Value = String;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a key")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, key: &str) -> Result<String, E> {
+        if ALL_KEYS.contains(&key) {
+            Ok(key.to_string())
+        } else {
+            Err(E::unknown_field(key, &ALL_KEYS[..]))
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! From [`RawConfig`] to [`Config`]: every check of the file, collected so the
 //! user sees all problems at once.
 
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
@@ -46,7 +45,9 @@ pub(super) fn parse(text: &str) -> Result<RawConfig, Diagnostic> {
         {
             inner = rest.to_string();
         }
-        explain_serde(if path == "." { String::new() } else { path }, &inner)
+        syntax_error(&inner, text).unwrap_or_else(|| {
+            explain_serde(if path == "." { String::new() } else { path }, &inner)
+        })
     })
 }
 
@@ -56,13 +57,10 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     let listen = raw
         .listen
         .as_deref()
-        .and_then(|l| match l.parse::<SocketAddr>() {
+        .and_then(|l| match crate::listen::parse(l) {
             Ok(addr) => Some(addr),
-            Err(_) => {
-                v.error(
-                    "listen",
-                    "is not an address:port, e.g. `0.0.0.0:9863` or `[::]:9863`",
-                );
+            Err(why) => {
+                v.error("listen", why);
                 None
             }
         });
@@ -120,6 +118,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
         listen,
         max_concurrent_requests_per_host: max_per_host,
         secret_poll_interval,
+        strict: v.strict,
         credentials,
         call_paths,
         shared,
@@ -127,5 +126,7 @@ pub(super) fn validate(raw: RawConfig, file: &Path, env: &dyn Env) -> Result<Con
     })
 }
 
+#[cfg(test)]
+mod messages;
 #[cfg(test)]
 mod tests;

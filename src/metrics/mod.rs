@@ -66,8 +66,10 @@ crate::families! {
         "1 if the credential is valid, holds every required permission and its account is usable (what /health reports); 0 otherwise, including before the first verdict";
     ProblemInfo = "credwatch_credential_problem_info", "gauge",
         "Why the credential is unhealthy, as a stable reason label; present only while it is";
+    PendingInfo = "credwatch_credential_pending_info", "gauge",
+        "Why the credential has no verdict (not_checked, secret_changed, upstream_unreachable, unexpected_response, probe_inconclusive); present only while it is pending";
     Info = "credwatch_credential_info", "gauge",
-        "Static facts about a configured credential; critical=\"true\" means it counts for /health";
+        "Static facts about a configured credential: critical=\"true\" means it counts for /health; the credential's labels: for alert routing (join with group_left)";
     Permission = "credwatch_permission_granted", "gauge",
         "1 if the required permission is granted, 0 if upstream said it is missing; absent while unknown";
     PermissionBasis = "credwatch_permission_basis_info", "gauge",
@@ -96,11 +98,20 @@ crate::families! {
 
 /// One credential's lines: every family's, one after another in
 /// [`FAMILIES`] order, in one allocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Fragments {
     text: Box<str>,
     /// Where each family's lines end in `text` (they start where the previous family's end).
     ends: [u32; FAMILY_COUNT],
+}
+
+impl Default for Fragments {
+    fn default() -> Self {
+        Fragments {
+            text: Box::default(),
+            ends: [0; FAMILY_COUNT],
+        }
+    }
 }
 
 impl Fragments {
@@ -134,10 +145,18 @@ fn render_families(s: &CredentialState) -> Vec<String> {
         escape(&s.name)
     );
     let (common, rest) = texts.split_at_mut(COMMON.len());
+    let account = s.settings.account.as_deref().map(|a| {
+        format!(
+            "provider=\"{}\",account=\"{}\"",
+            s.provider.as_str(),
+            escape(a)
+        )
+    });
     let mut out = Samples {
         families: COMMON,
         texts: common,
         base: &base,
+        account: None,
     };
     let v = &s.verdict;
     if let Some(valid) = v.valid {
@@ -152,14 +171,28 @@ fn render_families(s: &CredentialState) -> Vec<String> {
     if let Health::Unhealthy(reason) = health {
         out.sample(F::ProblemInfo as usize, &[("reason", reason.as_str())], 1.0);
     }
-    out.sample(
-        F::Info as usize,
-        &[(
-            "critical",
-            if s.settings.critical { "true" } else { "false" },
-        )],
-        1.0,
+    if let Some(pending) = s.pending_why() {
+        out.sample(
+            F::PendingInfo as usize,
+            &[("why", pending.why.as_str())],
+            1.0,
+        );
+    }
+    let mut info: Vec<(&str, &str)> = Vec::with_capacity(2 + s.settings.labels.len());
+    info.push((
+        "critical",
+        if s.settings.critical { "true" } else { "false" },
+    ));
+    if let Some(account) = &s.settings.account {
+        info.push(("account", account));
+    }
+    info.extend(
+        s.settings
+            .labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str())),
     );
+    out.sample(F::Info as usize, &info, 1.0);
     for p in &s.settings.required_permissions {
         if let Some(granted) = v.permissions.get(p) {
             out.sample(
@@ -245,6 +278,7 @@ fn render_families(s: &CredentialState) -> Vec<String> {
             families: part,
             texts: &mut rest[start..start + part.len()],
             base: &base,
+            account: account.as_deref().filter(|_| s.owns_account),
         },
     );
     texts

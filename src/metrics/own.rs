@@ -123,6 +123,41 @@ pub const SELF_FAMILIES: &[&str] = &[
 /// succeeded, and when the last success was.
 pub type ReloadResult = (bool, Option<SystemTime>);
 
+/// credwatch's own state, beside the credentials' (`state::State`): the
+/// last config reload's result and the counters of what it did. The server
+/// renders it into `/metrics` with the web config's reload result.
+pub struct Own {
+    reload: std::sync::Mutex<ReloadResult>,
+    pub metrics: SelfMetrics,
+}
+
+impl Own {
+    /// At start: the config just loaded.
+    pub fn new() -> std::sync::Arc<Own> {
+        std::sync::Arc::new(Own {
+            reload: std::sync::Mutex::new((true, Some(SystemTime::now()))),
+            metrics: SelfMetrics::new(),
+        })
+    }
+
+    pub fn set_reload_result(&self, ok: bool) {
+        let mut r = self.reload.lock().unwrap_or_else(|p| p.into_inner());
+        r.0 = ok;
+        if ok {
+            r.1 = Some(SystemTime::now());
+        }
+    }
+
+    pub fn reload_result(&self) -> ReloadResult {
+        *self.reload.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Its part of `/metrics`, with the web config's reload result.
+    pub fn render(&self, web_reload: Option<ReloadResult>) -> String {
+        render_self(self.reload_result(), web_reload, &self.metrics)
+    }
+}
+
 /// Renders build info, the config's reload result, the web config's (when
 /// there is one), runtime tasks, upstream request counts and process metrics.
 pub fn render_self(

@@ -4,8 +4,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::{Kind, Provider, Spec};
-use crate::section::{SecretSource, SecretValue};
+use super::{Provider, Spec};
+use crate::section::{Diagnostic, Labels, SecretSource, SecretValue, Validator};
 
 /// One monitored credential.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,6 +13,8 @@ pub struct Credential {
     pub name: String,
     /// Counts for `/health`.
     pub critical: bool,
+    /// `labels:`: routing labels on `credwatch_credential_info`.
+    pub labels: Labels,
     /// The period of every check that decides `/health`.
     pub interval: Duration,
     /// Per-request timeout.
@@ -29,23 +31,23 @@ impl Credential {
 
     /// Where its requests go.
     pub fn base_url(&self) -> &str {
-        each!(&self.spec, s => s.base_url())
+        self.spec.settings().base_url()
     }
 
     /// The credential whose account this one's checks also read (an
     /// ElevenLabs key's `twilio:` link, with `phone_numbers: true`).
     pub fn linked(&self) -> Option<&str> {
-        each!(&self.spec, s => s.linked())
+        self.spec.settings().linked()
     }
 
     /// The permissions whose absence makes it unhealthy.
     pub fn required_permissions(&self) -> &[String] {
-        each!(&self.spec, s => s.required_permissions())
+        self.spec.settings().required_permissions()
     }
 
     /// Whether phone numbers may appear in metric labels.
     pub fn expose_numbers(&self) -> bool {
-        each!(&self.spec, s => s.expose_numbers())
+        self.spec.settings().expose_numbers()
     }
 
     /// Its position among the credentials of its provider in `credentials`:
@@ -66,22 +68,22 @@ impl Credential {
 
     /// The secret that authenticates this credential, with its source.
     pub fn secret(&self) -> &SecretValue {
-        each!(&self.spec, s => s.secret())
+        self.spec.settings().secret()
     }
 
     /// What the secret is called in the provider's console.
     pub fn secret_name(&self) -> &'static str {
-        each!(&self.spec, s => s.secret_name())
+        self.spec.settings().secret_name()
     }
 
     /// The account the credential names, where it names one (a Twilio Account SID).
     pub fn account(&self) -> Option<&str> {
-        each!(&self.spec, s => s.account())
+        self.spec.settings().account()
     }
 
     /// Secrets read from files, which are watched for rotation.
     pub fn secret_files(&self) -> Vec<&Path> {
-        let sources = each!(&self.spec, s => s.sources());
+        let sources = self.spec.settings().sources();
         sources
             .into_iter()
             .filter_map(|s| match s {
@@ -91,13 +93,76 @@ impl Credential {
             .collect()
     }
 
-    /// Re-reads every `*_file` value. `Ok(None)` when nothing changed.
-    /// Errors name the file, never its content.
-    pub fn reread_files(&self) -> Result<Option<Credential>, String> {
-        let spec = each!(&self.spec, s => s.reread())?;
-        Ok(spec.map(|spec| Credential {
-            spec,
-            ..self.clone()
+    /// Re-reads every `*_file` value (a rotation) through the same path as
+    /// at load: the hardened reader (regular file after symlinks, size cap,
+    /// non-blocking open), the mode check (an error with `strict`), and the
+    /// provider's shape checks (an ElevenLabs key ID used as the key, a
+    /// swapped Twilio SID and token, …). `key_path` is the credential's
+    /// (`twilio[1]`, [`Credential::key_path`]); `strict` the config's.
+    ///
+    /// `Ok(None)` when nothing changed; `Ok(Some(_))` with the new
+    /// credential and the load-time warnings its values deserve; `Err` with
+    /// every problem, each with its key path (`twilio[1].auth_token_file`)
+    /// and what is wrong: never a value.
+    pub fn reread_files(
+        &self,
+        key_path: &str,
+        strict: bool,
+    ) -> Result<Option<Reread>, RereadError> {
+        let env = std::collections::HashMap::<String, String>::new();
+        let mut v = Validator::new(Path::new(""), &env, strict);
+        let spec = self.spec.settings().reread(&mut v, key_path);
+        let spec = match spec {
+            Some(spec) if v.errors.is_empty() => spec,
+            _ => {
+                let mut errors = v.errors;
+                if errors.is_empty() {
+                    errors.push(Diagnostic {
+                        path: key_path.to_string(),
+                        message: "a re-read value cannot be used".into(),
+                    });
+                }
+                return Err(RereadError { errors });
+            }
+        };
+        if spec == self.spec {
+            return Ok(None);
+        }
+        Ok(Some(Reread {
+            credential: Credential {
+                spec,
+                ..self.clone()
+            },
+            warnings: v.warnings,
         }))
     }
 }
+
+/// A credential whose `*_file` values changed, as re-read.
+#[derive(Debug, Clone)]
+pub struct Reread {
+    pub credential: Credential,
+    /// What load would have warned about (whitespace, an unusual shape).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Why re-read `*_file` values cannot be used: each problem with its key
+/// path and what is wrong, never the value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RereadError {
+    pub errors: Vec<Diagnostic>,
+}
+
+impl std::fmt::Display for RereadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RereadError {}

@@ -73,12 +73,18 @@ pub fn body_cap(path: &str) -> usize {
     }
 }
 
-/// How a request authenticates.
+/// How a request authenticates; each provider says which (its wire
+/// details are its own, this client is generic).
 #[derive(Clone, Copy)]
 pub enum Auth<'a> {
-    /// ElevenLabs: `xi-api-key: <key>`.
-    XiApiKey(&'a Secret),
-    /// Twilio: pre-emptive HTTP Basic.
+    /// `<name>: <prefix><secret>` (ElevenLabs: `xi-api-key: <key>`; a
+    /// `Token ` or `Bearer ` scheme is `authorization` with that prefix).
+    Header {
+        name: &'static str,
+        prefix: &'static str,
+        secret: &'a Secret,
+    },
+    /// Pre-emptive HTTP Basic (Twilio).
     Basic { user: &'a str, password: &'a Secret },
 }
 
@@ -107,6 +113,18 @@ impl std::fmt::Debug for Answer {
 }
 
 impl Answer {
+    /// Test data: a JSON answer with `status` and `body`, no headers.
+    #[cfg(test)]
+    pub(crate) fn json(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            content_type: Some("application/json".into()),
+            body: Bytes::copy_from_slice(body.as_bytes()),
+            request_id: None,
+            retry_after: None,
+        }
+    }
+
     pub fn is_json(&self) -> bool {
         self.content_type
             .as_deref()
@@ -129,13 +147,14 @@ impl Answer {
         code: Option<String>,
         detail: String,
     ) -> crate::outcome::Evidence {
+        use crate::outcome::Clean;
         crate::outcome::Evidence {
-            request: format!("GET {path}"),
+            request: Clean::request(path),
             http_status: Some(self.status),
-            upstream_code: code,
+            upstream_code: code.as_deref().map(Clean::new),
             permission: None,
-            request_id: self.request_id.clone(),
-            detail,
+            request_id: self.request_id.as_deref().map(Clean::new),
+            detail: Clean::detail(&detail),
         }
     }
 
@@ -394,9 +413,10 @@ impl Upstream {
             let status = response.status().as_u16();
             let headers = response.headers();
             let content_type = header(headers, "content-type");
-            let request_id = header(headers, "request-id")
-                .or_else(|| header(headers, "x-trace-id"))
-                .or_else(|| header(headers, "twilio-request-id"));
+            let request_id = provider
+                .request_id_headers()
+                .iter()
+                .find_map(|name| header(headers, name));
             let retry_after = header(headers, "retry-after")
                 .and_then(|v| parse_retry_after(&v, SystemTime::now()));
             if response.content_length().is_some_and(|n| n > limit as u64) {
@@ -453,14 +473,15 @@ pub fn auth_header(
     auth: Auth<'_>,
 ) -> Result<(http::HeaderName, http::HeaderValue), TransportError> {
     let (name, value, what) = match auth {
-        Auth::XiApiKey(key) => {
-            let mut value = WipedBuf::with_capacity(key.len());
-            value.extend_from_slice(key.expose().as_bytes());
-            (
-                http::HeaderName::from_static("xi-api-key"),
-                value,
-                "API key",
-            )
+        Auth::Header {
+            name,
+            prefix,
+            secret,
+        } => {
+            let mut value = WipedBuf::with_capacity(prefix.len() + secret.len());
+            value.extend_from_slice(prefix.as_bytes());
+            value.extend_from_slice(secret.expose().as_bytes());
+            (http::HeaderName::from_static(name), value, "secret")
         }
         Auth::Basic { user, password } => {
             let mut plain = WipedBuf::with_capacity(user.len() + 1 + password.len());
@@ -554,7 +575,12 @@ mod tests {
     #[test]
     fn auth_headers_are_sensitive_and_exact() {
         let key = Secret::new("sk_abc");
-        let (name, value) = auth_header(Auth::XiApiKey(&key)).expect("header");
+        let (name, value) = auth_header(Auth::Header {
+            name: "xi-api-key",
+            prefix: "",
+            secret: &key,
+        })
+        .expect("header");
         assert_eq!(name.as_str(), "xi-api-key");
         assert_eq!(value.as_bytes(), b"sk_abc");
         assert!(value.is_sensitive());
@@ -577,7 +603,11 @@ mod tests {
 
         // A value that cannot be a header is refused without being repeated.
         let bad = Secret::new("sk_a\nb");
-        let Err(TransportError::NotAllowed(why)) = auth_header(Auth::XiApiKey(&bad)) else {
+        let Err(TransportError::NotAllowed(why)) = auth_header(Auth::Header {
+            name: "xi-api-key",
+            prefix: "",
+            secret: &bad,
+        }) else {
             panic!("accepted a newline");
         };
         assert!(!why.contains("sk_a"), "{why}");

@@ -30,6 +30,8 @@ pub struct CallPath {
     pub destinations: Vec<String>,
     /// A broken critical path makes `/health` 503.
     pub critical: bool,
+    /// Routing labels (`labels:`), on `credwatch_call_path_info`.
+    pub labels: crate::section::Labels,
     /// The carrier credential's fingerprint when the number was imported
     /// into ElevenLabs (`twilio_imported_fingerprint`): another one now
     /// means the number must be imported again.

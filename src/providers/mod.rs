@@ -6,8 +6,9 @@
 //! its arm of the read-only allow-list), its requests and the
 //! classification of their answers into [`outcome`](crate::outcome)
 //! facts, and its explanations for `credwatch check` (`explain.rs`). It
-//! implements [`Kind`] on its credential type and is registered with one
-//! line in `registry!`'s invocation below. Everything outside this folder
+//! implements [`Kind`] on its credential type (and [`Settings`], and the
+//! traits of its associated types) and is registered in `registry.rs`: a
+//! variant in each of its plain enums. Everything outside this folder
 //! (config loader, scheduler, state, exposition, server, `check`) works
 //! through [`Credential`], [`Spec`] and [`Provider`] and never names a
 //! provider.
@@ -30,7 +31,7 @@ use serde::Serialize;
 use crate::exposition::{Family, Samples};
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 pub use allow::check_read_path;
-pub use credential::Credential;
+pub use credential::{Credential, Reread, RereadError};
 use http::{TransportError, Upstream};
 use outcome::{Attempt, Evidence, Fact, Failure, Reason};
 use report::Finding;
@@ -58,29 +59,72 @@ pub trait Section: Default {
     fn check_links(_v: &mut Validator<'_>, _credentials: &[Credential]) {}
 }
 
-/// What a provider gives credwatch. Implemented by each provider on its
-/// credential type (the payload of its [`Spec`] variant).
-pub trait Kind: Sized {
-    /// Its config section as written.
-    type RawSection: Section;
-    /// The check whose answer decides validity (it runs first in every cycle).
-    const AUTH_CHECK: &'static str;
-    /// Its diagnoses behind a verdict (`facts.rs`).
-    type Problem: Clone + std::fmt::Debug + PartialEq + Eq + Serialize;
-    /// What its answers establish besides validity and permissions.
-    type Detail: Clone + std::fmt::Debug + PartialEq + Serialize;
-    /// What is known of one credential from its [`Detail`](Self::Detail)s.
-    type Details: Clone + std::fmt::Debug + Default + Serialize;
-    /// What `credwatch check` reports of the details (its JSON fields,
-    /// flattened into the credential's report).
-    type Report: Clone + std::fmt::Debug + Default + Serialize;
-    /// Its metric families, exported after the common ones (`metrics.rs`).
-    const FAMILIES: &'static [Family];
+/// A provider's diagnosis behind a verdict (its `facts.rs`): what metrics
+/// export it as, and its code in `check`'s findings.
+pub trait ProviderProblem: Clone + std::fmt::Debug + PartialEq + Eq + Serialize {
+    /// The stable reason it is exported under.
+    fn reason(&self) -> Reason;
+    /// Its code in `check`'s findings.
+    fn code(&self) -> &'static str;
+}
 
-    /// Its arm of the read-only allow-list ([`check_read_path`]): whether
-    /// the path, split into segments, and the query may be asked.
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String>;
+/// A provider's own fact (quota, balance, numbers, …).
+pub trait ProviderDetail: Clone + std::fmt::Debug + PartialEq + Serialize {
+    /// The reason it counts as a check error under, if it does.
+    fn error_reason(&self) -> Option<Reason> {
+        None
+    }
+    /// The resource it proves the key may read (clears an earlier
+    /// [`Fact::NotPermittedForKey`]).
+    fn resource(&self) -> Option<&'static str> {
+        None
+    }
+}
 
+/// What is known of one credential from its provider's details, and how it
+/// shows: metric samples, `check`'s report and findings, the status page.
+pub trait ProviderDetails: Clone + std::fmt::Debug + Default + Serialize {
+    /// The facts that change it.
+    type Detail: ProviderDetail;
+    /// Its part of `check --output json` (`details`).
+    type Report: ProviderReport;
+    /// Applies a definitive detail.
+    fn apply(&mut self, detail: &Self::Detail);
+    /// The key may not read `resource`: forget what was read of it.
+    fn not_permitted(&mut self, _resource: &str) {}
+    /// Ready for calls beyond being usable (ElevenLabs: every imported
+    /// number can place calls). `check`'s exit code; not part of `/health`.
+    fn numbers_ready(&self) -> bool {
+        true
+    }
+    /// Whether it holds the account's shared values (quota, balance).
+    fn account_values(&self) -> bool {
+        false
+    }
+    /// Its families' samples of one credential.
+    fn render(&self, expose_numbers: bool, out: &mut Samples<'_>);
+    /// `check`'s report of it.
+    fn report(&self) -> Self::Report;
+    /// What the status page shows of it.
+    fn shown(&self) -> Vec<report::Shown> {
+        Vec::new()
+    }
+    /// `check`'s findings about it (billing at risk, imported numbers, …).
+    fn findings(&self, _attempts: &[Attempt], _linked: Option<&Linked>) -> Vec<Finding> {
+        Vec::new()
+    }
+}
+
+/// A provider's part of `check`'s report.
+pub trait ProviderReport: Clone + std::fmt::Debug + Serialize {
+    /// The report in a few words for `check`'s summary line.
+    fn summary(&self) -> Vec<String>;
+}
+
+/// What every credential's provider settings answer: the part of a
+/// provider that the rest of credwatch asks of one credential
+/// ([`Spec::settings`]).
+pub trait Settings {
     /// Where its requests go.
     fn base_url(&self) -> &str;
     /// The secret that authenticates it.
@@ -89,8 +133,10 @@ pub trait Kind: Sized {
     fn secret_name(&self) -> &'static str;
     /// Where its secret values come from (`*_file` ones are watched).
     fn sources(&self) -> Vec<&SecretSource>;
-    /// Re-reads its `*_file` values: `Ok(None)` when nothing changed.
-    fn reread(&self) -> Result<Option<Spec>, String>;
+    /// Re-reads its `*_file` values through the load path (reader, mode
+    /// check, shape checks), reporting into `v` at `path` (`twilio[i]`):
+    /// its spec as it now reads, or `None` (the reasons are in `v`).
+    fn reread(&self, v: &mut crate::section::Validator<'_>, path: &str) -> Option<Spec>;
     /// The credential whose account this one's checks also read.
     fn linked(&self) -> Option<&str> {
         None
@@ -107,6 +153,29 @@ pub trait Kind: Sized {
     fn account(&self) -> Option<&str> {
         None
     }
+}
+
+/// What a provider must decide, implemented on its credential type (the
+/// payload of its [`Spec`] variant). Everything else it knows sits behind
+/// the traits of its associated types.
+pub trait Kind: Settings + Sized {
+    /// Its config section as written.
+    type RawSection: Section;
+    /// Its diagnoses behind a verdict (`facts.rs`).
+    type Problem: ProviderProblem;
+    /// What is known of one credential from its answers (`facts.rs`).
+    type Details: ProviderDetails;
+    /// The check whose answer decides validity (it runs first in every cycle).
+    const AUTH_CHECK: &'static str;
+    /// Its metric families, exported after the common ones (`report.rs`).
+    const FAMILIES: &'static [Family];
+    /// The answer headers that carry its request id (for support tickets),
+    /// the first present wins.
+    const REQUEST_ID_HEADERS: &'static [&'static str];
+
+    /// Its arm of the read-only allow-list ([`check_read_path`]): whether
+    /// the path, split into segments, and the query may be asked.
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String>;
     /// One cycle of checks: sequential requests, the auth check first.
     fn run(
         &self,
@@ -116,47 +185,6 @@ pub trait Kind: Sized {
     ) -> impl Future<Output = Vec<Attempt>> + Send;
     /// (summary, fix) for a definitive problem this provider reports.
     fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)>;
-
-    /// The stable reason a problem is exported under.
-    fn problem_reason(problem: &Self::Problem) -> Reason;
-    /// The problem's code in `check`'s findings.
-    fn problem_code(problem: &Self::Problem) -> &'static str;
-    /// The reason a detail counts as a check error under, if it does.
-    fn detail_error_reason(_detail: &Self::Detail) -> Option<Reason> {
-        None
-    }
-    /// The resource a detail proves the key may read (clears an earlier
-    /// [`Fact::NotPermittedForKey`]).
-    fn detail_resource(_detail: &Self::Detail) -> Option<&'static str> {
-        None
-    }
-    /// Applies a definitive detail.
-    fn apply(details: &mut Self::Details, detail: &Self::Detail);
-    /// The key may not read `resource`: forget what was read of it.
-    fn not_permitted(_details: &mut Self::Details, _resource: &str) {}
-    /// Ready for calls beyond being usable (ElevenLabs: every imported
-    /// number can place calls). `check`'s exit code; not part of `/health`.
-    fn numbers_ready(_details: &Self::Details) -> bool {
-        true
-    }
-    /// Its families' samples of one credential.
-    fn render(details: &Self::Details, expose_numbers: bool, out: &mut Samples<'_>);
-    /// `check`'s report of the details.
-    fn report(details: &Self::Details) -> Self::Report;
-    /// The report in a few words for `check`'s summary line.
-    fn summary(report: &Self::Report) -> Vec<String>;
-    /// `check`'s findings about the details (billing at risk, imported numbers, …).
-    fn findings(
-        _details: &Self::Details,
-        _attempts: &[Attempt],
-        _linked: Option<&Linked>,
-    ) -> Vec<Finding> {
-        Vec::new()
-    }
-    /// What the status page shows of the details (quota, balance, numbers, …).
-    fn shown(_details: &Self::Details) -> Vec<report::Shown> {
-        Vec::new()
-    }
     /// The fix for an answer that was no verdict, when only this provider
     /// sends it (`detail` is the attempt's evidence detail).
     fn failure_fix(_reason: Reason, _detail: &str) -> Option<&'static str> {
@@ -172,345 +200,20 @@ pub trait Kind: Sized {
     /// Test data: a detail whose value follows `n` (successive calls
     /// change the exposition).
     #[cfg(test)]
-    fn sample_detail(n: u64) -> Self::Detail;
+    fn sample_detail(n: u64) -> <Self::Details as ProviderDetails>::Detail;
     /// Test data: the provider's "credential rejected" problem.
     #[cfg(test)]
     fn sample_problem() -> Self::Problem;
-    /// The `credwatch demo` cast: its config section (credentials whose
-    /// secrets are simulator fixtures) against the simulator at `base_url`.
-    fn demo(base_url: &str) -> String;
 }
 
-/// Generates, from the list of providers, the types and the dispatch that
-/// the rest of credwatch uses: [`Provider`], [`Spec`], [`RawSections`],
-/// [`Shared`] and the `each!` macro. `$d` is a literal `$`, so the
-/// generated macro can have variables of its own.
-macro_rules! registry {
-    ($d:tt $($Variant:ident($module:ident::$Type:ident)),+ $(,)?) => {
-        $(pub mod $module;)+
+// The providers: a folder each, and their place in `registry.rs`'s enums.
+pub mod elevenlabs;
+pub mod twilio;
 
-        /// Which upstream a credential belongs to; `as_str` is the config
-        /// section and the `provider` label.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub enum Provider {
-            $($Variant,)+
-        }
-
-        impl Provider {
-            pub const ALL: &'static [Provider] = &[$(Provider::$Variant,)+];
-
-            pub fn as_str(self) -> &'static str {
-                match self {
-                    $(Provider::$Variant => stringify!($module),)+
-                }
-            }
-
-            fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::allowed(segments, query),)+
-                }
-            }
-
-            /// Its position in [`Provider::ALL`] (and in [`FAMILY_PARTS`]).
-            pub fn index(self) -> usize {
-                Provider::ALL.iter().position(|p| *p == self).unwrap_or(0)
-            }
-
-            /// (summary, fix) for a resource this provider's key type may not read.
-            pub fn explain_not_permitted(self, resource: &str) -> (String, String) {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::explain_not_permitted(resource),)+
-                }
-            }
-
-            /// The fix for a failure only this provider's answers explain.
-            pub fn failure_fix(self, reason: Reason, detail: &str) -> Option<&'static str> {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::failure_fix(reason, detail),)+
-                }
-            }
-
-            /// Test data: see [`Kind::sample_detail`].
-            #[cfg(test)]
-            pub(crate) fn sample_detail(self, n: u64) -> Fact {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::sample_detail(n).into(),)+
-                }
-            }
-
-            /// Test data: see [`Kind::sample_problem`].
-            #[cfg(test)]
-            pub(crate) fn sample_problem(self) -> Problem {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::sample_problem().into(),)+
-                }
-            }
-
-            /// Its `credwatch demo` config section, against the simulator at `base_url`.
-            pub fn demo(self, base_url: &str) -> String {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::demo(base_url),)+
-                }
-            }
-
-            /// The name of its check that decides validity.
-            pub fn auth_check(self) -> &'static str {
-                match self {
-                    $(Provider::$Variant => <$module::$Type as Kind>::AUTH_CHECK,)+
-                }
-            }
-        }
-
-        /// A credential's provider-specific settings.
-        #[derive(Debug, Clone, PartialEq)]
-        pub enum Spec {
-            $($Variant($module::$Type),)+
-        }
-
-        /// `each!(spec, s => expr)`: `expr` with `s` bound to the
-        /// provider's settings, whichever provider it is.
-        macro_rules! each {
-            ($d spec:expr, $d s:ident => $d body:expr) => {
-                match $d spec {
-                    $(Spec::$Variant($d s) => $d body,)+
-                }
-            };
-        }
-
-        impl Spec {
-            pub fn provider(&self) -> Provider {
-                match self {
-                    $(Spec::$Variant(_) => Provider::$Variant,)+
-                }
-            }
-        }
-
-        /// Every provider's config section, as written.
-        #[derive(Debug, Default)]
-        pub struct RawSections {
-            $(pub $module: <$module::$Type as Kind>::RawSection,)+
-        }
-
-        /// What each provider's credentials share.
-        #[derive(Debug, Clone, Default)]
-        pub struct Shared {
-            $(pub $module: <<$module::$Type as Kind>::RawSection as Section>::Shared,)+
-        }
-
-        impl RawSections {
-            /// The top-level keys the providers own.
-            pub fn keys() -> impl Iterator<Item = &'static str> {
-                std::iter::empty()$(.chain(<<$module::$Type as Kind>::RawSection as Section>::KEYS.iter().copied()))+
-            }
-
-            /// Reads `key` when a provider owns it; `Ok(false)` when none does.
-            pub fn read<'de, A: serde::de::MapAccess<'de>>(
-                &mut self,
-                key: &str,
-                map: &mut A,
-            ) -> Result<bool, A::Error> {
-                $(
-                    if <<$module::$Type as Kind>::RawSection as Section>::KEYS.contains(&key) {
-                        self.$module.read(key, map)?;
-                        return Ok(true);
-                    }
-                )+
-                Ok(false)
-            }
-
-            /// Whether no section names a credential.
-            pub fn is_empty(&self) -> bool {
-                true $(&& self.$module.is_empty())+
-            }
-
-            /// Validates every section, then the links between credentials.
-            pub fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Shared) {
-                let mut credentials = Vec::new();
-                $(
-                    let ($module, shared) = self.$module.validate(v, defaults);
-                    credentials.extend($module);
-                    let $module = shared;
-                )+
-                $(<<$module::$Type as Kind>::RawSection as Section>::check_links(v, &credentials);)+
-                (credentials, Shared { $($module,)+ })
-            }
-        }
-
-        /// A precise diagnosis behind a verdict: a missing permission, or a
-        /// provider's own. `credwatch check` turns each into an explanation
-        /// and a fix; metrics only see its [`Reason`].
-        #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-        #[serde(tag = "problem", rename_all = "snake_case")]
-        pub enum Problem {
-            /// A required permission is missing.
-            PermissionMissing { permission: String },
-            $(#[serde(untagged)] $Variant(<$module::$Type as Kind>::Problem),)+
-        }
-
-        impl Problem {
-            pub fn reason(&self) -> Reason {
-                match self {
-                    Problem::PermissionMissing { .. } => Reason::MissingPermission,
-                    $(Problem::$Variant(p) => <$module::$Type as Kind>::problem_reason(p),)+
-                }
-            }
-
-            /// A short code for JSON output and logs.
-            pub fn code(&self) -> &'static str {
-                match self {
-                    Problem::PermissionMissing { .. } => "permission_missing",
-                    $(Problem::$Variant(p) => <$module::$Type as Kind>::problem_code(p),)+
-                }
-            }
-        }
-
-        $(
-            impl From<<$module::$Type as Kind>::Problem> for Problem {
-                fn from(p: <$module::$Type as Kind>::Problem) -> Self {
-                    Problem::$Variant(p)
-                }
-            }
-
-            impl From<<$module::$Type as Kind>::Detail> for Detail {
-                fn from(d: <$module::$Type as Kind>::Detail) -> Self {
-                    Detail::$Variant(d)
-                }
-            }
-
-            impl From<<$module::$Type as Kind>::Detail> for Fact {
-                fn from(d: <$module::$Type as Kind>::Detail) -> Self {
-                    Fact::Detail(Detail::$Variant(d))
-                }
-            }
-        )+
-
-        /// What only one provider's answers establish (quota, balance, numbers, …).
-        #[derive(Clone, Debug, PartialEq, Serialize)]
-        pub enum Detail {
-            $(#[serde(untagged)] $Variant(<$module::$Type as Kind>::Detail),)+
-        }
-
-        impl Detail {
-            pub fn error_reason(&self) -> Option<Reason> {
-                match self {
-                    $(Detail::$Variant(d) => <$module::$Type as Kind>::detail_error_reason(d),)+
-                }
-            }
-
-            pub fn resource(&self) -> Option<&'static str> {
-                match self {
-                    $(Detail::$Variant(d) => <$module::$Type as Kind>::detail_resource(d),)+
-                }
-            }
-        }
-
-        /// What is known of one credential from its provider's details.
-        #[derive(Clone, Debug, Serialize)]
-        #[serde(untagged)]
-        pub enum Details {
-            $($Variant(<$module::$Type as Kind>::Details),)+
-        }
-
-        impl Details {
-            /// Nothing known yet.
-            pub fn new(provider: Provider) -> Self {
-                match provider {
-                    $(Provider::$Variant => Details::$Variant(Default::default()),)+
-                }
-            }
-
-            /// Applies a detail of the same provider (another's is ignored).
-            pub fn apply(&mut self, detail: &Detail) {
-                #[allow(unreachable_patterns)]
-                match (self, detail) {
-                    $((Details::$Variant(s), Detail::$Variant(d)) => <$module::$Type as Kind>::apply(s, d),)+
-                    _ => {}
-                }
-            }
-
-            pub fn not_permitted(&mut self, resource: &str) {
-                match self {
-                    $(Details::$Variant(s) => <$module::$Type as Kind>::not_permitted(s, resource),)+
-                }
-            }
-
-            pub fn numbers_ready(&self) -> bool {
-                match self {
-                    $(Details::$Variant(s) => <$module::$Type as Kind>::numbers_ready(s),)+
-                }
-            }
-
-            /// The provider's families' samples; `out` spans those families.
-            pub fn render(&self, expose_numbers: bool, out: &mut Samples<'_>) {
-                match self {
-                    $(Details::$Variant(s) => <$module::$Type as Kind>::render(s, expose_numbers, out),)+
-                }
-            }
-
-            /// `check`'s report of the details: the provider's fields filled,
-            /// every other provider's empty.
-            pub fn report(&self) -> Reports {
-                let mut r = Reports::default();
-                match self {
-                    $(Details::$Variant(s) => r.$module = <$module::$Type as Kind>::report(s),)+
-                }
-                r
-            }
-
-            /// What the status page shows of them.
-            pub fn shown(&self) -> Vec<report::Shown> {
-                match self {
-                    $(Details::$Variant(s) => <$module::$Type as Kind>::shown(s),)+
-                }
-            }
-
-            pub fn findings(&self, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
-                match self {
-                    $(Details::$Variant(s) => <$module::$Type as Kind>::findings(s, attempts, linked),)+
-                }
-            }
-        }
-
-        /// Every provider's report fields (`quota`, `twilio_account`, …), as
-        /// `check --output json` has them.
-        #[derive(Clone, Debug, Default, Serialize)]
-        pub struct Reports {
-            $(#[serde(flatten)] pub $module: <$module::$Type as Kind>::Report,)+
-        }
-
-        impl Reports {
-            /// The reports in a few words each.
-            pub fn summary(&self) -> Vec<String> {
-                let mut bits = Vec::new();
-                $(bits.extend(<$module::$Type as Kind>::summary(&self.$module));)+
-                bits
-            }
-        }
-
-        /// Each provider's metric families, in [`Provider::ALL`] order.
-        pub const FAMILY_PARTS: &[&[Family]] = &[$(<$module::$Type as Kind>::FAMILIES,)+];
-
-        /// (summary, fix) for a definitive problem, in the words of the
-        /// credential's provider.
-        pub fn explain(p: &Problem, cred: &Credential) -> (String, String) {
-            match cred.provider() {
-                $(Provider::$Variant => <$module::$Type as Kind>::explain(p, cred),)+
-            }
-            .unwrap_or_else(|| {
-                (
-                    format!("Problem `{}`.", p.code()),
-                    "See the evidence.".to_string(),
-                )
-            })
-        }
-    };
-}
-
-// The providers. Adding one is a folder and a line here.
-registry!($
-    ElevenLabs(elevenlabs::ElevenLabs),
-    Twilio(twilio::Twilio),
-);
+mod registry;
+pub use registry::{
+    Detail, Details, FAMILY_PARTS, Problem, Provider, RawSections, Reports, Shared, Spec, explain,
+};
 
 mod allow;
 mod credential;
@@ -528,7 +231,7 @@ pub use elevenlabs::calibrate;
 /// Runs one cycle of checks for `cred`. Requests for one credential are
 /// sequential; the first attempt is always the auth check.
 pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
-    each!(&cred.spec, s => s.run(cred, ctx, plan).await)
+    cred.spec.run(cred, ctx, plan).await
 }
 
 /// The requests a second `cred` needs in steady state when everything
@@ -689,8 +392,8 @@ impl Clock {
         self.finish(
             check,
             Evidence {
-                request: format!("GET {path}"),
-                detail: e.to_string(),
+                request: outcome::Clean::request(path),
+                detail: e.to_string().into(),
                 ..Evidence::default()
             },
             Err(Failure::new(failure_from_transport(&e))),

@@ -17,8 +17,9 @@ pub use super::{Detail, Problem};
 /// Why a check did not end well: the stable, documented label values of
 /// `credwatch_check_errors_total{reason}` and of `/health`.
 ///
-/// The first four are verdicts (a definitive upstream answer); the other five
-/// are failures to get an answer, which never change a verdict.
+/// The first five are verdicts (four from a definitive upstream answer,
+/// `invalid_config` from credwatch itself); the other five are failures to
+/// get an answer, which never change a verdict.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reason {
@@ -30,6 +31,11 @@ pub enum Reason {
     QuotaExhausted,
     /// The account is blocked, suspended, closed or has a payment problem.
     AccountBlocked,
+    /// A local verdict, no request sent: credwatch refuses the secret's
+    /// current value (a re-read file that is empty, holds a line break or
+    /// another character not allowed in a header, or fails the load-time
+    /// checks).
+    InvalidConfig,
     /// 429 from upstream.
     RateLimited,
     /// 5xx from upstream.
@@ -50,6 +56,7 @@ impl Reason {
             Reason::MissingPermission => "missing_permission",
             Reason::QuotaExhausted => "quota_exhausted",
             Reason::AccountBlocked => "account_blocked",
+            Reason::InvalidConfig => "invalid_config",
             Reason::RateLimited => "rate_limited",
             Reason::UpstreamError => "upstream_error",
             Reason::Timeout => "timeout",
@@ -85,6 +92,103 @@ pub fn clean_to(s: &str, max: usize) -> String {
         .collect()
 }
 
+/// A string that came from outside (an upstream answer, a path built from
+/// one), cleaned by [`clean_to`] when it was made: the only way to put text
+/// into [`Evidence`], so no field that reaches `check`, a log line,
+/// `/health` or `/` can carry a control character, an escape sequence or an
+/// unbounded length. Serialized as the plain string.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct Clean(String);
+
+impl Clean {
+    /// At most [`UPSTREAM_STRING_MAX`] characters (codes, ids, words).
+    pub fn new(s: &str) -> Self {
+        Clean(clean(s))
+    }
+
+    /// At most `max` characters (request paths, our one-line readings).
+    pub fn capped(s: &str, max: usize) -> Self {
+        Clean(clean_to(s, max))
+    }
+
+    /// `GET ` and the path asked, at most [`REQUEST_MAX`] characters.
+    pub fn request(path: &str) -> Self {
+        Clean::capped(&format!("GET {path}"), REQUEST_MAX)
+    }
+
+    /// One line in our words, which may quote upstream: at most [`DETAIL_MAX`].
+    pub fn detail(s: &str) -> Self {
+        Clean::capped(s, DETAIL_MAX)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::ops::Deref for Clean {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Clean {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Cleaned and capped like a detail ([`DETAIL_MAX`]): whatever the source,
+/// a `Clean` is clean.
+impl From<&str> for Clean {
+    fn from(s: &str) -> Self {
+        Clean::detail(s)
+    }
+}
+
+impl From<String> for Clean {
+    fn from(s: String) -> Self {
+        Clean::detail(&s)
+    }
+}
+
+impl PartialEq<str> for Clean {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Clean {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Clean {
+    fn eq(&self, other: &String) -> bool {
+        &self.0 == other
+    }
+}
+
+/// An upstream-supplied URI to follow (Twilio's `next_page_uri`), taken as
+/// it is or not at all: cleaning it would make a different request. Only
+/// printable ASCII without spaces (what a URI is made of; anything else is
+/// percent-encoded by a well-behaved server), at most [`URI_MAX`] bytes.
+pub fn upstream_uri(s: &str) -> Option<String> {
+    (!s.is_empty() && s.len() <= URI_MAX && s.bytes().all(|b| b.is_ascii_graphic()))
+        .then(|| s.to_string())
+}
+
+/// The longest upstream-supplied URI credwatch follows.
+pub const URI_MAX: usize = 1024;
+
+/// The most characters of a request line kept in [`Evidence`].
+pub const REQUEST_MAX: usize = 256;
+/// The most characters of an evidence detail.
+pub const DETAIL_MAX: usize = 512;
+
 /// Unicode "format" characters that can reorder or hide text on a terminal.
 fn is_format_char(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
@@ -104,10 +208,12 @@ pub enum Fact {
         granted: bool,
         basis: Basis,
     },
-    /// A definitive problem other than invalidity: the account is blocked,
-    /// suspended or out of quota, or the key may not do what the check needs.
-    /// Each check owns its problems: its next definitive answer clears them.
-    Blocked { problem: Problem },
+    /// A definitive problem other than invalidity, named by its [`Problem`]
+    /// (whose reason says what kind: an account blocked or suspended, a
+    /// quota used up, a key restricted from what the check needs, which
+    /// comes with the [`Fact::Permission`] it lacks). Each check owns its
+    /// problems: its next definitive answer clears them.
+    Problem { problem: Problem },
     /// This key type may not read a resource (a Twilio Standard key and
     /// the account or balance): not asked again until the secret or the
     /// config changes.
@@ -187,18 +293,19 @@ impl Failure {
 
 /// What upstream said, for people: never a secret, never a raw body.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
+/// Every text field is [`Clean`].
 pub struct Evidence {
     /// `GET` plus the path (query included) that was asked.
-    pub request: String,
+    pub request: Clean,
     pub http_status: Option<u16>,
     /// ElevenLabs `code`/`status`, or the Twilio error code.
-    pub upstream_code: Option<String>,
+    pub upstream_code: Option<Clean>,
     /// The permission an ElevenLabs message named.
-    pub permission: Option<String>,
+    pub permission: Option<Clean>,
     /// `request-id`, `x-trace-id` or `Twilio-Request-Id`, for support tickets.
-    pub request_id: Option<String>,
+    pub request_id: Option<Clean>,
     /// One line in our words: what the answer was.
-    pub detail: String,
+    pub detail: Clean,
 }
 
 impl Evidence {
@@ -247,7 +354,7 @@ impl Attempt {
         match &self.result {
             Err(failure) => Some(failure.reason),
             Ok(facts) => facts.iter().find_map(|fact| match fact {
-                Fact::Invalid { problem } | Fact::Blocked { problem } => Some(problem.reason()),
+                Fact::Invalid { problem } | Fact::Problem { problem } => Some(problem.reason()),
                 // Only the permission's own probe counts it: a subscription read
                 // refused for `user_read` is a finding, not a failed check.
                 Fact::Permission {
@@ -265,5 +372,40 @@ impl Attempt {
 
     pub fn is_definitive(&self) -> bool {
         self.result.is_ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clean_string_has_no_control_or_format_character_and_is_capped() {
+        let evil = "GET /x?\u{1b}]0;t\u{7}\u{1b}[2J\r\n\u{202e}ok";
+        let c = Clean::request(evil);
+        assert_eq!(c, "GET GET /x??]0;t??[2J???ok");
+        assert_eq!(Clean::new(&"a".repeat(1000)).len(), UPSTREAM_STRING_MAX);
+        assert_eq!(Clean::request(&"a".repeat(1000)).len(), REQUEST_MAX);
+        assert_eq!(Clean::from("x".repeat(1000)).len(), DETAIL_MAX);
+        assert_eq!(
+            serde_json::to_string(&Clean::new("a\nb")).ok().as_deref(),
+            Some("\"a?b\"")
+        );
+    }
+
+    #[test]
+    fn an_upstream_uri_is_followed_as_it_is_or_not_at_all() {
+        let ok = "/2010-04-01/Accounts/AC1/IncomingPhoneNumbers.json?PageSize=1000&Page=1&PageToken=PAPN1";
+        assert_eq!(upstream_uri(ok).as_deref(), Some(ok));
+        for bad in [
+            "",
+            "/a?PageToken=PA\u{1b}]0;x\u{7}",
+            "/a?x=1\n\u{2705} healthy",
+            "/a b",
+            "/a?x=\u{e9}",
+            &format!("/{}", "a".repeat(URI_MAX)),
+        ] {
+            assert_eq!(upstream_uri(bad), None, "{bad:?}");
+        }
     }
 }

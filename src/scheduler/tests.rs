@@ -114,8 +114,8 @@ mod the_loop {
     use crate::config::Config;
     use crate::outcome::Reason;
     use crate::providers::http::Upstream;
-    use crate::simulator::{ElAccount, ElKey, Fault, Simulator, World};
     use crate::state::State;
+    use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, World};
 
     const KEY: &str = "sk_loop0123456789abcdef0123456789abcdef0123456789";
     const NEW_KEY: &str = "sk_loop9876543210fedcba9876543210fedcba9876543210";
@@ -170,7 +170,12 @@ mod the_loop {
         );
         let config = Arc::new(config(&yaml, dir.path()));
         let state = State::new(&config);
-        let handle = super::super::spawn(config, state.clone(), upstream());
+        let handle = super::super::spawn(
+            config,
+            state.clone(),
+            crate::metrics::own::Own::new(),
+            upstream(),
+        );
         first_request(&sim).await;
         let slot = state.slot("hung").expect("slot");
         assert_eq!(slot.snapshot().cycles, 0, "still in flight");
@@ -200,7 +205,12 @@ mod the_loop {
         };
         let first = Arc::new(config(&yaml("1h"), dir.path()));
         let state = State::new(&first);
-        let handle = super::super::spawn(first, state.clone(), upstream());
+        let handle = super::super::spawn(
+            first,
+            state.clone(),
+            crate::metrics::own::Own::new(),
+            upstream(),
+        );
         let slot = state.slot("filed").expect("slot");
         let old = slot.snapshot().fingerprint;
         // Past the first poll tick (at start), then reload with 2s.
@@ -241,7 +251,12 @@ mod the_loop {
         );
         let config = Arc::new(config(&yaml, dir.path()));
         let state = State::new(&config);
-        let handle = super::super::spawn(config, state.clone(), upstream());
+        let handle = super::super::spawn(
+            config,
+            state.clone(),
+            crate::metrics::own::Own::new(),
+            upstream(),
+        );
         first_request(&sim).await;
         // The old key's probe hangs; rotate the file under it.
         std::fs::write(&secret, NEW_KEY).expect("rotate secret");

@@ -8,7 +8,9 @@
 //! Nothing here repeats a configured value in a message.
 
 mod env;
+pub mod labels;
 pub mod secrets;
+mod wrapped;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,12 +18,26 @@ use std::path::Path;
 use std::time::Duration;
 
 pub use env::{Env, ProcessEnv};
+pub use labels::Labels;
 pub use secrets::{
-    SecretSource, SecretValue, read_secret_file, reread_plain, resolve_file, secret, source_suffix,
+    SecretSource, SecretValue, read_secret_file, resolve_file, secret, source_suffix,
 };
 
 /// Appended where a value was wrong but is not repeated.
 pub const NOT_SHOWN: &str = " (the value is not shown, in case it is a secret)";
+
+/// A key (or label name) that is more likely a pasted value than a
+/// misspelt name: long, or mixing letters and several digits (keys, tokens,
+/// SIDs), or an ElevenLabs key's prefix, or anything that would not print
+/// cleanly. Such a name is left out of messages; any other is shown.
+pub fn looks_like_secret(name: &str) -> bool {
+    let digits = name.bytes().filter(u8::is_ascii_digit).count();
+    let letters = name.bytes().filter(u8::is_ascii_alphabetic).count();
+    name.len() > 48
+        || (name.len() >= 16 && digits >= 3 && letters >= 3)
+        || (name.starts_with("sk_") && name.len() > 8)
+        || name.chars().any(|c| c.is_control() || c.is_whitespace())
+}
 
 /// The shortest `interval`.
 pub const MIN_INTERVAL: Duration = Duration::from_secs(1);
@@ -91,9 +107,11 @@ impl<'a> Validator<'a> {
         }
     }
 
-    /// Whether an entry of the file, valid or not, is named `name`.
-    pub fn is_named(&self, name: &str) -> bool {
-        self.names.contains_key(name)
+    /// The key path of the entry that declared credential `name`
+    /// (`twilio[0]`), whether or not the entry validated: a link to an entry
+    /// that failed is not "unknown", it has its own errors.
+    pub fn declared(&self, name: &str) -> Option<&str> {
+        self.names.get(name).map(String::as_str)
     }
 
     pub fn warn(&mut self, path: impl Into<String>, message: impl Into<String>) {
@@ -113,6 +131,8 @@ pub struct Common {
     pub timeout: Duration,
     pub detail_interval: Duration,
     pub base_url: String,
+    /// `labels:`, for alert routing.
+    pub labels: Labels,
 }
 
 /// `raw_common!(raw)`: the [`RawCommon`] keys taken out of a provider's raw
@@ -129,6 +149,7 @@ macro_rules! raw_common {
             detail_interval: $raw.detail_interval,
             base_url: $raw.base_url,
             allow_insecure_http: $raw.allow_insecure_http,
+            labels: $raw.labels,
         }
     };
 }
@@ -142,6 +163,7 @@ pub struct RawCommon {
     pub detail_interval: Option<Duration>,
     pub base_url: Option<String>,
     pub allow_insecure_http: Option<bool>,
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl RawCommon {
@@ -173,8 +195,10 @@ impl RawCommon {
             default_url,
             self.allow_insecure_http,
         );
+        let labels = labels::labels(v, path, self.labels);
         Common {
             name,
+            labels,
             critical: self.critical.unwrap_or(true),
             interval,
             timeout,
@@ -346,20 +370,42 @@ pub struct BaseUrl {
 /// The rules for an upstream base URL, for the config's `base_url` and
 /// `calibrate --base-url`: http(s), a host, no credentials, query or
 /// fragment, and plain http only to a loopback host unless
-/// `allow_insecure_http`. Messages never repeat the URL.
+/// `allow_insecure_http`. A spelling that a URL parser repairs silently
+/// (`http:host` without `//`, a backslash, surrounding whitespace, an IP
+/// address in hex, `:443` on https, `..` in the path) is refused rather
+/// than normalised: what is requested must be what the operator reads.
+/// Messages never repeat the URL.
 pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, String> {
     let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL ({e}){NOT_SHOWN}"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err("must be an http or https URL".into());
     }
-    if !url.username().is_empty() || url.password().is_some() {
+    if text.contains('\\') {
+        return Err("contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`".into());
+    }
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("contains whitespace or control characters".into());
+    }
+    // `http:host`, `http:/host`, `http:///host`: parsed as `http://host`.
+    let after_scheme = &text[url.scheme().len() + 1..];
+    let Some(rest) = after_scheme.strip_prefix("//") else {
+        return Err(format!(
+            "the scheme must be followed by `//`, e.g. `{}://127.0.0.1:8080`",
+            url.scheme()
+        ));
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if authority.contains('@') || !url.username().is_empty() || url.password().is_some() {
         return Err("must not contain credentials; use the credential's secret keys".into());
     }
-    if url.query().is_some() || url.fragment().is_some() {
+    if url.query().is_some() || url.fragment().is_some() || text.contains(['?', '#']) {
         return Err("must not have a query or fragment".into());
     }
-    if url.host_str().is_none() {
+    if authority.is_empty() || url.host_str().is_none_or(str::is_empty) {
         return Err("has no host".into());
+    }
+    if !canonical(text, &url) {
+        return Err("is not written the way URL parsers read it (an IP address in another notation, percent-encoding, a default port, `.` or `..` in the path, or non-ASCII); write it plainly, e.g. `https://api.elevenlabs.io` or `http://127.0.0.1:8080`".into());
     }
     let insecure = url.scheme() == "http" && !is_loopback(&url);
     if insecure && !allow_insecure_http {
@@ -369,6 +415,24 @@ pub fn check_base_url(text: &str, allow_insecure_http: bool) -> Result<BaseUrl, 
         url: text.trim_end_matches('/').to_string(),
         insecure,
     })
+}
+
+/// Whether `text` is the URL as the parser serialises it (up to the case of
+/// scheme and host, and a trailing `/`): nothing was repaired or rewritten.
+fn canonical(text: &str, url: &reqwest::Url) -> bool {
+    let parsed = url.as_str().trim_end_matches('/');
+    let written = text.trim_end_matches('/');
+    let (Some((pw, pp)), Some((ww, wp))) = (split_origin(parsed), split_origin(written)) else {
+        return false;
+    };
+    pw.eq_ignore_ascii_case(ww) && pp == wp
+}
+
+/// `scheme://authority` and the path, of a URL without query or fragment.
+fn split_origin(s: &str) -> Option<(&str, &str)> {
+    let start = s.find("://")? + 3;
+    let end = s[start..].find('/').map_or(s.len(), |i| start + i);
+    Some((&s[..end], &s[end..]))
 }
 
 fn is_loopback(url: &reqwest::Url) -> bool {

@@ -44,38 +44,29 @@ pub fn source_suffix(source: &SecretSource) -> &'static str {
 }
 
 impl SecretValue {
-    /// Reads a `*_file` secret again: `Ok(None)` when it is not from a file
-    /// or has not changed. Errors name the file, never its content.
-    pub fn reread(&self) -> Result<Option<SecretValue>, String> {
-        let SecretSource::File(path) = &self.source else {
-            return Ok(None);
+    /// Reads a `*_file` value again through the same path as at load
+    /// ([`secret`]'s file branch: the hardened reader, the mode check with
+    /// `strict`, trimming and its warning), reporting into `v` at
+    /// `{path}.{key}_file`. A value not from a file is returned as it is;
+    /// `None` when the file cannot be used (the reason is in `v`). The
+    /// caller runs the load-time shape checks on the result.
+    pub fn reread(&self, v: &mut Validator<'_>, path: &str, key: &str) -> Option<SecretValue> {
+        let SecretSource::File(file) = &self.source else {
+            return Some(self.clone());
         };
-        let (text, _) =
-            read_secret_file(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-        let value = text.trim();
-        if value.is_empty() {
-            return Err(format!("`{}` is empty", path.display()));
-        }
-        if value == self.value.expose() {
-            return Ok(None);
-        }
-        Ok(Some(SecretValue {
-            source: self.source.clone(),
-            value: Secret::new(value),
-        }))
+        let at = format!("{path}.{key}_file");
+        let value = read_file_value(v, &at, &file.display().to_string(), file)?;
+        finish(v, at, self.source.clone(), value)
     }
-}
 
-/// Reads a value resolved like a secret but not one (an Account SID from a
-/// file) again: `Ok(None)` when it is not from a file or has not changed.
-pub fn reread_plain(source: &SecretSource, current: &str) -> Result<Option<String>, String> {
-    let SecretSource::File(path) = source else {
-        return Ok(None);
-    };
-    let (text, _) =
-        read_secret_file(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let value = text.trim();
-    Ok((value != current).then(|| value.to_string()))
+    /// A value resolved like a secret but not one (an Account SID), as a
+    /// `SecretValue`, so it is re-read by the same path.
+    pub fn plain(source: &SecretSource, value: &str) -> SecretValue {
+        SecretValue {
+            source: source.clone(),
+            value: Secret::new(value),
+        }
+    }
 }
 
 /// Resolves exactly one of `<key>`, `<key>_env`, `<key>_file`.
@@ -132,19 +123,8 @@ pub fn secret(
     } else if let Some(file) = file {
         let at = format!("{path}.{key}_file");
         let resolved = resolve_file(v.file, &file);
-        match read_secret_file(&resolved) {
-            Ok((value, meta)) => {
-                check_file_mode(v, &at, &resolved, &meta);
-                (SecretSource::File(resolved), value, at)
-            }
-            Err(e) => {
-                v.error(
-                    at,
-                    format!("cannot read {}: {e}", file_named(&file, &resolved)),
-                );
-                return None;
-            }
-        }
+        let value = read_file_value(v, &at, &file, &resolved)?;
+        (SecretSource::File(resolved), value, at)
     } else {
         v.error(
             format!("{path}.{key}"),
@@ -152,9 +132,50 @@ pub fn secret(
         );
         return None;
     };
+    finish(v, at, source, value)
+}
+
+/// A `*_file` value, at load and on every re-read: the hardened reader
+/// (type after symlinks, size, non-blocking open) and the mode check
+/// (`strict` refuses). `None` when it cannot be used (the reason is in `v`,
+/// at `at`).
+fn read_file_value(
+    v: &mut Validator<'_>,
+    at: &str,
+    raw: &str,
+    resolved: &Path,
+) -> Option<Zeroizing<String>> {
+    match read_secret_file(resolved) {
+        Ok((value, meta)) => {
+            let errors = v.errors.len();
+            check_file_mode(v, at, resolved, &meta);
+            (v.errors.len() == errors).then_some(value)
+        }
+        Err(e) => {
+            v.error(
+                at,
+                format!("cannot read {}: {e}", file_named(raw, resolved)),
+            );
+            None
+        }
+    }
+}
+
+/// The checks every resolved value passes, at load and on re-read: not
+/// empty; surrounding whitespace trimmed, with a warning.
+fn finish(
+    v: &mut Validator<'_>,
+    at: String,
+    source: SecretSource,
+    value: Zeroizing<String>,
+) -> Option<SecretValue> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         v.error(at, format!("the value from {source} is empty"));
+        return None;
+    }
+    if let Some(why) = super::wrapped::wrapped(trimmed, &source) {
+        v.error(at, why);
         return None;
     }
     if trimmed.len() != value.len() {

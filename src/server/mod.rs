@@ -32,7 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
-pub use crate::lifecycle::Reloader;
+pub use crate::reload::Reloader;
 use crate::state::State;
 use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};
@@ -97,13 +97,15 @@ impl Default for Limits {
 /// What the handlers need.
 pub struct App {
     pub state: Arc<State>,
+    /// credwatch's own metrics (the config reload result, counters).
+    pub own: Arc<crate::metrics::own::Own>,
     /// Runs reloads (SIGHUP always; `POST /-/reload` only with `lifecycle`).
     pub reloader: Option<Reloader>,
     /// `--web.enable-lifecycle`: `POST /-/reload` reloads; without it, 403.
     pub lifecycle: bool,
     /// TLS, basic auth and headers (`--web.config.file`); `None` for plain HTTP.
     pub web: Option<Arc<WebConfig>>,
-    /// Serve only `/livez`, `/healthz`, `/readyz` and a minimal `/health`
+    /// Serve only `/livez`, `/readyz` and a minimal `/health`
     /// (the `--probe.listen-address` listener, for kubelet probes).
     pub probe_only: bool,
 }
@@ -137,8 +139,13 @@ impl Body for Chunks {
     }
 }
 
+/// The answer on `/healthz`: the liveness alias, removed because it was one
+/// letter from `/health` (the gate) while always 200 (docs/endpoints.md).
+const HEALTHZ_REMOVED: &str = "/healthz was removed: use /livez for liveness, \
+     /health for the credentials' verdicts\n";
+
 fn is_probe(path: &str) -> bool {
-    matches!(path, "/livez" | "/healthz" | "/readyz" | "/health")
+    matches!(path, "/livez" | "/readyz" | "/health")
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves, then drains.
@@ -402,7 +409,10 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
     match path {
         "/metrics" if readable => {
             let gzip = accepts_gzip(req.headers());
-            let chunks = app.state.metrics_body(gzip);
+            let own = app
+                .own
+                .render(app.web.as_ref().map(|web| web.last_reload()));
+            let chunks = app.state.metrics_body(own, gzip);
             let mut builder = Response::builder()
                 .header(
                     header::CONTENT_TYPE,
@@ -418,7 +428,7 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
         }
         "/health" if readable && app.probe_only => minimal_health(app, query),
         "/health" if readable => health(app, query),
-        "/livez" | "/healthz" if readable => text(StatusCode::OK, "ok\n"),
+        "/livez" if readable => text(StatusCode::OK, "ok\n"),
         "/readyz" if readable => {
             if app.state.ready() {
                 text(StatusCode::OK, "ready\n")
@@ -445,9 +455,9 @@ pub async fn handle(app: &App, req: Request<Incoming>) -> Response<Chunks> {
             ),
         },
         "/-/reload" => not_allowed("POST"),
-        "/metrics" | "/health" | "/livez" | "/healthz" | "/readyz" | "/" => {
-            not_allowed("GET, HEAD")
-        }
+        "/metrics" | "/health" | "/livez" | "/readyz" | "/" => not_allowed("GET, HEAD"),
+        // Removed: one letter from `/health` (the gate) while always 200.
+        "/healthz" => text(StatusCode::NOT_FOUND, HEALTHZ_REMOVED),
         _ => text(
             StatusCode::NOT_FOUND,
             "not found; try /metrics, /health, /livez, /readyz or /\n",
@@ -460,98 +470,142 @@ fn query_param<'a>(query: &'a str, key: &str) -> Option<std::borrow::Cow<'a, str
     url::form_urlencoded::parse(query.as_bytes()).find_map(|(k, v)| (k == key).then_some(v))
 }
 
-/// `/health?call_path=A[&call_path=B…]`: 200 when every named path is
-/// ready, 503 otherwise, 404 naming the paths that do not exist.
-fn call_path_health(app: &App, names: &[String]) -> Response<Chunks> {
-    let mut unknown = Vec::new();
-    let mut entries = Vec::new();
-    let mut ok = true;
-    for name in names {
-        match app.state.path_health(name) {
-            Some((ready, entry)) => {
-                ok &= ready;
-                entries.push(entry);
+/// What a `/health` query gates on: every named subject must be healthy
+/// (a credential) or ready (a call path). Each repeated parameter adds one;
+/// the order does not matter.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Subject {
+    /// `credential=NAME`.
+    Credential(String),
+    /// `call_path=NAME`.
+    CallPath(String),
+}
+
+/// The subjects a `/health` query names, in the order given, without duplicates.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Gate {
+    subjects: Vec<Subject>,
+}
+
+/// The entries a gate resolved to: (healthy or ready, `/health` entry).
+#[derive(Default)]
+struct Resolved {
+    credentials: Vec<(bool, Bytes)>,
+    call_paths: Vec<(bool, Bytes)>,
+}
+
+impl Resolved {
+    fn ok(&self) -> bool {
+        self.credentials
+            .iter()
+            .chain(&self.call_paths)
+            .all(|(ok, _)| *ok)
+    }
+}
+
+impl Gate {
+    fn parse(query: &str) -> Self {
+        let mut subjects = Vec::new();
+        for (key, value) in url::form_urlencoded::parse(query.as_bytes()) {
+            let subject = match &*key {
+                "credential" => Subject::Credential(value.into_owned()),
+                "call_path" => Subject::CallPath(value.into_owned()),
+                _ => continue,
+            };
+            if !subjects.contains(&subject) {
+                subjects.push(subject);
             }
-            None => unknown.push(name.as_str()),
+        }
+        Gate { subjects }
+    }
+
+    /// Every named subject's verdict and `/health` entry, or the subjects
+    /// that exist nowhere (what they are, and their names).
+    fn resolve(&self, state: &State) -> Result<Resolved, Vec<(&'static str, String)>> {
+        let mut found = Resolved::default();
+        let mut unknown = Vec::new();
+        for subject in &self.subjects {
+            match subject {
+                Subject::Credential(name) => match state.health_entry(name) {
+                    Some((health, entry)) => found
+                        .credentials
+                        .push((health == Some(Health::Healthy), entry)),
+                    None => unknown.push(("credential", name.clone())),
+                },
+                Subject::CallPath(name) => match state.path_health(name) {
+                    Some(entry) => found.call_paths.push(entry),
+                    None => unknown.push(("call path", name.clone())),
+                },
+            }
+        }
+        if unknown.is_empty() {
+            Ok(found)
+        } else {
+            Err(unknown)
         }
     }
-    if !unknown.is_empty() {
-        let body = serde_json::json!({
+}
+
+/// 404 for a gate naming what does not exist; `names` lists them (not on
+/// the probe listener, which names nothing).
+fn unknown_subjects(names: Option<&[(&str, String)]>) -> Response<Chunks> {
+    let body = match names {
+        Some(names) => serde_json::json!({
             "status": "unknown",
-            "error": format!("no call path named {}", unknown.join(", ")),
-        });
-        return json(StatusCode::NOT_FOUND, format!("{body}\n"));
-    }
-    let mut chunks = VecDeque::from([Bytes::from_static(if ok {
-        b"{\"status\":\"ok\",\"call_paths\":["
-    } else {
-        b"{\"status\":\"fail\",\"call_paths\":["
-    })]);
-    for (i, e) in entries.into_iter().enumerate() {
+            "error": names
+                .iter()
+                .map(|(kind, name)| format!("no {kind} named {name}"))
+                .collect::<Vec<_>>()
+                .join("; "),
+            "unknown": names.iter().map(|(_, name)| name).collect::<Vec<_>>(),
+        })
+        .to_string(),
+        None => "{\"status\":\"unknown\"}".to_string(),
+    };
+    json(StatusCode::NOT_FOUND, body + "\n")
+}
+
+/// `[entry,entry,…]` as chunks.
+fn json_list(chunks: &mut VecDeque<Bytes>, entries: Vec<(bool, Bytes)>) {
+    for (i, (_, entry)) in entries.into_iter().enumerate() {
         if i > 0 {
             chunks.push_back(Bytes::from_static(b","));
         }
-        chunks.push_back(e);
+        chunks.push_back(entry);
     }
-    chunks.push_back(Bytes::from_static(b"]}\n"));
-    let mut response = json(
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Bytes::new(),
-    );
-    *response.body_mut() = Chunks(chunks);
-    response
-}
-
-/// Every value of `key` in a query string, percent-decoded.
-fn query_params(query: &str, key: &str) -> Vec<String> {
-    url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
-        .collect()
 }
 
 fn health(app: &App, query: &str) -> Response<Chunks> {
-    let paths = query_params(query, "call_path");
-    if !paths.is_empty() {
-        return call_path_health(app, &paths);
-    }
-    if let Some(name) = query_param(query, "credential") {
-        return match app.state.health_entry(&name) {
-            Some((health, entry)) => {
-                let ok = health == Some(Health::Healthy);
-                let mut response = json(
-                    if ok {
-                        StatusCode::OK
-                    } else {
-                        StatusCode::SERVICE_UNAVAILABLE
-                    },
-                    Bytes::new(),
-                );
-                *response.body_mut() = Chunks(VecDeque::from([
-                    Bytes::from_static(if ok {
-                        b"{\"status\":\"ok\",\"credentials\":["
-                    } else {
-                        b"{\"status\":\"fail\",\"credentials\":["
-                    }),
-                    entry,
-                    Bytes::from_static(b"]}\n"),
-                ]));
-                response
-            }
-            None => json(
-                StatusCode::NOT_FOUND,
-                format!(
-                    "{{\"status\":\"unknown\",\"error\":\"no credential named {}\"}}\n",
-                    serde_json::to_string(&name)
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                ),
-            ),
+    let gate = Gate::parse(query);
+    if !gate.subjects.is_empty() {
+        let found = match gate.resolve(&app.state) {
+            Ok(found) => found,
+            Err(unknown) => return unknown_subjects(Some(&unknown)),
         };
+        let ok = found.ok();
+        let mut response = json(
+            if ok {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            },
+            Bytes::new(),
+        );
+        let paths = !found.call_paths.is_empty();
+        let mut chunks = VecDeque::with_capacity(2 * gate.subjects.len() + 3);
+        chunks.push_back(Bytes::from_static(if ok {
+            b"{\"status\":\"ok\",\"credentials\":["
+        } else {
+            b"{\"status\":\"fail\",\"credentials\":["
+        }));
+        json_list(&mut chunks, found.credentials);
+        if paths {
+            chunks.push_back(Bytes::from_static(b"],\"call_paths\":["));
+            json_list(&mut chunks, found.call_paths);
+        }
+        chunks.push_back(Bytes::from_static(b"]}\n"));
+        *response.body_mut() = Chunks(chunks);
+        return response;
     }
     let verbose = matches!(query_param(query, "verbose").as_deref(), Some("1" | "true"));
     let (ok, chunks) = app.state.health_body(verbose);
@@ -591,27 +645,14 @@ fn status_page(app: &App, query: &str) -> Response<Chunks> {
 /// `/health` on the probe listener: the status code and `{"status":…}`,
 /// nothing about the credentials (no names, reasons or permissions).
 fn minimal_health(app: &App, query: &str) -> Response<Chunks> {
-    let paths = query_params(query, "call_path");
-    if !paths.is_empty() {
-        let mut ok = true;
-        for name in &paths {
-            match app.state.path_health(name) {
-                Some((ready, _)) => ok &= ready,
-                None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
-            }
+    let gate = Gate::parse(query);
+    let ok = if gate.subjects.is_empty() {
+        app.state.health_body(false).0
+    } else {
+        match gate.resolve(&app.state) {
+            Ok(found) => found.ok(),
+            Err(_) => return unknown_subjects(None),
         }
-        return if ok {
-            json(StatusCode::OK, "{\"status\":\"ok\"}\n")
-        } else {
-            json(StatusCode::SERVICE_UNAVAILABLE, "{\"status\":\"fail\"}\n")
-        };
-    }
-    let ok = match query_param(query, "credential") {
-        Some(name) => match app.state.health_entry(&name) {
-            Some((health, _)) => health == Some(Health::Healthy),
-            None => return json(StatusCode::NOT_FOUND, "{\"status\":\"unknown\"}\n"),
-        },
-        None => app.state.health_body(false).0,
     };
     if ok {
         json(StatusCode::OK, "{\"status\":\"ok\"}\n")

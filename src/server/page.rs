@@ -130,6 +130,14 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// Routing labels (`labels:`) as tags, `team=voice`; empty without.
+fn labels_html(labels: &crate::section::Labels) -> String {
+    labels
+        .iter()
+        .map(|(k, v)| format!(" <span class=\"tag\">{}={}</span>", escape(k), escape(v)))
+        .collect()
+}
+
 fn detail_href(name: &str) -> String {
     let q: String = url::form_urlencoded::byte_serialize(name.as_bytes()).collect();
     format!("/?credential={q}")
@@ -146,12 +154,13 @@ fn age(t: SystemTime, now: SystemTime) -> String {
     }
 }
 
+/// Dates no calendar can show are shown as what they are (`providers::words`).
 fn time(t: SystemTime) -> String {
-    humantime::format_rfc3339_seconds(t).to_string()
+    crate::providers::words::time(t)
 }
 
 fn date(unix: i64) -> String {
-    time(SystemTime::UNIX_EPOCH + Duration::from_secs(unix.max(0) as u64))
+    crate::providers::words::date(unix)
 }
 
 /// The alert whose runbook section covers a finding's code (the stable
@@ -356,10 +365,14 @@ fn write_shown(out: &mut String, shown: &[Shown]) {
     }
 }
 
-/// How credwatch knows a permission's state: filled in when the verdict
-/// records it (a calibrated probe or an inferred one); not recorded yet.
-fn permission_basis(_s: &CredentialState, _permission: &str) -> Option<String> {
-    None
+/// How credwatch knows a permission's state: `direct` (upstream said so),
+/// `calibrated` (the probe was proven on this API) or `inferred`.
+fn permission_basis(s: &CredentialState, permission: &str) -> Option<String> {
+    s.verdict
+        .permission_basis
+        .get(permission)
+        .filter(|_| s.verdict.permissions.contains_key(permission))
+        .map(|b| b.as_str().to_string())
 }
 
 /// Each permission upstream told about, and each required one: granted,
@@ -402,6 +415,21 @@ fn write_permissions(out: &mut String, s: &CredentialState) {
     out.push_str("</ul></div>");
 }
 
+/// Why a credential has no verdict, and what to do (`/health`'s `pending`).
+fn write_pending(out: &mut String, s: &CredentialState) {
+    let Some(p) = s.pending_why() else {
+        return;
+    };
+    let _ = write!(
+        out,
+        "<div class=\"fact\"><span class=\"k\">No verdict</span> <span class=\"v\">{}</span>{}</div>",
+        escape(&p.message()),
+        p.fix()
+            .map(|f| format!(" <span class=\"sub\">fix: {}</span>", escape(f)))
+            .unwrap_or_default()
+    );
+}
+
 fn write_answered(out: &mut String, s: &CredentialState, now: SystemTime) {
     let last = match s.last_success {
         Some(t) => format!(
@@ -433,7 +461,7 @@ fn write_card(out: &mut String, item: &Item, now: SystemTime, full: bool) {
     let _ = write!(
         out,
         "<article class=\"card {}\" id=\"c-{}\"><header class=\"head\"><h3><a href=\"{}\">{}</a></h3> \
-         <span class=\"prov\">{}</span>{} <span class=\"badge {}\">{}</span></header>",
+         <span class=\"prov\">{}</span>{}{} <span class=\"badge {}\">{}</span></header>",
         group.class(),
         escape(&s.name),
         escape(&detail_href(&s.name)),
@@ -444,6 +472,7 @@ fn write_card(out: &mut String, item: &Item, now: SystemTime, full: bool) {
         } else {
             ""
         },
+        labels_html(&s.settings.labels),
         group.class(),
         escape(&item.verdict())
     );
@@ -461,6 +490,7 @@ fn write_card(out: &mut String, item: &Item, now: SystemTime, full: bool) {
     }
     out.push_str("<div class=\"facts\">");
     write_shown(out, &s.verdict.details.shown());
+    write_pending(out, s);
     write_permissions(out, s);
     write_answered(out, s, now);
     out.push_str("</div>");
@@ -517,6 +547,7 @@ fn items(state: &State) -> Vec<Item> {
 pub fn overview(state: &State) -> String {
     let now = SystemTime::now();
     let items = items(state);
+    let paths = paths::reports(state);
     let count = |g: Group| items.iter().filter(|i| i.group == g).count();
     let mut out = String::with_capacity(4096 + items.len() * 1024);
     let broken = count(Group::Broken);
@@ -532,6 +563,14 @@ pub fn overview(state: &State) -> String {
         ),
     );
     out.push_str("<header class=\"top\"><h1>credwatch</h1><p class=\"counts\">");
+    if !paths.is_empty() {
+        let not_ready = paths.iter().filter(|p| !p.ready()).count();
+        let _ = write!(
+            out,
+            "<a class=\"count {}\" href=\"#call-paths\"><b>{not_ready}</b> call paths not ready</a> ",
+            if not_ready > 0 { "broken" } else { "healthy" }
+        );
+    }
     for g in Group::ALL {
         let n = count(g);
         let _ = write!(
@@ -546,6 +585,7 @@ pub fn overview(state: &State) -> String {
     if items.is_empty() {
         out.push_str("<p>No credentials configured.</p>");
     }
+    paths::write_section(&mut out, &paths);
     for g in Group::ALL {
         let n = count(g);
         if n == 0 {
@@ -637,5 +677,6 @@ pub fn not_found(name: &str) -> String {
     out
 }
 
+mod paths;
 #[cfg(test)]
 mod tests;

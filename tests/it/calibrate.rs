@@ -2,7 +2,7 @@
 //! whether the probe tells them apart — against the simulator's default
 //! check order (permission first) and the one where it cannot (lookup first).
 
-use credwatch::simulator::{ElAccount, ElKey, SignedUrlMode, Simulator, World};
+use credwatch_sim::{ElAccount, ElKey, SignedUrlMode, Simulator, World};
 use serde::Deserialize;
 
 use crate::check::{Run, assert_no_secret, credwatch};
@@ -296,6 +296,12 @@ async fn the_base_url_flag_is_validated_like_the_config() {
         ),
         ("ftp://127.0.0.1", "--base-url must be an http or https URL"),
         ("https://127.0.0.1/?x=1", "--base-url must not have a query"),
+        // Spellings a parser would repair silently (issue #21).
+        (
+            "http:127.0.0.1:9",
+            "--base-url the scheme must be followed by `//`",
+        ),
+        ("http://x\\@127.0.0.1:9", "--base-url contains a backslash"),
     ] {
         let run = s.run(&["--base-url", url], s.keys()).await;
         assert_eq!(run.code, 2, "{url}\n{run:?}");

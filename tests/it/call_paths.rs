@@ -6,13 +6,13 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::demo as d;
-use credwatch::simulator::{Fault, Simulator, World};
+use credwatch_sim::demo as d;
+use credwatch_sim::{Fault, Simulator, World};
 use tokio::time::Instant;
 
 use crate::check::{credwatch, parse};
 use crate::harness::{Daemon, sample, tempdir::TempDir};
-use crate::support::DEMO_CALL_PATHS;
+use credwatch_sim::demo::CALL_PATHS;
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -31,12 +31,13 @@ fn problems(entry: &serde_json::Value) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_call_paths_end_in_the_documented_verdicts() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let dm = Daemon::start(&yaml).await;
     dm.wait_ready(Duration::from_secs(20)).await;
 
     let m = dm.metrics().await;
-    for (name, status, want) in DEMO_CALL_PATHS {
+    for path in CALL_PATHS {
+        let (name, status, want) = (path.name, path.status, path.problems);
         let (code, body) = dm.get(&format!("/health?call_path={name}")).await;
         let v: serde_json::Value = serde_json::from_str(&body).expect("JSON");
         let entry = &v["call_paths"][0];
@@ -105,7 +106,7 @@ async fn the_demo_call_paths_end_in_the_documented_verdicts() {
     let (_, verbose) = dm.health().await;
     assert_eq!(
         verbose["call_paths"].as_array().map(Vec::len),
-        Some(DEMO_CALL_PATHS.len()),
+        Some(CALL_PATHS.len()),
         "{verbose}"
     );
     assert!(sim.forbidden_requests().is_empty());
@@ -141,13 +142,13 @@ fn the_readme_lists_the_demo_call_paths() {
         }
         rows.push((name.to_string(), status, problems));
     }
-    let want: Vec<(String, String, Vec<String>)> = DEMO_CALL_PATHS
+    let want: Vec<(String, String, Vec<String>)> = CALL_PATHS
         .iter()
-        .map(|(n, s, p)| {
+        .map(|p| {
             (
-                n.to_string(),
-                s.to_string(),
-                p.iter().map(|x| x.to_string()).collect(),
+                p.name.to_string(),
+                p.status.to_string(),
+                p.problems.iter().map(|x| x.to_string()).collect(),
             )
         })
         .collect();
@@ -175,19 +176,20 @@ async fn check_demo_explains_every_call_path_and_gates_on_one() {
             (p.name.clone(), p.status.clone(), problems)
         })
         .collect();
-    let want: Vec<(String, String, Vec<String>)> = DEMO_CALL_PATHS
+    let want: Vec<(String, String, Vec<String>)> = CALL_PATHS
         .iter()
-        .map(|(n, s, p)| {
+        .map(|p| {
             (
-                n.to_string(),
-                s.to_string(),
-                p.iter().map(|x| x.to_string()).collect(),
+                p.name.to_string(),
+                p.status.to_string(),
+                p.problems.iter().map(|x| x.to_string()).collect(),
             )
         })
         .collect();
     assert_eq!(got, want);
     for p in &report.call_paths {
         assert_eq!(p.elevenlabs, "el-agent-prod");
+        assert!(p.labels.is_empty(), "the demo's paths have no labels");
         assert!(p.twilio.starts_with("twilio-"), "{}", p.twilio);
         assert!(
             p.links
@@ -296,7 +298,7 @@ async fn check_demo_explains_every_call_path_and_gates_on_one() {
 async fn one_path(sim: &Simulator) -> Daemon {
     let yaml = format!(
         "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
-         call_paths:\n  - name: p\n    elevenlabs: el\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: tw\n    destinations: [US]\n\
+         call_paths:\n  - name: p\n    elevenlabs: el\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: tw\n    destinations: [US]\n    labels: {{team: voice, env: prod}}\n\
          elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
          twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n    voice_base_url: {tw}\n",
         agent = d::EL_AGENT_ULAW_ID,
@@ -384,6 +386,10 @@ async fn a_transient_fault_keeps_a_ready_path_for_one_detail_interval_then_not()
 async fn a_rejected_twilio_credential_breaks_the_path_before_its_next_look() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dm = one_path(&sim).await;
+    // Let the credentials settle into their random phase (after the first
+    // round a check may wait up to two intervals), as `detection` does.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    until(&dm, 200, Duration::ZERO).await;
     let looks = dialing_requests(&sim);
     // The Auth Token is rotated upstream: `tw` is rejected at its next check.
     sim.update(|w| {
@@ -409,7 +415,7 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
          \x20 - name: ok\n    elevenlabs: el\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n\
          \x20 - name: wrong-kind\n    elevenlabs: tw\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: el\n\
          \x20 - name: unknown\n    elevenlabs: el-nope\n    agent_id: agent/../x\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    destinations: [US, UK, us]\n\
-         \x20 - name: ok\n    elevenlabs: el-no-write\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n\
+         \x20 - name: ok\n    elevenlabs: el-no-write\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    labels: {{call_path: x}}\n\
          elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
          \x20 - name: el-no-write\n    api_key: {key}\n    base_url: {el}\n    required_permissions: [convai_read]\n\
          twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
@@ -434,6 +440,7 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
             "call_paths[2].destinations[2]: US is listed twice",
             "call_paths[3].name: is already used by call_paths[0]; call path names must be unique",
             "call_paths[3].elevenlabs: `el-no-write` does not check `convai_write`, which placing the call needs; add it to elevenlabs[1].required_permissions",
+            "call_paths[3].labels.call_path: `call_path` is a label credwatch or Prometheus already sets; choose another name",
         ] {
             assert!(
                 run.stderr.contains(want),
@@ -443,4 +450,129 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
         }
     }
     assert_eq!(sim.request_count(), 0, "nothing is sent for a bad config");
+}
+
+/// The demo's el-agent-prod with `phone_numbers: true`, linked to `twilio`
+/// (or to nothing), and the demo's Twilio credentials.
+fn numbers_config(sim: &Simulator, twilio: Option<&str>) -> String {
+    format!(
+        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
+         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n    phone_numbers: true\n{link}\
+         twilio:\n  - name: tw-rotated\n    account_sid: {rsid}\n    auth_token: {rtoken}\n    base_url: {tw}\n\
+         \x20 - name: tw-prod\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
+        key = d::EL_AGENT_PROD_KEY,
+        el = sim.elevenlabs_url(),
+        link = twilio
+            .map(|t| format!("    twilio: {t}\n"))
+            .unwrap_or_default(),
+        rsid = d::TWILIO_ROTATED_SID,
+        rtoken = d::TWILIO_ROTATED_TOKEN,
+        sid = d::TWILIO_PROD_SID,
+        token = d::TWILIO_PROD_TOKEN,
+        tw = sim.twilio_url(),
+    )
+}
+
+/// Every `problem` of `credwatch_elevenlabs_phone_number_problem_info` for one number.
+fn number_problems(metrics: &str, id: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .filter(|l| {
+            l.starts_with("credwatch_elevenlabs_phone_number_problem_info{")
+                && l.contains(&format!("phone_number_id=\"{id}\""))
+        })
+        .filter_map(|l| {
+            l.split("problem=\"")
+                .nth(1)?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ownership() {
+    let sim = Simulator::start(World::demo()).await.expect("simulator");
+
+    // Linked to a Twilio credential that is rejected: no number is ready,
+    // the one on the account included.
+    let dm = Daemon::start(&numbers_config(&sim, Some("tw-rotated"))).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_phone_number_ready",
+            &[d::EL_PHONE_SUPPORT_ID]
+        ),
+        Some(0.0),
+        "{m}"
+    );
+    let support = number_problems(&m, d::EL_PHONE_SUPPORT_ID);
+    assert!(
+        support.contains(&"twilio_credential_unhealthy".to_string()),
+        "{support:?}"
+    );
+    dm.stop().await;
+
+    // The same number through the Twilio credential that owns it: ready.
+    let dm = Daemon::start(&numbers_config(&sim, Some("tw-prod"))).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_elevenlabs_phone_number_ready",
+            &[d::EL_PHONE_SUPPORT_ID]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    assert!(number_problems(&m, d::EL_PHONE_SUPPORT_ID).is_empty());
+    dm.stop().await;
+
+    // No `twilio:` link: nothing proves ownership, so nothing is ready.
+    let dm = Daemon::start(&numbers_config(&sim, None)).await;
+    dm.wait_ready(Duration::from_secs(20)).await;
+    let m = dm.metrics().await;
+    for id in [
+        d::EL_PHONE_SUPPORT_ID,
+        d::EL_PHONE_SPARE_ID,
+        d::EL_PHONE_LEGACY_ID,
+    ] {
+        assert_eq!(
+            sample(&m, "credwatch_elevenlabs_phone_number_ready", &[id]),
+            Some(0.0),
+            "{id}: {m}"
+        );
+        assert!(
+            number_problems(&m, id).contains(&"ownership_unchecked".to_string()),
+            "{id}: {:?}",
+            number_problems(&m, id)
+        );
+    }
+    dm.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_paths_labels_route_its_alerts_and_show_where_people_look() {
+    let sim = Simulator::start(World::demo()).await.expect("simulator");
+    let dm = one_path(&sim).await;
+    let m = dm.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_call_path_info",
+            &["call_path=\"p\"", "team=\"voice\"", "env=\"prod\""]
+        ),
+        Some(1.0),
+        "{m}"
+    );
+    let (_, page) = dm.get("/").await;
+    assert!(
+        page.contains("<span class=\"tag\">team=voice</span>"),
+        "{page}"
+    );
+    dm.stop().await;
 }

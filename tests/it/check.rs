@@ -11,8 +11,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use credwatch::simulator::twilio::AUTH_TOKEN_SENTINEL;
-use credwatch::simulator::{
+use credwatch_sim::twilio::AUTH_TOKEN_SENTINEL;
+use credwatch_sim::{
     AccountBlock, AccountStatus, Agent, ApiKey, AssignedAgent, CreditLimitExtension, ElAccount,
     ElKey, ElPhoneNumber, Fault, KeyKind, Simulator, Subscription, TwilioAccount, World,
 };
@@ -43,6 +43,7 @@ pub struct Report {
 pub struct PathReport {
     pub name: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub elevenlabs: String,
     pub twilio: String,
     pub agent_id: String,
@@ -71,19 +72,79 @@ pub struct CredReport {
     pub name: String,
     pub provider: String,
     pub critical: bool,
+    pub labels: BTreeMap<String, String>,
     pub status: String,
     pub reason: Option<String>,
+    pub pending: Option<serde_json::Value>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
     pub permission_basis: BTreeMap<String, String>,
+    /// Version 2: the provider's fields, in an object whose shape
+    /// `provider` says.
+    pub details: Details,
+    pub findings: Vec<Finding>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// `details` of an ElevenLabs or a Twilio credential: exactly one shape
+/// fits, each refusing the other's fields.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Details {
+    ElevenLabs(ElDetails),
+    Twilio(TwDetails),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ElDetails {
     pub quota: Option<Quota>,
+    pub phone_numbers: Vec<PhoneReport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TwDetails {
     pub twilio_account: Option<TwAccount>,
     pub twilio_balance: Option<TwBalance>,
     pub twilio_phone_numbers: Option<u64>,
-    pub phone_numbers: Vec<PhoneReport>,
-    pub findings: Vec<Finding>,
-    pub evidence: Vec<Evidence>,
+}
+
+impl CredReport {
+    fn el(&self) -> Option<&ElDetails> {
+        match &self.details {
+            Details::ElevenLabs(d) => Some(d),
+            Details::Twilio(_) => None,
+        }
+    }
+
+    fn tw(&self) -> Option<&TwDetails> {
+        match &self.details {
+            Details::Twilio(d) => Some(d),
+            Details::ElevenLabs(_) => None,
+        }
+    }
+
+    pub fn quota(&self) -> Option<&Quota> {
+        self.el().and_then(|d| d.quota.as_ref())
+    }
+
+    pub fn phone_numbers(&self) -> &[PhoneReport] {
+        self.el().map_or(&[], |d| d.phone_numbers.as_slice())
+    }
+
+    pub fn twilio_account(&self) -> Option<&TwAccount> {
+        self.tw().and_then(|d| d.twilio_account.as_ref())
+    }
+
+    pub fn twilio_balance(&self) -> Option<&TwBalance> {
+        self.tw().and_then(|d| d.twilio_balance.as_ref())
+    }
+
+    pub fn twilio_phone_numbers(&self) -> Option<u64> {
+        self.tw().and_then(|d| d.twilio_phone_numbers)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -148,11 +209,12 @@ pub struct Evidence {
 }
 
 const STATUSES: [&str; 3] = ["healthy", "unhealthy", "pending"];
-const REASONS: [&str; 9] = [
+const REASONS: [&str; 10] = [
     "invalid_credentials",
     "missing_permission",
     "quota_exhausted",
     "account_blocked",
+    "invalid_config",
     "rate_limited",
     "upstream_error",
     "timeout",
@@ -249,27 +311,31 @@ fn assert_all_keys(v: &serde_json::Value) {
                 "critical",
                 "status",
                 "reason",
+                "pending",
                 "valid",
                 "fingerprint",
                 "permissions",
-                "quota",
-                "twilio_account",
-                "twilio_balance",
-                "twilio_phone_numbers",
-                "phone_numbers",
+                "details",
                 "findings",
                 "evidence",
             ],
             "credential",
         );
-        if !c["quota"].is_null() {
+        let details = &c["details"];
+        let own: &[&str] = match c["provider"].as_str() {
+            Some("elevenlabs") => &["quota", "phone_numbers"],
+            Some("twilio") => &["twilio_account", "twilio_balance", "twilio_phone_numbers"],
+            other => panic!("provider {other:?}"),
+        };
+        keys(details, own, "details");
+        if !details["quota"].is_null() {
             keys(
-                &c["quota"],
+                &details["quota"],
                 &["used", "limit", "reset_at", "tier", "status", "exhausted"],
                 "quota",
             );
         }
-        for p in c["phone_numbers"].as_array().expect("phone_numbers array") {
+        for p in details["phone_numbers"].as_array().into_iter().flatten() {
             keys(
                 p,
                 &[
@@ -306,7 +372,7 @@ fn assert_values(r: &Report) {
         r.ok,
         r.credentials
             .iter()
-            .all(|c| c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready)),
+            .all(|c| c.status == "healthy" && c.phone_numbers().iter().all(|p| p.ready)),
         "`ok` is every credential healthy with every number ready"
     );
     for c in &r.credentials {
@@ -316,7 +382,7 @@ fn assert_values(r: &Report) {
         );
         assert!(STATUSES.contains(&c.status.as_str()), "{c:?}");
         match (&c.status[..], &c.reason) {
-            ("unhealthy", Some(r)) => assert!(REASONS[..4].contains(&r.as_str()), "{c:?}"),
+            ("unhealthy", Some(r)) => assert!(REASONS[..5].contains(&r.as_str()), "{c:?}"),
             ("unhealthy", None) => panic!("unhealthy without a reason: {c:?}"),
             (_, Some(_)) => panic!("a reason without being unhealthy: {c:?}"),
             _ => {}
@@ -326,7 +392,7 @@ fn assert_values(r: &Report) {
             "fingerprint is 12 hex digits: {}",
             c.fingerprint
         );
-        for p in &c.phone_numbers {
+        for p in c.phone_numbers() {
             for problem in &p.problems {
                 assert!(PHONE_PROBLEMS.contains(&problem.as_str()), "{p:?}");
             }
@@ -340,7 +406,8 @@ fn assert_values(r: &Report) {
             assert!(rank >= last, "findings are sorted by severity: {c:?}");
             last = rank;
             assert!(
-                REASONS[4..].contains(&f.code.as_str())
+                REASONS[5..].contains(&f.code.as_str())
+                    || f.code == "invalid_config"
                     || PROBLEM_CODES.contains(&f.code.as_str())
                     || PHONE_PROBLEMS.contains(&f.code.as_str())
                     || OTHER_CODES.contains(&f.code.as_str()),
@@ -528,7 +595,18 @@ pub fn parse(run: &Run) -> Report {
 /// the two renderings; what the text must say is written out in the scenarios.
 fn assert_text_explains(text: &Run, c: &CredReport) {
     let lines: Vec<&str> = text.stdout.lines().collect();
-    let head = format!(" {} ({}): ", c.name, c.provider);
+    // Labels follow the provider as in a Prometheus selector.
+    let labels = if c.labels.is_empty() {
+        String::new()
+    } else {
+        let pairs: Vec<String> = c
+            .labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{v}\""))
+            .collect();
+        format!(" {{{}}}", pairs.join(","))
+    };
+    let head = format!(" {} ({}){labels}: ", c.name, c.provider);
     let at = lines
         .iter()
         .position(|l| l.contains(&head))
@@ -543,7 +621,7 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         )
         .collect();
     let joined = block.join("\n");
-    let ok = c.status == "healthy" && c.phone_numbers.iter().all(|p| p.ready);
+    let ok = c.status == "healthy" && c.phone_numbers().iter().all(|p| p.ready);
     if ok {
         assert!(
             lines[at].starts_with(&format!("✓{head}healthy — ")),
@@ -586,12 +664,24 @@ fn assert_text_explains(text: &Run, c: &CredReport) {
         }
         return;
     }
-    let why = match (&c.status[..], &c.reason) {
-        ("pending", _) => "no verdict".to_string(),
-        (_, Some(r)) => r.clone(),
-        _ => "imported numbers not ready".to_string(),
-    };
-    assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
+    if c.status == "pending" {
+        // Why, in words; its times differ between the text and JSON runs.
+        let pending = c.pending.as_ref().expect("a pending credential says why");
+        let check = pending["check"]
+            .as_str()
+            .expect("the check without a verdict");
+        assert!(
+            lines[at].starts_with(&format!("✗{head}no verdict: ")) && lines[at].contains(check),
+            "{text:?}"
+        );
+    } else {
+        assert_eq!(c.pending, None, "only a pending credential says why it is");
+        let why = match &c.reason {
+            Some(r) => r.clone(),
+            None => "imported numbers not ready".to_string(),
+        };
+        assert_eq!(lines[at], format!("✗{head}{why}"), "{text:?}");
+    }
     for f in &c.findings {
         assert!(joined.contains(&f.summary), "{f:?}\n{text:?}");
         assert!(
@@ -1014,7 +1104,7 @@ async fn elevenlabs_causes_are_explained() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-payment-required (elevenlabs): no verdict\n",
+                "✗ el-payment-required (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: `payment_required`: a feature restriction of the plan, not a verdict on the key or the account.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 402, code payment_required, request id …\n",
                 "      fix: ElevenLabs refused one feature for this plan (its only recorded `payment_required` says \"Free users cannot use library voices via the API\"). This is not a verdict on the key or the account.\n",
@@ -1040,7 +1130,7 @@ async fn elevenlabs_causes_are_explained() {
     // Without `user_read`: healthy, the quota unreadable, a note.
     let restricted = &reports["el-restricted"];
     assert!(
-        restricted.quota.is_none(),
+        restricted.quota().is_none(),
         "quota unreadable without user_read"
     );
     assert_eq!(restricted.permissions.get("user_read"), Some(&false));
@@ -1053,7 +1143,7 @@ async fn elevenlabs_causes_are_explained() {
     assert_contains(&f.summary, &["api_key_id_used_as_api_key"]);
 
     // The reset date, and no usage-based billing: the ceiling is the limit.
-    let q = reports["el-exhausted"].quota.as_ref().expect("quota");
+    let q = reports["el-exhausted"].quota().expect("quota");
     assert_eq!(
         (q.used, q.limit, q.reset_at, q.exhausted),
         (30_000, 30_000, Some(RESET_AT), true)
@@ -1168,7 +1258,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-cloudflare (elevenlabs): no verdict\n",
+                "✗ el-cloudflare (elevenlabs): no verdict: no answer credwatch can classify (`subscription`)\n",
                 "    ✗ No verdict: HTTP 403 with a non-JSON (HTML) page: a CDN or firewall (e.g. a Cloudflare challenge) answered before the API saw the credential; this is not a credential problem.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 403\n",
                 "      fix: A CDN or firewall in front of the API answered instead of the API (e.g. a Cloudflare challenge for hosting or VPN IPs, or a corporate proxy): this is not a credential problem. Run from another network, or ask the provider to allow this IP.\n",
@@ -1195,7 +1285,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-5xx (elevenlabs): no verdict\n",
+                "✗ el-5xx (elevenlabs): no verdict: upstream unreachable (`subscription`: upstream_error)\n",
                 "    ✗ No verdict: HTTP 500 `something_went_wrong`: server error.\n",
                 "      evidence: GET /v1/user/subscription → HTTP 500, code something_went_wrong, request id …\n",
                 "      fix: Upstream had a server error. Nothing to fix on your side; retry later or check the provider's status page.\n",
@@ -1219,7 +1309,7 @@ async fn elevenlabs_answers_without_a_verdict() {
             text: concat!(
                 "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                 "\n",
-                "✗ el-hang (elevenlabs): no verdict\n",
+                "✗ el-hang (elevenlabs): no verdict: upstream unreachable (`subscription`: timeout)\n",
                 "    ✗ No verdict: no complete answer within 300ms.\n",
                 "      evidence: GET /v1/user/subscription → no complete answer within 300ms\n",
                 "      fix: No answer within the timeout. Check egress from this host (firewall, proxy, DNS) or raise `timeout`.\n",
@@ -1398,7 +1488,7 @@ async fn twilio_causes_are_explained() {
                 concat!(
                     "credwatch check: 1 credential(s), 0 ok, 1 with problems, 0 warning(s)\n",
                     "\n",
-                    "✗ tw-test-credentials (twilio): no verdict\n",
+                    "✗ tw-test-credentials (twilio): no verdict: no answer credwatch can classify (`phone_numbers`)\n",
                     "    ✗ No verdict: test credentials (20008): Twilio answers them for nothing credwatch may read, so they can be neither confirmed nor rejected.\n",
                     "      evidence: GET /2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000 → HTTP 403, code 20008, request id RQ…\n",
                     "      fix: These are Twilio test credentials: Twilio accepts them only to simulate buying numbers, sending messages and placing calls, and answers 403 to every other request, so credwatch cannot tell whether they work. Monitor the live Account SID and Auth Token (Console → Account → API keys & tokens) instead. (evidence: docs/upstream-evidence.md#twilio-20008)\n",
@@ -1517,9 +1607,9 @@ async fn twilio_causes_are_explained() {
 
     // A Standard key counts the numbers but may not read the account.
     let standard_key = &reports["tw-standard-key"];
-    assert_eq!(standard_key.twilio_phone_numbers, Some(2));
+    assert_eq!(standard_key.twilio_phone_numbers(), Some(2));
     assert!(
-        standard_key.twilio_account.is_none(),
+        standard_key.twilio_account().is_none(),
         "a Standard key may not read the account"
     );
     // The parent's key on a subaccount: the fix names the subaccount.
@@ -1642,8 +1732,8 @@ async fn phone_scenario() -> PhoneScenario {
 
 /// The one imported number of a case.
 fn the_number(c: &CredReport) -> &PhoneReport {
-    assert_eq!(c.phone_numbers.len(), 1, "{c:#?}");
-    &c.phone_numbers[0]
+    assert_eq!(c.phone_numbers().len(), 1, "{c:#?}");
+    &c.phone_numbers()[0]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2093,7 +2183,7 @@ async fn json_output_matches_the_documented_schema() {
         (ready.provider.as_str(), ready.critical),
         ("elevenlabs", false)
     );
-    let q = ready.quota.as_ref().expect("quota");
+    let q = ready.quota().expect("quota");
     assert_eq!((q.used, q.limit, q.exhausted), (1000, 10000, false));
     assert_eq!((q.tier.as_str(), q.status.as_str()), ("starter", "active"));
     assert!(q.reset_at.is_some());
@@ -2111,7 +2201,7 @@ async fn json_output_matches_the_documented_schema() {
 
     let restricted = by("el-restricted");
     assert_eq!(restricted.status, "healthy");
-    assert!(!restricted.phone_numbers[0].ready);
+    assert!(!restricted.phone_numbers()[0].ready);
     assert_eq!(finding(restricted, "permission_missing").severity, "info");
 
     let hang = by("el-hang");
@@ -2121,14 +2211,14 @@ async fn json_output_matches_the_documented_schema() {
     let tw = by("tw");
     assert_eq!(tw.provider, "twilio");
     assert!(tw.critical, "critical by default");
-    let a = tw.twilio_account.as_ref().expect("account");
+    let a = tw.twilio_account().expect("account");
     assert_eq!(
         (a.status.as_str(), a.kind.as_str(), a.subaccount),
         ("active", "Full", false)
     );
-    let b = tw.twilio_balance.as_ref().expect("balance");
+    let b = tw.twilio_balance().expect("balance");
     assert_eq!((b.amount, b.currency.as_str()), (42.17, "USD"));
-    assert_eq!(tw.twilio_phone_numbers, Some(2));
+    assert_eq!(tw.twilio_phone_numbers(), Some(2));
     // The auth check's own request is the permission a restricted key may lack.
     assert_eq!(
         tw.permissions,
@@ -2140,7 +2230,7 @@ async fn json_output_matches_the_documented_schema() {
             .map(String::as_str),
         Some("direct")
     );
-    assert!(tw.quota.is_none());
+    assert!(tw.quota().is_none());
     assert_eq!(
         tw.evidence
             .iter()
@@ -2174,7 +2264,7 @@ async fn warnings_scenario() -> Scenario {
         }));
     w.elevenlabs.add_account(
         ElAccount::new("ws-past-due").with_subscription(Subscription {
-            status: credwatch::simulator::SubscriptionStatus::PastDue,
+            status: credwatch_sim::SubscriptionStatus::PastDue,
             next_character_count_reset_unix: Some(RESET_AT),
             ..Subscription::default()
         }),
@@ -2187,7 +2277,7 @@ async fn warnings_scenario() -> Scenario {
     );
     w.twilio.add_account(
         TwilioAccount::new(&sid, &token)
-            .with_type(credwatch::simulator::AccountType::Trial)
+            .with_type(credwatch_sim::AccountType::Trial)
             .with_balance(Some("0.85"), "USD")
             .with_numbers(&["+15005550042"]),
     );
@@ -2217,15 +2307,15 @@ async fn warnings_are_marked_under_a_healthy_verdict_and_counted() {
         [
             "credwatch check: 3 credential(s), 3 ok, 0 with problems, 4 warning(s)\n",
             "\n",
-            "✓ el-high (elevenlabs): healthy — convai_write, user_read granted; 475000 of 500000 characters used (93% of the ceiling of 510000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 8428dfbc1406\n",
+            "✓ el-high (elevenlabs): healthy — convai_write, user_read granted (inferred); 475000 of 500000 characters used (93% of the ceiling of 510000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 8428dfbc1406\n",
             "    ! 93% of the quota is used (475000 of 510000 characters; the alert threshold is 90%).\n",
             "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
             "      fix: Calls and speech fail once the quota is used up (it resets 2100-01-01T00:00:00Z). Decide before then: upgrade the plan or enable usage-based billing in ElevenLabs → Subscription, or move traffic to another workspace's key. (evidence: docs/upstream-evidence.md#elevenlabs-quota)\n",
-            "✓ el-past-due (elevenlabs): healthy — convai_write, user_read granted; 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 7ae40c33e338\n",
+            "✓ el-past-due (elevenlabs): healthy — convai_write, user_read granted (inferred); 1000 of 10000 characters used (5% of the ceiling of 20000 with usage-based billing), resets 2100-01-01T00:00:00Z; fingerprint 7ae40c33e338\n",
             "    ! The ElevenLabs subscription is `past_due`: billing is at risk, calls still work for now.\n",
             "      evidence: GET /v1/user/subscription → HTTP 200, request id …\n",
             "      fix: Pay the open invoice or update the payment method in ElevenLabs → Subscription → Billing. What ElevenLabs does when a subscription stays unpaid is not documented; credwatch reports a blocked account only when ElevenLabs says so (`free_disabled`, `payment_issue`). (evidence: docs/upstream-evidence.md#elevenlabs-subscription-status)\n",
-            "✓ tw-trial (twilio): healthy — account active (Trial); 1 number(s); balance 0.85 USD; fingerprint 477868c313e7\n",
+            "✓ tw-trial (twilio): healthy — incoming_phone_numbers_read granted (direct); account active (Trial); 1 number(s); balance 0.85 USD; fingerprint 477868c313e7\n",
             "    ! This is a Twilio Trial account: it can call only verified numbers, and callers hear a trial notice first.\n",
             "      evidence: GET /2010-04-01/Accounts/SID.json → HTTP 200, request id RQ…\n",
             "      fix: Upgrade the account in Twilio Console → Billing before real callers use it.\n",

@@ -91,7 +91,7 @@ async fn config_file_and_its_old_name_config_both_work() {
 /// Spawns `credwatch <args>` with stderr piped, waits (real time, bounded)
 /// until a stderr line contains `until`, then kills it. Returns every stderr
 /// line read.
-fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
+pub(crate) fn run_until(args: &[&str], env: &[(&str, &str)], until: &str) -> Vec<String> {
     let mut cmd = Command::new(BIN);
     cmd.args(args)
         .env_remove("NO_COLOR")
@@ -240,6 +240,11 @@ async fn text_logs_are_coloured_only_on_a_terminal_without_no_color() {
     assert!(!no_color.contains('\x1b'), "NO_COLOR: {no_color:?}");
     let logfmt = serve_on_a_tty(&config, "logfmt", None).await;
     assert!(logfmt.contains("credwatch started"), "{logfmt:?}");
+    // An unset option is left out, never printed as a Rust `Option`.
+    assert!(
+        !logfmt.contains("None") && !logfmt.contains("Some("),
+        "{logfmt:?}"
+    );
     assert!(
         !logfmt.contains('\x1b'),
         "logfmt is never coloured: {logfmt:?}"
@@ -248,14 +253,24 @@ async fn text_logs_are_coloured_only_on_a_terminal_without_no_color() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn web_listen_address_and_its_old_name_listen_both_bind() {
-    for flag in ["--web.listen-address", "--listen"] {
+    // `:PORT` is every interface, as the Prometheus exporters take it.
+    for (flag, every_interface) in [
+        ("--web.listen-address", false),
+        ("--listen", false),
+        ("--web.listen-address", true),
+    ] {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
             .port();
         let addr = format!("127.0.0.1:{port}");
+        let given = if every_interface {
+            format!(":{port}")
+        } else {
+            addr.clone()
+        };
         let mut child = Command::new(BIN)
-            .args(["demo", flag, &addr])
+            .args(["demo", flag, &given])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -273,7 +288,7 @@ async fn web_listen_address_and_its_old_name_listen_both_bind() {
         };
         let _ = child.kill();
         let _ = child.wait();
-        assert!(ok, "demo {flag} {addr}: /livez never answered there");
+        assert!(ok, "demo {flag} {given}: /livez never answered on {addr}");
     }
 }
 
@@ -314,15 +329,26 @@ async fn check_demo_shows_the_demo_verdicts_without_any_account() {
             )
         })
         .collect();
-    // The README's table of `credwatch demo`.
-    let want: Vec<(String, String, Option<String>)> = crate::support::DEMO_VERDICTS
-        .iter()
-        .map(|(n, s, r)| (n.to_string(), s.to_string(), r.map(str::to_string)))
+    // The demo's cast (the README's table is held to it too).
+    let want: Vec<(String, String, Option<String>)> = credwatch_sim::demo::cast()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.status.to_string(),
+                c.reason.map(str::to_string),
+            )
+        })
         .collect();
     assert_eq!(got, want);
-    // The imported number that is not on the linked Twilio account is explained.
+    // The demo's routing labels, in JSON and text.
     let agent = &report["credentials"][0];
-    let legacy = agent["phone_numbers"]
+    assert_eq!(
+        agent["labels"],
+        serde_json::json!({"environment": "prod", "team": "voice"}),
+        "{agent}"
+    );
+    // The imported number that is not on the linked Twilio account is explained.
+    let legacy = agent["details"]["phone_numbers"]
         .as_array()
         .into_iter()
         .flatten()

@@ -2,24 +2,25 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{Simulator, World};
+use credwatch_sim::{Simulator, World};
 
 use crate::harness::{Daemon, sample};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
 
     let (status, health) = d.health().await;
     assert_eq!(status, 503, "{health}");
     assert_eq!(health["status"], "fail");
-    for (name, status, reason) in crate::support::DEMO_VERDICTS {
+    for member in credwatch_sim::demo::cast() {
+        let name = member.name;
         let c = d.credential(name).await;
-        assert_eq!(c["status"], status, "{name}: {c}");
-        assert_eq!(c["reason"].as_str(), reason, "{name}: {c}");
+        assert_eq!(c["status"], member.status, "{name}: {c}");
+        assert_eq!(c["reason"].as_str(), member.reason, "{name}: {c}");
     }
 
     let m = d.metrics().await;
@@ -40,6 +41,14 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
         ),
         None
     );
+    // Its workspace's quota is there once, from a key that may read it, for
+    // the three keys of workspace-prod.
+    let workspace: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("credwatch_elevenlabs_account_characters_used{"))
+        .filter(|l| l.contains("account=\"workspace-prod\""))
+        .collect();
+    assert_eq!(workspace.len(), 1, "{m}");
     assert_eq!(
         sample(
             &m,
@@ -94,7 +103,7 @@ async fn the_demo_world_shows_healthy_and_broken_credentials_of_both_providers()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_name_credwatch_and_never_accept_compression() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
     let requests = sim.requests();
@@ -110,4 +119,44 @@ async fn requests_name_credwatch_and_never_accept_compression() {
         assert_eq!(r.method, "GET");
     }
     d.stop().await;
+}
+
+/// The README's table of the demo's credentials says what the cast says:
+/// each credential, in order, `healthy` or `unhealthy` with its reason.
+#[test]
+fn the_readme_lists_the_demo_credentials() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("README.md");
+    let table = readme
+        .split("| credential | verdict |")
+        .nth(1)
+        .expect("the README has the demo's credential table");
+    let mut rows = Vec::new();
+    for line in table.lines().skip(2) {
+        let Some(rest) = line.strip_prefix("| `") else {
+            break;
+        };
+        let (name, verdict) = rest.split_once("` | ").expect("two columns");
+        // `healthy; …`, `healthy, …` or `unhealthy, `reason` …`.
+        let status = verdict
+            .split([';', ',', ' '])
+            .next()
+            .unwrap_or("")
+            .to_string();
+        let reason = match verdict.strip_prefix("unhealthy, `") {
+            Some(r) => r.split('`').next().map(str::to_string),
+            None => None,
+        };
+        rows.push((name.to_string(), status, reason));
+    }
+    let want: Vec<(String, String, Option<String>)> = credwatch_sim::demo::cast()
+        .map(|c| {
+            (
+                c.name.to_string(),
+                c.status.to_string(),
+                c.reason.map(str::to_string),
+            )
+        })
+        .collect();
+    assert_eq!(rows, want);
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, World};
 use tokio::time::Instant;
 
 use crate::harness::Daemon;

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use credwatch::simulator::{
+use credwatch_sim::{
     AccountBlock, CreditLimitExtension, ElAccount, ElKey, ErrorFormat, PermissionErrorForm,
     Simulator, Subscription, World,
 };

@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
 use crate::support::{FAST, ac_sid, config, el, el_key, tw, tw_token, wait_status, wait_verdict};
@@ -97,6 +97,10 @@ async fn livez_is_200_while_every_credential_is_broken() {
     let (code, body) = d.get("/livez").await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(d.get("/readyz").await.0, 200);
+    // The old alias, one letter from `/health`, is gone and says where to go.
+    let (code, body) = d.get("/healthz").await;
+    assert_eq!(code, 404, "{body}");
+    assert!(body.contains("use /livez for liveness"), "{body}");
     d.stop().await;
 }
 
@@ -144,6 +148,39 @@ async fn health_answers_per_credential_and_only_critical_ones_fail_it() {
     assert_eq!(code, 404, "{body}");
     assert!(body.contains("no-such-credential"), "{body}");
 
+    // Several credentials in one gate (a repeated parameter): 200 only when
+    // every one is healthy, whatever the order; 404 naming each unknown one.
+    for path in [
+        "/health?credential=el-good&credential=el-bad-not-critical",
+        "/health?credential=el-bad-not-critical&credential=el-good",
+    ] {
+        let (code, body) = d.get(path).await;
+        assert_eq!(code, 503, "{path}: {body}");
+        let both: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+        assert_eq!(both["status"], "fail", "{path}");
+        let names: Vec<&str> = both["credentials"]
+            .as_array()
+            .expect("credentials")
+            .iter()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        assert_eq!(names.len(), 2, "{path}: {body}");
+        assert!(names.contains(&"el-good") && names.contains(&"el-bad-not-critical"));
+    }
+    let (code, body) = d.get("/health?credential=el-good&credential=el-good").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = d
+        .get("/health?credential=ghost-1&credential=el-good&credential=ghost-2")
+        .await;
+    assert_eq!(code, 404, "{body}");
+    let unknown: serde_json::Value = serde_json::from_str(&body).expect("JSON");
+    assert_eq!(
+        unknown["unknown"],
+        serde_json::json!(["ghost-1", "ghost-2"]),
+        "{body}"
+    );
+    assert!(!body.contains("el-good"), "{body}");
+
     // The broken credential is not critical: overall health is fine.
     let (code, h) = d.health().await;
     assert_eq!(code, 200, "{h}");
@@ -152,7 +189,7 @@ async fn health_answers_per_credential_and_only_critical_ones_fail_it() {
     assert!(
         d.metrics()
             .await
-            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\"} 1")
+            .contains("credwatch_credential_info{provider=\"elevenlabs\",credential=\"el-bad-not-critical\",critical=\"false\",account=\"el-bad-not-critical\"} 1")
     );
 
     // Methods and paths.
@@ -210,6 +247,7 @@ async fn many_healthy(
     for probe_only in [false, true] {
         let app = std::sync::Arc::new(App {
             state: state.clone(),
+            own: credwatch::metrics::own::Own::new(),
             reloader: None,
             lifecycle: false,
             web: None,
@@ -303,6 +341,29 @@ async fn health_lists_only_credentials_that_are_not_healthy_unless_asked_for_all
     let (code, body) = get(&format!("{probe}/health?credential=el-00007")).await;
     assert_eq!((code, body.as_str()), (200, "{\"status\":\"ok\"}\n"));
     let (code, body) = get(&format!("{probe}/health?credential=nobody")).await;
+    assert_eq!(code, 404);
+    assert!(!body.contains("nobody"), "{body}");
+    // A gate of several on the probe listener: every one must be healthy.
+    for path in [
+        "/health?credential=el-00007&credential=el-04321",
+        "/health?credential=el-04321&credential=el-00007",
+    ] {
+        let (code, body) = get(&format!("{probe}{path}")).await;
+        assert_eq!(
+            (code, body.as_str()),
+            (503, "{\"status\":\"fail\"}\n"),
+            "{path}"
+        );
+    }
+    let (code, body) = get(&format!(
+        "{probe}/health?credential=el-00007&credential=el-00008"
+    ))
+    .await;
+    assert_eq!((code, body.as_str()), (200, "{\"status\":\"ok\"}\n"));
+    let (code, body) = get(&format!(
+        "{probe}/health?credential=el-00007&credential=nobody"
+    ))
+    .await;
     assert_eq!(code, 404);
     assert!(!body.contains("nobody"), "{body}");
     stop.cancel();

@@ -20,7 +20,7 @@ use credwatch::config::Config;
 use credwatch::outcome::{Attempt, Evidence, Fact, Failure, Reason};
 use credwatch::providers::http::{Answer, Upstream};
 use credwatch::providers::{self, Context, Detail, Plan, elevenlabs, twilio};
-use credwatch::simulator::{Fault, Simulator, World};
+use credwatch_sim::{Fault, Simulator, World};
 use serde_json::Value;
 
 use crate::support::{ac_sid, tw_token};

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use credwatch::simulator::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample};
 use crate::support::{

@@ -1,6 +1,7 @@
 //! One integration-test binary (matklad's advice): scenarios against the
-//! real daemon, with only the upstream APIs faked (by `credwatch::simulator`).
+//! real daemon, with only the upstream APIs faked (by `credwatch_sim`).
 
+mod accounts;
 mod calibrate;
 mod call_paths;
 mod check;
@@ -14,6 +15,7 @@ mod example_config;
 mod faults;
 mod harness;
 mod hostile_upstream;
+mod labels;
 mod metrics_docs;
 mod operator_artifacts;
 mod prometheus_e2e;
@@ -23,6 +25,7 @@ mod runbook_claims;
 mod scale;
 mod secrets;
 mod server_limits;
+mod state_changes;
 mod status_page;
 mod storm;
 mod support;

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use credwatch::simulator::{Simulator, World};
+use credwatch_sim::{Simulator, World};
 
 use crate::harness::Daemon;
 
@@ -48,7 +48,7 @@ fn scraped(text: &str) -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn docs_metrics_md_documents_exactly_the_families_credwatch_exports() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
     let live = scraped(&d.metrics().await);

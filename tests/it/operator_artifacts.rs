@@ -11,8 +11,29 @@ use std::path::Path;
 const RUNBOOKS: &str = "https://github.com/credwatch/credwatch/blob/main/docs/runbooks.md#";
 
 /// Alerts that are not about one credential, and the labels they carry
-/// instead of `credential` (and `provider`).
-const NOT_PER_CREDENTIAL: [(&str, &[&str]); 3] = [
+/// instead of `credential` (and `provider`): the per-account ones (quota,
+/// balance) carry `account`.
+const NOT_PER_CREDENTIAL: [(&str, &[&str]); 8] = [
+    (
+        "CredwatchQuotaExhausted",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchQuotaHigh",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchQuotaRunsOutBeforeReset",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchTwilioBalanceLow",
+        &["job", "instance", "provider", "account"],
+    ),
+    (
+        "CredwatchTwilioBalanceRunsOut",
+        &["job", "instance", "provider", "account"],
+    ),
     (
         "CredwatchProviderChecksFailing",
         &["job", "instance", "provider"],
@@ -538,14 +559,14 @@ fn check_and_the_page_warn_at_the_alert_thresholds() {
         "CredwatchQuotaHigh fires at QUOTA_HIGH_SHARE, inclusive: {high}"
     );
     assert!(
-        high.contains("credwatch_elevenlabs_characters_used")
-            && high.contains("(credwatch_elevenlabs_characters_ceiling > 0)"),
+        high.contains("credwatch_elevenlabs_account_characters_used")
+            && high.contains("(credwatch_elevenlabs_account_characters_ceiling > 0)"),
         "quota used is used / ceiling: {high}"
     );
     let low = expr("CredwatchTwilioBalanceLow");
     assert!(
         low.contains(&format!(
-            "credwatch_twilio_balance < {}",
+            "credwatch_twilio_account_balance < {}",
             twilio::facts::BALANCE_LOW_BELOW
         )),
         "CredwatchTwilioBalanceLow fires below BALANCE_LOW_BELOW: {low}"

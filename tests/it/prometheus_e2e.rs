@@ -28,32 +28,6 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// The `for:` every rule gets in the test copy of the rules.
 const TEST_FOR: &str = "5s";
 
-/// Every credential of `credwatch demo` (src/demo.rs).
-const CREDENTIALS: [&str; 12] = [
-    "el-agent-prod",
-    "el-no-convai-write",
-    "el-revoked",
-    "el-quota-exhausted",
-    "el-quota-high",
-    "el-restricted",
-    "el-blocked",
-    "twilio-prod",
-    "twilio-rotated-token",
-    "twilio-standard-key",
-    "twilio-trial-low-balance",
-    "twilio-suspended",
-];
-
-/// The unhealthy demo credentials and their `credwatch_credential_problem_info` reason.
-const BROKEN: [(&str, &str); 6] = [
-    ("el-no-convai-write", "missing_permission"),
-    ("el-revoked", "invalid_credentials"),
-    ("el-quota-exhausted", "quota_exhausted"),
-    ("el-blocked", "account_blocked"),
-    ("twilio-rotated-token", "invalid_credentials"),
-    ("twilio-suspended", "account_blocked"),
-];
-
 /// Exactly the alerts the demo must fire: (alertname, credential, severity).
 /// Every demo credential is critical, so the templated severities are
 /// `critical` for what is broken and `warning` for early warnings.
@@ -81,9 +55,10 @@ const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
     ("CredwatchQuotaHigh", "el-quota-high", "warning"),
     ("CredwatchAccountBlocked", "el-blocked", "critical"),
     ("CredwatchAccountBlocked", "twilio-suspended", "critical"),
+    // Per account: the Account SID, not the credential's name.
     (
         "CredwatchTwilioBalanceLow",
-        "twilio-trial-low-balance",
+        credwatch_sim::demo::TWILIO_TRIAL_SID,
         "warning",
     ),
     // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
@@ -352,8 +327,14 @@ async fn check_series(p: &Prom) -> Result<(), String> {
             problems.push(what);
         }
     };
-    let broken: BTreeMap<&str, &str> = BROKEN.into_iter().collect();
-    let all: BTreeSet<String> = CREDENTIALS.iter().map(|c| c.to_string()).collect();
+    // The demo's cast: every credential, and the unhealthy ones with their
+    // `credwatch_credential_problem_info` reason.
+    let cast: Vec<&credwatch_sim::demo::CastMember> = credwatch_sim::demo::cast().collect();
+    let broken: BTreeMap<&str, &str> = cast
+        .iter()
+        .filter_map(|c| Some((c.name, c.reason?)))
+        .collect();
+    let all: BTreeSet<String> = cast.iter().map(|c| c.name.to_string()).collect();
 
     // One value per credential, for every credential.
     let per_credential = |rows: &[Row]| -> BTreeMap<String, f64> {
@@ -365,10 +346,10 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         &p.query(r#"credwatch_credential_valid{job="credwatch"}"#)
             .await?,
     );
-    let want: BTreeMap<String, f64> = CREDENTIALS
+    let want: BTreeMap<String, f64> = all
         .iter()
         .map(|c| {
-            let v = matches!(broken.get(c), Some(&"invalid_credentials"));
+            let v = matches!(broken.get(c.as_str()), Some(&"invalid_credentials"));
             (c.to_string(), if v { 0.0 } else { 1.0 })
         })
         .collect();
@@ -381,10 +362,14 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         &p.query(r#"credwatch_credential_healthy{job="credwatch"}"#)
             .await?,
     );
-    let want: BTreeMap<String, f64> = CREDENTIALS
+    let want: BTreeMap<String, f64> = all
         .iter()
         .map(|c| {
-            let h = if broken.contains_key(c) { 0.0 } else { 1.0 };
+            let h = if broken.contains_key(c.as_str()) {
+                0.0
+            } else {
+                1.0
+            };
             (c.to_string(), h)
         })
         .collect();
@@ -426,7 +411,7 @@ async fn check_series(p: &Prom) -> Result<(), String> {
         .iter()
         .map(|r| (r.label("credential"), r.label("reason")))
         .collect();
-    let want: BTreeSet<(String, String)> = BROKEN
+    let want: BTreeSet<(String, String)> = broken
         .iter()
         .map(|(c, r)| (c.to_string(), r.to_string()))
         .collect();
@@ -587,8 +572,11 @@ async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value>, String> 
     for a in &alerts {
         let name = a["labels"]["alertname"].as_str().unwrap_or("?");
         let state = a["state"].as_str().unwrap_or("?");
+        // A per-account alert (quota, balance) is about its `account`, a
+        // call-path alert about its `call_path`.
         let subject = a["labels"]["credential"]
             .as_str()
+            .or_else(|| a["labels"]["account"].as_str())
             .or_else(|| a["labels"]["call_path"].as_str());
         let Some(cred) = subject else {
             if state == "firing" {

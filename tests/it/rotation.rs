@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use credwatch::secret::Secret;
-use credwatch::simulator::{ElAccount, ElKey, Simulator, TwilioAccount, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample, tempdir::TempDir};
 use crate::support::{ac_sid, cred, el_key, eventually, lines_of, tw_token};
@@ -178,34 +178,37 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
     crate::support::wait_status(&d, "el-file", "healthy").await;
     crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;
 
-    // 2b. A half-written (empty) file is not a rotation: the last good key stays.
-    let warnings_before = crate::harness::logs()
-        .matches("secret file changed but cannot be used")
-        .count();
+    // 2b. An emptied file is a value credwatch refuses: unhealthy
+    // `invalid_config`, saying where and what, until the file is fixed.
     write_secret(&dir.path().join("el-key"), "");
-    eventually(
-        Duration::from_secs(20),
-        "the empty file noticed",
-        || async {
-            let n = crate::harness::logs()
-                .matches("secret file changed but cannot be used")
-                .count();
-            if n > warnings_before {
-                Ok(())
-            } else {
-                Err("no warning yet".to_string())
-            }
-        },
-    )
-    .await;
-    let m = d.metrics().await;
+    let c = d
+        .wait_for("el-file", Duration::from_secs(20), |c| {
+            c["reason"] == "invalid_config"
+        })
+        .await;
+    let error = c["config_error"].as_str().unwrap_or_default();
     assert!(
-        m.contains(&format!("fingerprint=\"{}\"", fp(&key_b))),
-        "{}",
-        lines_of(&m, "el-file")
+        error.starts_with("elevenlabs[0].api_key_file: ")
+            && error.contains("is empty")
+            && error.contains("el-key"),
+        "{c}"
     );
-    crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;
+    // Nothing is sent while it is refused, not even the previous key
+    // (three intervals pass).
+    let sent = |sim: &Simulator| {
+        sim.requests()
+            .iter()
+            .filter(|r| r.header("xi-api-key") == Some(key_b.as_str()))
+            .count()
+    };
+    // (A probe started just before the refusal ends within the 500 ms timeout.)
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let before = sent(&sim);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(sent(&sim), before, "a refused credential is not probed");
     write_secret(&dir.path().join("el-key"), &key_b);
+    crate::support::wait_status(&d, "el-file", "healthy").await;
+    crate::support::assert_verdict(&d, "el-file", "healthy", None, Some(true)).await;
 
     // 3. The kubelet's symlink swap.
     kubelet_mount(&mount, "api-key", "2026_02_01_00_00_00.2", &key_k2);
@@ -260,5 +263,196 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
     ] {
         assert!(!logs.contains(s.as_str()), "a secret is in the logs");
     }
+    d.stop().await;
+}
+
+/// A rotated secret starts from nothing: the old verdict, permissions and
+/// quota are never shown next to the new fingerprint. A new key that only
+/// gets 5xx leaves the credential pending (saying why), not healthy; a
+/// value with a line break inside is refused (`invalid_config`, naming the
+/// key path and the file, never the value) and nothing is sent with it; a
+/// good key again is healthy again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_secret_starts_from_nothing_and_a_refused_one_is_invalid_config() {
+    let key_good = el_key("fresh-good");
+    let key_5xx = el_key("fresh-only-5xx");
+    let mut world = World::default();
+    world.elevenlabs.add_account(ElAccount::new("ws-fresh"));
+    world
+        .elevenlabs
+        .add_key(key_good.clone(), ElKey::new("keyItFresh1", "ws-fresh"));
+    let mut broken = ElKey::new("keyItFresh2", "ws-fresh");
+    broken.fault = Some(credwatch_sim::Fault::ServerError);
+    world.elevenlabs.add_key(key_5xx.clone(), broken);
+    let sim = Simulator::start(world).await.expect("simulator");
+
+    let dir = Arc::new(TempDir::new());
+    let file = dir.path().join("fresh-key");
+    write_secret(&file, &key_good);
+    let yaml = format!(
+        "secret_poll_interval: 1s\n{}elevenlabs:\n\
+         \x20 - name: el-fresh\n    api_key_file: fresh-key\n    base_url: {el}\n",
+        crate::support::FAST,
+        el = sim.elevenlabs_url(),
+    );
+    let d = Daemon::start_in(dir.clone(), &yaml).await;
+    let me = cred("el-fresh");
+    crate::support::wait_status(&d, "el-fresh", "healthy").await;
+    let m = wait_fingerprint(&d, "el-fresh", &fp(&key_good)).await;
+    for family in [
+        "credwatch_credential_valid",
+        "credwatch_permission_granted",
+        "credwatch_elevenlabs_characters_used",
+    ] {
+        assert!(
+            sample(&m, family, &[&me]).is_some(),
+            "{family}:\n{}",
+            lines_of(&m, "el-fresh")
+        );
+    }
+
+    // 1. A key that only ever gets 5xx.
+    rename_over(&file, &key_5xx);
+    let new_fp = fp(&key_5xx);
+    // Every scrape that shows the new fingerprint shows no verdict of the old key.
+    let m = eventually(
+        Duration::from_secs(20),
+        "the 5xx key tried and reported unreachable",
+        || async {
+            let m = d.metrics().await;
+            if m.contains(&format!("fingerprint=\"{new_fp}\"")) {
+                for family in [
+                    "credwatch_credential_valid",
+                    "credwatch_permission_granted",
+                    "credwatch_elevenlabs_characters_used",
+                    "credwatch_elevenlabs_characters_limit",
+                    "credwatch_credential_problem_info",
+                ] {
+                    assert_eq!(
+                        sample(&m, family, &[&me]),
+                        None,
+                        "{family} of the old key next to the new fingerprint:\n{}",
+                        lines_of(&m, "el-fresh")
+                    );
+                }
+                assert_eq!(
+                    sample(&m, "credwatch_credential_healthy", &[&me]),
+                    Some(0.0),
+                    "{}",
+                    lines_of(&m, "el-fresh")
+                );
+                if sample(
+                    &m,
+                    "credwatch_credential_pending_info",
+                    &[&me, "why=\"upstream_unreachable\""],
+                ) == Some(1.0)
+                {
+                    return Ok(m);
+                }
+            }
+            Err(lines_of(&m, "el-fresh"))
+        },
+    )
+    .await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_credential_pending_info",
+            &[&me, "why=\"secret_changed\""]
+        ),
+        None,
+        "one why at a time"
+    );
+    let c = d.credential("el-fresh").await;
+    assert_eq!(c["status"], "pending", "{c}");
+    assert_eq!(c["valid"], serde_json::Value::Null, "{c}");
+    assert_eq!(c["pending"]["why"], "upstream_unreachable", "{c}");
+    assert_eq!(c["pending"]["reason"], "upstream_error", "{c}");
+    assert!(c["pending"]["since"].is_string(), "{c}");
+    assert!(
+        c["pending"]["secret_changed"].is_string(),
+        "the change is named too: {c}"
+    );
+    let (code, body) = d.get("/health?credential=el-fresh").await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("upstream_unreachable"), "{body}");
+    let (_, page) = d.get("/").await;
+    // The status page's card of the credential.
+    let card = page
+        .split("<article ")
+        .find(|c| c.contains("id=\"c-el-fresh\""))
+        .and_then(|c| c.split("</article>").next())
+        .unwrap_or_default();
+    assert!(
+        card.contains("badge pending") && !card.contains("healthy"),
+        "{card}"
+    );
+
+    // 2. A value with a line break inside: refused, nothing sent with it.
+    let sent_before = sim.requests().len();
+    write_secret(&file, &format!("{key_good}\nsecond-line"));
+    let c = d
+        .wait_for("el-fresh", Duration::from_secs(20), |c| {
+            c["reason"] == "invalid_config"
+        })
+        .await;
+    assert_eq!(c["status"], "unhealthy", "{c}");
+    assert_eq!(c["valid"], serde_json::Value::Null, "{c}");
+    let error = c["config_error"].as_str().unwrap_or_default();
+    assert!(
+        error.starts_with("elevenlabs[0]: the new API key from file "),
+        "{c}"
+    );
+    assert!(
+        error.contains("fresh-key") && error.contains("line break"),
+        "{c}"
+    );
+    assert!(
+        !error.contains("second-line") && !error.contains(&key_good),
+        "{c}"
+    );
+    let m = d.metrics().await;
+    assert_eq!(
+        sample(
+            &m,
+            "credwatch_credential_problem_info",
+            &[&me, "reason=\"invalid_config\""]
+        ),
+        Some(1.0),
+        "{}",
+        lines_of(&m, "el-fresh")
+    );
+    assert_eq!(
+        sample(&m, "credwatch_credential_pending_info", &[&me]),
+        None
+    );
+    assert_eq!(d.get("/health?credential=el-fresh").await.0, 503);
+    // The refused value is nowhere: not in /metrics, /health or /.
+    for path in ["/metrics", "/health?verbose=1", "/"] {
+        let (_, body) = d.get(path).await;
+        assert!(
+            !body.contains("second-line") && !body.contains(&key_good),
+            "{path}: {body}"
+        );
+    }
+    assert!(
+        sim.requests()[sent_before..].iter().all(|r| r
+            .header("xi-api-key")
+            .is_none_or(|k| !k.contains("second-line"))),
+        "the refused value was never sent"
+    );
+
+    // 3. The good key again: healthy, with its own fingerprint.
+    rename_over(&file, &key_good);
+    crate::support::wait_status(&d, "el-fresh", "healthy").await;
+    let m = wait_fingerprint(&d, "el-fresh", &fp(&key_good)).await;
+    assert_eq!(sample(&m, "credwatch_credential_valid", &[&me]), Some(1.0));
+
+    let logs = crate::harness::logs();
+    assert!(
+        !logs.contains("second-line"),
+        "the refused value is not in the log"
+    );
+    assert!(!logs.contains(key_5xx.as_str()) && !logs.contains(key_good.as_str()));
     d.stop().await;
 }

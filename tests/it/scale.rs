@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{
+use credwatch_sim::{
     AccountBlock, Agent, ElAccount, ElKey, ElPhoneNumber, Fault, PathRule, Simulator,
     TwilioAccount, World,
 };
@@ -658,7 +658,7 @@ async fn counting_a_large_twilio_account_never_holds_its_verdict_back_beyond_the
     // deadline included: within interval + 2 × timeout.
     sim.update(|w| {
         if let Some(a) = w.twilio.accounts.get_mut(&sid) {
-            a.status = credwatch::simulator::AccountStatus::Suspended;
+            a.status = credwatch_sim::AccountStatus::Suspended;
         }
     });
     let changed = Instant::now();
@@ -764,7 +764,7 @@ async fn check_warns_about_numbers_it_did_not_check_and_does_not_call_them_ready
         .cloned()
         .unwrap_or_default();
     assert_eq!(
-        el["phone_numbers"].as_array().map(Vec::len),
+        el["details"]["phone_numbers"].as_array().map(Vec::len),
         Some(10),
         "{stdout}"
     );

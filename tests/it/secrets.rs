@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use credwatch::simulator::demo as d;
-use credwatch::simulator::twilio::AUTH_TOKEN_SENTINEL;
-use credwatch::simulator::{Fault, Simulator};
+use credwatch_sim::demo as d;
+use credwatch_sim::twilio::AUTH_TOKEN_SENTINEL;
+use credwatch_sim::{Fault, Simulator};
 
 use crate::harness::{Daemon, logs};
 use crate::support::{registered_secrets, sk_sid, tw_key_secret};
@@ -216,6 +216,23 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
             item(&format!("    required_permissions: {tw_secret}\n")),
             vec!["elevenlabs[0].required_permissions", "expected a list"],
         ),
+        // A secret with a wrapper (quotes, `Bearer `, a dotenv line) is named
+        // as such, with the fix, and not repeated.
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: '\"{secret}\"'\n"),
+            vec!["elevenlabs[0].api_key", "is wrapped in quotes"],
+        ),
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: 'Bearer {secret}'\n"),
+            vec!["elevenlabs[0].api_key", "starts with `Bearer `"],
+        ),
+        (
+            format!("elevenlabs:\n  - name: a\n    api_key: 'ELEVENLABS_API_KEY={secret}'\n"),
+            vec![
+                "elevenlabs[0].api_key",
+                "is a whole `ELEVENLABS_API_KEY=…` line",
+            ],
+        ),
         (
             format!("max_concurrent_requests_per_host: {tw_secret}\n"),
             vec![
@@ -233,7 +250,7 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
                 item("")
             ),
             vec![
-                "listen: is not an address:port",
+                "listen: is not a listen address",
                 "elevenlabs[0].base_url: is not a URL",
                 "elevenlabs[0].twilio: is not the name of a configured Twilio credential",
                 "elevenlabs[0].required_permissions[0]: credwatch has no side-effect-free probe",
@@ -267,13 +284,13 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
     }
 
     // A reload: the answer and the log say what is wrong, not the value.
-    let mut world = credwatch::simulator::World::default();
+    let mut world = credwatch_sim::World::default();
     world
         .elevenlabs
-        .add_account(credwatch::simulator::ElAccount::new("ws-wrong-key"));
+        .add_account(credwatch_sim::ElAccount::new("ws-wrong-key"));
     world.elevenlabs.add_key(
         good_key.clone(),
-        credwatch::simulator::ElKey::new("keyItWrongKey", "ws-wrong-key"),
+        credwatch_sim::ElKey::new("keyItWrongKey", "ws-wrong-key"),
     );
     let sim = Simulator::start(world).await.expect("simulator");
     let base = format!("    base_url: {}\n", sim.elevenlabs_url());
@@ -450,7 +467,7 @@ impl Drop for FakeProxy {
 async fn a_proxy_never_sees_a_secret_sent_over_plain_http() {
     use crate::harness::tempdir::TempDir;
     use crate::support::{ac_sid, el_key, tw_token};
-    use credwatch::simulator::{ElAccount, ElKey, TwilioAccount, World};
+    use credwatch_sim::{ElAccount, ElKey, TwilioAccount, World};
 
     let proxy = FakeProxy::start().await;
     let key = el_key("through-a-proxy");
@@ -543,7 +560,11 @@ async fn https_goes_through_a_connect_tunnel_and_no_proxy_is_honoured() {
                     Provider::ElevenLabs,
                     "https://127.0.0.1:1",
                     "/v1/user",
-                    Auth::XiApiKey(key),
+                    Auth::Header {
+                        name: "xi-api-key",
+                        prefix: "",
+                        secret: key,
+                    },
                     Duration::from_secs(5),
                 )
                 .await

@@ -37,6 +37,7 @@ async fn serve_credentials(limits: Limits, n: usize) -> (String, tokio::sync::on
     .expect("config");
     let app = Arc::new(App {
         state: State::new(&config),
+        own: credwatch::metrics::own::Own::new(),
         reloader: None,
         lifecycle: false,
         web: None,

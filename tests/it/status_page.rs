@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use credwatch::simulator::{ElAccount, ElKey, Simulator, Subscription, World};
+use credwatch_sim::{ElAccount, ElKey, Simulator, Subscription, World};
 
 use crate::harness::{Daemon, tempdir::TempDir};
 use crate::support::{FAST_DETAILS, config, cred, el, el_key, wait_sample};
@@ -122,7 +122,7 @@ fn card<'a>(text: &'a str, name: &str, next: &[&str]) -> &'a str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
-    let yaml = credwatch::demo::config_yaml(&credwatch::demo::urls(&sim));
+    let yaml = credwatch_sim::demo::config_yaml(&sim);
     let d = Daemon::start(&yaml).await;
     d.wait_ready(Duration::from_secs(15)).await;
 
@@ -146,10 +146,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
 
     let dom = browse(format!("{}/", d.url), vec!["--dump-dom".into()]).await;
     let text = visible_text(&dom);
-    let names: Vec<&str> = crate::support::DEMO_VERDICTS
-        .iter()
-        .map(|(n, _, _)| *n)
-        .collect();
+    let names: Vec<&str> = credwatch_sim::demo::cast().map(|c| c.name).collect();
 
     // Broken first, then warnings, then healthy.
     let at = |s: &str| {
@@ -162,8 +159,34 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     assert!(at("el-quota-high elevenlabs") < at("twilio-prod twilio"));
     assert!(at("el-agent-prod elevenlabs") < at("Warnings 2"));
 
+    // The call paths come first: the one question that matters, will the
+    // call go through? Not ready first, each link that is not proven with
+    // check's words.
+    assert!(at("Call paths 1 of 7 ready") < at("Broken 7"), "{text}");
+    let paths = &text[at("Call paths 1 of 7 ready")..at("Broken 7")];
+    for needle in [
+        "country-blocked call path broken",
+        "✗ destination GB calls to United Kingdom (GB) are blocked by the account's geo permissions",
+        "evidence GET /v1/DialingPermissions/Countries/GB → HTTP 200",
+        "fix Enable the country in Twilio Console → Voice → Settings → Geo permissions",
+        "Runbook: CredwatchCallPathBroken",
+        "✗ carrier_credential Twilio credential `twilio-rotated-token` is unhealthy (invalid_credentials)",
+        "✓ convai_write inferred",
+    ] {
+        assert!(paths.contains(needle), "`{needle}` not in: {paths}");
+    }
+    assert!(
+        paths.find("sales-outbound call path").unwrap_or(0)
+            > paths
+                .find("twilio-token-rejected call path")
+                .unwrap_or(usize::MAX),
+        "the ready path comes last: {paths}"
+    );
+    // The credentials' cards, after the call paths.
+    let text = &text[at("Broken 7")..];
+
     // The revoked key: its reason, the evidence line and the fix, in check's words.
-    let revoked = card(&text, "el-revoked", &names);
+    let revoked = card(text, "el-revoked", &names);
     for needle in [
         "invalid_credentials",
         "ElevenLabs does not accept this API key (401 invalid_api_key).",
@@ -176,7 +199,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     }
 
     // The quota bar: 93% of the ceiling (475,000 of 510,000), as the alert says.
-    let high = card(&text, "el-quota-high", &names);
+    let high = card(text, "el-quota-high", &names);
     for needle in [
         "healthy, 1 warning",
         "93% used",
@@ -193,7 +216,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     );
 
     // Balance with its currency, the Trial account, imported numbers.
-    let trial = card(&text, "twilio-trial-low-balance", &names);
+    let trial = card(text, "twilio-trial-low-balance", &names);
     for needle in [
         "healthy, 2 warnings",
         "Balance 0.85 USD below the alert threshold of 5 USD",
@@ -202,7 +225,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     ] {
         assert!(trial.contains(needle), "`{needle}` not in: {trial}");
     }
-    let prod = card(&text, "el-agent-prod", &names);
+    let prod = card(text, "el-agent-prod", &names);
     for needle in [
         "imported numbers not ready",
         "Imported numbers 2 of 3 ready",
@@ -213,7 +236,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
         assert!(prod.contains(needle), "`{needle}` not in: {prod}");
     }
     assert!(
-        card(&text, "twilio-prod", &names).contains("Balance 42.17 USD"),
+        card(text, "twilio-prod", &names).contains("Balance 42.17 USD"),
         "{text}"
     );
 
@@ -241,7 +264,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     browse(
         format!("{}/", d.url),
         vec![
-            "--window-size=1000,4150".into(),
+            "--window-size=1000,6600".into(),
             format!("--screenshot={}", png.display()),
         ],
     )
@@ -338,7 +361,7 @@ async fn a_probe_turned_inconclusive_is_a_warning_under_the_standing_verdict() {
     // ElevenLabs starts refusing the probe's agent id: 400 `invalid_uid`.
     sim.update(|w| {
         w.elevenlabs.validate_agent_ids = true;
-        w.elevenlabs.signed_url_mode = credwatch::simulator::SignedUrlMode::RejectEveryIdInvalidUid;
+        w.elevenlabs.signed_url_mode = credwatch_sim::SignedUrlMode::RejectEveryIdInvalidUid;
     });
     wait_sample(
         &d,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime};
 
-use credwatch::simulator::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, Upstream, World};
+use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
 use crate::support::{FAST, ac_sid, config, el, el_key, eventually, tw, tw_token};
@@ -102,10 +102,11 @@ async fn a_5xx_storm_on_every_credential_is_met_with_backoff_and_changes_no_verd
             continue;
         }
         let who = match r.upstream {
-            Upstream::ElevenLabs => el_names
+            "elevenlabs" => el_names
                 .iter()
                 .find(|n| r.header("xi-api-key") == Some(el_key(n).as_str())),
-            Upstream::Twilio => tw_names.iter().find(|n| r.path.contains(&ac_sid(n))),
+            "twilio" => tw_names.iter().find(|n| r.path.contains(&ac_sid(n))),
+            _ => None,
         };
         *per.entry(
             who.cloned()

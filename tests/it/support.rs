@@ -45,12 +45,12 @@ pub fn el_key(tag: &str) -> String {
 
 /// A Twilio Account SID (`AC` + 32 hex); not a secret.
 pub fn ac_sid(tag: &str) -> String {
-    credwatch::simulator::twilio::sid_from("AC", &format!("account:{tag}"))
+    credwatch_sim::twilio::sid_from("AC", &format!("account:{tag}"))
 }
 
 /// A Twilio API key SID (`SK` + 32 hex); not a secret.
 pub fn sk_sid(tag: &str) -> String {
-    credwatch::simulator::twilio::sid_from("SK", &format!("key:{tag}"))
+    credwatch_sim::twilio::sid_from("SK", &format!("key:{tag}"))
 }
 
 /// A Twilio Auth Token (32 hex), registered.
@@ -300,56 +300,6 @@ pub fn assert_nothing_unclassified(metrics: &str, context: &str) {
         "{context}: an answer was left unclassified:\n{metrics}"
     );
 }
-
-/// The README's table of the demo's call paths: each path's status and the
-/// problems of its links that are not proven (`destination_blocked:GB` for a
-/// country), as `/health` lists them.
-pub const DEMO_CALL_PATHS: [(&str, &str, &[&str]); 7] = [
-    ("sales-outbound", "ready", &[]),
-    ("agent-deleted", "broken", &["agent_not_found"]),
-    (
-        "number-not-on-account",
-        "broken",
-        &["number_not_on_twilio_account"],
-    ),
-    (
-        "number-without-voice",
-        "broken",
-        &["number_not_voice_capable"],
-    ),
-    ("country-blocked", "broken", &["destination_blocked:GB"]),
-    ("token-rotated-since-import", "broken", &["reimport_needed"]),
-    (
-        "twilio-token-rejected",
-        "broken",
-        &["twilio_credential_unhealthy", "twilio_number_unknown"],
-    ),
-];
-
-/// The README's table of `credwatch demo`: each demo credential's status and
-/// reason, in the demo config's order.
-pub const DEMO_VERDICTS: [(&str, &str, Option<&str>); 12] = [
-    ("el-agent-prod", "healthy", None),
-    (
-        "el-no-convai-write",
-        "unhealthy",
-        Some("missing_permission"),
-    ),
-    ("el-revoked", "unhealthy", Some("invalid_credentials")),
-    ("el-quota-exhausted", "unhealthy", Some("quota_exhausted")),
-    ("el-quota-high", "healthy", None),
-    ("el-restricted", "healthy", None),
-    ("el-blocked", "unhealthy", Some("account_blocked")),
-    ("twilio-prod", "healthy", None),
-    (
-        "twilio-rotated-token",
-        "unhealthy",
-        Some("invalid_credentials"),
-    ),
-    ("twilio-standard-key", "healthy", None),
-    ("twilio-trial-low-balance", "healthy", None),
-    ("twilio-suspended", "unhealthy", Some("account_blocked")),
-];
 
 /// Runs `command` under a pseudo-terminal (`script`), so its stdout is a
 /// TTY, with `NO_COLOR` unset or set to `no_color` and `env` added; returns

@@ -7,9 +7,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use credwatch::config::Config;
-use credwatch::simulator::{
-    AccountStatus, ApiKey, Fault, KeyKind, Simulator, TwilioAccount, World,
-};
+use credwatch_sim::{AccountStatus, ApiKey, Fault, KeyKind, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample};
 use crate::support::{

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use credwatch::simulator::{
+use credwatch_sim::{
     AccountBlock, AccountStatus, ApiKey, CreditLimitExtension, ElAccount, ElKey, InactiveAnswer,
     KeyKind, SignedUrlMode, Simulator, Subscription, SubscriptionStatus, TwilioAccount, World,
 };

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use credwatch::cli::{Listeners, run_daemon_with};
 use credwatch::config::{Config, ProcessEnv};
-use credwatch::simulator::{Simulator, World, demo as d};
+use credwatch_sim::{Simulator, World, demo as d};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
 };
@@ -768,4 +768,88 @@ async fn failed_logins_are_rate_limited_per_client_address() {
         let status = get_as(from, &url, "prometheus", password).await.status();
         assert_eq!(status, want, "{step}");
     }
+}
+
+/// Issue #21, for the web config: it is re-read on the request path, so a
+/// FIFO put in place of it (or of the key file, or `/dev/zero` behind a
+/// symlink) used to block the request that noticed the change, and every
+/// request after it behind the same lock. Each is refused at once:
+/// requests keep being answered, `credwatch_web_config_last_reload_successful`
+/// drops to 0 with the reason logged, and a good file is applied again.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_web_config_or_key_file_that_is_a_fifo_or_a_device_is_refused_not_waited_on() {
+    /// Without the fix a reader blocks on the FIFO forever, on a runtime
+    /// worker, where no tokio timer can end the test: a writer that opens
+    /// and closes it releases the reader.
+    fn release(fifo: &std::path::Path) {
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        if std::fs::symlink_metadata(fifo).is_ok_and(|m| m.file_type().is_fifo()) {
+            let _ = std::fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(fifo);
+        }
+    }
+    let pki = pki();
+    let users = format!("basic_auth_users:\n  prometheus: \"{}\"\n", hash("s3cret"));
+    let tls = "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\n";
+    let r = start(&pki, &format!("{tls}{users}")).await;
+    let c = client(&pki, false);
+    wait_web_reload(&c, &r, 1.0).await;
+    let dir = r._dir.path().to_path_buf();
+    // A watchdog on a plain thread: every 20 s it releases whatever FIFO is
+    // in place, so a blocked reader (no fix) ends in a failed assertion
+    // rather than a hung test. With the fix nothing ever waits on them.
+    let (done, watched) = std::sync::mpsc::channel::<()>();
+    let watch_dir = dir.clone();
+    std::thread::spawn(move || {
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            watched.recv_timeout(Duration::from_secs(20))
+        {
+            for name in ["web.yml", "server.key"] {
+                release(&watch_dir.join(name));
+            }
+        }
+    });
+    let cases: [(&str, bool); 3] = [
+        ("web.yml", true),
+        ("server.key", true),
+        ("server.key", false),
+    ];
+    for (name, fifo) in cases {
+        let file = dir.join(name);
+        let good = std::fs::read(&file).expect("read");
+        std::fs::remove_file(&file).expect("rm");
+        if fifo {
+            let made = std::process::Command::new("mkfifo")
+                .arg(&file)
+                .status()
+                .expect("mkfifo runs");
+            assert!(made.success());
+        } else {
+            std::os::unix::fs::symlink("/dev/zero", &file).expect("symlink");
+        }
+        // Requests keep being answered (the client gives up after 5 s).
+        wait_web_reload(&c, &r, 0.0).await;
+        let logs = crate::harness::logs();
+        assert!(
+            logs.lines()
+                .any(|l| l.contains("web config changed but was refused")
+                    && l.contains("not a regular file")),
+            "{name}: the reason is logged:\n{logs}"
+        );
+        still_protected(&c, &r).await;
+        let probe = reqwest::Client::new()
+            .get(format!("{}/livez", r.probe))
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .expect("the probe listener answers");
+        assert_eq!(probe.status(), 200);
+        std::fs::remove_file(&file).expect("rm");
+        std::fs::write(&file, &good).expect("restore");
+        wait_web_reload(&c, &r, 1.0).await;
+    }
+    drop(done);
 }

@@ -48,28 +48,16 @@ pub(super) fn explain_serde(path: String, msg: &str) -> Diagnostic {
             .or_else(|| rest.rfind("`, there are no fields"))
             .unwrap_or(rest.len());
         let key = &rest[..end];
-        let options = rest.get(end + 3..).unwrap_or("");
-        if looks_like_config_key(key) {
-            (
-                path,
-                format!(
-                    "unknown field `{key}`, {options} (check the spelling; see config.example.yaml for every key)"
-                ),
-            )
+        let known = backticked(rest.get(end + 1..).unwrap_or(""));
+        // The parser leaves out a location at line 1 column 1; a top-level
+        // key without one is there.
+        let location = if location.is_empty() && !path.contains(['.', '[']) {
+            " at line 1 column 1"
         } else {
-            // Not shaped like any key credwatch has (a secret pasted as a key?):
-            // name the mapping it is in, not the key.
-            let parent = path
-                .strip_suffix(key)
-                .map(|p| p.trim_end_matches('.').to_string())
-                .unwrap_or_default();
-            (
-                parent,
-                format!(
-                    "an unknown key that does not look like a config key (not shown, in case it is a secret); {options} (see config.example.yaml for every key)"
-                ),
-            )
-        }
+            location
+        };
+        let (path, message) = unknown_key(path, key, &known, location);
+        return Diagnostic { path, message };
     } else if let Some(field) = ["missing field `", "duplicate field `"]
         .iter()
         .find_map(|p| msg.strip_prefix(p))
@@ -142,6 +130,140 @@ pub(super) fn friendly_expected(expected: &str) -> String {
 /// Config keys are lowercase words joined by `_`.
 pub(super) fn looks_like_config_key(key: &str) -> bool {
     !key.is_empty() && key.len() <= 40 && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_')
+}
+
+/// An unknown key, named with its line and the key it is probably meant to
+/// be. It is hidden only when it looks like a secret (a value pasted where
+/// a key belongs), never because of its spelling.
+fn unknown_key(path: String, key: &str, known: &[&str], location: &str) -> (String, String) {
+    let listing = if known.is_empty() {
+        "this mapping takes no keys".to_string()
+    } else {
+        format!(
+            "the keys here are {} (config.example.yaml has every key)",
+            known
+                .iter()
+                .map(|k| format!("`{k}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if crate::section::looks_like_secret(key) {
+        // Name the mapping it is in, not the key.
+        let parent = path
+            .strip_suffix(key)
+            .map(|p| p.trim_end_matches('.').to_string())
+            .unwrap_or_default();
+        return (
+            parent,
+            format!(
+                "an unknown key{location} that looks like a secret (not shown); a secret is a value, e.g. `api_key_file: /path/to/file`; {listing}"
+            ),
+        );
+    }
+    let message = match suggest(key, known) {
+        Some(s) => format!("unknown key `{key}`{location}; did you mean `{s}`?"),
+        None => format!("unknown key `{key}`{location}; {listing}"),
+    };
+    (path, message)
+}
+
+/// The names between backticks in serde's "expected one of `a`, `b`".
+fn backticked(text: &str) -> Vec<&str> {
+    text.split('`').skip(1).step_by(2).collect()
+}
+
+/// The known key `key` is probably meant to be: the same letters in another
+/// case or separator style (`apiKeyEnv`, `api-key-env`, `ElevenLabs`), else
+/// the nearest by edit distance, if it is near enough.
+pub(super) fn suggest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let fold = |s: &str| -> String {
+        s.chars()
+            .filter(|c| c.is_alphanumeric())
+            .flat_map(char::to_lowercase)
+            .collect()
+    };
+    let folded = fold(key);
+    if let Some(k) = known.iter().find(|k| fold(k) == folded) {
+        return Some(k);
+    }
+    let near = if folded.len() < 6 { 1 } else { 2 };
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(&folded, &fold(k)), *k))
+        .filter(|(d, _)| *d <= near)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// A YAML syntax error in plain words: where, and what is usually wrong
+/// there. `None` when `msg` is not one of the parser's syntax errors.
+/// Nothing from the file is quoted; `text` is looked at only for tabs.
+pub(super) fn syntax_error(msg: &str, text: &str) -> Option<Diagnostic> {
+    const SYNTAX: [&str; 6] = [
+        ", while scanning ",
+        ", while parsing ",
+        "mapping values are not allowed",
+        "did not find expected",
+        "found unexpected end of stream",
+        "could not find expected",
+    ];
+    if !SYNTAX.iter().any(|s| msg.contains(s)) {
+        return None;
+    }
+    // "<problem> at line L column C[, while <context> at line L2 column C2]"
+    let (problem, context) = msg.split_once(", while ").unwrap_or((msg, ""));
+    let (problem, location) = split_location(problem);
+    let (_, context_location) = split_location(context);
+    let line = location
+        .strip_prefix(" at line ")
+        .and_then(|l| l.split(' ').next())
+        .and_then(|l| l.parse::<usize>().ok());
+    // " that starts at line L2", when the parser says where.
+    let started = context_location
+        .strip_prefix(" at line ")
+        .and_then(|l| l.split(' ').next())
+        .map(|l| format!(" that starts at line {l}"))
+        .unwrap_or_default();
+    let tab_on_line = line
+        .and_then(|l| text.lines().nth(l.saturating_sub(1)))
+        .is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
+    let why = if problem.contains("tab character") || tab_on_line {
+        "a tab in the indentation; YAML indents with spaces only: replace the tab with spaces"
+            .to_string()
+    } else if problem.contains("mapping values are not allowed") {
+        "an unexpected `:`. Either a value contains `: ` (quote the value: `name: \"a: b\"`), or this line is indented deeper than the keys of its mapping (line it up with them)".to_string()
+    } else if problem.contains("did not find expected '-' indicator") {
+        format!(
+            "the indentation does not match the list{started}: line up its `- ` entries, and the keys of each entry with each other"
+        )
+    } else if problem.contains("did not find expected key") {
+        format!(
+            "the indentation does not match the mapping{started}: every key of one mapping starts in the same column (spaces only)"
+        )
+    } else if problem.contains("block sequence entries are not allowed") {
+        "a `- ` list entry where a value was expected: put the list on the lines below its key, indented".to_string()
+    } else if problem.contains("could not find expected ':'") {
+        "a line that is not `key: value` or `- entry` (a missing `:`, or a quote left open above it)".to_string()
+    } else if problem.contains("found unexpected end of stream") {
+        format!(
+            "the file ends inside a quoted value or a bracket{}: close the quote or bracket",
+            started.replace(" that starts", " opened")
+        )
+    } else if problem.contains("found unknown escape character") {
+        "a backslash in a double-quoted value that is not an escape YAML knows: use single quotes, or write `\\\\`".to_string()
+    } else if problem.contains("cannot start any token") {
+        "a value that starts with a character YAML reserves (`@`, a backtick, `%`, `!`, `&`, `*`): quote the value".to_string()
+    } else {
+        format!(
+            "{}; check the quoting and indentation there",
+            redact_quoted(problem)
+        )
+    };
+    Some(Diagnostic {
+        path: String::new(),
+        message: format!("YAML syntax error{location}: {why}"),
+    })
 }
 
 /// Blanks anything between `"` or backticks: a safety net for messages

@@ -67,13 +67,13 @@ fn unknown_keys_are_named_with_their_path() {
     let e = errors("twilio:\n  - name: a\n    auth_tokn: x\n");
     assert!(
         e.iter()
-            .any(|e| e.starts_with("twilio[0].auth_tokn: unknown field `auth_tokn`")),
+            .any(|e| e.starts_with("twilio[0].auth_tokn: unknown key `auth_tokn`")),
         "{e:?}"
     );
     let e = errors("defaults:\n  intervall: 5s\n");
     assert!(
         e.iter()
-            .any(|e| e.contains("defaults.intervall") && e.contains("unknown field")),
+            .any(|e| e.contains("defaults.intervall") && e.contains("unknown key")),
         "{e:?}"
     );
 }
@@ -469,7 +469,7 @@ fn a_secret_under_the_wrong_key_is_never_echoed() {
         (
             "listen: {S}\nelevenlabs:\n  - name: a\n    api_key: sk_x\n",
             "listen",
-            "is not an address:port",
+            "is not a listen address",
         ),
         (
             "max_concurrent_requests_per_host: {S}\n",
@@ -509,7 +509,7 @@ fn a_secret_under_the_wrong_key_is_never_echoed() {
     let e = errors("elevenlabs:\n  - name: a\n    api_key: sk_x\n    critical: nope\n");
     has(&e, "elevenlabs[0].critical", "at line 4 column 15");
     let e = errors("elevenlabs:\n  - name: a\n    api_kye: sk_x\n");
-    has(&e, "elevenlabs[0].api_kye", "unknown field `api_kye`");
+    has(&e, "elevenlabs[0].api_kye", "unknown key `api_kye`");
 }
 
 #[test]
@@ -738,4 +738,223 @@ fn max_phone_numbers_is_at_least_one_and_defaults_to_a_thousand() {
         panic!("not ElevenLabs");
     };
     assert_eq!(el.max_phone_numbers, 25000);
+}
+
+/// Spellings a URL parser repairs silently are refused, each with its own
+/// message (issue #21: `http:127.0.0.1:…` and `\@evil.example` reached
+/// loopback with odd request paths). `calibrate --base-url` uses the same
+/// check.
+#[test]
+fn malformed_base_urls_are_refused_not_normalised() {
+    const CANONICAL: &str = "is not written the way URL parsers read it (an IP address in another notation, percent-encoding, a default port, `.` or `..` in the path, or non-ASCII); write it plainly, e.g. `https://api.elevenlabs.io` or `http://127.0.0.1:8080`";
+    let cases: &[(&str, &str)] = &[
+        (
+            "http:127.0.0.1:8080",
+            "the scheme must be followed by `//`, e.g. `http://127.0.0.1:8080`",
+        ),
+        (
+            "https:/api.elevenlabs.io",
+            "the scheme must be followed by `//`, e.g. `https://127.0.0.1:8080`",
+        ),
+        (
+            "http://x\\@evil.example",
+            "contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`",
+        ),
+        (
+            "https:\\\\api.elevenlabs.io",
+            "contains a backslash, which URL parsers read as `/`; write the URL with `/` only, e.g. `https://api.elevenlabs.io`",
+        ),
+        ("http:///127.0.0.1:8080", "has no host"),
+        (
+            "http://@127.0.0.1:8080",
+            "must not contain credentials; use the credential's secret keys",
+        ),
+        (
+            " http://127.0.0.1:8080",
+            "contains whitespace or control characters",
+        ),
+        (
+            "http://127.0.0.1:8080/a\tb",
+            "contains whitespace or control characters",
+        ),
+        ("http://0x7f.1:8080", CANONICAL),
+        ("http://2130706433:8080", CANONICAL),
+        ("https://api.elevenlabs.io:443", CANONICAL),
+        ("http://127.0.0.1:8080/a/../b", CANONICAL),
+        ("http://127.0.0.1:8080/{v1}", CANONICAL),
+        ("https://bücher.example", CANONICAL),
+        (
+            "http://127.0.0.1:8080/?",
+            "must not have a query or fragment",
+        ),
+        (
+            "http://127.0.0.1:8080#",
+            "must not have a query or fragment",
+        ),
+    ];
+    for (url, want) in cases {
+        assert_eq!(
+            crate::config::check_base_url(url, true).map(|b| b.url),
+            Err(want.to_string()),
+            "{url:?}"
+        );
+    }
+    // Through the loader: the key path and the message.
+    let e = errors(
+        "elevenlabs:\n  - name: a\n    api_key: sk_x\n    base_url: \"http:127.0.0.1:8080\"\n",
+    );
+    has(
+        &e,
+        "elevenlabs[0].base_url",
+        "the scheme must be followed by `//`",
+    );
+    // What is written plainly passes, as written (case of the host aside).
+    for ok in [
+        "https://api.elevenlabs.io",
+        "https://API.ElevenLabs.io/",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080/prefix/v1",
+        "http://localhost:9",
+    ] {
+        assert_eq!(
+            crate::config::check_base_url(ok, false).map(|b| b.url),
+            Ok(ok.trim_end_matches('/').to_string()),
+            "{ok}"
+        );
+    }
+}
+
+/// A rotated `*_file` value goes through the load path again (issue #21,
+/// #18): the reader, the mode check under `strict`, and the provider's
+/// shape checks. Each refusal names the key path and what is wrong, never
+/// the value.
+#[cfg(unix)]
+#[test]
+fn a_rotated_secret_file_is_checked_like_at_load() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!(
+        "credwatch-reread-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let write = |name: &str, value: &str| {
+        let file = dir.join(name);
+        let _ = std::fs::remove_file(&file);
+        std::fs::write(&file, value).expect("write");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+        file
+    };
+    let key = write("el-key", "sk_first_key_value\n");
+    let sid = write("tw-sid", AC);
+    let token = write("tw-token", TOKEN);
+    let yaml = format!(
+        "strict: true\nelevenlabs:\n  - name: el\n    api_key_file: {}\ntwilio:\n  - name: tw\n    account_sid_file: {}\n    auth_token_file: {}\n",
+        key.display(),
+        sid.display(),
+        token.display()
+    );
+    let c = load(&yaml, &env(&[])).expect("valid");
+    let (el, tw) = (&c.credentials[0], &c.credentials[1]);
+    let reread = |cred: &crate::config::Credential| {
+        let at = cred.key_path(&c.credentials).expect("key path");
+        cred.reread_files(&at, c.strict)
+    };
+    let refused = |cred: &crate::config::Credential, path: &str, needle: &str, secret: &str| {
+        let e = reread(cred).expect_err("refused");
+        let shown = e.to_string();
+        assert!(
+            e.errors
+                .iter()
+                .any(|d| d.path == path && d.message.contains(needle)),
+            "no `{needle}` at `{path}`: {shown}"
+        );
+        assert!(!shown.contains(secret), "the value is shown: {shown}");
+    };
+
+    // Unchanged: nothing to do.
+    assert!(matches!(reread(el), Ok(None)));
+    // A good rotation, with the load-time whitespace warning.
+    write("el-key", "  sk_second_key_value\n");
+    let r = reread(el).expect("readable").expect("changed");
+    assert_eq!(r.credential.secret().value.expose(), "sk_second_key_value");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.path == "elevenlabs[0].api_key_file" && w.message.contains("whitespace")),
+        "{:?}",
+        r.warnings
+    );
+    // A key ID where the key belongs.
+    write("el-key", "AbCdEf0123456789");
+    refused(
+        el,
+        "elevenlabs[0].api_key_file",
+        "looks like an API key ID",
+        "AbCdEf0123456789",
+    );
+    // Readable by every user, with `strict: true`.
+    let file = write("el-key", "sk_third_key_value");
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    refused(
+        el,
+        "elevenlabs[0].api_key_file",
+        "refused because `strict: true`",
+        "sk_third_key_value",
+    );
+    // A FIFO, a directory, /dev/zero behind a symlink, an oversized file.
+    std::fs::remove_file(&file).expect("rm");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&file)
+        .status()
+        .expect("mkfifo");
+    assert!(made.success());
+    refused(
+        el,
+        "elevenlabs[0].api_key_file",
+        "not a regular file",
+        "sk_",
+    );
+    std::fs::remove_file(&file).expect("rm");
+    std::os::unix::fs::symlink("/dev/zero", &file).expect("symlink");
+    refused(
+        el,
+        "elevenlabs[0].api_key_file",
+        "not a regular file",
+        "sk_",
+    );
+    std::fs::remove_file(&file).expect("rm");
+    std::fs::create_dir(&file).expect("mkdir");
+    refused(
+        el,
+        "elevenlabs[0].api_key_file",
+        "not a regular file",
+        "sk_",
+    );
+    std::fs::remove_dir(&file).expect("rmdir");
+    write("el-key", &format!("sk_{}", "x".repeat(70_000)));
+    refused(el, "elevenlabs[0].api_key_file", "larger than", "xxxx");
+
+    // Twilio: the SID and the token swapped by a rotation.
+    write("tw-sid", TOKEN);
+    write("tw-token", AC);
+    refused(
+        tw,
+        "twilio[0].account_sid_file",
+        "these look swapped",
+        TOKEN,
+    );
+    // An API key SID where the Auth Token belongs.
+    write("tw-sid", AC);
+    write("tw-token", SK);
+    refused(tw, "twilio[0].auth_token_file", "is an API key SID", SK);
+    // Empty.
+    write("tw-token", "\n");
+    refused(tw, "twilio[0].auth_token_file", "is empty", TOKEN);
+    // And a good rotation.
+    let next = "fedcba9876543210fedcba9876543210";
+    write("tw-token", next);
+    let r = reread(tw).expect("readable").expect("changed");
+    assert_eq!(r.credential.secret().value.expose(), next);
+    let _ = std::fs::remove_dir_all(&dir);
 }

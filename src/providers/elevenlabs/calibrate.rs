@@ -87,6 +87,7 @@ pub async fn run(
     let mut results = Vec::new();
     for (label, key) in [("with", with), ("without", without)] {
         let el = ElevenLabs {
+            account: format!("calibrate-{label}"),
             base_url: base_url.to_string(),
             api_key: SecretValue {
                 source: SecretSource::Literal,
@@ -102,6 +103,7 @@ pub async fn run(
         let cred = Credential {
             name: format!("calibrate-{label}"),
             critical: false,
+            labels: Default::default(),
             interval: std::time::Duration::from_secs(60),
             timeout: std::time::Duration::from_secs(10),
             detail_interval: std::time::Duration::from_secs(600),

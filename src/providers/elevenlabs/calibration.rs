@@ -78,7 +78,7 @@ impl Record {
                     key: r.key.to_string(),
                     verdict: r.verdict.to_string(),
                     http_status: r.evidence.http_status,
-                    upstream_code: r.evidence.upstream_code.clone(),
+                    upstream_code: r.evidence.upstream_code.as_ref().map(ToString::to_string),
                 })
                 .collect(),
         }

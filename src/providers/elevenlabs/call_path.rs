@@ -11,9 +11,9 @@ use serde::Deserialize;
 
 use super::ElevenLabs;
 use super::checks::{Meaning, classify, parse_body};
-use crate::providers::http::{Answer, Auth, TransportError};
+use crate::providers::http::{Answer, TransportError};
 use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
-use crate::providers::outcome::{Evidence, Reason, clean, clean_to};
+use crate::providers::outcome::{Clean, Evidence, Reason, clean, clean_to};
 use crate::providers::twilio::{self, TwilioAuth};
 use crate::providers::{Context, Credential, Linked, Provider, Spec};
 
@@ -109,7 +109,7 @@ trait WithDetail {
 
 impl WithDetail for Observation {
     fn with_detail(mut self, detail: &str) -> Self {
-        self.evidence.detail = detail.to_string();
+        self.evidence.detail = detail.into();
         self
     }
 }
@@ -120,9 +120,15 @@ async fn get(
     ctx: &Context<'_>,
     path: &str,
 ) -> Result<Answer, TransportError> {
-    let auth = Auth::XiApiKey(&el.api_key.value);
+    let auth = el.auth();
     ctx.upstream
-        .get(Provider::ElevenLabs, &el.base_url, path, auth, caller.timeout)
+        .get(
+            Provider::ElevenLabs,
+            &el.base_url,
+            path,
+            auth,
+            caller.timeout,
+        )
         .await
 }
 
@@ -131,8 +137,8 @@ fn transport(link: Link, path: &str, e: &TransportError) -> Observation {
         link,
         Finding::Unknown(crate::providers::failure_from_transport(e)),
         Evidence {
-            request: format!("GET {path}"),
-            detail: e.to_string(),
+            request: Clean::request(path),
+            detail: e.to_string().into(),
             ..Evidence::default()
         },
     )
@@ -250,7 +256,10 @@ pub fn phone_number_outcome(req: &str, answer: &Answer) -> (Observation, Option<
                 if provider != "twilio" {
                     (
                         Finding::Broken(LinkProblem::PhoneNumberNotTwilio),
-                        format!("the number is imported through `{}`, not Twilio", clean(provider)),
+                        format!(
+                            "the number is imported through `{}`, not Twilio",
+                            clean(provider)
+                        ),
                     )
                 } else if n.supports_outbound == Some(false) {
                     (
@@ -329,12 +338,14 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
             (Some(fp), _) if *fp != current => {
                 evidence.detail = format!(
                     "the Auth Token's fingerprint is {current}, not {fp} (twilio_imported_fingerprint)"
-                );
+                )
+                .into();
                 Finding::Broken(LinkProblem::ReimportNeeded)
             }
             (Some(_), _) => {
                 evidence.detail =
-                    "the Auth Token is the one recorded as imported (twilio_imported_fingerprint)".into();
+                    "the Auth Token is the one recorded as imported (twilio_imported_fingerprint)"
+                        .into();
                 Finding::Proven
             }
             (None, Some(_)) => {
@@ -343,7 +354,8 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
                 Finding::Broken(LinkProblem::ReimportNeeded)
             }
             (None, None) => {
-                evidence.detail = "no rotation of the Auth Token seen since credwatch started".into();
+                evidence.detail =
+                    "no rotation of the Auth Token seen since credwatch started".into();
                 Finding::Proven
             }
         }
@@ -356,16 +368,9 @@ fn import_link(path: &CallPath, el: &ElevenLabs, carrier: &Linked) -> Observatio
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: Bytes::copy_from_slice(body.as_bytes()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     const REQ: &str = "/v1/convai/agents/agent_x";
@@ -380,19 +385,41 @@ mod tests {
             ),
         );
         assert_eq!(found.finding, Finding::Proven);
-        assert_eq!(found.info.as_deref(), Some("audio: output ulaw_8000, input pcm_16000"));
+        assert_eq!(
+            found.info.as_deref(),
+            Some("audio: output ulaw_8000, input pcm_16000")
+        );
         let gone = agent_outcome(
             REQ,
-            &answer(404, r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#),
+            &answer(
+                404,
+                r#"{"detail":{"status":"agent_not_found","message":"Agent not found"}}"#,
+            ),
         );
         assert_eq!(gone.finding, Finding::Broken(LinkProblem::AgentNotFound));
         for (status, body, reason) in [
-            (503, r#"{"detail":{"status":"system_busy","message":"busy"}}"#, Reason::UpstreamError),
-            (429, r#"{"detail":{"status":"rate_limit_exceeded","message":"x"}}"#, Reason::RateLimited),
-            (401, r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#, Reason::UnexpectedResponse),
+            (
+                503,
+                r#"{"detail":{"status":"system_busy","message":"busy"}}"#,
+                Reason::UpstreamError,
+            ),
+            (
+                429,
+                r#"{"detail":{"status":"rate_limit_exceeded","message":"x"}}"#,
+                Reason::RateLimited,
+            ),
+            (
+                401,
+                r#"{"detail":{"status":"missing_permissions","message":"The API key you used is missing the permission convai_read to execute this operation."}}"#,
+                Reason::UnexpectedResponse,
+            ),
             (200, "[1,2]", Reason::UnexpectedResponse),
         ] {
-            assert_eq!(agent_outcome(REQ, &answer(status, body)).finding, Finding::Unknown(reason), "{status} {body}");
+            assert_eq!(
+                agent_outcome(REQ, &answer(status, body)).finding,
+                Finding::Unknown(reason),
+                "{status} {body}"
+            );
         }
     }
 
@@ -404,7 +431,10 @@ mod tests {
         assert_eq!(n.as_deref(), Some("+14155550101"));
         // `provider` and `supports_outbound` absent: a Twilio number, not marked incapable.
         let bare = r#"{"phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1"}"#;
-        assert_eq!(phone_number_outcome(REQ, &answer(200, bare)).0.finding, Finding::Proven);
+        assert_eq!(
+            phone_number_outcome(REQ, &answer(200, bare)).0.finding,
+            Finding::Proven
+        );
         let sip = r#"{"provider":"sip_trunk","phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1"}"#;
         assert_eq!(
             phone_number_outcome(REQ, &answer(200, sip)).0.finding,
@@ -412,16 +442,116 @@ mod tests {
         );
         let no_out = r#"{"provider":"twilio","phone_number":"+14155550101","label":"x","phone_number_id":"phnum_1","supports_outbound":false}"#;
         let (o, n) = phone_number_outcome(REQ, &answer(200, no_out));
-        assert_eq!(o.finding, Finding::Broken(LinkProblem::PhoneNumberNotOutboundCapable));
+        assert_eq!(
+            o.finding,
+            Finding::Broken(LinkProblem::PhoneNumberNotOutboundCapable)
+        );
         assert_eq!(n, None);
         let (o, _) = phone_number_outcome(
             REQ,
-            &answer(404, r#"{"detail":{"status":"phone_number_not_found","message":"Phone number not found"}}"#),
+            &answer(
+                404,
+                r#"{"detail":{"status":"phone_number_not_found","message":"Phone number not found"}}"#,
+            ),
         );
         assert_eq!(o.finding, Finding::Broken(LinkProblem::PhoneNumberNotFound));
         assert!(o.inferred);
         // A 404 that does not say "not found" proves nothing.
-        let (o, _) = phone_number_outcome(REQ, &answer(404, r#"{"detail":{"status":"something_else","message":"x"}}"#));
+        let (o, _) = phone_number_outcome(
+            REQ,
+            &answer(
+                404,
+                r#"{"detail":{"status":"something_else","message":"x"}}"#,
+            ),
+        );
         assert_eq!(o.finding, Finding::Unknown(Reason::UnexpectedResponse));
+    }
+
+    /// The ElevenLabs credential (linking `tw`, imported with `imported`),
+    /// and `tw` with its Auth Token, or an API key when `key`.
+    fn creds(imported: Option<&str>, key: bool) -> (ElevenLabs, Credential) {
+        let auth = if key {
+            "    api_key_sid: SK0123456789abcdef0123456789abcdef\n    api_key_secret: secret0123456789\n"
+        } else {
+            "    auth_token: 0123456789abcdef0123456789abcdef\n"
+        };
+        let yaml = format!(
+            "elevenlabs:\n  - name: el\n    api_key: sk_{}\n    phone_numbers: true\n    twilio: tw\n{}twilio:\n  - name: tw\n    account_sid: AC0123456789abcdef0123456789abcdef\n{auth}",
+            "0".repeat(48),
+            imported
+                .map(|f| format!("    twilio_imported_fingerprint: {f}\n"))
+                .unwrap_or_default(),
+        );
+        let config = crate::config::Config::from_yaml(
+            &yaml,
+            std::path::Path::new("t.yaml"),
+            &std::collections::HashMap::<String, String>::new(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let el = match &config.credentials[0].spec {
+            Spec::ElevenLabs(el) => el.clone(),
+            _ => panic!("not elevenlabs"),
+        };
+        (el, config.credentials[1].clone())
+    }
+
+    fn path() -> CallPath {
+        CallPath {
+            name: "p".into(),
+            caller: "el".into(),
+            agent_id: "agent_1".into(),
+            phone_number_id: "phnum_1".into(),
+            carrier: "tw".into(),
+            destinations: vec![],
+            critical: true,
+            imported_fingerprint: None,
+            labels: Default::default(),
+        }
+    }
+
+    fn linked(cred: Credential, changed: bool) -> Linked {
+        Linked {
+            cred: std::sync::Arc::new(cred),
+            changed_at: changed.then(std::time::SystemTime::now),
+            usable: Some(true),
+        }
+    }
+
+    #[test]
+    fn a_token_rotated_since_the_import_needs_a_reimport() {
+        let (el, tw) = creds(None, false);
+        let current = tw.fingerprint();
+        // Nothing recorded, nothing seen: no rotation known (an inference).
+        let o = import_link(&path(), &el, &linked(tw.clone(), false));
+        assert_eq!((o.finding, o.inferred), (Finding::Proven, true));
+        // A change seen while running.
+        let o = import_link(&path(), &el, &linked(tw.clone(), true));
+        assert_eq!(o.finding, Finding::Broken(LinkProblem::ReimportNeeded));
+        // The recorded fingerprint decides, the path's before the credential's.
+        let (el, tw) = creds(Some("5ca1ab1e0000"), false);
+        let o = import_link(&path(), &el, &linked(tw.clone(), false));
+        assert_eq!(o.finding, Finding::Broken(LinkProblem::ReimportNeeded));
+        assert!(
+            o.evidence.detail.contains(&current),
+            "{}",
+            o.evidence.detail
+        );
+        let mut confirmed = path();
+        confirmed.imported_fingerprint = Some(current.clone());
+        let o = import_link(&confirmed, &el, &linked(tw.clone(), true));
+        assert_eq!(
+            o.finding,
+            Finding::Proven,
+            "the path's fingerprint is the current one"
+        );
+        // Watched through an API key: the Auth Token's rotation cannot be seen.
+        let (el, tw) = creds(None, true);
+        let o = import_link(&path(), &el, &linked(tw, true));
+        assert_eq!((o.finding, o.inferred), (Finding::Proven, true));
+        assert!(
+            o.evidence.detail.contains("API key"),
+            "{}",
+            o.evidence.detail
+        );
     }
 }

@@ -7,16 +7,19 @@
 //! HTTP status — never the human message, except to extract the permission
 //! name from `missing the permission <name>`.
 
+use crate::providers::json::Scalar;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use crate::providers::json::Scalar;
 
-use super::api::{PermissionProbe, StatusMatch};
-use super::facts::{Detail, Problem, Quota};
 use super::ElevenLabs;
-use crate::providers::http::{Answer, Auth, TransportError};
+use super::api::{PermissionProbe, StatusMatch};
 use super::calibration::Calibrated;
-use crate::providers::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean};
+use super::facts::{Detail, Problem, Quota};
+use crate::providers::ProviderProblem;
+use crate::providers::http::{Answer, TransportError};
+use crate::providers::outcome::{
+    Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to,
+};
 use crate::providers::{Clock, Context, Credential, Plan, Provider};
 
 /// The fields of an ElevenLabs error, from whichever envelope carried them.
@@ -42,6 +45,7 @@ impl ErrorFields {
         let name: String = rest
             .chars()
             .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .take(crate::providers::outcome::UPSTREAM_STRING_MAX)
             .collect();
         (!name.is_empty()).then_some(name)
     }
@@ -80,7 +84,8 @@ impl Fields {
             code: self.code.map(|s| clean(&s)),
             status: self.status.map(|s| clean(&s)),
             kind: self.kind.map(|s| clean(&s)),
-            message: self.message,
+            // Kept only to find a permission name in; cleaned like every upstream string.
+            message: self.message.map(|s| clean_to(&s, 512)),
             request_id: self.request_id.map(|s| clean(&s)),
         }
     }
@@ -240,6 +245,23 @@ pub enum Meaning {
     Failure(Reason, String),
 }
 
+/// In words, for evidence details (never a Rust `Option` or struct).
+impl std::fmt::Display for Meaning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Meaning::Ok => f.write_str("a success"),
+            Meaning::Invalid(_) => f.write_str("the key was rejected"),
+            Meaning::MissingPermission(Some(p)) => write!(f, "permission {p} is missing"),
+            Meaning::MissingPermission(None) => f.write_str("a permission is missing"),
+            Meaning::QuotaExceeded => f.write_str("the quota is exceeded"),
+            Meaning::Blocked(_) => f.write_str("the account is blocked"),
+            Meaning::AgentNotFound => f.write_str("agent not found"),
+            Meaning::Unrecognised(what) => write!(f, "an unrecognised error ({what})"),
+            Meaning::Failure(reason, detail) => write!(f, "{}: {detail}", reason.as_str()),
+        }
+    }
+}
+
 /// Classifies a non-200 answer: code, then status, then the HTTP status.
 pub fn classify(answer: &Answer, body: &Body) -> Meaning {
     let status = answer.status;
@@ -372,9 +394,12 @@ fn evidence(path: &str, answer: &Answer, body: &Body, detail: String) -> Evidenc
         fields.and_then(|f| f.key().map(str::to_string)),
         detail,
     );
-    evidence.permission = fields.and_then(ErrorFields::permission);
-    if let Some(id) = fields.and_then(|f| f.request_id.clone()) {
-        evidence.request_id = Some(id);
+    evidence.permission = fields
+        .and_then(ErrorFields::permission)
+        .as_deref()
+        .map(Clean::new);
+    if let Some(id) = fields.and_then(|f| f.request_id.as_deref()) {
+        evidence.request_id = Some(Clean::new(id));
     }
     evidence
 }
@@ -390,7 +415,7 @@ async fn get(
             Provider::ElevenLabs,
             &el.base_url,
             path,
-            Auth::XiApiKey(&el.api_key.value),
+            el.auth(),
             cred.timeout,
         )
         .await
@@ -489,22 +514,25 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
                     },
                     Detail::Quota {
                         quota: quota.clone(),
-                    }.into(),
+                    }
+                    .into(),
                 ];
                 if exhausted {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::QuotaExhausted {
                             reset_at: quota.reset_at,
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 // Only `free_disabled` is evidence of a disabled account;
                 // `past_due`/`incomplete` are exported as billing at risk.
                 if sub.status == "free_disabled" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::SubscriptionDisabled {
                             status: quota.status.clone(),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 let detail = format!(
@@ -562,16 +590,19 @@ pub fn subscription_outcome(answer: &Answer, body: &Body) -> (Result<Vec<Fact>, 
         Meaning::QuotaExceeded => (
             Ok(vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::QuotaExhausted { reset_at: None }.into(),
                 },
             ]),
             "key accepted; quota exceeded".into(),
         ),
         Meaning::Blocked(problem) => (
-            Ok(vec![Fact::Valid, Fact::Blocked {
-                problem: problem.into(),
-            }]),
+            Ok(vec![
+                Fact::Valid,
+                Fact::Problem {
+                    problem: problem.into(),
+                },
+            ]),
             "key accepted; the account is blocked".into(),
         ),
         Meaning::AgentNotFound => (

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::calibration;
 use super::api::{PermissionProbe, StatusMatch, check_path, default_permission_probes};
+use super::calibration;
 use crate::providers::twilio;
 use crate::providers::{Credential, Provider, Section, Spec};
 use crate::section::{SecretValue, Timing, Validator, secret, source_suffix};
@@ -22,6 +22,11 @@ pub const DEFAULT_MAX_PHONE_NUMBERS: usize = 1000;
 #[derive(Debug, Clone, PartialEq)]
 pub struct ElevenLabs {
     pub base_url: String,
+    /// The workspace the key belongs to, as the operator names it
+    /// (`account:`; default: the credential's name). ElevenLabs shows no
+    /// workspace id to a key, so keys of one workspace are grouped by
+    /// this name: its quota is exported once, labelled `account`.
+    pub account: String,
     pub api_key: SecretValue,
     pub required_permissions: Vec<String>,
     pub phone_numbers: bool,
@@ -114,6 +119,8 @@ pub struct RawElevenLabs {
     pub allow_insecure_http: Option<bool>,
     pub required_permissions: Option<Vec<String>>,
     pub critical: Option<bool>,
+    /// Prometheus labels for alert routing, on `credwatch_credential_info`.
+    pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -130,6 +137,8 @@ pub struct RawElevenLabs {
     pub twilio_imported_fingerprint: Option<String>,
     /// Imported numbers exported (and cross-checked) one by one at most.
     pub max_phone_numbers: Option<usize>,
+    /// The workspace's name, shared by the keys of one workspace.
+    pub account: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -251,6 +260,14 @@ fn elevenlabs(
             "has no effect without `phone_numbers: true`",
         );
     }
+    if let Some(account) = &raw.account
+        && (account.is_empty() || account.len() > 128 || account.chars().any(char::is_control))
+    {
+        v.error(
+            format!("{path}.account"),
+            "must be a name of 1 to 128 characters without control characters (it becomes the `account` label)",
+        );
+    }
     if let Some(fp) = &raw.twilio_imported_fingerprint
         && (fp.len() != 12 || !fp.bytes().all(|b| b.is_ascii_hexdigit()))
     {
@@ -271,13 +288,16 @@ fn elevenlabs(
             "has no effect without `phone_numbers: true`",
         );
     }
+    let name = common.name?;
     Some(Credential {
-        name: common.name?,
+        name: name.clone(),
         critical: common.critical,
+        labels: common.labels,
         interval: common.interval,
         timeout: common.timeout,
         detail_interval: common.detail_interval,
         spec: Spec::ElevenLabs(ElevenLabs {
+            account: raw.account.unwrap_or_else(|| name.clone()),
             base_url: common.base_url,
             api_key: api_key?,
             required_permissions,
@@ -340,9 +360,7 @@ fn permission_probes(
             );
             continue;
         };
-        if let Err(why) =
-            check_path(&path)
-        {
+        if let Err(why) = check_path(&path) {
             v.error(format!("{at}.path"), why);
             continue;
         }
@@ -397,33 +415,49 @@ fn permission_probes(
 
 /// `elevenlabs[i].twilio` must name a Twilio credential; one that
 /// authenticates with an API key cannot follow the Auth Token ElevenLabs' import stores.
+/// Only credentials that validated are here: a link to a Twilio entry that
+/// failed is left to that entry's own errors.
 fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
     let twilio: Vec<&Credential> = credentials
         .iter()
         .filter(|c| c.provider() == Provider::Twilio)
         .collect();
     let links = credentials.iter().filter_map(|c| match &c.spec {
-        Spec::ElevenLabs(el) => Some(el.twilio.as_deref()),
+        Spec::ElevenLabs(el) => Some((c.name.as_str(), el.twilio.as_deref()?)),
         _ => None,
     });
-    for (i, link) in links.enumerate() {
-        let Some(link) = link else { continue };
-        let at = format!("elevenlabs[{i}].twilio");
+    let links: Vec<(String, &str)> = links
+        .map(|(name, link)| {
+            let at = v.declared(name).unwrap_or("elevenlabs[?]");
+            (format!("{at}.twilio"), link)
+        })
+        .collect();
+    for (at, link) in links {
         match twilio.iter().find(|c| c.name == link) {
-            None => {
-                let known: Vec<&str> = twilio.iter().map(|c| c.name.as_str()).collect();
-                v.error(
-                    at,
-                    format!(
-                        "is not the name of a configured Twilio credential (configured: {})",
-                        if known.is_empty() {
-                            "none".to_string()
-                        } else {
-                            known.join(", ")
-                        }
-                    ),
-                );
-            }
+            None => match v.declared(link) {
+                Some(entry) if entry.starts_with("twilio[") => {}
+                Some(entry) => {
+                    let entry = entry.to_string();
+                    v.error(
+                        at,
+                        format!("names the credential at {entry}, which is not a Twilio credential; name one under `twilio:`"),
+                    );
+                }
+                None => {
+                    let known: Vec<&str> = twilio.iter().map(|c| c.name.as_str()).collect();
+                    v.error(
+                        at,
+                        format!(
+                            "is not the name of a configured Twilio credential (configured: {})",
+                            if known.is_empty() {
+                                "none".to_string()
+                            } else {
+                                known.join(", ")
+                            }
+                        ),
+                    );
+                }
+            },
             Some(target) if matches!(&target.spec, Spec::Twilio(tw) if tw.is_api_key()) => v.warn(
                 at,
                 format!(
@@ -439,11 +473,15 @@ fn check_links(v: &mut Validator<'_>, credentials: &[Credential]) {
 }
 
 impl ElevenLabs {
-    /// Re-reads the `api_key_file`: `Ok(None)` when nothing changed.
-    pub fn reread_files(&self) -> Result<Option<ElevenLabs>, String> {
-        Ok(self.api_key.reread()?.map(|api_key| ElevenLabs {
+    /// Re-reads the `api_key_file` through the load path (the reader, the
+    /// mode check, the key's shape checks), reporting into `v` at `path`
+    /// (`elevenlabs[i]`): the credential as it now reads, or `None`.
+    pub fn reread_files(&self, v: &mut Validator<'_>, path: &str) -> Option<ElevenLabs> {
+        let api_key = self.api_key.reread(v, path, "api_key")?;
+        check_elevenlabs_key(v, path, &api_key);
+        Some(ElevenLabs {
             api_key,
             ..self.clone()
-        }))
+        })
     }
 }

@@ -2,8 +2,8 @@
 //! and how to fix them, in the user's terms; each stated cause cites its
 //! evidence in `docs/upstream-evidence.md`.
 
-use crate::providers::Credential;
 use super::facts::{PhoneProblem, Problem as El, Quota};
+use crate::providers::Credential;
 use crate::providers::Problem;
 use crate::providers::outcome::Reason;
 use crate::providers::words::{cite, date, source, ui_name};
@@ -89,7 +89,10 @@ pub fn problem(p: &Problem, cred: &Credential) -> Option<(String, String)> {
 /// (summary, fix) for a quota at or above the alert threshold
 /// ([`super::facts::QUOTA_HIGH_SHARE`] of the ceiling), not yet used up.
 pub fn quota_high(q: &Quota) -> (String, String) {
-    let share = q.used_share().map(crate::providers::words::percent).unwrap_or(0);
+    let share = q
+        .used_share()
+        .map(crate::providers::words::percent)
+        .unwrap_or(0);
     (
         format!(
             "{share}% of the quota is used ({} of {} characters; the alert threshold is {}%).",

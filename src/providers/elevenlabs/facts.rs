@@ -4,7 +4,10 @@
 
 use serde::Serialize;
 
-use crate::providers::outcome::Reason;
+use crate::exposition::Samples;
+use crate::providers::outcome::{Attempt, Reason};
+use crate::providers::report::{Finding, Shown};
+use crate::providers::{Linked, ProviderDetail, ProviderDetails, ProviderProblem};
 
 /// A precise ElevenLabs diagnosis behind a verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -24,8 +27,8 @@ pub enum Problem {
     SubscriptionDisabled { status: String },
 }
 
-impl Problem {
-    pub fn reason(&self) -> Reason {
+impl ProviderProblem for Problem {
+    fn reason(&self) -> Reason {
         match self {
             Problem::InvalidApiKey | Problem::KeyIdUsedAsKey => Reason::InvalidCredentials,
             Problem::QuotaExhausted { .. } => Reason::QuotaExhausted,
@@ -36,7 +39,7 @@ impl Problem {
     }
 
     /// A short code for JSON output and logs.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Problem::InvalidApiKey => "invalid_api_key",
             Problem::KeyIdUsedAsKey => "key_id_used_as_key",
@@ -66,9 +69,9 @@ pub enum Detail {
     PhoneNumbersUnreadable,
 }
 
-impl Detail {
+impl ProviderDetail for Detail {
     /// A used-up quota counts as an error of the check that read it.
-    pub fn error_reason(&self) -> Option<Reason> {
+    fn error_reason(&self) -> Option<Reason> {
         match self {
             Detail::Quota { quota } if quota.exhausted => Some(Reason::QuotaExhausted),
             _ => None,
@@ -86,8 +89,11 @@ pub struct Details {
     pub numbers_left_out: usize,
 }
 
-impl Details {
-    pub fn apply(&mut self, detail: &Detail) {
+impl ProviderDetails for Details {
+    type Detail = Detail;
+    type Report = super::report::Report;
+
+    fn apply(&mut self, detail: &Detail) {
         match detail {
             Detail::Quota { quota } => self.quota = Some(quota.clone()),
             Detail::QuotaUnreadable => self.quota = None,
@@ -105,13 +111,28 @@ impl Details {
     /// Every imported number can place calls as far as credwatch can tell
     /// (true when none are watched); numbers beyond `max_phone_numbers` were
     /// not checked, so none of them is known to.
-    pub fn numbers_ready(&self) -> bool {
-        self.numbers_left_out == 0
-            && self
-                .phone_numbers
-                .iter()
-                .flatten()
-                .all(PhoneNumber::ready)
+    fn numbers_ready(&self) -> bool {
+        self.numbers_left_out == 0 && self.phone_numbers.iter().flatten().all(PhoneNumber::ready)
+    }
+
+    fn account_values(&self) -> bool {
+        self.quota.is_some()
+    }
+
+    fn render(&self, expose_numbers: bool, out: &mut Samples<'_>) {
+        super::report::render(self, expose_numbers, out)
+    }
+
+    fn report(&self) -> Self::Report {
+        super::report::report(self)
+    }
+
+    fn shown(&self) -> Vec<Shown> {
+        super::report::shown(self)
+    }
+
+    fn findings(&self, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
+        super::report::findings(self, attempts, linked)
     }
 }
 

@@ -14,7 +14,6 @@
 //! - `explain`: `check`'s words for each problem, with their evidence.
 //! - `calibrate`: `credwatch calibrate`, proving a probe on a live account.
 //! - `calibration`: the `calibration_file:` it records its results in.
-//! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 pub mod calibrate;
@@ -22,18 +21,16 @@ pub mod calibration;
 pub mod call_path;
 mod checks;
 pub mod config;
-mod demo;
 pub mod explain;
 pub mod facts;
 pub mod phone_numbers;
 pub mod report;
 
 use super::outcome::{Attempt, Reason};
-use super::report::Finding;
-use super::{Context, Kind, Linked, Plan, Spec};
-use crate::exposition::{Family, Samples};
+use super::{Context, Kind, Plan, Settings, Spec};
+use crate::exposition::Family;
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue};
+use crate::section::{SecretSource, SecretValue, Validator};
 pub use checks::{
     Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
     subscription, subscription_outcome,
@@ -51,19 +48,18 @@ pub const NONEXISTENT_AGENT_ID: &str = api::PROBE_AGENT_ID;
 
 pub use api::default_permission_probes;
 
-impl Kind for ElevenLabs {
-    type RawSection = config::RawSection;
-    type Problem = Problem;
-    type Detail = Detail;
-    type Details = Details;
-    type Report = report::Report;
-    const FAMILIES: &'static [Family] = report::FAMILIES;
-    const AUTH_CHECK: &'static str = "subscription";
-
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
-        api::allowed(segments, query)
+impl ElevenLabs {
+    /// How its requests authenticate: `xi-api-key: <key>`.
+    pub fn auth(&self) -> super::http::Auth<'_> {
+        super::http::Auth::Header {
+            name: "xi-api-key",
+            prefix: "",
+            secret: &self.api_key.value,
+        }
     }
+}
 
+impl Settings for ElevenLabs {
     fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -80,8 +76,12 @@ impl Kind for ElevenLabs {
         vec![&self.api_key.source]
     }
 
-    fn reread(&self) -> Result<Option<Spec>, String> {
-        Ok(self.reread_files()?.map(Spec::ElevenLabs))
+    fn reread(&self, v: &mut Validator<'_>, path: &str) -> Option<Spec> {
+        self.reread_files(v, path).map(Spec::ElevenLabs)
+    }
+
+    fn account(&self) -> Option<&str> {
+        Some(&self.account)
     }
 
     fn linked(&self) -> Option<&str> {
@@ -95,6 +95,19 @@ impl Kind for ElevenLabs {
     fn expose_numbers(&self) -> bool {
         self.expose_numbers
     }
+}
+
+impl Kind for ElevenLabs {
+    type RawSection = config::RawSection;
+    type Problem = Problem;
+    type Details = Details;
+    const FAMILIES: &'static [Family] = report::FAMILIES;
+    const AUTH_CHECK: &'static str = "subscription";
+    const REQUEST_ID_HEADERS: &'static [&'static str] = &["request-id", "x-trace-id"];
+
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        api::allowed(segments, query)
+    }
 
     async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
         run(cred, self, ctx, plan).await
@@ -106,46 +119,6 @@ impl Kind for ElevenLabs {
 
     fn failure_fix(reason: Reason, detail: &str) -> Option<&'static str> {
         explain::failure_fix(reason, detail)
-    }
-
-    fn problem_reason(problem: &Problem) -> Reason {
-        problem.reason()
-    }
-
-    fn problem_code(problem: &Problem) -> &'static str {
-        problem.code()
-    }
-
-    fn detail_error_reason(detail: &Detail) -> Option<Reason> {
-        detail.error_reason()
-    }
-
-    fn apply(details: &mut Details, detail: &Detail) {
-        details.apply(detail)
-    }
-
-    fn numbers_ready(details: &Details) -> bool {
-        details.numbers_ready()
-    }
-
-    fn render(details: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
-        report::render(details, expose_numbers, out)
-    }
-
-    fn report(details: &Details) -> report::Report {
-        report::report(details)
-    }
-
-    fn summary(r: &report::Report) -> Vec<String> {
-        report::summary(r)
-    }
-
-    fn findings(details: &Details, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
-        report::findings(details, attempts, linked)
-    }
-
-    fn shown(details: &Details) -> Vec<crate::providers::report::Shown> {
-        report::shown(details)
     }
 
     #[cfg(test)]
@@ -168,9 +141,4 @@ impl Kind for ElevenLabs {
     fn sample_problem() -> Problem {
         Problem::InvalidApiKey
     }
-
-    fn demo(base_url: &str) -> String {
-        demo::section(base_url)
-    }
 }
-

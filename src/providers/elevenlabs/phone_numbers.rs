@@ -11,16 +11,15 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::providers::json::{Lenient, Scalar};
 use futures_util::stream::{self, StreamExt};
 use serde::Deserialize;
-use crate::providers::json::{Lenient, Scalar};
 use tokio::time::Instant;
 
 use super::ElevenLabs;
 use super::facts::{Detail, PhoneNumber, PhoneProblem};
 use super::{Body, Meaning, classify, parse_body};
-use crate::outcome::{Attempt, Basis, Evidence, Fact, Failure, Reason, clean, clean_to};
-use crate::providers::http::Auth;
+use crate::outcome::{Attempt, Basis, Clean, Evidence, Fact, Failure, Reason, clean, clean_to};
 use crate::providers::twilio::TwilioAuth;
 use crate::providers::twilio::{self, NumberList};
 use crate::providers::{Clock, Context};
@@ -220,7 +219,7 @@ pub async fn check(
     deadline: Instant,
 ) -> CrossCheck {
     let clock = Clock::start();
-    let auth = Auth::XiApiKey(&el.api_key.value);
+    let auth = el.auth();
     let answer = match ctx
         .upstream
         .get(Provider::ElevenLabs, &el.base_url, PATH, auth, cred.timeout)
@@ -235,14 +234,14 @@ pub async fn check(
         parse_body(&answer)
     };
     let mut evidence = Evidence {
-        request: format!("GET {PATH}"),
+        request: Clean::request(PATH),
         http_status: Some(answer.status),
-        request_id: answer.request_id.clone(),
+        request_id: answer.request_id.as_deref().map(Clean::new),
         ..Evidence::default()
     };
     if let Body::Error(f) = &body {
-        evidence.upstream_code = f.key().map(str::to_string);
-        evidence.permission = f.permission();
+        evidence.upstream_code = f.key().map(Clean::new);
+        evidence.permission = f.permission().as_deref().map(Clean::new);
     }
     // An entry that is not an object is skipped, like one without an id.
     let items: Vec<Lenient<Imported>> = match classify(&answer, &body) {
@@ -250,11 +249,13 @@ pub async fn check(
             Ok(items) => items,
             Err(_) => {
                 evidence.detail = "HTTP 200 but the phone-number list could not be read".into();
-                return clock.finish(
-                    CHECK,
-                    evidence,
-                    Err(Failure::new(Reason::UnexpectedResponse)),
-                ).into();
+                return clock
+                    .finish(
+                        CHECK,
+                        evidence,
+                        Err(Failure::new(Reason::UnexpectedResponse)),
+                    )
+                    .into();
             }
         },
         Meaning::MissingPermission(p) => {
@@ -267,38 +268,50 @@ pub async fn check(
             let p = p.unwrap_or_else(|| "convai_read".into());
             evidence.detail = format!(
                 "the key may not list phone numbers (missing `{p}`); `phone_numbers: true` needs convai_read"
-            );
-            return clock.finish(
-                CHECK,
-                evidence,
-                Ok(vec![
-                    Fact::Valid,
-                    Fact::Permission {
-                        name: p,
-                        granted: false,
-                        basis,
-                    },
-                    Detail::PhoneNumbersUnreadable.into(),
-                ]),
             ).into();
+            return clock
+                .finish(
+                    CHECK,
+                    evidence,
+                    Ok(vec![
+                        Fact::Valid,
+                        Fact::Permission {
+                            name: p,
+                            granted: false,
+                            basis,
+                        },
+                        Detail::PhoneNumbersUnreadable.into(),
+                    ]),
+                )
+                .into();
         }
         Meaning::Invalid(problem) => {
             evidence.detail = "the key was rejected".into();
-            return clock.finish(CHECK, evidence, Ok(vec![Fact::Invalid {
-                problem: problem.into(),
-            }])).into();
+            return clock
+                .finish(
+                    CHECK,
+                    evidence,
+                    Ok(vec![Fact::Invalid {
+                        problem: problem.into(),
+                    }]),
+                )
+                .into();
         }
         Meaning::Failure(reason, detail) => {
-            evidence.detail = detail;
-            return clock.finish(CHECK, evidence, Err(answer.failure(reason))).into();
+            evidence.detail = detail.into();
+            return clock
+                .finish(CHECK, evidence, Err(answer.failure(reason)))
+                .into();
         }
         other => {
-            evidence.detail = format!("unexpected answer to the phone-number list: {other:?}");
-            return clock.finish(
-                CHECK,
-                evidence,
-                Err(Failure::new(Reason::UnexpectedResponse)),
-            ).into();
+            evidence.detail = format!("unexpected answer to the phone-number list: {other}").into();
+            return clock
+                .finish(
+                    CHECK,
+                    evidence,
+                    Err(Failure::new(Reason::UnexpectedResponse)),
+                )
+                .into();
         }
     };
 
@@ -365,7 +378,13 @@ pub async fn check(
                     .run(async {
                         let a = ctx
                             .upstream
-                            .get(Provider::ElevenLabs, &el.base_url, &path, auth, cred.timeout)
+                            .get(
+                                Provider::ElevenLabs,
+                                &el.base_url,
+                                &path,
+                                auth,
+                                cred.timeout,
+                            )
                             .await
                             .ok()?;
                         if a.status == 429 {
@@ -433,7 +452,8 @@ pub async fn check(
                         .run(async {
                             let mut owned = Ok(false);
                             for list in [NumberList::Incoming, NumberList::CallerIds] {
-                                owned = twilio::has_number(&linked.cred, tw, ctx, list, &number).await;
+                                owned =
+                                    twilio::has_number(&linked.cred, tw, ctx, list, &number).await;
                                 if !matches!(owned, Ok(false)) {
                                     break;
                                 }
@@ -522,7 +542,8 @@ pub async fn check(
         } else {
             String::new()
         }
-    );
+    )
+    .into();
     let attempt = clock.finish(
         CHECK,
         evidence,
@@ -557,14 +578,24 @@ mod tests {
         let items: Vec<Imported> = items.into_iter().filter_map(|i| i.0).collect();
         assert_eq!(items.len(), 2);
         let first = &items[0];
-        assert_eq!(Scalar::string(first.phone_number_id.clone()).as_deref(), Some("p1"));
+        assert_eq!(
+            Scalar::string(first.phone_number_id.clone()).as_deref(),
+            Some("p1")
+        );
         assert_eq!(Scalar::boolean(first.supports_outbound.clone()), None);
         assert!(first.assigned_agent.0.is_none());
         assert_eq!(Scalar::string(first.label.clone()), None);
         assert_eq!(Scalar::string(first.phone_number.clone()), None);
         let second = &items[1];
-        assert_eq!(Scalar::boolean(second.supports_outbound.clone()), Some(true));
-        let agent = second.assigned_agent.0.as_ref().and_then(|a| Scalar::string(a.agent_id.clone()));
+        assert_eq!(
+            Scalar::boolean(second.supports_outbound.clone()),
+            Some(true)
+        );
+        let agent = second
+            .assigned_agent
+            .0
+            .as_ref()
+            .and_then(|a| Scalar::string(a.agent_id.clone()));
         assert_eq!(agent.as_deref(), Some("agent_y"));
     }
 
@@ -577,9 +608,14 @@ mod tests {
         };
         assert_eq!(f("{}"), ("pcm_16000".into(), "pcm_16000".into()));
         assert_eq!(
-            f(r#"{"conversation_config": {"tts": {"agent_output_audio_format": "ulaw_8000"}, "asr": 7}}"#),
+            f(
+                r#"{"conversation_config": {"tts": {"agent_output_audio_format": "ulaw_8000"}, "asr": 7}}"#
+            ),
             ("ulaw_8000".into(), "pcm_16000".into())
         );
-        assert_eq!(f(r#"{"conversation_config": [1, 2, 3]}"#), ("pcm_16000".into(), "pcm_16000".into()));
+        assert_eq!(
+            f(r#"{"conversation_config": [1, 2, 3]}"#),
+            ("pcm_16000".into(), "pcm_16000".into())
+        );
     }
 }

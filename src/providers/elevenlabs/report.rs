@@ -33,6 +33,14 @@ crate::families! {
         "Deprecated: the same series as credwatch_elevenlabs_phone_number_problem_info, under its old name";
     NumbersLeftOut = "credwatch_elevenlabs_phone_numbers_not_exported", "gauge",
         "Imported Twilio numbers beyond max_phone_numbers: counted, neither exported one by one nor cross-checked";
+    AccountUsed = "credwatch_elevenlabs_account_characters_used", "gauge",
+        "Characters (credits) used in the current billing period, once per account (workspace): the same value as credwatch_elevenlabs_characters_used of its keys";
+    AccountLimit = "credwatch_elevenlabs_account_characters_limit", "gauge",
+        "Character (credit) limit of the current billing period, once per account (workspace)";
+    AccountCeiling = "credwatch_elevenlabs_account_characters_ceiling", "gauge",
+        "Characters (credits) at which the account's quota is used up, once per account (workspace); absent when the extension is unlimited";
+    AccountReset = "credwatch_elevenlabs_account_characters_reset_timestamp_seconds", "gauge",
+        "Unix time of the next character-count reset, once per account (workspace)";
 }
 
 pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
@@ -44,6 +52,15 @@ pub(super) fn render(d: &Details, expose_numbers: bool, out: &mut Samples<'_>) {
         }
         if let Some(reset) = q.reset_at {
             out.sample(F::Reset as usize, &[], reset as f64);
+        }
+        // The account's series, from the one key of the account that exports them.
+        out.account_sample(F::AccountUsed as usize, &[], q.used as f64);
+        out.account_sample(F::AccountLimit as usize, &[], q.limit as f64);
+        if let Some(ceiling) = q.ceiling {
+            out.account_sample(F::AccountCeiling as usize, &[], ceiling as f64);
+        }
+        if let Some(reset) = q.reset_at {
+            out.account_sample(F::AccountReset as usize, &[], reset as f64);
         }
         out.sample(
             F::Subscription as usize,
@@ -108,23 +125,26 @@ pub(super) fn report(d: &Details) -> Report {
     }
 }
 
-pub(super) fn summary(r: &Report) -> Vec<String> {
-    let mut bits = Vec::new();
-    if let Some(q) = &r.quota {
-        let reset = q
-            .reset_at
-            .map(|r| format!(", resets {}", crate::providers::words::date(r)))
-            .unwrap_or_default();
-        bits.push(format!("{}{reset}", quota_used(q)));
+impl crate::providers::ProviderReport for Report {
+    fn summary(&self) -> Vec<String> {
+        let r = self;
+        let mut bits = Vec::new();
+        if let Some(q) = &r.quota {
+            let reset = q
+                .reset_at
+                .map(|r| format!(", resets {}", crate::providers::words::date(r)))
+                .unwrap_or_default();
+            bits.push(format!("{}{reset}", quota_used(q)));
+        }
+        if !r.phone_numbers.is_empty() {
+            bits.push(format!(
+                "{}/{} imported numbers ready",
+                r.phone_numbers.iter().filter(|p| p.ready).count(),
+                r.phone_numbers.len()
+            ));
+        }
+        bits
     }
-    if !r.phone_numbers.is_empty() {
-        bits.push(format!(
-            "{}/{} imported numbers ready",
-            r.phone_numbers.iter().filter(|p| p.ready).count(),
-            r.phone_numbers.len()
-        ));
-    }
-    bits
 }
 
 /// What the status page shows: the quota (with tier and subscription
@@ -189,11 +209,7 @@ fn detail(fact: &Fact) -> Option<&Detail> {
     }
 }
 
-pub(super) fn findings(
-    d: &Details,
-    attempts: &[Attempt],
-    linked: Option<&Linked>,
-) -> Vec<Finding> {
+pub(super) fn findings(d: &Details, attempts: &[Attempt], linked: Option<&Linked>) -> Vec<Finding> {
     let mut findings = Vec::new();
     for a in attempts {
         for fact in a.result.iter().flatten() {
@@ -265,9 +281,7 @@ fn phone_findings(
     linked_fingerprint: Option<&str>,
     evidence: Option<&Attempt>,
 ) -> Vec<Finding> {
-    let changed = n
-        .twilio_changed_at
-        .map(|t| humantime::format_rfc3339_seconds(t).to_string());
+    let changed = n.twilio_changed_at.map(crate::providers::words::time);
     let shown = if n.number.is_empty() {
         n.phone_number_id.clone()
     } else {

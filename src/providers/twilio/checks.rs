@@ -236,7 +236,7 @@ pub async fn numbers(
                 granted: permission_granted,
                 basis: Basis::Direct,
             },
-            Fact::Blocked {
+            Fact::Problem {
                 problem: problem.into(),
             },
         ]
@@ -252,7 +252,7 @@ pub async fn numbers(
         Meaning::NotActive => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountNotActive.into(),
                 },
             ],
@@ -270,7 +270,7 @@ pub async fn numbers(
         Meaning::Suspended => Some((
             vec![
                 Fact::Valid,
-                Fact::Blocked {
+                Fact::Problem {
                     problem: Problem::AccountSuspended { status: None }.into(),
                 },
             ],
@@ -374,6 +374,21 @@ async fn count(
                 ]),
             );
         };
+        // Followed exactly as sent, or not at all (`outcome::upstream_uri`).
+        let Some(next) = crate::providers::outcome::upstream_uri(&next) else {
+            return clock.finish(
+                COUNT_CHECK,
+                evidence(
+                    first,
+                    first_answer,
+                    stale(
+                        pages,
+                        "next_page_uri is malformed (control characters, spaces, non-ASCII or over 1024 bytes; not followed)",
+                    ),
+                ),
+                Err(Failure::new(Reason::UnexpectedResponse)),
+            );
+        };
         if pages >= MAX_PAGES {
             return clock.finish(
                 COUNT_CHECK,
@@ -393,7 +408,10 @@ async fn count(
                 evidence(
                     first,
                     first_answer,
-                    stale(pages, "next_page_uri points outside this account's number list (not followed)"),
+                    stale(
+                        pages,
+                        "next_page_uri points outside this account's number list (not followed)",
+                    ),
                 ),
                 Err(Failure::new(Reason::UnexpectedResponse)),
             );
@@ -402,7 +420,7 @@ async fn count(
             Ok(Ok(a)) => a,
             Ok(Err(e)) => {
                 let mut attempt = clock.failed(COUNT_CHECK, &next, e);
-                attempt.evidence.detail = stale(pages, &attempt.evidence.detail);
+                attempt.evidence.detail = stale(pages, &attempt.evidence.detail).into();
                 return attempt;
             }
             Err(_) => {
@@ -411,7 +429,8 @@ async fn count(
                 attempt.evidence.detail = stale(
                     pages,
                     "the pages after the first took longer than `timeout` together",
-                );
+                )
+                .into();
                 return attempt;
             }
         };
@@ -579,16 +598,20 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                 let kind = acct.kind.as_deref().map_or_else(|| "unknown".into(), clean);
                 let subaccount =
                     matches!((&acct.sid, &acct.owner_account_sid), (Some(s), Some(o)) if s != o);
-                let mut facts = vec![Detail::Account {
-                    status: status.clone(),
-                    kind: kind.clone(),
-                    subaccount,
-                }.into()];
+                let mut facts = vec![
+                    Detail::Account {
+                        status: status.clone(),
+                        kind: kind.clone(),
+                        subaccount,
+                    }
+                    .into(),
+                ];
                 if status == "suspended" || status == "closed" {
-                    facts.push(Fact::Blocked {
+                    facts.push(Fact::Problem {
                         problem: Problem::AccountSuspended {
                             status: Some(status.clone()),
-                        }.into(),
+                        }
+                        .into(),
                     });
                 }
                 (
@@ -611,13 +634,13 @@ pub fn account_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
             "this API key may not read the account (only Main keys and the Auth Token can)".into(),
         ),
         Meaning::Suspended => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountSuspended { status: None }.into(),
             }]),
             "the account lacks API access (20403)".into(),
         ),
         Meaning::NotActive => (
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into(),
             }]),
             "the account is not active (20005)".into(),
@@ -648,17 +671,23 @@ pub fn balance_outcome(answer: &Answer, is_key: bool) -> (Result<Vec<Fact>, Fail
                     .map_or_else(|| "unknown".into(), clean);
                 match b.balance.as_deref().map(|s| s.trim().parse::<f64>()) {
                     None => (
-                        Ok(vec![Detail::Balance {
-                            amount: None,
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: None,
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         "balance not reported".into(),
                     ),
                     Some(Ok(amount)) if amount.is_finite() => (
-                        Ok(vec![Detail::Balance {
-                            amount: Some(amount),
-                            currency: currency.clone(),
-                        }.into()]),
+                        Ok(vec![
+                            Detail::Balance {
+                                amount: Some(amount),
+                                currency: currency.clone(),
+                            }
+                            .into(),
+                        ]),
                         format!("balance {amount} {currency}"),
                     ),
                     Some(_) => (
@@ -707,13 +736,7 @@ mod tests {
     use super::*;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: bytes::Bytes::from(body.to_string()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     fn error(status: u16, code: u64) -> Meaning {
@@ -759,7 +782,7 @@ mod tests {
         );
         assert_eq!(
             r,
-            Ok(vec![Fact::Blocked {
+            Ok(vec![Fact::Problem {
                 problem: Problem::AccountNotActive.into()
             }])
         );
@@ -773,7 +796,12 @@ mod tests {
             .to_string();
         let (r, detail) = account_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account { status, kind, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Account {
+            status,
+            kind,
+            ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         for s in [status, kind] {
@@ -784,7 +812,10 @@ mod tests {
         let body = serde_json::json!({"balance": "1.00", "currency": evil}).to_string();
         let (r, _) = balance_outcome(&answer(200, &body), false);
         let Ok(facts) = r else { panic!("definitive") };
-        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance { currency, .. }))) = facts.first() else {
+        let Some(Fact::Detail(crate::providers::Detail::Twilio(Detail::Balance {
+            currency, ..
+        }))) = facts.first()
+        else {
             panic!("{facts:?}")
         };
         assert!(currency.chars().count() <= crate::outcome::UPSTREAM_STRING_MAX);

@@ -2,15 +2,14 @@
 //! shapes (swapped values, a key SID where the Account SID belongs) and the
 //! auth kind (Auth Token, or API key SID + secret).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::api::looks_like_account_sid;
 use crate::providers::{Credential, Section, Spec};
-use crate::section::{
-    SecretSource, SecretValue, Timing, Validator, reread_plain, secret, source_suffix,
-};
+use crate::section::{SecretSource, SecretValue, Timing, Validator, secret, source_suffix};
 
 pub const DEFAULT_URL: &str = "https://api.twilio.com";
 /// Where the Voice API (dialing permissions) is served.
@@ -110,6 +109,8 @@ pub struct RawTwilio {
     /// Permit a plain-http `base_url` to a non-loopback host.
     pub allow_insecure_http: Option<bool>,
     pub critical: Option<bool>,
+    /// Prometheus labels for alert routing, on `credwatch_credential_info`.
+    pub labels: Option<BTreeMap<String, String>>,
     #[serde(default, with = "humantime_serde")]
     pub interval: Option<Duration>,
     #[serde(default, with = "humantime_serde")]
@@ -118,7 +119,11 @@ pub struct RawTwilio {
     pub detail_interval: Option<Duration>,
 }
 
-fn validate(v: &mut Validator<'_>, raw: RawSection, defaults: &Timing) -> (Vec<Credential>, Shared) {
+fn validate(
+    v: &mut Validator<'_>,
+    raw: RawSection,
+    defaults: &Timing,
+) -> (Vec<Credential>, Shared) {
     let credentials = raw
         .credentials
         .into_iter()
@@ -196,30 +201,7 @@ fn twilio(
             raw.api_key_secret_env,
             raw.api_key_secret_file,
         );
-        match (key_sid, key_secret) {
-            (Some(ks), Some(sec)) => {
-                let sid_text = ks.value.expose().to_string();
-                let secret_text = sec.value.expose();
-                let at = format!("{path}.api_key_sid{}", source_suffix(&ks.source));
-                if !looks_like_key_sid(&sid_text) {
-                    if looks_like_key_sid(secret_text) {
-                        v.error(at, "these look swapped: the API key SID (`SK` + 32 hex) is in `api_key_secret`, and the secret in `api_key_sid`");
-                    } else if looks_like_account_sid(&sid_text) {
-                        v.error(at, "is an Account SID (`AC…`); the API key SID starts with `SK` (Console → Account → API keys). The Account SID goes in `account_sid`");
-                    } else {
-                        v.error(at, format!("the value from {} is not an API key SID (`SK` followed by 32 hex digits)", ks.source));
-                    }
-                    None
-                } else {
-                    Some(TwilioAuth::ApiKey {
-                        sid: sid_text,
-                        sid_source: ks.source,
-                        secret: sec,
-                    })
-                }
-            }
-            _ => None,
-        }
+        key_auth(v, path, key_sid, key_secret)
     } else {
         let token = secret(
             v,
@@ -229,50 +211,14 @@ fn twilio(
             raw.auth_token_env,
             raw.auth_token_file,
         );
-        if let Some(t) = &token {
-            let text = t.value.expose();
-            let at = format!("{path}.auth_token{}", source_suffix(&t.source));
-            if looks_like_account_sid(text) {
-                if sid
-                    .as_ref()
-                    .is_some_and(|s| looks_like_auth_token(s.value.expose()))
-                {
-                    // Reported once, on account_sid, below.
-                } else {
-                    v.error(at, "is an Account SID (`AC…`), not an Auth Token; the Auth Token is 32 hex digits (Console → Account → Auth tokens)");
-                }
-            } else if looks_like_key_sid(text) {
-                v.error(at, "is an API key SID (`SK…`); put it in `api_key_sid` with its secret in `api_key_secret`, or use the Auth Token here");
-            } else if !looks_like_auth_token(text) {
-                v.warn(at, format!("the value from {} is not 32 hex digits like Twilio Auth Tokens are; check it", t.source));
-            }
-        }
-        token.map(TwilioAuth::AuthToken)
+        token_auth(v, path, token, sid.as_ref())
     };
-
-    let account_sid = sid.and_then(|s| {
-        let text = s.value.expose().to_string();
-        let at = format!("{path}.account_sid{}", source_suffix(&s.source));
-        if looks_like_account_sid(&text) {
-            return Some((text, s.source));
-        }
-        let token_is_sid = matches!(&auth, Some(TwilioAuth::AuthToken(t)) if looks_like_account_sid(t.value.expose()));
-        if token_is_sid || (looks_like_auth_token(&text) && auth.is_none()) {
-            v.error(at, "these look swapped: `account_sid` holds an Auth Token and `auth_token` the Account SID. The Account SID starts with `AC`; the Auth Token is 32 hex digits");
-        } else if looks_like_key_sid(&text) {
-            v.error(at, "is an API key SID (`SK…`); the URL needs the Account SID (`AC` + 32 hex, Console → Account info). Put the SK SID in `api_key_sid`");
-        } else if looks_like_auth_token(&text) {
-            v.error(at, "looks like an Auth Token (32 hex digits); the Account SID starts with `AC` (Console → Account info)");
-        } else {
-            v.error(at, format!("the value from {} is not an Account SID (`AC` followed by 32 hex digits)", s.source));
-        }
-        None
-    });
-
+    let account_sid = account_sid(v, path, sid, auth.as_ref());
     let (account_sid, account_sid_source) = account_sid?;
     Some(Credential {
         name: common.name?,
         critical: common.critical,
+        labels: common.labels,
         interval: common.interval,
         timeout: common.timeout,
         detail_interval: common.detail_interval,
@@ -286,46 +232,138 @@ fn twilio(
     })
 }
 
-impl Twilio {
-    /// Re-reads every `*_file` value: `Ok(None)` when nothing changed.
-    pub fn reread_files(&self) -> Result<Option<Twilio>, String> {
-        let mut next = self.clone();
-        let mut changed = false;
-        if let Some(sid) = reread_plain(&self.account_sid_source, &self.account_sid)? {
-            if !looks_like_account_sid(&sid) {
-                return Err("the new Account SID is not `AC` followed by 32 hex digits".into());
-            }
-            next.account_sid = sid;
-            changed = true;
-        }
-        match &mut next.auth {
-            TwilioAuth::AuthToken(token) => {
-                if let Some(v) = token.reread()? {
-                    *token = v;
-                    changed = true;
+/// An API key SID and secret, with the load-time shape checks (swapped
+/// values, an Account SID where the key SID belongs); at load and on
+/// every re-read.
+fn key_auth(
+    v: &mut Validator<'_>,
+    path: &str,
+    key_sid: Option<SecretValue>,
+    key_secret: Option<SecretValue>,
+) -> Option<TwilioAuth> {
+    match (key_sid, key_secret) {
+        (Some(ks), Some(sec)) => {
+            let sid_text = ks.value.expose().to_string();
+            let secret_text = sec.value.expose();
+            let at = format!("{path}.api_key_sid{}", source_suffix(&ks.source));
+            if !looks_like_key_sid(&sid_text) {
+                if looks_like_key_sid(secret_text) {
+                    v.error(at, "these look swapped: the API key SID (`SK` + 32 hex) is in `api_key_secret`, and the secret in `api_key_sid`");
+                } else if looks_like_account_sid(&sid_text) {
+                    v.error(at, "is an Account SID (`AC…`); the API key SID starts with `SK` (Console → Account → API keys). The Account SID goes in `account_sid`");
+                } else {
+                    v.error(at, format!("the value from {} is not an API key SID (`SK` followed by 32 hex digits)", ks.source));
                 }
+                None
+            } else {
+                Some(TwilioAuth::ApiKey {
+                    sid: sid_text,
+                    sid_source: ks.source,
+                    secret: sec,
+                })
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An Auth Token, with the load-time shape checks (an Account SID or an API
+/// key SID in its place); at load and on every re-read.
+fn token_auth(
+    v: &mut Validator<'_>,
+    path: &str,
+    token: Option<SecretValue>,
+    sid: Option<&SecretValue>,
+) -> Option<TwilioAuth> {
+    if let Some(t) = &token {
+        let text = t.value.expose();
+        let at = format!("{path}.auth_token{}", source_suffix(&t.source));
+        if looks_like_account_sid(text) {
+            if sid
+                .as_ref()
+                .is_some_and(|s| looks_like_auth_token(s.value.expose()))
+            {
+                // Reported once, on account_sid, below.
+            } else {
+                v.error(at, "is an Account SID (`AC…`), not an Auth Token; the Auth Token is 32 hex digits (Console → Account → Auth tokens)");
+            }
+        } else if looks_like_key_sid(text) {
+            v.error(at, "is an API key SID (`SK…`); put it in `api_key_sid` with its secret in `api_key_secret`, or use the Auth Token here");
+        } else if !looks_like_auth_token(text) {
+            v.warn(
+                at,
+                format!(
+                    "the value from {} is not 32 hex digits like Twilio Auth Tokens are; check it",
+                    t.source
+                ),
+            );
+        }
+    }
+    token.map(TwilioAuth::AuthToken)
+}
+
+/// The Account SID, with the load-time shape checks (swapped with the
+/// token, a key SID or a token in its place); at load and on every re-read.
+fn account_sid(
+    v: &mut Validator<'_>,
+    path: &str,
+    sid: Option<SecretValue>,
+    auth: Option<&TwilioAuth>,
+) -> Option<(String, SecretSource)> {
+    sid.and_then(|s| {
+    let text = s.value.expose().to_string();
+    let at = format!("{path}.account_sid{}", source_suffix(&s.source));
+    if looks_like_account_sid(&text) {
+        return Some((text, s.source));
+    }
+    let token_is_sid = matches!(&auth, Some(TwilioAuth::AuthToken(t)) if looks_like_account_sid(t.value.expose()));
+    if token_is_sid || (looks_like_auth_token(&text) && auth.is_none()) {
+        v.error(at, "these look swapped: `account_sid` holds an Auth Token and `auth_token` the Account SID. The Account SID starts with `AC`; the Auth Token is 32 hex digits");
+    } else if looks_like_key_sid(&text) {
+        v.error(at, "is an API key SID (`SK…`); the URL needs the Account SID (`AC` + 32 hex, Console → Account info). Put the SK SID in `api_key_sid`");
+    } else if looks_like_auth_token(&text) {
+        v.error(at, "looks like an Auth Token (32 hex digits); the Account SID starts with `AC` (Console → Account info)");
+    } else {
+        v.error(at, format!("the value from {} is not an Account SID (`AC` followed by 32 hex digits)", s.source));
+    }
+    None
+})
+}
+
+impl Twilio {
+    /// Re-reads every `*_file` value through the load path (the reader, the
+    /// mode check, the shape checks of SIDs and secrets together, so a
+    /// swapped SID and token is caught as at load), reporting into `v` at
+    /// `path` (`twilio[i]`): the credential as it now reads, or `None`.
+    pub fn reread_files(&self, v: &mut Validator<'_>, path: &str) -> Option<Twilio> {
+        let sid = SecretValue::plain(&self.account_sid_source, &self.account_sid).reread(
+            v,
+            path,
+            "account_sid",
+        );
+        let auth = match &self.auth {
+            TwilioAuth::AuthToken(token) => {
+                let token = token.reread(v, path, "auth_token");
+                token_auth(v, path, token, sid.as_ref())
             }
             TwilioAuth::ApiKey {
-                sid,
+                sid: key_sid,
                 sid_source,
                 secret,
             } => {
-                if let Some(new_sid) = reread_plain(sid_source, sid)? {
-                    if !looks_like_key_sid(&new_sid) {
-                        return Err(
-                            "the new API key SID is not `SK` followed by 32 hex digits".into(),
-                        );
-                    }
-                    *sid = new_sid;
-                    changed = true;
-                }
-                if let Some(v) = secret.reread()? {
-                    *secret = v;
-                    changed = true;
-                }
+                let key_sid =
+                    SecretValue::plain(sid_source, key_sid).reread(v, path, "api_key_sid");
+                let secret = secret.reread(v, path, "api_key_secret");
+                key_auth(v, path, key_sid, secret)
             }
-        }
-        Ok(changed.then_some(next))
+        };
+        let (account_sid, account_sid_source) = account_sid(v, path, sid, auth.as_ref())?;
+        Some(Twilio {
+            account_sid,
+            account_sid_source,
+            auth: auth?,
+            ..self.clone()
+        })
     }
 
     /// Where its values come from, files among them.

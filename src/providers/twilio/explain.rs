@@ -2,8 +2,8 @@
 //! and how to fix them, in the user's terms; each stated cause cites its
 //! evidence in `docs/upstream-evidence.md`.
 
-use crate::providers::Credential;
 use super::facts::{BALANCE_LOW_BELOW, Problem as Tw, TwilioBalance};
+use crate::providers::Credential;
 use crate::providers::Problem;
 use crate::providers::words::{cite, source};
 

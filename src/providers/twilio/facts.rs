@@ -6,7 +6,10 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
-use crate::providers::outcome::Reason;
+use crate::exposition::Samples;
+use crate::providers::outcome::{Attempt, Reason};
+use crate::providers::report::{Finding, Shown};
+use crate::providers::{Linked, ProviderDetail, ProviderDetails, ProviderProblem};
 
 /// A precise Twilio diagnosis behind a verdict.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -27,19 +30,19 @@ pub enum Problem {
     KeySidInPath,
 }
 
-impl Problem {
-    pub fn reason(&self) -> Reason {
+impl ProviderProblem for Problem {
+    fn reason(&self) -> Reason {
         match self {
-            Problem::TwilioAuthenticate
-            | Problem::AccountNotFound
-            | Problem::KeySidInPath => Reason::InvalidCredentials,
+            Problem::TwilioAuthenticate | Problem::AccountNotFound | Problem::KeySidInPath => {
+                Reason::InvalidCredentials
+            }
             Problem::RestrictedKey => Reason::MissingPermission,
             Problem::AccountNotActive | Problem::AccountSuspended { .. } => Reason::AccountBlocked,
         }
     }
 
     /// A short code for JSON output and logs.
-    pub fn code(&self) -> &'static str {
+    fn code(&self) -> &'static str {
         match self {
             Problem::TwilioAuthenticate => "twilio_authenticate",
             Problem::AccountNotFound => "account_not_found",
@@ -81,9 +84,9 @@ pub enum Detail {
     BalanceNotApplicable,
 }
 
-impl Detail {
+impl ProviderDetail for Detail {
     /// The resource this answer proves the key may read.
-    pub fn resource(&self) -> Option<&'static str> {
+    fn resource(&self) -> Option<&'static str> {
         match self {
             Detail::Account { .. } => Some("account"),
             Detail::Balance { .. } => Some("balance"),
@@ -138,8 +141,11 @@ pub struct Details {
     pub balance_not_applicable: bool,
 }
 
-impl Details {
-    pub fn apply(&mut self, detail: &Detail) {
+impl ProviderDetails for Details {
+    type Detail = Detail;
+    type Report = super::report::Report;
+
+    fn apply(&mut self, detail: &Detail) {
         match detail {
             Detail::Numbers { count, counted_at } => {
                 self.numbers = Some(*count);
@@ -171,11 +177,31 @@ impl Details {
     }
 
     /// The key may not read `resource`: what was read of it is forgotten.
-    pub fn not_permitted(&mut self, resource: &str) {
+    fn not_permitted(&mut self, resource: &str) {
         match resource {
             "account" => self.account = None,
             "balance" => self.balance = None,
             _ => {}
         }
+    }
+
+    fn account_values(&self) -> bool {
+        self.balance.is_some()
+    }
+
+    fn render(&self, _expose_numbers: bool, out: &mut Samples<'_>) {
+        super::report::render(self, out)
+    }
+
+    fn report(&self) -> Self::Report {
+        super::report::report(self)
+    }
+
+    fn shown(&self) -> Vec<Shown> {
+        super::report::shown(self)
+    }
+
+    fn findings(&self, attempts: &[Attempt], _linked: Option<&Linked>) -> Vec<Finding> {
+        super::report::findings(self, attempts)
     }
 }

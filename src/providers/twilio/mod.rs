@@ -11,43 +11,29 @@
 //! - `explain`: `check`'s words for each problem, with their evidence.
 //! - `voice`: its links of a call path (the calling number, destination
 //!   countries' dialing permissions).
-//! - `demo`: its cast in `credwatch demo`.
 
 pub mod api;
 mod checks;
 pub mod config;
-mod demo;
 pub mod explain;
 pub mod facts;
 pub mod report;
 pub mod voice;
 
 use super::outcome::{Attempt, Reason};
-use super::{Context, Kind, Plan, Spec};
-use crate::exposition::{Family, Samples};
+use super::{Context, Kind, Plan, Settings, Spec};
+use crate::exposition::Family;
 use crate::providers::{self, Credential};
-use crate::section::{SecretSource, SecretValue};
+use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
 pub use checks::{
-    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome, balance, balance_outcome, classify,
-    error_code, has_number, numbers, run,
+    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome,
+    balance, balance_outcome, classify, error_code, has_number, numbers, run,
 };
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
 pub use facts::{Detail, Details, Problem, TwilioAccount, TwilioBalance};
 
-impl Kind for Twilio {
-    type RawSection = config::RawSection;
-    type Problem = Problem;
-    type Detail = Detail;
-    type Details = Details;
-    type Report = report::Report;
-    const FAMILIES: &'static [Family] = report::FAMILIES;
-    const AUTH_CHECK: &'static str = "phone_numbers";
-
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
-        api::allowed(segments, query)
-    }
-
+impl Settings for Twilio {
     fn base_url(&self) -> &str {
         &self.base_url
     }
@@ -67,8 +53,8 @@ impl Kind for Twilio {
         self.all_sources()
     }
 
-    fn reread(&self) -> Result<Option<Spec>, String> {
-        Ok(self.reread_files()?.map(Spec::Twilio))
+    fn reread(&self, v: &mut Validator<'_>, path: &str) -> Option<Spec> {
+        self.reread_files(v, path).map(Spec::Twilio)
     }
 
     /// Reading the incoming numbers (the auth check's request): a
@@ -83,6 +69,19 @@ impl Kind for Twilio {
     fn account(&self) -> Option<&str> {
         Some(&self.account_sid)
     }
+}
+
+impl Kind for Twilio {
+    type RawSection = config::RawSection;
+    type Problem = Problem;
+    type Details = Details;
+    const FAMILIES: &'static [Family] = report::FAMILIES;
+    const AUTH_CHECK: &'static str = "phone_numbers";
+    const REQUEST_ID_HEADERS: &'static [&'static str] = &["twilio-request-id"];
+
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        api::allowed(segments, query)
+    }
 
     async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
         run(cred, self, ctx, plan).await
@@ -92,56 +91,12 @@ impl Kind for Twilio {
         explain::problem(problem, cred)
     }
 
-    fn problem_reason(problem: &Problem) -> Reason {
-        problem.reason()
-    }
-
-    fn problem_code(problem: &Problem) -> &'static str {
-        problem.code()
-    }
-
-    fn apply(details: &mut Details, detail: &Detail) {
-        details.apply(detail)
-    }
-
-    fn detail_resource(detail: &Detail) -> Option<&'static str> {
-        detail.resource()
-    }
-
-    fn not_permitted(details: &mut Details, resource: &str) {
-        details.not_permitted(resource)
-    }
-
-    fn render(details: &Details, _expose_numbers: bool, out: &mut Samples<'_>) {
-        report::render(details, out)
-    }
-
-    fn report(details: &Details) -> report::Report {
-        report::report(details)
-    }
-
-    fn summary(r: &report::Report) -> Vec<String> {
-        report::summary(r)
-    }
-
     fn failure_fix(_reason: Reason, detail: &str) -> Option<&'static str> {
         explain::failure_fix(detail)
     }
 
     fn explain_not_permitted(resource: &str) -> (String, String) {
         report::explain_not_permitted(resource)
-    }
-
-    fn shown(details: &Details) -> Vec<providers::report::Shown> {
-        report::shown(details)
-    }
-
-    fn findings(
-        details: &Details,
-        attempts: &[Attempt],
-        _linked: Option<&providers::Linked>,
-    ) -> Vec<providers::report::Finding> {
-        report::findings(details, attempts)
     }
 
     #[cfg(test)]
@@ -156,9 +111,4 @@ impl Kind for Twilio {
     fn sample_problem() -> Problem {
         Problem::TwilioAuthenticate
     }
-
-    fn demo(base_url: &str) -> String {
-        demo::section(base_url)
-    }
 }
-

@@ -19,6 +19,8 @@ crate::families! {
         "Twilio account balance in its currency";
     Account = "credwatch_twilio_account_info", "gauge",
         "Twilio account status (active, suspended, closed) and type (Trial, Full)";
+    AccountBalance = "credwatch_twilio_account_balance", "gauge",
+        "Twilio account balance in its currency, once per account (account=\"<Account SID>\"): the same value as credwatch_twilio_balance of its credentials";
 }
 
 pub(super) fn render(d: &Details, out: &mut Samples<'_>) {
@@ -34,6 +36,11 @@ pub(super) fn render(d: &Details, out: &mut Samples<'_>) {
     }
     if let Some(b) = &d.balance {
         out.sample(F::Balance as usize, &[("currency", &b.currency)], b.amount);
+        out.account_sample(
+            F::AccountBalance as usize,
+            &[("currency", &b.currency)],
+            b.amount,
+        );
     }
     if let Some(a) = &d.account {
         out.sample(
@@ -60,18 +67,21 @@ pub(super) fn report(d: &Details) -> Report {
     }
 }
 
-pub(super) fn summary(r: &Report) -> Vec<String> {
-    let mut bits = Vec::new();
-    if let Some(a) = &r.twilio_account {
-        bits.push(format!("account {} ({})", a.status, a.kind));
+impl crate::providers::ProviderReport for Report {
+    fn summary(&self) -> Vec<String> {
+        let r = self;
+        let mut bits = Vec::new();
+        if let Some(a) = &r.twilio_account {
+            bits.push(format!("account {} ({})", a.status, a.kind));
+        }
+        if let Some(n) = r.twilio_phone_numbers {
+            bits.push(format!("{n} number(s)"));
+        }
+        if let Some(b) = &r.twilio_balance {
+            bits.push(format!("balance {:.2} {}", b.amount, b.currency));
+        }
+        bits
     }
-    if let Some(n) = r.twilio_phone_numbers {
-        bits.push(format!("{n} number(s)"));
-    }
-    if let Some(b) = &r.twilio_balance {
-        bits.push(format!("balance {:.2} {}", b.amount, b.currency));
-    }
-    bits
 }
 
 /// What the status page shows: the balance, the account, the numbers.

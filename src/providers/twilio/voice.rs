@@ -8,7 +8,7 @@ use super::Twilio;
 use super::checks::{Meaning, classify, error_code, get, get_at};
 use crate::providers::http::Answer;
 use crate::providers::link::{Finding, Link, LinkProblem, Observation};
-use crate::providers::outcome::{Evidence, Reason, clean};
+use crate::providers::outcome::{Clean, Evidence, Reason, clean};
 use crate::providers::{Context, Credential};
 
 #[derive(Deserialize)]
@@ -73,10 +73,7 @@ fn lookup_path(tw: &Twilio, resource: &str, number: &str) -> String {
         .append_pair("PhoneNumber", number)
         .append_pair("PageSize", "20")
         .finish();
-    format!(
-        "/2010-04-01/Accounts/{}/{resource}?{query}",
-        tw.account_sid
-    )
+    format!("/2010-04-01/Accounts/{}/{resource}?{query}", tw.account_sid)
 }
 
 /// The calling number (E.164, as ElevenLabs has it) on the account: an
@@ -95,58 +92,77 @@ pub async fn number_link(
         Ok(a) => a,
         Err(e) => return failed(link, &path, &e),
     };
-    let meaning = classify(&answer);
-    if meaning != Meaning::Ok {
-        let (reason, detail) = unknown(meaning, &answer);
-        let ev = evidence(&path, &answer, detail);
-        return Observation::new(link, Finding::Unknown(reason), ev);
-    }
-    let Ok(page) = serde_json::from_slice::<IncomingPage>(&answer.body) else {
-        let ev = evidence(&path, &answer, "HTTP 200 but the list could not be read".into());
-        return Observation::new(link, Finding::Unknown(Reason::UnexpectedResponse), ev);
-    };
-    if let Some(n) = page
-        .incoming_phone_numbers
-        .iter()
-        .find(|n| n.phone_number.as_deref() == Some(number))
-    {
-        let voice = n.capabilities.as_ref().and_then(|c| c.voice);
-        let (finding, detail) = match voice {
-            Some(true) => (
-                Finding::Proven,
-                format!("{number} is an incoming number of the account with voice capability"),
-            ),
-            Some(false) => (
-                Finding::Broken(LinkProblem::NumberNotVoiceCapable),
-                format!("{number} is on the account, but its capabilities.voice is false"),
-            ),
-            None => (
-                Finding::Unknown(Reason::UnexpectedResponse),
-                format!("{number} is on the account, but Twilio did not say whether it can make voice calls"),
-            ),
-        };
+    if let Some((finding, detail, inferred)) = incoming_outcome(number, &answer) {
         let mut o = Observation::new(link, finding, evidence(&path, &answer, detail));
-        o.inferred = voice == Some(false);
+        o.inferred = inferred;
         return o;
     }
-
     // Not a purchased number: a verified caller id can also be `From`.
     let path = lookup_path(tw, "OutgoingCallerIds.json", number);
     let answer = match get(ctx, tw, cred, &path).await {
         Ok(a) => a,
         Err(e) => return failed(link, &path, &e),
     };
-    let meaning = classify(&answer);
+    let (finding, detail) = caller_id_outcome(number, &tw.account_sid, &answer);
+    Observation::new(link, finding, evidence(&path, &answer, detail))
+}
+
+/// What the incoming-number lookup means: `None` when the number is not
+/// among them (ask the caller ids next); else the finding, its words and
+/// whether it is an inference. Pure, so it is unit-tested.
+pub fn incoming_outcome(number: &str, answer: &Answer) -> Option<(Finding, String, bool)> {
+    let meaning = classify(answer);
     if meaning != Meaning::Ok {
-        let (reason, detail) = unknown(meaning, &answer);
-        let ev = evidence(&path, &answer, detail);
-        return Observation::new(link, Finding::Unknown(reason), ev);
+        let (reason, detail) = unknown(meaning, answer);
+        return Some((Finding::Unknown(reason), detail, false));
+    }
+    let Ok(page) = serde_json::from_slice::<IncomingPage>(&answer.body) else {
+        return Some((
+            Finding::Unknown(Reason::UnexpectedResponse),
+            "HTTP 200 but the list could not be read".into(),
+            false,
+        ));
+    };
+    let n = page
+        .incoming_phone_numbers
+        .iter()
+        .find(|n| n.phone_number.as_deref() == Some(number))?;
+    Some(match n.capabilities.as_ref().and_then(|c| c.voice) {
+        Some(true) => (
+            Finding::Proven,
+            format!("{number} is an incoming number of the account with voice capability"),
+            false,
+        ),
+        Some(false) => (
+            Finding::Broken(LinkProblem::NumberNotVoiceCapable),
+            format!("{number} is on the account, but its capabilities.voice is false"),
+            true,
+        ),
+        None => (
+            Finding::Unknown(Reason::UnexpectedResponse),
+            format!(
+                "{number} is on the account, but Twilio did not say whether it can make voice calls"
+            ),
+            false,
+        ),
+    })
+}
+
+/// What the verified-caller-id lookup means for a number that is not an
+/// incoming one. Pure.
+pub fn caller_id_outcome(number: &str, account_sid: &str, answer: &Answer) -> (Finding, String) {
+    let meaning = classify(answer);
+    if meaning != Meaning::Ok {
+        let (reason, detail) = unknown(meaning, answer);
+        return (Finding::Unknown(reason), detail);
     }
     let Ok(page) = serde_json::from_slice::<CallerIdPage>(&answer.body) else {
-        let ev = evidence(&path, &answer, "HTTP 200 but the list could not be read".into());
-        return Observation::new(link, Finding::Unknown(Reason::UnexpectedResponse), ev);
+        return (
+            Finding::Unknown(Reason::UnexpectedResponse),
+            "HTTP 200 but the list could not be read".into(),
+        );
     };
-    let (finding, detail) = if page
+    if page
         .outgoing_caller_ids
         .iter()
         .any(|n| n.phone_number.as_deref() == Some(number))
@@ -158,10 +174,11 @@ pub async fn number_link(
     } else {
         (
             Finding::Broken(LinkProblem::NumberNotOnTwilioAccount),
-            format!("{number} is neither an incoming number nor a verified caller id of {}", tw.account_sid),
+            format!(
+                "{number} is neither an incoming number nor a verified caller id of {account_sid}"
+            ),
         )
-    };
-    Observation::new(link, finding, evidence(&path, &answer, detail))
+    }
 }
 
 /// `GET {voice_base_url}/v1/DialingPermissions/Countries/{iso}`:
@@ -195,12 +212,16 @@ pub fn destination_outcome(iso: &str, answer: &Answer) -> (Finding, String) {
                 if enabled {
                     (
                         Finding::Proven,
-                        format!("calls to {name} ({iso}) are allowed (low_risk_numbers_enabled: true)"),
+                        format!(
+                            "calls to {name} ({iso}) are allowed (low_risk_numbers_enabled: true)"
+                        ),
                     )
                 } else {
                     (
                         Finding::Broken(LinkProblem::DestinationBlocked),
-                        format!("calls to {name} ({iso}) are blocked by the account's geo permissions (low_risk_numbers_enabled: false)"),
+                        format!(
+                            "calls to {name} ({iso}) are blocked by the account's geo permissions (low_risk_numbers_enabled: false)"
+                        ),
                     )
                 }
             }
@@ -225,8 +246,8 @@ fn failed(link: Link, path: &str, e: &crate::providers::http::TransportError) ->
         link,
         Finding::Unknown(crate::providers::failure_from_transport(e)),
         Evidence {
-            request: format!("GET {path}"),
-            detail: e.to_string(),
+            request: Clean::request(path),
+            detail: e.to_string().into(),
             ..Evidence::default()
         },
     )
@@ -235,16 +256,9 @@ fn failed(link: Link, path: &str, e: &crate::providers::http::TransportError) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn answer(status: u16, body: &str) -> Answer {
-        Answer {
-            status,
-            content_type: Some("application/json".into()),
-            body: Bytes::copy_from_slice(body.as_bytes()),
-            request_id: None,
-            retry_after: None,
-        }
+        Answer::json(status, body)
     }
 
     // The spec's example answer, with low-risk dialing on and off.
@@ -254,9 +268,94 @@ mod tests {
     fn low_risk_dialing_decides_the_destination() {
         let (f, detail) = destination_outcome("US", &answer(200, US_OFF));
         assert_eq!(f, Finding::Broken(LinkProblem::DestinationBlocked));
-        assert!(detail.contains("United States/Canada (US) are blocked"), "{detail}");
-        let on = US_OFF.replace(r#""low_risk_numbers_enabled":false"#, r#""low_risk_numbers_enabled":true"#);
-        assert_eq!(destination_outcome("US", &answer(200, &on)).0, Finding::Proven);
+        assert!(
+            detail.contains("United States/Canada (US) are blocked"),
+            "{detail}"
+        );
+        let on = US_OFF.replace(
+            r#""low_risk_numbers_enabled":false"#,
+            r#""low_risk_numbers_enabled":true"#,
+        );
+        assert_eq!(
+            destination_outcome("US", &answer(200, &on)).0,
+            Finding::Proven
+        );
+    }
+
+    const N: &str = "+14155550101";
+
+    #[test]
+    fn the_number_must_be_on_the_account_with_voice_capability() {
+        let incoming = |voice: &str| {
+            format!(
+                r#"{{"incoming_phone_numbers":[{{"phone_number":"+141555501011","capabilities":{{"voice":true}}}},{{"phone_number":"{N}","capabilities":{{"voice":{voice},"sms":true}}}}],"next_page_uri":null}}"#
+            )
+        };
+        let (f, _, inferred) = incoming_outcome(N, &answer(200, &incoming("true"))).expect("found");
+        assert_eq!((f, inferred), (Finding::Proven, false));
+        let (f, detail, inferred) =
+            incoming_outcome(N, &answer(200, &incoming("false"))).expect("found");
+        assert_eq!(
+            (f, inferred),
+            (Finding::Broken(LinkProblem::NumberNotVoiceCapable), true)
+        );
+        assert!(detail.contains("capabilities.voice is false"), "{detail}");
+        let (f, _, _) = incoming_outcome(N, &answer(200, &incoming("null"))).expect("found");
+        assert_eq!(
+            f,
+            Finding::Unknown(Reason::UnexpectedResponse),
+            "null proves nothing"
+        );
+        // A partial match (Twilio's filter) is not the number: ask the caller ids.
+        let partial = r#"{"incoming_phone_numbers":[{"phone_number":"+141555501011","capabilities":{"voice":true}}]}"#;
+        assert_eq!(incoming_outcome(N, &answer(200, partial)), None);
+        assert_eq!(
+            incoming_outcome(
+                N,
+                &answer(
+                    401,
+                    r#"{"code":20003,"message":"Authenticate","status":401}"#
+                )
+            )
+            .map(|o| o.0),
+            Some(Finding::Unknown(Reason::UnexpectedResponse))
+        );
+        assert_eq!(
+            incoming_outcome(
+                N,
+                &answer(
+                    503,
+                    r#"{"code":20503,"message":"Service unavailable","status":503}"#
+                )
+            )
+            .map(|o| o.0),
+            Some(Finding::Unknown(Reason::UpstreamError))
+        );
+    }
+
+    #[test]
+    fn a_verified_caller_id_can_call_and_no_match_is_not_on_the_account() {
+        let ids = format!(r#"{{"outgoing_caller_ids":[{{"phone_number":"{N}"}}]}}"#);
+        assert_eq!(
+            caller_id_outcome(N, "AC1", &answer(200, &ids)).0,
+            Finding::Proven
+        );
+        let none = r#"{"outgoing_caller_ids":[]}"#;
+        let (f, detail) = caller_id_outcome(N, "AC1", &answer(200, none));
+        assert_eq!(f, Finding::Broken(LinkProblem::NumberNotOnTwilioAccount));
+        assert!(detail.contains("neither an incoming number nor a verified caller id of AC1"));
+        assert_eq!(
+            caller_id_outcome(
+                N,
+                "AC1",
+                &answer(
+                    429,
+                    r#"{"code":20429,"message":"Too Many Requests","status":429}"#
+                )
+            )
+            .0,
+            Finding::Unknown(Reason::RateLimited)
+        );
     }
 
     #[test]
@@ -267,10 +366,22 @@ mod tests {
             Finding::Broken(LinkProblem::DestinationBlocked)
         );
         for (status, body, reason) in [
-            (503, r#"{"code":20503,"message":"Service unavailable","status":503}"#, Reason::UpstreamError),
-            (429, r#"{"code":20429,"message":"Too Many Requests","status":429}"#, Reason::RateLimited),
+            (
+                503,
+                r#"{"code":20503,"message":"Service unavailable","status":503}"#,
+                Reason::UpstreamError,
+            ),
+            (
+                429,
+                r#"{"code":20429,"message":"Too Many Requests","status":429}"#,
+                Reason::RateLimited,
+            ),
             (200, r#"{"iso_code":"US"}"#, Reason::UnexpectedResponse),
-            (401, r#"{"code":20003,"message":"Authenticate","status":401}"#, Reason::UnexpectedResponse),
+            (
+                401,
+                r#"{"code":20003,"message":"Authenticate","status":401}"#,
+                Reason::UnexpectedResponse,
+            ),
         ] {
             assert_eq!(
                 destination_outcome("US", &answer(status, body)).0,

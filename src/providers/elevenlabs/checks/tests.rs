@@ -463,7 +463,7 @@ fn subscription_200(body: &str) -> (Quota, bool, String) {
             _ => None,
         })
         .expect("quota");
-    let blocked = facts.iter().any(|f| matches!(f, Fact::Blocked { .. }));
+    let blocked = facts.iter().any(|f| matches!(f, Fact::Problem { .. }));
     (quota, blocked, detail)
 }
 

@@ -1652,3 +1652,189 @@ pub(crate) fn unix_in_days(days: u64) -> i64 {
         .map_or(0, |d| d.as_secs());
     i64::try_from(now + days * 86_400).unwrap_or(i64::MAX)
 }
+
+// ---------------------------------------------------------------------------
+// The fake, as the simulator serves it
+// ---------------------------------------------------------------------------
+
+/// The fake ElevenLabs API in [`super::FAKES`].
+pub struct ElevenLabsFake;
+
+impl super::Fake for ElevenLabsFake {
+    fn name(&self) -> &'static str {
+        "elevenlabs"
+    }
+
+    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+        handle(state, ctx)
+    }
+
+    fn forbidden_reason(&self, state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+        forbidden_reason(state, ctx)
+    }
+
+    /// The outbound-call model reads the request, to record what was asked.
+    fn reads_body(&self, method: &Method) -> bool {
+        method == Method::POST
+    }
+
+    /// One key of each kind the demo world knows (healthy, missing
+    /// `convai_write`, revoked, out of quota, …).
+    fn demo_section(&self, base_url: &str) -> String {
+        use super::demo as d;
+        let el = |name: &str, key: &str, extra: &str| {
+            format!("  - name: {name}\n    api_key: {key}\n    base_url: {base_url}\n{extra}")
+        };
+        let mut y = String::from("elevenlabs:\n");
+        // Three keys of one workspace: its quota is exported once, as
+        // account="workspace-prod".
+        let prod = "    account: workspace-prod\n";
+        y += &el(
+            "el-agent-prod",
+            d::EL_AGENT_PROD_KEY,
+            &format!(
+                "{prod}    required_permissions: [convai_write, convai_read]\n    phone_numbers: true\n    twilio: twilio-prod\n    labels: {{team: voice, environment: prod}}\n"
+            ),
+        );
+        y += &el("el-no-convai-write", d::EL_NO_CONVAI_WRITE_KEY, prod);
+        y += &el("el-revoked", d::EL_REVOKED_KEY, "");
+        y += &el("el-quota-exhausted", d::EL_QUOTA_EXHAUSTED_KEY, "");
+        y += &el("el-quota-high", d::EL_QUOTA_HIGH_KEY, "");
+        y += &el("el-restricted", d::EL_RESTRICTED_KEY, prod);
+        y += &el("el-blocked", d::EL_BLOCKED_KEY, "");
+        y
+    }
+
+    fn corpus(&self) -> &'static str {
+        include_str!("../../../tests/fixtures/upstream/elevenlabs.json")
+    }
+
+    fn demo_world(&self, world: &mut super::World) {
+        world.elevenlabs = demo_world();
+    }
+
+    fn demo_cast(&self) -> &'static [super::demo::CastMember] {
+        use super::demo::CastMember as C;
+        const CAST: &[C] = &[
+            C::healthy("el-agent-prod"),
+            C::unhealthy("el-no-convai-write", "missing_permission"),
+            C::unhealthy("el-revoked", "invalid_credentials"),
+            C::unhealthy("el-quota-exhausted", "quota_exhausted"),
+            C::healthy("el-quota-high"),
+            C::healthy("el-restricted"),
+            C::unhealthy("el-blocked", "account_blocked"),
+        ];
+        CAST
+    }
+}
+
+/// Its part of the demo world: the workspaces and keys of its demo cast.
+fn demo_world() -> ElevenLabsWorld {
+    use super::demo::*;
+
+    let mut world = ElevenLabsWorld {
+        // As the real API does: a malformed agent id gets 400 `invalid_uid`.
+        validate_agent_ids: true,
+        ..ElevenLabsWorld::default()
+    };
+    let reset = Some(unix_in_days(18));
+
+    let ulaw = Agent::new(EL_AGENT_ULAW_ID, "Support (phone)", "ulaw_8000");
+    let pcm = Agent::new(EL_AGENT_PCM_ID, "Sales (web)", "pcm_16000");
+    let prod = ElAccount::new("workspace-prod")
+        .with_subscription(Subscription {
+            tier: "creator".to_owned(),
+            character_count: 12_000,
+            character_limit: 100_000,
+            next_character_count_reset_unix: reset,
+            max_credit_limit_extension: CreditLimitExtension::Unlimited,
+            ..Subscription::default()
+        })
+        .with_phone_number(
+            ElPhoneNumber::twilio(EL_PHONE_SUPPORT_ID, EL_PHONE_SUPPORT_NUMBER, "Support line")
+                .assigned_to(&ulaw)
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
+        )
+        .with_phone_number(ElPhoneNumber {
+            supports_inbound: None,
+            supports_outbound: None,
+            ..ElPhoneNumber::twilio(EL_PHONE_SPARE_ID, EL_PHONE_SPARE_NUMBER, "Spare line")
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
+        })
+        .with_phone_number(
+            ElPhoneNumber::twilio(EL_PHONE_LEGACY_ID, EL_PHONE_LEGACY_NUMBER, "Legacy line")
+                .assigned_to(&pcm)
+                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
+        )
+        .with_agent(ulaw)
+        .with_agent(pcm);
+    world.add_account(prod);
+
+    world.add_account(
+        ElAccount::new("workspace-exhausted").with_subscription(Subscription {
+            tier: "starter".to_owned(),
+            character_count: 30_000,
+            character_limit: 30_000,
+            next_character_count_reset_unix: reset,
+            can_extend_character_limit: false,
+            allowed_to_extend_character_limit: false,
+            max_credit_limit_extension: CreditLimitExtension::Limit(0),
+            max_character_limit_extension: Some(0),
+            ..Subscription::default()
+        }),
+    );
+    world.add_account(
+        ElAccount::new("workspace-high").with_subscription(Subscription {
+            tier: "pro".to_owned(),
+            character_count: 475_000,
+            character_limit: 500_000,
+            next_character_count_reset_unix: reset,
+            ..Subscription::default()
+        }),
+    );
+    world.add_account(
+        ElAccount::new("workspace-blocked")
+            .with_subscription(Subscription {
+                tier: "free".to_owned(),
+                status: SubscriptionStatus::Free,
+                character_count: 200,
+                character_limit: 10_000,
+                can_extend_character_limit: false,
+                allowed_to_extend_character_limit: false,
+                max_credit_limit_extension: CreditLimitExtension::Limit(0),
+                max_character_limit_extension: None,
+                currency: None,
+                billing_period: None,
+                ..Subscription::default()
+            })
+            .with_block(AccountBlock::DetectedUnusualActivity),
+    );
+
+    world.add_key(
+        EL_AGENT_PROD_KEY,
+        ElKey::new(EL_AGENT_PROD_KEY_ID, "workspace-prod"),
+    );
+    world.add_key(
+        EL_NO_CONVAI_WRITE_KEY,
+        ElKey::new(EL_NO_CONVAI_WRITE_KEY_ID, "workspace-prod")
+            .with_permissions(&["user_read", "convai_read"]),
+    );
+    world.add_key(
+        EL_QUOTA_EXHAUSTED_KEY,
+        ElKey::new(EL_QUOTA_EXHAUSTED_KEY_ID, "workspace-exhausted"),
+    );
+    world.add_key(
+        EL_QUOTA_HIGH_KEY,
+        ElKey::new(EL_QUOTA_HIGH_KEY_ID, "workspace-high"),
+    );
+    world.add_key(
+        EL_RESTRICTED_KEY,
+        ElKey::new(EL_RESTRICTED_KEY_ID, "workspace-prod")
+            .with_permissions(&["convai_write", "convai_read"]),
+    );
+    world.add_key(
+        EL_BLOCKED_KEY,
+        ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
+    );
+    world
+}

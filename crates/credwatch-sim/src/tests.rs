@@ -1069,7 +1069,7 @@ async fn a_hung_request_stops_counting_as_in_flight_when_the_client_hangs_up() {
     });
     let requests = [
         (
-            Upstream::Twilio,
+            "twilio",
             client()
                 .get(format!(
                     "{}{}",
@@ -1079,7 +1079,7 @@ async fn a_hung_request_stops_counting_as_in_flight_when_the_client_hangs_up() {
                 .basic_auth(TWILIO_PROD_SID, Some(TWILIO_PROD_TOKEN)),
         ),
         (
-            Upstream::ElevenLabs,
+            "elevenlabs",
             client()
                 .get(format!("{}/v1/user/subscription", sim.elevenlabs_url()))
                 .header("xi-api-key", EL_AGENT_PROD_KEY),
@@ -1117,11 +1117,11 @@ async fn a_hung_request_counts_only_as_long_as_set() {
     let hung = tokio::spawn(c.get(&url).header("xi-api-key", EL_QUOTA_HIGH_KEY).send());
     wait_until("the hung request is counted", || sim.request_count() == 1).await;
     wait_until("the hung request is no longer counted", || {
-        sim.in_flight(Upstream::ElevenLabs) == 0
+        sim.in_flight("elevenlabs") == 0
     })
     .await;
     assert!(!hung.is_finished(), "the request still hangs");
-    assert_eq!(sim.take_max_in_flight(Upstream::ElevenLabs), 1);
+    assert_eq!(sim.take_max_in_flight("elevenlabs"), 1);
 
     // The client gives up and sends its next request in the freed slot:
     // one request out at a time, one counted.
@@ -1133,7 +1133,7 @@ async fn a_hung_request_counts_only_as_long_as_set() {
         .await
         .unwrap();
     assert_eq!(next.status(), 200);
-    assert_eq!(sim.take_max_in_flight(Upstream::ElevenLabs), 1);
+    assert_eq!(sim.take_max_in_flight("elevenlabs"), 1);
 }
 
 #[tokio::test]
@@ -1165,7 +1165,7 @@ async fn request_log_and_runtime_updates() {
     let sim = demo().await;
     el(&sim, "/v1/models?x=1", Some(EL_AGENT_PROD_KEY)).await;
     let r = &sim.requests()[0];
-    assert_eq!(r.upstream, Upstream::ElevenLabs);
+    assert_eq!(r.upstream, "elevenlabs");
     assert_eq!((r.method.as_str(), r.path.as_str()), ("GET", "/v1/models"));
     assert_eq!(r.query.as_deref(), Some("x=1"));
     assert_eq!(r.header("xi-api-key"), Some(EL_AGENT_PROD_KEY));
@@ -1195,14 +1195,14 @@ async fn request_log_and_runtime_updates() {
     )
     .await;
     assert_eq!(a.status, 200);
-    assert_eq!(sim.requests()[0].upstream, Upstream::Twilio);
+    assert_eq!(sim.requests()[0].upstream, "twilio");
 }
 
 #[test]
 fn request_log_is_bounded() {
     let shared = Shared::new(World::default());
     let request = |forbidden| RecordedRequest {
-        upstream: Upstream::Twilio,
+        upstream: "twilio",
         method: "GET".into(),
         path: "/".into(),
         query: None,
@@ -1527,4 +1527,56 @@ async fn tw_inactive_accounts_answer_as_switched() {
     )
     .await;
     assert_eq!(a.status, 200);
+}
+
+/// The names a config section lists (`  - name: …`), in order.
+fn section_names(section: &str) -> Vec<String> {
+    section
+        .lines()
+        .filter_map(|l| l.strip_prefix("  - name: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Each fake's demo cast names exactly the credentials of its demo section,
+/// in order, and the call-path cast the paths of the `call_paths:` section:
+/// the cast the tests and the README are held to is the demo's.
+#[test]
+fn the_demo_cast_is_the_demo_config() {
+    for fake in FAKES {
+        let section = fake.demo_section("http://127.0.0.1:1");
+        assert!(
+            section.starts_with(&format!("{}:\n", fake.name())),
+            "{section}"
+        );
+        let cast: Vec<String> = fake.demo_cast().iter().map(|c| c.name.into()).collect();
+        assert_eq!(section_names(&section), cast, "{}", fake.name());
+        for c in fake.demo_cast() {
+            assert_eq!(
+                c.reason.is_some(),
+                c.status == "unhealthy",
+                "{c:?}: a reason exactly when unhealthy"
+            );
+        }
+    }
+    let paths: Vec<String> = CALL_PATHS.iter().map(|p| p.name.into()).collect();
+    assert_eq!(section_names(&call_paths_section()), paths);
+    for p in CALL_PATHS {
+        assert_eq!(p.problems.is_empty(), p.status == "ready", "{p:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_demo_config_points_every_section_at_its_fake() {
+    let sim = demo().await;
+    let config = config_yaml(&sim);
+    for (name, url) in sim.urls() {
+        assert_eq!(sim.url_for(name).as_deref(), Some(url.as_str()));
+        assert!(
+            config.contains(&format!("{name}:\n")),
+            "{name} has no section: {config}"
+        );
+        assert!(config.contains(&format!("base_url: {url}\n")), "{config}");
+    }
+    assert_eq!(sim.url_for("acme"), None);
 }

@@ -1,5 +1,9 @@
 //! The world behind `credwatch demo`: one credential per interesting state,
-//! with the secrets as constants so the demo config can reference them.
+//! with the secrets as constants so the demo config can reference them; the
+//! demo config ([`config_yaml`]: each fake's [`super::Fake::demo_section`] and the
+//! call paths); and the cast, what each credential ([`cast`]) and call path
+//! ([`CALL_PATHS`]) must show, which the tests and the README's tables are
+//! held to.
 //!
 //! Every secret here is fake and only valid against the simulator. They look
 //! like the real formats (`sk_…` keys, `AC`/`SK` + 32 hex SIDs, 32-hex auth
@@ -21,14 +25,7 @@
 //! | twilio-trial-low-balance | [`TWILIO_TRIAL_SID`], [`TWILIO_TRIAL_TOKEN`] | active Trial, balance 0.85 USD |
 //! | twilio-suspended | [`TWILIO_SUSPENDED_SID`], [`TWILIO_SUSPENDED_TOKEN`] | suspended (403/20403 on lists) |
 
-use super::World;
-use super::elevenlabs::{
-    AccountBlock, Agent, CreditLimitExtension, ElAccount, ElKey, ElPhoneNumber, ElevenLabsWorld,
-    Subscription, SubscriptionStatus, unix_in_days,
-};
-use super::twilio::{
-    AccountStatus, AccountType, ApiKey, Capabilities, KeyKind, TwilioAccount, TwilioWorld,
-};
+use super::{FAKES, Simulator, World};
 
 // --- ElevenLabs keys -------------------------------------------------------
 
@@ -110,171 +107,177 @@ pub const TWILIO_TRIAL_TOKEN: &str = "bf7fee2345a935763299a9e9b2c8a3ca";
 pub const TWILIO_SUSPENDED_SID: &str = "AC35fb35bfbd34f96790387427af2d8cbc";
 pub const TWILIO_SUSPENDED_TOKEN: &str = "adc4a634c16c4d6f7bc35f7b00de88a9";
 
-impl World {
-    /// The demo world (see the module docs for what each credential shows).
-    pub fn demo() -> World {
-        World {
-            elevenlabs: demo_elevenlabs(),
-            twilio: demo_twilio(),
+// --- The demo config and its cast -----------------------------------------
+
+/// One credential of the demo and what `/health` and `check` must say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CastMember {
+    /// The credential's `name:` in the demo config.
+    pub name: &'static str,
+    /// Its `status`: `healthy` or `unhealthy`.
+    pub status: &'static str,
+    /// Its `reason` when unhealthy (`invalid_credentials`, …).
+    pub reason: Option<&'static str>,
+}
+
+impl CastMember {
+    pub const fn healthy(name: &'static str) -> CastMember {
+        CastMember {
+            name,
+            status: "healthy",
+            reason: None,
+        }
+    }
+
+    pub const fn unhealthy(name: &'static str, reason: &'static str) -> CastMember {
+        CastMember {
+            name,
+            status: "unhealthy",
+            reason: Some(reason),
         }
     }
 }
 
-fn demo_elevenlabs() -> ElevenLabsWorld {
-    let mut world = ElevenLabsWorld {
-        // As the real API does: a malformed agent id gets 400 `invalid_uid`.
-        validate_agent_ids: true,
-        ..ElevenLabsWorld::default()
-    };
-    let reset = Some(unix_in_days(18));
-
-    let ulaw = Agent::new(EL_AGENT_ULAW_ID, "Support (phone)", "ulaw_8000");
-    let pcm = Agent::new(EL_AGENT_PCM_ID, "Sales (web)", "pcm_16000");
-    let prod = ElAccount::new("workspace-prod")
-        .with_subscription(Subscription {
-            tier: "creator".to_owned(),
-            character_count: 12_000,
-            character_limit: 100_000,
-            next_character_count_reset_unix: reset,
-            max_credit_limit_extension: CreditLimitExtension::Unlimited,
-            ..Subscription::default()
-        })
-        .with_phone_number(
-            ElPhoneNumber::twilio(EL_PHONE_SUPPORT_ID, EL_PHONE_SUPPORT_NUMBER, "Support line")
-                .assigned_to(&ulaw)
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
-        )
-        .with_phone_number(ElPhoneNumber {
-            supports_inbound: None,
-            supports_outbound: None,
-            ..ElPhoneNumber::twilio(EL_PHONE_SPARE_ID, EL_PHONE_SPARE_NUMBER, "Spare line")
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
-        })
-        .with_phone_number(
-            ElPhoneNumber::twilio(EL_PHONE_LEGACY_ID, EL_PHONE_LEGACY_NUMBER, "Legacy line")
-                .assigned_to(&pcm)
-                .with_twilio_credentials(TWILIO_PROD_SID, TWILIO_PROD_TOKEN),
-        )
-        .with_agent(ulaw)
-        .with_agent(pcm);
-    world.add_account(prod);
-
-    world.add_account(
-        ElAccount::new("workspace-exhausted").with_subscription(Subscription {
-            tier: "starter".to_owned(),
-            character_count: 30_000,
-            character_limit: 30_000,
-            next_character_count_reset_unix: reset,
-            can_extend_character_limit: false,
-            allowed_to_extend_character_limit: false,
-            max_credit_limit_extension: CreditLimitExtension::Limit(0),
-            max_character_limit_extension: Some(0),
-            ..Subscription::default()
-        }),
-    );
-    world.add_account(
-        ElAccount::new("workspace-high").with_subscription(Subscription {
-            tier: "pro".to_owned(),
-            character_count: 475_000,
-            character_limit: 500_000,
-            next_character_count_reset_unix: reset,
-            ..Subscription::default()
-        }),
-    );
-    world.add_account(
-        ElAccount::new("workspace-blocked")
-            .with_subscription(Subscription {
-                tier: "free".to_owned(),
-                status: SubscriptionStatus::Free,
-                character_count: 200,
-                character_limit: 10_000,
-                can_extend_character_limit: false,
-                allowed_to_extend_character_limit: false,
-                max_credit_limit_extension: CreditLimitExtension::Limit(0),
-                max_character_limit_extension: None,
-                currency: None,
-                billing_period: None,
-                ..Subscription::default()
-            })
-            .with_block(AccountBlock::DetectedUnusualActivity),
-    );
-
-    world.add_key(
-        EL_AGENT_PROD_KEY,
-        ElKey::new(EL_AGENT_PROD_KEY_ID, "workspace-prod"),
-    );
-    world.add_key(
-        EL_NO_CONVAI_WRITE_KEY,
-        ElKey::new(EL_NO_CONVAI_WRITE_KEY_ID, "workspace-prod")
-            .with_permissions(&["user_read", "convai_read"]),
-    );
-    world.add_key(
-        EL_QUOTA_EXHAUSTED_KEY,
-        ElKey::new(EL_QUOTA_EXHAUSTED_KEY_ID, "workspace-exhausted"),
-    );
-    world.add_key(
-        EL_QUOTA_HIGH_KEY,
-        ElKey::new(EL_QUOTA_HIGH_KEY_ID, "workspace-high"),
-    );
-    world.add_key(
-        EL_RESTRICTED_KEY,
-        ElKey::new(EL_RESTRICTED_KEY_ID, "workspace-prod")
-            .with_permissions(&["convai_write", "convai_read"]),
-    );
-    world.add_key(
-        EL_BLOCKED_KEY,
-        ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
-    );
-    world
+/// One call path of the demo and what `/health` and `check` must say of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PathCastMember {
+    /// The path's `name:` in the demo config.
+    pub name: &'static str,
+    /// Its `status`: `ready` or `broken`.
+    pub status: &'static str,
+    /// The problems of its links that are not proven, as `/health` lists
+    /// them (`destination_blocked:GB` for a country), in link order.
+    pub problems: &'static [&'static str],
 }
 
-fn demo_twilio() -> TwilioWorld {
-    let mut world = TwilioWorld::default();
-    world.add_account(
-        TwilioAccount::new(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
-            .with_balance(Some("42.17"), "USD")
-            .with_numbers(&[
-                EL_PHONE_SUPPORT_NUMBER,
-                EL_PHONE_SPARE_NUMBER,
-                TWILIO_PROD_EXTRA_NUMBER,
-            ])
-            .with_caller_id(TWILIO_PROD_CALLER_ID)
-            .with_number_capabilities(
-                EL_PHONE_SPARE_NUMBER,
-                Capabilities {
-                    voice: false,
-                    ..Capabilities::default()
-                },
-            )
-            // Geo permissions: US/Canada allowed (the default), UK blocked.
-            .with_geo_permission("GB", false),
+/// The demo's call paths: one ready, and one broken at each kind of link.
+pub const CALL_PATHS: &[PathCastMember] = &[
+    PathCastMember {
+        name: "sales-outbound",
+        status: "ready",
+        problems: &[],
+    },
+    PathCastMember {
+        name: "agent-deleted",
+        status: "broken",
+        problems: &["agent_not_found"],
+    },
+    PathCastMember {
+        name: "number-not-on-account",
+        status: "broken",
+        problems: &["number_not_on_twilio_account"],
+    },
+    PathCastMember {
+        name: "number-without-voice",
+        status: "broken",
+        problems: &["number_not_voice_capable"],
+    },
+    PathCastMember {
+        name: "country-blocked",
+        status: "broken",
+        problems: &["destination_blocked:GB"],
+    },
+    PathCastMember {
+        name: "token-rotated-since-import",
+        status: "broken",
+        problems: &["reimport_needed"],
+    },
+    PathCastMember {
+        name: "twilio-token-rejected",
+        status: "broken",
+        problems: &["twilio_credential_unhealthy", "twilio_number_unknown"],
+    },
+];
+
+/// Every credential of the demo, in the demo config's order (each fake's
+/// [`super::Fake::demo_cast`], in the order of [`FAKES`]).
+pub fn cast() -> impl Iterator<Item = &'static CastMember> {
+    FAKES.iter().flat_map(|f| f.demo_cast())
+}
+
+/// The demo's config, pointing at a running simulator: the call paths, then
+/// every fake's cast against its listener.
+pub fn config_yaml(sim: &Simulator) -> String {
+    let mut y = String::from(
+        "# Generated by `credwatch demo`: every secret below is a simulator fixture.\n\
+         defaults:\n  interval: 10s\n  timeout: 3s\n  detail_interval: 30s\n",
     );
-    world.add_account(
-        TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)
-            .with_balance(Some("12.50"), "USD")
-            .with_numbers(&["+13105550110"]),
+    y += &call_paths_section();
+    for (fake, (_, url)) in FAKES.iter().zip(sim.urls()) {
+        y += &fake.demo_section(&url);
+    }
+    y
+}
+
+/// The `call_paths:` section: the paths of [`CALL_PATHS`], in its order.
+pub(crate) fn call_paths_section() -> String {
+    let path = |name: &str, agent: &str, number: &str, twilio: &str, extra: &str| {
+        format!(
+            "  - name: {name}\n    elevenlabs: el-agent-prod\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: {twilio}\n{extra}"
+        )
+    };
+    let broken = "    critical: false\n";
+    let mut y = String::from("call_paths:\n");
+    y += &path(
+        "sales-outbound",
+        EL_AGENT_ULAW_ID,
+        EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        "    destinations: [US]\n",
     );
-    world.add_account(
-        TwilioAccount::new(TWILIO_STANDARD_ACCOUNT_SID, TWILIO_STANDARD_ACCOUNT_TOKEN)
-            .with_balance(Some("18.03"), "USD")
-            .with_numbers(&["+12025550111", "+12025550112"])
-            .with_key(ApiKey::new(
-                TWILIO_STANDARD_KEY_SID,
-                TWILIO_STANDARD_KEY_SECRET,
-                KeyKind::Standard,
-            )),
+    y += &path(
+        "agent-deleted",
+        EL_AGENT_DELETED_ID,
+        EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        broken,
     );
-    world.add_account(
-        TwilioAccount::new(TWILIO_TRIAL_SID, TWILIO_TRIAL_TOKEN)
-            .with_type(AccountType::Trial)
-            .with_balance(Some("0.85"), "USD")
-            .with_numbers(&["+13125550120"]),
+    y += &path(
+        "number-not-on-account",
+        EL_AGENT_PCM_ID,
+        EL_PHONE_LEGACY_ID,
+        "twilio-prod",
+        broken,
     );
-    world.add_account(
-        TwilioAccount::new(TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN)
-            .with_status(AccountStatus::Suspended)
-            .with_balance(Some("-3.20"), "USD")
-            .with_numbers(&["+16175550130"]),
+    y += &path(
+        "number-without-voice",
+        EL_AGENT_ULAW_ID,
+        EL_PHONE_SPARE_ID,
+        "twilio-prod",
+        broken,
     );
-    world
+    y += &path(
+        "country-blocked",
+        EL_AGENT_ULAW_ID,
+        EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        "    destinations: [US, GB]\n    critical: false\n",
+    );
+    y += &path(
+        "token-rotated-since-import",
+        EL_AGENT_ULAW_ID,
+        EL_PHONE_SUPPORT_ID,
+        "twilio-prod",
+        "    twilio_imported_fingerprint: 5ca1ab1e0000\n    critical: false\n",
+    );
+    y += &path(
+        "twilio-token-rejected",
+        EL_AGENT_ULAW_ID,
+        EL_PHONE_SUPPORT_ID,
+        "twilio-rotated-token",
+        broken,
+    );
+    y
+}
+
+impl World {
+    /// The demo world (see the module docs for what each credential shows):
+    /// each fake's part, [`super::Fake::demo_world`].
+    pub fn demo() -> World {
+        let mut world = World::default();
+        for fake in FAKES {
+            fake.demo_world(&mut world);
+        }
+        world
+    }
 }

@@ -9,7 +9,8 @@
 //! describes the format. The simulator only reads `status`, the
 //! `content-type` and `www-authenticate` headers, and `body`.
 //!
-//! The files are compiled in (`include_str!`) and parsed on first use. A
+//! Each fake compiles in its own file ([`super::Fake::corpus`],
+//! `include_str!`); they are parsed on first use. A
 //! corpus that does not parse is a build mistake caught by the unit tests
 //! below; at run time it only makes the simulator fall back to its own
 //! renderings, it never panics.
@@ -22,10 +23,10 @@ use serde_json::Value;
 
 use super::http::Reply;
 
-const FILES: [&str; 2] = [
-    include_str!("../../tests/fixtures/upstream/elevenlabs.json"),
-    include_str!("../../tests/fixtures/upstream/twilio.json"),
-];
+/// Every fake's corpus file, as text.
+fn files() -> impl Iterator<Item = &'static str> {
+    super::FAKES.iter().map(|f| f.corpus())
+}
 
 /// One recorded answer (the fields the simulator needs, plus provenance).
 #[derive(Debug, Clone, Deserialize)]
@@ -96,8 +97,7 @@ impl Entry {
 }
 
 static CORPUS: LazyLock<HashMap<String, Entry>> = LazyLock::new(|| {
-    FILES
-        .iter()
+    files()
         .filter_map(|text| serde_json::from_str::<Vec<Entry>>(text).ok())
         .flatten()
         .map(|e| (e.id.clone(), e))
@@ -166,7 +166,7 @@ mod tests {
     fn every_corpus_file_parses_and_ids_are_unique() {
         let mut ids = HashSet::new();
         let mut count = 0;
-        for text in FILES {
+        for text in files() {
             let entries: Vec<Entry> =
                 serde_json::from_str(text).unwrap_or_else(|e| panic!("corpus: {e}"));
             for e in entries {

@@ -1,5 +1,6 @@
-//! An in-process fake of the two upstream APIs credwatch probes: ElevenLabs
-//! (`api.elevenlabs.io`) and the Twilio REST API 2010 (`api.twilio.com`).
+//! In-process fakes of the upstream APIs credwatch probes: ElevenLabs
+//! (`api.elevenlabs.io`) and the Twilio REST API 2010 (`api.twilio.com`),
+//! one [`Fake`] each, listed in [`FAKES`].
 //!
 //! # Why it exists
 //!
@@ -12,8 +13,8 @@
 //!
 //! # What it must never do
 //!
-//! - Depend on any other credwatch module: it fakes the outside world and
-//!   must stay independent of our own client code.
+//! - Depend on credwatch: it fakes the outside world and must stay
+//!   independent of our own client code.
 //! - Be weaker than the real thing: every request needs the real auth
 //!   header, key permissions are enforced, nothing is exposed that the real
 //!   API would not expose.
@@ -25,6 +26,11 @@
 //!
 //! # Layout
 //!
+//! - [`Fake`]: what the simulator needs of one fake upstream (its name, its
+//!   handler, what a read-only prober must never send it, its demo config
+//!   section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
+//!   Everything per upstream (listeners, counters, URLs, dispatch) follows
+//!   that list.
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.
 //!   It uses [`twilio`] to judge the Twilio credentials stored with an
 //!   imported number; [`twilio`] never uses it.
@@ -32,7 +38,8 @@
 //! - [`corpus`]: the recorded upstream answers (`tests/fixtures/upstream/`);
 //!   every error body the simulator sends comes from it.
 //! - [`faults`]: injectable failures ([`Fault`]).
-//! - [`demo`]: the world behind `credwatch demo` and its secrets.
+//! - [`demo`]: the world behind `credwatch demo`, its secrets, its config
+//!   and its cast (what each credential and call path must show).
 //! - `http`: the hyper server loop, body types, and query and Basic-auth
 //!   decoding (through the `url` and `base64` crates).
 
@@ -75,17 +82,47 @@ pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 /// apart from the main log so a long run cannot push them out.
 pub const FORBIDDEN_LOG_CAPACITY: usize = 10_000;
 
-/// Which fake upstream received a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Upstream {
-    ElevenLabs,
-    Twilio,
+/// One fake upstream API. Adding one is its module (its world, its handler,
+/// this impl with its demo world, section and cast and its corpus file),
+/// its field in [`World`] (and in [`State`] if it needs lookups) and its
+/// line in [`FAKES`]; the simulator serves every fake on its own listener.
+pub trait Fake: Sync {
+    /// The name of the credwatch config section whose `base_url` points at
+    /// it (`elevenlabs`); also [`RecordedRequest::upstream`].
+    fn name(&self) -> &'static str;
+    /// The answer to one request, computed under the world's read lock.
+    #[doc(hidden)]
+    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan;
+    /// Why a read-only prober must never send this request, if it must not.
+    #[doc(hidden)]
+    fn forbidden_reason(&self, state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str>;
+    /// Whether the handler reads this request's body (only models of
+    /// dangerous requests do, to record what was asked).
+    fn reads_body(&self, _method: &hyper::Method) -> bool {
+        false
+    }
+    /// Its section of the `credwatch demo` config, against its listener at
+    /// `base_url`: one credential per entry of [`Fake::demo_cast`].
+    fn demo_section(&self, base_url: &str) -> String;
+    /// Its credentials in `credwatch demo` and what each must show, in the
+    /// order of [`Fake::demo_section`].
+    fn demo_cast(&self) -> &'static [demo::CastMember];
+    /// Its file of recorded answers (`tests/fixtures/upstream/NAME.json`,
+    /// compiled in), which [`corpus`] serves error bodies from.
+    fn corpus(&self) -> &'static str;
+    /// Puts its part of the demo world ([`World::demo`]) in `world`: what
+    /// its [`Fake::demo_cast`] needs.
+    fn demo_world(&self, world: &mut World);
 }
+
+/// Every fake upstream, in the order the demo config lists their sections.
+pub static FAKES: &[&dyn Fake] = &[&elevenlabs::ElevenLabsFake, &twilio::TwilioFake];
 
 /// One request as received, before any answer was computed.
 #[derive(Debug, Clone)]
 pub struct RecordedRequest {
-    pub upstream: Upstream,
+    /// The [`Fake::name`] of the fake that received it.
+    pub upstream: &'static str,
     pub method: String,
     pub path: String,
     pub query: Option<String>,
@@ -107,20 +144,21 @@ impl RecordedRequest {
     }
 }
 
-/// Everything both fake upstreams know. Mutate it at runtime with
-/// [`Simulator::update`].
+/// Everything the fake upstreams know, one field per fake. Mutate it at
+/// runtime with [`Simulator::update`].
 #[derive(Debug, Clone, Default)]
 pub struct World {
     pub elevenlabs: ElevenLabsWorld,
     pub twilio: TwilioWorld,
 }
 
-/// The world plus lookup indexes derived from it (rebuilt after every
-/// [`Simulator::update`], so handlers never scan).
-pub(crate) struct State {
-    pub world: World,
-    pub el_index: elevenlabs::Index,
-    pub tw_index: twilio::Index,
+/// The world plus lookup indexes derived from it (rebuilt by [`State::new`]
+/// after every [`Simulator::update`], so handlers never scan).
+#[doc(hidden)]
+pub struct State {
+    pub(crate) world: World,
+    pub(crate) el_index: elevenlabs::Index,
+    pub(crate) tw_index: twilio::Index,
 }
 
 impl State {
@@ -136,21 +174,23 @@ impl State {
 }
 
 /// What a handler decided: the reply, how to deliver it, how long to wait.
-pub(crate) struct Plan {
-    pub reply: http::Reply,
-    pub delivery: http::Delivery,
-    pub latency: Duration,
+#[doc(hidden)]
+pub struct Plan {
+    pub(crate) reply: http::Reply,
+    pub(crate) delivery: http::Delivery,
+    pub(crate) latency: Duration,
 }
 
 /// A request as the handlers see it.
-pub(crate) struct RequestCtx<'a> {
-    pub method: &'a hyper::Method,
-    pub path: &'a str,
-    pub query: Option<&'a str>,
-    pub headers: &'a hyper::HeaderMap,
-    pub body: &'a [u8],
+#[doc(hidden)]
+pub struct RequestCtx<'a> {
+    pub(crate) method: &'a hyper::Method,
+    pub(crate) path: &'a str,
+    pub(crate) query: Option<&'a str>,
+    pub(crate) headers: &'a hyper::HeaderMap,
+    pub(crate) body: &'a [u8],
     /// Requests currently being answered by this upstream, this one included.
-    pub in_flight: u32,
+    pub(crate) in_flight: u32,
 }
 
 #[derive(Default)]
@@ -159,17 +199,23 @@ struct RequestLog {
     forbidden: VecDeque<RecordedRequest>,
 }
 
+/// One fake's counters.
+#[derive(Default)]
+struct Counters {
+    /// Requests being answered now.
+    in_flight: AtomicU32,
+    /// Requests received.
+    requests: AtomicU64,
+    /// The highest `in_flight` seen.
+    in_flight_max: AtomicU32,
+    /// TCP connections accepted.
+    connections: Arc<AtomicU64>,
+}
+
 struct Shared {
     state: RwLock<State>,
     log: Mutex<RequestLog>,
     count: AtomicU64,
-    in_flight: [AtomicU32; 2],
-    /// Requests received, per upstream.
-    counts: [AtomicU64; 2],
-    /// The highest `in_flight` seen, per upstream.
-    in_flight_max: [AtomicU32; 2],
-    /// TCP connections accepted, per upstream.
-    connections: [Arc<AtomicU64>; 2],
     /// See [`Simulator::set_hang_counted_for`].
     hang_counted_for: Mutex<Option<Duration>>,
 }
@@ -180,10 +226,6 @@ impl Shared {
             state: RwLock::new(State::new(world)),
             log: Mutex::new(RequestLog::default()),
             count: AtomicU64::new(0),
-            in_flight: [AtomicU32::new(0), AtomicU32::new(0)],
-            counts: [AtomicU64::new(0), AtomicU64::new(0)],
-            in_flight_max: [AtomicU32::new(0), AtomicU32::new(0)],
-            connections: [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))],
             hang_counted_for: Mutex::new(None),
         }
     }
@@ -221,18 +263,21 @@ const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 async fn handle(
     shared: Arc<Shared>,
-    upstream: Upstream,
+    fake: &'static dyn Fake,
+    counters: Arc<Counters>,
     req: hyper::Request<Incoming>,
 ) -> hyper::Response<http::SimBody> {
     let arrived = tokio::time::Instant::now();
-    let counter = &shared.in_flight[upstream as usize];
+    let counter = &counters.in_flight;
     let in_flight = counter.fetch_add(1, Ordering::Relaxed).saturating_add(1);
     let guard = InFlight(counter);
-    shared.counts[upstream as usize].fetch_add(1, Ordering::Relaxed);
-    shared.in_flight_max[upstream as usize].fetch_max(in_flight, Ordering::Relaxed);
+    counters.requests.fetch_add(1, Ordering::Relaxed);
+    counters
+        .in_flight_max
+        .fetch_max(in_flight, Ordering::Relaxed);
 
     let (parts, body) = req.into_parts();
-    let body = if upstream == Upstream::ElevenLabs && parts.method == hyper::Method::POST {
+    let body = if fake.reads_body(&parts.method) {
         match http_body_util::Limited::new(body, MAX_REQUEST_BODY)
             .collect()
             .await
@@ -255,17 +300,14 @@ async fn handle(
 
     let (plan, forbidden) = {
         let state = shared.state.read().unwrap_or_else(PoisonError::into_inner);
-        match upstream {
-            Upstream::ElevenLabs => (
-                elevenlabs::handle(&state, &ctx),
-                elevenlabs::forbidden_reason(&state, &ctx),
-            ),
-            Upstream::Twilio => (twilio::handle(&state, &ctx), twilio::forbidden_reason(&ctx)),
-        }
+        (
+            fake.handle(&state, &ctx),
+            fake.forbidden_reason(&state, &ctx),
+        )
     };
 
     shared.record(RecordedRequest {
-        upstream,
+        upstream: fake.name(),
         method: parts.method.as_str().to_owned(),
         path: ctx.path.to_owned(),
         query: ctx.query.map(str::to_owned),
@@ -302,70 +344,104 @@ async fn handle(
     }
 }
 
-/// Two fake HTTP servers on `127.0.0.1`, one per upstream, sharing a
-/// [`World`]. Dropping it (or [`Simulator::shutdown`]) stops both servers
+/// One fake HTTP server on `127.0.0.1` per entry of [`FAKES`], sharing a
+/// [`World`]. Dropping it (or [`Simulator::shutdown`]) stops every server
 /// and every open connection.
 pub struct Simulator {
     shared: Arc<Shared>,
-    elevenlabs_addr: SocketAddr,
-    twilio_addr: SocketAddr,
+    /// Each fake with its address and counters, in the order of [`FAKES`].
+    served: Vec<Served>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+struct Served {
+    fake: &'static dyn Fake,
+    addr: SocketAddr,
+    counters: Arc<Counters>,
 }
 
 impl std::fmt::Debug for Simulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Simulator")
-            .field("elevenlabs_addr", &self.elevenlabs_addr)
-            .field("twilio_addr", &self.twilio_addr)
-            .finish_non_exhaustive()
+        let mut s = f.debug_struct("Simulator");
+        for served in &self.served {
+            s.field(served.fake.name(), &served.addr);
+        }
+        s.finish_non_exhaustive()
     }
 }
 
 impl Simulator {
-    /// Binds both servers on `127.0.0.1:0` and starts serving `world`.
+    /// Binds one server per fake on `127.0.0.1:0` and starts serving `world`.
     pub async fn start(world: World) -> std::io::Result<Simulator> {
         let shared = Arc::new(Shared::new(world));
-        let elevenlabs = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let twilio = TcpListener::bind(("127.0.0.1", 0)).await?;
-        let elevenlabs_addr = elevenlabs.local_addr()?;
-        let twilio_addr = twilio.local_addr()?;
-        let tasks = [
-            (elevenlabs, Upstream::ElevenLabs),
-            (twilio, Upstream::Twilio),
-        ]
-        .into_iter()
-        .map(|(listener, upstream)| {
-            let accepted = shared.connections[upstream as usize].clone();
-            let shared = shared.clone();
-            let handler = Arc::new(move |req| handle(shared.clone(), upstream, req));
-            tokio::spawn(http::serve(listener, handler, accepted))
-        })
-        .collect();
+        let mut served = Vec::with_capacity(FAKES.len());
+        let mut tasks = Vec::with_capacity(FAKES.len());
+        for &fake in FAKES {
+            let listener = TcpListener::bind(("127.0.0.1", 0)).await?;
+            let addr = listener.local_addr()?;
+            let counters = Arc::new(Counters::default());
+            let accepted = counters.connections.clone();
+            let handler = {
+                let (shared, counters) = (shared.clone(), counters.clone());
+                Arc::new(move |req| handle(shared.clone(), fake, counters.clone(), req))
+            };
+            tasks.push(tokio::spawn(http::serve(listener, handler, accepted)));
+            served.push(Served {
+                fake,
+                addr,
+                counters,
+            });
+        }
         Ok(Simulator {
             shared,
-            elevenlabs_addr,
-            twilio_addr,
+            served,
             tasks,
         })
     }
 
-    /// Base URL of the fake ElevenLabs API, e.g. `http://127.0.0.1:41234`.
-    pub fn elevenlabs_url(&self) -> String {
-        format!("http://{}", self.elevenlabs_addr)
-    }
-
-    /// Base URL of the fake Twilio API.
-    pub fn twilio_url(&self) -> String {
-        format!("http://{}", self.twilio_addr)
-    }
-
     /// Base URL of the fake API of the provider called `name` (`elevenlabs`,
-    /// `twilio`: a config section's name), if the simulator has one.
+    /// `twilio`: a config section's name, [`Fake::name`]), e.g.
+    /// `http://127.0.0.1:41234`, if the simulator has one.
     pub fn url_for(&self, name: &str) -> Option<String> {
-        match name {
-            "elevenlabs" => Some(self.elevenlabs_url()),
-            "twilio" => Some(self.twilio_url()),
-            _ => None,
+        self.served
+            .iter()
+            .find(|s| s.fake.name() == name)
+            .map(|s| format!("http://{}", s.addr))
+    }
+
+    /// Every fake's name and base URL, in the order of [`FAKES`].
+    pub fn urls(&self) -> Vec<(&'static str, String)> {
+        self.served
+            .iter()
+            .map(|s| (s.fake.name(), format!("http://{}", s.addr)))
+            .collect()
+    }
+
+    /// Base URL of the fake ElevenLabs API (`url_for("elevenlabs")`).
+    pub fn elevenlabs_url(&self) -> String {
+        self.url_for(elevenlabs::ElevenLabsFake.name())
+            .unwrap_or_default()
+    }
+
+    /// Base URL of the fake Twilio API (`url_for("twilio")`).
+    pub fn twilio_url(&self) -> String {
+        self.url_for(twilio::TwilioFake.name()).unwrap_or_default()
+    }
+
+    /// The counters of the fake called `name`.
+    ///
+    /// # Panics
+    ///
+    /// When no fake is called `name`: a typo in a test or benchmark, the
+    /// only callers of the counters.
+    #[track_caller]
+    fn counters(&self, name: &str) -> &Counters {
+        match self.served.iter().find(|s| s.fake.name() == name) {
+            Some(s) => &s.counters,
+            None => panic!(
+                "the simulator has no fake upstream `{name}` (it has {:?})",
+                FAKES.iter().map(|f| f.name()).collect::<Vec<_>>()
+            ),
         }
     }
 
@@ -378,8 +454,7 @@ impl Simulator {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut state.world);
-        state.el_index = elevenlabs::Index::build(&state.world.elevenlabs);
-        state.tw_index = twilio::Index::build(&state.world.twilio);
+        *state = State::new(std::mem::take(&mut state.world));
     }
 
     /// A copy of the current world.
@@ -431,21 +506,24 @@ impl Simulator {
         self.shared.count.load(Ordering::Relaxed)
     }
 
-    /// Requests received by one upstream since start.
-    pub fn upstream_request_count(&self, upstream: Upstream) -> u64 {
-        self.shared.counts[upstream as usize].load(Ordering::Relaxed)
+    /// Requests received by one upstream (a [`Fake::name`]) since start.
+    #[track_caller]
+    pub fn upstream_request_count(&self, upstream: &str) -> u64 {
+        self.counters(upstream).requests.load(Ordering::Relaxed)
     }
 
     /// TCP connections one upstream accepted since start (for benchmarks:
     /// a pooled client opens few, one connection per request opens many).
-    pub fn connection_count(&self, upstream: Upstream) -> u64 {
-        self.shared.connections[upstream as usize].load(Ordering::Relaxed)
+    #[track_caller]
+    pub fn connection_count(&self, upstream: &str) -> u64 {
+        self.counters(upstream).connections.load(Ordering::Relaxed)
     }
 
     /// Requests one upstream is answering right now. A request that hangs
     /// on purpose ([`Fault::Hang`]) counts until its client hangs up.
-    pub fn in_flight(&self, upstream: Upstream) -> u32 {
-        self.shared.in_flight[upstream as usize].load(Ordering::Relaxed)
+    #[track_caller]
+    pub fn in_flight(&self, upstream: &str) -> u32 {
+        self.counters(upstream).in_flight.load(Ordering::Relaxed)
     }
 
     /// How long a request that hangs on purpose ([`Fault::Hang`]) counts as
@@ -469,12 +547,14 @@ impl Simulator {
 
     /// The most requests one upstream was answering at once, since start or
     /// the last call (which resets it).
-    pub fn take_max_in_flight(&self, upstream: Upstream) -> u32 {
-        let current = self.shared.in_flight[upstream as usize].load(Ordering::Relaxed);
-        self.shared.in_flight_max[upstream as usize].swap(current, Ordering::Relaxed)
+    #[track_caller]
+    pub fn take_max_in_flight(&self, upstream: &str) -> u32 {
+        let counters = self.counters(upstream);
+        let current = counters.in_flight.load(Ordering::Relaxed);
+        counters.in_flight_max.swap(current, Ordering::Relaxed)
     }
 
-    /// Stops both servers and closes every connection.
+    /// Stops every server and closes every connection.
     pub async fn shutdown(mut self) {
         for task in std::mem::take(&mut self.tasks) {
             task.abort();

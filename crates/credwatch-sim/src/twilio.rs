@@ -191,6 +191,9 @@ pub struct TwilioAccount {
     /// Voice geo permissions: whether calls to ordinary (low-risk) numbers
     /// of each country (ISO code) are allowed. New accounts allow US/Canada.
     pub geo_permissions: std::collections::BTreeMap<String, bool>,
+    /// A hostile upstream: sent verbatim as the `next_page_uri` of every
+    /// list page of this account (escape sequences and all).
+    pub hostile_next_page_uri: Option<String>,
 }
 
 impl TwilioAccount {
@@ -215,6 +218,7 @@ impl TwilioAccount {
             later_page_fault: None,
             latency: Duration::ZERO,
             geo_permissions: [("US".to_owned(), true)].into_iter().collect(),
+            hostile_next_page_uri: None,
         }
     }
 
@@ -1368,6 +1372,7 @@ fn page_with<T>(
         Value::from(first_start + slice.len().saturating_sub(1)),
     );
     body.insert("first_page_uri".into(), Value::from(link(0, None)));
+    let next = account.hostile_next_page_uri.clone().or(next);
     body.insert("next_page_uri".into(), Value::from(next));
     body.insert("page".into(), Value::from(page_no));
     body.insert("page_size".into(), Value::from(page_size));
@@ -1418,4 +1423,144 @@ pub(crate) fn stored_credentials_status(
         ));
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// The fake, as the simulator serves it
+// ---------------------------------------------------------------------------
+
+/// The fake Twilio API (REST 2010 and the Voice API's dialing permissions)
+/// in [`super::FAKES`].
+pub struct TwilioFake;
+
+impl super::Fake for TwilioFake {
+    fn name(&self) -> &'static str {
+        "twilio"
+    }
+
+    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+        handle(state, ctx)
+    }
+
+    fn forbidden_reason(&self, _state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+        forbidden_reason(ctx)
+    }
+
+    /// A healthy account, a rotated token, a Standard key, a trial with a
+    /// low balance and a suspended account.
+    fn demo_section(&self, base_url: &str) -> String {
+        use super::demo as d;
+        let tw = |name: &str, sid: &str, auth: &str| {
+            // The simulator serves the Voice API (dialing permissions) too.
+            format!(
+                "  - name: {name}\n    account_sid: {sid}\n{auth}    base_url: {base_url}\n    voice_base_url: {base_url}\n"
+            )
+        };
+        let token = |t: &str| format!("    auth_token: {t}\n");
+        let mut y = String::from("twilio:\n");
+        y += &tw(
+            "twilio-prod",
+            d::TWILIO_PROD_SID,
+            &token(d::TWILIO_PROD_TOKEN),
+        );
+        y += &tw(
+            "twilio-rotated-token",
+            d::TWILIO_ROTATED_SID,
+            &token(d::TWILIO_ROTATED_TOKEN),
+        );
+        y += &tw(
+            "twilio-standard-key",
+            d::TWILIO_STANDARD_ACCOUNT_SID,
+            &format!(
+                "    api_key_sid: {}\n    api_key_secret: {}\n",
+                d::TWILIO_STANDARD_KEY_SID,
+                d::TWILIO_STANDARD_KEY_SECRET
+            ),
+        );
+        y += &tw(
+            "twilio-trial-low-balance",
+            d::TWILIO_TRIAL_SID,
+            &token(d::TWILIO_TRIAL_TOKEN),
+        );
+        y += &tw(
+            "twilio-suspended",
+            d::TWILIO_SUSPENDED_SID,
+            &token(d::TWILIO_SUSPENDED_TOKEN),
+        );
+        y
+    }
+
+    fn corpus(&self) -> &'static str {
+        include_str!("../../../tests/fixtures/upstream/twilio.json")
+    }
+
+    fn demo_world(&self, world: &mut super::World) {
+        world.twilio = demo_world();
+    }
+
+    fn demo_cast(&self) -> &'static [super::demo::CastMember] {
+        use super::demo::CastMember as C;
+        const CAST: &[C] = &[
+            C::healthy("twilio-prod"),
+            C::unhealthy("twilio-rotated-token", "invalid_credentials"),
+            C::healthy("twilio-standard-key"),
+            C::healthy("twilio-trial-low-balance"),
+            C::unhealthy("twilio-suspended", "account_blocked"),
+        ];
+        CAST
+    }
+}
+
+/// Its part of the demo world: the accounts of its demo cast.
+fn demo_world() -> TwilioWorld {
+    use super::demo::*;
+
+    let mut world = TwilioWorld::default();
+    world.add_account(
+        TwilioAccount::new(TWILIO_PROD_SID, TWILIO_PROD_TOKEN)
+            .with_balance(Some("42.17"), "USD")
+            .with_numbers(&[
+                EL_PHONE_SUPPORT_NUMBER,
+                EL_PHONE_SPARE_NUMBER,
+                TWILIO_PROD_EXTRA_NUMBER,
+            ])
+            .with_caller_id(TWILIO_PROD_CALLER_ID)
+            .with_number_capabilities(
+                EL_PHONE_SPARE_NUMBER,
+                Capabilities {
+                    voice: false,
+                    ..Capabilities::default()
+                },
+            )
+            // Geo permissions: US/Canada allowed (the default), UK blocked.
+            .with_geo_permission("GB", false),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_ROTATED_SID, TWILIO_ROTATED_CURRENT_TOKEN)
+            .with_balance(Some("12.50"), "USD")
+            .with_numbers(&["+13105550110"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_STANDARD_ACCOUNT_SID, TWILIO_STANDARD_ACCOUNT_TOKEN)
+            .with_balance(Some("18.03"), "USD")
+            .with_numbers(&["+12025550111", "+12025550112"])
+            .with_key(ApiKey::new(
+                TWILIO_STANDARD_KEY_SID,
+                TWILIO_STANDARD_KEY_SECRET,
+                KeyKind::Standard,
+            )),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_TRIAL_SID, TWILIO_TRIAL_TOKEN)
+            .with_type(AccountType::Trial)
+            .with_balance(Some("0.85"), "USD")
+            .with_numbers(&["+13125550120"]),
+    );
+    world.add_account(
+        TwilioAccount::new(TWILIO_SUSPENDED_SID, TWILIO_SUSPENDED_TOKEN)
+            .with_status(AccountStatus::Suspended)
+            .with_balance(Some("-3.20"), "USD")
+            .with_numbers(&["+16175550130"]),
+    );
+    world
 }

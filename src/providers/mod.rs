@@ -28,7 +28,7 @@ use std::time::{Instant, SystemTime};
 
 use serde::Serialize;
 
-use crate::exposition::{Family, Samples};
+use crate::exposition::Samples;
 use crate::section::{SecretSource, SecretValue, Timing, Validator};
 pub use allow::check_read_path;
 pub use credential::{Credential, Reread, RereadError};
@@ -158,6 +158,11 @@ pub trait Settings {
 /// What a provider must decide, implemented on its credential type (the
 /// payload of its [`Spec`] variant). Everything else it knows sits behind
 /// the traits of its associated types.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is a provider's credential type but does not implement `Kind`",
+    label = "every provider in `registry.rs` needs `impl Kind for {Self}`",
+    note = "write `impl Kind for {Self}` in its folder's `mod.rs` (ARCHITECTURE.md, \"Adding a provider\")"
+)]
 pub trait Kind: Settings + Sized {
     /// Its config section as written.
     type RawSection: Section;
@@ -167,8 +172,6 @@ pub trait Kind: Settings + Sized {
     type Details: ProviderDetails;
     /// The check whose answer decides validity (it runs first in every cycle).
     const AUTH_CHECK: &'static str;
-    /// Its metric families, exported after the common ones (`report.rs`).
-    const FAMILIES: &'static [Family];
     /// The answer headers that carry its request id (for support tickets),
     /// the first present wins.
     const REQUEST_ID_HEADERS: &'static [&'static str];
@@ -183,6 +186,37 @@ pub trait Kind: Settings + Sized {
         ctx: &Context<'_>,
         plan: &Plan,
     ) -> impl Future<Output = Vec<Attempt>> + Send;
+    /// The requests one cycle sends when everything answers: (decisive
+    /// ones, every `interval`; informational ones, every
+    /// `detail_interval`). A lower bound, for sizing ([`request_rate`]).
+    fn requests_per_cycle(&self) -> (usize, usize);
+    /// Whether it has informational work ([`Kind::informational`]).
+    fn has_informational(&self) -> bool {
+        false
+    }
+    /// Its informational work on a cycle with details: requests that may
+    /// be many, run apart from [`Kind::run`] and stopped at `deadline`
+    /// ([`Informational`]). None by default.
+    fn informational(
+        &self,
+        _cred: &Credential,
+        _ctx: &Context<'_>,
+        _deadline: tokio::time::Instant,
+    ) -> impl Future<Output = Informational> + Send {
+        async { Informational::default() }
+    }
+    /// The links of a call path this provider's credential places
+    /// (`caller`) through `carrier`'s account, looked at once. A provider
+    /// that places no calls has none to look at (the default).
+    fn check_call_path(
+        &self,
+        _path: &link::CallPath,
+        _caller: &Credential,
+        _carrier: &Linked,
+        _ctx: &Context<'_>,
+    ) -> impl Future<Output = Vec<link::Observation>> + Send {
+        async { Vec::new() }
+    }
     /// (summary, fix) for a definitive problem this provider reports.
     fn explain(problem: &Problem, cred: &Credential) -> Option<(String, String)>;
     /// The fix for an answer that was no verdict, when only this provider
@@ -242,13 +276,7 @@ pub async fn run(cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attem
 /// Twilio's balance). A lower bound: a cross-check adds a lookup per agent
 /// and two per number, a Twilio account a page per 1,000 numbers.
 pub fn request_rate(cred: &Credential) -> f64 {
-    let (decisive, informational) = match &cred.spec {
-        Spec::ElevenLabs(el) => (
-            1 + el.required_permissions.len(),
-            usize::from(el.phone_numbers),
-        ),
-        Spec::Twilio(_) => (2, 1),
-    };
+    let (decisive, informational) = cred.spec.requests_per_cycle();
     decisive as f64 / cred.interval.as_secs_f64().max(1.0)
         + informational as f64 / cred.detail_interval.as_secs_f64().max(1.0)
 }
@@ -275,7 +303,7 @@ pub struct Informational {
 
 /// Whether `cred` has informational work ([`informational`]) on a cycle with details.
 pub fn has_informational(cred: &Credential) -> bool {
-    matches!(&cred.spec, Spec::ElevenLabs(el) if el.phone_numbers)
+    cred.spec.has_informational()
 }
 
 /// How long a cycle's informational work may take: the credential's
@@ -291,16 +319,7 @@ pub async fn informational(
     ctx: &Context<'_>,
     deadline: tokio::time::Instant,
 ) -> Informational {
-    match &cred.spec {
-        Spec::ElevenLabs(el) if el.phone_numbers => {
-            let found = elevenlabs::phone_numbers::check(cred, el, ctx, deadline).await;
-            Informational {
-                attempts: vec![found.attempt],
-                retry_after: found.retry_after,
-            }
-        }
-        _ => Informational::default(),
-    }
+    cred.spec.informational(cred, ctx, deadline).await
 }
 
 /// One cycle of a call path: every link that needs a request, looked at by
@@ -312,10 +331,10 @@ pub async fn check_call_path(
     carrier: &Linked,
     ctx: &Context<'_>,
 ) -> Vec<link::Observation> {
-    match &caller.spec {
-        Spec::ElevenLabs(el) => elevenlabs::call_path::check(path, caller, el, carrier, ctx).await,
-        _ => Vec::new(),
-    }
+    caller
+        .spec
+        .check_call_path(path, caller, carrier, ctx)
+        .await
 }
 
 /// What a cycle needs besides the credential.

@@ -2,12 +2,19 @@
 //! (mini-redis' `Command`): [`Provider`], [`Spec`], [`RawSections`],
 //! [`Shared`], [`Problem`], [`Detail`], [`Details`], [`Reports`] and
 //! [`FAMILY_PARTS`]. Adding a provider is a variant in each and an arm in
-//! each `match`; the compiler lists every place (each one is in this file),
-//! and the arms only call the provider's [`Kind`] or the traits of its
-//! associated types, so a missing piece of the provider is an error at its
-//! own impl.
+//! each `match`; the compiler lists every place (each one is in this file).
+//! Whatever is asked of a provider's [`Kind`] goes through two object-safe
+//! faces, `KindOf` (type-level: the allow-list arm, its check names and
+//! headers, its explanations) and `SpecOf` (one credential: its cycle, its
+//! informational work, its call-path links), each named once per provider
+//! ([`Provider::kind`], [`Spec::kind`]): a provider without `impl Kind` is
+//! two errors there, saying so, and a new `Kind` method needs no new arm.
+//! The other arms call the traits of its associated types, so a missing
+//! piece of those is an error at its own impl.
 //!
 //! Nothing here decides anything about a provider; it only dispatches.
+
+use std::marker::PhantomData;
 
 use serde::Serialize;
 
@@ -47,61 +54,172 @@ impl Provider {
         }
     }
 
-    pub(super) fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    /// Its [`Kind`]'s type-level answers: the one arm per provider through
+    /// which every one of them is asked.
+    fn kind(self) -> &'static dyn KindOf {
         match self {
-            Provider::ElevenLabs => ElevenLabs::allowed(segments, query),
-            Provider::Twilio => Twilio::allowed(segments, query),
+            Provider::ElevenLabs => &Via::<ElevenLabs>(PhantomData),
+            Provider::Twilio => &Via::<Twilio>(PhantomData),
         }
+    }
+
+    pub(super) fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        self.kind().allowed(segments, query)
     }
 
     /// (summary, fix) for a resource this provider's key type may not read.
     pub fn explain_not_permitted(self, resource: &str) -> (String, String) {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::explain_not_permitted(resource),
-            Provider::Twilio => Twilio::explain_not_permitted(resource),
-        }
+        self.kind().explain_not_permitted(resource)
     }
 
     /// The fix for a failure only this provider's answers explain.
     pub fn failure_fix(self, reason: Reason, detail: &str) -> Option<&'static str> {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::failure_fix(reason, detail),
-            Provider::Twilio => Twilio::failure_fix(reason, detail),
-        }
+        self.kind().failure_fix(reason, detail)
     }
 
     /// The answer headers that carry its request id.
     pub fn request_id_headers(self) -> &'static [&'static str] {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::REQUEST_ID_HEADERS,
-            Provider::Twilio => Twilio::REQUEST_ID_HEADERS,
-        }
+        self.kind().request_id_headers()
     }
 
     /// The name of its check that decides validity.
     pub fn auth_check(self) -> &'static str {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::AUTH_CHECK,
-            Provider::Twilio => Twilio::AUTH_CHECK,
-        }
+        self.kind().auth_check()
+    }
+
+    /// (summary, fix) for a definitive problem, in its words.
+    fn explain(self, p: &Problem, cred: &Credential) -> Option<(String, String)> {
+        self.kind().explain(p, cred)
     }
 
     /// Test data: see [`Kind::sample_detail`].
     #[cfg(test)]
     pub(crate) fn sample_detail(self, n: u64) -> Fact {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::sample_detail(n).into(),
-            Provider::Twilio => Twilio::sample_detail(n).into(),
-        }
+        self.kind().sample_detail(n)
     }
 
     /// Test data: see [`Kind::sample_problem`].
     #[cfg(test)]
     pub(crate) fn sample_problem(self) -> Problem {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::sample_problem().into(),
-            Provider::Twilio => Twilio::sample_problem().into(),
-        }
+        self.kind().sample_problem()
+    }
+}
+
+/// What the registry asks of a provider's [`Kind`] without a credential:
+/// object-safe, so [`Provider::kind`] is the one place that names each
+/// provider's type for them.
+trait KindOf: Sync {
+    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<bool, String>;
+    fn explain_not_permitted(&self, resource: &str) -> (String, String);
+    fn failure_fix(&self, reason: Reason, detail: &str) -> Option<&'static str>;
+    fn request_id_headers(&self) -> &'static [&'static str];
+    fn auth_check(&self) -> &'static str;
+    fn explain(&self, p: &Problem, cred: &Credential) -> Option<(String, String)>;
+    #[cfg(test)]
+    fn sample_detail(&self, n: u64) -> Fact;
+    #[cfg(test)]
+    fn sample_problem(&self) -> Problem;
+}
+
+/// A provider's type, as a value [`KindOf`] can be asked through.
+struct Via<K>(PhantomData<fn() -> K>);
+
+impl<K: Kind> KindOf for Via<K>
+where
+    K::Problem: Into<Problem>,
+    <K::Details as ProviderDetails>::Detail: Into<Fact>,
+{
+    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+        K::allowed(segments, query)
+    }
+    fn explain_not_permitted(&self, resource: &str) -> (String, String) {
+        K::explain_not_permitted(resource)
+    }
+    fn failure_fix(&self, reason: Reason, detail: &str) -> Option<&'static str> {
+        K::failure_fix(reason, detail)
+    }
+    fn request_id_headers(&self) -> &'static [&'static str] {
+        K::REQUEST_ID_HEADERS
+    }
+    fn auth_check(&self) -> &'static str {
+        K::AUTH_CHECK
+    }
+    fn explain(&self, p: &Problem, cred: &Credential) -> Option<(String, String)> {
+        K::explain(p, cred)
+    }
+    #[cfg(test)]
+    fn sample_detail(&self, n: u64) -> Fact {
+        K::sample_detail(n).into()
+    }
+    #[cfg(test)]
+    fn sample_problem(&self) -> Problem {
+        K::sample_problem().into()
+    }
+}
+
+/// What the registry asks of one credential's [`Kind`]: object-safe (the
+/// futures boxed), so [`Spec::kind`] is the one place that names each
+/// provider's type for them.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` does not implement `Kind` (the same missing `impl Kind for {Self}` as at `Provider::kind`)"
+)]
+trait SpecOf: Sync {
+    fn run<'a>(
+        &'a self,
+        cred: &'a Credential,
+        ctx: &'a super::Context<'a>,
+        plan: &'a super::Plan,
+    ) -> BoxFuture<'a, Vec<Attempt>>;
+    fn requests_per_cycle(&self) -> (usize, usize);
+    fn has_informational(&self) -> bool;
+    fn informational<'a>(
+        &'a self,
+        cred: &'a Credential,
+        ctx: &'a super::Context<'a>,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, super::Informational>;
+    fn check_call_path<'a>(
+        &'a self,
+        path: &'a super::link::CallPath,
+        caller: &'a Credential,
+        carrier: &'a Linked,
+        ctx: &'a super::Context<'a>,
+    ) -> BoxFuture<'a, Vec<super::link::Observation>>;
+}
+
+type BoxFuture<'a, T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl<K: Kind + Sync> SpecOf for K {
+    fn run<'a>(
+        &'a self,
+        cred: &'a Credential,
+        ctx: &'a super::Context<'a>,
+        plan: &'a super::Plan,
+    ) -> BoxFuture<'a, Vec<Attempt>> {
+        Box::pin(Kind::run(self, cred, ctx, plan))
+    }
+    fn requests_per_cycle(&self) -> (usize, usize) {
+        Kind::requests_per_cycle(self)
+    }
+    fn has_informational(&self) -> bool {
+        Kind::has_informational(self)
+    }
+    fn informational<'a>(
+        &'a self,
+        cred: &'a Credential,
+        ctx: &'a super::Context<'a>,
+        deadline: tokio::time::Instant,
+    ) -> BoxFuture<'a, super::Informational> {
+        Box::pin(Kind::informational(self, cred, ctx, deadline))
+    }
+    fn check_call_path<'a>(
+        &'a self,
+        path: &'a super::link::CallPath,
+        caller: &'a Credential,
+        carrier: &'a Linked,
+        ctx: &'a super::Context<'a>,
+    ) -> BoxFuture<'a, Vec<super::link::Observation>> {
+        Box::pin(Kind::check_call_path(self, path, caller, carrier, ctx))
     }
 }
 
@@ -120,6 +238,15 @@ impl Spec {
         }
     }
 
+    /// Its provider's [`Kind`], for this credential: the one arm per
+    /// provider through which every instance method is asked.
+    fn kind(&self) -> &dyn SpecOf {
+        match self {
+            Spec::ElevenLabs(s) => s,
+            Spec::Twilio(s) => s,
+        }
+    }
+
     /// One cycle of its provider's checks (see [`super::run`]).
     pub(super) async fn run(
         &self,
@@ -127,10 +254,40 @@ impl Spec {
         ctx: &super::Context<'_>,
         plan: &super::Plan,
     ) -> Vec<Attempt> {
-        match self {
-            Spec::ElevenLabs(s) => s.run(cred, ctx, plan).await,
-            Spec::Twilio(s) => s.run(cred, ctx, plan).await,
-        }
+        self.kind().run(cred, ctx, plan).await
+    }
+
+    /// See [`Kind::requests_per_cycle`].
+    pub(super) fn requests_per_cycle(&self) -> (usize, usize) {
+        self.kind().requests_per_cycle()
+    }
+
+    /// See [`Kind::has_informational`].
+    pub(super) fn has_informational(&self) -> bool {
+        self.kind().has_informational()
+    }
+
+    /// See [`Kind::informational`].
+    pub(super) async fn informational(
+        &self,
+        cred: &Credential,
+        ctx: &super::Context<'_>,
+        deadline: tokio::time::Instant,
+    ) -> super::Informational {
+        self.kind().informational(cred, ctx, deadline).await
+    }
+
+    /// See [`Kind::check_call_path`].
+    pub(super) async fn check_call_path(
+        &self,
+        path: &super::link::CallPath,
+        caller: &Credential,
+        carrier: &Linked,
+        ctx: &super::Context<'_>,
+    ) -> Vec<super::link::Observation> {
+        self.kind()
+            .check_call_path(path, caller, carrier, ctx)
+            .await
     }
 
     /// What the credential's provider settings answer.
@@ -414,16 +571,12 @@ impl Reports {
 }
 
 /// Each provider's metric families, in [`Provider::ALL`] order.
-pub const FAMILY_PARTS: &[&[Family]] = &[ElevenLabs::FAMILIES, Twilio::FAMILIES];
+pub const FAMILY_PARTS: &[&[Family]] = &[elevenlabs::report::FAMILIES, twilio::report::FAMILIES];
 
 /// (summary, fix) for a definitive problem, in the words of the
 /// credential's provider.
 pub fn explain(p: &Problem, cred: &Credential) -> (String, String) {
-    match cred.provider() {
-        Provider::ElevenLabs => ElevenLabs::explain(p, cred),
-        Provider::Twilio => Twilio::explain(p, cred),
-    }
-    .unwrap_or_else(|| {
+    cred.provider().explain(p, cred).unwrap_or_else(|| {
         (
             format!("Problem `{}`.", p.code()),
             "See the evidence.".to_string(),

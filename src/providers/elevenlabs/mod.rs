@@ -28,7 +28,6 @@ pub mod report;
 
 use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Settings, Spec};
-use crate::exposition::Family;
 use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
 pub use checks::{
@@ -101,7 +100,6 @@ impl Kind for ElevenLabs {
     type RawSection = config::RawSection;
     type Problem = Problem;
     type Details = Details;
-    const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "subscription";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["request-id", "x-trace-id"];
 
@@ -111,6 +109,49 @@ impl Kind for ElevenLabs {
 
     async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
         run(cred, self, ctx, plan).await
+    }
+
+    /// The subscription and one probe per required permission; the list
+    /// of imported numbers with `phone_numbers: true` (its lookups come on
+    /// top).
+    fn requests_per_cycle(&self) -> (usize, usize) {
+        (
+            1 + self.required_permissions.len(),
+            usize::from(self.phone_numbers),
+        )
+    }
+
+    fn has_informational(&self) -> bool {
+        self.phone_numbers
+    }
+
+    /// The phone-number cross-check, with `phone_numbers: true`.
+    async fn informational(
+        &self,
+        cred: &Credential,
+        ctx: &Context<'_>,
+        deadline: tokio::time::Instant,
+    ) -> providers::Informational {
+        if !self.phone_numbers {
+            return providers::Informational::default();
+        }
+        let found = phone_numbers::check(cred, self, ctx, deadline).await;
+        providers::Informational {
+            attempts: vec![found.attempt],
+            retry_after: found.retry_after,
+        }
+    }
+
+    /// ElevenLabs places the call: the agent, the imported number, and
+    /// through the carrier's account the number and the destinations.
+    async fn check_call_path(
+        &self,
+        path: &providers::link::CallPath,
+        caller: &Credential,
+        carrier: &providers::Linked,
+        ctx: &Context<'_>,
+    ) -> Vec<providers::link::Observation> {
+        call_path::check(path, caller, self, carrier, ctx).await
     }
 
     fn explain(problem: &providers::Problem, cred: &Credential) -> Option<(String, String)> {

@@ -22,7 +22,6 @@ pub mod voice;
 
 use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Settings, Spec};
-use crate::exposition::Family;
 use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
@@ -75,7 +74,6 @@ impl Kind for Twilio {
     type RawSection = config::RawSection;
     type Problem = Problem;
     type Details = Details;
-    const FAMILIES: &'static [Family] = report::FAMILIES;
     const AUTH_CHECK: &'static str = "phone_numbers";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["twilio-request-id"];
 
@@ -85,6 +83,12 @@ impl Kind for Twilio {
 
     async fn run(&self, cred: &Credential, ctx: &Context<'_>, plan: &Plan) -> Vec<Attempt> {
         run(cred, self, ctx, plan).await
+    }
+
+    /// Page 1 of the numbers and the account; the balance with details
+    /// (a page per 1,000 numbers comes on top).
+    fn requests_per_cycle(&self) -> (usize, usize) {
+        (2, 1)
     }
 
     fn explain(problem: &providers::Problem, cred: &Credential) -> Option<(String, String)> {

@@ -44,17 +44,6 @@ pub fn time(t: std::time::SystemTime) -> String {
     }
 }
 
-/// How ElevenLabs' key settings name a permission.
-pub fn ui_name(permission: &str) -> String {
-    match permission {
-        "convai_write" => "Conversational AI → Write (\"ElevenLabs Agents: Write\")".into(),
-        "convai_read" => "Conversational AI → Read".into(),
-        "user_read" => "User → Read".into(),
-        "models_read" => "Models → Read".into(),
-        other => format!("the `{other}` permission"),
-    }
-}
-
 /// Where `docs/upstream-evidence.md` records the evidence for a stated cause.
 pub fn cite(anchor: &str) -> String {
     format!(" (evidence: docs/upstream-evidence.md#{anchor})")

@@ -6,7 +6,7 @@ use super::facts::{PhoneProblem, Problem as El, Quota};
 use crate::providers::Credential;
 use crate::providers::Problem;
 use crate::providers::outcome::Reason;
-use crate::providers::words::{cite, date, source, ui_name};
+use crate::providers::words::{cite, date, source};
 
 /// (summary, fix) for a definitive problem this provider reports; `None`
 /// for another provider's.
@@ -249,4 +249,15 @@ pub fn failure_fix(reason: Reason, detail: &str) -> Option<&'static str> {
     } else {
         return None;
     })
+}
+
+/// How ElevenLabs' key settings name a permission.
+pub fn ui_name(permission: &str) -> String {
+    match permission {
+        "convai_write" => "Conversational AI → Write (\"ElevenLabs Agents: Write\")".into(),
+        "convai_read" => "Conversational AI → Read".into(),
+        "user_read" => "User → Read".into(),
+        "models_read" => "Models → Read".into(),
+        other => format!("the `{other}` permission"),
+    }
 }

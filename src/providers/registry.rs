@@ -47,7 +47,11 @@ impl Provider {
         }
     }
 
-    pub(super) fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    pub(super) fn allowed(
+        self,
+        segments: &[&str],
+        query: Option<&str>,
+    ) -> Result<Option<usize>, String> {
         match self {
             Provider::ElevenLabs => ElevenLabs::allowed(segments, query),
             Provider::Twilio => Twilio::allowed(segments, query),

@@ -105,7 +105,7 @@ impl Kind for ElevenLabs {
     const AUTH_CHECK: &'static str = "subscription";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["request-id", "x-trace-id"];
 
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
         api::allowed(segments, query)
     }
 

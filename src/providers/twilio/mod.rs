@@ -79,7 +79,7 @@ impl Kind for Twilio {
     const AUTH_CHECK: &'static str = "phone_numbers";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["twilio-request-id"];
 
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
         api::allowed(segments, query)
     }
 

@@ -16,7 +16,7 @@ use std::io::Write as _;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
-use crate::config::{Config, ProcessEnv};
+use crate::config::{Config, ConfigError, ProcessEnv};
 // The daemon's entry points, where scripts and tests have always found them.
 pub use crate::daemon::{Listeners, run_daemon, run_daemon_with, shutdown_signal};
 
@@ -300,7 +300,9 @@ pub fn main() -> ExitCode {
                 )
                 .await
             }
-            Command::Validate { config } => validate(&config),
+            Command::Validate { config } => off_runtime(move || validate(&config))
+                .await
+                .unwrap_or_else(|code| code),
             Command::Demo {
                 listen,
                 web_enable_lifecycle,
@@ -418,6 +420,23 @@ fn load(path: &Path) -> Result<Config, ExitCode> {
     }
 }
 
+/// Runs blocking file-system work (loading a config or a web config,
+/// writing a calibration) on a blocking thread, never on the runtime's.
+async fn off_runtime<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ExitCode> {
+    tokio::task::spawn_blocking(work).await.map_err(|e| {
+        eprintln!("credwatch: {e}");
+        ExitCode::from(1)
+    })
+}
+
+/// [`Config::load`] on a blocking thread.
+async fn load_off_runtime(path: &Path) -> Result<Result<Config, ConfigError>, ExitCode> {
+    let path = path.to_path_buf();
+    off_runtime(move || Config::load(&path, &ProcessEnv)).await
+}
+
 fn validate(path: &Path) -> ExitCode {
     match Config::load(path, &ProcessEnv) {
         Ok(config) => {
@@ -451,9 +470,18 @@ async fn serve(
     probe: Option<SocketAddr>,
     enable_lifecycle: bool,
 ) -> ExitCode {
-    let web = match web_config.map(crate::web::WebConfig::new).transpose() {
-        Ok(w) => w.map(Arc::new),
-        Err(e) => {
+    let web_config = web_config.map(Path::to_path_buf);
+    let web = match off_runtime(move || {
+        web_config
+            .as_deref()
+            .map(crate::web::WebConfig::new)
+            .transpose()
+    })
+    .await
+    {
+        Err(code) => return code,
+        Ok(Ok(w)) => w.map(Arc::new),
+        Ok(Err(e)) => {
             eprintln!("credwatch: invalid web config: {e}");
             return ExitCode::from(2);
         }
@@ -536,9 +564,10 @@ async fn check(
     fail_on_warning: bool,
 ) -> ExitCode {
     let (config, sim) = match &source {
-        CheckSource::File(path) => match Config::load(path, &ProcessEnv) {
-            Ok(c) => (c, None),
-            Err(e) => {
+        CheckSource::File(path) => match load_off_runtime(path).await {
+            Err(code) => return code,
+            Ok(Ok(c)) => (c, None),
+            Ok(Err(e)) => {
                 eprintln!("{e}");
                 return ExitCode::from(2);
             }
@@ -690,9 +719,10 @@ async fn calibrate(
     base_url: Option<String>,
     output: Output,
 ) -> ExitCode {
-    let config = match Config::load(path, &ProcessEnv) {
-        Ok(c) => c,
-        Err(e) => {
+    let config = match load_off_runtime(path).await {
+        Err(code) => return code,
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
             eprintln!("{e}");
             return ExitCode::from(2);
         }
@@ -742,8 +772,15 @@ async fn calibrate(
             // Kept for `serve` and `check` when the config names a `calibration_file:`.
             let el = &config.shared.elevenlabs;
             if let Some(file) = &el.calibration_file {
-                match crate::check::calibrate::record(el, &c, &base_url, file) {
-                    Ok(()) => {
+                let job = (el.clone(), c.clone(), base_url.clone(), file.clone());
+                let recorded = off_runtime(move || {
+                    let (el, c, base_url, file) = job;
+                    crate::check::calibrate::record(&el, &c, &base_url, &file)
+                })
+                .await;
+                match recorded {
+                    Err(code) => return code,
+                    Ok(Ok(())) => {
                         let line = format!(
                             "Recorded in {} (calibration_file): `serve` and `check` read it at start and on reload.",
                             file.display()
@@ -753,7 +790,7 @@ async fn calibrate(
                             Output::Text => println!("{line}"),
                         }
                     }
-                    Err(e) => {
+                    Ok(Err(e)) => {
                         eprintln!(
                             "credwatch calibrate: cannot record the result in calibration_file `{}`: {e}",
                             file.display()

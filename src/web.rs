@@ -113,6 +113,8 @@ const CACHE_CAPACITY: usize = 1024;
 pub struct WebConfig {
     path: PathBuf,
     current: Mutex<(Arc<Loaded>, Instant)>,
+    /// Held by the one re-read in progress (on a blocking thread).
+    rereading: Mutex<()>,
     /// Successful (user, digest of hash and password) checks, with when
     /// they were last used, so bcrypt runs once per good password.
     verified: Mutex<HashMap<(String, [u8; 32]), Instant>>,
@@ -420,51 +422,77 @@ impl WebConfig {
         Ok(WebConfig {
             path: path.to_path_buf(),
             current: Mutex::new((Arc::new(loaded), Instant::now())),
+            rereading: Mutex::new(()),
             verified: Mutex::new(HashMap::new()),
             status: Mutex::new((true, Some(SystemTime::now()))),
         })
     }
 
-    /// The current version, re-read if any of its files changed.
+    /// The version in use, as last read (no file is looked at).
     pub fn current(&self) -> Arc<Loaded> {
-        let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
-        if guard.1.elapsed() >= std::time::Duration::from_secs(1) {
-            guard.1 = Instant::now();
-            let changed = guard.0.files.iter().any(|(p, m)| modified(p) != *m);
-            if changed {
-                let refused = match load(&self.path) {
-                    Ok(new) if new.mode != guard.0.mode => Some(format!(
-                        "{}: the new version changes the security mode from ({}) to ({}); \
-                         that needs a restart",
-                        self.path.display(),
-                        guard.0.mode,
-                        new.mode
-                    )),
-                    Ok(new) => {
-                        tracing::info!(file = %self.path.display(), "web config reloaded");
-                        guard.0 = Arc::new(new);
-                        self.set_status(true);
-                        None
-                    }
-                    Err(e) => Some(e),
-                };
-                if let Some(why) = refused {
-                    tracing::error!(
-                        "web config changed but was refused, keeping the previous one: {why}"
-                    );
-                    self.set_status(false);
-                    // Don't retry until the files change again.
-                    let mut kept = (*guard.0).clone();
-                    kept.files = kept
-                        .files
-                        .iter()
-                        .map(|(p, _)| (p.clone(), modified(p)))
-                        .collect();
-                    guard.0 = Arc::new(kept);
-                }
+        self.current
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .0
+            .clone()
+    }
+
+    /// The version in use, re-read first if any of its files changed (looked
+    /// at most once a second). The files are looked at and read on a
+    /// blocking thread, never on the runtime's: a hung mount must not stall
+    /// the server.
+    pub async fn fresh(self: &Arc<Self>) -> Arc<Loaded> {
+        let due = {
+            let mut guard = self.current.lock().unwrap_or_else(|p| p.into_inner());
+            let due = guard.1.elapsed() >= std::time::Duration::from_secs(1);
+            if due {
+                guard.1 = Instant::now();
             }
+            due
+        };
+        if due {
+            let web = Arc::clone(self);
+            // A failed task leaves the version in use.
+            let _ = tokio::task::spawn_blocking(move || web.reread()).await;
         }
-        guard.0.clone()
+        self.current()
+    }
+
+    /// Re-reads the files if any changed (blocking: file system calls).
+    fn reread(&self) {
+        let _one = self.rereading.lock().unwrap_or_else(|p| p.into_inner());
+        let old = self.current();
+        if !old.files.iter().any(|(p, m)| modified(p) != *m) {
+            return;
+        }
+        let refused = match load(&self.path) {
+            Ok(new) if new.mode != old.mode => Some(format!(
+                "{}: the new version changes the security mode from ({}) to ({}); \
+                 that needs a restart",
+                self.path.display(),
+                old.mode,
+                new.mode
+            )),
+            Ok(new) => {
+                tracing::info!(file = %self.path.display(), "web config reloaded");
+                self.current.lock().unwrap_or_else(|p| p.into_inner()).0 = Arc::new(new);
+                self.set_status(true);
+                None
+            }
+            Err(e) => Some(e),
+        };
+        if let Some(why) = refused {
+            tracing::error!("web config changed but was refused, keeping the previous one: {why}");
+            self.set_status(false);
+            // Don't retry until the files change again.
+            let mut kept = (*old).clone();
+            kept.files = kept
+                .files
+                .iter()
+                .map(|(p, _)| (p.clone(), modified(p)))
+                .collect();
+            self.current.lock().unwrap_or_else(|p| p.into_inner()).0 = Arc::new(kept);
+        }
     }
 
     fn set_status(&self, ok: bool) {

@@ -696,9 +696,11 @@ async fn check_config(
         Output::Json => serde_json::to_writer_pretty(&mut stdout, &report)
             .map_err(std::io::Error::other)
             .and_then(|_| writeln!(stdout)),
-        Output::Text => {
-            crate::check::render_text(&report, &crate::check::Style::detect(), &mut stdout)
-        }
+        Output::Text => crate::render::text::render_text(
+            &report,
+            &crate::render::text::Style::detect(),
+            &mut stdout,
+        ),
     };
     if let Err(e) = written {
         eprintln!("credwatch check: cannot write the report: {e}");

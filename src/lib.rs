@@ -59,6 +59,7 @@ pub mod listen;
 pub mod metrics;
 pub mod providers;
 pub mod reload;
+pub mod render;
 pub mod scheduler;
 pub mod secret;
 pub mod section;

@@ -15,8 +15,8 @@
 //!
 //! Pure data and rules, like `verdict`: no locks, no I/O. `state` holds a
 //! [`PathState`] per path and re-renders it when its links or its
-//! credentials change; `render` writes its metric lines, `/health` entry
-//! and `check` report.
+//! credentials change; `render` writes its metric lines and `check` report
+//! (its `/health` entry and text are [`crate::render`]'s).
 
 pub mod config;
 pub mod render;

@@ -1,6 +1,8 @@
-//! A call path as people and Prometheus see it: its metric lines, its
-//! `/health` entry, and its part of `check`'s report with an explanation
-//! and a fix for every link that is not proven.
+//! A call path's metric lines (`/metrics` is its own format), its status
+//! and problem labels, and its part of `check`'s report with an explanation
+//! and a fix for every link that is not proven (the data `check`'s JSON
+//! and the status page show). Its `/health` entry and `check`'s text are
+//! [`crate::render`]'s.
 
 use std::fmt::Write as _;
 use tokio::time::Instant;
@@ -110,36 +112,12 @@ pub fn status(links: &[LinkView]) -> &'static str {
 }
 
 /// A problem as `/health` lists it: `destination_blocked:GB` for a country.
-fn problem_label(l: &LinkView) -> Option<String> {
+pub fn problem_label(l: &LinkView) -> Option<String> {
     let p = l.status.problem()?;
     Some(match l.link.country() {
         Some(c) => format!("{}:{c}", p.as_str()),
         None => p.as_str().to_string(),
     })
-}
-
-#[derive(Serialize)]
-struct HealthEntry<'a> {
-    call_path: &'a str,
-    status: &'static str,
-    critical: bool,
-    elevenlabs: &'a str,
-    twilio: &'a str,
-    problems: Vec<String>,
-}
-
-/// The path's `/health` entry (a JSON object).
-pub fn health_json(p: &PathState, now: Instant) -> String {
-    let links = p.links(now);
-    serde_json::to_string(&HealthEntry {
-        call_path: &p.path.name,
-        status: status(&links),
-        critical: p.path.critical,
-        elevenlabs: &p.path.caller,
-        twilio: &p.path.carrier,
-        problems: links.iter().filter_map(problem_label).collect(),
-    })
-    .unwrap_or_default()
 }
 
 /// One link in `check`'s report.
@@ -338,69 +316,4 @@ fn words(p: &PathState, l: &LinkView) -> (String, Option<String>) {
         LinkProblem::DestinationUnknown => (unknown_detail("the country's dialing permission could not be read"), "Look at the evidence; nothing is known to be wrong yet.".into()),
     };
     (summary, Some(fix))
-}
-
-/// `check`'s text for the call paths, after the credentials: each path's
-/// verdict, then every link with ✓ (proven), ✗ (broken) or ? (unknown), the
-/// evidence of the links that are not proven, and their fix. `paint`
-/// colours a mark (an ANSI code and the text; plain when not on a terminal).
-pub fn text(
-    paths: &[CallPathReport],
-    paint: &dyn Fn(&str, &str) -> String,
-    out: &mut dyn std::io::Write,
-) -> std::io::Result<()> {
-    if paths.is_empty() {
-        return Ok(());
-    }
-    let ready = paths.iter().filter(|p| p.ready()).count();
-    writeln!(
-        out,
-        "\ncall paths: {} configured, {ready} ready, {} not ready\n",
-        paths.len(),
-        paths.len() - ready
-    )?;
-    for p in paths {
-        let (mark, verdict) = match p.status {
-            "ready" => (paint("32", "✓"), "ready".to_string()),
-            "broken" => (paint("31;1", "✗"), paint("31;1", "broken")),
-            _ => (paint("33;1", "?"), paint("33;1", "not proven")),
-        };
-        let labels = crate::section::labels::selector(&p.labels);
-        writeln!(
-            out,
-            "{mark} call path {}{labels}: {verdict} — agent {} from number {} via {} → {}{}",
-            p.name,
-            p.agent_id,
-            p.agent_phone_number_id,
-            p.elevenlabs,
-            p.twilio,
-            if p.destinations.is_empty() {
-                String::new()
-            } else {
-                format!(", dialing {}", p.destinations.join(", "))
-            }
-        )?;
-        for l in &p.links {
-            let mark = match l.status {
-                "proven" => paint("32", "✓"),
-                "broken" => paint("31", "✗"),
-                _ => paint("33", "?"),
-            };
-            let name = match &l.country {
-                Some(c) => format!("{} {c}", l.link),
-                None => l.link.to_string(),
-            };
-            writeln!(out, "    {mark} {name}: {}", l.summary)?;
-            if l.status == "proven" {
-                continue;
-            }
-            if let Some(e) = l.evidence.as_ref().filter(|e| !e.request.is_empty()) {
-                writeln!(out, "      evidence: {}", e.line())?;
-            }
-            if let Some(fix) = &l.fix {
-                writeln!(out, "      fix: {fix}")?;
-            }
-        }
-    }
-    Ok(())
 }

@@ -33,12 +33,12 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 pub use crate::reload::Reloader;
+use crate::render::page;
 use crate::state::State;
 use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};
 
 mod guard;
-pub mod page;
 use guard::*;
 
 /// Limits that protect the server from its clients.

@@ -6,7 +6,8 @@
 //!
 //! - `config`: the `elevenlabs:`, `permission_probes:` and `calibration_file:` keys.
 //! - `api`: its arm of the allow-list and the permission-probe table.
-//! - `checks`: one cycle's requests and the classification of the answers.
+//! - `checks`: one cycle's requests and what their answers establish.
+//! - `envelope`: what an answer means (every known error envelope).
 //! - `phone_numbers`: the cross-check of the imported Twilio numbers.
 //! - `call_path`: the links of a call path that need a request.
 //! - `facts`: its problems and details, and what they change.
@@ -21,6 +22,7 @@ pub mod calibration;
 pub mod call_path;
 mod checks;
 pub mod config;
+mod envelope;
 pub mod explain;
 pub mod facts;
 pub mod phone_numbers;
@@ -31,11 +33,9 @@ use super::{Context, Kind, Plan, Settings, Spec};
 use crate::exposition::Family;
 use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
-pub use checks::{
-    Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
-    subscription, subscription_outcome,
-};
+pub use checks::{permission_check, permission_meaning, run, subscription, subscription_outcome};
 pub use config::ElevenLabs;
+pub use envelope::{Body, ErrorFields, Meaning, classify, parse_body};
 pub use facts::{Detail, Details, PhoneNumber, PhoneProblem, Problem, Quota};
 
 /// The agent id of the `convai_write` probe: well formed in the current

@@ -1,7 +1,7 @@
 //! ElevenLabs' checks: the requests of one cycle (validity and quota from
 //! `/v1/user/subscription`, one side-effect-free GET per required
 //! permission) and what their answers establish. What an error envelope
-//! means is `envelope`'s.
+//! means is `classify`'s.
 
 use crate::providers::json::Scalar;
 use serde::Deserialize;
@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::ElevenLabs;
 use super::api::{PermissionProbe, StatusMatch};
 use super::calibration::Calibrated;
-use super::envelope::{Body, ErrorFields, Meaning, classify, parse_body};
+use super::classify::{Body, ErrorFields, Meaning, classify, parse_body};
 use super::facts::{Detail, Problem, Quota};
 use crate::providers::ProviderProblem;
 use crate::providers::http::{Answer, TransportError};

@@ -7,7 +7,7 @@
 //! - `config`: the `elevenlabs:`, `permission_probes:` and `calibration_file:` keys.
 //! - `api`: its arm of the allow-list and the permission-probe table.
 //! - `checks`: one cycle's requests and what their answers establish.
-//! - `envelope`: what an answer means (every known error envelope).
+//! - `classify`: what an answer means (every known error envelope).
 //! - `phone_numbers`: the cross-check of the imported Twilio numbers.
 //! - `call_path`: the links of a call path that need a request.
 //! - `facts`: its problems and details, and what they change.
@@ -21,8 +21,8 @@ pub mod calibrate;
 pub mod calibration;
 pub mod call_path;
 mod checks;
+mod classify;
 pub mod config;
-mod envelope;
 pub mod explain;
 pub mod facts;
 pub mod phone_numbers;
@@ -34,8 +34,8 @@ use crate::exposition::Family;
 use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
 pub use checks::{permission_check, permission_meaning, run, subscription, subscription_outcome};
+pub use classify::{Body, ErrorFields, Meaning, classify, parse_body};
 pub use config::ElevenLabs;
-pub use envelope::{Body, ErrorFields, Meaning, classify, parse_body};
 pub use facts::{Detail, Details, PhoneNumber, PhoneProblem, Problem, Quota};
 
 /// The agent id of the `convai_write` probe: well formed in the current

@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use crate::call_paths::render::CallPathReport;
+pub use crate::call_paths::report::CallPathReport;
 use crate::config::{Config, Credential};
 use crate::outcome::{Basis, Evidence, Reason};
 pub use crate::providers::report::{Finding, Severity};
@@ -203,7 +203,7 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         state.record_path(&p.name, observations);
         if let Some(slot) = state.path(&p.name) {
             let now = tokio::time::Instant::now();
-            call_paths.push(crate::call_paths::render::report(
+            call_paths.push(crate::call_paths::report::report(
                 &state.path_state(&slot),
                 now,
             ));

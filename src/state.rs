@@ -460,7 +460,8 @@ impl State {
     pub(crate) fn metrics_body(&self, mut own: String, gzip: bool) -> Vec<Bytes> {
         let paths = self.path_states();
         if !paths.is_empty() {
-            own = crate::call_paths::render::metrics(&paths, tokio::time::Instant::now()) + &own;
+            own =
+                crate::call_paths::exposition::metrics(&paths, tokio::time::Instant::now()) + &own;
         }
         metrics::store::metrics_body(&self.store, own, gzip)
     }

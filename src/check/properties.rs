@@ -253,7 +253,7 @@ proptest! {
         let call_paths = state
             .paths()
             .iter()
-            .map(|p| crate::call_paths::render::report(&state.path_state(p), tokio::time::Instant::now()))
+            .map(|p| crate::call_paths::report::report(&state.path_state(p), tokio::time::Instant::now()))
             .collect();
         let report = super::Report { version: 2, ok: false, credentials: reports, call_paths };
         let mut text = Vec::new();

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::call_paths::{PathState, render};
+use crate::call_paths::{PathState, exposition};
 use crate::outcome::{Basis, Reason};
 use crate::verdict::{CredentialState, Health, PendingCause, PendingWhy};
 
@@ -150,11 +150,11 @@ pub fn call_path(p: &PathState, now: Instant) -> String {
     let links = p.links(now);
     serde_json::to_string(&PathEntry {
         call_path: &p.path.name,
-        status: render::status(&links),
+        status: exposition::status(&links),
         critical: p.path.critical,
         elevenlabs: &p.path.caller,
         twilio: &p.path.carrier,
-        problems: links.iter().filter_map(render::problem_label).collect(),
+        problems: links.iter().filter_map(exposition::problem_label).collect(),
     })
     .unwrap_or_default()
 }

@@ -8,7 +8,7 @@
 //! use only the domain, so `state`'s store calls them when it pre-renders a
 //! changed entry; [`page`] and [`text`] sit above `state` and `check`.
 //! `/metrics` is its own format, written by `metrics` and
-//! `call_paths::render`.
+//! `call_paths::exposition`.
 
 pub mod health;
 pub mod page;

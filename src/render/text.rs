@@ -5,7 +5,7 @@
 
 use std::io::Write;
 
-use crate::call_paths::render::CallPathReport;
+use crate::call_paths::report::CallPathReport;
 use crate::check::{CredentialReport, Report};
 use crate::outcome::{Basis, Evidence};
 use crate::providers::report::{Finding, Severity};

@@ -7,7 +7,7 @@
 //!
 //! Exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
 //!
-//! This module parses the arguments ([`args`]), sets up logging and the
+//! This module parses the arguments (`args`), sets up logging and the
 //! runtime and dispatches; each command is a module of its own (`serve` with
 //! `healthcheck`, `check`, `demo`, `calibrate`); `validate`, `completions`
 //! and `man` are a few lines here.

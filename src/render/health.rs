@@ -15,28 +15,28 @@ use crate::verdict::{CredentialState, Health, PendingCause, PendingWhy};
 /// One credential in the `/health` body.
 #[derive(Serialize)]
 struct HealthEntry<'a> {
-    pub name: &'a str,
-    pub provider: &'static str,
-    pub critical: bool,
-    pub healthy: bool,
-    pub status: &'static str,
-    pub valid: Option<bool>,
+    name: &'a str,
+    provider: &'static str,
+    critical: bool,
+    healthy: bool,
+    status: &'static str,
+    valid: Option<bool>,
     /// Why it is unhealthy.
-    pub reason: Option<Reason>,
+    reason: Option<Reason>,
     /// Why the last check got no definitive answer, when it did not.
-    pub check_error: Option<Reason>,
-    pub missing_permissions: Vec<&'a str>,
+    check_error: Option<Reason>,
+    missing_permissions: Vec<&'a str>,
     /// Each required permission that is known: granted or not, and on what basis.
-    pub permissions: Vec<PermissionEntry<'a>>,
-    pub last_success: Option<String>,
-    pub last_check: Option<String>,
+    permissions: Vec<PermissionEntry<'a>>,
+    last_success: Option<String>,
+    last_check: Option<String>,
     /// Why there is no verdict; only while `status` is `pending` (absent
     /// otherwise, so a healthy entry costs nothing more).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub pending: Option<PendingJson>,
+    pending: Option<PendingJson>,
     /// What credwatch refuses in the secret's value; only with `invalid_config`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub config_error: Option<&'a str>,
+    config_error: Option<&'a str>,
 }
 
 /// [`PendingWhy`] as `/health` and `check --output json` show it.
@@ -75,9 +75,9 @@ impl PendingJson {
 /// One permission verdict in the `/health` entry.
 #[derive(Serialize)]
 struct PermissionEntry<'a> {
-    pub permission: &'a str,
-    pub granted: bool,
-    pub basis: Option<Basis>,
+    permission: &'a str,
+    granted: bool,
+    basis: Option<Basis>,
 }
 
 fn rfc3339(t: Option<SystemTime>) -> Option<String> {

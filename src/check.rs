@@ -14,12 +14,11 @@ pub mod findings;
 mod properties;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use crate::call_paths::render::CallPathReport;
+pub use crate::call_paths::report::CallPathReport;
 use crate::config::{Config, Credential};
 use crate::outcome::{Basis, Evidence, Reason};
 pub use crate::providers::report::{Finding, Severity};
@@ -39,7 +38,7 @@ pub struct CredentialReport {
     pub reason: Option<Reason>,
     /// Why there is no verdict, while `status` is `pending` (the same
     /// object as `/health`'s `pending`).
-    pub pending: Option<crate::verdict::PendingJson>,
+    pub pending: Option<crate::render::health::PendingJson>,
     pub valid: Option<bool>,
     pub fingerprint: String,
     pub permissions: BTreeMap<String, bool>,
@@ -204,7 +203,7 @@ pub async fn run(config: &Config, only: Only<'_>) -> anyhow::Result<Report> {
         state.record_path(&p.name, observations);
         if let Some(slot) = state.path(&p.name) {
             let now = tokio::time::Instant::now();
-            call_paths.push(crate::call_paths::render::report(
+            call_paths.push(crate::call_paths::report::report(
                 &state.path_state(&slot),
                 now,
             ));
@@ -292,7 +291,7 @@ fn report(
             Health::Unhealthy(r) => Some(r),
             _ => None,
         },
-        pending: s.pending_json(),
+        pending: crate::render::health::pending(s),
         valid: s.verdict.valid,
         fingerprint: s.fingerprint.clone(),
         permissions: s.verdict.permissions.clone(),
@@ -313,67 +312,6 @@ fn report(
     }
 }
 
-/// Terminal styling: colour only on a TTY and never with `NO_COLOR`.
-pub struct Style {
-    color: bool,
-}
-
-impl Style {
-    pub fn detect() -> Self {
-        use std::io::IsTerminal;
-        Style {
-            color: std::io::stdout().is_terminal()
-                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        }
-    }
-
-    pub fn plain() -> Self {
-        Style { color: false }
-    }
-
-    fn paint(&self, code: &str, text: &str) -> String {
-        if self.color {
-            format!("\x1b[{code}m{text}\x1b[0m")
-        } else {
-            text.to_string()
-        }
-    }
-}
-
-/// One line for what upstream said, as `check` and the status page print it.
-pub fn evidence_line(e: &Evidence) -> String {
-    e.line()
-}
-
-/// ` {team="voice",env="prod"}` after the provider, as in a Prometheus
-/// selector; empty without labels.
-fn labels_text(c: &CredentialReport) -> String {
-    crate::section::labels::selector(&c.labels)
-}
-
-fn summary_line(c: &CredentialReport) -> String {
-    let mut bits = Vec::new();
-    // Grouped by what the verdict rests on, so an inferred grant reads as such.
-    for basis in [Basis::Direct, Basis::Calibrated, Basis::Inferred] {
-        let granted: Vec<&str> = c
-            .permissions
-            .iter()
-            .filter(|(p, g)| **g && c.permission_basis.get(*p) == Some(&basis))
-            .map(|(p, _)| p.as_str())
-            .collect();
-        if !granted.is_empty() {
-            bits.push(format!(
-                "{} granted ({})",
-                granted.join(", "),
-                basis.as_str()
-            ));
-        }
-    }
-    bits.extend(c.details.summary());
-    bits.push(format!("fingerprint {}", c.fingerprint));
-    bits.join("; ")
-}
-
 impl CredentialReport {
     /// Its warnings: what `check` marks `!` (see [`findings`]).
     pub fn warnings(&self) -> impl Iterator<Item = &Finding> {
@@ -388,85 +326,4 @@ impl Report {
     pub fn warnings(&self) -> usize {
         self.credentials.iter().map(|c| c.warnings().count()).sum()
     }
-}
-
-/// One finding's lines: the mark and summary, the evidence, the fix.
-fn write_finding(out: &mut dyn Write, style: &Style, f: &Finding) -> std::io::Result<()> {
-    let mark = match f.severity {
-        Severity::Error => style.paint("31", "✗"),
-        Severity::Warning => style.paint("33", "!"),
-        Severity::Info => style.paint("36", "i"),
-    };
-    writeln!(out, "    {mark} {}", f.summary)?;
-    if let Some(e) = &f.evidence {
-        writeln!(out, "      evidence: {}", evidence_line(e))?;
-    }
-    writeln!(out, "      fix: {}", f.fix)
-}
-
-/// The human-readable report.
-pub fn render_text(report: &Report, style: &Style, out: &mut dyn Write) -> std::io::Result<()> {
-    let ok = report.credentials.iter().filter(|c| c.ok()).count();
-    writeln!(
-        out,
-        "credwatch check: {} credential(s), {ok} ok, {} with problems, {} warning(s)\n",
-        report.credentials.len(),
-        report.credentials.len() - ok,
-        report.warnings()
-    )?;
-    for c in &report.credentials {
-        if c.ok() {
-            // One line, advice as a note on it; each warning marked `!` below.
-            let notes: Vec<&str> = c
-                .findings
-                .iter()
-                .filter(|f| f.severity == Severity::Info)
-                .map(|f| f.summary.as_str())
-                .collect();
-            let note = if notes.is_empty() {
-                String::new()
-            } else {
-                format!(" — note: {}", notes.join(" "))
-            };
-            writeln!(
-                out,
-                "{} {} ({}){}: healthy — {}{note}",
-                style.paint("32", "✓"),
-                c.name,
-                c.provider,
-                labels_text(c),
-                summary_line(c)
-            )?;
-            for f in c.warnings() {
-                write_finding(out, style, f)?;
-            }
-            continue;
-        }
-        let why = match (c.status, c.reason) {
-            ("pending", _) => match &c.pending {
-                Some(p) => format!("no verdict: {}", p.summary),
-                None => "no verdict".to_string(),
-            },
-            (_, Some(r)) => r.as_str().to_string(),
-            _ => "imported numbers not ready".to_string(),
-        };
-        writeln!(
-            out,
-            "{} {} ({}){}: {}",
-            style.paint("31;1", "✗"),
-            c.name,
-            c.provider,
-            labels_text(c),
-            style.paint("31;1", &why)
-        )?;
-        for f in &c.findings {
-            write_finding(out, style, f)?;
-        }
-        writeln!(out, "      ({})", summary_line(c))?;
-    }
-    crate::call_paths::render::text(
-        &report.call_paths,
-        &|code, text| style.paint(code, text),
-        out,
-    )
 }

@@ -16,7 +16,7 @@
 //!   plain traits ([`providers::Kind`], [`providers::Settings`] and those of
 //!   its associated types), registered as a variant in the enums of
 //!   `providers/registry.rs`. Each owns its
-//!   config section, its allow-list arm, its checks (GET requests through
+//!   config section, its allow-list arm (with each endpoint's body cap), its checks (GET requests through
 //!   [`providers::http::Upstream`], which cannot send anything else) and
 //!   the classification of every answer into [`outcome`] facts, its metric
 //!   families and its explanations.
@@ -24,28 +24,37 @@
 //!   in (facts, reasons, problems, evidence) and `clean`, the cap on upstream
 //!   strings.
 //! - [`scheduler`]: runs each credential's checks on its interval, with
-//!   jitter, backoff and a per-host concurrency cap.
+//!   jitter, backoff and a per-host concurrency cap; polls secret files on a
+//!   blocking thread.
 //! - [`verdict`]: what is known about one credential, how facts change it,
-//!   and the one "is this credential usable?" rule.
+//!   and the one "is this credential usable?" rule. Pure: no rendering.
 //! - [`call_paths`]: the application's outbound call, link by link: its
-//!   config, the one "is this path ready?" rule and its exposition (the
-//!   links' requests are the providers', `providers::check_call_path`).
+//!   config, the one "is this path ready?" rule, its metric lines and its
+//!   part of `check`'s report (the links' requests are the providers',
+//!   `providers::check_call_path`).
+//! - [`render`]: what people and clients read, in one place: the `/health`
+//!   entries (JSON), the status page `/` (HTML) and `check`'s text. Its
+//!   `health` half sits under `metrics`/`state` (the store pre-renders
+//!   entries), its `page` and `text` half above `state` and `check`.
 //! - [`metrics`]: Prometheus text rendering of a credential, the exposition
 //!   store that keeps every credential's `/metrics` lines and `/health`
 //!   entry (with gzip), and credwatch's own metrics.
 //! - [`state`]: one slot per credential and the readiness latch. Written by
 //!   the scheduler, read by the HTTP server through the pre-rendered store.
-//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/`; its
-//!   connection-level defences in `server::guard`.
+//! - [`server`]: `/metrics`, `/health`, `/livez`, `/readyz`, `/` (the page
+//!   is [`render::page`]'s); its connection-level defences in
+//!   `server::guard`.
 //! - [`daemon`]: the scheduler and the server wired together for `serve` and
 //!   `demo`: `run_daemon_with(listeners, config, reload, shutdown)`.
 //! - `demo`: `credwatch demo` and `check --demo`, against the simulator
 //!   (the `credwatch-sim` crate). Only with the `demo` cargo feature (on by
 //!   default); no other module uses the simulator.
 //! - [`reload`]: config reloads (SIGHUP, `POST /-/reload`), coalesced, with a deadline.
-//! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic auth, headers.
+//! - [`web`]: `--web.config.file` (exporter-toolkit format): TLS, mTLS, basic
+//!   auth, headers; re-read on change on a blocking thread.
 //! - [`check`]: `credwatch check`, every probe once with explanations and fixes.
-//! - [`cli`]: the commands; `src/main.rs` only calls [`cli::main`].
+//! - [`cli`]: the commands, one module each; `src/main.rs` only calls
+//!   [`cli::main`].
 
 pub mod call_paths;
 pub mod check;
@@ -59,6 +68,7 @@ pub mod listen;
 pub mod metrics;
 pub mod providers;
 pub mod reload;
+pub mod render;
 pub mod scheduler;
 pub mod secret;
 pub mod section;

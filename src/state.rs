@@ -448,7 +448,7 @@ impl State {
         let now = tokio::time::Instant::now();
         Some((
             state.ready(now),
-            Bytes::from(crate::call_paths::render::health_json(&state, now)),
+            Bytes::from(crate::render::health::call_path(&state, now)),
         ))
     }
 
@@ -460,7 +460,8 @@ impl State {
     pub(crate) fn metrics_body(&self, mut own: String, gzip: bool) -> Vec<Bytes> {
         let paths = self.path_states();
         if !paths.is_empty() {
-            own = crate::call_paths::render::metrics(&paths, tokio::time::Instant::now()) + &own;
+            own =
+                crate::call_paths::exposition::metrics(&paths, tokio::time::Instant::now()) + &own;
         }
         metrics::store::metrics_body(&self.store, own, gzip)
     }
@@ -490,7 +491,7 @@ impl State {
             let ready = p.ready(now);
             paths_ok &= ready || !p.path.critical;
             if verbose || !ready {
-                entries.push(crate::call_paths::render::health_json(p, now));
+                entries.push(crate::render::health::call_path(p, now));
             }
         }
         (ok && paths_ok, with_paths(&chunks, ok, paths_ok, &entries))
@@ -533,7 +534,6 @@ mod tests {
     use super::*;
     use crate::metrics::store::BLOCK;
     use crate::outcome::{Evidence, Fact, Failure, Reason};
-    use crate::verdict::HealthEntry;
 
     fn config(n_el: usize, n_tw: usize) -> Config {
         let mut y = String::from("elevenlabs:\n");
@@ -612,7 +612,7 @@ mod tests {
             }
             ok &= !s.settings.critical || s.health() == Health::Healthy;
             if s.health() != Health::Healthy {
-                entries.push(serde_json::to_string(&HealthEntry::of(s)).unwrap());
+                entries.push(crate::render::health::credential(s));
             }
         }
         format!(
@@ -651,7 +651,7 @@ mod tests {
         }
         let entries: Vec<String> = snapshots
             .iter()
-            .map(|s| serde_json::to_string(&HealthEntry::of(s)).unwrap())
+            .map(crate::render::health::credential)
             .collect();
         let health = format!(
             "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[{}]}}\n",
@@ -707,7 +707,7 @@ mod tests {
                 let (_, entry) = state.health_entry(name).unwrap();
                 assert_eq!(
                     std::str::from_utf8(&entry).unwrap(),
-                    serde_json::to_string(&HealthEntry::of(&slot.snapshot())).unwrap()
+                    crate::render::health::credential(&slot.snapshot())
                 );
             }
         }

@@ -15,11 +15,13 @@
 //!
 //! Pure data and rules, like `verdict`: no locks, no I/O. `state` holds a
 //! [`PathState`] per path and re-renders it when its links or its
-//! credentials change; `render` writes its metric lines, `/health` entry
-//! and `check` report.
+//! credentials change; `exposition` writes its metric lines, `report` its
+//! part of `check`'s report (its `/health` entry and text are
+//! [`crate::render`]'s).
 
 pub mod config;
-pub mod render;
+pub mod exposition;
+pub mod report;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};

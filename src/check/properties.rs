@@ -253,11 +253,11 @@ proptest! {
         let call_paths = state
             .paths()
             .iter()
-            .map(|p| crate::call_paths::render::report(&state.path_state(p), tokio::time::Instant::now()))
+            .map(|p| crate::call_paths::report::report(&state.path_state(p), tokio::time::Instant::now()))
             .collect();
         let report = super::Report { version: 2, ok: false, credentials: reports, call_paths };
         let mut text = Vec::new();
-        super::render_text(&report, &super::Style::plain(), &mut text).expect("render");
+        crate::render::text::render_text(&report, &crate::render::text::Style::plain(), &mut text).expect("render");
         let text = String::from_utf8(text).expect("UTF-8");
         inert("check text", &text)?;
         let json = serde_json::to_string(&report).expect("check json");
@@ -273,6 +273,6 @@ proptest! {
         let health: Vec<u8> = health.iter().flat_map(|b| b.iter().copied()).collect();
         let health: serde_json::Value = serde_json::from_slice(&health).expect("/health is JSON");
         inert("/health", &health.to_string())?;
-        inert("/", &crate::server::page::overview(&state))?;
+        inert("/", &crate::render::page::overview(&state))?;
     }
 }

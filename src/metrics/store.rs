@@ -37,7 +37,7 @@ impl Entry {
     pub(crate) fn of(state: &CredentialState) -> Entry {
         Entry {
             fragments: render_credential(state),
-            json: state.health_json(),
+            json: crate::render::health::credential(state),
             health: Some(state.health()),
             critical: state.settings.critical,
         }

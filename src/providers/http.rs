@@ -29,49 +29,17 @@ use crate::section::{Env, ProcessEnv};
 
 /// The largest answer read from any endpoint: a page of 1,000 Twilio
 /// numbers is about 1 MiB, ElevenLabs' list of imported numbers of the
-/// same order. Bodies above an endpoint's cap ([`body_cap`]) are not read
-/// to the end.
+/// same order. Each provider caps each of its endpoints at what a real
+/// answer needs (its [`Kind::allowed`](super::Kind::allowed) arm, returned
+/// by [`check_read_path`]), with these sizes or its own; bodies above the
+/// cap are not read to the end.
 pub const BODY_LIMIT: usize = 2 * 1024 * 1024;
-/// One agent's configuration (prompts, tools): generous for the largest seen.
-pub const AGENT_BODY_LIMIT: usize = 1024 * 1024;
-/// Answers of a known small shape: the subscription (under 2 KiB), the
-/// Twilio account and balance, a signed URL, a country's dialing permissions.
+/// Answers of a known small shape (an account, a balance, a single small
+/// object).
 pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
 /// Any other answer (a permission probe's, configurable): a page of one item
 /// or an error.
 pub const OTHER_BODY_LIMIT: usize = 256 * 1024;
-
-/// How much of the answer to `path` (with its query) is read at most: what
-/// a real answer needs, so a hostile or broken upstream costs at most that.
-pub fn body_cap(path: &str) -> usize {
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
-    if path.ends_with("/IncomingPhoneNumbers.json") || path.ends_with("/OutgoingCallerIds.json") {
-        // A Twilio number is about 1.5 KiB of JSON: page 1 of one number
-        // and a lookup of up to 20 fit in 64 KiB; a full page needs 2 MiB.
-        let page_size = url::form_urlencoded::parse(query.as_bytes())
-            .find(|(k, _)| k == "PageSize")
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(50);
-        if page_size <= 20 {
-            SMALL_BODY_LIMIT
-        } else {
-            BODY_LIMIT
-        }
-    } else if path == "/v1/convai/phone-numbers" {
-        BODY_LIMIT
-    } else if path.starts_with("/v1/convai/agents/") {
-        AGENT_BODY_LIMIT
-    } else if path == "/v1/user/subscription"
-        || path == "/v1/convai/conversation/get-signed-url"
-        || path.starts_with("/v1/DialingPermissions/")
-        || path.ends_with("/Balance.json")
-        || (path.starts_with("/2010-04-01/Accounts/") && path.matches('/').count() == 3)
-    {
-        SMALL_BODY_LIMIT
-    } else {
-        OTHER_BODY_LIMIT
-    }
-}
 
 /// How a request authenticates; each provider says which (its wire
 /// details are its own, this client is generic).
@@ -386,8 +354,8 @@ impl Upstream {
         auth: Auth<'_>,
         timeout: Duration,
     ) -> Result<Answer, TransportError> {
-        check_read_path(provider, path).map_err(TransportError::NotAllowed)?;
-        let limit = self.body_limit.min(body_cap(path));
+        let cap = check_read_path(provider, path).map_err(TransportError::NotAllowed)?;
+        let limit = self.body_limit.min(cap);
         let url = format!("{base_url}{path}");
         if let Some(counter) = &self.requests {
             counter.with_label_values(&[provider.as_str()]).inc();
@@ -654,59 +622,6 @@ mod tests {
         assert!(up.semaphore("https://a.example").available_permits() <= 2);
         drop(held);
         assert_eq!(up.semaphore("https://b.example").available_permits(), 2);
-    }
-
-    #[test]
-    fn each_endpoint_reads_what_a_real_answer_needs() {
-        let sid = AC;
-        for (path, cap) in [
-            ("/v1/user/subscription".to_string(), SMALL_BODY_LIMIT),
-            (format!("/2010-04-01/Accounts/{sid}.json"), SMALL_BODY_LIMIT),
-            (
-                format!("/2010-04-01/Accounts/{sid}/Balance.json"),
-                SMALL_BODY_LIMIT,
-            ),
-            (
-                "/v1/DialingPermissions/Countries/US".to_string(),
-                SMALL_BODY_LIMIT,
-            ),
-            (
-                "/v1/convai/conversation/get-signed-url?agent_id=agent_x".to_string(),
-                SMALL_BODY_LIMIT,
-            ),
-            (
-                format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000"),
-                BODY_LIMIT,
-            ),
-            (
-                format!("/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1"),
-                SMALL_BODY_LIMIT,
-            ),
-            (
-                format!(
-                    "/2010-04-01/Accounts/{sid}/IncomingPhoneNumbers.json?PageSize=1000&Page=3&PageToken=PA1"
-                ),
-                BODY_LIMIT,
-            ),
-            (
-                format!(
-                    "/2010-04-01/Accounts/{sid}/OutgoingCallerIds.json?PhoneNumber=%2B1&PageSize=20"
-                ),
-                SMALL_BODY_LIMIT,
-            ),
-            (
-                "/v1/convai/phone-numbers?provider=twilio".to_string(),
-                BODY_LIMIT,
-            ),
-            ("/v1/convai/agents/agent_123".to_string(), AGENT_BODY_LIMIT),
-            (
-                "/v1/convai/agents?page_size=1".to_string(),
-                OTHER_BODY_LIMIT,
-            ),
-            ("/v1/models".to_string(), OTHER_BODY_LIMIT),
-        ] {
-            assert_eq!(body_cap(&path), cap, "{path}");
-        }
     }
 
     #[test]

@@ -177,8 +177,11 @@ pub trait Kind: Settings + Sized {
     const REQUEST_ID_HEADERS: &'static [&'static str];
 
     /// Its arm of the read-only allow-list ([`check_read_path`]): whether
-    /// the path, split into segments, and the query may be asked.
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String>;
+    /// the path, split into segments, and the query may be asked, and if so
+    /// how much of the answer is read at most (`Some(cap)` in bytes: what a
+    /// real answer needs; [`http`]'s generic sizes name the usual ones).
+    /// `None` refuses the path; `Err` refuses it with a reason of its own.
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String>;
     /// One cycle of checks: sequential requests, the auth check first.
     fn run(
         &self,

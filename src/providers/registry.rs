@@ -63,7 +63,13 @@ impl Provider {
         }
     }
 
-    pub(super) fn allowed(self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    /// Its arm of the allow-list: `Some(cap)`, allowed, reading at most
+    /// `cap` bytes of the answer (see [`Kind::allowed`]).
+    pub(super) fn allowed(
+        self,
+        segments: &[&str],
+        query: Option<&str>,
+    ) -> Result<Option<usize>, String> {
         self.kind().allowed(segments, query)
     }
 
@@ -109,7 +115,7 @@ impl Provider {
 /// object-safe, so [`Provider::kind`] is the one place that names each
 /// provider's type for them.
 trait KindOf: Sync {
-    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<bool, String>;
+    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String>;
     fn explain_not_permitted(&self, resource: &str) -> (String, String);
     fn failure_fix(&self, reason: Reason, detail: &str) -> Option<&'static str>;
     fn request_id_headers(&self) -> &'static [&'static str];
@@ -129,7 +135,7 @@ where
     K::Problem: Into<Problem>,
     <K::Details as ProviderDetails>::Detail: Into<Fact>,
 {
-    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    fn allowed(&self, segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
         K::allowed(segments, query)
     }
     fn explain_not_permitted(&self, resource: &str) -> (String, String) {

@@ -33,12 +33,12 @@ use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 pub use crate::reload::Reloader;
+use crate::render::page;
 use crate::state::State;
 use crate::verdict::Health;
 use crate::web::{Credentials, WebConfig};
 
 mod guard;
-pub mod page;
 use guard::*;
 
 /// Limits that protect the server from its clients.
@@ -201,7 +201,10 @@ pub async fn run(
         let _ = stream.set_nodelay(true);
         // TLS is per connection (the config current at accept); basic auth
         // and headers are looked up per request.
-        let tls = app.web.as_ref().and_then(|w| w.current().tls.clone());
+        let tls = match &app.web {
+            Some(w) => w.fresh().await.tls.clone(),
+            None => None,
+        };
         let app = app.clone();
         let gate = gate.clone();
         let served = Arc::new(AtomicUsize::new(0));
@@ -363,7 +366,10 @@ async fn respond(
     address: IpAddr,
     req: Request<Incoming>,
 ) -> Response<Chunks> {
-    let loaded = app.web.as_ref().map(|w| (w, w.current()));
+    let loaded = match &app.web {
+        Some(w) => Some((w, w.fresh().await)),
+        None => None,
+    };
     let denied = match &loaded {
         Some((web, loaded)) => authenticate(
             web,

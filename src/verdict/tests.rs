@@ -97,7 +97,8 @@ fn a_changed_secret_starts_from_nothing_until_the_new_value_is_answered() {
     let why = s.pending_why().expect("pending");
     assert_eq!(why.why, PendingCause::SecretChanged);
     assert_eq!(why.secret_changed, Some(changed));
-    let entry: serde_json::Value = serde_json::from_str(&s.health_json()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_str(&crate::render::health::credential(&s)).unwrap();
     assert_eq!(entry["status"], "pending", "{entry}");
     assert_eq!(entry["valid"], serde_json::Value::Null, "{entry}");
     assert_eq!(entry["pending"]["why"], "secret_changed", "{entry}");
@@ -142,7 +143,8 @@ fn a_refused_value_is_unhealthy_invalid_config_until_the_value_changes() {
     assert_eq!(s.health(), Health::Unhealthy(Reason::InvalidConfig));
     assert!(!s.usable());
     assert_eq!(s.verdict.valid, None, "the old verdict is dropped");
-    let entry: serde_json::Value = serde_json::from_str(&s.health_json()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_str(&crate::render::health::credential(&s)).unwrap();
     assert_eq!(entry["reason"], "invalid_config", "{entry}");
     assert_eq!(entry["config_error"], why.as_str(), "{entry}");
     assert!(s.settled());
@@ -192,7 +194,8 @@ fn an_inconclusive_probe_is_pending_naming_the_permission_the_answer_and_the_fix
         assert!(why.fix().is_some_and(|f| f.contains("credwatch calibrate")));
         assert!(why.message().contains("convai_write"), "{}", why.message());
     }
-    let entry: serde_json::Value = serde_json::from_str(&s.health_json()).unwrap();
+    let entry: serde_json::Value =
+        serde_json::from_str(&crate::render::health::credential(&s)).unwrap();
     assert_eq!(entry["pending"]["why"], "probe_inconclusive", "{entry}");
     assert_eq!(entry["pending"]["permission"], "convai_write", "{entry}");
     assert!(

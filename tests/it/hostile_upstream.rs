@@ -13,7 +13,7 @@ use crate::support::{FAST_DETAILS, ac_sid, config, cred, el, el_key, tw, tw_toke
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_escape_laden_upstream_strings_are_capped_and_cleaned() {
     // 40 kB each (the subscription and the balance are read up to 64 KiB,
-    // `http::body_cap`), with a forged metric line, CR/LF and ANSI escapes.
+    // `http::SMALL_BODY_LIMIT`), with a forged metric line, CR/LF and ANSI escapes.
     let evil = format!(
         "pro\r\ncredwatch_credential_healthy{{credential=\"forged\"}} 1\n\u{1b}[2J\u{1b}[31m{}",
         "A".repeat(40_000)

@@ -63,7 +63,7 @@ async fn docs_metrics_md_documents_exactly_the_families_credwatch_exports() {
                 .map(|n| n.to_string()),
         )
         .chain(
-            credwatch::call_paths::render::FAMILIES
+            credwatch::call_paths::exposition::FAMILIES
                 .iter()
                 .map(|f| f.name.to_string()),
         )

@@ -572,7 +572,7 @@ fn check_and_the_page_warn_at_the_alert_thresholds() {
         "CredwatchTwilioBalanceLow fires below BALANCE_LOW_BELOW: {low}"
     );
     assert_eq!(
-        format!("{}#", credwatch::server::page::RUNBOOKS),
+        format!("{}#", credwatch::render::page::RUNBOOKS),
         RUNBOOKS,
         "the page links the runbooks the alerts link"
     );

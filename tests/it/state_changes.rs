@@ -131,8 +131,12 @@ async fn a_probe_answering_200_is_pending_probe_inconclusive_every_cycle() {
     let pending = c.pending.as_ref().expect("pending says why");
     assert_eq!(pending.why.as_str(), "probe_inconclusive", "{pending:?}");
     let mut text = Vec::new();
-    credwatch::check::render_text(&report, &credwatch::check::Style::plain(), &mut text)
-        .expect("render");
+    credwatch::render::text::render_text(
+        &report,
+        &credwatch::render::text::Style::plain(),
+        &mut text,
+    )
+    .expect("render");
     let text = String::from_utf8(text).expect("UTF-8");
     assert!(
         text.contains("el-probe-200 (elevenlabs): no verdict: the probe `permission_convai_write` is inconclusive: `convai_write` unknown, run `credwatch calibrate`"),

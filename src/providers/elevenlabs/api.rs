@@ -1,7 +1,12 @@
 //! What credwatch may ask ElevenLabs: its arm of the read-only allow-list
-//! and the built-in permission-probe table.
+//! (with how much of each answer is read) and the built-in permission-probe
+//! table.
 
 use crate::providers::Provider;
+use crate::providers::http::{BODY_LIMIT, OTHER_BODY_LIMIT, SMALL_BODY_LIMIT};
+
+/// One agent's configuration (prompts, tools): generous for the largest seen.
+pub const AGENT_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How one ElevenLabs permission is probed without side effects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,22 +102,30 @@ pub const PROBE_AGENT_ID: &str = "agent_0000000000000000000000000000";
 
 /// Checks a configured probe path against the allow-list.
 pub fn check_path(path_and_query: &str) -> Result<(), String> {
-    crate::providers::check_read_path(Provider::ElevenLabs, path_and_query)
+    crate::providers::check_read_path(Provider::ElevenLabs, path_and_query).map(|_| ())
 }
 
-/// The ElevenLabs arm of [`crate::providers::check_read_path`]: whether
-/// the path (split into segments) and query may be asked.
-pub fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+/// The ElevenLabs arm of [`crate::providers::check_read_path`]: `Some(cap)`
+/// when the path (split into segments) and query may be asked, with how
+/// much of the answer is read at most (what a real answer needs, so a
+/// hostile or broken upstream costs at most that); `None` when not.
+pub fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
     let id_ok = |s: &str| {
         !s.is_empty()
             && s.len() <= 64
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
     };
+    let allowed = |yes: bool, cap: usize| yes.then_some(cap);
     Ok(match segments {
-        ["v1", "user"] | ["v1", "user", "subscription"] | ["v1", "models"] => true,
-        ["v1", "convai", "agents"] | ["v1", "convai", "phone-numbers"] => true,
-        ["v1", "convai", "agents", id] | ["v1", "convai", "phone-numbers", id] => id_ok(id),
+        // The subscription: under 2 KiB.
+        ["v1", "user", "subscription"] => Some(SMALL_BODY_LIMIT),
+        // Permission probes (configurable): a page of one item or an error.
+        ["v1", "user"] | ["v1", "models"] | ["v1", "convai", "agents"] => Some(OTHER_BODY_LIMIT),
+        // Every imported number, of the order of a page of 1,000 Twilio numbers.
+        ["v1", "convai", "phone-numbers"] => Some(BODY_LIMIT),
+        ["v1", "convai", "agents", id] => allowed(id_ok(id), AGENT_BODY_LIMIT),
+        ["v1", "convai", "phone-numbers", id] => allowed(id_ok(id), OTHER_BODY_LIMIT),
         // Exactly credwatch's own nonexistent agent, nothing else in the
         // query (no `include_conversation_id` in any spelling or encoding).
         ["v1", "convai", "conversation", "get-signed-url"] => {
@@ -121,8 +134,35 @@ pub fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
                     "get-signed-url is only ever asked as `?agent_id={PROBE_AGENT_ID}` (credwatch's nonexistent probe agent): with a real agent it mints a signed URL"
                 ));
             }
-            true
+            Some(SMALL_BODY_LIMIT)
         }
-        _ => false,
+        _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::providers::check_read_path;
+
+    #[test]
+    fn each_endpoint_reads_what_a_real_answer_needs() {
+        for (path, cap) in [
+            ("/v1/user/subscription", SMALL_BODY_LIMIT),
+            (
+                "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000",
+                SMALL_BODY_LIMIT,
+            ),
+            ("/v1/convai/phone-numbers?provider=twilio", BODY_LIMIT),
+            ("/v1/convai/agents/agent_123", AGENT_BODY_LIMIT),
+            ("/v1/convai/agents?page_size=1", OTHER_BODY_LIMIT),
+            ("/v1/models", OTHER_BODY_LIMIT),
+        ] {
+            assert_eq!(
+                check_read_path(Provider::ElevenLabs, path),
+                Ok(cap),
+                "{path}"
+            );
+        }
+    }
 }

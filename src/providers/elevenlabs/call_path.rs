@@ -10,7 +10,7 @@
 use serde::Deserialize;
 
 use super::ElevenLabs;
-use super::checks::{Meaning, classify, parse_body};
+use super::classify::{Meaning, classify, parse_body};
 use crate::providers::http::{Answer, TransportError};
 use crate::providers::link::{CallPath, Finding, Link, LinkProblem, Observation};
 use crate::providers::outcome::{Clean, Evidence, Reason, clean, clean_to};

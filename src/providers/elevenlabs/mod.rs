@@ -6,7 +6,8 @@
 //!
 //! - `config`: the `elevenlabs:`, `permission_probes:` and `calibration_file:` keys.
 //! - `api`: its arm of the allow-list and the permission-probe table.
-//! - `checks`: one cycle's requests and the classification of the answers.
+//! - `checks`: one cycle's requests and what their answers establish.
+//! - `classify`: what an answer means (every known error envelope).
 //! - `phone_numbers`: the cross-check of the imported Twilio numbers.
 //! - `call_path`: the links of a call path that need a request.
 //! - `facts`: its problems and details, and what they change.
@@ -20,6 +21,7 @@ pub mod calibrate;
 pub mod calibration;
 pub mod call_path;
 mod checks;
+mod classify;
 pub mod config;
 pub mod explain;
 pub mod facts;
@@ -30,10 +32,8 @@ use super::outcome::{Attempt, Reason};
 use super::{Context, Kind, Plan, Settings, Spec};
 use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
-pub use checks::{
-    Body, ErrorFields, Meaning, classify, parse_body, permission_check, permission_meaning, run,
-    subscription, subscription_outcome,
-};
+pub use checks::{permission_check, permission_meaning, run, subscription, subscription_outcome};
+pub use classify::{Body, ErrorFields, Meaning, classify, parse_body};
 pub use config::ElevenLabs;
 pub use facts::{Detail, Details, PhoneNumber, PhoneProblem, Problem, Quota};
 
@@ -103,7 +103,7 @@ impl Kind for ElevenLabs {
     const AUTH_CHECK: &'static str = "subscription";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["request-id", "x-trace-id"];
 
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
         api::allowed(segments, query)
     }
 

@@ -5,7 +5,8 @@
 //!
 //! - `config`: the `twilio:` section (SID and secret shapes, auth kind).
 //! - `api`: its arm of the allow-list.
-//! - `checks`: one cycle's requests and the classification of the answers.
+//! - `checks`: one cycle's requests, and the paging of number lists.
+//! - `classify`: what each answer means (the error envelope, the code).
 //! - `facts`: its problems and details, and what they change.
 //! - `report`: its metric families and its part of `check`'s report.
 //! - `explain`: `check`'s words for each problem, with their evidence.
@@ -14,6 +15,7 @@
 
 pub mod api;
 mod checks;
+mod classify;
 pub mod config;
 pub mod explain;
 pub mod facts;
@@ -26,9 +28,9 @@ use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
 pub use checks::{
-    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome,
-    balance, balance_outcome, classify, error_code, has_number, numbers, run,
+    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, NumberList, account, balance, has_number, numbers, run,
 };
+pub use classify::{Meaning, account_outcome, balance_outcome, classify, error_code};
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
 pub use facts::{Detail, Details, Problem, TwilioAccount, TwilioBalance};
 
@@ -77,7 +79,7 @@ impl Kind for Twilio {
     const AUTH_CHECK: &'static str = "phone_numbers";
     const REQUEST_ID_HEADERS: &'static [&'static str] = &["twilio-request-id"];
 
-    fn allowed(segments: &[&str], query: Option<&str>) -> Result<bool, String> {
+    fn allowed(segments: &[&str], query: Option<&str>) -> Result<Option<usize>, String> {
         api::allowed(segments, query)
     }
 

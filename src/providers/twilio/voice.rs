@@ -5,7 +5,8 @@
 use serde::Deserialize;
 
 use super::Twilio;
-use super::checks::{Meaning, classify, error_code, get, get_at};
+use super::checks::{get, get_at};
+use super::classify::{Meaning, classify, error_code};
 use crate::providers::http::Answer;
 use crate::providers::link::{Finding, Link, LinkProblem, Observation};
 use crate::providers::outcome::{Clean, Evidence, Reason, clean};

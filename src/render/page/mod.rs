@@ -28,7 +28,7 @@ pub const RUNBOOKS: &str = "https://github.com/credwatch/credwatch/blob/main/doc
 /// Cards shown per group on the overview; the rest are counted.
 const MAX_CARDS: usize = 500;
 
-const STYLE: &str = include_str!("page/style.css");
+const STYLE: &str = include_str!("style.css");
 
 /// The four groups of the overview, in order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -208,7 +208,7 @@ fn runbook_link(alert: &str) -> String {
 
 /// The evidence line, as `check` prints it.
 fn evidence(f: &Finding) -> Option<String> {
-    f.evidence.as_ref().map(crate::check::evidence_line)
+    f.evidence.as_ref().map(crate::render::text::evidence_line)
 }
 
 fn write_finding(out: &mut String, f: &Finding) {

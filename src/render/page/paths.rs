@@ -1,14 +1,14 @@
 //! The status page's call paths: each path with its verdict and, for every
 //! link that is not proven, `check`'s words (summary, evidence, fix) and the
 //! runbook; not ready first. From the state, judged now
-//! (`call_paths::render::report`, the same words as `credwatch check`).
+//! (`call_paths::report::report`, the same words as `credwatch check`).
 
 use std::fmt::Write as _;
 
 use tokio::time::Instant;
 
 use super::{RUNBOOKS, escape};
-use crate::call_paths::render::{CallPathReport, LinkReport, report};
+use crate::call_paths::report::{CallPathReport, LinkReport, report};
 use crate::state::State;
 
 /// Every call path, not ready first (critical first within), then config order.

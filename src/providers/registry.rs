@@ -30,14 +30,15 @@ use crate::section::{Timing, Validator};
 
 /// Which upstream a credential belongs to; `as_str` is the config section
 /// and the `provider` label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum Provider {
     ElevenLabs,
     Twilio,
 }
 
 impl Provider {
-    pub const ALL: &'static [Provider] = &[Provider::ElevenLabs, Provider::Twilio];
+    /// Every provider, in declaration order (derived: a new variant is in it).
+    pub const ALL: &'static [Provider] = <Provider as strum::VariantArray>::VARIANTS;
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -47,10 +48,27 @@ impl Provider {
     }
 
     /// Its position in [`Provider::ALL`] (and in [`FAMILY_PARTS`]).
-    pub fn index(self) -> usize {
+    pub const fn index(self) -> usize {
         match self {
             Provider::ElevenLabs => 0,
             Provider::Twilio => 1,
+        }
+    }
+
+    /// Its metric families (its `report::FAMILIES`), exported after the
+    /// common ones.
+    pub const fn families(self) -> &'static [Family] {
+        match self {
+            Provider::ElevenLabs => elevenlabs::report::FAMILIES,
+            Provider::Twilio => twilio::report::FAMILIES,
+        }
+    }
+
+    /// Its config section's top-level keys.
+    fn section_keys(self) -> &'static [&'static str] {
+        match self {
+            Provider::ElevenLabs => ElSection::KEYS,
+            Provider::Twilio => TwSection::KEYS,
         }
     }
 
@@ -327,7 +345,7 @@ type TwSection = twilio::config::RawSection;
 impl RawSections {
     /// The top-level keys the providers own.
     pub fn keys() -> impl Iterator<Item = &'static str> {
-        ElSection::KEYS.iter().chain(TwSection::KEYS).copied()
+        Provider::ALL.iter().flat_map(|p| p.section_keys()).copied()
     }
 
     /// Reads `key` when a provider owns it; `Ok(false)` when none does.
@@ -336,29 +354,58 @@ impl RawSections {
         key: &str,
         map: &mut A,
     ) -> Result<bool, A::Error> {
-        if ElSection::KEYS.contains(&key) {
-            self.elevenlabs.read(key, map)?;
-        } else if TwSection::KEYS.contains(&key) {
-            self.twilio.read(key, map)?;
-        } else {
+        let Some(owner) = Provider::ALL
+            .iter()
+            .find(|p| p.section_keys().contains(&key))
+        else {
             return Ok(false);
+        };
+        match owner {
+            Provider::ElevenLabs => self.elevenlabs.read(key, map)?,
+            Provider::Twilio => self.twilio.read(key, map)?,
         }
         Ok(true)
     }
 
     /// Whether no section names a credential.
     pub fn is_empty(&self) -> bool {
-        self.elevenlabs.is_empty() && self.twilio.is_empty()
+        Provider::ALL.iter().all(|p| match p {
+            Provider::ElevenLabs => self.elevenlabs.is_empty(),
+            Provider::Twilio => self.twilio.is_empty(),
+        })
     }
 
     /// Validates every section, then the links between credentials.
-    pub fn validate(self, v: &mut Validator<'_>, defaults: &Timing) -> (Vec<Credential>, Shared) {
-        let (mut credentials, elevenlabs) = self.elevenlabs.validate(v, defaults);
-        let (tw, twilio) = self.twilio.validate(v, defaults);
-        credentials.extend(tw);
-        ElSection::check_links(v, &credentials);
-        TwSection::check_links(v, &credentials);
-        (credentials, Shared { elevenlabs, twilio })
+    /// Credentials come in [`Provider::ALL`] order, each section's in its order.
+    pub fn validate(
+        mut self,
+        v: &mut Validator<'_>,
+        defaults: &Timing,
+    ) -> (Vec<Credential>, Shared) {
+        let mut credentials = Vec::new();
+        let mut shared = Shared::default();
+        for p in Provider::ALL {
+            let section = match p {
+                Provider::ElevenLabs => {
+                    let (c, s) = std::mem::take(&mut self.elevenlabs).validate(v, defaults);
+                    shared.elevenlabs = s;
+                    c
+                }
+                Provider::Twilio => {
+                    let (c, s) = std::mem::take(&mut self.twilio).validate(v, defaults);
+                    shared.twilio = s;
+                    c
+                }
+            };
+            credentials.extend(section);
+        }
+        for p in Provider::ALL {
+            match p {
+                Provider::ElevenLabs => ElSection::check_links(v, &credentials),
+                Provider::Twilio => TwSection::check_links(v, &credentials),
+            }
+        }
+        (credentials, shared)
     }
 }
 
@@ -478,7 +525,9 @@ impl Details {
         match (self, detail) {
             (Details::ElevenLabs(s), Detail::ElevenLabs(d)) => s.apply(d),
             (Details::Twilio(s), Detail::Twilio(d)) => s.apply(d),
-            _ => {}
+            // Another provider's detail (one arm per provider, so a new
+            // `Details` variant is flagged here too).
+            (Details::ElevenLabs(_), _) | (Details::Twilio(_), _) => {}
         }
     }
 
@@ -577,7 +626,17 @@ impl Reports {
 }
 
 /// Each provider's metric families, in [`Provider::ALL`] order.
-pub const FAMILY_PARTS: &[&[Family]] = &[elevenlabs::report::FAMILIES, twilio::report::FAMILIES];
+pub const FAMILY_PARTS: [&[Family]; Provider::ALL.len()] = {
+    let mut parts: [&[Family]; Provider::ALL.len()] = [&[]; Provider::ALL.len()];
+    let mut i = 0;
+    while i < parts.len() {
+        // `index` and the declaration order agree (checked at compile time).
+        assert!(Provider::ALL[i].index() == i);
+        parts[i] = Provider::ALL[i].families();
+        i += 1;
+    }
+    parts
+};
 
 /// (summary, fix) for a definitive problem, in the words of the
 /// credential's provider.

@@ -641,10 +641,23 @@ pub const FAMILY_PARTS: [&[Family]; Provider::ALL.len()] = {
 /// (summary, fix) for a definitive problem, in the words of the
 /// credential's provider.
 pub fn explain(p: &Problem, cred: &Credential) -> (String, String) {
-    cred.provider().explain(p, cred).unwrap_or_else(|| {
-        (
-            format!("Problem `{}`.", p.code()),
-            "See the evidence.".to_string(),
-        )
-    })
+    cred.provider()
+        .explain(p, cred)
+        .unwrap_or_else(|| match p {
+            // Shared by every provider; one that has its own words says them.
+            Problem::PermissionMissing { permission } => (
+                format!(
+                    "The {} is valid but lacks the `{permission}` permission (or scope).",
+                    cred.spec.settings().secret_name()
+                ),
+                format!(
+                    "Grant `{permission}` to this {} in the provider's console, or use one that holds it.",
+                    cred.spec.settings().secret_name()
+                ),
+            ),
+            _ => (
+                format!("Problem `{}`.", p.code()),
+                "See the evidence.".to_string(),
+            ),
+        })
 }

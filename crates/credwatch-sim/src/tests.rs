@@ -1200,7 +1200,7 @@ async fn request_log_and_runtime_updates() {
 
 #[test]
 fn request_log_is_bounded() {
-    let shared = Shared::new(World::default());
+    let shared = Inner::new(World::default());
     let request = |forbidden| RecordedRequest {
         upstream: "twilio",
         method: "GET".into(),

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, base64_decode, query_param, query_value, random_hex_id};
-use super::{Plan, RequestCtx, State};
+use super::{IndexedWorld, RequestCtx, Script};
 
 /// Prefix of the `auth_token` value in `Accounts/{Sid}.json`; the real token
 /// follows it. A test that finds this string anywhere credwatch writes has
@@ -789,7 +789,7 @@ enum Principal<'w> {
 }
 
 /// Computes the answer to one request.
-pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
+pub(crate) fn handle(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
     let world = &state.world.twilio;
     let reply = respond(state, ctx);
 
@@ -819,7 +819,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     );
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),
-        Some(FaultAction::Upstream(e)) => {
+        Some(FaultAction::Envelope(e)) => {
             (upstream_error(world, e, ctx.path), Delivery::Normal, true)
         }
         Some(FaultAction::Replace(r)) => (r, Delivery::Normal, false),
@@ -833,7 +833,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     } else {
         reply
     };
-    Plan {
+    Script {
         reply,
         delivery,
         latency,
@@ -873,7 +873,7 @@ const COUNTRIES: &[(&str, &str, &str)] = &[
 /// `GET https://voice.twilio.com/v1/DialingPermissions/Countries/{IsoCode}`
 /// (`twilio_voice_v1_dialing_permissions.json`): the account of the
 /// credentials, HTTP Basic as for api.twilio.com.
-fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
+fn dialing_permission(state: &IndexedWorld, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
     let world = &state.world.twilio;
     let account = match authenticate(state, ctx) {
         Ok(Principal::Token(a) | Principal::Key(a, _)) => a,
@@ -916,7 +916,7 @@ fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
     )
 }
 
-fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
+fn respond(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Reply {
     let world = &state.world.twilio;
     if let Some(iso) = ctx.path.strip_prefix("/v1/DialingPermissions/Countries/") {
         if *ctx.method != Method::GET {
@@ -1121,7 +1121,7 @@ fn can_access(principal: Principal<'_>, account: &TwilioAccount, target: &Twilio
 }
 
 /// Basic auth: `AC…:token` or `SK…:secret` (twilio-api.md §1, §2.2).
-fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Principal<'w>, Reply> {
+fn authenticate<'w>(state: &'w IndexedWorld, ctx: &RequestCtx<'_>) -> Result<Principal<'w>, Reply> {
     let world = &state.world.twilio;
     let Some(header) = ctx.headers.get(hyper::header::AUTHORIZATION) else {
         return Err(auth_error(world, MSG_NO_CREDENTIALS));
@@ -1169,7 +1169,7 @@ fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Principal<
 /// `GET /2010-04-01/Accounts.json`: forbidden for credwatch (it would list
 /// every subaccount's token), answered realistically all the same.
 fn accounts_list(
-    state: &State,
+    state: &IndexedWorld,
     ctx: &RequestCtx<'_>,
     principal: Principal<'_>,
     account: &TwilioAccount,
@@ -1215,7 +1215,7 @@ fn accounts_list(
     )
 }
 
-fn incoming_numbers(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
+fn incoming_numbers(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
     let phone = query_param(ctx.query, "PhoneNumber");
     let friendly = query_param(ctx.query, "FriendlyName");
     let filtered = phone.is_some() || friendly.is_some();
@@ -1246,7 +1246,7 @@ fn incoming_numbers(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount
     )
 }
 
-fn caller_ids(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
+fn caller_ids(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
     let phone = query_param(ctx.query, "PhoneNumber");
     let items: Vec<&CallerId> = account
         .caller_ids
@@ -1389,7 +1389,7 @@ fn page_with<T>(
 /// ElevenLabs place a call from `from` (the outbound-call model). The error
 /// text is what ElevenLabs relays (elevenlabs-api.md §5.9).
 pub(crate) fn stored_credentials_status(
-    state: &State,
+    state: &IndexedWorld,
     creds: &StoredTwilioCredentials,
     from: &str,
 ) -> Result<(), String> {
@@ -1438,11 +1438,15 @@ impl super::Fake for TwilioFake {
         "twilio"
     }
 
-    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+    fn handle(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
         handle(state, ctx)
     }
 
-    fn forbidden_reason(&self, _state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+    fn forbidden_reason(
+        &self,
+        _state: &IndexedWorld,
+        ctx: &RequestCtx<'_>,
+    ) -> Option<&'static str> {
         forbidden_reason(ctx)
     }
 

@@ -158,7 +158,7 @@ pub trait Settings {
 /// What a provider must decide, implemented on its credential type (the
 /// payload of its [`Spec`] variant). Everything else it knows sits behind
 /// the traits of its associated types.
-pub trait Kind: Settings + Sized {
+pub trait Kind: Settings + Replay + Sized {
     /// Its config section as written.
     type RawSection: Section;
     /// Its diagnoses behind a verdict (`facts.rs`).
@@ -217,6 +217,8 @@ pub use registry::{
 
 mod allow;
 mod credential;
+mod replay;
+pub use replay::Replay;
 
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,6 +14,7 @@ use super::elevenlabs::{
     self, Body, Meaning, default_permission_probes, parse_body, permission_meaning,
     subscription_outcome,
 };
+use super::Provider;
 use super::http::Answer;
 use super::twilio;
 use crate::outcome::{Fact, Failure};
@@ -127,6 +128,28 @@ proptest! {
             prop_assert!(!detail.is_empty());
             if not_definitive(&a) {
                 prop_assert!(!changes_verdict(&result), "{} trusted {:?}: {:?}", probe.permission, a, result);
+            }
+        }
+    }
+
+    /// Every classifier of every provider, through its replay hook (the
+    /// function its cycle calls on that answer): no input panics, each
+    /// leaves a detail, and an answer that is not definitive never yields a
+    /// fact. A new provider is covered by its `Replay` impl alone.
+    #[test]
+    fn every_providers_classifiers_are_total_and_never_trust_non_answers(a in answer()) {
+        for &provider in Provider::ALL {
+            let checks = provider.replay_checks();
+            prop_assert!(checks.iter().any(|c| c == provider.auth_check()), "{} does not replay its auth check", provider);
+            for check in checks {
+                let replayed = provider.replay(&check, &a);
+                prop_assert!(replayed.is_some(), "{} lists `{}` but does not replay it", provider, check);
+                if let Some((result, detail)) = replayed {
+                    prop_assert!(!detail.is_empty(), "{} {}: no detail", provider, check);
+                    if not_definitive(&a) {
+                        prop_assert!(!changes_verdict(&result), "{} {} trusted {:?}: {:?}", provider, check, a, result);
+                    }
+                }
             }
         }
     }

@@ -17,6 +17,7 @@ mod checks;
 pub mod config;
 pub mod explain;
 pub mod facts;
+mod replay;
 pub mod report;
 pub mod voice;
 
@@ -28,7 +29,7 @@ use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
 pub use checks::{
     COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, Meaning, NumberList, account, account_outcome,
-    balance, balance_outcome, classify, error_code, has_number, numbers, run,
+    balance, balance_outcome, classify, error_code, has_number, numbers, numbers_outcome, run,
 };
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};
 pub use facts::{Detail, Details, Problem, TwilioAccount, TwilioBalance};

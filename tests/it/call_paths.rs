@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 use crate::check::{credwatch, parse};
 use crate::harness::{Daemon, sample, tempdir::TempDir};
+use crate::support::{Doc, Item, el, tw};
 use credwatch_sim::demo::CALL_PATHS;
+use serde_json::json;
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -296,19 +298,32 @@ async fn check_demo_explains_every_call_path_and_gates_on_one() {
 /// The demo's world with one path over el-agent-prod and twilio-prod,
 /// checked every 10s, links looked at every 60s.
 async fn one_path(sim: &Simulator) -> Daemon {
-    let yaml = format!(
-        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
-         call_paths:\n  - name: p\n    elevenlabs: el\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: tw\n    destinations: [US]\n    labels: {{team: voice, env: prod}}\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
-         twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n    voice_base_url: {tw}\n",
-        agent = d::EL_AGENT_ULAW_ID,
-        number = d::EL_PHONE_SUPPORT_ID,
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    );
+    let yaml = Doc::new()
+        .defaults(json!({"interval": "10s", "timeout": "2s", "detail_interval": "60s"}))
+        .push(
+            "call_paths",
+            Item::new(json!({
+                "name": "p", "elevenlabs": "el", "agent_id": d::EL_AGENT_ULAW_ID,
+                "agent_phone_number_id": d::EL_PHONE_SUPPORT_ID, "twilio": "tw",
+                "destinations": ["US"], "labels": {"team": "voice", "env": "prod"},
+            })),
+        )
+        .push(
+            "elevenlabs",
+            el("el", d::EL_AGENT_PROD_KEY, &sim.elevenlabs_url(), ""),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &sim.twilio_url(),
+                "",
+            )
+            .set("voice_base_url", sim.twilio_url()),
+        )
+        .render();
     let dm = Daemon::start(&yaml).await;
     until(&dm, 200, Duration::from_secs(60)).await;
     dm
@@ -455,22 +470,36 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
 /// The demo's el-agent-prod with `phone_numbers: true`, linked to `twilio`
 /// (or to nothing), and the demo's Twilio credentials.
 fn numbers_config(sim: &Simulator, twilio: Option<&str>) -> String {
-    format!(
-        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n    phone_numbers: true\n{link}\
-         twilio:\n  - name: tw-rotated\n    account_sid: {rsid}\n    auth_token: {rtoken}\n    base_url: {tw}\n\
-         \x20 - name: tw-prod\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        link = twilio
-            .map(|t| format!("    twilio: {t}\n"))
-            .unwrap_or_default(),
-        rsid = d::TWILIO_ROTATED_SID,
-        rtoken = d::TWILIO_ROTATED_TOKEN,
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    )
+    let mut el_item =
+        el("el", d::EL_AGENT_PROD_KEY, &sim.elevenlabs_url(), "").set("phone_numbers", true);
+    if let Some(t) = twilio {
+        el_item = el_item.set("twilio", t);
+    }
+    let url = sim.twilio_url();
+    Doc::new()
+        .defaults(json!({"interval": "10s", "timeout": "2s", "detail_interval": "60s"}))
+        .push("elevenlabs", el_item)
+        .push(
+            "twilio",
+            tw(
+                "tw-rotated",
+                d::TWILIO_ROTATED_SID,
+                d::TWILIO_ROTATED_TOKEN,
+                &url,
+                "",
+            ),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw-prod",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &url,
+                "",
+            ),
+        )
+        .render()
 }
 
 /// Every `problem` of `credwatch_elevenlabs_phone_number_problem_info` for one number.

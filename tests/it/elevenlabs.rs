@@ -10,6 +10,7 @@ use credwatch_sim::{
 };
 
 use crate::harness::{Daemon, sample};
+use crate::support::Item;
 use crate::support::{
     FAST_DETAILS, assert_error_counted, assert_nothing_unclassified,
     assert_only_credential_unhealthy, assert_verdict, config, cred, el, el_key, wait_status,
@@ -85,7 +86,7 @@ fn world() -> World {
 async fn watch(world: World, creds: &[(&str, String, &str)]) -> (Simulator, Daemon) {
     let sim = Simulator::start(world).await.expect("simulator");
     let url = sim.elevenlabs_url();
-    let items: Vec<String> = creds
+    let items: Vec<Item> = creds
         .iter()
         .map(|(name, key, extra)| el(name, key, &url, extra))
         .collect();

@@ -74,7 +74,7 @@ const SIGNED_URL: &str =
 async fn elevenlabs_causes_are_explained() {
     let mut s = Scenario::start(el_world()).await;
     let url = s.el_url();
-    let mut yaml = "elevenlabs:\n".to_string();
+    let mut yaml = Doc::new();
     for (name, key) in [
         ("el-invalid", el_key("chk-unknown")),
         ("el-no-write", el_key("chk-no-write")),
@@ -85,10 +85,10 @@ async fn elevenlabs_causes_are_explained() {
         ("el-payment-issue", el_key("chk-payment-issue")),
         ("el-payment-required", el_key("chk-payment-required")),
     ] {
-        yaml += &el_item(name, &s.secret(&key), &url, "");
+        yaml = yaml.push("elevenlabs", el_item(name, &s.secret(&key), &url, ""));
     }
     s.secret(&el_key("chk-owner-of-id"));
-    s.write(&yaml);
+    s.write(&yaml.render());
     let cases = [
         Case {
             credential: "el-invalid",
@@ -352,11 +352,11 @@ async fn el_secret_with_trailing_newline_warns_but_is_healthy() {
     let key = s.secret(&el_key("chk-full"));
     let var = "CREDWATCH_IT_CHECK_KEY";
     s.env.push((var.into(), format!("{key}\n")));
-    let yaml = format!(
-        "elevenlabs:\n  - name: el\n    api_key_env: {var}\n    base_url: {}\n",
-        s.el_url()
+    let yaml = Doc::new().push(
+        "elevenlabs",
+        Item::new(json!({"name": "el", "api_key_env": var, "base_url": s.el_url()})),
     );
-    s.write(&yaml);
+    s.write(&yaml.render());
     let (text, c) = s.one("el").await;
     assert_eq!(
         text.stdout,
@@ -402,13 +402,15 @@ async fn elevenlabs_answers_without_a_verdict() {
     }
     let mut s = Scenario::start(world).await;
     let url = s.el_url();
-    let yaml = format!(
-        "elevenlabs:\n{}{}{}",
-        el_item("el-cloudflare", &s.secret(&cloudflare), &url, ""),
-        el_item("el-5xx", &s.secret(&server_error), &url, ""),
-        el_item("el-hang", &s.secret(&hang), &url, "    timeout: 300ms\n")
+    let yaml = Doc::new().extend(
+        "elevenlabs",
+        [
+            el_item("el-cloudflare", &s.secret(&cloudflare), &url, ""),
+            el_item("el-5xx", &s.secret(&server_error), &url, ""),
+            el_item("el-hang", &s.secret(&hang), &url, "").set("timeout", "300ms"),
+        ],
     );
-    s.write(&yaml);
+    s.write(&yaml.render());
     let cases = [
         Case {
             credential: "el-cloudflare",

@@ -17,11 +17,12 @@ use credwatch_sim::{
     ElKey, ElPhoneNumber, Fault, KeyKind, Simulator, Subscription, TwilioAccount, World,
 };
 use serde::Deserialize;
+use serde_json::json;
 
 use crate::harness::{Daemon, sample, tempdir::TempDir};
 use crate::support::{
-    FAST_DETAILS, ac_sid, cred, el_key, lines_of, register, sk_sid, tw_key_secret, tw_token,
-    wait_sample,
+    Doc, FAST_DETAILS, Item, ac_sid, cred, el_key, lines_of, register, sk_sid, tw_key_secret,
+    tw_token, wait_sample,
 };
 
 mod elevenlabs;
@@ -335,20 +336,14 @@ fn assert_contains(haystack: &str, needles: &[&str]) {
     }
 }
 
-fn el_item(name: &str, key: &str, url: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    api_key: {key}\n    base_url: {url}\n{extra}")
+use crate::support::el as el_item;
+
+fn tw_item(name: &str, sid: &str, token: &str, url: &str) -> Item {
+    crate::support::tw(name, sid, token, url, "")
 }
 
-fn tw_item(name: &str, sid: &str, token: &str, url: &str) -> String {
-    format!(
-        "  - name: {name}\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {url}\n"
-    )
-}
-
-fn tw_key_item(name: &str, sid: &str, key_sid: &str, secret: &str, url: &str) -> String {
-    format!(
-        "  - name: {name}\n    account_sid: {sid}\n    api_key_sid: {key_sid}\n    api_key_secret: {secret}\n    base_url: {url}\n"
-    )
+fn tw_key_item(name: &str, sid: &str, key_sid: &str, secret: &str, url: &str) -> Item {
+    crate::support::tw_api_key(name, sid, key_sid, secret, url, "")
 }
 
 /// The text report with the request ids (new on every run) replaced by `…`,

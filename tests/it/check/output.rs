@@ -19,13 +19,20 @@ async fn mixed_scenario() -> Scenario {
     );
     let mut s = Scenario::start(world).await;
     let url = s.el_url();
-    let yaml = format!(
-        "elevenlabs:\n{}{}twilio:\n{}",
-        el_item("el-ok", &s.secret(&el_key("chk-full")), &url, ""),
-        el_item("el-revoked", &s.secret(&el_key("chk-revoked")), &url, ""),
-        tw_item("tw-ok", &sid, &s.secret(&token), &s.tw_url()),
-    );
-    s.write(&yaml);
+    let yaml = Doc::new()
+        .push(
+            "elevenlabs",
+            el_item("el-ok", &s.secret(&el_key("chk-full")), &url, ""),
+        )
+        .push(
+            "elevenlabs",
+            el_item("el-revoked", &s.secret(&el_key("chk-revoked")), &url, ""),
+        )
+        .push(
+            "twilio",
+            tw_item("tw-ok", &sid, &s.secret(&token), &s.tw_url()),
+        );
+    s.write(&yaml.render());
     s
 }
 
@@ -177,14 +184,28 @@ async fn json_output_matches_the_documented_schema() {
     let var = format!("CREDWATCH_IT_SCHEMA_KEY_{:x}", fastrand::u32(..));
     let ready = s.secret(&el_key("chk-phone-ready"));
     s.env.push((var.clone(), format!(" {ready}\n")));
-    let link = "    phone_numbers: true\n    twilio: tw\n";
-    let yaml = format!(
-        "elevenlabs:\n  - name: el-ready\n    api_key_env: {var}\n    base_url: {url}\n{link}    critical: false\n{}{}twilio:\n{}",
-        el_item("el-restricted", &s.secret(&restricted), &url, link),
-        el_item("el-hang", &s.secret(&hang), &url, "    timeout: 300ms\n"),
-        tw_item("tw", &sid, &s.secret(&token), &s.tw_url()),
-    );
-    s.write(&yaml);
+    let link = |item: Item| item.set("phone_numbers", true).set("twilio", "tw");
+    let yaml = Doc::new()
+        .push(
+            "elevenlabs",
+            link(Item::new(
+                json!({"name": "el-ready", "api_key_env": var, "base_url": url}),
+            ))
+            .set("critical", false),
+        )
+        .push(
+            "elevenlabs",
+            link(el_item("el-restricted", &s.secret(&restricted), &url, "")),
+        )
+        .push(
+            "elevenlabs",
+            el_item("el-hang", &s.secret(&hang), &url, "").set("timeout", "300ms"),
+        )
+        .push(
+            "twilio",
+            tw_item("tw", &sid, &s.secret(&token), &s.tw_url()),
+        );
+    s.write(&yaml.render());
     let run = s.run(&["--output", "json"]).await;
     assert_eq!(run.code, 1, "{run:?}");
     let report = parse(&run);
@@ -302,13 +323,20 @@ async fn warnings_scenario() -> Scenario {
     );
     let mut s = Scenario::start(w).await;
     let url = s.el_url();
-    let yaml = format!(
-        "elevenlabs:\n{}{}twilio:\n{}",
-        el_item("el-high", &s.secret(&el_key("chk-high")), &url, ""),
-        el_item("el-past-due", &s.secret(&el_key("chk-past-due")), &url, ""),
-        tw_item("tw-trial", &sid, &s.secret(&token), &s.tw_url()),
-    );
-    s.write(&yaml);
+    let yaml = Doc::new()
+        .push(
+            "elevenlabs",
+            el_item("el-high", &s.secret(&el_key("chk-high")), &url, ""),
+        )
+        .push(
+            "elevenlabs",
+            el_item("el-past-due", &s.secret(&el_key("chk-past-due")), &url, ""),
+        )
+        .push(
+            "twilio",
+            tw_item("tw-trial", &sid, &s.secret(&token), &s.tw_url()),
+        );
+    s.write(&yaml.render());
     s
 }
 

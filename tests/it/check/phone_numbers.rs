@@ -76,8 +76,8 @@ async fn phone_scenario() -> PhoneScenario {
     // `printf %s "$token" | sha256sum | cut -c1-12`
     let tw_fingerprint = "b30fe963434f".to_string();
     let url = s.el_url();
-    let link = "    phone_numbers: true\n    twilio: tw\n";
-    let mut yaml = "elevenlabs:\n".to_string();
+    let link = |item: Item| item.set("phone_numbers", true).set("twilio", "tw");
+    let mut yaml = Doc::new();
     for case in [
         "ready",
         "callerid",
@@ -87,26 +87,28 @@ async fn phone_scenario() -> PhoneScenario {
         "pcm",
     ] {
         let key = s.secret(&el_key(&format!("chk-phone-{case}")));
-        yaml += &el_item(&format!("el-{case}"), &key, &url, link);
+        yaml = yaml.push(
+            "elevenlabs",
+            link(el_item(&format!("el-{case}"), &key, &url, "")),
+        );
     }
     let ready_key = el_key("chk-phone-ready");
-    yaml += &el_item(
-        "el-rotated",
-        &ready_key,
-        &url,
-        &format!("{link}    twilio_imported_fingerprint: 0123456789ab\n"),
-    );
-    yaml += &el_item(
-        "el-confirmed",
-        &ready_key,
-        &url,
-        &format!("{link}    twilio_imported_fingerprint: {tw_fingerprint}\n"),
-    );
-    yaml += &format!(
-        "twilio:\n{}",
-        tw_item("tw", &sid, &s.secret(&token), &s.tw_url())
-    );
-    s.write(&yaml);
+    let yaml = yaml
+        .push(
+            "elevenlabs",
+            link(el_item("el-rotated", &ready_key, &url, ""))
+                .set("twilio_imported_fingerprint", "0123456789ab"),
+        )
+        .push(
+            "elevenlabs",
+            link(el_item("el-confirmed", &ready_key, &url, ""))
+                .set("twilio_imported_fingerprint", tw_fingerprint.as_str()),
+        )
+        .push(
+            "twilio",
+            tw_item("tw", &sid, &s.secret(&token), &s.tw_url()),
+        );
+    s.write(&yaml.render());
     PhoneScenario { s, tw_fingerprint }
 }
 
@@ -301,24 +303,20 @@ async fn phone_number_metrics_label_the_number_only_when_exposed() {
         ElKey::new("keyChkPhoneAbsent2", "ws-absent"),
     );
     let sim = Simulator::start(world).await.expect("simulator");
-    let link = "    phone_numbers: true\n    twilio: tw\n";
-    let yaml = format!(
-        "{FAST_DETAILS}elevenlabs:\n{}{}twilio:\n{}",
-        el_item(
-            "el-hidden",
-            &el_key("chk-phone-absent"),
-            &sim.elevenlabs_url(),
-            link
-        ),
-        el_item(
-            "el-exposed",
-            &second,
-            &sim.elevenlabs_url(),
-            &format!("{link}    expose_numbers: true\n")
-        ),
-        tw_item("tw", &sid, &token, &sim.twilio_url()),
-    );
-    let d = Daemon::start(&yaml).await;
+    let link = |item: Item| item.set("phone_numbers", true).set("twilio", "tw");
+    let url = sim.elevenlabs_url();
+    let yaml = Doc::new()
+        .with_lines(FAST_DETAILS)
+        .push(
+            "elevenlabs",
+            link(el_item("el-hidden", &el_key("chk-phone-absent"), &url, "")),
+        )
+        .push(
+            "elevenlabs",
+            link(el_item("el-exposed", &second, &url, "")).set("expose_numbers", true),
+        )
+        .push("twilio", tw_item("tw", &sid, &token, &sim.twilio_url()));
+    let d = Daemon::start(&yaml.render()).await;
     let within = Duration::from_secs(20);
     for name in ["el-hidden", "el-exposed"] {
         let me = cred(name);

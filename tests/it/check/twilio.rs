@@ -4,22 +4,22 @@ use super::*;
 
 /// One Twilio account per cause in the simulator's world, each with the
 /// credential that meets it; returns the `twilio:` items.
-fn tw_causes(s: &mut Scenario) -> String {
+fn tw_causes(s: &mut Scenario) -> Vec<Item> {
     let url = s.tw_url();
     let mut w = World::default();
-    let mut items = String::new();
+    let mut items = Vec::new();
 
     // Wrong token: the account's token was rotated.
     let sid = ac_sid("chk-wrong-token");
     w.twilio.add_account(
         TwilioAccount::new(&sid, tw_token("chk-current")).with_numbers(&["+15005550001"]),
     );
-    items += &tw_item(
+    items.push(tw_item(
         "tw-wrong-token",
         &sid,
         &s.secret(&tw_token("chk-old")),
         &url,
-    );
+    ));
 
     // Test credentials.
     let sid = ac_sid("chk-test-creds");
@@ -27,7 +27,12 @@ fn tw_causes(s: &mut Scenario) -> String {
     let mut account = TwilioAccount::new(&sid, tw_token("chk-test-creds-live"));
     account.test_auth_token = Some(test_token.clone());
     w.twilio.add_account(account);
-    items += &tw_item("tw-test-credentials", &sid, &s.secret(&test_token), &url);
+    items.push(tw_item(
+        "tw-test-credentials",
+        &sid,
+        &s.secret(&test_token),
+        &url,
+    ));
 
     // A Standard API key: may not read the account.
     let sid = ac_sid("chk-standard");
@@ -38,7 +43,13 @@ fn tw_causes(s: &mut Scenario) -> String {
             .with_balance(Some("18.03"), "USD")
             .with_key(ApiKey::new(&key_sid, &secret, KeyKind::Standard)),
     );
-    items += &tw_key_item("tw-standard-key", &sid, &key_sid, &s.secret(&secret), &url);
+    items.push(tw_key_item(
+        "tw-standard-key",
+        &sid,
+        &key_sid,
+        &s.secret(&secret),
+        &url,
+    ));
 
     // The parent's Main key used on a subaccount.
     let parent = ac_sid("chk-parent");
@@ -56,7 +67,13 @@ fn tw_causes(s: &mut Scenario) -> String {
             .with_parent(&parent)
             .with_numbers(&["+15005550021"]),
     );
-    items += &tw_key_item("tw-parent-key", &sub, &key_sid, &s.secret(&secret), &url);
+    items.push(tw_key_item(
+        "tw-parent-key",
+        &sub,
+        &key_sid,
+        &s.secret(&secret),
+        &url,
+    ));
 
     // A suspended account.
     let sid = ac_sid("chk-suspended");
@@ -66,7 +83,7 @@ fn tw_causes(s: &mut Scenario) -> String {
             .with_status(AccountStatus::Suspended)
             .with_numbers(&["+15005550031"]),
     );
-    items += &tw_item("tw-suspended", &sid, &s.secret(&token), &url);
+    items.push(tw_item("tw-suspended", &sid, &s.secret(&token), &url));
 
     // A Main key with another account's SID.
     let own = ac_sid("chk-own");
@@ -81,13 +98,13 @@ fn tw_causes(s: &mut Scenario) -> String {
     );
     w.twilio
         .add_account(TwilioAccount::new(&other, tw_token("chk-other")));
-    items += &tw_key_item(
+    items.push(tw_key_item(
         "tw-wrong-account-sid",
         &other,
         &key_sid,
         &s.secret(&secret),
         &url,
-    );
+    ));
 
     s.sim.update(|world| *world = w);
     items
@@ -102,7 +119,7 @@ fn numbers_request(sid: &str) -> String {
 async fn twilio_causes_are_explained() {
     let mut s = Scenario::start(World::default()).await;
     let items = tw_causes(&mut s);
-    s.write(&format!("twilio:\n{items}"));
+    s.write(&Doc::new().extend("twilio", items).render());
     let wrong_token = ac_sid("chk-wrong-token");
     let test_creds = ac_sid("chk-test-creds");
     let standard = ac_sid("chk-standard");

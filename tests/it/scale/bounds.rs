@@ -254,13 +254,18 @@ fn validate_warns_when_the_cap_cannot_serve_the_configuration() {
     let path = dir.path().join("big.yaml");
     // 2,000 keys every 10 s need 400 requests/s; 16 at once serve 64/s at
     // 250 ms per answer.
-    let mut yaml = String::from(
-        "max_concurrent_requests_per_host: 16\ndefaults:\n  interval: 10s\n  timeout: 5s\nelevenlabs:\n",
-    );
-    for i in 0..2000 {
-        yaml += &format!("  - name: k{i}\n    api_key: sk_{i:048}\n");
-    }
-    std::fs::write(&path, &yaml).expect("config");
+    let yaml = crate::support::Doc::new()
+        .set("max_concurrent_requests_per_host", 16)
+        .defaults(serde_json::json!({"interval": "10s", "timeout": "5s"}))
+        .extend(
+            "elevenlabs",
+            (0..2000).map(|i| {
+                crate::support::Item::new(
+                    serde_json::json!({"name": format!("k{i}"), "api_key": format!("sk_{i:048}")}),
+                )
+            }),
+        );
+    std::fs::write(&path, yaml.render()).expect("config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
         .args(["validate", "--config.file"])
         .arg(&path)
@@ -278,7 +283,7 @@ fn validate_warns_when_the_cap_cannot_serve_the_configuration() {
     // Left unset, the cap is sized to the work: no warning.
     std::fs::write(
         &path,
-        yaml.replace("max_concurrent_requests_per_host: 16\n", ""),
+        yaml.remove("max_concurrent_requests_per_host").render(),
     )
     .expect("config");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))

@@ -2,13 +2,14 @@
 //! logged once; checks on time show none.
 
 use super::*;
+use crate::support::Item;
 
 /// [`KEYS`] ElevenLabs keys checked every second through one host that serves
 /// three requests at once (`max_concurrent_requests_per_host: 3`).
 const KEYS: usize = 100;
 
 fn crowded(sim: &Simulator) -> String {
-    let keys: Vec<String> = (0..KEYS)
+    let keys: Vec<Item> = (0..KEYS)
         .map(|i| {
             el(
                 &format!("el-{i}"),

@@ -10,11 +10,11 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use super::Provider;
 use super::elevenlabs::{
     self, Body, Meaning, default_permission_probes, parse_body, permission_meaning,
     subscription_outcome,
 };
-use super::Provider;
 use super::http::Answer;
 use super::twilio;
 use crate::outcome::{Fact, Failure};

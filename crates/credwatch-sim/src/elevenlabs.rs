@@ -1714,6 +1714,17 @@ impl super::Fake for ElevenLabsFake {
         y
     }
 
+    fn read_only_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        read_only_check(r)
+    }
+
+    fn auth_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        if r.header("xi-api-key").is_none() || r.header("authorization").is_some() {
+            return Err("ElevenLabs auth must be xi-api-key".into());
+        }
+        Ok(())
+    }
+
     fn corpus(&self) -> &'static str {
         include_str!("../../../tests/fixtures/upstream/elevenlabs.json")
     }
@@ -1846,4 +1857,51 @@ fn demo_world() -> ElevenLabsWorld {
         ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
     );
     world
+}
+
+/// The one agent `get-signed-url` may name: well-formed (`agent_` + 28
+/// lowercase alphanumerics, elevenlabs-api.md §5.7) and nonexistent.
+pub const PROBE_AGENT: &str = "agent_0000000000000000000000000000";
+
+/// The calls a read-only prober may make, by hand from the reference
+/// (elevenlabs-api.md §5 and §9), see [`super::Fake::read_only_check`].
+fn read_only_check(r: &super::RecordedRequest) -> Result<(), String> {
+    if r.method != "GET" {
+        return Err("not a GET".into());
+    }
+    let exactly = |want: &str| {
+        if r.query.as_deref() == Some(want) {
+            Ok(())
+        } else {
+            Err(format!("the query must be exactly `{want}`"))
+        }
+    };
+    let no_query = || {
+        if r.query_pairs().is_empty() {
+            Ok(())
+        } else {
+            Err("no query is ever sent here".to_string())
+        }
+    };
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let segments: Vec<&str> = r.path.split('/').collect();
+    match segments.as_slice() {
+        ["", "v1", "user", "subscription"] | ["", "v1", "user"] | ["", "v1", "models"] => {
+            no_query()
+        }
+        ["", "v1", "convai", "agents"] => exactly("page_size=1"),
+        ["", "v1", "convai", "agents", agent] if id(agent) => no_query(),
+        ["", "v1", "convai", "phone-numbers"] => exactly("provider=twilio"),
+        // A call path's imported number.
+        ["", "v1", "convai", "phone-numbers", number] if id(number) => no_query(),
+        ["", "v1", "convai", "conversation", "get-signed-url"] => {
+            exactly(&format!("agent_id={PROBE_AGENT}"))
+        }
+        _ => Err("not an ElevenLabs path credwatch may call".into()),
+    }
 }

@@ -107,6 +107,15 @@ pub trait Fake: Sync {
     /// Its credentials in `credwatch demo` and what each must show, in the
     /// order of [`Fake::demo_section`].
     fn demo_cast(&self) -> &'static [demo::CastMember];
+    /// Whether a read-only prober may send `request` to this upstream: the
+    /// method, path and query shapes the reference allows, written by hand
+    /// from it (not from credwatch's own allow-list, so a mistake there
+    /// shows here); `Err` says what is wrong. Stricter than
+    /// [`Fake::forbidden_reason`], which only flags the dangerous requests.
+    fn read_only_check(&self, request: &RecordedRequest) -> Result<(), String>;
+    /// Whether `request` authenticates the way this upstream expects (and
+    /// only that way); `Err` says what is wrong.
+    fn auth_check(&self, request: &RecordedRequest) -> Result<(), String>;
     /// Its file of recorded answers (`tests/fixtures/upstream/NAME.json`,
     /// compiled in), which [`corpus`] serves error bodies from.
     fn corpus(&self) -> &'static str;
@@ -135,6 +144,17 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The query's `key=value` pairs, as sent (not decoded).
+    pub fn query_pairs(&self) -> Vec<(&str, &str)> {
+        self.query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .collect()
+    }
+
     /// The first value of a header (name in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

@@ -1494,6 +1494,17 @@ impl super::Fake for TwilioFake {
         y
     }
 
+    fn read_only_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        read_only_check(r)
+    }
+
+    fn auth_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        match r.header("authorization") {
+            Some(a) if a.starts_with("Basic ") => Ok(()),
+            _ => Err("Twilio auth must be Basic".into()),
+        }
+    }
+
     fn corpus(&self) -> &'static str {
         include_str!("../../../tests/fixtures/upstream/twilio.json")
     }
@@ -1567,4 +1578,77 @@ fn demo_world() -> TwilioWorld {
             .with_numbers(&["+16175550130"]),
     );
     world
+}
+
+/// The calls a read-only prober may make, by hand from the reference
+/// (twilio-api.md §3 and §6), see [`super::Fake::read_only_check`].
+fn read_only_check(r: &super::RecordedRequest) -> Result<(), String> {
+    if r.method != "GET" {
+        return Err("not a GET".into());
+    }
+    let query = r.query_pairs();
+    let no_query = || {
+        if query.is_empty() {
+            Ok(())
+        } else {
+            Err("no query is ever sent here".to_string())
+        }
+    };
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let account_sid = |s: &str| {
+        s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+    };
+    let segments: Vec<&str> = r.path.split('/').collect();
+    let resource = match segments.as_slice() {
+        ["", "2010-04-01", "Accounts", account] => {
+            return match account.strip_suffix(".json") {
+                Some(sid) if account_sid(sid) => no_query(),
+                _ => Err("not an account resource".into()),
+            };
+        }
+        ["", "2010-04-01", "Accounts", sid, resource] if account_sid(sid) => *resource,
+        // The Voice API (voice_base_url): one country's dialing
+        // permissions, for a call path's destinations.
+        ["", "v1", "DialingPermissions", "Countries", iso]
+            if iso.len() == 2 && iso.chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            return no_query();
+        }
+        _ => return Err("not a Twilio path credwatch may call".into()),
+    };
+    // Paging (`PageSize`, then the `Page` and `PageToken` of
+    // `next_page_uri`) and the exact-number filter `PhoneNumber`.
+    let mut keys: Vec<&str> = query.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err("a query parameter is repeated".into());
+    }
+    for (k, v) in &query {
+        let ok = match *k {
+            "PageSize" => v.parse::<u16>().is_ok_and(|n| (1..=1000).contains(&n)),
+            "Page" => v.parse::<u32>().is_ok(),
+            "PageToken" => (v.starts_with("PA") || v.starts_with("PB")) && id(v),
+            "PhoneNumber" => v
+                .strip_prefix("%2B")
+                .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "query parameter `{k}={v}` is not one credwatch sends"
+            ));
+        }
+    }
+    let has = |k: &str| keys.contains(&k);
+    match resource {
+        "IncomingPhoneNumbers.json" if has("PageSize") || has("PhoneNumber") => Ok(()),
+        "OutgoingCallerIds.json" if has("PhoneNumber") => Ok(()),
+        "Balance.json" => no_query(),
+        _ => Err("not a Twilio resource credwatch may call this way".into()),
+    }
 }

@@ -1734,15 +1734,23 @@ impl super::Fake for ElevenLabsFake {
     }
 
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
-        use super::demo::CastMember as C;
+        use super::demo::{CastAlert as A, CastMember as C};
+        // Every demo credential is critical: `critical` for what is broken,
+        // `warning` for early warnings.
         const CAST: &[C] = &[
-            C::healthy("el-agent-prod"),
-            C::unhealthy("el-no-convai-write", "missing_permission"),
-            C::unhealthy("el-revoked", "invalid_credentials"),
-            C::unhealthy("el-quota-exhausted", "quota_exhausted"),
-            C::healthy("el-quota-high"),
+            // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
+            C::healthy("el-agent-prod")
+                .firing(&[A::new("CredwatchPhoneNumberNotReady", "critical")]),
+            C::unhealthy("el-no-convai-write", "missing_permission")
+                .firing(&[A::new("CredwatchPermissionMissing", "critical")]),
+            C::unhealthy("el-revoked", "invalid_credentials")
+                .firing(&[A::new("CredwatchCredentialInvalid", "critical")]),
+            C::unhealthy("el-quota-exhausted", "quota_exhausted")
+                .firing(&[A::new("CredwatchQuotaExhausted", "critical")]),
+            C::healthy("el-quota-high").firing(&[A::new("CredwatchQuotaHigh", "warning")]),
             C::healthy("el-restricted"),
-            C::unhealthy("el-blocked", "account_blocked"),
+            C::unhealthy("el-blocked", "account_blocked")
+                .firing(&[A::new("CredwatchAccountBlocked", "critical")]),
         ];
         CAST
     }

@@ -1514,13 +1514,22 @@ impl super::Fake for TwilioFake {
     }
 
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
-        use super::demo::CastMember as C;
+        use super::demo::{CastAlert as A, CastMember as C, TWILIO_TRIAL_SID};
+        // Every demo credential is critical: `critical` for what is broken,
+        // `warning` for early warnings.
         const CAST: &[C] = &[
             C::healthy("twilio-prod"),
-            C::unhealthy("twilio-rotated-token", "invalid_credentials"),
+            C::unhealthy("twilio-rotated-token", "invalid_credentials")
+                .firing(&[A::new("CredwatchCredentialInvalid", "critical")]),
             C::healthy("twilio-standard-key"),
-            C::healthy("twilio-trial-low-balance"),
-            C::unhealthy("twilio-suspended", "account_blocked"),
+            // Per account: the Account SID, not the credential's name.
+            C::healthy("twilio-trial-low-balance").firing(&[A::new(
+                "CredwatchTwilioBalanceLow",
+                "warning",
+            )
+            .on(TWILIO_TRIAL_SID)]),
+            C::unhealthy("twilio-suspended", "account_blocked")
+                .firing(&[A::new("CredwatchAccountBlocked", "critical")]),
         ];
         CAST
     }

@@ -239,7 +239,7 @@ pub(crate) async fn check_series(p: &Prom) -> Result<(), String> {
     }
 }
 
-/// Done when the alerts are exactly [`EXPECTED_ALERTS`], all firing, with the
+/// Done when the alerts are exactly [`expected_alerts`], all firing, with the
 /// expected labels and rendered annotations. Fails at once on an alert for any
 /// other (alertname, credential), pending or firing, and on a firing alert
 /// without a credential (CredwatchDown, CredwatchConfigReloadFailed); such an
@@ -255,7 +255,8 @@ pub(crate) async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value
     };
     let alerts = data["alerts"].as_array().cloned().unwrap_or_default();
     let all = format!("{:#}", data["alerts"]);
-    let expected: BTreeMap<(&str, &str), &str> = EXPECTED_ALERTS
+    let expected_alerts = expected_alerts();
+    let expected: BTreeMap<(&str, &str), &str> = expected_alerts
         .iter()
         .map(|&(a, c, s)| ((a, c), s))
         .collect();
@@ -282,7 +283,7 @@ pub(crate) async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value
         let Some(severity) = expected.get(&(name, cred)) else {
             return Err(format!(
                 "unexpected alert {name} for credential {cred} ({state}); expected exactly \
-                 {EXPECTED_ALERTS:?}; alerts: {all}"
+                 {expected_alerts:?}; alerts: {all}"
             ));
         };
         if seen.insert((name, cred), state).is_some() {
@@ -347,7 +348,7 @@ pub(crate) async fn check_alerts(p: &Prom, demo_addr: &str) -> Result<Poll<Value
             not_yet.push(format!("{name} for {cred} is {state}"));
         }
     }
-    for &(name, cred, _) in &EXPECTED_ALERTS {
+    for &(name, cred, _) in &expected_alerts {
         if !seen.contains_key(&(name, cred)) {
             not_yet.push(format!("{name} for {cred} is absent"));
         }
@@ -377,7 +378,7 @@ pub(crate) async fn check_loaded_rules(p: &Prom, root: &Path) {
             }
         }
     }
-    for (a, _, _) in EXPECTED_ALERTS {
+    for (a, _, _) in expected_alerts() {
         assert!(
             want.contains(a),
             "expected alert {a} is not in deploy/prometheus/credwatch-rules.yml"

@@ -34,61 +34,28 @@ const DEADLINE: Duration = Duration::from_secs(90);
 /// The `for:` every rule gets in the test copy of the rules.
 const TEST_FOR: &str = "5s";
 
-/// Exactly the alerts the demo must fire: (alertname, credential, severity).
-/// Every demo credential is critical, so the templated severities are
-/// `critical` for what is broken and `warning` for early warnings.
-/// Nothing else may be pending or firing: no alert for el-restricted,
-/// twilio-prod, twilio-standard-key, only the imported number that is not on
-/// the linked Twilio account for el-agent-prod, and none of the alerts
-/// without a credential (CredwatchDown, CredwatchConfigReloadFailed,
-/// CredwatchProviderChecksFailing), nor CredwatchChecksFailing,
-/// CredwatchCredentialRotated, CredwatchCredentialInvalidAfterRotation (the
-/// demo rotates nothing), nor the forecasts (the demo's numbers are steady).
-/// (alert, credential or call path, severity).
-const EXPECTED_ALERTS: [(&str, &str, &str); 15] = [
-    ("CredwatchCredentialInvalid", "el-revoked", "critical"),
-    (
-        "CredwatchCredentialInvalid",
-        "twilio-rotated-token",
-        "critical",
-    ),
-    (
-        "CredwatchPermissionMissing",
-        "el-no-convai-write",
-        "critical",
-    ),
-    ("CredwatchQuotaExhausted", "el-quota-exhausted", "critical"),
-    ("CredwatchQuotaHigh", "el-quota-high", "warning"),
-    ("CredwatchAccountBlocked", "el-blocked", "critical"),
-    ("CredwatchAccountBlocked", "twilio-suspended", "critical"),
-    // Per account: the Account SID, not the credential's name.
-    (
-        "CredwatchTwilioBalanceLow",
-        credwatch_sim::demo::TWILIO_TRIAL_SID,
-        "warning",
-    ),
-    // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
-    ("CredwatchPhoneNumberNotReady", "el-agent-prod", "critical"),
-    // Every demo call path but sales-outbound is broken on purpose, and not critical.
-    ("CredwatchCallPathBroken", "agent-deleted", "warning"),
-    (
-        "CredwatchCallPathBroken",
-        "number-not-on-account",
-        "warning",
-    ),
-    ("CredwatchCallPathBroken", "number-without-voice", "warning"),
-    ("CredwatchCallPathBroken", "country-blocked", "warning"),
-    (
-        "CredwatchCallPathBroken",
-        "token-rotated-since-import",
-        "warning",
-    ),
-    (
-        "CredwatchCallPathBroken",
-        "twilio-token-rejected",
-        "warning",
-    ),
-];
+/// Exactly the alerts the demo must fire: (alertname, credential or call
+/// path, severity). Each demo credential's come from its cast
+/// (`CastMember::alerts`); every demo call path but sales-outbound is broken
+/// on purpose, and not critical, so each broken one fires
+/// CredwatchCallPathBroken with `warning`. Nothing else may be pending or
+/// firing: none of the alerts without a credential (CredwatchDown,
+/// CredwatchConfigReloadFailed, CredwatchProviderChecksFailing), nor
+/// CredwatchChecksFailing, CredwatchCredentialRotated,
+/// CredwatchCredentialInvalidAfterRotation (the demo rotates nothing), nor
+/// the forecasts (the demo's numbers are steady).
+fn expected_alerts() -> Vec<(&'static str, &'static str, &'static str)> {
+    let credentials = credwatch_sim::demo::cast().flat_map(|c| {
+        c.alerts
+            .iter()
+            .map(|a| (a.alert, a.on.unwrap_or(c.name), a.severity))
+    });
+    let paths = credwatch_sim::demo::CALL_PATHS
+        .iter()
+        .filter(|p| p.status == "broken")
+        .map(|p| ("CredwatchCallPathBroken", p.name, "warning"));
+    credentials.chain(paths).collect()
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_prometheus_scrapes_the_demo_fires_the_expected_alerts_and_fills_the_dashboard() {
@@ -310,7 +277,7 @@ async fn real_prometheus_scrapes_the_demo_fires_the_expected_alerts_and_fills_th
     eprintln!(
         "prometheus e2e: {} dashboard queries with data, {} alerts firing after {:.1?}, total {:.1?}",
         queries.len(),
-        EXPECTED_ALERTS.len(),
+        expected_alerts().len(),
         fired_after,
         start.elapsed()
     );

@@ -27,8 +27,9 @@
 //! # Layout
 //!
 //! - [`Fake`]: what the simulator needs of one fake upstream (its name, its
-//!   handler, what a read-only prober must never send it, its demo config
-//!   section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
+//!   handler, what a read-only prober must never send it and, by hand from
+//!   the reference, all it may send and how it authenticates, its demo
+//!   config section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
 //!   Everything per upstream (listeners, counters, URLs, dispatch) follows
 //!   that list.
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.
@@ -83,7 +84,8 @@ pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 pub const FORBIDDEN_LOG_CAPACITY: usize = 10_000;
 
 /// One fake upstream API. Adding one is its module (its world, its handler,
-/// this impl with its demo world, section and cast and its corpus file),
+/// this impl with its read-only list and auth rule, its demo world, section
+/// and cast and its corpus file),
 /// its field in [`World`] (and in [`IndexedWorld`] if it needs lookups) and its
 /// line in [`FAKES`]; the simulator serves every fake on its own listener.
 pub trait Fake: Sync {

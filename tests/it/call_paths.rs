@@ -425,21 +425,42 @@ async fn a_rejected_twilio_credential_breaks_the_path_before_its_next_look() {
 async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothing() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dir = TempDir::new();
-    let yaml = format!(
-        "call_paths:\n\
-         \x20 - name: ok\n    elevenlabs: el\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n\
-         \x20 - name: wrong-kind\n    elevenlabs: tw\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: el\n\
-         \x20 - name: unknown\n    elevenlabs: el-nope\n    agent_id: agent/../x\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    destinations: [US, UK, us]\n\
-         \x20 - name: ok\n    elevenlabs: el-no-write\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    labels: {{call_path: x}}\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
-         \x20 - name: el-no-write\n    api_key: {key}\n    base_url: {el}\n    required_permissions: [convai_read]\n\
-         twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    );
+    let path_item = |name: &str, el: &str, agent: &str, tw: &str| {
+        Item::new(json!({
+            "name": name, "elevenlabs": el, "agent_id": agent,
+            "agent_phone_number_id": "phnum_1", "twilio": tw,
+        }))
+    };
+    let el_url = sim.elevenlabs_url();
+    let yaml = Doc::new()
+        .extend(
+            "call_paths",
+            [
+                path_item("ok", "el", "agent_1", "tw"),
+                path_item("wrong-kind", "tw", "agent_1", "el"),
+                path_item("unknown", "el-nope", "agent/../x", "tw")
+                    .set("destinations", ["US", "UK", "us"]),
+                path_item("ok", "el-no-write", "agent_1", "tw")
+                    .set("labels", json!({"call_path": "x"})),
+            ],
+        )
+        .push("elevenlabs", el("el", d::EL_AGENT_PROD_KEY, &el_url, ""))
+        .push(
+            "elevenlabs",
+            el("el-no-write", d::EL_AGENT_PROD_KEY, &el_url, "")
+                .set("required_permissions", ["convai_read"]),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &sim.twilio_url(),
+                "",
+            ),
+        )
+        .render();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, yaml).expect("write");
     let path = path.to_string_lossy().into_owned();

@@ -3,6 +3,7 @@
 
 use super::sessions::{still_protected, wait_web_reload};
 use super::*;
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn password_guessing_neither_stalls_probes_nor_checks_nor_locks_out_the_right_password() {
@@ -12,7 +13,7 @@ async fn password_guessing_neither_stalls_probes_nor_checks_nor_locks_out_the_ri
         .await
         .expect("hash");
     let web = format!("basic_auth_users:\n  prometheus: \"{hash12}\"\n");
-    let r = start_checking(&pki, &web, "  interval: 1s\n  timeout: 900ms\n").await;
+    let r = start_checking(&pki, &web, json!({"interval": "1s", "timeout": "900ms"})).await;
     let main = format!("http://127.0.0.1:{}", r.main_port);
     let scraper = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))

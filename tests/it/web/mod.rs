@@ -14,6 +14,7 @@ use rcgen::{
 use tokio::net::TcpListener;
 
 use crate::harness::{init_logs, tempdir::TempDir};
+use crate::support::{Doc, el};
 
 mod attacks;
 mod sessions;
@@ -69,11 +70,16 @@ impl Drop for Running {
 }
 
 async fn start(pki: &Pki, web_yaml: &str) -> Running {
-    start_checking(pki, web_yaml, "  interval: 2s\n  timeout: 1s\n").await
+    start_checking(
+        pki,
+        web_yaml,
+        serde_json::json!({"interval": "2s", "timeout": "1s"}),
+    )
+    .await
 }
 
 /// [`start`] with the given `defaults:` body.
-async fn start_checking(pki: &Pki, web_yaml: &str, defaults: &str) -> Running {
+async fn start_checking(pki: &Pki, web_yaml: &str, defaults: serde_json::Value) -> Running {
     init_logs();
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dir = TempDir::new();
@@ -86,11 +92,13 @@ async fn start_checking(pki: &Pki, web_yaml: &str, defaults: &str) -> Running {
     }
     let web_path = dir.path().join("web.yml");
     std::fs::write(&web_path, web_yaml).expect("write web config");
-    let yaml = format!(
-        "defaults:\n{defaults}elevenlabs:\n  - name: el\n    api_key: {}\n    base_url: {}\n",
-        d::EL_AGENT_PROD_KEY,
-        sim.elevenlabs_url()
-    );
+    let yaml = Doc::new()
+        .defaults(defaults)
+        .push(
+            "elevenlabs",
+            el("el", d::EL_AGENT_PROD_KEY, &sim.elevenlabs_url(), ""),
+        )
+        .render();
     let config_path = dir.path().join("config.yaml");
     std::fs::write(&config_path, yaml).expect("write config");
     let config = Config::load(&config_path, &ProcessEnv).expect("config");
@@ -336,10 +344,18 @@ async fn an_upstream_with_a_self_signed_certificate_is_rejected_as_a_network_fai
             });
         }
     });
-    let d = crate::harness::Daemon::start(&format!(
-        "defaults:\n  interval: 1s\n  timeout: 500ms\nelevenlabs:\n  - name: self-signed\n    api_key: sk_never_sent_anywhere_0001\n    base_url: https://localhost:{port}\n"
-    ))
-    .await;
+    let yaml = Doc::new()
+        .defaults(serde_json::json!({"interval": "1s", "timeout": "500ms"}))
+        .push(
+            "elevenlabs",
+            el(
+                "self-signed",
+                "sk_never_sent_anywhere_0001",
+                &format!("https://localhost:{port}"),
+                "",
+            ),
+        );
+    let d = crate::harness::Daemon::start(&yaml.render()).await;
     let c = d
         .wait_for("self-signed", Duration::from_secs(10), |c| {
             c["check_error"] == "network"

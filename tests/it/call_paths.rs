@@ -541,6 +541,28 @@ fn number_problems(metrics: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The metrics once the cross-check (informational work, which runs after
+/// the first decisive cycle, so after `/readyz`) has looked at the demo's
+/// imported numbers.
+async fn cross_checked(dm: &Daemon) -> String {
+    dm.wait_ready(Duration::from_secs(20)).await;
+    for id in [
+        d::EL_PHONE_SUPPORT_ID,
+        d::EL_PHONE_SPARE_ID,
+        d::EL_PHONE_LEGACY_ID,
+    ] {
+        crate::support::wait_sample(
+            dm,
+            Duration::from_secs(20),
+            "credwatch_elevenlabs_phone_number_ready",
+            &[id],
+            |_| true,
+        )
+        .await;
+    }
+    dm.metrics().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ownership() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
@@ -548,8 +570,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
     // Linked to a Twilio credential that is rejected: no number is ready,
     // the one on the account included.
     let dm = Daemon::start(&numbers_config(&sim, Some("tw-rotated"))).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     assert_eq!(
         sample(
             &m,
@@ -568,8 +589,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
 
     // The same number through the Twilio credential that owns it: ready.
     let dm = Daemon::start(&numbers_config(&sim, Some("tw-prod"))).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     assert_eq!(
         sample(
             &m,
@@ -584,8 +604,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
 
     // No `twilio:` link: nothing proves ownership, so nothing is ready.
     let dm = Daemon::start(&numbers_config(&sim, None)).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     for id in [
         d::EL_PHONE_SUPPORT_ID,
         d::EL_PHONE_SPARE_ID,

@@ -158,7 +158,7 @@ pub trait Settings {
 /// What a provider must decide, implemented on its credential type (the
 /// payload of its [`Spec`] variant). Everything else it knows sits behind
 /// the traits of its associated types.
-pub trait Kind: Settings + Replay + Sized {
+pub trait Kind: Settings + Sized {
     /// Its config section as written.
     type RawSection: Section;
     /// Its diagnoses behind a verdict (`facts.rs`).
@@ -218,7 +218,7 @@ pub use registry::{
 mod allow;
 mod credential;
 mod replay;
-pub use replay::Replay;
+pub use replay::{Classifier, Outcome, Replay};
 
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -12,14 +12,14 @@
 use serde::Serialize;
 
 use super::elevenlabs::{self, ElevenLabs};
-use super::http::Answer;
+use super::replay::{Classifier, Replay};
 use super::twilio::{self, Twilio};
 use super::{
     Credential, Kind, Linked, ProviderDetail, ProviderDetails, ProviderProblem, ProviderReport,
-    Replay, Section, Settings, report,
+    Section, Settings, report,
 };
 use crate::exposition::{Family, Samples};
-use crate::outcome::{Attempt, Fact, Failure, Reason};
+use crate::outcome::{Attempt, Fact, Reason};
 use crate::section::{Timing, Validator};
 
 /// Which upstream a credential belongs to; `as_str` is the config section
@@ -87,25 +87,12 @@ impl Provider {
         }
     }
 
-    /// Test hook: the checks its classifiers answer, see [`Replay`].
+    /// Test hook: its classifiers, see [`Replay`].
     #[doc(hidden)]
-    pub fn replay_checks(self) -> Vec<String> {
+    pub fn classifiers(self) -> Vec<Classifier> {
         match self {
-            Provider::ElevenLabs => ElevenLabs::replay_checks(),
-            Provider::Twilio => Twilio::replay_checks(),
-        }
-    }
-
-    /// Test hook: what its check `check` derives from `answer`, see [`Replay`].
-    #[doc(hidden)]
-    pub fn replay(
-        self,
-        check: &str,
-        answer: &Answer,
-    ) -> Option<(Result<Vec<Fact>, Failure>, String)> {
-        match self {
-            Provider::ElevenLabs => ElevenLabs::replay(check, answer),
-            Provider::Twilio => Twilio::replay(check, answer),
+            Provider::ElevenLabs => ElevenLabs::classifiers(),
+            Provider::Twilio => Twilio::classifiers(),
         }
     }
 

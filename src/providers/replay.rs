@@ -2,26 +2,57 @@
 //! classifiers make of one answer, with no network. The evidence replay
 //! (`tests/it/evidence.rs`, every recorded answer of the provider's corpus)
 //! and the property tests of every classifier (`providers::properties`)
-//! iterate [`super::Provider::ALL`] through it, so neither names a provider.
+//! iterate [`Provider::ALL`] through it, so neither names a provider.
 
+use super::Provider;
 use super::http::Answer;
 use super::outcome::{Fact, Failure};
 
-/// One provider's classifiers, callable one answer at a time. A supertrait
-/// of [`super::Kind`]: a provider without it is one compiler error, at its
-/// `impl Kind`.
-///
-/// Why on the provider and not in the tests: the classifiers stay the
-/// provider's own (private to its folder); the hook calls exactly the
-/// function its cycle calls on the answer, so a replay cannot drift from
-/// what the daemon does.
+/// What one check derives from one answer: the result and the evidence
+/// detail, exactly as its cycle records them.
+pub type Outcome = (Result<Vec<Fact>, Failure>, String);
+
+/// One check's classification, callable one answer at a time.
+pub struct Classifier {
+    /// The check, named as the `check` label names it (`subscription`,
+    /// `permission_convai_write`, …).
+    pub check: String,
+    /// The function its cycle calls on the answer.
+    pub classify: Box<dyn Fn(&Answer) -> Outcome + Send + Sync>,
+}
+
+impl Classifier {
+    pub fn new(
+        check: impl Into<String>,
+        classify: impl Fn(&Answer) -> Outcome + Send + Sync + 'static,
+    ) -> Classifier {
+        Classifier {
+            check: check.into(),
+            classify: Box::new(classify),
+        }
+    }
+}
+
+/// A provider's classifiers. Implemented in the provider's own `replay.rs`
+/// by calling the very function its cycle calls on each answer, so the
+/// classifiers stay the provider's own and a replay cannot drift from what
+/// the daemon does. A provider without it is one compiler error, at its arm
+/// of [`Provider::classifiers`].
 #[doc(hidden)]
 pub trait Replay {
-    /// Every check [`Replay::replay`] classifies, named as the `check`
-    /// label names them (`subscription`, `permission_convai_write`, …).
-    fn replay_checks() -> Vec<String>;
-    /// The result and the evidence detail the check called `check` derives
-    /// from `answer`, exactly as its cycle would; `None` for a check this
-    /// provider does not have.
-    fn replay(check: &str, answer: &Answer) -> Option<(Result<Vec<Fact>, Failure>, String)>;
+    /// One [`Classifier`] per check whose answer it classifies on its own
+    /// (its auth check included).
+    fn classifiers() -> Vec<Classifier>;
+}
+
+impl Provider {
+    /// Test hook: what its check `check` derives from `answer` (see
+    /// [`Replay`]); `None` for a check it does not have.
+    #[doc(hidden)]
+    pub fn replay(self, check: &str, answer: &Answer) -> Option<Outcome> {
+        self.classifiers()
+            .into_iter()
+            .find(|c| c.check == check)
+            .map(|c| (c.classify)(answer))
+    }
 }

@@ -411,7 +411,9 @@ async fn daemon_basis(d: &Daemon) -> (Option<String>, serde_json::Value) {
 async fn an_uncalibrated_grant_is_labelled_inferred_everywhere() {
     let s = setup(SignedUrlMode::PermissionFirst).await;
     let yaml = std::fs::read_to_string(s.dir.path().join("config.yaml")).expect("config");
-    let yaml = format!("defaults:\n  interval: 1s\n  timeout: 500ms\n{yaml}");
+    let yaml = Doc::parse(&yaml)
+        .defaults(serde_json::json!({"interval": "1s", "timeout": "500ms"}))
+        .render();
     let d = Daemon::start(&yaml).await;
     let (basis, permission) = daemon_basis(&d).await;
     assert_eq!(basis.as_deref(), Some("inferred"), "{}", d.metrics().await);

@@ -64,21 +64,20 @@ async fn watched(tag: &str, w: impl FnOnce(&mut World)) -> (Simulator, Daemon, S
     let mut world = world(&key, &sid, &token);
     w(&mut world);
     let sim = Simulator::start(world).await.expect("simulator");
-    let yaml = config(
-        &format!(
-            "defaults:\n  interval: {}s\n  timeout: {}s\n  detail_interval: {}s\n",
-            INTERVAL.as_secs(),
-            TIMEOUT.as_secs(),
-            INTERVAL.as_secs()
-        ),
-        &[el(
-            "el",
-            &key,
-            &sim.elevenlabs_url(),
-            "    phone_numbers: true\n    twilio: tw\n",
-        )],
-        &[tw("tw", &sid, &token, &sim.twilio_url(), "")],
-    );
+    let yaml = crate::support::Doc::new()
+        .defaults(serde_json::json!({
+            "interval": format!("{}s", INTERVAL.as_secs()),
+            "timeout": format!("{}s", TIMEOUT.as_secs()),
+            "detail_interval": format!("{}s", INTERVAL.as_secs()),
+        }))
+        .push(
+            "elevenlabs",
+            el("el", &key, &sim.elevenlabs_url(), "")
+                .set("phone_numbers", true)
+                .set("twilio", "tw"),
+        )
+        .push("twilio", tw("tw", &sid, &token, &sim.twilio_url(), ""))
+        .render();
     let d = Daemon::start(&yaml).await;
     (sim, d, key)
 }

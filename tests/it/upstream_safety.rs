@@ -192,6 +192,9 @@ async fn a_full_cycle_with_details_for_every_credential_kind_sends_only_allowed_
             Some(q) => format!("{}?{q}", r.path),
             None => r.path.clone(),
         };
+        if r.method != "GET" {
+            problems.push(format!("{} {target}: not a GET", r.method));
+        }
         if let Err(e) = allowed(r) {
             problems.push(format!("{} {target}: {e}", r.method));
         }

@@ -1,7 +1,8 @@
 //! Every report path takes any upstream answer (issue #21): arbitrary but
 //! bounded upstream fields (a subscription with any numbers, dates past
 //! year 9999 included, hostile strings; any answer to the permission
-//! probes, the Twilio account and balance) and facts (imported numbers
+//! probes, the Twilio account and balance: every classifier of each
+//! credential's provider, through its replay hook) and facts (imported numbers
 //! with any problems and change times) go through the classifiers, the
 //! verdict, and then `check`'s text and JSON, `/metrics`, `/health` and
 //! `/`. Nothing panics, and nothing a terminal would act on comes out.
@@ -14,10 +15,7 @@ use proptest::prelude::*;
 
 use crate::config::Config;
 use crate::outcome::{Attempt, Fact, clean};
-use crate::providers::elevenlabs::{
-    self, PhoneNumber, PhoneProblem, default_permission_probes, parse_body, permission_meaning,
-    subscription_outcome,
-};
+use crate::providers::elevenlabs::{self, PhoneNumber, PhoneProblem};
 use crate::providers::http::Answer;
 use crate::providers::{Detail, twilio};
 use crate::state::State;
@@ -208,35 +206,37 @@ proptest! {
     #[test]
     fn every_report_path_takes_any_upstream_answer(
         sub in answer(),
-        probes in proptest::collection::vec(answer(), 3),
+        answers in proptest::collection::vec(answer(), 8),
         account in answer(),
-        balance in answer(),
         path in hostile(),
         numbers in proptest::option::of(phone_numbers()),
     ) {
         let config = config();
         let state = State::new(&config);
-        let el_body = parse_body(&sub);
-        let mut el = vec![attempt("subscription", &path, &sub, subscription_outcome(&sub, &el_body))];
-        for (probe, a) in default_permission_probes().iter().zip(&probes) {
-            let body = parse_body(a);
-            el.push(attempt(&format!("permission_{}", probe.permission), &path, a, permission_meaning(probe, None, a, &body)));
-        }
-        if let Some(numbers) = numbers {
-            el.push(Attempt {
-                check: "phone_numbers".into(),
-                started_at: SystemTime::now(),
-                duration: Duration::ZERO,
-                evidence: sub.evidence(&path, None, String::new()),
-                result: Ok(vec![Fact::Valid, Fact::Detail(Detail::ElevenLabs(elevenlabs::Detail::PhoneNumbers { numbers, left_out: 0 }))]),
-            });
-        }
-        let tw = vec![
-            attempt("account", &path, &account, twilio::account_outcome(&account, false)),
-            attempt("balance", &path, &balance, twilio::balance_outcome(&balance, false)),
-        ];
+        // Every classifier of each credential's provider (its replay hook,
+        // `Provider::classifiers`), each given an answer of its own.
+        let mut pool = std::iter::once(&sub).chain(&answers).cycle();
         let mut reports = Vec::new();
-        for (cred, attempts) in config.credentials.iter().zip([el, tw]) {
+        for cred in &config.credentials {
+            let mut attempts: Vec<Attempt> = cred
+                .spec
+                .provider()
+                .classifiers()
+                .iter()
+                .map(|c| {
+                    let a = pool.next().expect("an endless pool");
+                    attempt(&c.check, &path, a, (c.classify)(a))
+                })
+                .collect();
+            if let (Some(numbers), true) = (&numbers, cred.name == "el") {
+                attempts.push(Attempt {
+                    check: "phone_numbers".into(),
+                    started_at: SystemTime::now(),
+                    duration: Duration::ZERO,
+                    evidence: sub.evidence(&path, None, String::new()),
+                    result: Ok(vec![Fact::Valid, Fact::Detail(Detail::ElevenLabs(elevenlabs::Detail::PhoneNumbers { numbers: numbers.clone(), left_out: 0 }))]),
+                });
+            }
             let slot = state.slot(&cred.name).expect("slot");
             state.record(&slot, &attempts);
             reports.push(super::report(&config, cred, &slot.snapshot(), &attempts, None));

@@ -254,6 +254,8 @@ pub use registry::{
 
 mod allow;
 mod credential;
+mod replay;
+pub use replay::{Classifier, Outcome, Replay};
 
 impl std::fmt::Display for Provider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

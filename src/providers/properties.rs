@@ -10,6 +10,7 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 
+use super::Provider;
 use super::elevenlabs::{
     self, Body, Meaning, default_permission_probes, parse_body, permission_meaning,
     subscription_outcome,
@@ -127,6 +128,25 @@ proptest! {
             prop_assert!(!detail.is_empty());
             if not_definitive(&a) {
                 prop_assert!(!changes_verdict(&result), "{} trusted {:?}: {:?}", probe.permission, a, result);
+            }
+        }
+    }
+
+    /// Every classifier of every provider, through its replay hook (the
+    /// function its cycle calls on that answer): no input panics, each
+    /// leaves a detail, and an answer that is not definitive never yields a
+    /// fact. A new provider is covered by its `Replay` impl alone.
+    #[test]
+    fn every_providers_classifiers_are_total_and_never_trust_non_answers(a in answer()) {
+        for &provider in Provider::ALL {
+            let classifiers = provider.classifiers();
+            prop_assert!(classifiers.iter().any(|c| c.check == provider.auth_check()), "{} does not replay its auth check", provider);
+            for c in classifiers {
+                let (result, detail) = (c.classify)(&a);
+                prop_assert!(!detail.is_empty(), "{} {}: no detail", provider, c.check);
+                if not_definitive(&a) {
+                    prop_assert!(!changes_verdict(&result), "{} {} trusted {:?}: {:?}", provider, c.check, a, result);
+                }
             }
         }
     }

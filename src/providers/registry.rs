@@ -19,6 +19,7 @@ use std::marker::PhantomData;
 use serde::Serialize;
 
 use super::elevenlabs::{self, ElevenLabs};
+use super::replay::{Classifier, Replay};
 use super::twilio::{self, Twilio};
 use super::{
     Credential, Kind, Linked, ProviderDetail, ProviderDetails, ProviderProblem, ProviderReport,
@@ -114,6 +115,15 @@ impl Provider {
     /// (summary, fix) for a definitive problem, in its words.
     fn explain(self, p: &Problem, cred: &Credential) -> Option<(String, String)> {
         self.kind().explain(p, cred)
+    }
+
+    /// Test hook: its classifiers, see [`Replay`].
+    #[doc(hidden)]
+    pub fn classifiers(self) -> Vec<Classifier> {
+        match self {
+            Provider::ElevenLabs => ElevenLabs::classifiers(),
+            Provider::Twilio => Twilio::classifiers(),
+        }
     }
 
     /// Test data: see [`Kind::sample_detail`].

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::check::{Run, assert_no_secret, credwatch};
 use crate::harness::tempdir::TempDir;
-use crate::support::el_key;
+use crate::support::{Doc, el, el_key};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,10 +65,12 @@ async fn setup(mode: SignedUrlMode) -> Setup {
     let dir = TempDir::new();
     std::fs::write(
         dir.path().join("config.yaml"),
-        format!(
-            "elevenlabs:\n  - name: el\n    api_key: {monitored}\n    base_url: {}\n",
-            sim.elevenlabs_url()
-        ),
+        Doc::new()
+            .push(
+                "elevenlabs",
+                el("el", &monitored, &sim.elevenlabs_url(), ""),
+            )
+            .render(),
     )
     .expect("write config");
     let tag = fastrand::u32(..);
@@ -215,10 +217,12 @@ async fn base_url_flag_overrides_the_config() {
     // The config's base_url points nowhere; --base-url at the simulator.
     std::fs::write(
         s.dir.path().join("config.yaml"),
-        format!(
-            "elevenlabs:\n  - name: el\n    api_key: {}\n    base_url: http://127.0.0.1:9\n",
-            el_key("cal-monitored")
-        ),
+        Doc::new()
+            .push(
+                "elevenlabs",
+                el("el", &el_key("cal-monitored"), "http://127.0.0.1:9", ""),
+            )
+            .render(),
     )
     .expect("write config");
     let url = s.sim.elevenlabs_url();
@@ -329,11 +333,19 @@ const BASIS: &str = "credwatch_permission_basis_info";
 impl Setup {
     /// The config with `calibration_file: calibration.json` and fast timing.
     fn with_calibration_file(&self) -> String {
-        let yaml = format!(
-            "defaults:\n  interval: 1s\n  timeout: 500ms\ncalibration_file: calibration.json\nelevenlabs:\n  - name: el\n    api_key: {}\n    base_url: {}\n",
-            el_key("cal-monitored"),
-            self.sim.elevenlabs_url()
-        );
+        let yaml = Doc::new()
+            .defaults(serde_json::json!({"interval": "1s", "timeout": "500ms"}))
+            .set("calibration_file", "calibration.json")
+            .push(
+                "elevenlabs",
+                el(
+                    "el",
+                    &el_key("cal-monitored"),
+                    &self.sim.elevenlabs_url(),
+                    "",
+                ),
+            )
+            .render();
         std::fs::write(self.dir.path().join("config.yaml"), &yaml).expect("write config");
         yaml
     }
@@ -399,7 +411,9 @@ async fn daemon_basis(d: &Daemon) -> (Option<String>, serde_json::Value) {
 async fn an_uncalibrated_grant_is_labelled_inferred_everywhere() {
     let s = setup(SignedUrlMode::PermissionFirst).await;
     let yaml = std::fs::read_to_string(s.dir.path().join("config.yaml")).expect("config");
-    let yaml = format!("defaults:\n  interval: 1s\n  timeout: 500ms\n{yaml}");
+    let yaml = Doc::parse(&yaml)
+        .defaults(serde_json::json!({"interval": "1s", "timeout": "500ms"}))
+        .render();
     let d = Daemon::start(&yaml).await;
     let (basis, permission) = daemon_basis(&d).await;
     assert_eq!(basis.as_deref(), Some("inferred"), "{}", d.metrics().await);

@@ -12,7 +12,9 @@ use tokio::time::Instant;
 
 use crate::check::{credwatch, parse};
 use crate::harness::{Daemon, sample, tempdir::TempDir};
+use crate::support::{Doc, Item, el, tw};
 use credwatch_sim::demo::CALL_PATHS;
+use serde_json::json;
 
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| s.to_string()).collect()
@@ -278,19 +280,32 @@ async fn check_demo_explains_every_call_path_and_gates_on_one() {
 /// The demo's world with one path over el-agent-prod and twilio-prod,
 /// checked every 10s, links looked at every 60s.
 async fn one_path(sim: &Simulator) -> Daemon {
-    let yaml = format!(
-        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
-         call_paths:\n  - name: p\n    elevenlabs: el\n    agent_id: {agent}\n    agent_phone_number_id: {number}\n    twilio: tw\n    destinations: [US]\n    labels: {{team: voice, env: prod}}\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
-         twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n    voice_base_url: {tw}\n",
-        agent = d::EL_AGENT_ULAW_ID,
-        number = d::EL_PHONE_SUPPORT_ID,
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    );
+    let yaml = Doc::new()
+        .defaults(json!({"interval": "10s", "timeout": "2s", "detail_interval": "60s"}))
+        .push(
+            "call_paths",
+            Item::new(json!({
+                "name": "p", "elevenlabs": "el", "agent_id": d::EL_AGENT_ULAW_ID,
+                "agent_phone_number_id": d::EL_PHONE_SUPPORT_ID, "twilio": "tw",
+                "destinations": ["US"], "labels": {"team": "voice", "env": "prod"},
+            })),
+        )
+        .push(
+            "elevenlabs",
+            el("el", d::EL_AGENT_PROD_KEY, &sim.elevenlabs_url(), ""),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &sim.twilio_url(),
+                "",
+            )
+            .set("voice_base_url", sim.twilio_url()),
+        )
+        .render();
     let dm = Daemon::start(&yaml).await;
     until(&dm, 200, Duration::from_secs(60)).await;
     dm
@@ -392,21 +407,42 @@ async fn a_rejected_twilio_credential_breaks_the_path_before_its_next_look() {
 async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothing() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
     let dir = TempDir::new();
-    let yaml = format!(
-        "call_paths:\n\
-         \x20 - name: ok\n    elevenlabs: el\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n\
-         \x20 - name: wrong-kind\n    elevenlabs: tw\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: el\n\
-         \x20 - name: unknown\n    elevenlabs: el-nope\n    agent_id: agent/../x\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    destinations: [US, UK, us]\n\
-         \x20 - name: ok\n    elevenlabs: el-no-write\n    agent_id: agent_1\n    agent_phone_number_id: phnum_1\n    twilio: tw\n    labels: {{call_path: x}}\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n\
-         \x20 - name: el-no-write\n    api_key: {key}\n    base_url: {el}\n    required_permissions: [convai_read]\n\
-         twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    );
+    let path_item = |name: &str, el: &str, agent: &str, tw: &str| {
+        Item::new(json!({
+            "name": name, "elevenlabs": el, "agent_id": agent,
+            "agent_phone_number_id": "phnum_1", "twilio": tw,
+        }))
+    };
+    let el_url = sim.elevenlabs_url();
+    let yaml = Doc::new()
+        .extend(
+            "call_paths",
+            [
+                path_item("ok", "el", "agent_1", "tw"),
+                path_item("wrong-kind", "tw", "agent_1", "el"),
+                path_item("unknown", "el-nope", "agent/../x", "tw")
+                    .set("destinations", ["US", "UK", "us"]),
+                path_item("ok", "el-no-write", "agent_1", "tw")
+                    .set("labels", json!({"call_path": "x"})),
+            ],
+        )
+        .push("elevenlabs", el("el", d::EL_AGENT_PROD_KEY, &el_url, ""))
+        .push(
+            "elevenlabs",
+            el("el-no-write", d::EL_AGENT_PROD_KEY, &el_url, "")
+                .set("required_permissions", ["convai_read"]),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &sim.twilio_url(),
+                "",
+            ),
+        )
+        .render();
     let path = dir.path().join("config.yaml");
     std::fs::write(&path, yaml).expect("write");
     let path = path.to_string_lossy().into_owned();
@@ -437,22 +473,36 @@ async fn config_mistakes_in_call_paths_exit_2_naming_the_key_path_and_send_nothi
 /// The demo's el-agent-prod with `phone_numbers: true`, linked to `twilio`
 /// (or to nothing), and the demo's Twilio credentials.
 fn numbers_config(sim: &Simulator, twilio: Option<&str>) -> String {
-    format!(
-        "defaults:\n  interval: 10s\n  timeout: 2s\n  detail_interval: 60s\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n    phone_numbers: true\n{link}\
-         twilio:\n  - name: tw-rotated\n    account_sid: {rsid}\n    auth_token: {rtoken}\n    base_url: {tw}\n\
-         \x20 - name: tw-prod\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
-        key = d::EL_AGENT_PROD_KEY,
-        el = sim.elevenlabs_url(),
-        link = twilio
-            .map(|t| format!("    twilio: {t}\n"))
-            .unwrap_or_default(),
-        rsid = d::TWILIO_ROTATED_SID,
-        rtoken = d::TWILIO_ROTATED_TOKEN,
-        sid = d::TWILIO_PROD_SID,
-        token = d::TWILIO_PROD_TOKEN,
-        tw = sim.twilio_url(),
-    )
+    let mut el_item =
+        el("el", d::EL_AGENT_PROD_KEY, &sim.elevenlabs_url(), "").set("phone_numbers", true);
+    if let Some(t) = twilio {
+        el_item = el_item.set("twilio", t);
+    }
+    let url = sim.twilio_url();
+    Doc::new()
+        .defaults(json!({"interval": "10s", "timeout": "2s", "detail_interval": "60s"}))
+        .push("elevenlabs", el_item)
+        .push(
+            "twilio",
+            tw(
+                "tw-rotated",
+                d::TWILIO_ROTATED_SID,
+                d::TWILIO_ROTATED_TOKEN,
+                &url,
+                "",
+            ),
+        )
+        .push(
+            "twilio",
+            tw(
+                "tw-prod",
+                d::TWILIO_PROD_SID,
+                d::TWILIO_PROD_TOKEN,
+                &url,
+                "",
+            ),
+        )
+        .render()
 }
 
 /// Every `problem` of `credwatch_elevenlabs_phone_number_problem_info` for one number.
@@ -473,6 +523,28 @@ fn number_problems(metrics: &str, id: &str) -> Vec<String> {
         .collect()
 }
 
+/// The metrics once the cross-check (informational work, which runs after
+/// the first decisive cycle, so after `/readyz`) has looked at the demo's
+/// imported numbers.
+async fn cross_checked(dm: &Daemon) -> String {
+    dm.wait_ready(Duration::from_secs(20)).await;
+    for id in [
+        d::EL_PHONE_SUPPORT_ID,
+        d::EL_PHONE_SPARE_ID,
+        d::EL_PHONE_LEGACY_ID,
+    ] {
+        crate::support::wait_sample(
+            dm,
+            Duration::from_secs(20),
+            "credwatch_elevenlabs_phone_number_ready",
+            &[id],
+            |_| true,
+        )
+        .await;
+    }
+    dm.metrics().await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ownership() {
     let sim = Simulator::start(World::demo()).await.expect("simulator");
@@ -480,8 +552,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
     // Linked to a Twilio credential that is rejected: no number is ready,
     // the one on the account included.
     let dm = Daemon::start(&numbers_config(&sim, Some("tw-rotated"))).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     assert_eq!(
         sample(
             &m,
@@ -500,8 +571,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
 
     // The same number through the Twilio credential that owns it: ready.
     let dm = Daemon::start(&numbers_config(&sim, Some("tw-prod"))).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     assert_eq!(
         sample(
             &m,
@@ -516,8 +586,7 @@ async fn an_imported_number_is_ready_only_with_a_proven_twilio_credential_and_ow
 
     // No `twilio:` link: nothing proves ownership, so nothing is ready.
     let dm = Daemon::start(&numbers_config(&sim, None)).await;
-    dm.wait_ready(Duration::from_secs(20)).await;
-    let m = dm.metrics().await;
+    let m = cross_checked(&dm).await;
     for id in [
         d::EL_PHONE_SUPPORT_ID,
         d::EL_PHONE_SPARE_ID,

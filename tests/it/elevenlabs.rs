@@ -10,6 +10,7 @@ use credwatch_sim::{
 };
 
 use crate::harness::{Daemon, sample};
+use crate::support::Item;
 use crate::support::{
     FAST_DETAILS, assert_error_counted, assert_nothing_unclassified,
     assert_only_credential_unhealthy, assert_verdict, config, cred, el, el_key, wait_status,
@@ -85,7 +86,7 @@ fn world() -> World {
 async fn watch(world: World, creds: &[(&str, String, &str)]) -> (Simulator, Daemon) {
     let sim = Simulator::start(world).await.expect("simulator");
     let url = sim.elevenlabs_url();
-    let items: Vec<String> = creds
+    let items: Vec<Item> = creds
         .iter()
         .map(|(name, key, extra)| el(name, key, &url, extra))
         .collect();
@@ -438,16 +439,23 @@ async fn a_key_revoked_upstream_flips_health_to_503_within_one_interval() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inconclusive_probe_is_unknown_and_does_not_cancel_the_cycle() {
     let sim = Simulator::start(world()).await.expect("simulator");
-    let head = format!(
-        "{FAST_DETAILS}permission_probes:\n  workspace_read:\n    path: /v1/convai/agents/agent_0000000000000000000000000000\n    granted:\n      - status: 200\n    not_granted:\n      - status: 401\n        code: missing_permissions\n"
-    );
-    let items = [el(
-        "el-odd-probe",
-        &el_key("full"),
-        &sim.elevenlabs_url(),
-        "    required_permissions: [workspace_read, convai_write]\n    phone_numbers: true\n",
-    )];
-    let d = Daemon::start(&config(&head, &items, &[])).await;
+    let yaml = crate::support::Doc::new()
+        .with_lines(FAST_DETAILS)
+        .set(
+            "permission_probes",
+            serde_json::json!({"workspace_read": {
+                "path": "/v1/convai/agents/agent_0000000000000000000000000000",
+                "granted": [{"status": 200}],
+                "not_granted": [{"status": 401, "code": "missing_permissions"}],
+            }}),
+        )
+        .push(
+            "elevenlabs",
+            el("el-odd-probe", &el_key("full"), &sim.elevenlabs_url(), "")
+                .set("required_permissions", ["workspace_read", "convai_write"])
+                .set("phone_numbers", true),
+        );
+    let d = Daemon::start(&yaml.render()).await;
     let me = cred("el-odd-probe");
     crate::support::wait_sample(
         &d,

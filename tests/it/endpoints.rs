@@ -217,14 +217,20 @@ async fn many_healthy(
 ) {
     use credwatch::outcome::{Attempt, Evidence, Fact};
     use credwatch::server::{self, App, Limits};
-    let mut yaml = String::from("elevenlabs:\n");
-    for i in 0..n {
-        yaml += &format!(
-            "  - name: el-{i:05}\n    api_key: sk_{i:048x}\n    base_url: http://127.0.0.1:9\n    required_permissions: []\n"
-        );
-    }
+    let yaml = crate::support::Doc::new().extend(
+        "elevenlabs",
+        (0..n).map(|i| {
+            el(
+                &format!("el-{i:05}"),
+                &format!("sk_{i:048x}"),
+                "http://127.0.0.1:9",
+                "",
+            )
+            .set("required_permissions", Vec::<String>::new())
+        }),
+    );
     let config = credwatch::config::Config::from_yaml(
-        &yaml,
+        &yaml.render(),
         std::path::Path::new("many.yaml"),
         &std::collections::HashMap::<String, String>::new(),
     )

@@ -2,49 +2,42 @@
 //! through credwatch's classifiers and compares the outcome with the
 //! entry's `expect` (the format is described in `docs/upstream-evidence.md`).
 //!
-//! ElevenLabs entries go through the pure classifiers (`parse_body`,
-//! `subscription_outcome`, `permission_meaning` with the built-in probe
-//! table); Twilio's `account` and `balance` through `account_outcome` and
-//! `balance_outcome`. Twilio's auth check (`phone_numbers`) classifies
-//! inside the request loop, so those entries are served over HTTP by the
-//! simulator (a `Fault::Custom` with the entry's status, content type and
-//! body) and go through `providers::run`, the daemon's own entry point.
+//! Nothing here names a provider: each fake of the simulator
+//! (`credwatch_sim::FAKES`) brings its corpus file (`Fake::corpus`), and each
+//! entry goes through its provider's replay hook (`Provider::replay`, the
+//! classifier its cycle runs on that answer, with no network).
 //!
 //! Every mismatch is collected and reported at once, by entry id.
 
-use std::collections::HashMap;
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
-use credwatch::config::Config;
 use credwatch::outcome::{Attempt, Evidence, Fact, Failure, Reason};
-use credwatch::providers::http::{Answer, Upstream};
-use credwatch::providers::{self, Context, Detail, Plan, elevenlabs, twilio};
-use credwatch_sim::{Fault, Simulator, World};
+use credwatch::providers::http::Answer;
+use credwatch::providers::{Detail, Provider, elevenlabs};
 use serde_json::Value;
 
-use crate::support::{ac_sid, tw_token};
-
-const FILES: [(&str, &str); 2] = [
-    (
-        "elevenlabs.json",
-        include_str!("../fixtures/upstream/elevenlabs.json"),
-    ),
-    (
-        "twilio.json",
-        include_str!("../fixtures/upstream/twilio.json"),
-    ),
-];
-
-fn corpus() -> Vec<Value> {
-    FILES
+/// The provider a fake stands for: the one whose config section it is.
+fn provider_of(fake: &str) -> Provider {
+    Provider::ALL
         .iter()
-        .flat_map(|(name, text)| {
-            let v: Value =
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("{name} is not JSON: {e}"));
-            v.as_array()
-                .unwrap_or_else(|| panic!("{name} is not a list"))
-                .clone()
+        .copied()
+        .find(|p| p.as_str() == fake)
+        .unwrap_or_else(|| panic!("the simulator's fake `{fake}` is no provider of credwatch"))
+}
+
+/// Every recorded answer, with the provider it was recorded from.
+fn corpus() -> Vec<(Provider, Value)> {
+    credwatch_sim::FAKES
+        .iter()
+        .flat_map(|fake| {
+            let name = fake.name();
+            let v: Value = serde_json::from_str(fake.corpus())
+                .unwrap_or_else(|e| panic!("the corpus of {name} is not JSON: {e}"));
+            let entries = v
+                .as_array()
+                .unwrap_or_else(|| panic!("the corpus of {name} is not a list"))
+                .clone();
+            entries.into_iter().map(move |e| (provider_of(name), e))
         })
         .collect()
 }
@@ -54,15 +47,13 @@ fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
 }
 
 /// The answer as credwatch's HTTP client would have built it.
-fn answer(entry: &Value) -> Answer {
+fn answer(provider: Provider, entry: &Value) -> Answer {
     let header = |name: &str| entry["headers"][name].as_str().map(str::to_string);
     Answer {
         status: entry["status"].as_u64().expect("status") as u16,
         content_type: header("content-type"),
         body: bytes::Bytes::from(str_of(entry, "body").to_string()),
-        request_id: header("request-id")
-            .or_else(|| header("x-trace-id"))
-            .or_else(|| header("twilio-request-id")),
+        request_id: provider.request_id_headers().iter().find_map(|h| header(h)),
         retry_after: None,
     }
 }
@@ -77,31 +68,12 @@ fn attempt(check: &str, result: Result<Vec<Fact>, Failure>) -> Attempt {
     }
 }
 
-/// Classifies `entry` for `check` with the pure classifiers; `None` for the
-/// checks that need HTTP.
-fn classify(entry: &Value, check: &str) -> Option<Attempt> {
-    let a = answer(entry);
-    let result = match check {
-        "subscription" => {
-            let body = elevenlabs::parse_body(&a);
-            elevenlabs::subscription_outcome(&a, &body).0
-        }
-        "account" => twilio::account_outcome(&a, false).0,
-        "balance" => twilio::balance_outcome(&a, false).0,
-        "phone_numbers" => return None,
-        other => {
-            let permission = other
-                .strip_prefix("permission_")
-                .unwrap_or_else(|| panic!("unknown check `{other}`"));
-            let probe = elevenlabs::default_permission_probes()
-                .into_iter()
-                .find(|p| p.permission == permission)
-                .unwrap_or_else(|| panic!("no built-in probe for `{permission}`"));
-            let body = elevenlabs::parse_body(&a);
-            elevenlabs::permission_meaning(&probe, None, &a, &body).0
-        }
-    };
-    Some(attempt(check, result))
+/// Classifies `entry` for `check` with its provider's replay hook.
+fn classify(provider: Provider, entry: &Value, check: &str) -> Attempt {
+    let (result, _detail) = provider
+        .replay(check, &answer(provider, entry))
+        .unwrap_or_else(|| panic!("{provider} has no check `{check}`"));
+    attempt(check, result)
 }
 
 fn reason_str(r: Reason) -> &'static str {
@@ -199,62 +171,19 @@ fn compare(attempt: &Attempt, expect: &Value) -> Vec<String> {
     wrong
 }
 
-/// Serves `entry` for every Twilio request and runs the daemon's Twilio
-/// checks (auth check only) against it.
-async fn twilio_auth_check(sim: &Simulator, entry: &Value) -> Attempt {
-    let content_type = entry["headers"]["content-type"]
-        .as_str()
-        .unwrap_or("application/json")
-        .to_string();
-    let fault = Fault::Custom {
-        status: entry["status"].as_u64().expect("status") as u16,
-        content_type,
-        body: str_of(entry, "body").to_string(),
-    };
-    sim.update(|w| w.twilio.fault = Some(fault));
-    let yaml = format!(
-        "twilio:\n  - name: replay\n    account_sid: {}\n    auth_token: {}\n    base_url: {}\n",
-        ac_sid("replay"),
-        tw_token("replay"),
-        sim.twilio_url()
-    );
-    let config = Config::from_yaml(
-        &yaml,
-        Path::new("replay.yaml"),
-        &HashMap::<String, String>::new(),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    let upstream = Upstream::new(4, None).expect("client");
-    let ctx = Context {
-        upstream: &upstream,
-        shared: &config.shared,
-        linked: None,
-    };
-    let attempts = providers::run(&config.credentials[0], &ctx, &Plan::default()).await;
-    attempts
-        .into_iter()
-        .next()
-        .expect("the auth check always runs")
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_recorded_answer_produces_its_expected_verdict() {
-    credwatch::providers::http::install_crypto_provider();
+#[test]
+fn every_recorded_answer_produces_its_expected_verdict() {
     let corpus = corpus();
     assert!(corpus.len() >= 60, "the corpus shrank: {}", corpus.len());
-    let sim = Simulator::start(World::default()).await.expect("simulator");
     let mut failures = Vec::new();
     let mut replayed = 0;
-    for entry in &corpus {
+    for (provider, entry) in &corpus {
         let id = str_of(entry, "id");
         let expects = entry["expect"].as_array().expect("expect is a list");
         assert!(!expects.is_empty(), "{id}: nothing expected");
         for expect in expects {
             let check = str_of(expect, "check");
-            let attempt = match classify(entry, check) {
-                Some(a) => a,
-                None => twilio_auth_check(&sim, entry).await,
-            };
+            let attempt = classify(*provider, entry, check);
             replayed += 1;
             for wrong in compare(&attempt, expect) {
                 failures.push(format!("{id} [{check}]: {wrong}"));
@@ -273,11 +202,11 @@ async fn every_recorded_answer_produces_its_expected_verdict() {
 /// The comparison itself can fail: a wrong expectation is caught.
 #[test]
 fn a_wrong_expectation_is_reported() {
-    let entry = corpus()
+    let (provider, entry) = corpus()
         .into_iter()
-        .find(|e| e["id"] == "el-401-invalid-api-key")
+        .find(|(_, e)| e["id"] == "el-401-invalid-api-key")
         .expect("entry");
-    let attempt = classify(&entry, "subscription").expect("pure");
+    let attempt = classify(provider, &entry, "subscription");
     assert!(
         compare(
             &attempt,
@@ -297,11 +226,48 @@ fn the_evidence_page_lists_every_entry() {
     let page = include_str!("../../docs/upstream-evidence.md");
     let missing: Vec<String> = corpus()
         .iter()
-        .map(|e| str_of(e, "id").to_string())
+        .map(|(_, e)| str_of(e, "id").to_string())
         .filter(|id| !page.contains(&format!("`{id}`")))
         .collect();
     assert!(
         missing.is_empty(),
         "not in docs/upstream-evidence.md: {missing:?}"
     );
+}
+
+/// Every provider has a fake in the simulator with a corpus, with recorded
+/// answers for its auth check, and every entry of a corpus is its
+/// provider's. (Not every check has one: nothing was ever recorded for the
+/// `models_read` probe.)
+#[test]
+fn every_provider_has_a_corpus_with_its_auth_check() {
+    let fakes: Vec<&str> = credwatch_sim::FAKES.iter().map(|f| f.name()).collect();
+    let corpus = corpus();
+    let mut problems = Vec::new();
+    for &provider in Provider::ALL {
+        if !fakes.contains(&provider.as_str()) {
+            problems.push(format!("{provider}: no fake in credwatch_sim::FAKES"));
+            continue;
+        }
+        let check = provider.auth_check();
+        let recorded = corpus.iter().any(|(p, e)| {
+            *p == provider
+                && e["expect"]
+                    .as_array()
+                    .is_some_and(|x| x.iter().any(|x| str_of(x, "check") == check))
+        });
+        if !recorded {
+            problems.push(format!("{provider}: no recorded answer for `{check}`"));
+        }
+    }
+    for (provider, entry) in &corpus {
+        if str_of(entry, "provider") != provider.as_str() {
+            problems.push(format!(
+                "{}: in the corpus of {provider}, recorded from `{}`",
+                str_of(entry, "id"),
+                str_of(entry, "provider")
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample};
+use crate::support::Item;
 use crate::support::{
     FAST, ac_sid, config, cred, el, el_key, eventually, lines_of, tw, tw_token, wait_verdict,
 };
@@ -302,7 +303,7 @@ async fn elevenlabs_faults_keep_the_last_verdict_and_count_their_reason() {
         world.elevenlabs.add_key(el_key(c.name), key);
     }
     let sim = Simulator::start(world).await.expect("simulator");
-    let items: Vec<String> = cases
+    let items: Vec<Item> = cases
         .iter()
         .map(|c| el(c.name, &el_key(c.name), &sim.elevenlabs_url(), ""))
         .collect();
@@ -412,7 +413,7 @@ async fn twilio_faults_keep_the_last_verdict_and_count_their_reason() {
         );
     }
     let sim = Simulator::start(world).await.expect("simulator");
-    let items: Vec<String> = cases
+    let items: Vec<Item> = cases
         .iter()
         .map(|c| {
             let token = if c.name.starts_with("tw-wrong-token") {

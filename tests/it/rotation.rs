@@ -13,7 +13,9 @@ use credwatch::secret::Secret;
 use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample, tempdir::TempDir};
+use crate::support::{Doc, Item};
 use crate::support::{ac_sid, cred, el_key, eventually, lines_of, tw_token};
+use serde_json::json;
 
 fn write_secret(path: &Path, value: &str) {
     let mut f = std::fs::OpenOptions::new()
@@ -106,16 +108,32 @@ async fn rotated_secret_files_are_picked_up_without_a_restart() {
     std::fs::create_dir_all(&mount).expect("mkdir");
     kubelet_mount(&mount, "api-key", "2026_01_01_00_00_00.1", &key_k1);
     write_secret(&dir.path().join("tw-token"), &token_old);
-    let yaml = format!(
-        "secret_poll_interval: 1s\n{}elevenlabs:\n\
-         \x20 - name: el-file\n    api_key_file: el-key\n    base_url: {el}\n    required_permissions: []\n\
-         \x20 - name: el-kubelet\n    api_key_file: mounted/api-key\n    base_url: {el}\n    required_permissions: []\n\
-         twilio:\n\
-         \x20 - name: tw-file\n    account_sid: {sid}\n    auth_token_file: tw-token\n    base_url: {tw}\n",
-        crate::support::FAST,
-        el = sim.elevenlabs_url(),
-        tw = sim.twilio_url(),
-    );
+    let el = sim.elevenlabs_url();
+    let yaml = Doc::new()
+        .set("secret_poll_interval", "1s")
+        .with_lines(crate::support::FAST)
+        .push(
+            "elevenlabs",
+            Item::new(json!({
+                "name": "el-file", "api_key_file": "el-key", "base_url": el,
+                "required_permissions": [],
+            })),
+        )
+        .push(
+            "elevenlabs",
+            Item::new(json!({
+                "name": "el-kubelet", "api_key_file": "mounted/api-key", "base_url": el,
+                "required_permissions": [],
+            })),
+        )
+        .push(
+            "twilio",
+            Item::new(json!({
+                "name": "tw-file", "account_sid": sid, "auth_token_file": "tw-token",
+                "base_url": sim.twilio_url(),
+            })),
+        )
+        .render();
     let d = Daemon::start_in(dir.clone(), &yaml).await;
     for name in ["el-file", "el-kubelet", "tw-file"] {
         crate::support::wait_status(&d, name, "healthy").await;
@@ -289,12 +307,17 @@ async fn a_changed_secret_starts_from_nothing_and_a_refused_one_is_invalid_confi
     let dir = Arc::new(TempDir::new());
     let file = dir.path().join("fresh-key");
     write_secret(&file, &key_good);
-    let yaml = format!(
-        "secret_poll_interval: 1s\n{}elevenlabs:\n\
-         \x20 - name: el-fresh\n    api_key_file: fresh-key\n    base_url: {el}\n",
-        crate::support::FAST,
-        el = sim.elevenlabs_url(),
-    );
+    let yaml = Doc::new()
+        .set("secret_poll_interval", "1s")
+        .with_lines(crate::support::FAST)
+        .push(
+            "elevenlabs",
+            Item::new(json!({
+                "name": "el-fresh", "api_key_file": "fresh-key",
+                "base_url": sim.elevenlabs_url(),
+            })),
+        )
+        .render();
     let d = Daemon::start_in(dir.clone(), &yaml).await;
     let me = cred("el-fresh");
     crate::support::wait_status(&d, "el-fresh", "healthy").await;

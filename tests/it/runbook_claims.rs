@@ -21,7 +21,8 @@ use credwatch::config::Config;
 use credwatch_sim::{ElAccount, ElKey, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
-use crate::support::{ac_sid, el_key, eventually, tw_token};
+use crate::support::{Doc, Item, ac_sid, el, el_key, eventually, tw, tw_token};
+use serde_json::json;
 
 /// The documents that make such claims, with how to cut them into clauses.
 const DOCUMENTS: [(&str, &str); 3] = [
@@ -87,13 +88,14 @@ async fn observed_schedule() -> BTreeMap<(String, String), bool> {
             .with_generated_numbers(1200),
     );
     let sim = Simulator::start(world).await.expect("simulator");
-    let yaml = format!(
-        "defaults:\n  interval: 1s\n  timeout: 500ms\n  detail_interval: 1h\n\
-         elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {el}\n    phone_numbers: true\n\
-         twilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {tw}\n",
-        el = sim.elevenlabs_url(),
-        tw = sim.twilio_url(),
-    );
+    let yaml = Doc::new()
+        .defaults(json!({"interval": "1s", "timeout": "500ms", "detail_interval": "1h"}))
+        .push(
+            "elevenlabs",
+            el("el", &key, &sim.elevenlabs_url(), "").set("phone_numbers", true),
+        )
+        .push("twilio", tw("tw", &sid, &token, &sim.twilio_url(), ""))
+        .render();
     let d = Daemon::start(&yaml).await;
     let counts = eventually(Duration::from_secs(30), "four cycles of each", || {
         let d = &d;
@@ -192,10 +194,16 @@ fn re_read_claims_are_about_files_and_env_secrets_need_a_restart() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     }
-    let yaml = format!(
-        "elevenlabs:\n  - name: from-env\n    api_key_env: CLAIMS_KEY\n  - name: from-file\n    api_key_file: {}\n",
-        file.display()
-    );
+    let yaml = Doc::new()
+        .push(
+            "elevenlabs",
+            Item::new(json!({"name": "from-env", "api_key_env": "CLAIMS_KEY"})),
+        )
+        .push(
+            "elevenlabs",
+            Item::new(json!({"name": "from-file", "api_key_file": file.display().to_string()})),
+        )
+        .render();
     let config = Config::from_yaml(&yaml, &dir.path().join("config.yaml"), &env)
         .unwrap_or_else(|e| panic!("{e}"));
     let polled = |name: &str| {

@@ -11,7 +11,8 @@ use credwatch_sim::twilio::AUTH_TOKEN_SENTINEL;
 use credwatch_sim::{Fault, Simulator};
 
 use crate::harness::{Daemon, logs};
-use crate::support::{registered_secrets, sk_sid, tw_key_secret};
+use crate::support::{Doc, Item, el, registered_secrets, sk_sid, tw, tw_key_secret};
+use serde_json::json;
 
 fn basic(user: &str, password: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
@@ -134,15 +135,15 @@ async fn no_secret_appears_in_logs_metrics_health_or_errors_even_when_upstream_m
 
     // A reload that fails on a config holding secrets (swapped SID and token).
     let good = std::fs::read_to_string(dm.config_path()).expect("config");
-    std::fs::write(
-        dm.config_path(),
-        format!(
-            "{good}  - name: twilio-swapped\n    account_sid: {}\n    auth_token: {}\n",
-            d::TWILIO_PROD_TOKEN,
-            d::TWILIO_PROD_SID
-        ),
-    )
-    .expect("write config");
+    let swapped = Doc::parse(&good).push(
+        "twilio",
+        Item::new(json!({
+            "name": "twilio-swapped",
+            "account_sid": d::TWILIO_PROD_TOKEN,
+            "auth_token": d::TWILIO_PROD_SID,
+        })),
+    );
+    std::fs::write(dm.config_path(), swapped.render()).expect("write config");
     let (code, reload_error) = dm.post_reload().await;
     assert_eq!(code, 500);
     assert_eq!(reload_error, credwatch::server::RELOAD_FAILED);
@@ -200,55 +201,69 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
     let secret = crate::support::el_key("typed-under-the-wrong-key");
     let tw_secret = crate::support::tw_token("typed-under-the-wrong-key");
     let good_key = crate::support::el_key("wrong-key-good");
-    let item = |extra: &str| format!("elevenlabs:\n  - name: a\n    api_key: {good_key}\n{extra}");
+    let a = || Item::new(json!({"name": "a", "api_key": good_key}));
+    let item = |a: Item| Doc::new().push("elevenlabs", a).render();
+    let key = |v: String| item(Item::new(json!({"name": "a", "api_key": v})));
     // serde stops at the first wrong type, so one file per wrong type; the
     // validator's own checks are all reported from one file.
     let cases: Vec<(String, Vec<&str>)> = vec![
         (
-            item(&format!("    critical: {secret}\n")),
+            item(a().set("critical", &secret)),
             vec!["elevenlabs[0].critical", "expected `true` or `false`"],
         ),
         (
-            item(&format!("    interval: {secret}\n")),
+            item(a().set("interval", &secret)),
             vec!["elevenlabs[0].interval", "expected a duration"],
         ),
         (
-            item(&format!("    required_permissions: {tw_secret}\n")),
+            item(a().set("required_permissions", &tw_secret)),
             vec!["elevenlabs[0].required_permissions", "expected a list"],
         ),
         // A secret with a wrapper (quotes, `Bearer `, a dotenv line) is named
         // as such, with the fix, and not repeated.
         (
-            format!("elevenlabs:\n  - name: a\n    api_key: '\"{secret}\"'\n"),
+            key(format!("\"{secret}\"")),
             vec!["elevenlabs[0].api_key", "is wrapped in quotes"],
         ),
         (
-            format!("elevenlabs:\n  - name: a\n    api_key: 'Bearer {secret}'\n"),
+            key(format!("Bearer {secret}")),
             vec!["elevenlabs[0].api_key", "starts with `Bearer `"],
         ),
         (
-            format!("elevenlabs:\n  - name: a\n    api_key: 'ELEVENLABS_API_KEY={secret}'\n"),
+            key(format!("ELEVENLABS_API_KEY={secret}")),
             vec![
                 "elevenlabs[0].api_key",
                 "is a whole `ELEVENLABS_API_KEY=…` line",
             ],
         ),
         (
-            format!("max_concurrent_requests_per_host: {tw_secret}\n"),
+            Doc::new()
+                .set("max_concurrent_requests_per_host", &tw_secret)
+                .render(),
             vec![
                 "max_concurrent_requests_per_host",
                 "expected a whole number",
             ],
         ),
         (
-            item(&format!("    {secret}: true\n")),
+            item(a().set(&secret, true)),
             vec!["elevenlabs[0]: an unknown key"],
         ),
         (
-            format!(
-                "listen: {secret}\n{}    base_url: {secret}\n    phone_numbers: true\n    twilio: {tw_secret}\n    required_permissions: [{secret}]\n  - name: b\n    api_key_env: {tw_secret}\n",
-                item("")
-            ),
+            Doc::new()
+                .set("listen", &secret)
+                .push(
+                    "elevenlabs",
+                    a().set("base_url", &secret)
+                        .set("phone_numbers", true)
+                        .set("twilio", &tw_secret)
+                        .set("required_permissions", [&secret]),
+                )
+                .push(
+                    "elevenlabs",
+                    Item::new(json!({"name": "b", "api_key_env": tw_secret})),
+                )
+                .render(),
             vec![
                 "listen: is not a listen address",
                 "elevenlabs[0].base_url: is not a URL",
@@ -293,13 +308,9 @@ async fn a_secret_typed_under_the_wrong_key_is_never_echoed() {
         credwatch_sim::ElKey::new("keyItWrongKey", "ws-wrong-key"),
     );
     let sim = Simulator::start(world).await.expect("simulator");
-    let base = format!("    base_url: {}\n", sim.elevenlabs_url());
-    let dm = crate::harness::Daemon::start(&item(&base)).await;
-    std::fs::write(
-        dm.config_path(),
-        item(&format!("{base}    critical: {secret}\n")),
-    )
-    .expect("write config");
+    let based = || a().set("base_url", sim.elevenlabs_url());
+    let dm = crate::harness::Daemon::start(&item(based())).await;
+    std::fs::write(dm.config_path(), item(based().set("critical", &secret))).expect("write config");
     let (code, body) = dm.post_reload().await;
     assert_eq!(code, 500);
     dm.stop().await;
@@ -340,11 +351,8 @@ async fn the_daemon_runs_with_core_dumps_disabled() {
     let dir = TempDir::new();
     let config = dir.path().join("config.yaml");
     let key = crate::support::el_key("core-dumps");
-    std::fs::write(
-        &config,
-        format!("elevenlabs:\n  - name: a\n    api_key: {key}\n    base_url: http://127.0.0.1:9\n"),
-    )
-    .expect("write config");
+    let yaml = Doc::new().push("elevenlabs", el("a", &key, "http://127.0.0.1:9", ""));
+    std::fs::write(&config, yaml.render()).expect("write config");
     // The shell allows core files (soft limit 1 KiB), then becomes credwatch.
     let child = Child(
         std::process::Command::new("sh")
@@ -483,15 +491,18 @@ async fn a_proxy_never_sees_a_secret_sent_over_plain_http() {
     let sim = Simulator::start(world).await.expect("simulator");
     let dir = TempDir::new();
     let config = dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "elevenlabs:\n  - name: el\n    api_key: {key}\n    base_url: {}\n    allow_insecure_http: true\n    required_permissions: []\ntwilio:\n  - name: tw\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {}\n    allow_insecure_http: true\n",
-            sim.elevenlabs_url(),
-            sim.twilio_url()
-        ),
-    )
-    .expect("write config");
+    let yaml = Doc::new()
+        .push(
+            "elevenlabs",
+            el("el", &key, &sim.elevenlabs_url(), "")
+                .set("allow_insecure_http", true)
+                .set("required_permissions", Vec::<String>::new()),
+        )
+        .push(
+            "twilio",
+            tw("tw", &sid, &token, &sim.twilio_url(), "").set("allow_insecure_http", true),
+        );
+    std::fs::write(&config, yaml.render()).expect("write config");
     let proxy_url = proxy.url.clone();
     let run = tokio::task::spawn_blocking(move || {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"));

@@ -23,14 +23,19 @@ async fn serve(limits: Limits) -> (String, tokio::sync::oneshot::Sender<()>) {
 /// A server whose state holds `n` (pending) credentials: `/metrics` grows
 /// with `n` (about 1 KiB each).
 async fn serve_credentials(limits: Limits, n: usize) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut yaml = String::from("elevenlabs:\n");
-    for i in 0..n {
-        yaml += &format!(
-            "  - name: a{i}\n    api_key: sk_limits_test_key_{i}\n    base_url: http://127.0.0.1:9\n"
-        );
-    }
+    let yaml = crate::support::Doc::new().extend(
+        "elevenlabs",
+        (0..n).map(|i| {
+            crate::support::el(
+                &format!("a{i}"),
+                &format!("sk_limits_test_key_{i}"),
+                "http://127.0.0.1:9",
+                "",
+            )
+        }),
+    );
     let config = Config::from_yaml(
-        &yaml,
+        &yaml.render(),
         Path::new("limits.yaml"),
         &std::collections::HashMap::<String, String>::new(),
     )

@@ -261,14 +261,12 @@ async fn refused_at_start_and_reset_on_reload() {
     let with_key = |key: &str| {
         config(
             FAST_DETAILS,
-            &[format!(
-                "  - name: el-reload-fresh\n    api_key: \"{key}\"\n    base_url: {url}\n"
-            )],
+            &[crate::support::el("el-reload-fresh", key, &url, "")],
             &[],
         )
     };
-    // YAML `\n` inside double quotes: a line break inside the key.
-    let two_lines = with_key(&format!("{key_good}\\nsecond-line"));
+    // A line break inside the key.
+    let two_lines = with_key(&format!("{key_good}\nsecond-line"));
     let d = Daemon::start(&two_lines).await;
     let c = d
         .wait_for("el-reload-fresh", Duration::from_secs(20), |c| {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 use credwatch_sim::{ElAccount, ElKey, Fault, Simulator, TwilioAccount, World};
 
 use crate::harness::Daemon;
+use crate::support::Item;
 use crate::support::{FAST, ac_sid, config, el, el_key, eventually, tw, tw_token};
 
 const EACH: usize = 10;
@@ -47,11 +48,11 @@ async fn a_5xx_storm_on_every_credential_is_met_with_backoff_and_changes_no_verd
         );
     }
     let sim = Simulator::start(world).await.expect("simulator");
-    let els: Vec<String> = el_names
+    let els: Vec<Item> = el_names
         .iter()
         .map(|n| el(n, &el_key(n), &sim.elevenlabs_url(), ""))
         .collect();
-    let tws: Vec<String> = tw_names
+    let tws: Vec<Item> = tw_names
         .iter()
         .map(|n| tw(n, &ac_sid(n), &tw_token(n), &sim.twilio_url(), ""))
         .collect();

@@ -10,13 +10,14 @@ use credwatch::config::Config;
 use credwatch_sim::{AccountStatus, ApiKey, Fault, KeyKind, Simulator, TwilioAccount, World};
 
 use crate::harness::{Daemon, sample};
+use crate::support::Item;
 use crate::support::{
     FAST_DETAILS, ac_sid, assert_error_counted, assert_only_credential_unhealthy, assert_verdict,
     config, cred, sk_sid, tw, tw_api_key, tw_key_secret, tw_token, wait_status, wait_verdict,
 };
 
 /// Starts the simulator on `world` and a daemon watching the given `twilio:` items.
-async fn watch(world: World, items: impl Fn(&str) -> Vec<String>) -> (Simulator, Daemon) {
+async fn watch(world: World, items: impl Fn(&str) -> Vec<Item>) -> (Simulator, Daemon) {
     let sim = Simulator::start(world).await.expect("simulator");
     let items = items(&sim.twilio_url());
     let d = Daemon::start(&config(FAST_DETAILS, &[], &items)).await;

@@ -11,6 +11,7 @@ use credwatch_sim::{
 };
 
 use crate::harness::{Daemon, sample};
+use crate::support::Item;
 use crate::support::{
     FAST_DETAILS, ac_sid, assert_nothing_unclassified, assert_verdict, config, cred, el, el_key,
     sk_sid, tw, tw_api_key, tw_key_secret, tw_token, wait_sample, wait_status, wait_verdict,
@@ -22,11 +23,11 @@ async fn watch(
     world: World,
     head: &str,
     elevenlabs: &[(&str, String, &str)],
-    twilio: impl Fn(&str) -> Vec<String>,
+    twilio: impl Fn(&str) -> Vec<Item>,
 ) -> (Simulator, Daemon) {
     let sim = Simulator::start(world).await.expect("simulator");
     let url = sim.elevenlabs_url();
-    let items: Vec<String> = elevenlabs
+    let items: Vec<Item> = elevenlabs
         .iter()
         .map(|(name, key, extra)| el(name, key, &url, extra))
         .collect();
@@ -34,7 +35,7 @@ async fn watch(
     (sim, d)
 }
 
-fn no_twilio(_: &str) -> Vec<String> {
+fn no_twilio(_: &str) -> Vec<Item> {
     Vec::new()
 }
 

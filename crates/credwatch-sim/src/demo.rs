@@ -118,6 +118,41 @@ pub struct CastMember {
     pub status: &'static str,
     /// Its `reason` when unhealthy (`invalid_credentials`, …).
     pub reason: Option<&'static str>,
+    /// The alerts of `deploy/prometheus/credwatch-rules.yml` it must fire
+    /// (and no other), checked by the end-to-end test against a real
+    /// Prometheus.
+    pub alerts: &'static [CastAlert],
+}
+
+/// One alert a demo credential must fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CastAlert {
+    /// The alert's name (`CredwatchCredentialInvalid`, …).
+    pub alert: &'static str,
+    /// Its `severity` label.
+    pub severity: &'static str,
+    /// The `credential` label, when it is not the credential's name (an
+    /// account's alert carries the account, e.g. the Twilio Account SID).
+    pub on: Option<&'static str>,
+}
+
+impl CastAlert {
+    /// `alert` with `severity`, on the credential itself.
+    pub const fn new(alert: &'static str, severity: &'static str) -> CastAlert {
+        CastAlert {
+            alert,
+            severity,
+            on: None,
+        }
+    }
+
+    /// The same alert, labelled with `on` (an account) instead.
+    pub const fn on(self, on: &'static str) -> CastAlert {
+        CastAlert {
+            on: Some(on),
+            ..self
+        }
+    }
 }
 
 impl CastMember {
@@ -126,6 +161,7 @@ impl CastMember {
             name,
             status: "healthy",
             reason: None,
+            alerts: &[],
         }
     }
 
@@ -134,7 +170,13 @@ impl CastMember {
             name,
             status: "unhealthy",
             reason: Some(reason),
+            alerts: &[],
         }
+    }
+
+    /// The same member, firing exactly `alerts`.
+    pub const fn firing(self, alerts: &'static [CastAlert]) -> CastMember {
+        CastMember { alerts, ..self }
     }
 }
 

@@ -25,7 +25,7 @@ use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, query_param, random_alnum, random_hex_id};
 use super::twilio::StoredTwilioCredentials;
-use super::{Plan, RequestCtx, State};
+use super::{IndexedWorld, RequestCtx, Script};
 
 // ---------------------------------------------------------------------------
 // Model
@@ -673,7 +673,7 @@ fn truthy(value: &str) -> bool {
 }
 
 /// Why a request is forbidden for a read-only prober, if it is.
-pub(crate) fn forbidden_reason(state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+pub(crate) fn forbidden_reason(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Option<&'static str> {
     if let Some((_, reason)) = NEVER_CALL.iter().find(|(p, _)| *p == ctx.path) {
         return Some(reason);
     }
@@ -1082,7 +1082,7 @@ struct Caller<'w> {
 }
 
 /// Computes the answer to one request.
-pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
+pub(crate) fn handle(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
     let world = &state.world.elevenlabs;
     let mut caller = None;
     let reply = respond(state, ctx, &mut caller);
@@ -1105,7 +1105,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
 
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),
-        Some(FaultAction::Upstream(e)) => (
+        Some(FaultAction::Envelope(e)) => (
             upstream_error(world, e, max_concurrent),
             Delivery::Normal,
             true,
@@ -1121,7 +1121,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     } else {
         reply
     };
-    Plan {
+    Script {
         reply,
         delivery,
         latency,
@@ -1158,7 +1158,11 @@ fn standard_headers(
     reply
 }
 
-fn respond<'w>(state: &'w State, ctx: &RequestCtx<'_>, caller: &mut Option<Caller<'w>>) -> Reply {
+fn respond<'w>(
+    state: &'w IndexedWorld,
+    ctx: &RequestCtx<'_>,
+    caller: &mut Option<Caller<'w>>,
+) -> Reply {
     let world = &state.world.elevenlabs;
     let Some(route) = route(ctx.path) else {
         // Starlette redirects `/known/route/` to `/known/route`.
@@ -1243,7 +1247,7 @@ fn respond<'w>(state: &'w State, ctx: &RequestCtx<'_>, caller: &mut Option<Calle
     }
 }
 
-fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Caller<'w>, ElError> {
+fn authenticate<'w>(state: &'w IndexedWorld, ctx: &RequestCtx<'_>) -> Result<Caller<'w>, ElError> {
     let world = &state.world.elevenlabs;
     let Some(raw) = ctx.headers.get("xi-api-key").filter(|v| !v.is_empty()) else {
         // A Bearer token is for other token types; an API key sent that way
@@ -1267,7 +1271,7 @@ fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Caller<'w>
     }
 }
 
-fn find_agent<'w>(state: &'w State, account: &'w ElAccount, id: &str) -> Option<&'w Agent> {
+fn find_agent<'w>(state: &'w IndexedWorld, account: &'w ElAccount, id: &str) -> Option<&'w Agent> {
     match state.el_index.agents.get(id) {
         Some((owner, i)) if *owner == account.id => account.agents.get(*i),
         _ => None,
@@ -1294,7 +1298,12 @@ fn is_well_formed_agent_id(id: &str) -> bool {
 
 /// `get-signed-url` (and the never-call `conversation/token` sibling), with
 /// the check order chosen by [`SignedUrlMode`].
-fn signed_url(state: &State, ctx: &RequestCtx<'_>, c: &Caller<'_>, route: Route<'_>) -> Reply {
+fn signed_url(
+    state: &IndexedWorld,
+    ctx: &RequestCtx<'_>,
+    c: &Caller<'_>,
+    route: Route<'_>,
+) -> Reply {
     let world = &state.world.elevenlabs;
     let format = world.error_format;
     let permission = || {
@@ -1497,7 +1506,7 @@ fn int_query(
 
 /// `GET /v1/convai/agents?page_size=N&cursor=…` (cursor: the id of the
 /// first agent of the next page).
-fn list_agents(state: &State, ctx: &RequestCtx<'_>, account: &ElAccount) -> Reply {
+fn list_agents(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &ElAccount) -> Reply {
     let page_size = match int_query(ctx, "page_size", 30, 1, 100) {
         Ok(n) => usize::try_from(n).unwrap_or(30),
         Err(reply) => return reply,
@@ -1562,7 +1571,7 @@ fn list_phone_numbers(ctx: &RequestCtx<'_>, account: &ElAccount) -> Reply {
 
 /// The outbound-call model. It answers like the real endpoint and never
 /// does anything else: no call, no state change.
-fn outbound_call(state: &State, ctx: &RequestCtx<'_>, account: &ElAccount) -> Reply {
+fn outbound_call(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &ElAccount) -> Reply {
     let format = state.world.elevenlabs.error_format;
     let body: Value = match serde_json::from_slice(ctx.body) {
         Ok(v) => v,
@@ -1665,11 +1674,11 @@ impl super::Fake for ElevenLabsFake {
         "elevenlabs"
     }
 
-    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+    fn handle(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
         handle(state, ctx)
     }
 
-    fn forbidden_reason(&self, state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+    fn forbidden_reason(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Option<&'static str> {
         forbidden_reason(state, ctx)
     }
 
@@ -1705,6 +1714,17 @@ impl super::Fake for ElevenLabsFake {
         y
     }
 
+    fn read_only_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        read_only_check(r)
+    }
+
+    fn auth_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        if r.header("xi-api-key").is_none() || r.header("authorization").is_some() {
+            return Err("ElevenLabs auth must be xi-api-key".into());
+        }
+        Ok(())
+    }
+
     fn corpus(&self) -> &'static str {
         include_str!("../../../tests/fixtures/upstream/elevenlabs.json")
     }
@@ -1714,15 +1734,23 @@ impl super::Fake for ElevenLabsFake {
     }
 
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
-        use super::demo::CastMember as C;
+        use super::demo::{CastAlert as A, CastMember as C};
+        // Every demo credential is critical: `critical` for what is broken,
+        // `warning` for early warnings.
         const CAST: &[C] = &[
-            C::healthy("el-agent-prod"),
-            C::unhealthy("el-no-convai-write", "missing_permission"),
-            C::unhealthy("el-revoked", "invalid_credentials"),
-            C::unhealthy("el-quota-exhausted", "quota_exhausted"),
-            C::healthy("el-quota-high"),
+            // phnum_demo_legacy_line is not on twilio-prod (not_on_twilio_account).
+            C::healthy("el-agent-prod")
+                .firing(&[A::new("CredwatchPhoneNumberNotReady", "critical")]),
+            C::unhealthy("el-no-convai-write", "missing_permission")
+                .firing(&[A::new("CredwatchPermissionMissing", "critical")]),
+            C::unhealthy("el-revoked", "invalid_credentials")
+                .firing(&[A::new("CredwatchCredentialInvalid", "critical")]),
+            C::unhealthy("el-quota-exhausted", "quota_exhausted")
+                .firing(&[A::new("CredwatchQuotaExhausted", "critical")]),
+            C::healthy("el-quota-high").firing(&[A::new("CredwatchQuotaHigh", "warning")]),
             C::healthy("el-restricted"),
-            C::unhealthy("el-blocked", "account_blocked"),
+            C::unhealthy("el-blocked", "account_blocked")
+                .firing(&[A::new("CredwatchAccountBlocked", "critical")]),
         ];
         CAST
     }
@@ -1837,4 +1865,51 @@ fn demo_world() -> ElevenLabsWorld {
         ElKey::new(EL_BLOCKED_KEY_ID, "workspace-blocked"),
     );
     world
+}
+
+/// The one agent `get-signed-url` may name: well-formed (`agent_` + 28
+/// lowercase alphanumerics, elevenlabs-api.md §5.7) and nonexistent.
+pub const PROBE_AGENT: &str = "agent_0000000000000000000000000000";
+
+/// The calls a read-only prober may make, by hand from the reference
+/// (elevenlabs-api.md §5 and §9), see [`super::Fake::read_only_check`].
+fn read_only_check(r: &super::RecordedRequest) -> Result<(), String> {
+    if r.method != "GET" {
+        return Err("not a GET".into());
+    }
+    let exactly = |want: &str| {
+        if r.query.as_deref() == Some(want) {
+            Ok(())
+        } else {
+            Err(format!("the query must be exactly `{want}`"))
+        }
+    };
+    let no_query = || {
+        if r.query_pairs().is_empty() {
+            Ok(())
+        } else {
+            Err("no query is ever sent here".to_string())
+        }
+    };
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let segments: Vec<&str> = r.path.split('/').collect();
+    match segments.as_slice() {
+        ["", "v1", "user", "subscription"] | ["", "v1", "user"] | ["", "v1", "models"] => {
+            no_query()
+        }
+        ["", "v1", "convai", "agents"] => exactly("page_size=1"),
+        ["", "v1", "convai", "agents", agent] if id(agent) => no_query(),
+        ["", "v1", "convai", "phone-numbers"] => exactly("provider=twilio"),
+        // A call path's imported number.
+        ["", "v1", "convai", "phone-numbers", number] if id(number) => no_query(),
+        ["", "v1", "convai", "conversation", "get-signed-url"] => {
+            exactly(&format!("agent_id={PROBE_AGENT}"))
+        }
+        _ => Err("not an ElevenLabs path credwatch may call".into()),
+    }
 }

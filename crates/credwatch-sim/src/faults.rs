@@ -120,7 +120,7 @@ pub(crate) enum UpstreamError {
 /// What a fault does to a request.
 pub(crate) enum FaultAction {
     /// Answer with the upstream's own error envelope.
-    Upstream(UpstreamError),
+    Envelope(UpstreamError),
     /// Answer with this reply instead of the normal one (not upstream-styled).
     Replace(Reply),
     /// Compute the normal reply, then transform or deliver it specially.
@@ -150,7 +150,7 @@ fn recorded_page(id: &str, status: u16, fallback: &'static str) -> Reply {
 
 impl Fault {
     pub(crate) fn action(&self) -> FaultAction {
-        use FaultAction::{Replace, Transform as T, Upstream as U};
+        use FaultAction::{Envelope as U, Replace, Transform as T};
         match self {
             Fault::ServerError => U(UpstreamError::ServerError),
             Fault::ServerErrorUnwrapped => U(UpstreamError::ServerErrorUnwrapped),

@@ -27,8 +27,9 @@
 //! # Layout
 //!
 //! - [`Fake`]: what the simulator needs of one fake upstream (its name, its
-//!   handler, what a read-only prober must never send it, its demo config
-//!   section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
+//!   handler, what a read-only prober must never send it and, by hand from
+//!   the reference, all it may send and how it authenticates, its demo
+//!   config section and cast, its corpus file); [`FAKES`] lists them. Each is one module: [`elevenlabs`], [`twilio`].
 //!   Everything per upstream (listeners, counters, URLs, dispatch) follows
 //!   that list.
 //! - [`elevenlabs`]: the ElevenLabs model ([`ElevenLabsWorld`]) and handler.
@@ -83,8 +84,9 @@ pub const REQUEST_LOG_CAPACITY: usize = 100_000;
 pub const FORBIDDEN_LOG_CAPACITY: usize = 10_000;
 
 /// One fake upstream API. Adding one is its module (its world, its handler,
-/// this impl with its demo world, section and cast and its corpus file),
-/// its field in [`World`] (and in [`State`] if it needs lookups) and its
+/// this impl with its read-only list and auth rule, its demo world, section
+/// and cast and its corpus file),
+/// its field in [`World`] (and in [`IndexedWorld`] if it needs lookups) and its
 /// line in [`FAKES`]; the simulator serves every fake on its own listener.
 pub trait Fake: Sync {
     /// The name of the credwatch config section whose `base_url` points at
@@ -92,10 +94,10 @@ pub trait Fake: Sync {
     fn name(&self) -> &'static str;
     /// The answer to one request, computed under the world's read lock.
     #[doc(hidden)]
-    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan;
+    fn handle(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script;
     /// Why a read-only prober must never send this request, if it must not.
     #[doc(hidden)]
-    fn forbidden_reason(&self, state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str>;
+    fn forbidden_reason(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Option<&'static str>;
     /// Whether the handler reads this request's body (only models of
     /// dangerous requests do, to record what was asked).
     fn reads_body(&self, _method: &hyper::Method) -> bool {
@@ -107,6 +109,15 @@ pub trait Fake: Sync {
     /// Its credentials in `credwatch demo` and what each must show, in the
     /// order of [`Fake::demo_section`].
     fn demo_cast(&self) -> &'static [demo::CastMember];
+    /// Whether a read-only prober may send `request` to this upstream: the
+    /// method, path and query shapes the reference allows, written by hand
+    /// from it (not from credwatch's own allow-list, so a mistake there
+    /// shows here); `Err` says what is wrong. Stricter than
+    /// [`Fake::forbidden_reason`], which only flags the dangerous requests.
+    fn read_only_check(&self, request: &RecordedRequest) -> Result<(), String>;
+    /// Whether `request` authenticates the way this upstream expects (and
+    /// only that way); `Err` says what is wrong.
+    fn auth_check(&self, request: &RecordedRequest) -> Result<(), String>;
     /// Its file of recorded answers (`tests/fixtures/upstream/NAME.json`,
     /// compiled in), which [`corpus`] serves error bodies from.
     fn corpus(&self) -> &'static str;
@@ -135,6 +146,17 @@ pub struct RecordedRequest {
 }
 
 impl RecordedRequest {
+    /// The query's `key=value` pairs, as sent (not decoded).
+    pub fn query_pairs(&self) -> Vec<(&str, &str)> {
+        self.query
+            .as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.split_once('=').unwrap_or((p, "")))
+            .collect()
+    }
+
     /// The first value of a header (name in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
@@ -152,20 +174,20 @@ pub struct World {
     pub twilio: TwilioWorld,
 }
 
-/// The world plus lookup indexes derived from it (rebuilt by [`State::new`]
+/// The world plus lookup indexes derived from it (rebuilt by [`IndexedWorld::new`]
 /// after every [`Simulator::update`], so handlers never scan).
 #[doc(hidden)]
-pub struct State {
+pub struct IndexedWorld {
     pub(crate) world: World,
     pub(crate) el_index: elevenlabs::Index,
     pub(crate) tw_index: twilio::Index,
 }
 
-impl State {
-    fn new(world: World) -> State {
+impl IndexedWorld {
+    fn new(world: World) -> IndexedWorld {
         let el_index = elevenlabs::Index::build(&world.elevenlabs);
         let tw_index = twilio::Index::build(&world.twilio);
-        State {
+        IndexedWorld {
             world,
             el_index,
             tw_index,
@@ -173,9 +195,10 @@ impl State {
     }
 }
 
-/// What a handler decided: the reply, how to deliver it, how long to wait.
+/// What a handler decided to send: the reply, how to deliver it, how long
+/// to wait first (a script for the server loop, not yet a response).
 #[doc(hidden)]
-pub struct Plan {
+pub struct Script {
     pub(crate) reply: http::Reply,
     pub(crate) delivery: http::Delivery,
     pub(crate) latency: Duration,
@@ -212,18 +235,20 @@ struct Counters {
     connections: Arc<AtomicU64>,
 }
 
-struct Shared {
-    state: RwLock<State>,
+/// What every listener's handler shares with the [`Simulator`]: the world
+/// with its indexes, the request log and the settings tests change.
+struct Inner {
+    state: RwLock<IndexedWorld>,
     log: Mutex<RequestLog>,
     count: AtomicU64,
     /// See [`Simulator::set_hang_counted_for`].
     hang_counted_for: Mutex<Option<Duration>>,
 }
 
-impl Shared {
-    fn new(world: World) -> Shared {
-        Shared {
-            state: RwLock::new(State::new(world)),
+impl Inner {
+    fn new(world: World) -> Inner {
+        Inner {
+            state: RwLock::new(IndexedWorld::new(world)),
             log: Mutex::new(RequestLog::default()),
             count: AtomicU64::new(0),
             hang_counted_for: Mutex::new(None),
@@ -262,7 +287,7 @@ impl Drop for InFlight<'_> {
 const MAX_REQUEST_BODY: usize = 64 * 1024;
 
 async fn handle(
-    shared: Arc<Shared>,
+    shared: Arc<Inner>,
     fake: &'static dyn Fake,
     counters: Arc<Counters>,
     req: hyper::Request<Incoming>,
@@ -348,7 +373,7 @@ async fn handle(
 /// [`World`]. Dropping it (or [`Simulator::shutdown`]) stops every server
 /// and every open connection.
 pub struct Simulator {
-    shared: Arc<Shared>,
+    shared: Arc<Inner>,
     /// Each fake with its address and counters, in the order of [`FAKES`].
     served: Vec<Served>,
     tasks: Vec<JoinHandle<()>>,
@@ -373,7 +398,7 @@ impl std::fmt::Debug for Simulator {
 impl Simulator {
     /// Binds one server per fake on `127.0.0.1:0` and starts serving `world`.
     pub async fn start(world: World) -> std::io::Result<Simulator> {
-        let shared = Arc::new(Shared::new(world));
+        let shared = Arc::new(Inner::new(world));
         let mut served = Vec::with_capacity(FAKES.len());
         let mut tasks = Vec::with_capacity(FAKES.len());
         for &fake in FAKES {
@@ -454,7 +479,7 @@ impl Simulator {
             .write()
             .unwrap_or_else(PoisonError::into_inner);
         f(&mut state.world);
-        *state = State::new(std::mem::take(&mut state.world));
+        *state = IndexedWorld::new(std::mem::take(&mut state.world));
     }
 
     /// A copy of the current world.

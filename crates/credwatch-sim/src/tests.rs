@@ -1200,7 +1200,7 @@ async fn request_log_and_runtime_updates() {
 
 #[test]
 fn request_log_is_bounded() {
-    let shared = Shared::new(World::default());
+    let shared = Inner::new(World::default());
     let request = |forbidden| RecordedRequest {
         upstream: "twilio",
         method: "GET".into(),
@@ -1579,4 +1579,105 @@ async fn the_demo_config_points_every_section_at_its_fake() {
         assert!(config.contains(&format!("base_url: {url}\n")), "{config}");
     }
     assert_eq!(sim.url_for("acme"), None);
+}
+
+/// Each fake's list of what a read-only prober may send
+/// ([`Fake::read_only_check`], by hand from the reference) admits every
+/// request credwatch makes and refuses the calls it must never make.
+#[test]
+fn the_reference_list_refuses_calls_credwatch_must_never_make() {
+    let allowed = |r: &RecordedRequest| -> Result<(), String> {
+        match FAKES.iter().find(|f| f.name() == r.upstream) {
+            Some(f) => f.read_only_check(r),
+            None => Err(format!("no fake `{}`", r.upstream)),
+        }
+    };
+    let request = |upstream, method: &str, target: &str| {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_string(), Some(q.to_string())),
+            None => (target.to_string(), None),
+        };
+        RecordedRequest {
+            upstream,
+            method: method.into(),
+            path,
+            query,
+            headers: Vec::new(),
+            at: std::time::SystemTime::now(),
+            forbidden: None,
+        }
+    };
+    let ac = TWILIO_PROD_SID;
+    for target in [
+        "/v1/user/subscription",
+        "/v1/user",
+        "/v1/models",
+        "/v1/convai/agents?page_size=1",
+        "/v1/convai/agents/agent_ulawready0000000000000000000",
+        "/v1/convai/phone-numbers?provider=twilio",
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000",
+    ] {
+        let r = request("elevenlabs", "GET", target);
+        assert_eq!(allowed(&r), Ok(()), "{target}");
+    }
+    for target in [
+        format!("/2010-04-01/Accounts/{ac}.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000"),
+        format!(
+            "/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&Page=1&PageToken=PAPN0123"
+        ),
+        format!(
+            "/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PhoneNumber=%2B15005550006&PageSize=20"
+        ),
+        format!(
+            "/2010-04-01/Accounts/{ac}/OutgoingCallerIds.json?PhoneNumber=%2B15005550006&PageSize=20"
+        ),
+        format!("/2010-04-01/Accounts/{ac}/Balance.json"),
+    ] {
+        let r = request("twilio", "GET", &target);
+        assert_eq!(allowed(&r), Ok(()), "{target}");
+    }
+    for target in [
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_ulawready0000000000000000000",
+        "/v1/convai/conversation/get-signed-url?agent_id=agent_0000000000000000000000000000&include_conversation_id=true",
+        "/v1/convai/conversation/get-signed-url",
+        "/v1/convai/conversation/token?agent_id=agent_0000000000000000000000000000",
+        "/v1/convai/twilio/outbound-call",
+        "/v1/workspaces/api-keys/disable?api_key_name=self",
+        "/v1/convai/agents?page_size=100",
+        "/v1/convai/phone-numbers",
+        "/v1/convai/phone-numbers/phnum_ready?x=1",
+        "/v1/text-to-speech/voice",
+        "/v1/user?x=1",
+    ] {
+        let r = request("elevenlabs", "GET", target);
+        assert!(allowed(&r).is_err(), "{target} must be refused");
+    }
+    for target in [
+        "/2010-04-01/Accounts.json".to_string(),
+        format!("/2010-04-01/Accounts/{ac}/Keys.json"),
+        format!("/2010-04-01/Accounts/{ac}/Calls.json"),
+        format!("/2010-04-01/Accounts/{ac}/Messages.json"),
+        format!("/2010-04-01/Accounts/{ac}/Tokens.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&PageSize=1"),
+        format!("/2010-04-01/Accounts/{ac}/IncomingPhoneNumbers.json?PageSize=1000&Beta=false"),
+        format!("/2010-04-01/Accounts/{ac}/OutgoingCallerIds.json?PageSize=1000"),
+        format!("/2010-04-01/Accounts/{ac}/Balance.json?PageSize=1"),
+        "/2010-04-01/Accounts/ACnothex/Balance.json".to_string(),
+        "/2010-04-01/Accounts/SK0123456789abcdef0123456789abcdef.json".to_string(),
+    ] {
+        let r = request("twilio", "GET", &target);
+        assert!(allowed(&r).is_err(), "{target} must be refused");
+    }
+    // The same paths on the other provider are not allowed either.
+    let r = request("twilio", "GET", "/v1/user");
+    assert!(allowed(&r).is_err());
+    // Nor another method, nor a request without the upstream's own auth.
+    let r = request("elevenlabs", "POST", "/v1/user");
+    assert!(allowed(&r).is_err());
+    for fake in FAKES {
+        let r = request(fake.name(), "GET", "/");
+        assert!(fake.auth_check(&r).is_err(), "{}", fake.name());
+    }
 }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use super::corpus;
 use super::faults::{Fault, FaultAction, UpstreamError};
 use super::http::{Delivery, Reply, base64_decode, query_param, query_value, random_hex_id};
-use super::{Plan, RequestCtx, State};
+use super::{IndexedWorld, RequestCtx, Script};
 
 /// Prefix of the `auth_token` value in `Accounts/{Sid}.json`; the real token
 /// follows it. A test that finds this string anywhere credwatch writes has
@@ -789,7 +789,7 @@ enum Principal<'w> {
 }
 
 /// Computes the answer to one request.
-pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
+pub(crate) fn handle(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
     let world = &state.world.twilio;
     let reply = respond(state, ctx);
 
@@ -819,7 +819,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     );
     let (reply, delivery, styled) = match fault.map(Fault::action) {
         None => (reply, Delivery::Normal, true),
-        Some(FaultAction::Upstream(e)) => {
+        Some(FaultAction::Envelope(e)) => {
             (upstream_error(world, e, ctx.path), Delivery::Normal, true)
         }
         Some(FaultAction::Replace(r)) => (r, Delivery::Normal, false),
@@ -833,7 +833,7 @@ pub(crate) fn handle(state: &State, ctx: &RequestCtx<'_>) -> Plan {
     } else {
         reply
     };
-    Plan {
+    Script {
         reply,
         delivery,
         latency,
@@ -873,7 +873,7 @@ const COUNTRIES: &[(&str, &str, &str)] = &[
 /// `GET https://voice.twilio.com/v1/DialingPermissions/Countries/{IsoCode}`
 /// (`twilio_voice_v1_dialing_permissions.json`): the account of the
 /// credentials, HTTP Basic as for api.twilio.com.
-fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
+fn dialing_permission(state: &IndexedWorld, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
     let world = &state.world.twilio;
     let account = match authenticate(state, ctx) {
         Ok(Principal::Token(a) | Principal::Key(a, _)) => a,
@@ -916,7 +916,7 @@ fn dialing_permission(state: &State, ctx: &RequestCtx<'_>, iso: &str) -> Reply {
     )
 }
 
-fn respond(state: &State, ctx: &RequestCtx<'_>) -> Reply {
+fn respond(state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Reply {
     let world = &state.world.twilio;
     if let Some(iso) = ctx.path.strip_prefix("/v1/DialingPermissions/Countries/") {
         if *ctx.method != Method::GET {
@@ -1121,7 +1121,7 @@ fn can_access(principal: Principal<'_>, account: &TwilioAccount, target: &Twilio
 }
 
 /// Basic auth: `AC…:token` or `SK…:secret` (twilio-api.md §1, §2.2).
-fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Principal<'w>, Reply> {
+fn authenticate<'w>(state: &'w IndexedWorld, ctx: &RequestCtx<'_>) -> Result<Principal<'w>, Reply> {
     let world = &state.world.twilio;
     let Some(header) = ctx.headers.get(hyper::header::AUTHORIZATION) else {
         return Err(auth_error(world, MSG_NO_CREDENTIALS));
@@ -1169,7 +1169,7 @@ fn authenticate<'w>(state: &'w State, ctx: &RequestCtx<'_>) -> Result<Principal<
 /// `GET /2010-04-01/Accounts.json`: forbidden for credwatch (it would list
 /// every subaccount's token), answered realistically all the same.
 fn accounts_list(
-    state: &State,
+    state: &IndexedWorld,
     ctx: &RequestCtx<'_>,
     principal: Principal<'_>,
     account: &TwilioAccount,
@@ -1215,7 +1215,7 @@ fn accounts_list(
     )
 }
 
-fn incoming_numbers(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
+fn incoming_numbers(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
     let phone = query_param(ctx.query, "PhoneNumber");
     let friendly = query_param(ctx.query, "FriendlyName");
     let filtered = phone.is_some() || friendly.is_some();
@@ -1246,7 +1246,7 @@ fn incoming_numbers(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount
     )
 }
 
-fn caller_ids(state: &State, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
+fn caller_ids(state: &IndexedWorld, ctx: &RequestCtx<'_>, account: &TwilioAccount) -> Reply {
     let phone = query_param(ctx.query, "PhoneNumber");
     let items: Vec<&CallerId> = account
         .caller_ids
@@ -1389,7 +1389,7 @@ fn page_with<T>(
 /// ElevenLabs place a call from `from` (the outbound-call model). The error
 /// text is what ElevenLabs relays (elevenlabs-api.md §5.9).
 pub(crate) fn stored_credentials_status(
-    state: &State,
+    state: &IndexedWorld,
     creds: &StoredTwilioCredentials,
     from: &str,
 ) -> Result<(), String> {
@@ -1438,11 +1438,15 @@ impl super::Fake for TwilioFake {
         "twilio"
     }
 
-    fn handle(&self, state: &State, ctx: &RequestCtx<'_>) -> Plan {
+    fn handle(&self, state: &IndexedWorld, ctx: &RequestCtx<'_>) -> Script {
         handle(state, ctx)
     }
 
-    fn forbidden_reason(&self, _state: &State, ctx: &RequestCtx<'_>) -> Option<&'static str> {
+    fn forbidden_reason(
+        &self,
+        _state: &IndexedWorld,
+        ctx: &RequestCtx<'_>,
+    ) -> Option<&'static str> {
         forbidden_reason(ctx)
     }
 
@@ -1490,6 +1494,17 @@ impl super::Fake for TwilioFake {
         y
     }
 
+    fn read_only_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        read_only_check(r)
+    }
+
+    fn auth_check(&self, r: &super::RecordedRequest) -> Result<(), String> {
+        match r.header("authorization") {
+            Some(a) if a.starts_with("Basic ") => Ok(()),
+            _ => Err("Twilio auth must be Basic".into()),
+        }
+    }
+
     fn corpus(&self) -> &'static str {
         include_str!("../../../tests/fixtures/upstream/twilio.json")
     }
@@ -1499,13 +1514,22 @@ impl super::Fake for TwilioFake {
     }
 
     fn demo_cast(&self) -> &'static [super::demo::CastMember] {
-        use super::demo::CastMember as C;
+        use super::demo::{CastAlert as A, CastMember as C, TWILIO_TRIAL_SID};
+        // Every demo credential is critical: `critical` for what is broken,
+        // `warning` for early warnings.
         const CAST: &[C] = &[
             C::healthy("twilio-prod"),
-            C::unhealthy("twilio-rotated-token", "invalid_credentials"),
+            C::unhealthy("twilio-rotated-token", "invalid_credentials")
+                .firing(&[A::new("CredwatchCredentialInvalid", "critical")]),
             C::healthy("twilio-standard-key"),
-            C::healthy("twilio-trial-low-balance"),
-            C::unhealthy("twilio-suspended", "account_blocked"),
+            // Per account: the Account SID, not the credential's name.
+            C::healthy("twilio-trial-low-balance").firing(&[A::new(
+                "CredwatchTwilioBalanceLow",
+                "warning",
+            )
+            .on(TWILIO_TRIAL_SID)]),
+            C::unhealthy("twilio-suspended", "account_blocked")
+                .firing(&[A::new("CredwatchAccountBlocked", "critical")]),
         ];
         CAST
     }
@@ -1563,4 +1587,77 @@ fn demo_world() -> TwilioWorld {
             .with_numbers(&["+16175550130"]),
     );
     world
+}
+
+/// The calls a read-only prober may make, by hand from the reference
+/// (twilio-api.md §3 and §6), see [`super::Fake::read_only_check`].
+fn read_only_check(r: &super::RecordedRequest) -> Result<(), String> {
+    if r.method != "GET" {
+        return Err("not a GET".into());
+    }
+    let query = r.query_pairs();
+    let no_query = || {
+        if query.is_empty() {
+            Ok(())
+        } else {
+            Err("no query is ever sent here".to_string())
+        }
+    };
+    let id = |s: &str| {
+        !s.is_empty()
+            && s.len() <= 64
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    let account_sid = |s: &str| {
+        s.len() == 34 && s.starts_with("AC") && s[2..].chars().all(|c| c.is_ascii_hexdigit())
+    };
+    let segments: Vec<&str> = r.path.split('/').collect();
+    let resource = match segments.as_slice() {
+        ["", "2010-04-01", "Accounts", account] => {
+            return match account.strip_suffix(".json") {
+                Some(sid) if account_sid(sid) => no_query(),
+                _ => Err("not an account resource".into()),
+            };
+        }
+        ["", "2010-04-01", "Accounts", sid, resource] if account_sid(sid) => *resource,
+        // The Voice API (voice_base_url): one country's dialing
+        // permissions, for a call path's destinations.
+        ["", "v1", "DialingPermissions", "Countries", iso]
+            if iso.len() == 2 && iso.chars().all(|c| c.is_ascii_uppercase()) =>
+        {
+            return no_query();
+        }
+        _ => return Err("not a Twilio path credwatch may call".into()),
+    };
+    // Paging (`PageSize`, then the `Page` and `PageToken` of
+    // `next_page_uri`) and the exact-number filter `PhoneNumber`.
+    let mut keys: Vec<&str> = query.iter().map(|(k, _)| *k).collect();
+    keys.sort_unstable();
+    if keys.windows(2).any(|w| w[0] == w[1]) {
+        return Err("a query parameter is repeated".into());
+    }
+    for (k, v) in &query {
+        let ok = match *k {
+            "PageSize" => v.parse::<u16>().is_ok_and(|n| (1..=1000).contains(&n)),
+            "Page" => v.parse::<u32>().is_ok(),
+            "PageToken" => (v.starts_with("PA") || v.starts_with("PB")) && id(v),
+            "PhoneNumber" => v
+                .strip_prefix("%2B")
+                .is_some_and(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_digit())),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!(
+                "query parameter `{k}={v}` is not one credwatch sends"
+            ));
+        }
+    }
+    let has = |k: &str| keys.contains(&k);
+    match resource {
+        "IncomingPhoneNumbers.json" if has("PageSize") || has("PhoneNumber") => Ok(()),
+        "OutgoingCallerIds.json" if has("PhoneNumber") => Ok(()),
+        "Balance.json" => no_query(),
+        _ => Err("not a Twilio resource credwatch may call this way".into()),
+    }
 }

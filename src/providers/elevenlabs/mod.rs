@@ -26,6 +26,7 @@ pub mod config;
 pub mod explain;
 pub mod facts;
 pub mod phone_numbers;
+mod replay;
 pub mod report;
 
 use super::outcome::{Attempt, Reason};

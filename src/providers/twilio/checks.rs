@@ -128,6 +128,29 @@ pub async fn numbers(
         Ok(a) => a,
         Err(e) => return vec![clock.failed(CHECK, &first, e)],
     };
+    let (result, detail, page) = first_page_outcome(&answer);
+    let auth = clock.finish(CHECK, evidence(&first, &answer, detail), result);
+    match page {
+        Some(page) if full => {
+            let count = count(cred, tw, ctx, &base, &first, &answer, page).await;
+            vec![auth, count]
+        }
+        _ => vec![auth],
+    }
+}
+
+/// What an answer to the auth check (page 1 of the incoming numbers) means:
+/// pure, so it is fuzzed and the recorded answers are replayed through it.
+pub fn numbers_outcome(answer: &Answer) -> (Result<Vec<Fact>, Failure>, String) {
+    let (result, detail, _) = first_page_outcome(answer);
+    (result, detail)
+}
+
+/// [`numbers_outcome`], with the page when the answer is a readable list
+/// (the counting of a full listing goes on from it).
+fn first_page_outcome(
+    answer: &Answer,
+) -> (Result<Vec<Fact>, Failure>, String, Option<NumbersPage>) {
     let refused = |permission_granted: bool, problem: Problem| {
         vec![
             Fact::Valid,
@@ -141,7 +164,7 @@ pub async fn numbers(
             },
         ]
     };
-    let facts = match classify(&answer) {
+    let facts = match classify(answer) {
         Meaning::Ok => None,
         Meaning::Authenticate => Some((
             vec![Fact::Invalid {
@@ -161,11 +184,11 @@ pub async fn numbers(
         // Test credentials authenticate, but Twilio lets them read nothing:
         // no answer about them can be had, neither valid nor invalid.
         Meaning::TestCredentials => {
-            return vec![clock.finish(
-                CHECK,
-                evidence(&first, &answer, TEST_CREDENTIALS.into()),
-                Err(failure(Reason::UnexpectedResponse, &answer)),
-            )];
+            return (
+                Err(failure(Reason::UnexpectedResponse, answer)),
+                TEST_CREDENTIALS.into(),
+                None,
+            );
         }
         Meaning::Suspended => Some((
             vec![
@@ -193,15 +216,11 @@ pub async fn numbers(
             "an API key SID was used as the Account SID",
         )),
         Meaning::Failure(reason, detail) => {
-            return vec![clock.finish(
-                CHECK,
-                evidence(&first, &answer, detail),
-                Err(failure(reason, &answer)),
-            )];
+            return (Err(failure(reason, answer)), detail, None);
         }
     };
     if let Some((facts, detail)) = facts {
-        return vec![clock.finish(CHECK, evidence(&first, &answer, detail.into()), Ok(facts))];
+        return (Ok(facts), detail.into(), None);
     }
     let page: NumbersPage = match serde_json::from_slice(&answer.body) {
         Ok(p) => p,
@@ -210,16 +229,14 @@ pub async fn numbers(
                 "HTTP 200 but the number list could not be read: {}",
                 e.to_string().chars().take(160).collect::<String>()
             );
-            return vec![clock.finish(
-                CHECK,
-                evidence(&first, &answer, detail),
-                Err(failure(Reason::UnexpectedResponse, &answer)),
-            )];
+            return (
+                Err(failure(Reason::UnexpectedResponse, answer)),
+                detail,
+                None,
+            );
         }
     };
-    let auth = clock.finish(
-        CHECK,
-        evidence(&first, &answer, "credentials accepted".into()),
+    (
         Ok(vec![
             Fact::Valid,
             Fact::Permission {
@@ -228,12 +245,9 @@ pub async fn numbers(
                 basis: Basis::Direct,
             },
         ]),
-    );
-    if !full {
-        return vec![auth];
-    }
-    let count = count(cred, tw, ctx, &base, &first, &answer, page).await;
-    vec![auth, count]
+        "credentials accepted".into(),
+        Some(page),
+    )
 }
 
 /// The rest of a full listing after page 1 (`page`, the answer to `first`):

@@ -19,6 +19,7 @@ mod classify;
 pub mod config;
 pub mod explain;
 pub mod facts;
+mod replay;
 pub mod report;
 pub mod voice;
 
@@ -28,7 +29,8 @@ use crate::providers::{self, Credential};
 use crate::section::{SecretSource, SecretValue, Validator};
 pub use api::looks_like_account_sid;
 pub use checks::{
-    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, NumberList, account, balance, has_number, numbers, run,
+    COUNT_CHECK, LIST_PERMISSION, MAX_PAGES, NumberList, account, balance, has_number, numbers,
+    numbers_outcome, run,
 };
 pub use classify::{Meaning, account_outcome, balance_outcome, classify, error_code};
 pub use config::{Twilio, TwilioAuth, looks_like_key_sid};

@@ -1,7 +1,11 @@
 //! Small helpers shared by the scenario modules: fake secrets in the real
 //! formats (each one registered, so the leak test can look for all of them),
-//! YAML builders, and polling helpers (no fixed sleep is ever an assertion).
+//! config files built as YAML values ([`yaml`]), and polling helpers (no
+//! fixed sleep is ever an assertion).
 #![allow(dead_code)]
+
+pub mod yaml;
+pub use yaml::{Doc, Item};
 
 use std::future::Future;
 use std::sync::{Mutex, OnceLock};
@@ -91,16 +95,19 @@ pub const FAST: &str = "defaults:\n  interval: 1s\n  timeout: 500ms\n";
 pub const FAST_DETAILS: &str =
     "defaults:\n  interval: 1s\n  timeout: 500ms\n  detail_interval: 1s\n";
 
-/// One `elevenlabs:` list item. `extra` is more indented `key: value` lines.
-pub fn el(name: &str, key: &str, base_url: &str, extra: &str) -> String {
-    format!("  - name: {name}\n    api_key: {key}\n    base_url: {base_url}\n{extra}")
+/// One `elevenlabs:` list item. `extra` is more `key: value` lines (at any
+/// indentation), set on the item.
+pub fn el(name: &str, key: &str, base_url: &str, extra: &str) -> Item {
+    Item::new(serde_json::json!({"name": name, "api_key": key, "base_url": base_url}))
+        .with_lines(extra)
 }
 
 /// One `twilio:` item with an Auth Token.
-pub fn tw(name: &str, sid: &str, token: &str, base_url: &str, extra: &str) -> String {
-    format!(
-        "  - name: {name}\n    account_sid: {sid}\n    auth_token: {token}\n    base_url: {base_url}\n{extra}"
-    )
+pub fn tw(name: &str, sid: &str, token: &str, base_url: &str, extra: &str) -> Item {
+    Item::new(serde_json::json!({
+        "name": name, "account_sid": sid, "auth_token": token, "base_url": base_url,
+    }))
+    .with_lines(extra)
 }
 
 /// One `twilio:` item with an API key.
@@ -111,28 +118,22 @@ pub fn tw_api_key(
     secret: &str,
     base_url: &str,
     extra: &str,
-) -> String {
-    format!(
-        "  - name: {name}\n    account_sid: {sid}\n    api_key_sid: {key_sid}\n    api_key_secret: {secret}\n    base_url: {base_url}\n{extra}"
-    )
+) -> Item {
+    Item::new(serde_json::json!({
+        "name": name, "account_sid": sid, "api_key_sid": key_sid,
+        "api_key_secret": secret, "base_url": base_url,
+    }))
+    .with_lines(extra)
 }
 
-/// A whole config file.
-pub fn config(head: &str, elevenlabs: &[String], twilio: &[String]) -> String {
-    let mut y = head.to_string();
-    if !elevenlabs.is_empty() {
-        y += "elevenlabs:\n";
-        for e in elevenlabs {
-            y += e;
-        }
-    }
-    if !twilio.is_empty() {
-        y += "twilio:\n";
-        for t in twilio {
-            y += t;
-        }
-    }
-    y
+/// A whole config file: the top-level keys of `head` (e.g. [`FAST`]) and
+/// the two sections, as one YAML value rendered once.
+pub fn config(head: &str, elevenlabs: &[Item], twilio: &[Item]) -> String {
+    Doc::new()
+        .with_lines(head)
+        .extend("elevenlabs", elevenlabs.iter().cloned())
+        .extend("twilio", twilio.iter().cloned())
+        .render()
 }
 
 /// The label matcher of one credential, for [`sample`].

@@ -148,22 +148,41 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
     let text = visible_text(&dom);
     let names: Vec<&str> = credwatch_sim::demo::cast().map(|c| c.name).collect();
 
-    // Broken first, then warnings, then healthy.
+    // Broken first, then warnings, then healthy. The counts follow the
+    // cast: unhealthy, or healthy but firing a critical alert (imported
+    // numbers not ready), is broken; healthy firing only warnings is a
+    // warning.
+    let cast: Vec<_> = credwatch_sim::demo::cast().collect();
+    let count =
+        |f: &dyn Fn(&credwatch_sim::demo::CastMember) -> bool| cast.iter().filter(|m| f(m)).count();
+    let broken_rule = |m: &credwatch_sim::demo::CastMember| {
+        m.status == "unhealthy" || m.alerts.iter().any(|a| a.severity == "critical")
+    };
+    let broken = format!("Broken {}", count(&|m| broken_rule(m)));
+    let warnings = format!(
+        "Warnings {}",
+        count(&|m| !broken_rule(m) && !m.alerts.is_empty())
+    );
+    let healthy = format!(
+        "Healthy {}",
+        count(&|m| !broken_rule(m) && m.alerts.is_empty())
+    );
+    let (broken, warnings, healthy) = (broken.as_str(), warnings.as_str(), healthy.as_str());
     let at = |s: &str| {
         text.find(s)
             .unwrap_or_else(|| panic!("`{s}` not on the page: {text}"))
     };
-    assert!(at("Broken 7") < at("Warnings 2"), "{text}");
-    assert!(at("Warnings 2") < at("Healthy 3"), "{text}");
+    assert!(at(broken) < at(warnings), "{text}");
+    assert!(at(warnings) < at(healthy), "{text}");
     assert!(at("el-revoked elevenlabs") < at("el-quota-high elevenlabs"));
     assert!(at("el-quota-high elevenlabs") < at("twilio-prod twilio"));
-    assert!(at("el-agent-prod elevenlabs") < at("Warnings 2"));
+    assert!(at("el-agent-prod elevenlabs") < at(warnings));
 
     // The call paths come first: the one question that matters, will the
     // call go through? Not ready first, each link that is not proven with
     // check's words.
-    assert!(at("Call paths 1 of 7 ready") < at("Broken 7"), "{text}");
-    let paths = &text[at("Call paths 1 of 7 ready")..at("Broken 7")];
+    assert!(at("Call paths 1 of 7 ready") < at(broken), "{text}");
+    let paths = &text[at("Call paths 1 of 7 ready")..at(broken)];
     for needle in [
         "country-blocked call path broken",
         "✗ destination GB calls to United Kingdom (GB) are blocked by the account's geo permissions",
@@ -183,7 +202,7 @@ async fn the_demo_page_in_a_real_browser_shows_what_is_broken_first_with_its_fix
         "the ready path comes last: {paths}"
     );
     // The credentials' cards, after the call paths.
-    let text = &text[at("Broken 7")..];
+    let text = &text[at(broken)..];
 
     // The revoked key: its reason, the evidence line and the fix, in check's words.
     let revoked = card(text, "el-revoked", &names);

@@ -179,9 +179,10 @@ mod tests {
                 );
                 assert!(!e.source.is_empty() && !e.endpoint.is_empty(), "{}", e.id);
                 assert!(
-                    ["elevenlabs", "twilio"].contains(&e.provider.as_str()),
-                    "{}",
-                    e.id
+                    crate::FAKES.iter().any(|f| f.name() == e.provider),
+                    "{}: no fake named `{}`",
+                    e.id,
+                    e.provider
                 );
                 assert!(!e.expect.is_empty(), "{}: no expectation", e.id);
                 if let Some(from) = &e.derived_from {

@@ -297,12 +297,17 @@ pub(crate) fn assert_all_keys(v: &serde_json::Value) {
             "credential",
         );
         let details = &c["details"];
-        let own: &[&str] = match c["provider"].as_str() {
-            Some("elevenlabs") => &["quota", "phone_numbers"],
-            Some("twilio") => &["twilio_account", "twilio_balance", "twilio_phone_numbers"],
-            other => panic!("provider {other:?}"),
-        };
-        keys(details, own, "details");
+        // The provider's details object as docs/check-output.md documents
+        // it (`### <Provider>Details`), so a new provider is documented
+        // there, not listed here.
+        let provider = c["provider"].as_str().expect("provider is a string");
+        let own = documented(&format!("{provider}details"));
+        assert!(
+            !own.is_empty(),
+            "docs/check-output.md documents no `{provider}` details"
+        );
+        let own: Vec<&str> = own.iter().map(String::as_str).collect();
+        keys(details, &own, "details");
         if !details["quota"].is_null() {
             keys(
                 &details["quota"],
@@ -385,10 +390,22 @@ pub(crate) fn assert_values(r: &Report) {
                     || f.code == "invalid_config"
                     || PROBLEM_CODES.contains(&f.code.as_str())
                     || PHONE_PROBLEMS.contains(&f.code.as_str())
-                    || OTHER_CODES.contains(&f.code.as_str()),
+                    || OTHER_CODES.contains(&f.code.as_str())
+                    || documented("finding codes").contains(&f.code),
                 "unknown finding code: {f:?}"
             );
-            assert!(CHECKS.contains(&f.check.as_str()), "unknown check: {f:?}");
+            // The checks named here, or any provider's (its replay hook
+            // names each of its checks).
+            let any_providers = || {
+                credwatch::providers::Provider::ALL
+                    .iter()
+                    .flat_map(|p| p.classifiers())
+                    .any(|k| k.check == f.check)
+            };
+            assert!(
+                CHECKS.contains(&f.check.as_str()) || any_providers(),
+                "unknown check: {f:?}"
+            );
             assert!(!f.summary.is_empty() && !f.fix.is_empty(), "{f:?}");
             assert_eq!(
                 f.evidence.is_none(),
@@ -405,4 +422,25 @@ pub(crate) fn assert_values(r: &Report) {
             assert!(!e.detail.is_empty(), "{e:?}");
         }
     }
+}
+
+/// The names in the first column of the tables of one `### ` section of
+/// docs/check-output.md (the heading compared case-insensitively).
+pub(crate) fn documented(heading: &str) -> Vec<String> {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/check-output.md"))
+        .expect("docs/check-output.md");
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in doc.lines() {
+        if let Some(h) = line.strip_prefix("### ") {
+            inside = h.trim().eq_ignore_ascii_case(heading);
+            continue;
+        }
+        if inside && let Some(cell) = line.strip_prefix("| `") {
+            if let Some((name, _)) = cell.split_once('`') {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
 }

@@ -146,8 +146,11 @@ async fn password_guessing_neither_stalls_probes_nor_checks_nor_locks_out_the_ri
         latencies.len(),
         latencies.last()
     );
+    // Not a speed target (those are scripts/bench's): bcrypt on the
+    // runtime threads would hold probes for whole guessing rounds (seconds);
+    // 1 s leaves room for a loaded CI machine.
     assert!(
-        p99 < Duration::from_millis(100),
+        p99 < Duration::from_secs(1),
         "/livez on the probe port: p99 {p99:?}"
     );
     assert!(

@@ -16,61 +16,14 @@ mod properties;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use serde::Serialize;
-
 pub use crate::call_paths::report::CallPathReport;
 use crate::config::{Config, Credential};
-use crate::outcome::{Basis, Evidence, Reason};
+use crate::outcome::{Evidence, Reason};
 pub use crate::providers::report::{Finding, Severity};
 use crate::providers::{self, Context, Plan, http::Upstream};
+pub use crate::render::report::{CredentialReport, Report};
 use crate::state::State;
 use crate::verdict::{CredentialState, Health};
-
-#[derive(Debug, Clone, Serialize)]
-pub struct CredentialReport {
-    pub name: String,
-    pub provider: &'static str,
-    pub critical: bool,
-    /// The credential's `labels:` (routing labels on `credwatch_credential_info`).
-    pub labels: crate::section::Labels,
-    /// `healthy`, `unhealthy` or `pending` (no definitive answer).
-    pub status: &'static str,
-    pub reason: Option<Reason>,
-    /// Why there is no verdict, while `status` is `pending` (the same
-    /// object as `/health`'s `pending`).
-    pub pending: Option<crate::render::health::PendingJson>,
-    pub valid: Option<bool>,
-    pub fingerprint: String,
-    pub permissions: BTreeMap<String, bool>,
-    /// What each verdict in `permissions` rests on: `direct`, `calibrated`
-    /// or `inferred` (docs/check-output.md).
-    pub permission_basis: BTreeMap<String, Basis>,
-    /// The provider's own fields (`quota`, `phone_numbers`, `twilio_account`,
-    /// …), in an object whose shape `provider` says (version 2).
-    pub details: providers::Reports,
-    pub findings: Vec<Finding>,
-    /// Every request made, with what came back.
-    pub evidence: Vec<Evidence>,
-    #[serde(skip)]
-    ready_for_calls: bool,
-}
-
-impl CredentialReport {
-    /// [`CredentialState::ready_for_calls`], the rule's one home.
-    pub fn ok(&self) -> bool {
-        self.ready_for_calls
-    }
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// Output format version; bumped only on incompatible changes.
-    pub version: u32,
-    pub ok: bool,
-    pub credentials: Vec<CredentialReport>,
-    /// Every (or the one) call path, after its credentials were checked.
-    pub call_paths: Vec<CallPathReport>,
-}
 
 /// What `check` looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -33,9 +33,9 @@
 //!   part of `check`'s report (the links' requests are the providers',
 //!   `providers::check_call_path`).
 //! - [`render`]: what people and clients read, in one place: the `/health`
-//!   entries (JSON), the status page `/` (HTML) and `check`'s text. Its
-//!   `health` half sits under `metrics`/`state` (the store pre-renders
-//!   entries), its `page` and `text` half above `state` and `check`.
+//!   entries (JSON), the status page `/` (HTML), `check`'s report (its JSON
+//!   schema) and its text. It uses only the domain, below `state`,
+//!   `server` and `check`, which hand it what to render.
 //! - [`metrics`]: Prometheus text rendering of a credential, the exposition
 //!   store that keeps every credential's `/metrics` lines and `/health`
 //!   entry (with gzip), and credwatch's own metrics.

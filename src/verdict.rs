@@ -14,9 +14,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use crate::config::{Credential, Provider};
 use crate::outcome::{Attempt, Basis, Fact, Failure, Problem, Reason};
 use crate::providers::Details;
+use crate::providers::{Credential, Provider};
 
 /// What is known about one credential. Only definitive answers change it.
 #[derive(Debug, Clone, Serialize)]

@@ -273,6 +273,7 @@ proptest! {
         let health: Vec<u8> = health.iter().flat_map(|b| b.iter().copied()).collect();
         let health: serde_json::Value = serde_json::from_slice(&health).expect("/health is JSON");
         inert("/health", &health.to_string())?;
-        inert("/", &crate::render::page::overview(&state))?;
+        let credentials = state.slots().iter().map(|s| s.view()).collect();
+        inert("/", &crate::render::page::overview(credentials, &state.path_states()))?;
     }
 }

@@ -5,8 +5,8 @@
 
 use std::io::Write;
 
+use super::report::{CredentialReport, Report};
 use crate::call_paths::report::CallPathReport;
-use crate::check::{CredentialReport, Report};
 use crate::outcome::{Basis, Evidence};
 use crate::providers::report::{Finding, Severity};
 

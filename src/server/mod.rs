@@ -631,11 +631,18 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
 /// strict CSP: no script, nothing loaded from anywhere.
 fn status_page(app: &App, query: &str) -> Response<Chunks> {
     let (status, body) = match query_param(query, "credential") {
-        Some(name) => match page::detail(&app.state, &name) {
-            Some(body) => (StatusCode::OK, body),
+        Some(name) => match app.state.slot(&name) {
+            Some(slot) => {
+                let (s, findings) = slot.view();
+                (StatusCode::OK, page::detail(s, findings))
+            }
             None => (StatusCode::NOT_FOUND, page::not_found(&name)),
         },
-        None => (StatusCode::OK, page::overview(&app.state)),
+        None => {
+            let credentials = app.state.slots().iter().map(|s| s.view()).collect();
+            let paths = app.state.path_states();
+            (StatusCode::OK, page::overview(credentials, &paths))
+        }
     };
     Response::builder()
         .status(status)

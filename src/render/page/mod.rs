@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
+use crate::call_paths::PathState;
 use crate::providers::report::{Finding, Severity, Shown, ShownNumber};
-use crate::state::State;
 use crate::verdict::{CredentialState, Health};
 
 /// The page's Content-Security-Policy: nothing may load, no script may run;
@@ -527,15 +527,12 @@ fn foot(out: &mut String, now: SystemTime) {
     );
 }
 
-/// Every credential of `state`, from the latest answers.
-fn items(state: &State) -> Vec<Item> {
-    let mut items: Vec<Item> = state
-        .slots()
-        .iter()
-        .map(|slot| {
-            let (s, f) = slot.view();
-            Item::new(s, f)
-        })
+/// Every credential, from the latest answers (each with its findings, in
+/// config order).
+fn items(credentials: Vec<(CredentialState, Vec<Finding>)>) -> Vec<Item> {
+    let mut items: Vec<Item> = credentials
+        .into_iter()
+        .map(|(s, f)| Item::new(s, f))
         .collect();
     // Broken first, then no verdict, warnings, healthy; critical first
     // within a group; then the config's order (the sort is stable).
@@ -543,11 +540,13 @@ fn items(state: &State) -> Vec<Item> {
     items
 }
 
-/// The overview, `/`.
-pub fn overview(state: &State) -> String {
+/// The overview, `/`: every credential (its state and findings, in config
+/// order) and every call path. It reads what it is given, so it sits above
+/// nothing it renders from (the server hands it the latest state).
+pub fn overview(credentials: Vec<(CredentialState, Vec<Finding>)>, paths: &[PathState]) -> String {
     let now = SystemTime::now();
-    let items = items(state);
-    let paths = paths::reports(state);
+    let items = items(credentials);
+    let paths = paths::reports(paths);
     let count = |g: Group| items.iter().filter(|i| i.group == g).count();
     let mut out = String::with_capacity(4096 + items.len() * 1024);
     let broken = count(Group::Broken);
@@ -614,11 +613,9 @@ pub fn overview(state: &State) -> String {
     out
 }
 
-/// One credential in full, `/?credential=NAME`; `None` when there is none by that name.
-pub fn detail(state: &State, name: &str) -> Option<String> {
-    let slot = state.slot(name)?;
+/// One credential in full, `/?credential=NAME`.
+pub fn detail(s: CredentialState, findings: Vec<Finding>) -> String {
     let now = SystemTime::now();
-    let (s, findings) = slot.view();
     let item = Item::new(s, findings);
     let mut out = String::with_capacity(8192);
     head(
@@ -630,7 +627,7 @@ pub fn detail(state: &State, name: &str) -> Option<String> {
     write_checks(&mut out, &item.state, now);
     out.push_str("</main>");
     foot(&mut out, now);
-    Some(out)
+    out
 }
 
 /// The detail view's table of checks: each check's last attempt.

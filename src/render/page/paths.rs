@@ -8,14 +8,13 @@ use std::fmt::Write as _;
 use tokio::time::Instant;
 
 use super::{RUNBOOKS, escape};
+use crate::call_paths::PathState;
 use crate::call_paths::report::{CallPathReport, LinkReport, report};
-use crate::state::State;
 
 /// Every call path, not ready first (critical first within), then config order.
-pub(super) fn reports(state: &State) -> Vec<CallPathReport> {
+pub(super) fn reports(states: &[PathState]) -> Vec<CallPathReport> {
     let now = Instant::now();
-    let mut paths: Vec<CallPathReport> =
-        state.path_states().iter().map(|p| report(p, now)).collect();
+    let mut paths: Vec<CallPathReport> = states.iter().map(|p| report(p, now)).collect();
     paths.sort_by_key(|p| (p.ready(), !p.critical));
     paths
 }

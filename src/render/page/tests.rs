@@ -54,16 +54,20 @@ fn a_large_overview_shows_each_group_up_to_its_cap_and_counts_the_rest() {
         &std::collections::HashMap::<String, String>::new(),
     )
     .expect("test config is valid");
-    let state = State::new(&config);
-    let page = overview(&state);
+    let state = crate::state::State::new(&config);
+    let views = || state.slots().iter().map(|s| s.view()).collect();
+    let page = overview(views(), &state.path_states());
     assert_eq!(page.matches("<article").count(), MAX_CARDS);
     assert!(
         page.contains(&format!("<b>{}</b> no verdict", MAX_CARDS + 100)),
         "every credential is counted"
     );
     assert!(page.contains("… and 100 more"), "the rest are counted");
-    assert!(detail(&state, &format!("el-{}", MAX_CARDS + 99)).is_some());
-    assert!(detail(&state, "el-nope").is_none());
+    let last = state
+        .slot(&format!("el-{}", MAX_CARDS + 99))
+        .expect("the last one");
+    let (s, findings) = last.view();
+    assert!(detail(s, findings).contains(&format!("el-{}", MAX_CARDS + 99)));
 }
 
 #[test]

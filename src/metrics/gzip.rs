@@ -27,8 +27,12 @@ pub fn crc(text: &[u8]) -> Crc {
     crc
 }
 
-/// Compresses [`Segment`]s; keeps its (large) state between them.
-pub struct Deflater(flate2::Compress);
+/// Compresses [`Segment`]s; keeps its (large) state and its output buffer
+/// between them.
+pub struct Deflater {
+    compress: flate2::Compress,
+    out: Vec<u8>,
+}
 
 impl Default for Deflater {
     fn default() -> Self {
@@ -38,43 +42,86 @@ impl Default for Deflater {
 
 impl Deflater {
     pub fn new() -> Self {
-        Deflater(flate2::Compress::new(flate2::Compression::fast(), false))
+        Deflater {
+            compress: flate2::Compress::new(flate2::Compression::fast(), false),
+            out: Vec::new(),
+        }
     }
 
     /// Compresses `text` on its own (no reference to earlier segments),
     /// ending on a byte boundary with a sync flush.
     pub fn segment(&mut self, text: Bytes) -> Segment {
-        let crc = crc(&text);
-        if text.is_empty() {
-            return Segment {
-                text,
-                deflated: Bytes::new(),
-                crc,
-            };
+        let (deflated, crc) = self.pack(&text);
+        Segment {
+            text,
+            deflated,
+            crc,
         }
-        self.0.reset();
-        let mut out: Vec<u8> = Vec::with_capacity(text.len() / 4 + 64);
+    }
+
+    /// `text` as a [`Segment`]'s deflate piece (sized exactly), and its CRC-32.
+    pub fn pack(&mut self, text: &[u8]) -> (Bytes, Crc) {
+        let crc = crc(text);
+        if text.is_empty() {
+            return (Bytes::new(), crc);
+        }
+        self.compress.reset();
+        let out = &mut self.out;
+        out.clear();
+        out.reserve(text.len() / 4 + 64);
         loop {
-            let consumed = self.0.total_in() as usize;
+            let consumed = self.compress.total_in() as usize;
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(256));
             }
             let status =
-                self.0
-                    .compress_vec(&text[consumed..], &mut out, flate2::FlushCompress::Sync);
-            let done = self.0.total_in() as usize == text.len() && out.len() < out.capacity();
+                self.compress
+                    .compress_vec(&text[consumed..], out, flate2::FlushCompress::Sync);
+            let done =
+                self.compress.total_in() as usize == text.len() && out.len() < out.capacity();
             if status.is_err() || done {
                 break;
             }
         }
-        // `Bytes` keeps the spare capacity (a quarter of the text was
-        // reserved; gzip makes it about a fifteenth) as long as the segment lives.
-        out.shrink_to_fit();
-        Segment {
-            text,
-            deflated: Bytes::from(out),
-            crc,
+        // A copy of exactly its size: the buffer is kept for the next one.
+        (Bytes::copy_from_slice(out), crc)
+    }
+}
+
+/// Inflates what [`Deflater::pack`] made; keeps its state between pieces.
+pub struct Inflater(flate2::Decompress);
+
+impl Default for Inflater {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Inflater {
+    pub fn new() -> Self {
+        Inflater(flate2::Decompress::new(false))
+    }
+
+    /// Appends the `len` bytes of text the piece `deflated` holds to `out`;
+    /// false when it does not hold them (`out` then holds what it did).
+    pub fn unpack(&mut self, deflated: &[u8], len: usize, out: &mut Vec<u8>) -> bool {
+        self.0.reset(false);
+        let end = out.len() + len;
+        out.reserve_exact(len);
+        while out.len() < end {
+            let consumed = self.0.total_in() as usize;
+            let produced = out.len();
+            let rest = deflated.get(consumed..).unwrap_or_default();
+            // `out` has room for `len` more bytes only: never past the text.
+            let status = self
+                .0
+                .decompress_vec(rest, out, flate2::FlushDecompress::Sync);
+            if status.is_err() || (out.len() == produced && self.0.total_in() as usize == consumed)
+            {
+                return false;
+            }
         }
+        out.len() == end
     }
 }
 
@@ -138,5 +185,26 @@ mod tests {
             .read_to_end(&mut decoded)
             .unwrap();
         assert_eq!(decoded, text);
+    }
+
+    #[test]
+    fn packed_pieces_unpack_to_their_text() {
+        let mut deflater = Deflater::new();
+        let mut inflater = Inflater::new();
+        let big: Vec<u8> = (0..300_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
+        let mut out = b"kept".to_vec();
+        for text in [&b""[..], b"a{b=\"c\"} 1\n", &big, &[b'x'; 70_000]] {
+            let (deflated, crc) = deflater.pack(text);
+            assert_eq!(crc.amount() as usize, text.len());
+            let start = out.len();
+            assert!(inflater.unpack(&deflated, text.len(), &mut out));
+            assert_eq!(&out[start..], text);
+        }
+        assert!(out.starts_with(b"kept"));
+        let (deflated, _) = deflater.pack(b"some text");
+        let mut short = Vec::new();
+        assert!(!inflater.unpack(&deflated[..deflated.len() / 2], 9, &mut short));
     }
 }

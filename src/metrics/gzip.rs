@@ -27,10 +27,15 @@ pub fn crc(text: &[u8]) -> Crc {
     crc
 }
 
-/// Compresses [`Segment`]s; keeps its (large) state and its output buffer
-/// between them.
+/// Text shorter than this is kept in stored (uncompressed) deflate blocks:
+/// compressing it saves little, and a store of a few credentials then never
+/// makes the compressor's state (about 300 KiB) or the inflater's.
+pub const STORE_BELOW: usize = 4096;
+
+/// Compresses [`Segment`]s; keeps its (large) state, made at the first text
+/// worth compressing, and its output buffer between them.
 pub struct Deflater {
-    compress: flate2::Compress,
+    compress: Option<flate2::Compress>,
     out: Vec<u8>,
 }
 
@@ -43,7 +48,7 @@ impl Default for Deflater {
 impl Deflater {
     pub fn new() -> Self {
         Deflater {
-            compress: flate2::Compress::new(flate2::Compression::fast(), false),
+            compress: None,
             out: Vec::new(),
         }
     }
@@ -65,20 +70,23 @@ impl Deflater {
         if text.is_empty() {
             return (Bytes::new(), crc);
         }
-        self.compress.reset();
+        if text.len() < STORE_BELOW {
+            return (Bytes::from(stored(text)), crc);
+        }
+        let compress = self
+            .compress
+            .get_or_insert_with(|| flate2::Compress::new(flate2::Compression::fast(), false));
+        compress.reset();
         let out = &mut self.out;
         out.clear();
         out.reserve(text.len() / 4 + 64);
         loop {
-            let consumed = self.compress.total_in() as usize;
+            let consumed = compress.total_in() as usize;
             if out.capacity() - out.len() < 64 {
                 out.reserve(out.capacity().max(256));
             }
-            let status =
-                self.compress
-                    .compress_vec(&text[consumed..], out, flate2::FlushCompress::Sync);
-            let done =
-                self.compress.total_in() as usize == text.len() && out.len() < out.capacity();
+            let status = compress.compress_vec(&text[consumed..], out, flate2::FlushCompress::Sync);
+            let done = compress.total_in() as usize == text.len() && out.len() < out.capacity();
             if status.is_err() || done {
                 break;
             }
@@ -88,8 +96,9 @@ impl Deflater {
     }
 }
 
-/// Inflates what [`Deflater::pack`] made; keeps its state between pieces.
-pub struct Inflater(flate2::Decompress);
+/// Inflates what [`Deflater::pack`] made; keeps its state, made at the
+/// first piece that is not only stored blocks, between pieces.
+pub struct Inflater(Option<flate2::Decompress>);
 
 impl Default for Inflater {
     fn default() -> Self {
@@ -99,30 +108,51 @@ impl Default for Inflater {
 
 impl Inflater {
     pub fn new() -> Self {
-        Inflater(flate2::Decompress::new(false))
+        Inflater(None)
     }
 
     /// Appends the `len` bytes of text the piece `deflated` holds to `out`;
     /// false when it does not hold them (`out` then holds what it did).
     pub fn unpack(&mut self, deflated: &[u8], len: usize, out: &mut Vec<u8>) -> bool {
-        self.0.reset(false);
-        let end = out.len() + len;
+        let start = out.len();
+        let end = start + len;
         out.reserve_exact(len);
+        if unstore(deflated, len, out) {
+            return true;
+        }
+        out.truncate(start);
+        let inflater = self.0.get_or_insert_with(|| flate2::Decompress::new(false));
+        inflater.reset(false);
         while out.len() < end {
-            let consumed = self.0.total_in() as usize;
+            let consumed = inflater.total_in() as usize;
             let produced = out.len();
             let rest = deflated.get(consumed..).unwrap_or_default();
             // `out` has room for `len` more bytes only: never past the text.
-            let status = self
-                .0
-                .decompress_vec(rest, out, flate2::FlushDecompress::Sync);
-            if status.is_err() || (out.len() == produced && self.0.total_in() as usize == consumed)
+            let status = inflater.decompress_vec(rest, out, flate2::FlushDecompress::Sync);
+            if status.is_err()
+                || (out.len() == produced && inflater.total_in() as usize == consumed)
             {
                 return false;
             }
         }
         out.len() == end
     }
+}
+
+/// Appends the text of `deflated` to `out` if it is only non-final stored
+/// blocks (as [`stored`] writes them) holding `len` bytes; false otherwise.
+fn unstore(mut deflated: &[u8], len: usize, out: &mut Vec<u8>) -> bool {
+    let end = out.len() + len;
+    while let [0, a, b, c, d, rest @ ..] = deflated {
+        let n = u16::from_le_bytes([*a, *b]);
+        if n != !u16::from_le_bytes([*c, *d]) || rest.len() < n as usize {
+            return false;
+        }
+        let (data, rest) = rest.split_at(n as usize);
+        out.extend_from_slice(data);
+        deflated = rest;
+    }
+    deflated.is_empty() && out.len() == end
 }
 
 /// `text` as stored (uncompressed) deflate blocks, never final: for small
@@ -137,6 +167,14 @@ pub fn stored(text: &[u8]) -> Vec<u8> {
         out.extend_from_slice(chunk);
     }
     out
+}
+
+/// The text of `deflated` without a copy, when it is one stored block (as
+/// [`stored`] writes text shorter than 64 KiB) of `len` bytes.
+pub fn stored_text(deflated: &Bytes, len: usize) -> Option<Bytes> {
+    let [a, b] = u16::try_from(len).ok()?.to_le_bytes();
+    (deflated.len() == len + 5 && deflated.get(..3) == Some(&[0, a, b][..]))
+        .then(|| deflated.slice(5..))
 }
 
 /// The gzip header: deflate, no name, no time, unknown OS.
@@ -195,7 +233,13 @@ mod tests {
             .flat_map(|i| (i % 251).to_le_bytes())
             .collect();
         let mut out = b"kept".to_vec();
-        for text in [&b""[..], b"a{b=\"c\"} 1\n", &big, &[b'x'; 70_000]] {
+        for text in [
+            &b""[..],
+            b"a{b=\"c\"} 1\n",
+            &[b'y'; STORE_BELOW - 1],
+            &big,
+            &[b'x'; 70_000],
+        ] {
             let (deflated, crc) = deflater.pack(text);
             assert_eq!(crc.amount() as usize, text.len());
             let start = out.len();
@@ -203,8 +247,16 @@ mod tests {
             assert_eq!(&out[start..], text);
         }
         assert!(out.starts_with(b"kept"));
+        assert!(inflater.0.is_some(), "long text is compressed");
         let (deflated, _) = deflater.pack(b"some text");
+        assert_eq!(
+            stored_text(&deflated, 9).as_deref(),
+            Some(&b"some text"[..])
+        );
+        assert_eq!(stored_text(&deflated, 8), None);
         let mut short = Vec::new();
         assert!(!inflater.unpack(&deflated[..deflated.len() / 2], 9, &mut short));
+        let (deflated, _) = deflater.pack(&big);
+        assert!(!inflater.unpack(&deflated[..deflated.len() / 2], big.len(), &mut short));
     }
 }

@@ -96,14 +96,17 @@ impl Chunk {
     pub(crate) fn into_bytes(self) -> Bytes {
         match self {
             Chunk::Ready(b) => b,
+            // One stored block (a small store's pieces): the text without a copy.
             Chunk::Packed { deflated, len } => {
-                let mut out = Vec::new();
-                INFLATER.with_borrow_mut(|inflater| {
-                    inflater
-                        .get_or_insert_with(Inflater::new)
-                        .unpack(&deflated, len, &mut out)
-                });
-                Bytes::from(out)
+                gzip::stored_text(&deflated, len).unwrap_or_else(|| {
+                    let mut out = Vec::new();
+                    INFLATER.with_borrow_mut(|inflater| {
+                        inflater
+                            .get_or_insert_with(Inflater::new)
+                            .unpack(&deflated, len, &mut out)
+                    });
+                    Bytes::from(out)
+                })
             }
         }
     }

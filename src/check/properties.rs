@@ -263,14 +263,14 @@ proptest! {
         let json = serde_json::to_string(&report).expect("check json");
         let back: serde_json::Value = serde_json::from_str(&json).expect("check json parses");
         inert("check json", &back.to_string())?;
-        let metrics: Vec<u8> = state.metrics_body(String::new(), false).iter().flat_map(|b| b.iter().copied()).collect();
+        let metrics: Vec<u8> = state.metrics_body(String::new(), false).into_iter().flat_map(|c| c.into_bytes()).collect();
         let metrics = String::from_utf8(metrics).expect("metrics UTF-8");
         inert("/metrics", &metrics)?;
         for line in metrics.lines() {
             prop_assert!(line.is_empty() || line.starts_with('#') || line.starts_with("credwatch_") || line.starts_with("process_"), "{}", line);
         }
         let (_, health) = state.health_body(true);
-        let health: Vec<u8> = health.iter().flat_map(|b| b.iter().copied()).collect();
+        let health: Vec<u8> = health.into_iter().flat_map(|c| c.into_bytes()).collect();
         let health: serde_json::Value = serde_json::from_slice(&health).expect("/health is JSON");
         inert("/health", &health.to_string())?;
         let credentials = state.slots().iter().map(|s| s.view()).collect();

@@ -21,6 +21,8 @@ pub(crate) mod gzip;
 pub mod own;
 pub(crate) mod store;
 
+pub(crate) use store::Chunk;
+
 use std::sync::OnceLock;
 
 use bytes::Bytes;

@@ -1,24 +1,28 @@
 //! The exposition store: the only copy of every credential's `/metrics`
 //! lines and `/health` entry, joined per block of [`BLOCK`] credentials and
-//! per metric family, with each credential's offsets.
+//! per metric family, with each credential's offsets, and kept only
+//! deflated.
 //!
 //! A probe result replaces that credential's lines in its block (queued,
-//! then put in place in batches, and before any read), and a scrape hands
-//! out the blocks as shared buffers. For gzip, a block's family is
-//! compressed at the first scrape after it changed, and the member's CRC-32
-//! is combined from the pieces'. With 10,000 credentials a scrape copies no
-//! credential text and compresses only what changed. Bodies are assembled
-//! once per store version.
+//! then put in place in batches, and before any read): the block's family
+//! is inflated, the lines replaced, and the text deflated again as a piece
+//! of a gzip member ([`gzip`]). At 10,000 credentials that is about 1 MB
+//! instead of 17 MB of text, and a gzip scrape (Prometheus always asks for
+//! gzip) copies the pieces without compressing anything; the member's
+//! CRC-32 is combined from the pieces'. A scrape without gzip gets the
+//! pieces as [`Chunk::Packed`], inflated one at a time as the answer is
+//! written, so it holds one piece of text at a time, not the whole text.
 //!
 //! The store knows nothing of slots or locks around it: [`crate::state`]
 //! owns it behind a `Mutex` and feeds it [`Entry`]s.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use flate2::Crc;
 
-use super::gzip::{self, Deflater, Segment};
+use super::gzip::{self, Deflater, Inflater};
 use super::{FAMILY_COUNT, Fragments, header, render_credential};
 use crate::verdict::{CredentialState, Health};
 
@@ -45,65 +49,172 @@ impl Entry {
 }
 
 /// Credentials per block of [`Store`]: small enough that replacing one
-/// credential's lines (a copy of its block's family) and re-compressing a
-/// block are cheap, large enough that 10,000 credentials are a few dozen
-/// chunks per family.
+/// credential's lines (inflating and deflating its block's family) is
+/// cheap, large enough that 10,000 credentials are a few dozen pieces per
+/// family and each piece compresses well.
 pub(crate) const BLOCK: usize = 128;
 
-/// Text joined from the items of one block, with each item's end offset.
+/// A piece of a body: text, or deflated text inflated when it is written.
+#[derive(Clone, Debug)]
+pub(crate) enum Chunk {
+    Ready(Bytes),
+    /// A [`Part`]'s deflate piece and the length of its text.
+    Packed {
+        deflated: Bytes,
+        len: usize,
+    },
+}
+
+impl From<Bytes> for Chunk {
+    fn from(b: Bytes) -> Self {
+        Chunk::Ready(b)
+    }
+}
+
+thread_local! {
+    /// Each thread's inflater for [`Chunk::into_bytes`] (its state is
+    /// tens of KiB: kept, not made per piece).
+    static INFLATER: RefCell<Option<Inflater>> = const { RefCell::new(None) };
+}
+
+impl Chunk {
+    /// The length of its text.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Chunk::Ready(b) => b.len(),
+            Chunk::Packed { len, .. } => *len,
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its text. A piece that does not inflate to its length (never: the
+    /// store made it) comes out short, so the answer fails its
+    /// Content-Length rather than carrying wrong text.
+    pub(crate) fn into_bytes(self) -> Bytes {
+        match self {
+            Chunk::Ready(b) => b,
+            // One stored block (a small store's pieces): the text without a copy.
+            Chunk::Packed { deflated, len } => {
+                gzip::stored_text(&deflated, len).unwrap_or_else(|| {
+                    let mut out = Vec::new();
+                    INFLATER.with_borrow_mut(|inflater| {
+                        inflater
+                            .get_or_insert_with(Inflater::new)
+                            .unpack(&deflated, len, &mut out)
+                    });
+                    Bytes::from(out)
+                })
+            }
+        }
+    }
+}
+
+/// The compressor and inflater of a [`Store`], and the buffers they work
+/// in: kept, so putting renderings in place allocates only the new pieces.
+#[derive(Default)]
+struct Codec {
+    deflater: Deflater,
+    inflater: Inflater,
+    /// A part's text as it is.
+    old: Vec<u8>,
+    /// A part's text with the new items.
+    new: Vec<u8>,
+}
+
+/// Text joined from the items of one block, kept only deflated (a piece of
+/// a gzip member), with each item's end offset.
 #[derive(Default)]
 struct Part {
-    text: Bytes,
+    deflated: Bytes,
+    /// CRC-32 and length of the text.
+    crc: Crc,
     ends: Vec<u32>,
 }
 
 impl Part {
-    fn join<'a>(items: impl Iterator<Item = &'a [u8]> + Clone) -> Part {
-        // Sized exactly: `Bytes` keeps a vector's spare capacity for as
-        // long as the text lives, and growing by doubling leaves garbage.
-        let mut text = Vec::with_capacity(items.clone().map(<[u8]>::len).sum());
+    fn join<'a>(items: impl Iterator<Item = &'a [u8]>, codec: &mut Codec) -> Part {
+        let text = &mut codec.new;
+        text.clear();
         let mut ends = Vec::new();
         for item in items {
             text.extend_from_slice(item);
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
+        let (deflated, crc) = codec.deflater.pack(text);
         Part {
-            text: Bytes::from(text),
+            deflated,
+            crc,
             ends,
         }
     }
 
-    fn item(&self, k: usize) -> &[u8] {
+    /// The length of the text.
+    fn len(&self) -> usize {
+        self.ends.last().map_or(0, |&e| e as usize)
+    }
+
+    /// Sets `out` to the text.
+    fn text_into(&self, inflater: &mut Inflater, out: &mut Vec<u8>) {
+        out.clear();
+        inflater.unpack(&self.deflated, self.len(), out);
+    }
+
+    /// Item `k` of `text` (this part's text).
+    fn item<'t>(&self, text: &'t [u8], k: usize) -> &'t [u8] {
         let start = if k == 0 { 0 } else { self.ends[k - 1] as usize };
-        &self.text[start..self.ends[k] as usize]
+        text.get(start..self.ends[k] as usize).unwrap_or_default()
+    }
+
+    fn chunk(&self) -> Chunk {
+        Chunk::Packed {
+            deflated: self.deflated.clone(),
+            len: self.len(),
+        }
     }
 
     /// Replaces the items given (`None`: keep); false if nothing changed.
-    fn update(&mut self, new: &[Option<&[u8]>]) -> bool {
+    /// Afterwards the text is in `codec.new` if it changed, else in `codec.old`.
+    fn update(&mut self, new: &[Option<&[u8]>], codec: &mut Codec) -> bool {
+        let Codec {
+            deflater,
+            inflater,
+            old,
+            new: text,
+        } = codec;
+        if self.len() == 0 {
+            // Most families are empty for most credentials (another
+            // provider's families, errors never met): nothing to inflate.
+            old.clear();
+        } else {
+            self.text_into(inflater, old);
+        }
         let changed = new
             .iter()
             .enumerate()
-            .any(|(k, n)| n.is_some_and(|n| k < self.ends.len() && n != self.item(k)));
+            .any(|(k, n)| n.is_some_and(|n| k < self.ends.len() && n != self.item(old, k)));
         if !changed {
             return false;
         }
-        let item = |k: usize| {
-            new.get(k)
-                .copied()
-                .flatten()
-                .unwrap_or_else(|| self.item(k))
-        };
-        // Sized exactly (see `join`): the text is most of the heap at
-        // 10,000 credentials.
-        let len = (0..self.ends.len()).map(|k| item(k).len()).sum();
-        let mut text = Vec::with_capacity(len);
+        text.clear();
         let mut ends = Vec::with_capacity(self.ends.len());
         for k in 0..self.ends.len() {
-            text.extend_from_slice(item(k));
+            let item = new
+                .get(k)
+                .copied()
+                .flatten()
+                .unwrap_or_else(|| self.item(old, k));
+            text.extend_from_slice(item);
             ends.push(u32::try_from(text.len()).unwrap_or(u32::MAX));
         }
-        self.text = Bytes::from(text);
-        self.ends = ends;
+        let (deflated, crc) = deflater.pack(text);
+        *self = Part {
+            deflated,
+            crc,
+            ends,
+        };
         true
     }
 }
@@ -115,16 +226,16 @@ struct Pending {
 }
 
 /// Renderings a block collects before it is re-joined (or at the next
-/// scrape, whichever comes first): re-joining a block copies it, so doing it
-/// once for many results keeps both the copying and the allocator's
-/// fragmentation down (the first round changes every credential at once).
+/// scrape, whichever comes first): re-joining a block inflates and deflates
+/// it, so doing it once for many results keeps the work down (the first
+/// round changes every credential at once).
 const FLUSH_AT: usize = 16;
 
 /// One block of credentials in [`Store`].
 #[derive(Default)]
 struct Block {
-    /// Per family: the block's lines, and their deflate segment once asked for.
-    families: Vec<(Part, Option<Segment>)>,
+    /// Per family: the block's lines.
+    families: Vec<Part>,
     /// `/health` entries; every one but the first starts with a comma.
     health: Part,
     /// The entries of the credentials that are not healthy, comma-separated
@@ -141,11 +252,13 @@ struct Block {
 }
 
 impl Block {
-    fn build(rendered: &[Entry]) -> Block {
+    fn build(rendered: &[Entry], codec: &mut Codec) -> Block {
         let families = (0..FAMILY_COUNT)
             .map(|i| {
-                let part = Part::join(rendered.iter().map(|e| e.fragments.family(i).as_bytes()));
-                (part, None)
+                Part::join(
+                    rendered.iter().map(|e| e.fragments.family(i).as_bytes()),
+                    codec,
+                )
             })
             .collect();
         let entries: Vec<String> = rendered
@@ -153,20 +266,21 @@ impl Block {
             .enumerate()
             .map(|(k, e)| health_item(k, &e.json))
             .collect();
+        let health = Part::join(entries.iter().map(|e| e.as_bytes()), codec);
         let mut block = Block {
             families,
-            health: Part::join(entries.iter().map(|e| e.as_bytes())),
+            health,
             status: rendered.iter().map(|e| (e.health, e.critical)).collect(),
             ..Block::default()
         };
         block.count();
-        block.brief();
+        block.brief(&codec.new);
         block
     }
 
     /// Puts the pending renderings in place; returns the families that changed
     /// and whether anything did.
-    fn flush(&mut self) -> (Vec<usize>, bool) {
+    fn flush(&mut self, codec: &mut Codec) -> (Vec<usize>, bool) {
         if self.queued.is_empty() {
             return (Vec::new(), false);
         }
@@ -178,13 +292,12 @@ impl Block {
             }
         }
         let mut families = Vec::new();
-        for (i, (part, segment)) in self.families.iter_mut().enumerate() {
+        for (i, part) in self.families.iter_mut().enumerate() {
             let new: Vec<Option<&[u8]>> = by_k
                 .iter()
                 .map(|p| p.map(|p| p.entry.fragments.family(i).as_bytes()))
                 .collect();
-            if part.update(&new) {
-                *segment = None;
+            if part.update(&new, codec) {
                 families.push(i);
             }
         }
@@ -197,41 +310,50 @@ impl Block {
             .iter()
             .map(|i| i.as_deref().map(str::as_bytes))
             .collect();
-        let mut changed = !families.is_empty() | self.health.update(&items);
+        let health_changed = self.health.update(&items, codec);
+        let mut status_changed = false;
         for (status, p) in self.status.iter_mut().zip(&by_k) {
             if let Some(p) = p
                 && *status != (p.entry.health, p.entry.critical)
             {
                 *status = (p.entry.health, p.entry.critical);
-                changed = true;
+                status_changed = true;
             }
         }
         self.count();
-        if changed {
-            self.brief();
+        if health_changed || status_changed {
+            // The health text, as `Part::update` left it.
+            let text = if health_changed {
+                &codec.new
+            } else {
+                &codec.old
+            };
+            self.brief(text);
         }
+        let changed = !families.is_empty() || health_changed || status_changed;
         (families, changed)
     }
 
-    /// Re-joins the entries of the credentials that are not healthy.
-    fn brief(&mut self) {
-        let mut text = Vec::new();
+    /// Re-joins the entries of the credentials that are not healthy, from
+    /// `text`, the health part's text.
+    fn brief(&mut self, text: &[u8]) {
+        let mut brief = Vec::new();
         for (k, (health, _)) in self.status.iter().enumerate() {
             if *health == Some(Health::Healthy) || k >= self.health.ends.len() {
                 continue;
             }
-            let item = self.health.item(k);
+            let item = self.health.item(text, k);
             let item = if k > 0 {
                 item.get(1..).unwrap_or(b"")
             } else {
                 item
             };
-            if !text.is_empty() {
-                text.push(b',');
+            if !brief.is_empty() {
+                brief.push(b',');
             }
-            text.extend_from_slice(item);
+            brief.extend_from_slice(item);
         }
-        self.brief = Bytes::from(text);
+        self.brief = Bytes::from(brief.into_boxed_slice());
     }
 
     fn count(&mut self) {
@@ -265,23 +387,28 @@ fn health_item(k: usize, json: &str) -> String {
 #[derive(Default)]
 pub(crate) struct Store {
     blocks: Vec<Block>,
+    codec: Codec,
     /// Bumped by every change; the assembled bodies are for one value of it.
     version: u64,
-    metrics: Option<(u64, Arc<[Bytes]>)>,
     gzip: Option<(u64, Bytes, Crc)>,
     /// Per family: CRC-32 and length of all its text, header included
     /// (`None`: recombine at the next gzip scrape).
     family_crc: Vec<Option<Crc>>,
-    health: Option<(u64, bool, Arc<[Bytes]>)>,
+    health: Option<(u64, bool, Arc<[Chunk]>)>,
     /// The default (not verbose) `/health` body.
-    health_brief: Option<(u64, bool, Arc<[Bytes]>)>,
+    health_brief: Option<(u64, bool, Arc<[Chunk]>)>,
 }
 
 impl Store {
     /// A store of `entries`, in order (an entry's position is its index).
     pub(crate) fn build(entries: &[Entry]) -> Store {
+        let mut codec = Codec::default();
         Store {
-            blocks: entries.chunks(BLOCK).map(Block::build).collect(),
+            blocks: entries
+                .chunks(BLOCK)
+                .map(|block| Block::build(block, &mut codec))
+                .collect(),
+            codec,
             version: 1,
             family_crc: (0..FAMILY_COUNT).map(|_| None).collect(),
             ..Store::default()
@@ -305,7 +432,7 @@ impl Store {
         let Some(block) = self.blocks.get_mut(b) else {
             return;
         };
-        let (families, changed) = block.flush();
+        let (families, changed) = block.flush(&mut self.codec);
         for i in families {
             self.family_crc[i] = None;
         }
@@ -323,52 +450,47 @@ impl Store {
         }
     }
 
-    /// The `/health` entry of the credential at `position` (shared, no copy).
+    /// The `/health` entry of the credential at `position`.
     pub(crate) fn health_entry(&mut self, position: usize) -> Option<Bytes> {
         let (b, k) = (position / BLOCK, position % BLOCK);
         self.flush_block(b);
         let part = &self.blocks.get(b)?.health;
-        let end = *part.ends.get(k)? as usize;
-        let start = if k == 0 {
-            0
-        } else {
-            part.ends[k - 1] as usize + 1
-        };
-        Some(part.text.slice(start..end))
+        if k >= part.ends.len() {
+            return None;
+        }
+        let Codec { inflater, old, .. } = &mut self.codec;
+        part.text_into(inflater, old);
+        let item = part.item(old, k);
+        let item = if k == 0 { item } else { item.get(1..)? };
+        Some(Bytes::copy_from_slice(item))
     }
 
     fn family_present(&self, i: usize) -> bool {
-        self.blocks.iter().any(|b| !b.families[i].0.text.is_empty())
+        self.blocks.iter().any(|b| b.families[i].len() > 0)
     }
 
-    /// The credentials' part of `/metrics`, as shared chunks.
-    pub(crate) fn metrics(&mut self) -> Arc<[Bytes]> {
+    /// The credentials' part of `/metrics`, as chunks (the blocks' pieces,
+    /// inflated as they are written).
+    pub(crate) fn metrics(&mut self) -> Vec<Chunk> {
         self.flush();
-        if let Some((v, chunks)) = &self.metrics
-            && *v == self.version
-        {
-            return chunks.clone();
-        }
         let mut chunks = Vec::new();
         for i in 0..FAMILY_COUNT {
             if !self.family_present(i) {
                 continue;
             }
-            chunks.push(header(i).text.clone());
+            chunks.push(Chunk::Ready(header(i).text.clone()));
             for b in &self.blocks {
-                let text = &b.families[i].0.text;
-                if !text.is_empty() {
-                    chunks.push(text.clone());
+                let part = &b.families[i];
+                if part.len() > 0 {
+                    chunks.push(part.chunk());
                 }
             }
         }
-        let chunks: Arc<[Bytes]> = chunks.into();
-        self.metrics = Some((self.version, chunks.clone()));
         chunks
     }
 
     /// The credentials' part of `/metrics` as the start of a gzip member
-    /// (header and deflate segments), with its CRC-32 and length.
+    /// (header and deflate pieces), with its CRC-32 and length.
     fn metrics_gzip(&mut self) -> (Bytes, Crc) {
         self.flush();
         if let Some((v, body, crc)) = &self.gzip
@@ -376,12 +498,21 @@ impl Store {
         {
             return (body.clone(), copy(crc));
         }
-        let mut body =
-            Vec::with_capacity(self.gzip.as_ref().map_or(4096, |(_, b, _)| b.len() + 4096));
+        let len = gzip::GZIP_HEADER.len()
+            + (0..FAMILY_COUNT)
+                .filter(|&i| self.family_present(i))
+                .map(|i| {
+                    header(i).deflated.len()
+                        + self
+                            .blocks
+                            .iter()
+                            .map(|b| b.families[i].deflated.len())
+                            .sum::<usize>()
+                })
+                .sum::<usize>();
+        let mut body = Vec::with_capacity(len);
         body.extend_from_slice(&gzip::GZIP_HEADER);
         let mut crc = Crc::new();
-        // The compressor's state is a few hundred KiB: made when needed, not kept.
-        let mut deflater: Option<Deflater> = None;
         for i in 0..FAMILY_COUNT {
             if !self.family_present(i) {
                 continue;
@@ -393,19 +524,11 @@ impl Store {
             if known.is_none() {
                 family.combine(&header.crc);
             }
-            for b in &mut self.blocks {
-                let (part, segment) = &mut b.families[i];
-                if part.text.is_empty() {
-                    continue;
-                }
-                let segment = segment.get_or_insert_with(|| {
-                    deflater
-                        .get_or_insert_with(Deflater::new)
-                        .segment(part.text.clone())
-                });
-                body.extend_from_slice(&segment.deflated);
+            for b in &self.blocks {
+                let part = &b.families[i];
+                body.extend_from_slice(&part.deflated);
                 if known.is_none() {
-                    family.combine(&segment.crc);
+                    family.combine(&part.crc);
                 }
             }
             let family = known.unwrap_or(family);
@@ -417,7 +540,7 @@ impl Store {
         (body, crc)
     }
 
-    pub(crate) fn health(&mut self, verbose: bool) -> (bool, Arc<[Bytes]>) {
+    pub(crate) fn health(&mut self, verbose: bool) -> (bool, Arc<[Chunk]>) {
         self.flush();
         let cached = if verbose {
             &self.health
@@ -437,24 +560,28 @@ impl Store {
             ok &= b.ok;
         }
         let mut chunks = Vec::with_capacity(self.blocks.len() * 2 + 2);
-        chunks.push(Bytes::from(format!(
+        chunks.push(Chunk::Ready(Bytes::from(format!(
             "{{\"status\":\"{}\",\"healthy\":{healthy},\"unhealthy\":{unhealthy},\"pending\":{pending},\"credentials\":[",
             if ok { "ok" } else { "fail" }
-        )));
+        ))));
         let mut first = true;
         for b in &self.blocks {
-            let part = if verbose { &b.health.text } else { &b.brief };
+            let part = if verbose {
+                b.health.chunk()
+            } else {
+                Chunk::Ready(b.brief.clone())
+            };
             if part.is_empty() {
                 continue;
             }
             if !first {
-                chunks.push(Bytes::from_static(b","));
+                chunks.push(Chunk::Ready(Bytes::from_static(b",")));
             }
             first = false;
-            chunks.push(part.clone());
+            chunks.push(part);
         }
-        chunks.push(Bytes::from_static(b"]}\n"));
-        let chunks: Arc<[Bytes]> = chunks.into();
+        chunks.push(Chunk::Ready(Bytes::from_static(b"]}\n")));
+        let chunks: Arc<[Chunk]> = chunks.into();
         let entry = Some((self.version, ok, chunks.clone()));
         if verbose {
             self.health = entry;
@@ -473,24 +600,24 @@ fn copy(crc: &Crc) -> Crc {
 }
 
 /// The `/metrics` body as chunks: the credentials' part from `store`
-/// (shared buffers, assembled only when something changed since the last
-/// scrape), then `own` (credwatch's own metrics). With `gzip`, the same
-/// text as one gzip member.
-pub(crate) fn metrics_body(store: &Mutex<Store>, own: String, gzip: bool) -> Vec<Bytes> {
+/// (its pieces, inflated as they are written), then `own` (credwatch's own
+/// metrics). With `gzip`, the same text as one gzip member (assembled only
+/// when something changed since the last gzip scrape).
+pub(crate) fn metrics_body(store: &Mutex<Store>, own: String, gzip: bool) -> Vec<Chunk> {
     let mut locked = store.lock().unwrap_or_else(|p| p.into_inner());
     if !gzip {
-        let mut chunks = locked.metrics().to_vec();
+        let mut chunks = locked.metrics();
         drop(locked);
-        chunks.push(Bytes::from(own));
+        chunks.push(Chunk::Ready(Bytes::from(own)));
         return chunks;
     }
     let (compressed, mut crc) = locked.metrics_gzip();
     drop(locked);
     crc.combine(&gzip::crc(own.as_bytes()));
     vec![
-        compressed,
-        Bytes::from(gzip::stored(own.as_bytes())),
-        Bytes::copy_from_slice(&gzip::gzip_end(&crc)),
+        Chunk::Ready(compressed),
+        Chunk::Ready(Bytes::from(gzip::stored(own.as_bytes()))),
+        Chunk::Ready(Bytes::copy_from_slice(&gzip::gzip_end(&crc))),
     ]
 }
 
@@ -500,11 +627,19 @@ mod tests {
 
     #[test]
     fn parts_replace_items() {
-        let mut part = Part::join(["a", "bb", "ccc"].iter().map(|s| s.as_bytes()));
-        assert!(!part.update(&[None, Some(b"bb"), None]));
-        assert!(part.update(&[Some(b"xyz"), None, Some(b"")]));
-        assert_eq!(&part.text[..], b"xyzbb");
+        let mut codec = Codec::default();
+        let mut part = Part::join(["a", "bb", "ccc"].iter().map(|s| s.as_bytes()), &mut codec);
+        assert!(!part.update(&[None, Some(b"bb"), None], &mut codec));
+        assert!(part.update(&[Some(b"xyz"), None, Some(b"")], &mut codec));
         assert_eq!(part.ends, vec![3, 5, 5]);
-        assert_eq!(part.item(2), b"");
+        assert_eq!(part.chunk().into_bytes(), &b"xyzbb"[..]);
+        let mut text = Vec::new();
+        part.text_into(&mut codec.inflater, &mut text);
+        assert_eq!(part.item(&text, 0), b"xyz");
+        assert_eq!(part.item(&text, 2), b"");
+        let mut empty = Part::join(["", ""].iter().map(|s| s.as_bytes()), &mut codec);
+        assert!(!empty.update(&[Some(b""), None], &mut codec));
+        assert!(empty.update(&[None, Some(b"q")], &mut codec));
+        assert_eq!(empty.chunk().into_bytes(), &b"q"[..]);
     }
 }

@@ -32,6 +32,7 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
+use crate::metrics::Chunk;
 pub use crate::reload::Reloader;
 use crate::render::page;
 use crate::state::State;
@@ -110,12 +111,13 @@ pub struct App {
     pub probe_only: bool,
 }
 
-/// A response body made of ready chunks (no copy of the cached `/metrics` text).
-pub struct Chunks(VecDeque<Bytes>);
+/// A response body made of chunks (no copy of the cached `/metrics` text;
+/// the store's deflated pieces are inflated one at a time as they are written).
+pub struct Chunks(VecDeque<Chunk>);
 
 impl Chunks {
     pub fn one(b: impl Into<Bytes>) -> Self {
-        Chunks(VecDeque::from([b.into()]))
+        Chunks(VecDeque::from([Chunk::Ready(b.into())]))
     }
 }
 
@@ -127,7 +129,7 @@ impl Body for Chunks {
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(|b| Ok(Frame::data(b))))
+        Poll::Ready(self.0.pop_front().map(|c| Ok(Frame::data(c.into_bytes()))))
     }
 
     fn is_end_stream(&self) -> bool {
@@ -135,7 +137,7 @@ impl Body for Chunks {
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.0.iter().map(|b| b.len() as u64).sum())
+        SizeHint::with_exact(self.0.iter().map(|c| c.len() as u64).sum())
     }
 }
 
@@ -610,7 +612,7 @@ fn health(app: &App, query: &str) -> Response<Chunks> {
             json_list(&mut chunks, found.call_paths);
         }
         chunks.push_back(Bytes::from_static(b"]}\n"));
-        *response.body_mut() = Chunks(chunks);
+        *response.body_mut() = Chunks(chunks.into_iter().map(Chunk::Ready).collect());
         return response;
     }
     let verbose = matches!(query_param(query, "verbose").as_deref(), Some("1" | "true"));

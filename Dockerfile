@@ -72,6 +72,12 @@ COPY --from=build /out/credwatch /usr/local/bin/credwatch
 USER 65532:65532
 EXPOSE 9863
 
+# One glibc malloc arena instead of one per thread: credwatch allocates
+# little and often from a few threads, and per-thread arenas keep freed
+# holes resident (at 10,000 credentials about 10 MiB; BENCHMARKS.md). The
+# benchmarks run credwatch with the same setting.
+ENV MALLOC_ARENA_MAX=1
+
 # `credwatch healthcheck` GETs http://127.0.0.1:9863/livez (exec form: the
 # image has no shell). Liveness only; credential health is in /health.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
